@@ -1,0 +1,75 @@
+"""Errors raised by pytp.tapeio.
+
+Each class carries its exit code; the docstring is the default message.  The
+message says what happened and what to do next.  Low-level ``OSError``s are
+wrapped where they are seen, keeping the cause (``raise X(...) from err``).
+"""
+
+from __future__ import annotations
+
+from . import exitcodes
+
+
+class TapeIOError(Exception):
+    """A tape operation failed."""
+
+    exit_code: int = exitcodes.EXIT_DRIVE
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class DriveError(TapeIOError):
+    """The tape drive reported an error."""
+
+
+class DriveBusy(DriveError):
+    """The drive is in use by another process."""
+
+
+class NoMedium(DriveError):
+    """No tape is loaded in the drive."""
+
+
+class MediumError(DriveError):
+    """The drive could not read or write the tape (I/O error)."""
+
+
+class BlankTape(DriveError):
+    """The tape holds no data at this position (blank or end of data)."""
+
+
+class WriteProtected(DriveError):
+    """The tape is write-protected."""
+
+
+class BlockSizeError(DriveError):
+    """The drive is not in the expected fixed-block mode, or a transfer is not a whole block."""
+
+
+class PositionUnknown(DriveError):
+    """The drive does not know its position; rewind first."""
+
+
+class EndOfMedium(TapeIOError):
+    """The tape is full (end of medium)."""
+
+    exit_code = exitcodes.EXIT_TAPE_FULL
+
+
+class ChangerError(TapeIOError):
+    """The media changer failed."""
+
+    exit_code = exitcodes.EXIT_CHANGER
+
+
+class TarFormatError(TapeIOError):
+    """The data on tape is not the tar archive pytp expected."""
+
+    exit_code = exitcodes.EXIT_VERIFY_FAILED
+
+
+class BufferAborted(TapeIOError):
+    """The transfer was stopped because the other side of the buffer failed."""
+
+    exit_code = exitcodes.EXIT_ERROR

@@ -1,0 +1,53 @@
+"""The exit codes of every pytp command, in one place.
+
+They live in the lowest layer so that the error classes of both ``tapeio`` and
+``catalog`` can carry their code, and ``cli`` only reads it (the way borg keeps
+``EXIT_*`` in ``constants.py``).  docs/exit-codes.md is this table in prose.
+"""
+
+EXIT_SUCCESS = 0
+#: The job finished but something was skipped (an unreadable or changing file):
+#: the job is ``partial`` and every skipped path was reported.
+EXIT_WARNING = 1
+#: Bad command line (click's own code for usage errors).
+EXIT_USAGE = 2
+#: Any other error that is not one of the kinds below.
+EXIT_ERROR = 3
+#: The configuration is missing, unreadable, or names an unknown drive/library.
+EXIT_CONFIG = 4
+#: The catalog database cannot be opened, is stale, or lacks what was asked for.
+EXIT_CATALOG = 5
+#: The drive failed: busy, no medium, I/O error, block size, write protection.
+EXIT_DRIVE = 6
+#: The tape is full (end of medium) and the job could not continue.
+EXIT_TAPE_FULL = 7
+#: The tape is not the one expected, is foreign, or is in another pool.
+EXIT_WRONG_TAPE = 8
+#: The media changer failed or refused a move.
+EXIT_CHANGER = 9
+#: Verification found damaged, missing or changed data.
+EXIT_VERIFY_FAILED = 10
+#: Nothing matched the selection (search, restore, verify).
+EXIT_NOT_FOUND = 11
+#: A restore would write outside its target or over existing files.
+EXIT_RESTORE_REFUSED = 12
+#: The command was interrupted (Ctrl-C); what was running is marked failed.
+EXIT_INTERRUPTED = 130
+
+#: (code, name, meaning) rows for ``pytp help exit-codes`` and the docs test.
+TABLE: list[tuple[int, str, str]] = [
+    (EXIT_SUCCESS, "success", "everything asked for was done"),
+    (EXIT_WARNING, "warning", "done, but some files were skipped or changed (job 'partial')"),
+    (EXIT_USAGE, "usage", "bad command line: unknown option, missing argument"),
+    (EXIT_ERROR, "error", "an error not covered below"),
+    (EXIT_CONFIG, "config", "configuration missing or wrong, unknown drive or library"),
+    (EXIT_CATALOG, "catalog", "catalog unreachable, stale (run 'pytp db upgrade') or inconsistent"),
+    (EXIT_DRIVE, "drive", "drive busy, no tape, I/O error, write-protected, wrong block size"),
+    (EXIT_TAPE_FULL, "tape-full", "end of medium reached and the job could not continue"),
+    (EXIT_WRONG_TAPE, "wrong-tape", "tape not the one expected, foreign, in retention or another pool"),
+    (EXIT_CHANGER, "changer", "the library could not load, unload or move"),
+    (EXIT_VERIFY_FAILED, "verify-failed", "verification found damaged, missing or changed files"),
+    (EXIT_NOT_FOUND, "not-found", "nothing matched the selection"),
+    (EXIT_RESTORE_REFUSED, "restore-refused", "restore would escape its target or overwrite files"),
+    (EXIT_INTERRUPTED, "interrupted", "interrupted; the running job was marked failed"),
+]
