@@ -1,0 +1,331 @@
+"""Writing one source tree as one POSIX tar archive, recording every member.
+
+Each file is read once: its bytes go to the archive and through the xxh3-128
+hasher in the same pass, so the checksum is over exactly what went to tape.
+Every member's byte offset inside the tape file (the offset of its first
+header, pax header included) and its header length are recorded, so a restore
+can start reading at the member's block.
+
+Member names are the absolute paths without the leading ``/``, as GNU tar
+stores them, so ``tar -x -C TARGET`` puts ``/home/a/x`` at ``TARGET/home/a/x``
+for full and incremental jobs alike (the original pytp mixed ``./rel`` and
+``abs`` layouts).
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import os
+import pwd
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .blockio import BlockAssembler
+from .hashing import ContentHasher
+from .tarformat import MemberHeader, build_header, padded
+
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    """One member as it went to tape: what the catalog and manifest store.
+
+    :param path: the absolute path on the source host (raw bytes).
+    :param offset: byte offset of the member's first header in the tape file.
+    :param header_size: bytes of headers before the data.
+    :param link_target: symlink text, or the absolute path a hard link points to.
+    """
+
+    path: bytes
+    kind: str
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    uname: str
+    gname: str
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    device: int
+    link_target: bytes | None
+    xxh3: str | None
+    offset: int
+    header_size: int
+
+    @property
+    def member_name(self) -> bytes:
+        return member_name(self.path)
+
+    @property
+    def length(self) -> int:
+        """Bytes the member occupies in the archive, headers and padding included."""
+        data = self.size if self.kind == "file" else 0
+        return self.header_size + padded(data)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A path that was not stored, or not stored intact; it makes a job partial."""
+
+    path: bytes
+    message: str
+
+
+def member_name(path: bytes) -> bytes:
+    """Archive name of an absolute path: GNU tar's convention, leading ``/`` removed."""
+    name = path.lstrip(b"/")
+    return name or b"."
+
+
+@lru_cache(maxsize=4096)
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return ""
+
+
+@lru_cache(maxsize=4096)
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return ""
+
+
+def _kind(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISCHR(mode):
+        return "chardev"
+    if stat.S_ISBLK(mode):
+        return "blockdev"
+    return None  # sockets and doors cannot be archived (GNU tar ignores them too)
+
+
+def walk(root: bytes, on_problem: Callable[[Problem], None]) -> Iterator[tuple[bytes, os.stat_result]]:
+    """Yield ``(path, lstat)`` for ``root`` and everything below it, depth first.
+
+    Entries are sorted by name so that the same tree gives the same archive.
+    A symlinked ``root`` is followed (``tar -C root .`` did that in the
+    original pytp); links below it are stored as links.
+    """
+    try:
+        root_stat = os.stat(root)
+    except OSError as err:
+        on_problem(Problem(root, f"cannot read: {err.strerror}"))
+        return
+    stack: list[tuple[bytes, os.stat_result]] = [(root, root_stat)]
+    while stack:
+        path, st = stack.pop()
+        yield path, st
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        try:
+            with os.scandir(path) as it:
+                names = sorted(entry.name for entry in it)
+        except OSError as err:
+            on_problem(Problem(path, f"cannot list directory: {err.strerror}"))
+            continue
+        children = []
+        for name in names:
+            child = path.rstrip(b"/") + b"/" + name
+            try:
+                children.append((child, os.lstat(child)))
+            except FileNotFoundError:
+                on_problem(Problem(child, "vanished before it could be read"))
+            except OSError as err:
+                on_problem(Problem(child, f"cannot read: {err.strerror}"))
+        stack.extend(reversed(children))
+
+
+def _open_for_reading(path: bytes) -> int:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    noatime = getattr(os, "O_NOATIME", 0)
+    if noatime:
+        try:
+            # A backup should not touch atimes; only the owner or root may ask.
+            return os.open(path, flags | noatime)
+        except PermissionError:
+            pass
+    return os.open(path, flags)
+
+
+class ArchiveWriter:
+    """Writes members into a tar archive that goes to ``out``.
+
+    :param out: receives the archive bytes and tracks the offset.
+    :param on_member: called for each member stored intact.
+    :param on_problem: called for each path skipped or not stored intact.
+    :param on_bytes: called with the number of data bytes as they are read
+        (for progress output).
+    """
+
+    def __init__(
+        self,
+        out: BlockAssembler,
+        on_member: Callable[[MemberRecord], None],
+        on_problem: Callable[[Problem], None],
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
+        self.out = out
+        self.on_member = on_member
+        self.on_problem = on_problem
+        self.on_bytes = on_bytes
+        self._hardlinks: dict[tuple[int, int], bytes] = {}
+        self._buffer = bytearray(READ_CHUNK)
+
+    def add_tree(self, root: bytes) -> None:
+        """Add ``root`` (an absolute path) and everything below it."""
+        for path, st in walk(root, self.on_problem):
+            self.add(path, st)
+
+    def add(self, path: bytes, st: os.stat_result) -> None:
+        kind = _kind(st.st_mode)
+        if kind is None:
+            self.on_problem(Problem(path, "is a socket or other special file that tar cannot store; skipped"))
+            return
+        link_target: bytes | None = None
+        key = (st.st_dev, st.st_ino)
+        if kind == "file" and st.st_nlink > 1:
+            first = self._hardlinks.get(key)
+            if first is not None:
+                kind, link_target = "hardlink", first
+        if kind == "symlink":
+            try:
+                link_target = os.readlink(path)
+            except OSError as err:
+                self.on_problem(Problem(path, f"cannot read link: {err.strerror}"))
+                return
+        if kind == "file":
+            self._add_file(path, st)
+            return
+        header = self._header(path, kind, st, size=0, link_target=link_target)
+        offset = self.out.offset
+        encoded = build_header(header)
+        self.out.write(encoded)
+        self.on_member(self._record(path, kind, st, 0, link_target, None, offset, len(encoded)))
+
+    def _header(
+        self, path: bytes, kind: str, st: os.stat_result, size: int, link_target: bytes | None
+    ) -> MemberHeader:
+        linkname = b""
+        if kind == "hardlink" and link_target is not None:
+            linkname = member_name(link_target)
+        elif link_target is not None:
+            linkname = link_target
+        return MemberHeader(
+            name=member_name(path) + (b"/" if kind == "dir" and path != b"/" else b""),
+            kind=kind,
+            size=size,
+            mode=stat.S_IMODE(st.st_mode),
+            uid=st.st_uid,
+            gid=st.st_gid,
+            uname=_user_name(st.st_uid),
+            gname=_group_name(st.st_gid),
+            mtime_ns=st.st_mtime_ns,
+            linkname=linkname,
+            devmajor=os.major(st.st_rdev) if kind in ("chardev", "blockdev") else 0,
+            devminor=os.minor(st.st_rdev) if kind in ("chardev", "blockdev") else 0,
+        )
+
+    def _record(
+        self,
+        path: bytes,
+        kind: str,
+        st: os.stat_result,
+        size: int,
+        link_target: bytes | None,
+        digest: str | None,
+        offset: int,
+        header_size: int,
+    ) -> MemberRecord:
+        return MemberRecord(
+            path=path,
+            kind=kind,
+            size=size,
+            mode=stat.S_IMODE(st.st_mode),
+            uid=st.st_uid,
+            gid=st.st_gid,
+            uname=_user_name(st.st_uid),
+            gname=_group_name(st.st_gid),
+            mtime_ns=st.st_mtime_ns,
+            ctime_ns=st.st_ctime_ns,
+            inode=st.st_ino,
+            device=st.st_dev,
+            link_target=link_target,
+            xxh3=digest,
+            offset=offset,
+            header_size=header_size,
+        )
+
+    def _add_file(self, path: bytes, lst: os.stat_result) -> None:
+        try:
+            fd = _open_for_reading(path)
+        except FileNotFoundError:
+            self.on_problem(Problem(path, "vanished before it could be read"))
+            return
+        except OSError as err:
+            reason = "is now a symlink" if err.errno == errno.ELOOP else err.strerror
+            self.on_problem(Problem(path, f"cannot open: {reason}"))
+            return
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != (lst.st_dev, lst.st_ino):
+                self.on_problem(Problem(path, "was replaced while being backed up; skipped"))
+                return
+            self._stream_file(fd, path, st)
+        finally:
+            os.close(fd)
+
+    def _stream_file(self, fd: int, path: bytes, st: os.stat_result) -> None:
+        size = st.st_size
+        offset = self.out.offset
+        encoded = build_header(self._header(path, "file", st, size=size, link_target=None))
+        self.out.write(encoded)
+        hasher = ContentHasher()
+        view = memoryview(self._buffer)
+        remaining = size
+        problem: str | None = None
+        while remaining > 0:
+            try:
+                n = os.readv(fd, [view[: min(READ_CHUNK, remaining)]])
+            except OSError as err:
+                problem = f"read error after {size - remaining} of {size} bytes: {err.strerror}"
+                break
+            if n == 0:
+                problem = f"shrank while being read ({size - remaining} of {size} bytes)"
+                break
+            chunk = view[:n]
+            hasher.update(chunk)
+            self.out.write(chunk)
+            remaining -= n
+            if self.on_bytes:
+                self.on_bytes(n)
+        if remaining:
+            # The header promised `size` bytes: fill with zeros so the archive
+            # stays valid for tar, and keep the file out of the catalog.
+            self.out.write(b"\0" * remaining)
+        self.out.write(b"\0" * (padded(size) - size))
+        if problem is None:
+            after = os.fstat(fd)
+            grew = os.pread(fd, 1, size) != b""
+            if grew or after.st_mtime_ns != st.st_mtime_ns or after.st_size != size:
+                problem = "changed while being read; the copy on tape is not consistent"
+        if problem is not None:
+            self.on_problem(Problem(path, problem + " (not recorded as backed up)"))
+            return
+        if st.st_nlink > 1:
+            self._hardlinks[(st.st_dev, st.st_ino)] = path
+        self.on_member(self._record(path, "file", st, size, None, hasher.hexdigest(), offset, len(encoded)))
