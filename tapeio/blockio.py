@@ -66,17 +66,20 @@ class TapeFileReader:
 
     :param drive: an open drive in fixed-block mode.
     :param block_size: its block size.
-    :param start_block: the block number the drive is at inside this file.
+    :param start_block: the block number the drive is at inside this file
+        (before ``prefetched`` was read).
+    :param prefetched: whole blocks already read from there by the caller.
     """
 
     #: Skip by spacing only when at least this many whole blocks can be passed:
     #: a short gap is cheaper to read through than to stop and space over.
     SPACE_THRESHOLD_BLOCKS = 4
 
-    def __init__(self, drive: Drive, block_size: int, start_block: int = 0) -> None:
+    def __init__(self, drive: Drive, block_size: int, start_block: int = 0, prefetched: bytes = b"") -> None:
         self.drive = drive
         self.block_size = block_size
-        self._buf = b""
+        # Blocks the caller already read from the drive at ``start_block``.
+        self._buf = prefetched
         self._buf_pos = 0
         #: byte offset in the tape file of the next byte read() returns
         self.position = start_block * block_size

@@ -73,3 +73,9 @@ class BufferAborted(TapeIOError):
     """The transfer was stopped because the other side of the buffer failed."""
 
     exit_code = exitcodes.EXIT_ERROR
+
+
+class ForeignTape(TapeIOError):
+    """The tape holds data but no pytp volume label."""
+
+    exit_code = exitcodes.EXIT_WRONG_TAPE

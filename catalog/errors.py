@@ -1,0 +1,68 @@
+"""Errors raised by pytp.catalog; each carries its exit code (see tapeio.exitcodes)."""
+
+from __future__ import annotations
+
+from pytp.tapeio import exitcodes
+
+
+class CatalogError(Exception):
+    """A catalog operation failed."""
+
+    exit_code: int = exitcodes.EXIT_ERROR
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigError(CatalogError):
+    """The configuration is missing or wrong."""
+
+    exit_code = exitcodes.EXIT_CONFIG
+
+
+class CatalogUnavailable(CatalogError):
+    """The catalog database cannot be opened."""
+
+    exit_code = exitcodes.EXIT_CATALOG
+
+
+class StaleCatalog(CatalogError):
+    """The catalog was made by another pytp version; run `pytp db upgrade`."""
+
+    exit_code = exitcodes.EXIT_CATALOG
+
+
+class NotFound(CatalogError):
+    """Nothing matched."""
+
+    exit_code = exitcodes.EXIT_NOT_FOUND
+
+
+class WrongTape(CatalogError):
+    """The tape is not the one expected."""
+
+    exit_code = exitcodes.EXIT_WRONG_TAPE
+
+
+class TapeFull(CatalogError):
+    """The tape is full."""
+
+    exit_code = exitcodes.EXIT_TAPE_FULL
+
+
+class RestoreRefused(CatalogError):
+    """The restore would write outside its target or over existing files."""
+
+    exit_code = exitcodes.EXIT_RESTORE_REFUSED
+
+
+class VerifyFailed(CatalogError):
+    """Verification found problems."""
+
+    exit_code = exitcodes.EXIT_VERIFY_FAILED
+
+
+class SourceError(CatalogError):
+    """A backup source is missing or unreadable."""
+
+    exit_code = exitcodes.EXIT_ERROR

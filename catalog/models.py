@@ -1,0 +1,159 @@
+"""The catalog's tables: volumes, jobs, tape files, entries, job problems.
+
+Paths are bytes on Linux, so ``path`` columns are binary and hold the exact
+name; ``path_text`` is a display and search form (UTF-8, with undecodable
+bytes shown as ``\\xNN``).  Sizes, offsets and nanosecond times are 64-bit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, LargeBinary, MetaData, Text
+from sqlmodel import Field, SQLModel
+
+# Named constraints, so SQLite batch migrations can drop and recreate them
+# (alembic docs/build/batch.rst, "Dropping Unnamed or Named Foreign Key Constraints").
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _ts(nullable: bool = True) -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+class JobStatus:
+    RUNNING = "running"
+    OK = "ok"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    #: statuses whose entries search and restore offer as good data
+    GOOD = ("ok", "partial")
+
+
+class VolumeStatus:
+    APPENDABLE = "appendable"
+    FULL = "full"
+    ERROR = "error"
+
+
+class TapeFileStatus:
+    WRITING = "writing"
+    COMPLETE = "complete"
+    #: the write failed part-way; the tape file exists but is not trusted
+    INCOMPLETE = "incomplete"
+    #: recorded as started but never reached the tape (crash before any block)
+    ABSENT = "absent"
+
+
+class Volume(SQLModel, table=True):
+    """A labelled tape."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    label: str = Field(unique=True, index=True)
+    barcode: str | None = Field(default=None, index=True)
+    uuid: str
+    pool: str = Field(index=True)
+    status: str = VolumeStatus.APPENDABLE
+    block_size: int
+    capacity: int | None = Field(default=None, sa_type=BigInteger)
+    bytes_written: int = Field(default=0, sa_type=BigInteger)
+    #: tape files the tape holds according to the catalog, label included:
+    #: the file number at end of data, checked before every append.
+    file_count: int = 1
+    library: str | None = None
+    slot: int | None = None
+    retention_days: int | None = None
+    format_version: int = 1
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(False))
+    last_written_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class Job(SQLModel, table=True):
+    """One run of backup: ``running`` until data and manifest are on tape."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str | None = Field(default=None, index=True)
+    label: str | None = None
+    level: str = "full"
+    strategy: str = "direct"
+    status: str = Field(default=JobStatus.RUNNING, index=True)
+    pool: str | None = None
+    host: str | None = None
+    sources: str = Field(default="[]", sa_type=Text)
+    started_at: datetime = Field(default_factory=utcnow, sa_column=_ts(False))
+    ended_at: datetime | None = Field(default=None, sa_column=_ts())
+    files: int = 0
+    total_bytes: int = Field(default=0, sa_type=BigInteger)
+    problems: int = 0
+    message: str | None = Field(default=None, sa_type=Text)
+
+
+class TapeFile(SQLModel, table=True):
+    """One tape file (between two filemarks) written by a job."""
+
+    __tablename__ = "tape_file"
+    __table_args__ = (Index("ix_tape_file_volume_number", "volume_id", "file_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int | None = Field(default=None, sa_column=Column(ForeignKey("job.id"), index=True))
+    volume_id: int = Field(sa_column=Column(ForeignKey("volume.id"), nullable=False))
+    file_number: int
+    kind: str  # "data" or "manifest"
+    source_root: bytes | None = Field(default=None, sa_type=LargeBinary)
+    status: str = TapeFileStatus.WRITING
+    block_size: int
+    blocks: int = Field(default=0, sa_type=BigInteger)
+    total_bytes: int = Field(default=0, sa_type=BigInteger)
+
+
+class Entry(SQLModel, table=True):
+    """One backed-up version of one path."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(sa_column=Column(ForeignKey("job.id"), nullable=False, index=True))
+    tape_file_id: int = Field(sa_column=Column(ForeignKey("tape_file.id"), nullable=False, index=True))
+    path: bytes = Field(sa_type=LargeBinary)
+    path_text: str = Field(index=True)
+    kind: str
+    size: int = Field(default=0, sa_type=BigInteger)
+    mode: int = 0
+    uid: int = 0
+    gid: int = 0
+    uname: str = ""
+    gname: str = ""
+    mtime_ns: int = Field(default=0, sa_type=BigInteger)
+    ctime_ns: int = Field(default=0, sa_type=BigInteger)
+    inode: int = Field(default=0, sa_type=BigInteger)
+    device: int = Field(default=0, sa_type=BigInteger)
+    link_target: bytes | None = Field(default=None, sa_type=LargeBinary)
+    xxh3: str | None = None
+    offset: int = Field(default=0, sa_type=BigInteger)
+    header_size: int = 0
+
+
+class JobProblem(SQLModel, table=True):
+    """A path a job skipped or could not store intact."""
+
+    __tablename__ = "job_problem"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(sa_column=Column(ForeignKey("job.id"), nullable=False, index=True))
+    path: bytes = Field(sa_type=LargeBinary)
+    path_text: str
+    message: str = Field(sa_type=Text)
+
+
+def path_text(path: bytes) -> str:
+    """Display and search form of a raw path."""
+    return path.decode("utf-8", "backslashreplace")

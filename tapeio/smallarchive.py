@@ -1,0 +1,70 @@
+"""Tape files that hold one small document: the volume label and job manifests.
+
+Each is a plain POSIX tar archive with a single member, so that GNU tar alone
+can read them (``mt fsf N; tar -xf /dev/nst0``), written in fixed blocks and
+closed with a filemark.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .blockio import BlockAssembler, TapeFileReader
+from .drive import Drive
+from .errors import TarFormatError
+from .tarformat import END_OF_ARCHIVE, MemberHeader, build_header, padded, parse_header
+
+
+def write_small_archive(drive: Drive, block_size: int, name: str, payload: bytes) -> int:
+    """Write a one-member tar archive as a tape file, then a filemark.
+
+    The drive must be positioned where the file belongs (end of data).
+
+    :returns: the number of blocks written.
+    """
+    chunks: list[bytes] = []
+    out = BlockAssembler(chunks.append, block_size)
+    header = MemberHeader(
+        name=name.encode(), kind="file", size=len(payload), mode=0o644, mtime_ns=int(time.time()) * 1_000_000_000, uname="pytp", gname="pytp"
+    )
+    out.write(build_header(header))
+    out.write(payload)
+    out.write(b"\0" * (padded(len(payload)) - len(payload)))
+    out.write(END_OF_ARCHIVE)
+    blocks = out.finish()
+    for chunk in chunks:
+        drive.write(chunk)
+    drive.weof(1)
+    return blocks
+
+
+def read_small_archive(
+    drive: Drive, block_size: int, max_size: int = 1 << 30, first_block: bytes = b""
+) -> tuple[str, bytes]:
+    """Read the one-member archive at the head; leaves the drive inside the file.
+
+    :raises TarFormatError: the tape file is not such an archive.
+    """
+    reader = TapeFileReader(drive, block_size, prefetched=first_block)
+    first = reader.read(512)
+    if len(first) < 512:
+        raise TarFormatError("the tape file is empty or shorter than a tar header")
+    raw = first
+    # A pax extended header may precede the ustar header; read until parsing works.
+    for _ in range(8):
+        try:
+            header = parse_header(raw)
+            break
+        except ValueError:
+            more = reader.read(512)
+            if not more:
+                raise TarFormatError("the tape file does not start with a tar header") from None
+            raw += more
+    else:
+        raise TarFormatError("the tape file does not start with a tar header")
+    if header.size > max_size:
+        raise TarFormatError(f"member {header.name!r} is {header.size} bytes, more than expected")
+    payload = reader.read(header.size)
+    if len(payload) != header.size:
+        raise TarFormatError(f"member {header.name!r} is cut short on tape")
+    return header.name.decode("utf-8", "replace"), payload
