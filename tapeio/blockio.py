@@ -85,11 +85,14 @@ class TapeFileReader:
         self.position = start_block * block_size
         self.at_filemark = False
 
-    def _fill(self) -> bool:
+    def _fill(self, wanted: int) -> bool:
         if self.at_filemark:
             return False
+        # Read no more blocks than the caller still wants: a restore of one
+        # small member must not pull a megabyte of its neighbours off tape.
+        blocks = min(blocks_per_transfer(self.block_size), -(-wanted // self.block_size))
         try:
-            data = self.drive.read(blocks_per_transfer(self.block_size) * self.block_size)
+            data = self.drive.read(max(1, blocks) * self.block_size)
         except BlankTape:
             data = b""
         if not data:
@@ -103,7 +106,7 @@ class TapeFileReader:
         parts: list[bytes] = []
         want = size
         while want > 0:
-            if self._buf_pos >= len(self._buf) and not self._fill():
+            if self._buf_pos >= len(self._buf) and not self._fill(want):
                 break
             take = self._buf[self._buf_pos : self._buf_pos + want]
             self._buf_pos += len(take)

@@ -1,0 +1,465 @@
+"""The backup job: sources → one tar archive per source root → tape, plus manifest.
+
+A job is ``running`` until its data and manifest are on tape and the
+filemarks written; only then is it ``ok`` (or ``partial`` when some paths were
+skipped, each of them recorded).  Entries are inserted in batches while the
+data streams; search and restore ignore them until the job is good.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from pytp.tapeio.blockio import BlockAssembler
+from pytp.tapeio.buffer import BufferStats, DriveWriter
+from pytp.tapeio.drive import ensure_block_size
+from pytp.tapeio.errors import BufferAborted, EndOfMedium, TapeIOError
+from pytp.tapeio.smallarchive import write_small_archive
+from pytp.tapeio.tarformat import END_OF_ARCHIVE
+from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord, Problem
+
+from .config import Config
+from .devices import Selection, drive_lock
+from .errors import CatalogError, SourceError, TapeFull
+from .manifest import MANIFEST_MEMBER, header_line, member_line
+from .media import Media, position_at_end_of_data
+from .models import (
+    Entry,
+    Job,
+    JobProblem,
+    JobStatus,
+    TapeFile,
+    TapeFileStatus,
+    Volume,
+    VolumeStatus,
+    path_text,
+    utcnow,
+)
+
+ENTRY_BATCH = 2000
+LEVELS = ("full", "incremental", "differential")
+STRATEGIES = ("direct", "tar", "dd")
+
+
+@dataclass
+class BackupOptions:
+    """What to back up and how.
+
+    :param sources: directories or files; each becomes one tape file.
+    :param job_name: ``--job``: the name of the backup chain.
+    :param job_label: ``--label``: the original pytp's label for the chain.
+    :param pool: the pool to write to (default: the configured default pool).
+    :param buffer_bytes: size of the memory buffer in front of the drive.
+    :param start_percent: the drive starts once the buffer is this full.
+    """
+
+    sources: list[str]
+    job_name: str | None = None
+    job_label: str | None = None
+    level: str = "full"
+    strategy: str = "direct"
+    pool: str | None = None
+    buffer_bytes: int = 256 << 20
+    start_percent: int = 20
+    low_water_mark: int = 10
+
+
+@dataclass
+class Progress:
+    files: int = 0
+    bytes: int = 0
+    source: str = ""
+    buffer: BufferStats | None = None
+
+
+@dataclass
+class BackupResult:
+    job_id: int
+    status: str
+    files: int
+    bytes: int
+    seconds: float
+    tapes: list[str]
+    tape_files: list[tuple[str, int, str, int]]  # (tape, file number, source, blocks)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    buffer_high_water: int = 0
+    buffer_underruns: int = 0
+
+
+def normalise_sources(sources: list[str]) -> list[bytes]:
+    """Absolute source paths as bytes; each must exist.
+
+    :raises SourceError: a source is missing (nothing is written then).
+    """
+    if not sources:
+        raise SourceError("Name at least one directory or file to back up.")
+    result: list[bytes] = []
+    missing = []
+    for source in sources:
+        raw = os.fsencode(source)
+        absolute = os.path.normpath(os.path.abspath(raw))
+        if not os.path.lexists(absolute):
+            missing.append(source)
+        elif absolute not in result:
+            result.append(absolute)
+    if missing:
+        raise SourceError(f"Source not found: {', '.join(missing)}. Nothing was written; check the path.")
+    return result
+
+
+class _EntrySink:
+    """Collects member records into catalog rows and manifest lines, in batches."""
+
+    def __init__(self, engine: Engine, job_id: int, manifest, on_member: Callable[[MemberRecord], None]) -> None:  # type: ignore[no-untyped-def]
+        self.engine = engine
+        self.job_id = job_id
+        self.manifest = manifest
+        self.on_member = on_member
+        self.rows: list[dict] = []  # type: ignore[type-arg]
+        self.tape_file_id = 0
+        self.tape_label = ""
+        self.file_number = 0
+        self.files = 0
+        self.bytes = 0
+
+    def add(self, record: MemberRecord) -> None:
+        self.rows.append(
+            dict(
+                job_id=self.job_id,
+                tape_file_id=self.tape_file_id,
+                path=record.path,
+                path_text=path_text(record.path),
+                kind=record.kind,
+                size=record.size,
+                mode=record.mode,
+                uid=record.uid,
+                gid=record.gid,
+                uname=record.uname,
+                gname=record.gname,
+                mtime_ns=record.mtime_ns,
+                ctime_ns=record.ctime_ns,
+                inode=record.inode,
+                device=record.device,
+                link_target=record.link_target,
+                xxh3=record.xxh3,
+                offset=record.offset,
+                header_size=record.header_size,
+            )
+        )
+        self.manifest.write(member_line(record, self.tape_label, self.file_number))
+        self.files += 1
+        self.bytes += record.size
+        self.on_member(record)
+        if len(self.rows) >= ENTRY_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            with Session(self.engine) as session:
+                session.execute(insert(Entry), self.rows)
+                session.commit()
+            self.rows = []
+
+
+def run_backup(
+    engine: Engine,
+    config: Config,
+    selection: Selection,
+    options: BackupOptions,
+    progress: Callable[[Progress], None] | None = None,
+) -> BackupResult:
+    """Back up ``options.sources`` to a tape of the pool, recording everything.
+
+    :param engine: the open catalog.
+    :param config: the effective configuration.
+    :param selection: the drive (and library) to write with.
+    :param options: sources and job options.
+    :param progress: called now and then with the running totals.
+    :raises SourceError: a source is missing (nothing written).
+    :raises TapeFull: the tape filled up; the job is marked failed.
+    :raises WrongTape: no usable tape, or the tape disagrees with the catalog.
+    """
+    if options.level not in LEVELS:
+        raise CatalogError(f"Unknown level '{options.level}'; use one of {', '.join(LEVELS)}.")
+    if options.level != "full":
+        raise CatalogError(
+            f"{options.level.capitalize()} backups are not supported yet; nothing was written. "
+            "Run a full backup (without --incremental)."
+        )
+    if options.strategy != "direct":
+        raise CatalogError(
+            f"Strategy '{options.strategy}' is not supported yet; nothing was written. Use --strategy direct."
+        )
+    sources = normalise_sources(options.sources)
+    pool = options.pool or config.default_pool
+    config.pool(pool)
+    started = time.monotonic()
+    with Session(engine, expire_on_commit=False) as session:
+        job = Job(
+            name=options.job_name,
+            label=options.job_label,
+            level=options.level,
+            strategy=options.strategy,
+            pool=pool,
+            host=socket.gethostname(),
+            sources=json.dumps([path_text(s) for s in sources]),
+        )
+        session.add(job)
+        session.commit()
+        with drive_lock(selection.drive), Media(config, selection) as media, tempfile.TemporaryFile() as manifest:
+            state = _JobState(engine, session, job, media, manifest, options, progress)
+            try:
+                with _interrupt_as_exception():
+                    state.run(sources, pool)
+            except BaseException as err:
+                state.fail(err)
+                translated = _translate(err, state)
+                if translated is err:
+                    raise
+                raise translated from err
+    return state.result(time.monotonic() - started)
+
+
+class _JobState:
+    """The running job: what has been written where, so failures are recorded exactly."""
+
+    def __init__(self, engine, session, job, media, manifest, options, progress) -> None:  # type: ignore[no-untyped-def]
+        self.engine: Engine = engine
+        self.session: Session = session
+        self.job: Job = job
+        self.media: Media = media
+        self.manifest = manifest
+        self.options: BackupOptions = options
+        self.progress = progress
+        self.volume: Volume | None = None
+        self.current: TapeFile | None = None
+        self.problems: list[Problem] = []
+        self.tape_files: list[tuple[str, int, str, int]] = []
+        self.buffer_high_water = 0
+        self.buffer_underruns = 0
+        self._progress = Progress()
+        self._last_report = 0.0
+        self.sink = _EntrySink(engine, job.id, manifest, self._on_member)  # type: ignore[arg-type]
+
+    def _on_member(self, record: MemberRecord) -> None:
+        self._progress.files += 1
+        self._report()
+
+    def _on_bytes(self, n: int) -> None:
+        self._progress.bytes += n
+        self._report()
+
+    def _report(self, force: bool = False) -> None:
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last_report >= 1.0:
+            self._last_report = now
+            self.progress(self._progress)
+
+    def run(self, sources: list[bytes], pool: str) -> None:
+        self.volume = self.media.mount_for_append(self.session, pool)
+        drive = self.media.drive
+        ensure_block_size(drive, self.media.block_size)
+        for source in sources:
+            self._write_source(source)
+        self._write_manifest()
+        self._finish()
+
+    def _start_tape_file(self, kind: str, source: bytes | None) -> TapeFile:
+        assert self.volume is not None
+        number = position_at_end_of_data(self.session, self.media.drive, self.volume)
+        tape_file = TapeFile(
+            job_id=self.job.id,
+            volume_id=self.volume.id,  # type: ignore[arg-type]
+            file_number=number,
+            kind=kind,
+            source_root=source,
+            block_size=self.media.block_size,
+        )
+        # Record the file before its first block goes to tape, so a crash
+        # leaves a row the next append can reconcile with what is on tape.
+        self.volume.file_count = number + 1
+        self.volume.last_written_at = utcnow()
+        self.session.add_all([tape_file, self.volume])
+        self.session.commit()
+        self.current = tape_file
+        return tape_file
+
+    def _write_source(self, source: bytes) -> None:
+        assert self.volume is not None
+        tape_file = self._start_tape_file("data", source)
+        self.sink.tape_file_id = tape_file.id  # type: ignore[assignment]
+        self.sink.tape_label = self.volume.label
+        self.sink.file_number = tape_file.file_number
+        self._progress.source = path_text(source)
+        drive = self.media.drive
+        writer = DriveWriter(drive, self.options.buffer_bytes, self.options.start_percent)
+        out = BlockAssembler(writer.put, self.media.block_size)
+        archive = ArchiveWriter(out, self.sink.add, self.problems.append, self._on_bytes)
+        try:
+            archive.add_tree(source)
+            out.write(END_OF_ARCHIVE)
+            blocks = out.finish()
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        stats = writer.stats()
+        self.buffer_high_water = max(self.buffer_high_water, stats.high_water)
+        self.buffer_underruns += stats.underruns
+        drive.weof(1)
+        self.sink.flush()
+        tape_file.blocks = blocks
+        tape_file.total_bytes = blocks * self.media.block_size
+        tape_file.status = TapeFileStatus.COMPLETE
+        self.volume.bytes_written += tape_file.total_bytes
+        self.session.add_all([tape_file, self.volume])
+        self.session.commit()
+        self.current = None
+        self.tape_files.append((self.volume.label, tape_file.file_number, path_text(source), blocks))
+        self._report(force=True)
+
+    def _write_manifest(self) -> None:
+        assert self.volume is not None
+        tape_file = self._start_tape_file("manifest", None)
+        header = header_line(
+            {
+                "id": self.job.id,
+                "name": self.job.name,
+                "label": self.job.label,
+                "level": self.job.level,
+                "pool": self.job.pool,
+                "host": self.job.host,
+                "started_at": self.job.started_at.isoformat(),
+                "sources": json.loads(self.job.sources),
+                "volume": {"label": self.volume.label, "uuid": self.volume.uuid},
+                "tape_files": [
+                    {"tape": tape, "file": number, "source": source, "blocks": blocks}
+                    for tape, number, source, blocks in self.tape_files
+                ],
+                "problems": [{"path": path_text(p.path), "message": p.message} for p in self.problems],
+            }
+        )
+        self.manifest.seek(0)
+        payload = header + self.manifest.read()
+        blocks = write_small_archive(self.media.drive, self.media.block_size, MANIFEST_MEMBER, payload)
+        tape_file.blocks = blocks
+        tape_file.total_bytes = blocks * self.media.block_size
+        tape_file.status = TapeFileStatus.COMPLETE
+        self.volume.bytes_written += tape_file.total_bytes
+        self.session.add_all([tape_file, self.volume])
+        self.session.commit()
+        self.current = None
+
+    def _finish(self) -> None:
+        job = self.job
+        job.files = self.sink.files
+        job.total_bytes = self.sink.bytes
+        job.problems = len(self.problems)
+        job.status = JobStatus.PARTIAL if self.problems else JobStatus.OK
+        job.ended_at = utcnow()
+        self._record_problems()
+        self.session.add(job)
+        self.session.commit()
+
+    def _record_problems(self) -> None:
+        if self.problems:
+            self.session.execute(
+                insert(JobProblem),
+                [dict(job_id=self.job.id, path=p.path, path_text=path_text(p.path), message=p.message) for p in self.problems],
+            )
+
+    def fail(self, err: BaseException) -> None:
+        """Mark the job failed and the tape file incomplete; keep what reached the catalog."""
+        self.session.rollback()
+        try:
+            self.sink.flush()
+        except Exception:  # noqa: BLE001 - the original error matters more
+            pass
+        cause = err.__cause__ if isinstance(err, BufferAborted) and err.__cause__ else err
+        if self.current is not None:
+            self.current.status = TapeFileStatus.INCOMPLETE
+            self.session.add(self.current)
+            if isinstance(cause, EndOfMedium) and self.volume is not None:
+                self.volume.status = VolumeStatus.FULL
+                self.session.add(self.volume)
+                try:
+                    # Close the cut tape file with a filemark (allowed in the
+                    # early-warning zone) so the tape stays well formed.
+                    self.media.drive.weof(1)
+                except TapeIOError:
+                    pass
+        self.job.status = JobStatus.FAILED
+        self.job.ended_at = utcnow()
+        self.job.files = self.sink.files
+        self.job.total_bytes = self.sink.bytes
+        self.job.problems = len(self.problems)
+        self.job.message = _describe(cause)
+        self.session.add(self.job)
+        self._record_problems()
+        self.session.commit()
+
+    def result(self, seconds: float) -> BackupResult:
+        return BackupResult(
+            job_id=self.job.id,  # type: ignore[arg-type]
+            status=self.job.status,
+            files=self.sink.files,
+            bytes=self.sink.bytes,
+            seconds=seconds,
+            tapes=sorted({t for t, *_ in self.tape_files}),
+            tape_files=self.tape_files,
+            problems=[(path_text(p.path), p.message) for p in self.problems],
+            buffer_high_water=self.buffer_high_water,
+            buffer_underruns=self.buffer_underruns,
+        )
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted"
+    return str(err) or type(err).__name__
+
+
+def _translate(err: BaseException, state: _JobState) -> BaseException:
+    cause = err.__cause__ if isinstance(err, BufferAborted) and err.__cause__ else err
+    if isinstance(cause, EndOfMedium):
+        label = state.volume.label if state.volume else "?"
+        return TapeFull(
+            f"Tape {label} is full; job {state.job.id} failed and is not offered for restore. "
+            "Spanning across tapes is not supported yet: back up less per job or load an empty tape."
+        )
+    if isinstance(cause, (TapeIOError, CatalogError, KeyboardInterrupt)):
+        return cause
+    return err
+
+
+class _interrupt_as_exception:
+    """Turn SIGTERM into KeyboardInterrupt so a killed job is marked failed too."""
+
+    def __enter__(self) -> None:
+        self._previous = signal.getsignal(signal.SIGTERM)
+        try:
+            signal.signal(signal.SIGTERM, self._raise)
+        except ValueError:  # not the main thread (e.g. inside a test runner thread)
+            self._previous = None
+
+    @staticmethod
+    def _raise(signum, frame) -> None:  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+

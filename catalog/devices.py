@@ -1,0 +1,157 @@
+"""From configuration to open devices: which drive, which library, and the lock.
+
+A command names a drive (``--drive``/``PYTP_DEV``), a library
+(``--library``/``PYTP_LIB``), both or neither.  With a library and no drive,
+pytp takes that library's first free drive.  While a command uses a drive it
+holds a per-drive lock file, so a second pytp on the same drive stops at once
+with the holder's pid and command line instead of interleaving tape commands.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytp.tapeio.changer import Changer
+from pytp.tapeio.drive import Drive
+from pytp.tapeio.errors import DriveBusy
+from pytp.tapeio.procinfo import describe_holder
+
+from .config import Config, DriveConfig, LibraryConfig, data_home
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The drive a command works with, and its library if it sits in one.
+
+    :param element: the drive's data transfer element number in the library.
+    """
+
+    drive: DriveConfig
+    library: LibraryConfig | None = None
+    element: int | None = None
+
+
+def open_drive(drive: DriveConfig) -> Drive:
+    """Open the drive's device (virtual directory or ``/dev/nst*``)."""
+    if drive.type == "virtual":
+        from pytp.tapeio.virtual_drive import VirtualDrive
+
+        return VirtualDrive(drive.device_path, name=drive.name)
+    from pytp.tapeio.st_drive import StDrive
+
+    return StDrive(drive.device_path, name=drive.name)
+
+
+def open_changer(library: LibraryConfig) -> Changer:
+    if library.type == "virtual":
+        from pytp.tapeio.virtual_changer import VirtualChanger
+
+        return VirtualChanger(library.device_path, name=library.name)
+    from pytp.tapeio.mtx import MtxChanger
+
+    return MtxChanger(library.device_path, name=library.name)
+
+
+def _lock_path(drive: DriveConfig) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in drive.name)
+    return data_home() / "locks" / f"drive-{safe}.lock"
+
+
+def _try_lock(path: Path) -> int | None:
+    """An fd holding the lock at ``path``, or None if someone else holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def _holder(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+@contextmanager
+def drive_lock(drive: DriveConfig) -> Iterator[None]:
+    """Hold ``drive`` for this process for the duration of the block.
+
+    :raises DriveBusy: another pytp holds it.
+    """
+    path = _lock_path(drive)
+    fd = _try_lock(path)
+    if fd is None:
+        raise DriveBusy(
+            f"Drive {drive.name} is busy: used by {describe_holder(_holder(path))}. "
+            "Wait for it to finish, or choose another drive with --drive."
+        )
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def drive_is_free(drive: DriveConfig) -> bool:
+    fd = _try_lock(_lock_path(drive))
+    if fd is None:
+        return False
+    os.close(fd)
+    return True
+
+
+def select(config: Config, drive_name: str | None = None, library_name: str | None = None) -> Selection:
+    """Choose the drive and library for a command.
+
+    Order: ``drive_name``, ``$PYTP_DEV``; else the library (``library_name``,
+    ``$PYTP_LIB``, the first configured) and its first free drive; else the
+    first configured drive.
+
+    :raises ConfigError: a named drive or library is unknown, or none is configured.
+    """
+    drive_name = drive_name or os.environ.get("PYTP_DEV") or None
+    library_name = library_name or os.environ.get("PYTP_LIB") or None
+    library = config.library(library_name) if library_name else None
+    if drive_name:
+        drive = config.drive(drive_name)
+        placed = config.library_of(drive.name)
+        if library is not None and (placed is None or placed[0].name != library.name):
+            raise ConfigError(f"Drive '{drive.name}' is not in library '{library.name}'.")
+        if placed is None:
+            return Selection(drive)
+        return Selection(drive, placed[0], placed[1])
+    if library is None and config.libraries:
+        library = config.libraries[0]
+    if library is not None:
+        if not library.drives:
+            raise ConfigError(f"Library '{library.name}' lists no drives; add them to its 'drives' in {config.path}.")
+        for index, name in enumerate(library.drives):
+            drive = config.drive(name)
+            if drive_is_free(drive):
+                return Selection(drive, library, index)
+        drive = config.drive(library.drives[0])
+        return Selection(drive, library, 0)  # all busy: the lock will say by whom
+    if not config.drives:
+        raise ConfigError(f"No tape drives are configured in {config.path}; add one to 'tape_drives'.")
+    return Selection(config.drives[0])
+
+
+def select_library(config: Config, library_name: str | None = None) -> LibraryConfig:
+    """The library for changer commands: named, ``$PYTP_LIB``, or the first one."""
+    name = library_name or os.environ.get("PYTP_LIB") or None
+    if name:
+        return config.library(name)
+    if not config.libraries:
+        raise ConfigError(f"No tape library is configured in {config.path}; add one to 'tape_libraries'.")
+    return config.libraries[0]

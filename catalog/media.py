@@ -1,0 +1,301 @@
+"""Getting the right tape under the head: mounting for append and for reading.
+
+The drive is opened only after the changer has moved tapes, because an open
+``st`` device holds the medium (and a virtual drive its lock).  Every load is
+followed by a rewind and a label read: a tape is trusted only after its label
+says what the catalog expects.
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from datetime import datetime, timezone
+
+from sqlmodel import Session, select
+
+from pytp.tapeio.changer import Changer, ChangerStatus, DriveElement
+from pytp.tapeio.drive import Drive, ensure_block_size
+from pytp.tapeio.errors import ForeignTape, NoMedium
+from pytp.tapeio.volume_label import VolumeLabel, read_label, write_label
+
+from .config import Config
+from .devices import Selection, open_changer, open_drive
+from .errors import CatalogError, WrongTape
+from .models import TapeFile, TapeFileStatus, Volume, VolumeStatus
+
+
+class NoTapeAvailable(WrongTape):
+    """No usable tape is available."""
+
+
+class Media:
+    """The drive of a ``Selection`` and its changer, opened as needed.
+
+    :param config: the effective configuration.
+    :param selection: the drive (and library) to use; the caller holds its lock.
+    """
+
+    def __init__(self, config: Config, selection: Selection) -> None:
+        self.config = config
+        self.selection = selection
+        self.block_size = selection.drive.block_size
+        self.changer: Changer | None = open_changer(selection.library) if selection.library else None
+        self._drive: Drive | None = None
+        #: how many tapes this object loaded through the changer
+        self.loads = 0
+
+    # drive handling ------------------------------------------------------
+    @property
+    def drive(self) -> Drive:
+        if self._drive is None:
+            self._drive = open_drive(self.selection.drive)
+        return self._drive
+
+    def close(self) -> None:
+        if self._drive is not None:
+            drive, self._drive = self._drive, None
+            drive.close()
+
+    def __enter__(self) -> Media:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # changer handling ----------------------------------------------------
+    def changer_status(self) -> ChangerStatus | None:
+        return self.changer.status() if self.changer else None
+
+    def unload(self) -> None:
+        """Return the tape in the drive to its slot (or the first empty one)."""
+        assert self.changer is not None and self.selection.element is not None
+        self.close()
+        status = self.changer.status()
+        element = status.drive(self.selection.element)
+        if element is None or not element.full:
+            return
+        slot = element.source_slot
+        if slot is None or (status.slot(slot) is not None and status.slot(slot).full):  # type: ignore[union-attr]
+            empty = [s.number for s in status.slots if not s.full and not s.import_export]
+            if not empty:
+                raise WrongTape(f"No empty slot in library {self.changer.name} to unload drive {self.selection.drive.name}.")
+            slot = empty[0]
+        self.changer.unload(slot, self.selection.element)
+
+    def load(self, slot: int) -> None:
+        """Load the tape from ``slot`` (unloading the drive first), rewind it."""
+        assert self.changer is not None and self.selection.element is not None
+        status = self.changer.status()
+        element = status.drive(self.selection.element)
+        if element is not None and element.full:
+            self.unload()
+        self.close()
+        self.changer.load(slot, self.selection.element)
+        self.loads += 1
+        # The st driver reports file/block -1 after a changer load (DESIGN.md).
+        self.drive.rewind()
+
+    def has_tape(self) -> bool:
+        return self.drive.status().online
+
+    def read_label(self) -> VolumeLabel | None:
+        ensure_block_size(self.drive, self.block_size)
+        return read_label(self.drive, self.block_size)
+
+    # mounting --------------------------------------------------------------
+    def mount(self, session: Session, volume: Volume) -> None:
+        """Make ``volume`` the tape in the drive, loading it if needed; check its label.
+
+        :raises WrongTape: it is not in the library, or its label disagrees.
+        """
+        status = self.changer_status()
+        if status is not None and self.selection.element is not None:
+            element = status.drive(self.selection.element)
+            in_drive = element is not None and element.full
+            if not (in_drive and volume.barcode and element.barcode == volume.barcode):  # type: ignore[union-attr]
+                place = status.find_barcode(volume.barcode) if volume.barcode else None
+                if isinstance(place, DriveElement):
+                    raise WrongTape(
+                        f"Tape {volume.label} is in another drive (element {place.index}) of library "
+                        f"{self.changer.name}. Unload it first or use that drive."  # type: ignore[union-attr]
+                    )
+                if place is None:
+                    raise WrongTape(
+                        f"Tape {volume.label} (barcode {volume.barcode or 'none'}) is not in library "
+                        f"{self.changer.name}. Insert it and run the command again."  # type: ignore[union-attr]
+                    )
+                self.load(place.number)
+        label = self._label_or_none()
+        if label is None or label.uuid != volume.uuid:
+            found = f"tape '{label.label}'" if label else "no pytp tape"
+            raise WrongTape(
+                f"Drive {self.selection.drive.name} holds {found}, not {volume.label}. "
+                f"Load tape {volume.label} (barcode {volume.barcode or 'none'})."
+            )
+
+    def _label_or_none(self) -> VolumeLabel | None:
+        try:
+            if not self.has_tape():
+                return None
+            return self.read_label()
+        except (ForeignTape, NoMedium):
+            return None
+
+    def mount_for_append(self, session: Session, pool: str) -> Volume:
+        """Find, load and check a tape of ``pool`` that can take a new job.
+
+        A tape in the drive is used when it is blank or an appendable tape of the
+        pool; with a changer, tapes are tried from the slots: appendable tapes of
+        the pool first (most recently written), then blank cartridges.
+
+        :raises WrongTape: the tape in a drive without changer cannot be used.
+        :raises NoTapeAvailable: the library has no usable tape.
+        """
+        if self.has_tape_in_drive():
+            volume = self._usable(session, pool, fail=self.changer is None)
+            if volume is not None:
+                return volume
+            self.unload()
+        if self.changer is None:
+            raise NoTapeAvailable(
+                f"No tape in drive {self.selection.drive.name}. Insert a blank tape or one of pool '{pool}'."
+            )
+        status = self.changer.status()
+        known = {v.barcode: v for v in session.exec(select(Volume)).all() if v.barcode}
+        appendable = sorted(
+            (
+                (known[s.barcode], s.number)
+                for s in status.slots
+                if s.full and s.barcode in known and not s.import_export
+                and known[s.barcode].pool == pool and known[s.barcode].status == VolumeStatus.APPENDABLE
+            ),
+            key=lambda vs: vs[0].last_written_at or vs[0].created_at,
+            reverse=True,
+        )
+        blanks = [
+            s.number for s in status.slots
+            if s.full and not s.import_export and not s.is_cleaning and (s.barcode is None or s.barcode not in known)
+        ]
+        for slot in [n for _, n in appendable] + blanks:
+            self.load(slot)
+            volume = self._usable(session, pool, fail=False)
+            if volume is not None:
+                return volume
+            self.unload()
+        raise NoTapeAvailable(
+            f"No appendable or blank tape for pool '{pool}' in library {self.changer.name}. "
+            "Put blank tapes into the library (see `pytp list`)."
+        )
+
+    def has_tape_in_drive(self) -> bool:
+        status = self.changer_status()
+        if status is not None and self.selection.element is not None:
+            element = status.drive(self.selection.element)
+            return bool(element and element.full)
+        return self.has_tape()
+
+    def _current_barcode(self) -> str | None:
+        status = self.changer_status()
+        if status is None or self.selection.element is None:
+            return None
+        element = status.drive(self.selection.element)
+        return element.barcode if element and element.full else None
+
+    def _usable(self, session: Session, pool: str, fail: bool) -> Volume | None:
+        """The tape in the drive as a volume to append to, labelling it if blank."""
+        name = self.selection.drive.name
+        try:
+            label = self.read_label()
+        except ForeignTape as err:
+            if fail:
+                raise WrongTape(f"Drive {name}: {err}") from err
+            return None
+        barcode = self._current_barcode()
+        if label is None:
+            return self._label_blank(session, pool, barcode)
+        volume = session.exec(select(Volume).where(Volume.uuid == label.uuid)).first()
+        problem = None
+        if volume is None:
+            problem = (
+                f"Tape '{label.label}' in drive {name} was labelled by pytp but is not in this catalog; "
+                "pytp will not write to it. Use another tape."
+            )
+        elif volume.pool != pool:
+            problem = (
+                f"Tape '{volume.label}' in drive {name} belongs to pool '{volume.pool}', this job writes "
+                f"to pool '{pool}'. Load a tape of pool '{pool}', or use --pool {volume.pool}."
+            )
+        elif volume.status != VolumeStatus.APPENDABLE:
+            problem = f"Tape '{volume.label}' in drive {name} is {volume.status}. Load another tape of pool '{pool}'."
+        if problem:
+            if fail:
+                raise WrongTape(problem)
+            return None
+        assert volume is not None
+        if barcode and volume.barcode != barcode:
+            volume.barcode = barcode
+        return volume
+
+    def _label_blank(self, session: Session, pool: str, barcode: str | None) -> Volume:
+        text = barcode or f"PYTP-{uuidlib.uuid4().hex[:8].upper()}"
+        if session.exec(select(Volume).where(Volume.label == text)).first() is not None:
+            raise WrongTape(
+                f"The blank tape in drive {self.selection.drive.name} has barcode {text}, but the catalog "
+                f"already has a tape labelled {text}. Check the library for a duplicate barcode."
+            )
+        label = VolumeLabel(
+            label=text,
+            uuid=str(uuidlib.uuid4()),
+            pool=pool,
+            block_size=self.block_size,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            barcode=barcode,
+        )
+        ensure_block_size(self.drive, self.block_size)
+        write_label(self.drive, self.block_size, label)
+        volume = Volume(
+            label=label.label,
+            barcode=barcode,
+            uuid=label.uuid,
+            pool=pool,
+            block_size=self.block_size,
+            file_count=1,
+            library=self.selection.library.name if self.selection.library else None,
+            retention_days=self.config.pool(pool).retention_days,
+        )
+        session.add(volume)
+        session.commit()
+        return volume
+
+
+def position_at_end_of_data(session: Session, drive: Drive, volume: Volume) -> int:
+    """Space to end of data and check the tape holds the files the catalog expects.
+
+    A job that died before its first block reached tape left a tape-file row
+    that is not on tape; that row is marked absent.  Any other difference
+    stops the write: something else wrote to this tape, or data is missing.
+
+    :returns: the file number the next tape file gets.
+    :raises WrongTape: the tape and the catalog disagree.
+    """
+    drive.eod()
+    actual = drive.status().file_number
+    expected = volume.file_count
+    if actual == expected:
+        return actual
+    if actual == expected - 1:
+        last = session.exec(
+            select(TapeFile).where(TapeFile.volume_id == volume.id, TapeFile.file_number == actual)
+        ).first()
+        if last is not None and last.status in (TapeFileStatus.WRITING, TapeFileStatus.INCOMPLETE):
+            last.status = TapeFileStatus.ABSENT
+            volume.file_count = actual
+            session.add_all([last, volume])
+            session.commit()
+            return actual
+    if actual < 0:
+        raise CatalogError(f"Drive cannot tell its position at end of data on tape {volume.label}; not writing.")
+    raise WrongTape(
+        f"Tape {volume.label} holds {actual} tape files but the catalog expects {expected}. "
+        "Something else wrote to it, or it is not the tape the catalog knows; pytp will not append to it."
+    )

@@ -1,0 +1,211 @@
+"""Verification: tape against catalog, and live files against catalog.
+
+``verify_tape`` reads the tape files of a job (or of a tape) start to end,
+parses each member's header at its recorded offset and recomputes the xxh3
+of its data.  Every mismatch, unreadable block and missing member is reported
+by path; nothing stops at the first problem.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import groupby
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from pytp.tapeio.blockio import TapeFileReader
+from pytp.tapeio.drive import ensure_block_size
+from pytp.tapeio.errors import BlankTape, MediumError
+from pytp.tapeio.hashing import ContentHasher, hash_file
+from pytp.tapeio.positioning import goto_file
+from pytp.tapeio.tarformat import parse_header
+from pytp.tapeio.tarwriter import member_name, walk
+
+from .config import Config
+from .devices import Selection, drive_lock
+from .errors import NotFound
+from .media import Media
+from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume
+from .search import find
+
+
+@dataclass
+class VerifyReport:
+    """What a verification found.  ``ok`` when there are no problems."""
+
+    checked: int = 0
+    bytes: int = 0
+    tapes: list[str] = field(default_factory=list)
+    jobs: list[int] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, what)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _expected_name(entry: Entry) -> bytes:
+    return member_name(entry.path) + (b"/" if entry.kind == "dir" and entry.path != b"/" else b"")
+
+
+def _check_member(reader: TapeFileReader, entry: Entry, report: VerifyReport) -> None:
+    reader.skip_to(entry.offset)
+    raw = reader.read(entry.header_size)
+    if len(raw) < entry.header_size:
+        report.problems.append((entry.path_text, "missing: the tape file ends before this member"))
+        return
+    try:
+        header = parse_header(raw)
+    except ValueError as err:
+        report.problems.append((entry.path_text, f"damaged tar header ({err})"))
+        return
+    expected_kind = entry.kind
+    if header.name != _expected_name(entry) or header.kind != expected_kind or (
+        entry.kind == "file" and header.size != entry.size
+    ):
+        report.problems.append((entry.path_text, "tar header on tape does not match the catalog"))
+        return
+    if entry.kind == "file":
+        hasher = ContentHasher()
+        remaining = entry.size
+        while remaining:
+            data = reader.read(min(remaining, 1 << 20))
+            if not data:
+                report.problems.append((entry.path_text, "missing: the tape file ends inside this member"))
+                return
+            hasher.update(data)
+            remaining -= len(data)
+        if hasher.hexdigest() != entry.xxh3:
+            report.problems.append((entry.path_text, "checksum mismatch: the data on tape is damaged"))
+            return
+        report.bytes += entry.size
+    report.checked += 1
+
+
+def _tape_files(session: Session, job_id: int | None, tape: str | None) -> list[tuple[TapeFile, Volume, Job]]:
+    query = (
+        select(TapeFile, Volume, Job)
+        .join(Volume, col(Volume.id) == TapeFile.volume_id)
+        .join(Job, col(Job.id) == TapeFile.job_id)
+        .where(TapeFile.kind == "data", TapeFile.status == TapeFileStatus.COMPLETE)
+    )
+    if job_id is not None:
+        query = query.where(TapeFile.job_id == job_id)
+    elif tape is not None:
+        query = query.where(Volume.label == tape, col(Job.status).in_(JobStatus.GOOD))
+    else:
+        newest = session.exec(
+            select(Job).where(col(Job.status).in_(JobStatus.GOOD)).order_by(col(Job.id).desc())
+        ).first()
+        if newest is None:
+            raise NotFound("There is no finished backup job to verify yet.")
+        query = query.where(TapeFile.job_id == newest.id)
+    rows = list(session.exec(query.order_by(col(Volume.label), col(TapeFile.file_number))).all())
+    if not rows:
+        what = f"job {job_id}" if job_id is not None else f"tape {tape}"
+        raise NotFound(f"No data written by {what} is in the catalog.")
+    return rows
+
+
+def verify_tape(
+    engine: Engine,
+    config: Config,
+    selection: Selection,
+    job_id: int | None = None,
+    tape: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> VerifyReport:
+    """Read back the data of a job (default: the newest good one) or a tape and
+    compare every member with the catalog.
+
+    :raises NotFound: there is nothing to verify.
+    """
+    report = VerifyReport()
+    with Session(engine, expire_on_commit=False) as session:
+        rows = _tape_files(session, job_id, tape)
+        report.jobs = sorted({job.id for _, _, job in rows})  # type: ignore[misc]
+        with drive_lock(selection.drive), Media(config, selection) as media:
+            for label, on_volume in groupby(rows, key=lambda r: r[1].label):
+                group = list(on_volume)
+                media.mount(session, group[0][1])
+                drive = media.drive
+                ensure_block_size(drive, media.block_size)
+                report.tapes.append(label)
+                for tape_file, _, _ in group:
+                    if progress:
+                        progress(f"tape {label} file {tape_file.file_number}")
+                    entries = session.exec(
+                        select(Entry).where(Entry.tape_file_id == tape_file.id).order_by(col(Entry.offset))
+                    ).all()
+                    goto_file(drive, tape_file.file_number)
+                    reader = TapeFileReader(drive, media.block_size)
+                    for index, entry in enumerate(entries):
+                        try:
+                            _check_member(reader, entry, report)
+                        except (MediumError, BlankTape) as err:
+                            report.problems.append((entry.path_text, f"unreadable: {err}"))
+                            report.problems.extend(
+                                (e.path_text, "not checked: the tape file could not be read past an error")
+                                for e in entries[index + 1 :]
+                            )
+                            break
+    return report
+
+
+@dataclass
+class DiskReport:
+    """Live files compared with the newest good catalog version."""
+
+    checked: int = 0
+    changed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.changed or self.missing or self.new)
+
+
+def _kind_of(mode: int) -> str:
+    return {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink"}.get(stat.S_IFMT(mode), "other")
+
+
+def verify_disk(engine: Engine, directory: str, checksum: bool = True) -> DiskReport:
+    """Compare the files under ``directory`` with the catalog's newest versions.
+
+    :param checksum: also compare xxh3 of files whose size and mtime agree.
+    """
+    root = os.path.normpath(os.path.abspath(os.fsencode(directory)))
+    report = DiskReport()
+    with Session(engine) as session:
+        known = {f.entry.path: f.entry for f in find(session, under=root)}
+    if not known:
+        raise NotFound(f"The catalog holds no backup of {directory}.")
+    seen: set[bytes] = set()
+    for path, st in walk(root, lambda problem: report.changed.append(f"{problem.path.decode(errors='replace')}: {problem.message}")):
+        seen.add(path)
+        entry = known.get(path)
+        text = path.decode("utf-8", "backslashreplace")
+        if entry is None:
+            report.new.append(text)
+            continue
+        report.checked += 1
+        kind = _kind_of(st.st_mode)
+        expected_kind = "file" if entry.kind == "hardlink" else entry.kind
+        if kind != expected_kind:
+            report.changed.append(f"{text}: was a {expected_kind}, is a {kind}")
+        elif kind == "symlink" and os.readlink(path) != entry.link_target:
+            report.changed.append(f"{text}: link target changed")
+        elif kind == "file" and entry.kind == "file":
+            if st.st_size != entry.size:
+                report.changed.append(f"{text}: size {entry.size} → {st.st_size}")
+            elif st.st_mtime_ns != entry.mtime_ns:
+                report.changed.append(f"{text}: modification time changed")
+            elif checksum and hash_file(path) != entry.xxh3:
+                report.changed.append(f"{text}: content differs (same size and time)")
+    report.missing = sorted(p.decode("utf-8", "backslashreplace") for p in known if p not in seen)
+    return report
