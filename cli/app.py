@@ -1,0 +1,192 @@
+"""Shared plumbing of the commands: the app context, errors → exit codes, output.
+
+Resources are opened here, once, never inside each command (borg's
+``with_repository``, sqlite-utils' ``output_options``).  The catalog is
+imported only by commands that use it, so tape commands start quickly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import click
+from tabulate import tabulate
+
+from pytp.catalog.config import Config, load_config
+from pytp.catalog.errors import CatalogError
+from pytp.tapeio.errors import TapeIOError
+from pytp.tapeio.exitcodes import EXIT_INTERRUPTED
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from pytp.catalog.devices import Selection
+    from pytp.tapeio.drive import Drive
+
+
+class App:
+    """Per-invocation state: the configuration and, when needed, the catalog."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+
+    @cached_property
+    def config(self) -> Config:
+        config = load_config(self.config_path)
+        if config.created:
+            lib = config.libraries[0]
+            click.echo(
+                f"pytp: created the embedded default configuration {config.path} "
+                f"(virtual library '{lib.name}' with 8 tapes, catalog {config.catalog_url}).",
+                err=True,
+            )
+        return config
+
+    @cached_property
+    def engine(self) -> Engine:
+        from pytp.catalog.database import open_catalog
+
+        return open_catalog(self.config.catalog_url)
+
+    def select(self, drive: str | None = None, library: str | None = None) -> Selection:
+        from pytp.catalog.devices import select
+
+        return select(self.config, drive, library)
+
+    @contextmanager
+    def open_drive(self, drive: str | None = None, library: str | None = None) -> Iterator[Drive]:
+        """The selected drive, locked and open for the duration of the block."""
+        from pytp.catalog.devices import drive_lock, open_drive
+
+        selection = self.select(drive, library)
+        with drive_lock(selection.drive):
+            handle = open_drive(selection.drive)
+            try:
+                yield handle
+            finally:
+                handle.close()
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+class PytpGroup(click.Group):
+    """A group with the original pytp's aliases and one place for errors."""
+
+    aliases = {
+        "stat": "status",
+        "pos": "position",
+        "g": "goto",
+        "rew": "rewind",
+        "ret": "retension",
+        "b": "backup",
+        "r": "restore",
+        "v": "verify",
+        "inventory": "tapes",
+    }
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, self.aliases.get(cmd_name, cmd_name))
+
+    def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
+        # Show the real name in usage messages when an alias was typed.
+        _, cmd, rest = super().resolve_command(ctx, args)
+        return cmd.name if cmd else None, cmd, rest
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (TapeIOError, CatalogError) as err:
+            click.echo(f"Error: {err}", err=True)
+            ctx.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+# ---------------------------------------------------------------- output
+FORMATS = ("table", "json", "csv")
+
+
+def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--format table|json|csv`` for commands whose output is data."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )(func)
+
+
+def emit(rows: list[dict[str, Any]], fmt: str, columns: list[str] | None = None, empty: str = "") -> None:
+    """Print ``rows`` as a table, a JSON array or CSV."""
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    columns = columns or (list(rows[0]) if rows else [])
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_cell(row.get(c)) for c in columns])
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    if not rows:
+        if empty:
+            click.echo(empty)
+        return
+    click.echo(tabulate([[_cell(row.get(c)) for c in columns] for row in rows], headers=columns, tablefmt="simple"))
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return "" if value is None else value
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def parse_size(text: str) -> int:
+    """``4G``, ``512K``, ``1.5GiB``, ``1048576`` → bytes."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    raw = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = raw, ""
+    if raw and raw[-1] in "KMGT":
+        number, unit = raw[:-1], raw[-1]
+    try:
+        value = float(number) * units[unit]
+    except (ValueError, KeyError):
+        raise click.BadParameter(f"'{text}' is not a size like 512K, 4G or 1048576") from None
+    return int(value)
+
+
+def warn(message: str) -> None:
+    click.echo(f"Warning: {message}", err=True)
+
+
+def progress_printer(enabled: bool) -> Callable[[str], None] | None:
+    if not enabled:
+        return None
+
+    def show(text: str) -> None:
+        click.echo(f"  {text}", err=True)
+
+    return show

@@ -1,0 +1,84 @@
+"""`pytp backup`: the original options, writing through the catalog."""
+
+from __future__ import annotations
+
+import click
+
+from pytp.tapeio.exitcodes import EXIT_WARNING
+
+from .app import App, human_bytes, pass_app, warn
+
+
+@click.command()
+@click.argument("dirs", nargs=-1, required=True, type=click.Path())
+@click.option("-l", "--library", help="Library to take tapes from (default: $PYTP_LIB, then the first one).")
+@click.option("-d", "--drive", help="Drive to write with (default: $PYTP_DEV, then the library's first free drive).")
+@click.option("-j", "--job", "job_name", help="Name of the backup chain (job).")
+@click.option("--label", "job_label", help="Label of the backup chain, as in the original pytp.")
+@click.option("--pool", help="Pool to write to (default: the configured default pool).")
+@click.option("-s", "--strategy", type=click.Choice(["direct", "tar", "dd"]), default="direct", show_default=True,
+              help="direct streams to tape through the memory buffer.")
+@click.option("-i", "--incremental", is_flag=True, help="Only files changed since the last backup (not yet supported).")
+@click.option("-m", "--max-concurrent-tars", type=int, default=2, show_default=True, help="For --strategy tar.")
+@click.option("-mem", "--memory_buffer", "memory_buffer", type=float, help="Memory buffer in GiB.")
+@click.option("-memp", "--memory_buffer_percent", "memory_buffer_percent", type=click.IntRange(0, 100),
+              help="Start writing once the buffer is this full (%).")
+@click.option("--double-buffer/--no-double-buffer", default=True, help="Accepted for compatibility.")
+@click.option("-lwm", "--low-water-mark", "low_water_mark", type=click.IntRange(0, 100), help="Accepted for compatibility.")
+@click.option("--progress/--no-progress", default=None, help="Show progress (default: when stderr is a terminal).")
+@pass_app
+def backup(
+    app: App, dirs: tuple[str, ...], library: str | None, drive: str | None, job_name: str | None,
+    job_label: str | None, pool: str | None, strategy: str, incremental: bool, max_concurrent_tars: int,
+    memory_buffer: float | None, memory_buffer_percent: int | None, double_buffer: bool,
+    low_water_mark: int | None, progress: bool | None,
+) -> None:
+    """Back up DIRS to tape: one tar archive per directory, appended at end of data.
+
+    Every file's path, xxh3 checksum and tape position go into the catalog.
+
+    \b
+    Example:
+        pytp backup /home /etc --job nightly
+    """
+    from pytp.catalog.backup import BackupOptions, run_backup
+
+    config = app.config
+    buffer_gib = memory_buffer if memory_buffer is not None else config.buffer.memory_gib
+    options = BackupOptions(
+        sources=list(dirs),
+        job_name=job_name,
+        job_label=job_label,
+        level="incremental" if incremental else "full",
+        strategy=strategy,
+        pool=pool,
+        buffer_bytes=max(1 << 20, int(buffer_gib * (1 << 30))),
+        start_percent=memory_buffer_percent if memory_buffer_percent is not None else config.buffer.start_percent,
+        low_water_mark=low_water_mark if low_water_mark is not None else config.buffer.low_water_mark,
+    )
+    show = progress if progress is not None else click.get_text_stream("stderr").isatty()
+    report = None
+    if show:
+        def report(p):  # type: ignore[no-untyped-def]
+            fill = f", buffer {p.buffer.fill_percent:.0f}%" if p.buffer else ""
+            click.echo(f"\r  {p.files} files, {human_bytes(p.bytes)}{fill}   ", nl=False, err=True)
+
+    selection = app.select(drive, library)
+    result = run_backup(app.engine, config, selection, options, progress=report)
+    if show:
+        click.echo("", err=True)
+    for path, message in result.problems:
+        warn(f"{path}: {message}")
+    rate = result.bytes / result.seconds / (1 << 20) if result.seconds else 0.0
+    click.echo(
+        f"Job {result.job_id} {result.status}: {result.files} files, {human_bytes(result.bytes)} "
+        f"in {result.seconds:.1f} s ({rate:.1f} MiB/s) on tape {', '.join(result.tapes)}"
+    )
+    for tape, number, source, blocks in result.tape_files:
+        click.echo(f"  {tape} file {number}: {source} ({blocks} blocks)")
+    if result.problems:
+        click.echo(f"{len(result.problems)} path(s) were not backed up; see the warnings above.")
+        click.get_current_context().exit(EXIT_WARNING)
+
+
+COMMANDS = [backup]

@@ -1,0 +1,47 @@
+"""`pytp db upgrade` and `pytp db current`."""
+
+from __future__ import annotations
+
+import click
+
+from .app import App, pass_app
+
+
+@click.group()
+def db() -> None:
+    """Catalog database maintenance."""
+
+
+@db.command()
+@pass_app
+def upgrade(app: App) -> None:
+    """Upgrade the catalog schema to this pytp's version (creates it if new).
+
+    \b
+    Example:
+        pytp db upgrade
+    """
+    from pytp.catalog.database import make_engine, upgrade as run_upgrade
+
+    before, after = run_upgrade(make_engine(app.config.catalog_url))
+    if before == after:
+        click.echo(f"Catalog is at schema {after}; nothing to do.")
+    else:
+        click.echo(f"Catalog upgraded from schema {before or '(empty)'} to {after}.")
+
+
+@db.command()
+@pass_app
+def current(app: App) -> None:
+    """Show the catalog's schema version and this pytp's.
+
+    \b
+    Example:
+        pytp db current
+    """
+    from pytp.catalog.database import current_revision, head_revision, make_engine
+
+    click.echo(f"catalog: {current_revision(make_engine(app.config.catalog_url)) or '(empty)'}, pytp: {head_revision()}")
+
+
+COMMANDS = [db]

@@ -1,0 +1,155 @@
+"""Library commands: list, load, unload, move, and `library add-virtual`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .app import App, emit, output_option, parse_size, pass_app
+
+library_option = click.option("-l", "--library", help="Library name (default: $PYTP_LIB, then the first one).")
+drive_option = click.option("-d", "--drive", help="Drive name (default: $PYTP_DEV, then the library's first drive).")
+
+
+def _changer(app: App, library: str | None):  # type: ignore[no-untyped-def]
+    from pytp.catalog.devices import open_changer, select_library
+
+    config = select_library(app.config, library)
+    return config, open_changer(config)
+
+
+@click.command(name="list")
+@library_option
+@output_option
+@pass_app
+def list_command(app: App, library: str | None, fmt: str) -> None:
+    """Show the library's drives, slots and import/export slots with barcodes.
+
+    \b
+    Example:
+        pytp list --library msl2024
+    """
+    config, changer = _changer(app, library)
+    status = changer.status()
+    rows = []
+    for d in status.drives:
+        name = config.drives[d.index] if d.index < len(config.drives) else str(d.index)
+        rows.append({"element": f"drive {d.index}", "name": name, "full": d.full, "barcode": d.barcode,
+                     "source_slot": d.source_slot})
+    for s in status.slots:
+        kind = "i/e slot" if s.import_export else "slot"
+        rows.append({"element": f"{kind} {s.number}", "name": "", "full": s.full, "barcode": s.barcode,
+                     "source_slot": None})
+    emit(rows, fmt, ["element", "name", "full", "barcode", "source_slot"])
+
+
+def _element(app: App, library: str | None, drive: str | None) -> tuple[object, int, str]:
+    from pytp.catalog.devices import select
+
+    selection = select(app.config, drive, library)
+    if selection.library is None or selection.element is None:
+        from pytp.catalog.errors import ConfigError
+
+        raise ConfigError(f"Drive {selection.drive.name} is not in a library.")
+    return selection, selection.element, selection.drive.name
+
+
+@click.command()
+@click.argument("slot", type=int)
+@library_option
+@drive_option
+@pass_app
+def load(app: App, slot: int, library: str | None, drive: str | None) -> None:
+    """Load the tape from SLOT into the drive (putting a loaded tape back first).
+
+    \b
+    Example:
+        pytp load 5 --drive lto9
+    """
+    from pytp.catalog.devices import drive_lock
+    from pytp.catalog.media import Media
+
+    selection, _, name = _element(app, library, drive)
+    with drive_lock(selection.drive), Media(app.config, selection) as media:  # type: ignore[attr-defined]
+        media.load(slot)
+    click.echo(f"Loaded slot {slot} into drive {name}.")
+
+
+@click.command()
+@click.argument("slot", type=int, required=False)
+@library_option
+@drive_option
+@pass_app
+def unload(app: App, slot: int | None, library: str | None, drive: str | None) -> None:
+    """Unload the drive into SLOT, or back into the slot the tape came from.
+
+    \b
+    Example:
+        pytp unload
+    """
+    from pytp.catalog.devices import drive_lock, open_changer
+
+    selection, element, name = _element(app, library, drive)
+    with drive_lock(selection.drive):  # type: ignore[attr-defined]
+        changer = open_changer(selection.library)  # type: ignore[attr-defined]
+        if slot is None:
+            state = changer.status().drive(element)
+            slot = state.source_slot if state else None
+        changer.unload(slot, element)
+    click.echo(f"Unloaded drive {name}" + (f" into slot {slot}." if slot else "."))
+
+
+@click.command()
+@click.argument("source", type=int)
+@click.argument("destination", type=int)
+@library_option
+@pass_app
+def move(app: App, source: int, destination: int, library: str | None) -> None:
+    """Move a tape from slot SOURCE to slot DESTINATION (import/export slots included).
+
+    \b
+    Example:
+        pytp move 3 24
+    """
+    _, changer = _changer(app, library)
+    changer.transfer(source, destination)
+    click.echo(f"Moved the tape in slot {source} to slot {destination}.")
+
+
+@click.group()
+def library() -> None:
+    """Manage configured libraries."""
+
+
+@library.command(name="add-virtual")
+@click.argument("name")
+@click.option("--path", type=click.Path(file_okay=False), help="Directory for the library (default: in pytp's data dir).")
+@click.option("--drives", type=click.IntRange(1, 16), default=2, show_default=True)
+@click.option("--slots", type=click.IntRange(1, 512), default=8, show_default=True)
+@click.option("--tapes", type=click.IntRange(0, 512), help="Tapes to create (default: one per slot).")
+@click.option("--tape-size", default="4G", show_default=True, help="Capacity of each tape, e.g. 64M, 4G.")
+@click.option("--block-size", default="512K", show_default=True, help="Block size of its drives.")
+@click.option("--barcode-prefix", default=None, help="Barcode prefix (default: from NAME).")
+@pass_app
+def add_virtual(
+    app: App, name: str, path: str | None, drives: int, slots: int, tapes: int | None, tape_size: str,
+    block_size: str, barcode_prefix: str | None,
+) -> None:
+    """Create a virtual library with drives and barcoded tapes and add it to the configuration.
+
+    \b
+    Example:
+        pytp library add-virtual test --slots 4 --tape-size 64M
+    """
+    from pytp.catalog.libraries import add_virtual_library
+
+    summary = add_virtual_library(
+        app.config, name, Path(path) if path else None, drives=drives, slots=slots,
+        tapes=slots if tapes is None else tapes, tape_size=parse_size(tape_size),
+        block_size=parse_size(block_size), barcode_prefix=barcode_prefix,
+    )
+    click.echo(summary)
+
+
+COMMANDS = [list_command, load, unload, move, library]

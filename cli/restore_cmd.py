@@ -1,0 +1,59 @@
+"""`pytp restore`: by catalog lookup, or the tape file under the head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .app import App, human_bytes, pass_app
+
+
+@click.command()
+@click.argument("target_dir", type=click.Path(file_okay=False), default=".")
+@click.option("--match", "patterns", multiple=True, help="Path substring or glob to restore (repeatable).")
+@click.option("--regex", is_flag=True, help="Take --match as regular expressions.")
+@click.option("--job", "job_id", type=int, help="Restore from this job (without --match: the whole job).")
+@click.option("--tape", help="Only files on this tape.")
+@click.option("--overwrite", is_flag=True, help="Replace files that already exist under TARGET_DIR.")
+@click.option("-d", "--drive", help="Drive to read with.")
+@click.option("-l", "--library", help="Library to load tapes from.")
+@pass_app
+def restore(
+    app: App, target_dir: str, patterns: tuple[str, ...], regex: bool, job_id: int | None, tape: str | None,
+    overwrite: bool, drive: str | None, library: str | None,
+) -> None:
+    """Restore files into TARGET_DIR: looked up in the catalog, read from their blocks.
+
+    Files land at their original absolute path made relative
+    (/home/a/x → TARGET_DIR/home/a/x).  Without --match or --job, extracts
+    the tape file at the current position (the original behaviour).
+
+    \b
+    Examples:
+        pytp restore /tmp/out --match report.pdf
+        pytp restore /tmp/out --job 12
+    """
+    if not patterns and job_id is None:
+        from pytp.catalog.restore import extract_here
+        from pytp.tapeio.drive import ensure_block_size
+
+        selection = app.select(drive, library)
+        with app.open_drive(drive, library) as handle:
+            ensure_block_size(handle, selection.drive.block_size)
+            extract_here(handle, selection.drive.block_size, Path(target_dir), overwrite)
+        click.echo(f"Extracted the tape file into {Path(target_dir).resolve()}.")
+        return
+    from pytp.catalog.restore import RestoreOptions, run_restore
+
+    options = RestoreOptions(
+        target=target_dir, patterns=list(patterns), regex=regex, job_id=job_id, tape=tape, overwrite=overwrite
+    )
+    result = run_restore(app.engine, app.config, app.select(drive, library), options)
+    click.echo(
+        f"Restored {result.files} item(s), {human_bytes(result.bytes)} from tape {', '.join(result.tapes)} "
+        f"into {result.target}; {result.verified} file checksum(s) verified."
+    )
+
+
+COMMANDS = [restore]
