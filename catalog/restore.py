@@ -142,8 +142,47 @@ def check_target(target: Path, entries: Iterable[Found], overwrite: bool) -> Non
 
 def _tar_command(target: Path, overwrite: bool) -> list[str]:
     command = ["tar", "-x", "-B", "-f", "-", "-C", str(target), "--preserve-permissions"]
-    command += ["--overwrite", "--unlink-first"] if overwrite else ["--keep-old-files"]
+    # --unlink-first replaces a file without writing through a symlink in its place.
+    command += ["--unlink-first"] if overwrite else ["--keep-old-files"]
     return command
+
+
+class _Tar:
+    """A running GNU tar fed on stdin; its stdout and stderr are collected on
+    threads so a chatty tar can never block the feeding."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._out: list[bytes] = []
+        self._err: list[bytes] = []
+        self._threads = [
+            threading.Thread(target=lambda: self._out.append(self.process.stdout.read()), daemon=True),  # type: ignore[union-attr]
+            threading.Thread(target=lambda: self._err.append(self.process.stderr.read()), daemon=True),  # type: ignore[union-attr]
+        ]
+        for thread in self._threads:
+            thread.start()
+        self.stopped = False
+
+    def feed(self, data: bytes) -> None:
+        """Send ``data``; sets ``stopped`` when tar has stopped reading."""
+        try:
+            self.process.stdin.write(data)  # type: ignore[union-attr]
+        except BrokenPipeError:
+            self.stopped = True
+
+    def finish(self) -> str:
+        """Close stdin, wait; return stdout.  :raises TarFailed: on a non-zero exit."""
+        try:
+            self.process.stdin.close()  # type: ignore[union-attr]
+        except BrokenPipeError:
+            pass
+        self.process.wait()
+        for thread in self._threads:
+            thread.join()
+        if self.process.returncode != 0:
+            stderr = b"".join(self._err).decode(errors="replace").strip()
+            raise TarFailed(f"tar failed (exit {self.process.returncode}): {stderr}")
+        return b"".join(self._out).decode("utf-8", "backslashreplace")
 
 
 def extract_tape_file(
@@ -157,8 +196,7 @@ def extract_tape_file(
 
     The drive must be at block 0 of the tape file.
     """
-    process = subprocess.Popen(_tar_command(target, overwrite), stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert process.stdin is not None
+    tar = _Tar(_tar_command(target, overwrite))
     reader = TapeFileReader(drive, block_size)
     fed = 0
     try:
@@ -166,25 +204,16 @@ def extract_tape_file(
             length = entry.header_size + (-(-entry.size // 512) * 512 if entry.kind == "file" else 0)
             reader.skip_to(entry.offset)
             remaining = length
-            while remaining:
+            while remaining and not tar.stopped:
                 data = reader.read(min(remaining, 1 << 20))
                 if not data:
                     raise CatalogError(f"{entry.path_text}: the tape file ended before the member did.")
-                process.stdin.write(data)
+                tar.feed(data)
                 fed += len(data)
                 remaining -= len(data)
-        tail = END_OF_ARCHIVE + b"\0" * (-(fed + len(END_OF_ARCHIVE)) % TAR_RECORD)
-        process.stdin.write(tail)
-    except BrokenPipeError:
-        pass
+        tar.feed(END_OF_ARCHIVE + b"\0" * (-(fed + len(END_OF_ARCHIVE)) % TAR_RECORD))
     finally:
-        try:
-            process.stdin.close()
-        except BrokenPipeError:
-            pass
-        _, stderr = process.communicate()
-    if process.returncode != 0:
-        raise TarFailed(f"tar failed (exit {process.returncode}): {stderr.decode(errors='replace').strip()}")
+        tar.finish()
 
 
 def verify_restored(target: Path, entries: Iterable[Found]) -> tuple[int, list[str]]:
@@ -266,30 +295,13 @@ def extract_here(drive: Drive, block_size: int, target: Path, overwrite: bool, l
     else:
         target.mkdir(parents=True, exist_ok=True)
         command = _tar_command(target, overwrite)
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    tar = _Tar(command)
     reader = TapeFileReader(drive, block_size)
-    out_chunks: list[bytes] = []
-    def collect() -> None:
-        assert process.stdout is not None
-        out_chunks.append(process.stdout.read())
-
-    collector = threading.Thread(target=collect, daemon=True)
-    collector.start()
-    assert process.stdin is not None
     try:
-        while chunk := reader.read(1 << 20):
-            process.stdin.write(chunk)
-    except BrokenPipeError:
-        reader.drain()  # tar stopped at the end-of-archive marker; pass the filemark anyway
+        while not tar.stopped and (chunk := reader.read(1 << 20)):
+            tar.feed(chunk)
     finally:
-        try:
-            process.stdin.close()
-        except BrokenPipeError:
-            pass
-    collector.join()
-    stderr = process.stderr.read() if process.stderr else b""
-    process.wait()
-    if process.returncode != 0:
-        raise TarFailed(f"tar failed (exit {process.returncode}): {stderr.decode(errors='replace').strip()}")
-    return b"".join(out_chunks).decode("utf-8", "backslashreplace")
-
+        # tar stops at the end-of-archive marker; pass the filemark anyway.
+        reader.drain()
+        output = tar.finish()
+    return output

@@ -48,10 +48,6 @@ class VerifyReport:
         return not self.problems
 
 
-def _expected_name(entry: Entry) -> bytes:
-    return member_name(entry.path) + (b"/" if entry.kind == "dir" and entry.path != b"/" else b"")
-
-
 def _check_member(reader: TapeFileReader, entry: Entry, report: VerifyReport) -> None:
     reader.skip_to(entry.offset)
     raw = reader.read(entry.header_size)
@@ -64,7 +60,7 @@ def _check_member(reader: TapeFileReader, entry: Entry, report: VerifyReport) ->
         report.problems.append((entry.path_text, f"damaged tar header ({err})"))
         return
     expected_kind = entry.kind
-    if header.name != _expected_name(entry) or header.kind != expected_kind or (
+    if header.name.rstrip(b"/") != member_name(entry.path).rstrip(b"/") or header.kind != expected_kind or (
         entry.kind == "file" and header.size != entry.size
     ):
         report.problems.append((entry.path_text, "tar header on tape does not match the catalog"))
