@@ -1,0 +1,78 @@
+"""Backup throughput of pytp against GNU tar, measured in the same invocation.
+
+Builds a source tree (a few large random files and many small ones) in a temp
+dir, then times:
+  reference: GNU tar -b N -cf FILE (same block size, writing to a plain file)
+  pytp:      run_backup() onto a virtual tape (tar framing, xxh3, catalog rows)
+and prints both rates and the ratio pytp/tar.  Run: python bench/backup_throughput.py [--mib 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pytp.catalog.backup import BackupOptions, run_backup  # noqa: E402
+from pytp.catalog.config import read_config  # noqa: E402
+from pytp.catalog.database import open_catalog  # noqa: E402
+from pytp.catalog.devices import select  # noqa: E402
+from tests.conftest import write_library_config  # noqa: E402
+
+BLOCK = 512 << 10
+
+
+def make_source(root: Path, mib: int, small_files: int) -> int:
+    root.mkdir(parents=True)
+    chunk = os.urandom(1 << 20)
+    total = 0
+    for i in range(4):
+        with open(root / f"big{i}.bin", "wb") as f:
+            for _ in range(mib // 4):
+                f.write(chunk)
+        total += (mib // 4) << 20
+    for i in range(small_files):
+        d = root / f"dir{i // 100}"
+        d.mkdir(exist_ok=True)
+        (d / f"f{i}.txt").write_bytes(chunk[: 1000 + i % 3000])
+        total += 1000 + i % 3000
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mib", type=int, default=512, help="MiB in large files")
+    parser.add_argument("--small", type=int, default=5000, help="number of small files")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        total = make_source(work / "src", args.mib, args.small)
+        subprocess.run(["sync"])
+        start = time.perf_counter()
+        subprocess.run(["tar", "-b", str(BLOCK // 512), "-cf", str(work / "ref.tar"), "-C", str(work), "src"], check=True)
+        tar_seconds = time.perf_counter() - start
+        os.unlink(work / "ref.tar")
+
+        os.environ["XDG_DATA_HOME"] = str(work / "data")
+        config = read_config(
+            write_library_config(work / "site", f"sqlite:///{work / 'catalog.db'}", tape_size=64 << 30,
+                                 block_size=BLOCK, tapes=1), "bench")
+        engine = open_catalog(config.catalog_url)
+        start = time.perf_counter()
+        result = run_backup(engine, config, select(config), BackupOptions(sources=[str(work / "src")]))
+        pytp_seconds = time.perf_counter() - start
+    mib = total / (1 << 20)
+    print(f"source: {mib:.0f} MiB in {result.files} members; block size {BLOCK}")
+    print(f"GNU tar -cf   : {tar_seconds:6.2f} s  {mib / tar_seconds:7.1f} MiB/s")
+    print(f"pytp backup   : {pytp_seconds:6.2f} s  {mib / pytp_seconds:7.1f} MiB/s  (xxh3 + catalog + manifest)")
+    print(f"ratio pytp/tar: {tar_seconds / pytp_seconds:.2f} of GNU tar's throughput")
+
+
+if __name__ == "__main__":
+    main()
