@@ -168,6 +168,9 @@ def parse_sg_logs(text: str) -> SgLogs:
             elif (pair := _split(line)) is not None:
                 block[snake_key(pair[0])] = _value(pair[1])
             continue
+        if re.search(r"\bin hex:?$", line):
+            block = None  # the header of a hex dump that follows; nothing to decode
+            continue
         if line.endswith(":") and _split(line) is None:
             block = {}
             page.values[snake_key(line[:-1])] = block

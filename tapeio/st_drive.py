@@ -18,8 +18,13 @@ Behaviour of the driver this module relies on (drivers/scsi/st.c):
   the handle is then opened read-only.
 * Closing a handle that wrote data writes a filemark (``st_flush``), and
   ``rewind``/``bsf``/``offline`` after a write do too: ``close`` only closes.
-* Reading past the last filemark returns 0 once, then ``EIO``; ``MTIOCGET``
-  then shows ``EOD``, which ``read`` turns into ``b""``.
+* Reading past the last filemark returns 0 once, then ``EIO`` with ``EOD`` in
+  ``MTIOCGET``: ``read`` gives ``b""`` once, then raises :class:`BlankTape`.
+* A write that reaches the early-warning zone returns a short count (or
+  ``ENOSPC``) and the status shows ``EOT``; the driver then turns that state
+  into "end of data" so that filemarks and a few more blocks still fit, and
+  ``EOT`` disappears from ``MTIOCGET``.  ``StDrive`` keeps reporting ``eom``
+  until the tape is repositioned, as the virtual drive does.
 * tgt's emulated drives have no READ POSITION/LOCATE: ``tell`` answers None
   and nothing else in pytp depends on ``tell``/``seek``.
 """
@@ -33,7 +38,7 @@ import platform
 import stat
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TypeVar
 
@@ -389,13 +394,20 @@ def map_os_error(
                 "(tgt's emulated drives do not). Position with rewind and fsf instead."
             )
         if operation in POSITIONING and status is not None and status.eod:
-            return BlankTape(
+            # A MediumError like any failed SPACE: tgt answers the same command
+            # with MEDIUM ERROR instead of BLANK CHECK, and both become EIO.
+            return MediumError(
                 f"{what} on {device} ran into the end of data: the tape holds fewer "
                 "files or blocks than asked for. Check the position against the catalog."
             )
         if operation in ("fsr", "bsr") and status is not None and status.eof:
             return DriveError(
                 f"{what} on {device} stopped at a filemark: the tape file has fewer blocks than asked for."
+            )
+        if transfer and not writing and status is not None and status.eod:
+            return BlankTape(
+                f"No more data on the tape in {device}: end of data reached. "
+                "Check the tape file number against the catalog."
             )
         if transfer and not writing and status is not None and status.bot:
             return BlankTape(
@@ -448,6 +460,8 @@ class StDrive:
         self._read_only: int | None = None
         #: Block size seen at the last status; None when unknown.
         self._block_size: int | None = None
+        #: A write met end of medium and the tape has not moved since (see module doc).
+        self._eom = False
 
     def __repr__(self) -> str:
         return f"StDrive({self.device_path!r}, {self.name!r})"
@@ -590,6 +604,8 @@ class StDrive:
     def _op(self, op: int, count: int, operation: str, *, limit: int = MAX_COUNT) -> None:
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= limit:
             raise ValueError(f"{operation}: count must be an integer from 0 to {limit}, not {count!r}")
+        if op not in (MTWEOF, MTSETBLK):
+            self._eom = False  # the tape moves away from where end of medium was met
         request = struct.pack(MTOP_FORMAT, op, count)
         try:
             self._call(lambda fd: fcntl.ioctl(fd, MTIOCTOP, request))
@@ -604,7 +620,7 @@ class StDrive:
             status = self._mtget(self._fd)
             if status.online:
                 self._block_size = status.block_size
-                return status
+                return replace(status, eom=True) if self._eom else status
             # This handle may predate a load or unload; a fresh one re-reads the drive.
             self._drop_fd()
         status = self._probe()
@@ -670,7 +686,9 @@ class StDrive:
         """Read up to ``size`` bytes in whole blocks.
 
         Fewer bytes come back when a filemark follows, ``b""`` at the filemark
-        itself (the tape is then after it) and at end of data.
+        itself (the tape is then after it) and once at end of data; reading on
+        raises :class:`BlankTape` (tgt's drives raise it at once, without the
+        ``b""``: their SSC emulation answers MEDIUM ERROR at end of data).
 
         :param size: a positive multiple of the block size.
         """
@@ -678,12 +696,7 @@ class StDrive:
         try:
             return self._call(lambda fd: os.read(fd, size))
         except OSError as err:
-            status = self._context() if err.errno == errno.EIO else None
-            if status is not None and status.eod:
-                return b""  # st answers EIO once it has reported end of data
-            raise map_os_error(
-                err, device=self._label, operation="read", status=status, transfer=True, argument=size
-            ) from err
+            raise self._error(err, "read", transfer=True, argument=size) from err
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Write ``data`` in whole blocks.
@@ -699,28 +712,31 @@ class StDrive:
             return
         self._check_size(total, "write")
         self._ensure_writable()
-        written = 0
-        while written < total:
-            # A write that meets the early-warning zone returns a short count
-            # (st_write: "EOM within current request"); the rest goes in the
-            # next call, which then reports ENOSPC.
-            try:
-                n = self._call(lambda fd: os.write(fd, view[written:]))
-            except OSError as err:
-                exc = self._error(err, "write", transfer=True, argument=total - written)
-                exc.bytes_written = written  # type: ignore[attr-defined]
-                raise exc from err
-            if n <= 0:
-                exc = MediumError(f"{self._label} accepted no data during write; check 'dmesg'.")
-                exc.bytes_written = written  # type: ignore[attr-defined]
-                raise exc
-            written += n
+        try:
+            written = self._call(lambda fd: os.write(fd, view))
+        except OSError as err:
+            exc = self._error(err, "write", transfer=True, argument=total)
+            if isinstance(exc, EndOfMedium):
+                self._eom = True
+                exc.bytes_written = 0  # type: ignore[attr-defined]
+            raise exc from err
+        if written < total:
+            # st_write returns a short count only when the early-warning zone cut
+            # the request ("EOM within current request"); the rest is not on tape.
+            self._eom = True
+            exc = EndOfMedium(
+                f"The tape in {self._label} is full: end of medium reached after {written} of "
+                f"{total} bytes of this write. Continue on another tape of the pool."
+            )
+            exc.bytes_written = written  # type: ignore[attr-defined]
+            raise exc
 
     def close(self) -> None:
         """Close the handle; after a write the driver itself writes the filemark."""
         fd, self._fd = self._fd, None
         self._read_only = None
         self._block_size = None
+        self._eom = False
         if fd is None:
             return
         try:
@@ -751,6 +767,8 @@ class StDrive:
     def _check_size(self, size: int, operation: str) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
             raise ValueError(f"{operation}: size must be a positive number of bytes, not {size!r}")
+        if self._block_size is None:
+            self._ensure_open()  # learns the block size, so a partial block never reaches the tape
         block = self._block_size
         if block and size % block:
             raise BlockSizeError(

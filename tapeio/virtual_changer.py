@@ -1,0 +1,339 @@
+"""A file-backed tape library (media changer) holding virtual tapes and drives.
+
+A library is a directory::
+
+    library.json   name, format, drives (paths relative to the library),
+                   slots {"1": barcode or null, ...}, import_export [slot, ...],
+                   drive_sources {"0": slot}, tape_size
+    tapes/<BARCODE>/   virtual tapes (see virtual_drive)
+    drives/<n>/        virtual drives
+    lock               flock'ed while the inventory changes
+
+Numbering is mtx's: slots from 1, import/export slots numbered after the
+storage slots, drives from 0.  What a drive holds is read from the drive's own
+``state.json`` (one source of truth, shared with :mod:`.virtual_drive`); the
+library remembers only the slots and which slot each loaded tape came from.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .changer import ChangerStatus, DriveElement, StorageElement
+from .errors import ChangerError, DriveBusy, TapeIOError
+from .virtual_drive import (
+    create_virtual_drive,
+    create_virtual_tape,
+    load_tape,
+    loaded_tape,
+    tape_barcode,
+    unload_tape,
+)
+
+FORMAT_VERSION = 1
+LIBRARY_FILE = "library.json"
+LOCK_FILE = "lock"
+GiB = 1024**3
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` atomically, so ``status`` never reads half an inventory."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_library(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / LIBRARY_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ChangerError(
+            f"No virtual library at {path}: create one with create_virtual_library(), "
+            "or check the library's path in the configuration."
+        ) from err
+    except (OSError, ValueError) as err:
+        raise ChangerError(f"Cannot read {path / LIBRARY_FILE}: {err}. Repair or recreate it.") from err
+
+
+def create_virtual_library(
+    path: str | os.PathLike[str],
+    name: str,
+    drives: int = 2,
+    slots: int = 8,
+    tapes: int = 8,
+    tape_size: int = 4 * GiB,
+    import_export: int = 1,
+    barcode_prefix: str = "PYT",
+    barcode_suffix: str = "L9",
+) -> Path:
+    """Create a virtual library with its drives and blank tapes.
+
+    Tapes are sparse until written, so large ``tape_size`` values cost nothing.
+
+    :param path: the library directory; created, or empty if it exists.
+    :param name: the library's name, used in messages.
+    :param drives: number of drives (numbered from 0).
+    :param slots: number of storage slots (numbered from 1).
+    :param tapes: blank tapes to create, put in slots 1..tapes, with barcodes
+        ``<prefix><001..><suffix>`` (``PYT001L9``).
+    :param tape_size: capacity of each tape in bytes.
+    :param import_export: number of import/export (mail) slots, numbered
+        after the storage slots and left empty.
+    :returns: the library directory.
+    """
+    if drives < 1 or slots < 1 or import_export < 0:
+        raise ValueError("A library needs at least one drive and one slot.")
+    if not 0 <= tapes <= slots:
+        raise ValueError(f"{tapes} tapes do not fit into {slots} storage slots.")
+    library = Path(path)
+    if (library / LIBRARY_FILE).exists():
+        raise ChangerError(
+            f"A virtual library already exists at {library}: use it, or choose another path."
+        )
+    if library.exists() and any(library.iterdir()):
+        raise ChangerError(
+            f"Cannot create a virtual library at {library}: the directory is not empty. "
+            "Choose another path."
+        )
+    library.mkdir(parents=True, exist_ok=True)
+    (library / "tapes").mkdir()
+    drive_dirs = []
+    for index in range(drives):
+        create_virtual_drive(library / "drives" / str(index))
+        drive_dirs.append(f"drives/{index}")
+    slot_map: dict[str, str | None] = {str(n): None for n in range(1, slots + import_export + 1)}
+    for number in range(1, tapes + 1):
+        barcode = f"{barcode_prefix}{number:03d}{barcode_suffix}"
+        create_virtual_tape(library / "tapes" / barcode, barcode, tape_size)
+        slot_map[str(number)] = barcode
+    _write_json(
+        library / LIBRARY_FILE,
+        {
+            "name": name,
+            "format": FORMAT_VERSION,
+            "drives": drive_dirs,
+            "slots": slot_map,
+            "import_export": list(range(slots + 1, slots + import_export + 1)),
+            "drive_sources": {},
+            "tape_size": tape_size,
+        },
+    )
+    (library / LOCK_FILE).touch()
+    return library
+
+
+def drive_paths(library_path: str | os.PathLike[str]) -> list[Path]:
+    """The drive directories of a library, index = mtx drive number."""
+    library = Path(library_path)
+    return [library / d for d in _read_library(library)["drives"]]
+
+
+def add_tape(
+    library_path: str | os.PathLike[str],
+    barcode: str,
+    slot: int,
+    capacity: int | None = None,
+) -> Path:
+    """Create a new blank tape in an empty slot (an operator inserting a cartridge).
+
+    :param capacity: bytes; defaults to the library's ``tape_size``.
+    :returns: the new tape's directory.
+    """
+    changer = VirtualChanger(library_path)
+    with changer._locked() as lib:
+        changer._check_slot(lib, slot)
+        if lib["slots"][str(slot)] is not None:
+            raise ChangerError(
+                f"Slot {slot} of library {changer.name} already holds tape "
+                f"{lib['slots'][str(slot)]}: choose an empty slot."
+            )
+        tape_dir = changer.path / "tapes" / barcode
+        if tape_dir.exists():
+            raise ChangerError(
+                f"Library {changer.name} already has a tape {barcode}: barcodes must be unique."
+            )
+        create_virtual_tape(tape_dir, barcode, capacity or int(lib.get("tape_size", 4 * GiB)))
+        lib["slots"][str(slot)] = barcode
+        changer._save(lib)
+    return tape_dir
+
+
+class VirtualChanger:
+    """The :class:`~pytp.tapeio.changer.Changer` of a virtual library directory.
+
+    :param path: the library directory (made by :func:`create_virtual_library`).
+    :param name: the name used in messages; defaults to the library's own name.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], name: str | None = None) -> None:
+        self.path = Path(path)
+        self.name = name or str(_read_library(self.path).get("name") or self.path)
+
+    # -- plumbing ------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, exclusive: bool = True) -> Iterator[dict[str, Any]]:
+        """Hold the library lock and yield a fresh copy of its inventory.
+
+        The lock is held only for the few file operations of one move, so
+        waiting for it (rather than failing) is right.
+        """
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield _read_library(self.path)
+        finally:
+            os.close(fd)
+
+    def _save(self, lib: dict[str, Any]) -> None:
+        _write_json(self.path / LIBRARY_FILE, lib)
+
+    def _slot_range(self, lib: dict[str, Any]) -> str:
+        total = len(lib["slots"])
+        ie = lib.get("import_export") or []
+        extra = f", import/export: {', '.join(map(str, ie))}" if ie else ""
+        return f"slots are 1 to {total}{extra}"
+
+    def _check_slot(self, lib: dict[str, Any], slot: int) -> None:
+        if str(slot) not in lib["slots"]:
+            raise ChangerError(f"Library {self.name} has no slot {slot}: {self._slot_range(lib)}.")
+
+    def _drive_dir(self, lib: dict[str, Any], drive: int) -> Path:
+        drives = lib["drives"]
+        if not 0 <= drive < len(drives):
+            raise ChangerError(
+                f"Library {self.name} has no drive {drive}: drives are 0 to {len(drives) - 1}."
+            )
+        return self.path / drives[drive]
+
+    def drive_path(self, drive: int) -> Path:
+        """The directory of drive ``drive``, for :class:`VirtualDrive`."""
+        return self._drive_dir(_read_library(self.path), drive)
+
+    @staticmethod
+    def _barcode(tape: Path) -> str | None:
+        try:
+            return tape_barcode(tape)
+        except TapeIOError:
+            return None  # the tape directory vanished; the drive is still full
+
+    def _busy(self, drive: int, err: DriveBusy, action: str) -> ChangerError:
+        return ChangerError(f"Cannot {action} drive {drive} of library {self.name}: {err}")
+
+    # -- Changer protocol ------------------------------------------------------
+
+    def status(self) -> ChangerStatus:
+        """Drives with their tapes and source slots, and every slot with its barcode."""
+        with self._locked(exclusive=False) as lib:
+            ie = set(lib.get("import_export") or [])
+            sources = lib.get("drive_sources") or {}
+            drives = []
+            for index, rel in enumerate(lib["drives"]):
+                tape = loaded_tape(self.path / rel)
+                drives.append(
+                    DriveElement(
+                        index=index,
+                        full=tape is not None,
+                        barcode=self._barcode(tape) if tape is not None else None,
+                        source_slot=sources.get(str(index)) if tape is not None else None,
+                    )
+                )
+            slots = [
+                StorageElement(
+                    number=int(number),
+                    full=barcode is not None,
+                    barcode=barcode,
+                    import_export=int(number) in ie,
+                )
+                for number, barcode in sorted(lib["slots"].items(), key=lambda kv: int(kv[0]))
+            ]
+        return ChangerStatus(drives=drives, slots=slots)
+
+    def load(self, slot: int, drive: int) -> None:
+        """Move the tape in ``slot`` into ``drive``; the drive's position is then unknown."""
+        with self._locked() as lib:
+            self._check_slot(lib, slot)
+            drive_dir = self._drive_dir(lib, drive)
+            barcode = lib["slots"][str(slot)]
+            if barcode is None:
+                raise ChangerError(
+                    f"Slot {slot} of library {self.name} is empty: choose a slot that holds "
+                    "a tape (`pytp list` shows them)."
+                )
+            current = loaded_tape(drive_dir)
+            if current is not None:
+                source = (lib.get("drive_sources") or {}).get(str(drive))
+                origin = f"from slot {source}" if source is not None else "source slot unknown"
+                raise ChangerError(
+                    f"Drive {drive} of library {self.name} already holds tape "
+                    f"{self._barcode(current) or current} ({origin}): unload it first "
+                    "(`pytp unload`)."
+                )
+            try:
+                load_tape(drive_dir, self.path / "tapes" / barcode)
+            except DriveBusy as err:
+                raise self._busy(drive, err, "load") from err
+            lib["slots"][str(slot)] = None
+            lib.setdefault("drive_sources", {})[str(drive)] = slot
+            self._save(lib)
+
+    def unload(self, slot: int | None, drive: int) -> None:
+        """Move the tape in ``drive`` to ``slot``, or back to its source slot when None."""
+        with self._locked() as lib:
+            drive_dir = self._drive_dir(lib, drive)
+            current = loaded_tape(drive_dir)
+            if current is None:
+                raise ChangerError(
+                    f"Drive {drive} of library {self.name} is empty: there is no tape to unload."
+                )
+            sources = lib.setdefault("drive_sources", {})
+            target = slot if slot is not None else sources.get(str(drive))
+            if target is None:
+                raise ChangerError(
+                    f"The slot that tape {self._barcode(current) or current} in drive {drive} "
+                    "came from is unknown: name an empty slot to unload it to."
+                )
+            self._check_slot(lib, target)
+            occupant = lib["slots"][str(target)]
+            if occupant is not None:
+                raise ChangerError(
+                    f"Slot {target} of library {self.name} already holds tape {occupant}: "
+                    "choose an empty slot."
+                )
+            try:
+                tape = unload_tape(drive_dir)
+            except DriveBusy as err:
+                raise self._busy(drive, err, "unload") from err
+            lib["slots"][str(target)] = self._barcode(tape) or tape.name
+            sources.pop(str(drive), None)
+            self._save(lib)
+
+    def transfer(self, source: int, destination: int) -> None:
+        """Move a tape from slot ``source`` to the empty slot ``destination``."""
+        with self._locked() as lib:
+            self._check_slot(lib, source)
+            self._check_slot(lib, destination)
+            if source == destination:
+                raise ChangerError(
+                    f"Slot {source} is both source and destination: choose another destination."
+                )
+            barcode = lib["slots"][str(source)]
+            if barcode is None:
+                raise ChangerError(
+                    f"Slot {source} of library {self.name} is empty: there is no tape to move."
+                )
+            occupant = lib["slots"][str(destination)]
+            if occupant is not None:
+                raise ChangerError(
+                    f"Slot {destination} of library {self.name} already holds tape {occupant}: "
+                    "choose an empty slot."
+                )
+            lib["slots"][str(source)] = None
+            lib["slots"][str(destination)] = barcode
+            self._save(lib)

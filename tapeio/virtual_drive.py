@@ -1,0 +1,1083 @@
+"""A file-backed tape drive that behaves like the Linux ``st`` driver (``/dev/nst0``).
+
+It is pytp's embedded default and its test double, so it copies the driver's
+rules rather than inventing friendlier ones: code that works here must work on
+a real drive (the system tests run the shared contract on both).
+
+On disk
+-------
+A **tape** is a directory::
+
+    tape.json     barcode, capacity, early_warning, write_protected,
+                  block_size (null until the first block is written), faults
+    file-00000    the blocks of tape file 0, nothing else
+    file-00001    ...
+
+Every ``file-NNNNN`` is implicitly followed by a filemark; after the last one
+is end of data (EOD).  Because a file holds exactly the blocks written to it,
+GNU tar reads a data file directly: ``tar -tf TAPE/file-00001``.
+
+A **drive** is a directory holding ``state.json`` (the loaded tape, the
+position, the block size setting, counters, the pid that has it open) and
+``lock``, which an open :class:`VirtualDrive` holds with ``flock``.
+
+Position model
+--------------
+The drive keeps two positions, as a real one does: where the head *is*
+(``head``, always known to the simulation) and what the driver *reports*
+(``file``/``block``, -1 when the ``st`` driver would not know).  Reported
+numbers follow ``st``: -1/-1 after a changer load or a crash, block -1 after
+``bsf``, after an I/O error, after ``bsr`` crossed a filemark, after ``fsf``
+ran into end of data, and after the first empty read at end of data.
+Operations that would silently go wrong at an unknown place -- ``write``,
+``weof``, ``fsr``, ``bsr`` -- refuse with :class:`PositionUnknown` ("rewind
+first"); ``st`` would run them, but pytp must never write where it cannot say.
+
+Where this model differs from ``st`` (documented, deliberate):
+
+* After a data write, ``st`` writes the closing filemark only before close,
+  rewind, offline, ``bsf`` and ``bsfm``.  Here it is also written before
+  ``fsf``, ``eod``, ``retension`` and ``read``: a tape file here always ends
+  with a filemark, so "data without a filemark" cannot be represented.  The
+  outcomes pytp sees (an error on ``fsf``/``read`` at end of data) are those
+  of ``st``.
+* ``eod()`` reports ``(files, 0)``; ``st`` reports block -1 after ``MTEOM``
+  on most drives (and tgt's emulation a meaningless file number).
+* ``offline()`` rewinds and ejects: the tape stays in the drive, not ready
+  (``online`` False, ``door_open`` True) until the changer unloads it or
+  :func:`load_tape` puts the same tape back (what ``mt load`` does).
+* A write fault writes the blocks before the bad one; a read fault returns
+  nothing and leaves the head after the bad block with the block unknown.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fcntl
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .drive import UNKNOWN, DriveStatus
+from .errors import (
+    BlankTape,
+    BlockSizeError,
+    ChangerError,
+    DriveBusy,
+    EndOfMedium,
+    MediumError,
+    NoMedium,
+    PositionUnknown,
+    TapeIOError,
+    WriteProtected,
+)
+from .procinfo import describe_holder
+
+FORMAT_VERSION = 1
+TAPE_META = "tape.json"
+DRIVE_STATE = "state.json"
+LOCK_FILE = "lock"
+MiB = 1024 * 1024
+
+# The read mark says what the last forward movement crossed, as st's
+# ``STps->eof`` does: right after a filemark, a read at end of data returns
+# b"" once (st's ST_FM -> ST_EOD_2); once end of data has been reported,
+# reads fail (ST_EOD).
+_MARK_NONE = "none"
+_MARK_FILEMARK = "filemark"
+_MARK_EOD = "eod"
+
+
+@dataclass
+class DriveCounters:
+    """What a drive has done, summed over its life (``state.json``).
+
+    Movement counters count operations (one ``fsf(3)`` is one ``fsf``), not
+    the filemarks or blocks spaced over; ``bsfm`` counts as one ``bsf`` and
+    one ``fsf``, the two commands ``st`` sends for it.
+    """
+
+    blocks_read: int = 0
+    bytes_read: int = 0
+    blocks_written: int = 0
+    bytes_written: int = 0
+    filemarks_written: int = 0
+    fsf: int = 0
+    bsf: int = 0
+    fsr: int = 0
+    bsr: int = 0
+    rewinds: int = 0
+    retensions: int = 0
+    loads: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> DriveCounters:
+        """Build from ``state.json``'s ``counters``; unknown keys are ignored."""
+        data = data or {}
+        return cls(**{f.name: int(data.get(f.name, 0)) for f in fields(cls)})
+
+
+# --------------------------------------------------------------------------
+# small file helpers
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` atomically, so readers without the lock never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise TapeIOError(f"No {what} at {path.parent}: {path.name} is missing.") from err
+    except (OSError, ValueError) as err:
+        raise TapeIOError(f"Cannot read {path}: {err}. Repair or recreate the {what}.") from err
+    if not isinstance(data, dict):
+        raise TapeIOError(f"{path} is not a {what} description. Repair or recreate it.")
+    return data
+
+
+def tape_file_path(tape_path: str | os.PathLike[str], number: int) -> Path:
+    """The file holding tape file ``number`` of a virtual tape (``file-00001``)."""
+    return Path(tape_path) / f"file-{number:05d}"
+
+
+def default_early_warning(capacity: int) -> int:
+    """Early-warning zone for ``capacity`` bytes: 2 % up to 32 MiB.
+
+    Tiny test tapes still get a zone of a few blocks (up to 64 KiB, at most a
+    quarter of the tape), so "end of medium before the tape is full" holds.
+    """
+    zone = min(capacity // 50, 32 * MiB)
+    return max(zone, min(capacity // 4, 64 * 1024))
+
+
+# --------------------------------------------------------------------------
+# creating and inspecting tapes and drives
+
+
+def create_virtual_tape(
+    path: str | os.PathLike[str],
+    barcode: str,
+    capacity: int,
+    early_warning: int | None = None,
+) -> Path:
+    """Create a blank virtual tape directory.
+
+    :param path: the tape directory; created, or empty if it exists.
+    :param barcode: the cartridge's barcode (its volume tag), e.g. ``PYT001L9``.
+    :param capacity: data bytes the tape holds.
+    :param early_warning: size of the early-warning zone before the end;
+        writes that would end inside it fail with :class:`EndOfMedium`.
+        Default: :func:`default_early_warning`.
+    :returns: the tape directory.
+    """
+    if not barcode or "/" in barcode or barcode.strip() != barcode:
+        raise ValueError(f"Invalid barcode {barcode!r}: use letters and digits, e.g. PYT001L9.")
+    if capacity <= 0:
+        raise ValueError(f"Tape capacity must be positive, not {capacity}.")
+    if early_warning is None:
+        early_warning = default_early_warning(capacity)
+    if not 0 <= early_warning < capacity:
+        raise ValueError(
+            f"Early warning {early_warning} must be at least 0 and below the capacity {capacity}."
+        )
+    tape = Path(path)
+    if tape.exists() and any(tape.iterdir()):
+        raise TapeIOError(
+            f"Cannot create a virtual tape at {tape}: the directory is not empty. "
+            "Choose another path or remove it."
+        )
+    tape.mkdir(parents=True, exist_ok=True)
+    _write_json(
+        tape / TAPE_META,
+        {
+            "format": FORMAT_VERSION,
+            "barcode": barcode,
+            "capacity": capacity,
+            "early_warning": early_warning,
+            "write_protected": False,
+            "block_size": None,
+            "faults": {"read_errors": [], "write_errors": []},
+        },
+    )
+    return tape
+
+
+def read_tape_meta(tape_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``tape.json`` of a virtual tape."""
+    return _read_json(Path(tape_path) / TAPE_META, "virtual tape")
+
+
+def tape_barcode(tape_path: str | os.PathLike[str]) -> str:
+    """The barcode of a virtual tape."""
+    return str(read_tape_meta(tape_path)["barcode"])
+
+
+def configure_tape(
+    tape_path: str | os.PathLike[str],
+    *,
+    write_protected: bool | None = None,
+    read_errors: list[tuple[int, int]] | None = None,
+    write_errors: list[tuple[int, int]] | None = None,
+) -> None:
+    """Set a tape's write protection or injected faults (None leaves a setting alone).
+
+    Faults are ``(file, block)`` pairs: reading or writing that block raises
+    :class:`MediumError`.  This is fault injection by configuration, like
+    borg's failing chunker; a drive reads it when it is opened.
+    """
+    path = Path(tape_path) / TAPE_META
+    meta = _read_json(path, "virtual tape")
+    if write_protected is not None:
+        meta["write_protected"] = bool(write_protected)
+    faults = meta.setdefault("faults", {})
+    if read_errors is not None:
+        faults["read_errors"] = [[int(f), int(b)] for f, b in read_errors]
+    if write_errors is not None:
+        faults["write_errors"] = [[int(f), int(b)] for f, b in write_errors]
+    _write_json(path, meta)
+
+
+def _initial_state() -> dict[str, Any]:
+    return {
+        "format": FORMAT_VERSION,
+        "tape": None,
+        "ready": False,
+        "file": UNKNOWN,
+        "block": UNKNOWN,
+        "head": [0, 0],
+        "mark": _MARK_NONE,
+        "block_size": 0,
+        "counters": asdict(DriveCounters()),
+        "open_pid": None,
+    }
+
+
+def create_virtual_drive(path: str | os.PathLike[str]) -> Path:
+    """Create an empty virtual drive directory (no tape, variable-block mode).
+
+    :param path: the drive directory; created if missing.
+    :returns: the drive directory.
+    """
+    drive = Path(path)
+    if (drive / DRIVE_STATE).exists():
+        raise TapeIOError(
+            f"A virtual drive already exists at {drive}: use it, or choose another path."
+        )
+    drive.mkdir(parents=True, exist_ok=True)
+    _write_json(drive / DRIVE_STATE, _initial_state())
+    (drive / LOCK_FILE).touch()
+    return drive
+
+
+def _read_state(drive: Path) -> dict[str, Any]:
+    state = _read_json(drive / DRIVE_STATE, "virtual drive")
+    for key, value in _initial_state().items():
+        state.setdefault(key, value)
+    return state
+
+
+def _resolve_tape(drive: Path, stored: str | None) -> Path | None:
+    """State stores the tape relative to the drive, so a library can be moved as a whole."""
+    if stored is None:
+        return None
+    return (drive / stored).resolve()
+
+
+def read_counters(drive_path: str | os.PathLike[str]) -> DriveCounters:
+    """The counters of a drive, read without opening it.
+
+    While another process has the drive open, the read and write counters
+    lag behind until its next positioning operation or close.
+    """
+    return DriveCounters.from_dict(_read_state(Path(drive_path)).get("counters"))
+
+
+def loaded_tape(drive_path: str | os.PathLike[str]) -> Path | None:
+    """The tape directory in a drive (loaded or ejected), None if it is empty."""
+    drive = Path(drive_path)
+    return _resolve_tape(drive, _read_state(drive).get("tape"))
+
+
+# --------------------------------------------------------------------------
+# the drive lock
+
+
+def _busy_message(name: str, pid: int | None) -> str:
+    if pid == os.getpid():
+        return (
+            f"Drive {name} is already open in this process ({describe_holder(pid)}): "
+            "close it before opening it again or moving its tape."
+        )
+    return f"Drive {name} is in use by {describe_holder(pid)}: wait for it to finish or stop it."
+
+
+def _lock_drive(drive: Path, name: str) -> int:
+    """Take the drive's lock without waiting, or raise :class:`DriveBusy` naming the holder.
+
+    ``flock`` belongs to the open file description, so a second open in the
+    same process conflicts too, exactly like a second ``open("/dev/nst0")``
+    that st refuses with EBUSY.
+    """
+    if not (drive / DRIVE_STATE).exists():
+        raise TapeIOError(
+            f"No virtual drive at {drive}: create one with create_virtual_drive() "
+            "or check the drive's path in the configuration."
+        )
+    fd = os.open(drive / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raw = os.pread(fd, 32, 0).strip()
+        os.close(fd)
+        pid = int(raw) if raw.isdigit() else None
+        raise DriveBusy(_busy_message(name, pid)) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _unlock_drive(fd: int) -> None:
+    # Clear the pid first: a stale pid would make a later busy message name
+    # the wrong process during the moment between lock and pid write.
+    try:
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # closing the last descriptor releases the flock
+
+
+def load_tape(drive_path: str | os.PathLike[str], tape_path: str | os.PathLike[str]) -> None:
+    """Put a tape into a drive, as a changer's robot does.
+
+    The drive then reports its position as unknown (-1/-1), as st does after a
+    changer load: rewind before use.  Putting back the tape that ``offline``
+    ejected makes it ready again, like ``mt load``.
+
+    :raises DriveBusy: another process (or this one) has the drive open.
+    :raises ChangerError: the drive already holds another tape.
+    """
+    drive = Path(drive_path)
+    tape = Path(tape_path).resolve()
+    if not (tape / TAPE_META).exists():
+        raise TapeIOError(
+            f"{tape} is not a virtual tape (no {TAPE_META}): create it with create_virtual_tape()."
+        )
+    fd = _lock_drive(drive, str(drive))
+    try:
+        state = _read_state(drive)
+        current = _resolve_tape(drive, state["tape"])
+        if current is not None and not (current == tape and not state["ready"]):
+            raise ChangerError(
+                f"Drive {drive} already holds tape {_barcode_or_path(current)}: unload it first."
+            )
+        counters = DriveCounters.from_dict(state["counters"])
+        counters.loads += 1
+        state.update(
+            tape=os.path.relpath(tape, drive.resolve()),
+            ready=True,
+            file=UNKNOWN,
+            block=UNKNOWN,
+            head=[0, 0],  # a loaded cartridge sits at BOT; only the driver does not know
+            mark=_MARK_NONE,
+            counters=asdict(counters),
+        )
+        _write_json(drive / DRIVE_STATE, state)
+    finally:
+        _unlock_drive(fd)
+
+
+def unload_tape(drive_path: str | os.PathLike[str]) -> Path:
+    """Take the tape out of a drive, as a changer's robot does.
+
+    :returns: the tape directory that was in the drive.
+    :raises DriveBusy: another process (or this one) has the drive open.
+    :raises NoMedium: the drive is empty.
+    """
+    drive = Path(drive_path)
+    fd = _lock_drive(drive, str(drive))
+    try:
+        state = _read_state(drive)
+        tape = _resolve_tape(drive, state["tape"])
+        if tape is None:
+            raise NoMedium(f"Drive {drive} is empty: there is no tape to unload.")
+        state.update(
+            tape=None, ready=False, file=UNKNOWN, block=UNKNOWN, head=[0, 0], mark=_MARK_NONE
+        )
+        _write_json(drive / DRIVE_STATE, state)
+        return tape
+    finally:
+        _unlock_drive(fd)
+
+
+def _barcode_or_path(tape: Path) -> str:
+    try:
+        return tape_barcode(tape)
+    except TapeIOError:
+        return str(tape)
+
+
+# --------------------------------------------------------------------------
+# the tape as the drive sees it
+
+
+class _Tape:
+    """A loaded virtual tape: its metadata, its files' sizes, its faults.
+
+    Sizes are kept in memory so that writes and reads cost one system call
+    each; descriptors stay open for the file being read or written.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if not path.is_dir():
+            raise MediumError(
+                f"Virtual tape {path} is missing: restore the directory, or unload the tape."
+            )
+        self.meta = read_tape_meta(path)
+        self.barcode = str(self.meta.get("barcode", path.name))
+        self.capacity = int(self.meta["capacity"])
+        self.early_warning = int(self.meta.get("early_warning") or 0)
+        self.write_protected = bool(self.meta.get("write_protected", False))
+        faults = self.meta.get("faults") or {}
+        self.read_faults = self._fault_index(faults.get("read_errors"))
+        self.write_faults = self._fault_index(faults.get("write_errors"))
+        self.sizes = self._scan()
+        self.used = sum(self.sizes)
+        self._fds: dict[tuple[int, bool], int] = {}
+
+    @staticmethod
+    def _fault_index(pairs: list[list[int]] | None) -> dict[int, list[int]]:
+        index: dict[int, list[int]] = {}
+        for file_number, block in pairs or []:
+            index.setdefault(int(file_number), []).append(int(block))
+        return {f: sorted(blocks) for f, blocks in index.items()}
+
+    def _scan(self) -> list[int]:
+        numbers = sorted(
+            int(p.name[5:])
+            for p in self.path.iterdir()
+            if p.name.startswith("file-") and p.name[5:].isdigit()
+        )
+        if numbers != list(range(len(numbers))):
+            missing = sorted(set(range(max(numbers) + 1)) - set(numbers))
+            raise MediumError(
+                f"Virtual tape {self.barcode} ({self.path}) is damaged: tape file(s) "
+                f"{missing} are missing. Restore them, or rewrite the tape from its start."
+            )
+        return [tape_file_path(self.path, n).stat().st_size for n in numbers]
+
+    @property
+    def files(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def block_size(self) -> int | None:
+        value = self.meta.get("block_size")
+        return int(value) if value else None
+
+    @property
+    def threshold(self) -> int:
+        """Bytes of data the tape takes before its early-warning point."""
+        return self.capacity - self.early_warning
+
+    def blocks(self, number: int) -> int:
+        """Whole blocks in tape file ``number`` (a torn trailing block does not count)."""
+        size = self.block_size
+        return self.sizes[number] // size if size else 0
+
+    def first_fault(self, faults: dict[int, list[int]], number: int, start: int, count: int) -> int | None:
+        """The first faulty block in ``[start, start + count)`` of file ``number``."""
+        blocks = faults.get(number)
+        if not blocks:
+            return None
+        i = bisect.bisect_left(blocks, start)
+        if i < len(blocks) and blocks[i] < start + count:
+            return blocks[i]
+        return None
+
+    def kept_bytes(self, number: int, offset: int) -> int:
+        """Bytes left on tape if everything from byte ``offset`` of file ``number`` on is cut."""
+        if number >= self.files:
+            return self.used
+        return sum(self.sizes[:number]) + min(self.sizes[number], offset)
+
+    def cut(self, number: int, offset: int) -> None:
+        """Make file ``number`` end at byte ``offset`` and drop every later file.
+
+        This is what writing does on a real tape: the new data (or filemark)
+        becomes the new end of data, and what followed is unreachable.  At
+        end of data it creates file ``number``.
+        """
+        if number == self.files - 1 and self.sizes[number] == offset:
+            return  # appending to the last file: nothing to cut (the fast path)
+        for later in range(self.files - 1, number, -1):
+            self._forget(later)
+            tape_file_path(self.path, later).unlink()
+        del self.sizes[number + 1 :]
+        if number < self.files:
+            self._forget(number)
+            os.truncate(tape_file_path(self.path, number), offset)
+            self.sizes[number] = offset
+        else:
+            tape_file_path(self.path, number).touch()
+            self.sizes.append(0)
+        self.used = sum(self.sizes)
+
+    def create_empty(self, number: int) -> None:
+        """Append an empty tape file (between two filemarks)."""
+        assert number == self.files
+        tape_file_path(self.path, number).touch()
+        self.sizes.append(0)
+
+    def set_block_size(self, size: int) -> None:
+        self.meta["block_size"] = size
+        _write_json(self.path / TAPE_META, self.meta)
+
+    def _fd(self, number: int, writable: bool) -> int:
+        key = (number, writable)
+        fd = self._fds.get(key)
+        if fd is None:
+            flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC
+            fd = os.open(tape_file_path(self.path, number), flags)
+            self._fds[key] = fd
+        return fd
+
+    def _forget(self, number: int) -> None:
+        for writable in (False, True):
+            fd = self._fds.pop((number, writable), None)
+            if fd is not None:
+                os.close(fd)
+
+    def pwrite(self, number: int, offset: int, data: memoryview) -> None:
+        fd = self._fd(number, writable=True)
+        done = 0
+        while done < len(data):  # os.pwrite may write less than asked
+            done += os.pwrite(fd, data[done:], offset + done)
+        self.sizes[number] = max(self.sizes[number], offset + len(data))
+        self.used += len(data)
+
+    def pread(self, number: int, offset: int, size: int) -> bytes:
+        return os.pread(self._fd(number, writable=False), size, offset)
+
+    def close(self) -> None:
+        for key in list(self._fds):
+            self._forget(key[0])
+
+
+# --------------------------------------------------------------------------
+# the drive
+
+
+class VirtualDrive:
+    """An open virtual tape drive; see the module docstring for its rules.
+
+    :param path: the drive directory (made by :func:`create_virtual_drive`).
+    :param name: the name used in messages; defaults to the path.
+    :raises DriveBusy: another process, or another open in this one, holds it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], name: str | None = None) -> None:
+        self.path = Path(path)
+        self.name = name or str(self.path)
+        self._closed = True
+        self._lock_fd = _lock_drive(self.path, self.name)
+        try:
+            self._open()
+        except BaseException:
+            _unlock_drive(self._lock_fd)
+            raise
+        self._closed = False
+
+    def _open(self) -> None:
+        state = _read_state(self.path)
+        self._state = state
+        self._block_size = int(state["block_size"])
+        self._counters = DriveCounters.from_dict(state["counters"])
+        self._file = int(state["file"])
+        self._block = int(state["block"])
+        self._head_file, self._head_block = (int(x) for x in state["head"])
+        self._mark = str(state["mark"])
+        self._pending_filemark = False
+        self._eom_hit = False
+        self._tape_path = _resolve_tape(self.path, state["tape"])
+        self._ready = bool(state["ready"]) and self._tape_path is not None
+        self._tape: _Tape | None = None
+        if self._ready:
+            assert self._tape_path is not None
+            self._tape = _Tape(self._tape_path)
+        crashed = state.get("open_pid") is not None
+        if crashed:
+            # We got the lock, so whoever recorded open_pid is gone without
+            # closing: its last blocks were never persisted as a position.
+            self._file = self._block = UNKNOWN
+            self._mark = _MARK_NONE
+        self._clamp_head()
+        self._persist(open_pid=os.getpid())
+
+    # -- context manager and closing -------------------------------------
+
+    def __enter__(self) -> VirtualDrive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Write the pending filemark (as nst does after a write), save the state, unlock.
+
+        Closing twice is harmless.
+        """
+        if self._closed:
+            return
+        try:
+            if self._tape is not None:
+                self._flush_filemark()
+        finally:
+            self._closed = True
+            try:
+                self._persist(open_pid=None)
+            finally:
+                if self._tape is not None:
+                    self._tape.close()
+                _unlock_drive(self._lock_fd)
+
+    # -- state -------------------------------------------------------------
+
+    def _clamp_head(self) -> None:
+        """Keep a persisted head inside the tape (files may have been cut since)."""
+        if self._tape is None:
+            self._head_file = self._head_block = 0
+            return
+        files = self._tape.files
+        if self._head_file >= files:
+            self._head_file, self._head_block = files, 0
+        else:
+            self._head_block = min(max(self._head_block, 0), self._tape.blocks(self._head_file))
+
+    def _persist(self, open_pid: int | None = -1) -> None:
+        """Save position, settings and counters; ``open_pid=-1`` keeps the recorded pid."""
+        state = self._state
+        state.update(
+            ready=self._ready,
+            file=self._file,
+            block=self._block,
+            head=[self._head_file, self._head_block],
+            mark=self._mark,
+            block_size=self._block_size,
+            counters=asdict(self._counters),
+        )
+        if open_pid != -1:
+            state["open_pid"] = open_pid
+        _write_json(self.path / DRIVE_STATE, state)
+
+    @property
+    def counters(self) -> DriveCounters:
+        """A snapshot of the counters, including unsaved reads and writes."""
+        return DriveCounters(**asdict(self._counters))
+
+    @property
+    def tape_path(self) -> Path | None:
+        """The loaded (or ejected) tape's directory."""
+        return self._tape_path
+
+    # -- preconditions -----------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TapeIOError(f"Drive {self.name} is closed: open it again.")
+
+    def _require_tape(self) -> _Tape:
+        self._check_open()
+        if self._tape is None:
+            if self._tape_path is not None:
+                raise NoMedium(
+                    f"The tape in drive {self.name} is ejected (offline): unload it with "
+                    "`pytp unload`, or load it again."
+                )
+            raise NoMedium(f"No tape in drive {self.name}: load one with `pytp load SLOT`.")
+        return self._tape
+
+    def _require_fixed(self) -> int:
+        if self._block_size <= 0:
+            raise BlockSizeError(
+                f"Drive {self.name} is in variable-block mode; the virtual drive supports only "
+                "fixed blocks: set a block size first (`pytp init`)."
+            )
+        return self._block_size
+
+    def _require_position(self, operation: str) -> None:
+        if self._file == UNKNOWN or self._block == UNKNOWN:
+            raise PositionUnknown(
+                f"Drive {self.name} does not know its position "
+                f"(file {self._file}, block {self._block}), so it will not {operation}: "
+                "rewind first (or go to end of data to append)."
+            )
+
+    def _require_writable(self, tape: _Tape) -> None:
+        if tape.write_protected:
+            raise WriteProtected(
+                f"Tape {tape.barcode} in drive {self.name} is write-protected: use another "
+                "tape, or clear its protection if it may be overwritten."
+            )
+
+    @staticmethod
+    def _check_count(count: int) -> None:
+        if count < 0:
+            raise ValueError(f"Count must be 0 or more, not {count}.")
+
+    # -- movement helpers --------------------------------------------------
+
+    def _set(self, head_file: int, head_block: int, file_no: int, block_no: int, mark: str) -> None:
+        self._head_file, self._head_block = head_file, head_block
+        self._file, self._block = file_no, block_no
+        self._mark = mark
+
+    def _flush_filemark(self) -> bool:
+        """Write the filemark owed after a data write; True if one was written."""
+        if not self._pending_filemark:
+            return False
+        self._write_filemarks(1)
+        return True
+
+    def _write_filemarks(self, count: int) -> None:
+        tape = self._tape
+        assert tape is not None
+        f, b = self._head_file, self._head_block
+        tape.cut(f, b * (tape.block_size or 0))
+        for extra in range(1, count):
+            tape.create_empty(f + extra)
+        self._set(
+            f + count,
+            0,
+            self._file + count if self._file != UNKNOWN else UNKNOWN,
+            0,
+            _MARK_NONE,
+        )
+        self._counters.filemarks_written += count
+        self._pending_filemark = False
+
+    def _rewind(self) -> None:
+        self._flush_filemark()
+        self._set(0, 0, 0, 0, _MARK_NONE)
+        self._eom_hit = False
+
+    # -- Drive protocol ----------------------------------------------------
+
+    def status(self) -> DriveStatus:
+        """What ``MTIOCGET`` would say; flags follow st's rules (EOF = block 0 of a file > 0)."""
+        self._check_open()
+        tape = self._tape
+        if tape is None:
+            return DriveStatus(online=False, block_size=self._block_size, door_open=True)
+        return DriveStatus(
+            online=True,
+            file_number=self._file,
+            block_number=self._block,
+            block_size=self._block_size,
+            bot=self._file == 0 and self._block == 0,
+            eof=self._block == 0 and self._file != 0,
+            eod=self._mark == _MARK_EOD,
+            eom=tape.used >= tape.threshold or self._eom_hit,
+            write_protected=tape.write_protected,
+        )
+
+    def set_block_size(self, size: int) -> None:
+        """Set the block size (0 = variable); it persists, like st's setting."""
+        self._require_tape()
+        if size < 0:
+            raise BlockSizeError(f"Block size must be 0 (variable) or positive, not {size}.")
+        self._block_size = size
+        self._persist()
+
+    def rewind(self) -> None:
+        """Go to the beginning of tape (writing the filemark owed after a write)."""
+        self._require_tape()
+        self._rewind()
+        self._counters.rewinds += 1
+        self._persist()
+
+    def retension(self) -> None:
+        """Wind to the end and back; for a virtual tape, a rewind counted as a retension."""
+        self._require_tape()
+        self._rewind()
+        self._counters.retensions += 1
+        self._persist()
+
+    def offline(self) -> None:
+        """Rewind and eject: the tape stays in the drive but is not ready (``online`` False)."""
+        self._require_tape()
+        self._rewind()
+        assert self._tape is not None
+        self._tape.close()
+        self._tape = None
+        self._ready = False
+        self._set(0, 0, UNKNOWN, UNKNOWN, _MARK_NONE)
+        self._persist()
+
+    def eod(self) -> None:
+        """Go to end of data, where the next write appends file ``files``."""
+        tape = self._require_tape()
+        self._flush_filemark()
+        self._set(tape.files, 0, tape.files, 0, _MARK_EOD)
+        self._persist()
+
+    def fsf(self, count: int = 1) -> None:
+        """Space forward over ``count`` filemarks to block 0 of file ``file + count``.
+
+        :raises MediumError: end of data came first; the head is at end of data
+            and the block number unknown, as st reports.
+        """
+        tape = self._require_tape()
+        self._check_count(count)
+        self._flush_filemark()
+        if count == 0:
+            return
+        self._counters.fsf += 1
+        f = self._head_file
+        known = self._file != UNKNOWN
+        if f + count > tape.files:
+            crossed = tape.files - f
+            self._set(tape.files, 0, self._file + crossed if known else UNKNOWN, UNKNOWN, _MARK_EOD)
+            self._persist()
+            raise MediumError(
+                f"Drive {self.name}: end of data after {crossed} of {count} filemarks "
+                f"(the tape has {tape.files} files). Rewind or go to end of data."
+            )
+        self._set(f + count, 0, self._file + count if known else UNKNOWN, 0, _MARK_FILEMARK)
+        self._persist()
+
+    def bsf(self, count: int = 1) -> None:
+        """Space back over ``count`` filemarks; ends before the last one, block unknown.
+
+        :raises MediumError: the beginning of tape came first; the tape is at BOT.
+        """
+        tape = self._require_tape()
+        self._check_count(count)
+        # st writes the owed filemark and then spaces over it too (count + 1).
+        if self._flush_filemark():
+            count += 1
+        if count == 0:
+            return
+        self._counters.bsf += 1
+        f = self._head_file
+        known = self._file != UNKNOWN
+        if count > f:
+            self._set(0, 0, 0 if known else UNKNOWN, 0, _MARK_NONE)
+            self._persist()
+            raise MediumError(
+                f"Drive {self.name}: beginning of tape after {f} of {count} filemarks; "
+                "the tape is at BOT."
+            )
+        target = f - count
+        self._set(target, tape.blocks(target), self._file - count if known else UNKNOWN, UNKNOWN, _MARK_NONE)
+        self._persist()
+
+    def bsfm(self, count: int = 1) -> None:
+        """``bsf(count)`` then ``fsf(1)``: the start of file ``file - count + 1``."""
+        self.bsf(count)
+        self.fsf(1)
+
+    def fsr(self, count: int = 1) -> None:
+        """Space forward ``count`` blocks inside the current file.
+
+        :raises MediumError: a filemark came first; the tape is after it, at
+            block 0 of the next file.
+        """
+        tape = self._require_tape()
+        self._check_count(count)
+        self._require_position("space over blocks")
+        self._pending_filemark = False  # st stops owing the filemark on any spacing
+        self._counters.fsr += 1
+        f, b = self._head_file, self._head_block
+        if f >= tape.files:
+            self._mark = _MARK_EOD
+            self._persist()
+            raise MediumError(f"Drive {self.name}: end of data, there are no blocks to space over.")
+        blocks = tape.blocks(f)
+        if b + count <= blocks:
+            self._set(f, b + count, self._file, self._block + count, _MARK_NONE)
+            self._persist()
+            return
+        self._set(f + 1, 0, self._file + 1, 0, _MARK_FILEMARK)
+        self._persist()
+        raise MediumError(
+            f"Drive {self.name}: filemark reached after {blocks - b} of {count} blocks; "
+            f"the tape is at the start of file {f + 1}."
+        )
+
+    def bsr(self, count: int = 1) -> None:
+        """Space back ``count`` blocks inside the current file.
+
+        :raises MediumError: the start of the file came first; the tape is on
+            the near side of the filemark before it (block unknown, as st
+            reports), or at BOT in file 0.
+        """
+        tape = self._require_tape()
+        self._check_count(count)
+        self._require_position("space over blocks")
+        self._pending_filemark = False
+        self._counters.bsr += 1
+        f, b = self._head_file, self._head_block
+        if count <= b:
+            self._set(f, b - count, self._file, self._block - count, _MARK_NONE)
+            self._persist()
+            return
+        if f == 0:
+            self._set(0, 0, 0, 0, _MARK_NONE)
+            self._persist()
+            raise MediumError(
+                f"Drive {self.name}: beginning of tape after {b} of {count} blocks."
+            )
+        self._set(f - 1, tape.blocks(f - 1), self._file - 1, UNKNOWN, _MARK_NONE)
+        self._persist()
+        raise MediumError(
+            f"Drive {self.name}: filemark reached after {b} of {count} blocks; "
+            f"the tape is at the end of file {f - 1}."
+        )
+
+    def weof(self, count: int = 1) -> None:
+        """Write ``count`` filemarks here; what followed on the tape is gone.
+
+        Filemarks are allowed past the early-warning point, so a job that hit
+        end of medium can still close its file.
+        """
+        tape = self._require_tape()
+        self._check_count(count)
+        self._require_writable(tape)
+        if count == 0:
+            self._pending_filemark = False  # st: WEOF 0 flushes, and close owes nothing
+            return
+        self._require_position("write filemarks")
+        self._write_filemarks(count)
+        self._persist()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Write whole blocks at the current position, which becomes the end of data.
+
+        :raises BlockSizeError: variable mode, a partial block, or a tape
+            written at another block size.
+        :raises EndOfMedium: the data would pass the early-warning point;
+            nothing was written.
+        :raises MediumError: an injected write fault; the blocks before it
+            were written.
+        """
+        tape = self._require_tape()
+        size = self._require_fixed()
+        view = memoryview(data).cast("B")
+        if len(view) == 0:
+            return
+        if len(view) % size:
+            raise BlockSizeError(
+                f"Drive {self.name}: a write of {len(view)} bytes is not a whole number of "
+                f"{size}-byte blocks. Pad the data to the block size."
+            )
+        self._require_position("write")
+        self._require_writable(tape)
+        f, b = self._head_file, self._head_block
+        offset = b * (tape.block_size or size)
+        kept = tape.kept_bytes(f, offset)
+        if kept and tape.block_size not in (None, size):
+            raise BlockSizeError(
+                f"Tape {tape.barcode} holds {tape.block_size}-byte blocks but drive {self.name} "
+                f"is set to {size}: set the block size to {tape.block_size}, or rewrite the "
+                "tape from its start."
+            )
+        if kept + len(view) > tape.threshold:
+            self._eom_hit = True
+            raise EndOfMedium(
+                f"Tape {tape.barcode} is full: {len(view)} more bytes would pass its early-warning "
+                f"point ({kept} of {tape.capacity} bytes used). Write a filemark and continue "
+                "on another tape."
+            )
+        count = len(view) // size
+        bad = tape.first_fault(tape.write_faults, f, b, count)
+        tape.cut(f, offset)
+        if tape.block_size != size:
+            tape.set_block_size(size)  # the tape's first block: record its size
+        good = count if bad is None else bad - b
+        if good:
+            tape.pwrite(f, offset, view[: good * size])
+        self._head_block = b + good
+        self._block += good
+        self._mark = _MARK_NONE
+        self._pending_filemark = True
+        self._counters.blocks_written += good
+        self._counters.bytes_written += good * size
+        if bad is not None:
+            self._block = UNKNOWN  # st: "Too cautious?" -- position lost after a write error
+            raise MediumError(
+                f"I/O error at file {f} block {bad} writing tape {tape.barcode} in drive "
+                f"{self.name}: the tape may be damaged; continue on another tape."
+            )
+
+    def read(self, size: int) -> bytes:
+        """Read up to ``size`` bytes (whole blocks) from the current tape file.
+
+        Returns fewer bytes when the file ends first, ``b""`` at its filemark
+        (and the tape is then at block 0 of the next file), and ``b""`` once at
+        end of data right after a filemark.
+
+        :raises BlankTape: at end of data (a second time, or not after a filemark).
+        :raises BlockSizeError: the tape was written at another block size.
+        :raises MediumError: an injected read fault in the blocks asked for.
+        """
+        tape = self._require_tape()
+        block_size = self._require_fixed()
+        if size < 0 or size % block_size:
+            raise BlockSizeError(
+                f"Drive {self.name}: a read of {size} bytes is not a whole number of "
+                f"{block_size}-byte blocks."
+            )
+        if size == 0:
+            return b""
+        self._flush_filemark()
+        f, b = self._head_file, self._head_block
+        if f >= tape.files:
+            if self._mark == _MARK_FILEMARK:
+                # st returns 0 once for the first blank check after a filemark
+                # and forgets the block number.
+                self._mark = _MARK_EOD
+                self._block = UNKNOWN
+                return b""
+            self._block = UNKNOWN
+            raise BlankTape(
+                f"Drive {self.name}: no data at file {f} of tape {tape.barcode} (end of data). "
+                "Rewind, or position on a data file."
+            )
+        blocks = tape.blocks(f)
+        if b >= blocks:
+            self._set(f + 1, 0, self._file + 1 if self._file != UNKNOWN else UNKNOWN, 0, _MARK_FILEMARK)
+            return b""
+        if tape.block_size != block_size:
+            raise BlockSizeError(
+                f"Tape {tape.barcode} was written with {tape.block_size}-byte blocks but drive "
+                f"{self.name} is set to {block_size}: set the block size to {tape.block_size}."
+            )
+        count = min(size // block_size, blocks - b)
+        bad = tape.first_fault(tape.read_faults, f, b, count)
+        if bad is not None:
+            good = bad - b
+            self._counters.blocks_read += good
+            self._counters.bytes_read += good * block_size
+            self._set(f, bad + 1, self._file, UNKNOWN, _MARK_NONE)
+            raise MediumError(
+                f"I/O error at file {f} block {bad} reading tape {tape.barcode} in drive "
+                f"{self.name}: the block is unreadable; try another copy of the data."
+            )
+        data = tape.pread(f, b * block_size, count * block_size)
+        self._head_block = b + count
+        if self._block != UNKNOWN:
+            self._block += count
+        self._mark = _MARK_NONE
+        self._counters.blocks_read += count
+        self._counters.bytes_read += count * block_size
+        return data
