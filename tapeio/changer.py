@@ -64,7 +64,7 @@ class ChangerStatus:
 
 @runtime_checkable
 class Changer(Protocol):
-    """A tape library robot.  Implementations: ``mtx.MtxChanger``, ``virtual.VirtualChanger``."""
+    """A tape library robot.  Implementations: ``mtx.MtxChanger``, ``virtual_changer.VirtualChanger``."""
 
     name: str
 

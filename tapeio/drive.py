@@ -61,7 +61,7 @@ class DriveStatus:
 
 @runtime_checkable
 class Drive(Protocol):
-    """A tape drive.  Implementations: ``st.StDrive``, ``virtual.VirtualDrive``."""
+    """A tape drive.  Implementations: ``st_drive.StDrive``, ``virtual_drive.VirtualDrive``."""
 
     name: str
 

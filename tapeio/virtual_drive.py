@@ -433,7 +433,8 @@ class _Tape:
     """A loaded virtual tape: its metadata, its files' sizes, its faults.
 
     Sizes are kept in memory so that writes and reads cost one system call
-    each; descriptors stay open for the file being read or written.
+    each; one descriptor for reading and one for writing stay open on the
+    files in use (not one per file: a catalog rebuild visits thousands).
     """
 
     def __init__(self, path: Path) -> None:
@@ -452,7 +453,7 @@ class _Tape:
         self.write_faults = self._fault_index(faults.get("write_errors"))
         self.sizes = self._scan()
         self.used = sum(self.sizes)
-        self._fds: dict[tuple[int, bool], int] = {}
+        self._fds: dict[bool, tuple[int, int]] = {}  # writable -> (file number, fd)
 
     @staticmethod
     def _fault_index(pairs: list[list[int]] | None) -> dict[int, list[int]]:
@@ -524,7 +525,6 @@ class _Tape:
             tape_file_path(self.path, later).unlink()
         del self.sizes[number + 1 :]
         if number < self.files:
-            self._forget(number)
             os.truncate(tape_file_path(self.path, number), offset)
             self.sizes[number] = offset
         else:
@@ -543,19 +543,23 @@ class _Tape:
         _write_json(self.path / TAPE_META, self.meta)
 
     def _fd(self, number: int, writable: bool) -> int:
-        key = (number, writable)
-        fd = self._fds.get(key)
-        if fd is None:
-            flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC
-            fd = os.open(tape_file_path(self.path, number), flags)
-            self._fds[key] = fd
+        cached = self._fds.get(writable)
+        if cached is not None:
+            if cached[0] == number:
+                return cached[1]
+            os.close(cached[1])
+            del self._fds[writable]
+        flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC
+        fd = os.open(tape_file_path(self.path, number), flags)
+        self._fds[writable] = (number, fd)
         return fd
 
     def _forget(self, number: int) -> None:
-        for writable in (False, True):
-            fd = self._fds.pop((number, writable), None)
-            if fd is not None:
+        """Drop descriptors on file ``number``: after an unlink they name a dead inode."""
+        for writable, (cached, fd) in list(self._fds.items()):
+            if cached == number:
                 os.close(fd)
+                del self._fds[writable]
 
     def pwrite(self, number: int, offset: int, data: memoryview) -> None:
         fd = self._fd(number, writable=True)
@@ -569,8 +573,9 @@ class _Tape:
         return os.pread(self._fd(number, writable=False), size, offset)
 
     def close(self) -> None:
-        for key in list(self._fds):
-            self._forget(key[0])
+        for _, fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
 
 # --------------------------------------------------------------------------
@@ -621,7 +626,8 @@ class VirtualDrive:
             self._file = self._block = UNKNOWN
             self._mark = _MARK_NONE
         self._clamp_head()
-        self._persist(open_pid=os.getpid())
+        state["open_pid"] = os.getpid()  # cleared by close; still set after a crash
+        self._persist()
 
     # -- context manager and closing -------------------------------------
 
@@ -643,8 +649,9 @@ class VirtualDrive:
                 self._flush_filemark()
         finally:
             self._closed = True
+            self._state["open_pid"] = None
             try:
-                self._persist(open_pid=None)
+                self._persist()
             finally:
                 if self._tape is not None:
                     self._tape.close()
@@ -663,10 +670,9 @@ class VirtualDrive:
         else:
             self._head_block = min(max(self._head_block, 0), self._tape.blocks(self._head_file))
 
-    def _persist(self, open_pid: int | None = -1) -> None:
-        """Save position, settings and counters; ``open_pid=-1`` keeps the recorded pid."""
-        state = self._state
-        state.update(
+    def _persist(self) -> None:
+        """Save position, settings and counters to ``state.json``."""
+        self._state.update(
             ready=self._ready,
             file=self._file,
             block=self._block,
@@ -675,9 +681,7 @@ class VirtualDrive:
             block_size=self._block_size,
             counters=asdict(self._counters),
         )
-        if open_pid != -1:
-            state["open_pid"] = open_pid
-        _write_json(self.path / DRIVE_STATE, state)
+        _write_json(self.path / DRIVE_STATE, self._state)
 
     @property
     def counters(self) -> DriveCounters:
@@ -773,7 +777,11 @@ class VirtualDrive:
     # -- Drive protocol ----------------------------------------------------
 
     def status(self) -> DriveStatus:
-        """What ``MTIOCGET`` would say; flags follow st's rules (EOF = block 0 of a file > 0)."""
+        """What ``MTIOCGET`` would say; flags follow st's rules (EOF = block 0 of a file > 0).
+
+        ``eom`` is set while the tape's data reaches its early-warning point,
+        and after a refused write until the tape next moves.
+        """
         self._check_open()
         tape = self._tape
         if tape is None:
@@ -827,6 +835,7 @@ class VirtualDrive:
         """Go to end of data, where the next write appends file ``files``."""
         tape = self._require_tape()
         self._flush_filemark()
+        self._eom_hit = False
         self._set(tape.files, 0, tape.files, 0, _MARK_EOD)
         self._persist()
 
@@ -841,6 +850,7 @@ class VirtualDrive:
         self._flush_filemark()
         if count == 0:
             return
+        self._eom_hit = False
         self._counters.fsf += 1
         f = self._head_file
         known = self._file != UNKNOWN
@@ -867,6 +877,7 @@ class VirtualDrive:
             count += 1
         if count == 0:
             return
+        self._eom_hit = False
         self._counters.bsf += 1
         f = self._head_file
         known = self._file != UNKNOWN
@@ -896,6 +907,7 @@ class VirtualDrive:
         self._check_count(count)
         self._require_position("space over blocks")
         self._pending_filemark = False  # st stops owing the filemark on any spacing
+        self._eom_hit = False
         self._counters.fsr += 1
         f, b = self._head_file, self._head_block
         if f >= tape.files:
@@ -925,6 +937,7 @@ class VirtualDrive:
         self._check_count(count)
         self._require_position("space over blocks")
         self._pending_filemark = False
+        self._eom_hit = False
         self._counters.bsr += 1
         f, b = self._head_file, self._head_block
         if count <= b:
@@ -992,12 +1005,14 @@ class VirtualDrive:
                 "tape from its start."
             )
         if kept + len(view) > tape.threshold:
-            self._eom_hit = True
-            raise EndOfMedium(
+            self._eom_hit = True  # reported until the tape moves, as StDrive does
+            full = EndOfMedium(
                 f"Tape {tape.barcode} is full: {len(view)} more bytes would pass its early-warning "
                 f"point ({kept} of {tape.capacity} bytes used). Write a filemark and continue "
                 "on another tape."
             )
+            full.bytes_written = 0  # type: ignore[attr-defined]  # as StDrive: none of it
+            raise full
         count = len(view) // size
         bad = tape.first_fault(tape.write_faults, f, b, count)
         tape.cut(f, offset)

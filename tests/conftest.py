@@ -12,6 +12,22 @@ import pytest
 from tests.pgserver import postgres_server  # noqa: F401 - session fixture
 
 PRODUCT_VARS = ("PYTP_DEV", "PYTP_LIB", "PYTP_CONFIG", "PYTP_CATALOG_URL")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test an installed pytp other than this checkout's code.
+
+    An editable install made from another clone would silently test that
+    clone instead; `pip install -e .` here fixes it.
+    """
+    import pytp.catalog
+
+    installed = Path(pytp.catalog.__file__).resolve().parent
+    if installed != REPO / "catalog":
+        raise pytest.UsageError(
+            f"pytp is imported from {installed}, not from this checkout ({REPO}). Run: pip install -e {REPO}"
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -473,9 +473,13 @@ def test_end_of_medium(drive_dir: Path, tmp_path: Path) -> None:
         with pytest.raises(EndOfMedium, match="TNY001L9 is full") as err:
             d.write(blocks(0, 3, BS, first=30))
         assert err.value.exit_code == exitcodes.EXIT_TAPE_FULL
+        assert err.value.bytes_written == 0  # type: ignore[attr-defined]  # as StDrive reports
         assert tape_file_path(tape, 0).stat().st_size == 30 * BS  # nothing of it written
         assert position(d) == (0, 30)
         assert d.status().eom
+        d.bsr(1)
+        assert not d.status().eom  # reported until the tape moves, below the early warning
+        d.fsr(1)
         d.write(blocks(0, 2, BS, first=30))  # exactly up to the early-warning point
         d.weof(1)  # a filemark always fits
         assert position(d) == (1, 0)
