@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from .drive import UNKNOWN, DriveStatus
 from .errors import TapeIOError
-from .st_drive import GSTAT_NAMES, MT_ST_BLKSIZE_MASK, MT_ST_DENSITY_SHIFT, map_os_error
+from .st_drive import ENOMEDIUM, GSTAT_NAMES, MT_ST_BLKSIZE_MASK, MT_ST_DENSITY_SHIFT, map_os_error
 
 MT_ST = "mt-st"
 GNU = "gnu"
@@ -186,7 +186,7 @@ def parse_mt_status(text: str) -> MtStatus:
 # drive gives are listed; their text is glibc's in the C locale.
 _STRERROR: dict[str, int] = {
     "Device or resource busy": errno.EBUSY,
-    "No medium found": errno.ENOMEDIUM,
+    "No medium found": ENOMEDIUM,
     "Input/output error": errno.EIO,
     "No space left on device": errno.ENOSPC,
     "Read-only file system": errno.EROFS,

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 LogValue = int | str | bool | dict[int, int] | dict[str, "int | str | bool"]
 
 VOLUME_STATISTICS = 0x17
+_UNIT_ATTENTION = 6
 WRITE_ERROR_COUNTERS = 0x02
 READ_ERROR_COUNTERS = 0x03
 
@@ -250,19 +251,24 @@ def read_log_page(
     program = shutil.which(sg_logs)
     if program is None:
         return None
-    try:
-        done = subprocess.run(
-            [program, "-p", f"0x{code:02x}", os.fspath(device)],
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=timeout,
-            env={**os.environ, "LC_ALL": "C"},
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+    for _ in range(2):
+        try:
+            done = subprocess.run(
+                [program, "-p", f"0x{code:02x}", os.fspath(device)],
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                timeout=timeout,
+                env={**os.environ, "LC_ALL": "C"},
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        # Exit status 6 is a UNIT ATTENTION (sg3_utils' SG_LIB_CAT_UNIT_ATTENTION):
+        # the first command after a tape change or reset gets it once; ask again.
+        if done.returncode != _UNIT_ATTENTION:
+            break
     if done.returncode != 0:
         return None
     return page_values(done.stdout, code)

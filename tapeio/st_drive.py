@@ -27,6 +27,12 @@ Behaviour of the driver this module relies on (drivers/scsi/st.c):
   until the tape is repositioned, as the virtual drive does.
 * tgt's emulated drives have no READ POSITION/LOCATE: ``tell`` answers None
   and nothing else in pytp depends on ``tell``/``seek``.
+* ``MTIOCGET`` right after a read that stopped short at a filemark makes st
+  step back over that filemark (``flush_buffer`` → ``cross_eof``, a SPACE of
+  -1 filemarks).  Real drives land just before the filemark; tgt 1.0.85 lands
+  one block earlier, so on tgt the next read returns the last block again
+  (plain ``mt fsf 1; mt bsf 1; dd`` shows the same).  Avoid ``status()``
+  between a short read and the ``b""`` read that follows it.
 """
 
 from __future__ import annotations
@@ -57,6 +63,9 @@ from .errors import (
 )
 
 _T = TypeVar("_T")
+
+#: Linux's "No medium found"; other platforms' errno modules lack it.
+ENOMEDIUM: int = getattr(errno, "ENOMEDIUM", 123)
 
 # --- ioctl request numbers ------------------------------------------------------
 #
@@ -330,11 +339,16 @@ def map_os_error(
     what = f"{operation} {argument}" if argument is not None else operation
 
     if code == errno.EBUSY:
+        if any(pid == os.getpid() for pid, _ in holders):
+            return DriveBusy(
+                f"{device} is busy: this program (pid {os.getpid()}) already has it open through "
+                "another handle. Close that handle first; st admits one opener at a time."
+            )
         return DriveBusy(
             f"{device} is busy: it is held by {_holders_text(holders)}. "
             "Wait for that program to finish (or stop it), then retry."
         )
-    if code == errno.ENOMEDIUM:
+    if code == ENOMEDIUM:
         return NoMedium(f"No tape in {device}. Load one (pytp load SLOT, or insert it by hand) and retry.")
     if code == errno.ENOENT:
         return DriveError(
@@ -432,6 +446,22 @@ def map_os_error(
 
 
 # --- the drive ----------------------------------------------------------------------
+
+
+def _held_by_this_process(path: str) -> bool:
+    """True when one of our own descriptors is open on ``path`` (procinfo skips our pid)."""
+    try:
+        target = os.stat(path)
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                st = os.stat(f"/proc/self/fd/{name}")
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == target.st_rdev:
+                return True
+    except OSError:
+        pass
+    return False
 
 
 def _close_quietly(fd: int) -> None:
@@ -552,7 +582,7 @@ class StDrive:
         try:
             return action(fd)
         except OSError as err:
-            if not (held and err.errno == errno.ENOMEDIUM):
+            if not (held and err.errno == ENOMEDIUM):
                 raise
         self._drop_fd()
         return action(self._ensure_open())
@@ -580,7 +610,11 @@ class StDrive:
         self, err: OSError, operation: str, *, transfer: bool = False, argument: int | None = None
     ) -> TapeIOError:
         status = self._context() if err.errno == errno.EIO else None
-        holders = procinfo.find_holders(self.device_path) if err.errno == errno.EBUSY else []
+        holders: list[tuple[int, str | None]] = []
+        if err.errno == errno.EBUSY:
+            holders = procinfo.find_holders(self.device_path)
+            if not holders and _held_by_this_process(self.device_path):
+                holders = [(os.getpid(), None)]
         return map_os_error(
             err,
             device=self._label,

@@ -284,6 +284,8 @@ def test_busy_names_the_holder() -> None:
     assert str(error).startswith(f"{DEV} is busy: it is held by pid 4242 (tar -cf /dev/nst0 /srv). Wait")
     anonymous = mapped(errno.EBUSY, "open")
     assert "another program" in str(anonymous) and "fuser -v" in str(anonymous)
+    ourselves = mapped(errno.EBUSY, "open", holders=[(os.getpid(), None)])
+    assert f"this program (pid {os.getpid()}) already has it open through another handle" in str(ourselves)
 
 
 # --- StDrive without a tape drive -------------------------------------------------------
