@@ -40,3 +40,7 @@ _register()
 
 def main() -> None:
     cli(prog_name="pytp")
+
+
+if __name__ == "__main__":
+    main()

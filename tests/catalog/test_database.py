@@ -1,0 +1,76 @@
+"""The catalog database: migrations from empty to head, the stale-schema
+refusal, and the engine factory, on SQLite files and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic import command
+from click.testing import CliRunner
+from sqlalchemy import inspect, text
+
+from pytp.catalog.database import alembic_config, current_revision, head_revision, make_engine, open_catalog, upgrade
+from pytp.catalog.errors import CatalogUnavailable, StaleCatalog
+from pytp.cli.main import cli
+from pytp.tapeio import exitcodes
+from tests.conftest import write_library_config
+
+
+def test_upgrade_from_empty_reaches_head_and_matches_the_models(catalog_url: str) -> None:
+    engine = make_engine(catalog_url)
+    before, after = upgrade(engine)
+    assert before is None and after == head_revision()
+    assert {"volume", "job", "tape_file", "entry", "job_problem"} <= set(inspect(engine).get_table_names())
+    # The migrations produce exactly what the models describe.
+    with engine.begin() as connection:
+        command.check(alembic_config(connection))
+
+
+def test_fresh_catalog_is_created_and_stamped(catalog_url: str) -> None:
+    engine = open_catalog(catalog_url)
+    assert current_revision(engine) == head_revision()
+    open_catalog(catalog_url)  # opening again is fine
+
+
+def test_stale_catalog_is_refused_with_the_command_to_run(tmp_path: Path, sqlite_url: str) -> None:
+    engine = open_catalog(sqlite_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0000old'"))
+    with pytest.raises(StaleCatalog, match="pytp db upgrade"):
+        open_catalog(sqlite_url)
+    config = write_library_config(tmp_path / "site", sqlite_url)
+    result = CliRunner().invoke(cli, ["--config", str(config), "jobs"])
+    assert result.exit_code == exitcodes.EXIT_CATALOG
+    assert "Error: The catalog is at schema 0000old" in result.stderr
+
+
+def test_foreign_database_is_not_taken_for_a_catalog(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    with make_engine(url).begin() as connection:
+        connection.execute(text("CREATE TABLE something (x INTEGER)"))
+    with pytest.raises(StaleCatalog, match="not a pytp catalog"):
+        open_catalog(url)
+
+
+def test_db_upgrade_command_on_a_new_catalog(tmp_path: Path, sqlite_url: str) -> None:
+    config = write_library_config(tmp_path / "site", sqlite_url)
+    result = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert f"to {head_revision()}" in result.stdout
+    again = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
+    assert "nothing to do" in again.stdout
+    assert head_revision() in CliRunner().invoke(cli, ["--config", str(config), "db", "current"]).stdout
+
+
+def test_unreachable_catalog_is_a_clear_error() -> None:
+    with pytest.raises(CatalogUnavailable):
+        open_catalog("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    with pytest.raises(CatalogUnavailable, match="not valid"):
+        make_engine("not a url")
+
+
+def test_sqlite_catalog_uses_wal(sqlite_url: str) -> None:
+    engine = open_catalog(sqlite_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
