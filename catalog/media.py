@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from pytp.tapeio.changer import Changer, ChangerStatus, DriveElement
 from pytp.tapeio.drive import Drive, ensure_block_size
-from pytp.tapeio.errors import ForeignTape, NoMedium
+from pytp.tapeio.errors import ChangerError, ForeignTape, NoMedium
 from pytp.tapeio.volume_label import VolumeLabel, read_label, write_label
 
 from .config import Config
@@ -78,7 +78,10 @@ class Media:
         if slot is None or (status.slot(slot) is not None and status.slot(slot).full):  # type: ignore[union-attr]
             empty = [s.number for s in status.slots if not s.full and not s.import_export]
             if not empty:
-                raise WrongTape(f"No empty slot in library {self.changer.name} to unload drive {self.selection.drive.name}.")
+                raise ChangerError(
+                    f"No empty slot in library {self.changer.name} to unload drive "
+                    f"{self.selection.drive.name} into. Free a slot with `pytp move`."
+                )
             slot = empty[0]
         self.changer.unload(slot, self.selection.element)
 
@@ -259,6 +262,7 @@ class Media:
             uuid=label.uuid,
             pool=pool,
             block_size=self.block_size,
+            capacity=self.drive.capacity(),
             file_count=1,
             library=self.selection.library.name if self.selection.library else None,
             retention_days=self.config.pool(pool).retention_days,

@@ -71,8 +71,8 @@ class Volume(SQLModel, table=True):
     #: tape files the tape holds according to the catalog, label included:
     #: the file number at end of data, checked before every append.
     file_count: int = 1
+    #: the library the tape was labelled in; where it is now comes from the changer
     library: str | None = None
-    slot: int | None = None
     retention_days: int | None = None
     format_version: int = 1
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(False))

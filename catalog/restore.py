@@ -283,14 +283,16 @@ def run_restore(
     return result
 
 
-def extract_here(drive: Drive, block_size: int, target: Path, overwrite: bool, list_only: bool = False) -> str:
+def extract_here(
+    drive: Drive, block_size: int, target: Path | None, overwrite: bool = False, list_only: bool = False
+) -> str:
     """The original ``restore``/``ls``: run tar on the tape file under the head.
 
     Reads to the filemark, so the head ends at the start of the next file
     (the original pytp ran ``mt fsf 1`` afterwards for the same effect).
     :returns: tar's standard output (the listing for ``list_only``).
     """
-    if list_only:
+    if list_only or target is None:
         command = ["tar", "-t", "-v", "-B", "-f", "-"]
     else:
         target.mkdir(parents=True, exist_ok=True)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .app import App, emit, output_option, parse_size, pass_app
+
+if TYPE_CHECKING:
+    from pytp.catalog.devices import Selection
 
 library_option = click.option("-l", "--library", help="Library name (default: $PYTP_LIB, then the first one).")
 drive_option = click.option("-d", "--drive", help="Drive name (default: $PYTP_DEV, then the library's first drive).")
@@ -44,15 +48,14 @@ def list_command(app: App, library: str | None, fmt: str) -> None:
     emit(rows, fmt, ["element", "name", "full", "barcode", "source_slot"])
 
 
-def _element(app: App, library: str | None, drive: str | None) -> tuple[object, int, str]:
-    from pytp.catalog.devices import select
+def _in_library(app: App, library: str | None, drive: str | None) -> Selection:
+    """The selected drive, which must sit in a library."""
+    from pytp.catalog.errors import ConfigError
 
-    selection = select(app.config, drive, library)
+    selection = app.select(drive, library)
     if selection.library is None or selection.element is None:
-        from pytp.catalog.errors import ConfigError
-
-        raise ConfigError(f"Drive {selection.drive.name} is not in a library.")
-    return selection, selection.element, selection.drive.name
+        raise ConfigError(f"Drive {selection.drive.name} is not in a library; name one with --drive.")
+    return selection
 
 
 @click.command()
@@ -70,10 +73,10 @@ def load(app: App, slot: int, library: str | None, drive: str | None) -> None:
     from pytp.catalog.devices import drive_lock
     from pytp.catalog.media import Media
 
-    selection, _, name = _element(app, library, drive)
-    with drive_lock(selection.drive), Media(app.config, selection) as media:  # type: ignore[attr-defined]
+    selection = _in_library(app, library, drive)
+    with drive_lock(selection.drive), Media(app.config, selection) as media:
         media.load(slot)
-    click.echo(f"Loaded slot {slot} into drive {name}.")
+    click.echo(f"Loaded slot {slot} into drive {selection.drive.name}.")
 
 
 @click.command()
@@ -90,14 +93,15 @@ def unload(app: App, slot: int | None, library: str | None, drive: str | None) -
     """
     from pytp.catalog.devices import drive_lock, open_changer
 
-    selection, element, name = _element(app, library, drive)
-    with drive_lock(selection.drive):  # type: ignore[attr-defined]
-        changer = open_changer(selection.library)  # type: ignore[attr-defined]
+    selection = _in_library(app, library, drive)
+    assert selection.library is not None and selection.element is not None
+    with drive_lock(selection.drive):
+        changer = open_changer(selection.library)
         if slot is None:
-            state = changer.status().drive(element)
+            state = changer.status().drive(selection.element)
             slot = state.source_slot if state else None
-        changer.unload(slot, element)
-    click.echo(f"Unloaded drive {name}" + (f" into slot {slot}." if slot else "."))
+        changer.unload(slot, selection.element)
+    click.echo(f"Unloaded drive {selection.drive.name}" + (f" into slot {slot}." if slot else "."))
 
 
 @click.command()

@@ -186,7 +186,7 @@ def ls_command(app: App, drive: str | None, sample: int | None) -> None:
     selection = app.select(drive)
     with app.open_drive(drive) as handle:
         ensure_block_size(handle, selection.drive.block_size)
-        listing = extract_here(handle, selection.drive.block_size, target=None, overwrite=False, list_only=True)  # type: ignore[arg-type]
+        listing = extract_here(handle, selection.drive.block_size, target=None, list_only=True)
     lines = listing.splitlines()
     for line in lines[:sample] if sample else lines:
         click.echo(line)

@@ -89,6 +89,10 @@ class Drive(Protocol):
 
     def offline(self) -> None: ...
 
+    def capacity(self) -> int | None:
+        """Bytes the loaded tape holds, when the drive can tell (else None)."""
+        ...
+
     def read(self, size: int) -> bytes:
         """Read up to ``size`` bytes (a multiple of the block size) in whole blocks.
 

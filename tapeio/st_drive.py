@@ -661,6 +661,10 @@ class StDrive:
         self._block_size = status.block_size if status.online else None
         return status
 
+    def capacity(self) -> int | None:
+        """Unknown: the st ioctls do not report it (the MAM attributes would; later)."""
+        return None
+
     def rewind(self) -> None:
         """Rewind to the beginning of tape (after a write, the driver first writes a filemark)."""
         self._op(MTREW, 1, "rewind")

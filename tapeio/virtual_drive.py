@@ -683,6 +683,10 @@ class VirtualDrive:
         )
         _write_json(self.path / DRIVE_STATE, self._state)
 
+    def capacity(self) -> int | None:
+        """The loaded tape's capacity from its ``tape.json``."""
+        return self._tape.capacity if self._tape is not None else None
+
     @property
     def counters(self) -> DriveCounters:
         """A snapshot of the counters, including unsaved reads and writes."""
