@@ -43,8 +43,12 @@ class BlockAssembler:
         self.offset += len(data)
         if len(self._pending) >= self._chunk:
             whole = len(self._pending) // self._chunk * self._chunk
-            self._emit(bytes(self._pending[:whole]))
+            # One copy out through a view (a bytearray slice would copy twice);
+            # the view must be released before the bytearray may shrink.
+            with memoryview(self._pending) as view:
+                chunk = bytes(view[:whole])
             del self._pending[:whole]
+            self._emit(chunk)
 
     def finish(self) -> int:
         """Pad the last block with zeros, emit the rest; return the number of blocks."""
