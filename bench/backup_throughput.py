@@ -55,14 +55,19 @@ def main() -> None:
         total = make_source(work / "src", args.mib, args.small)
         subprocess.run(["sync"])
         start = time.perf_counter()
-        subprocess.run(["tar", "-b", str(BLOCK // 512), "-cf", str(work / "ref.tar"), "-C", str(work), "src"], check=True)
+        subprocess.run(
+            ["tar", "-b", str(BLOCK // 512), "-cf", str(work / "ref.tar"), "-C", str(work), "src"], check=True
+        )
         tar_seconds = time.perf_counter() - start
         os.unlink(work / "ref.tar")
 
         os.environ["XDG_DATA_HOME"] = str(work / "data")
         config = read_config(
-            write_library_config(work / "site", f"sqlite:///{work / 'catalog.db'}", tape_size=64 << 30,
-                                 block_size=BLOCK, tapes=1), "bench")
+            write_library_config(
+                work / "site", f"sqlite:///{work / 'catalog.db'}", tape_size=64 << 30, block_size=BLOCK, tapes=1
+            ),
+            "bench",
+        )
         engine = open_catalog(config.catalog_url)
         start = time.perf_counter()
         result = run_backup(engine, config, select(config), BackupOptions(sources=[str(work / "src")]))

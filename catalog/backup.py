@@ -378,7 +378,10 @@ class _JobState:
         if self.problems:
             self.session.execute(
                 insert(JobProblem),
-                [dict(job_id=self.job.id, path=p.path, path_text=path_text(p.path), message=p.message) for p in self.problems],
+                [
+                    dict(job_id=self.job.id, path=p.path, path_text=path_text(p.path), message=p.message)
+                    for p in self.problems
+                ],
             )
 
     def fail(self, err: BaseException) -> None:
@@ -462,4 +465,3 @@ class _interrupt_as_exception:
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
-

@@ -232,13 +232,22 @@ def embedded_default(data_dir: Path) -> dict[str, Any]:
         "default_pool": DEFAULT_POOL,
         "pools": [{"name": DEFAULT_POOL, "retention_days": 30}],
         "tape_drives": [
-            {"name": f"{DEFAULT_LIBRARY_NAME}-drive{i}", "device_path": str(library_dir / "drives" / str(i)),
-             "block_size": DEFAULT_BLOCK_SIZE, "type": "virtual"}
+            {
+                "name": f"{DEFAULT_LIBRARY_NAME}-drive{i}",
+                "device_path": str(library_dir / "drives" / str(i)),
+                "block_size": DEFAULT_BLOCK_SIZE,
+                "type": "virtual",
+            }
             for i in range(2)
         ],
         "tape_libraries": [
-            {"name": DEFAULT_LIBRARY_NAME, "device_path": str(library_dir), "slots": 8,
-             "drives": [f"{DEFAULT_LIBRARY_NAME}-drive{i}" for i in range(2)], "type": "virtual"}
+            {
+                "name": DEFAULT_LIBRARY_NAME,
+                "device_path": str(library_dir),
+                "slots": 8,
+                "drives": [f"{DEFAULT_LIBRARY_NAME}-drive{i}" for i in range(2)],
+                "type": "virtual",
+            }
         ],
     }
 

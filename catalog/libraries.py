@@ -41,14 +41,23 @@ def add_virtual_library(
         directory, name, drives=drives, slots=slots, tapes=tapes, tape_size=tape_size, barcode_prefix=prefix
     )
     drive_entries = [
-        {"name": f"{name}-drive{i}", "device_path": str(directory / "drives" / str(i)),
-         "block_size": block_size, "type": "virtual"}
+        {
+            "name": f"{name}-drive{i}",
+            "device_path": str(directory / "drives" / str(i)),
+            "block_size": block_size,
+            "type": "virtual",
+        }
         for i in range(drives)
     ]
     add_library(
         config,
-        {"name": name, "device_path": str(directory), "slots": slots,
-         "drives": [d["name"] for d in drive_entries], "type": "virtual"},
+        {
+            "name": name,
+            "device_path": str(directory),
+            "slots": slots,
+            "drives": [d["name"] for d in drive_entries],
+            "type": "virtual",
+        },
         drive_entries,
     )
     return (

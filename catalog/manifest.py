@@ -53,4 +53,6 @@ def member_line(record: MemberRecord, tape_label: str, file_number: int) -> byte
 
 def header_line(job: dict[str, Any]) -> bytes:
     """The first line: what job this manifest belongs to and where its data is."""
-    return json.dumps({"pytp_manifest": MANIFEST_VERSION, "job": job}, separators=(",", ":"), default=str).encode() + b"\n"
+    return (
+        json.dumps({"pytp_manifest": MANIFEST_VERSION, "job": job}, separators=(",", ":"), default=str).encode() + b"\n"
+    )

@@ -169,14 +169,18 @@ class Media:
             (
                 (known[s.barcode], s.number)
                 for s in status.slots
-                if s.full and s.barcode in known and not s.import_export
-                and known[s.barcode].pool == pool and known[s.barcode].status == VolumeStatus.APPENDABLE
+                if s.full
+                and s.barcode in known
+                and not s.import_export
+                and known[s.barcode].pool == pool
+                and known[s.barcode].status == VolumeStatus.APPENDABLE
             ),
             key=lambda vs: vs[0].last_written_at or vs[0].created_at,
             reverse=True,
         )
         blanks = [
-            s.number for s in status.slots
+            s.number
+            for s in status.slots
             if s.full and not s.import_export and not s.is_cleaning and (s.barcode is None or s.barcode not in known)
         ]
         for slot in [n for _, n in appendable] + blanks:

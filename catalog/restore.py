@@ -77,9 +77,7 @@ def _destination(target: Path, entry: Entry) -> Path:
     name = member_name(entry.path)
     parts = name.split(b"/")
     if b".." in parts or name.startswith(b"/"):
-        raise RestoreRefused(
-            f"{entry.path_text}: the path would leave the target directory; refusing to restore it."
-        )
+        raise RestoreRefused(f"{entry.path_text}: the path would leave the target directory; refusing to restore it.")
     return Path(os.fsdecode(os.path.join(os.fsencode(target), name)))
 
 

@@ -60,8 +60,10 @@ def _check_member(reader: TapeFileReader, entry: Entry, report: VerifyReport) ->
         report.problems.append((entry.path_text, f"damaged tar header ({err})"))
         return
     expected_kind = entry.kind
-    if header.name.rstrip(b"/") != member_name(entry.path).rstrip(b"/") or header.kind != expected_kind or (
-        entry.kind == "file" and header.size != entry.size
+    if (
+        header.name.rstrip(b"/") != member_name(entry.path).rstrip(b"/")
+        or header.kind != expected_kind
+        or (entry.kind == "file" and header.size != entry.size)
     ):
         report.problems.append((entry.path_text, "tar header on tape does not match the catalog"))
         return
@@ -182,7 +184,9 @@ def verify_disk(engine: Engine, directory: str, checksum: bool = True) -> DiskRe
     if not known:
         raise NotFound(f"The catalog holds no backup of {directory}.")
     seen: set[bytes] = set()
-    for path, st in walk(root, lambda problem: report.changed.append(f"{problem.path.decode(errors='replace')}: {problem.message}")):
+    for path, st in walk(
+        root, lambda problem: report.changed.append(f"{problem.path.decode(errors='replace')}: {problem.message}")
+    ):
         seen.add(path)
         entry = known.get(path)
         text = path.decode("utf-8", "backslashreplace")

@@ -16,22 +16,46 @@ from .app import App, human_bytes, pass_app, warn
 @click.option("-j", "--job", "job_name", help="Name of the backup chain (job).")
 @click.option("--label", "job_label", help="Label of the backup chain, as in the original pytp.")
 @click.option("--pool", help="Pool to write to (default: the configured default pool).")
-@click.option("-s", "--strategy", type=click.Choice(["direct", "tar", "dd"]), default="direct", show_default=True,
-              help="direct streams to tape through the memory buffer.")
+@click.option(
+    "-s",
+    "--strategy",
+    type=click.Choice(["direct", "tar", "dd"]),
+    default="direct",
+    show_default=True,
+    help="direct streams to tape through the memory buffer.",
+)
 @click.option("-i", "--incremental", is_flag=True, help="Only files changed since the last backup (not yet supported).")
 @click.option("-m", "--max-concurrent-tars", type=int, default=2, show_default=True, help="For --strategy tar.")
 @click.option("-mem", "--memory_buffer", "memory_buffer", type=float, help="Memory buffer in GiB.")
-@click.option("-memp", "--memory_buffer_percent", "memory_buffer_percent", type=click.IntRange(0, 100),
-              help="Start writing once the buffer is this full (%).")
+@click.option(
+    "-memp",
+    "--memory_buffer_percent",
+    "memory_buffer_percent",
+    type=click.IntRange(0, 100),
+    help="Start writing once the buffer is this full (%).",
+)
 @click.option("--double-buffer/--no-double-buffer", default=True, help="Accepted for compatibility.")
-@click.option("-lwm", "--low-water-mark", "low_water_mark", type=click.IntRange(0, 100), help="Accepted for compatibility.")
+@click.option(
+    "-lwm", "--low-water-mark", "low_water_mark", type=click.IntRange(0, 100), help="Accepted for compatibility."
+)
 @click.option("--progress/--no-progress", default=None, help="Show progress (default: when stderr is a terminal).")
 @pass_app
 def backup(
-    app: App, dirs: tuple[str, ...], library: str | None, drive: str | None, job_name: str | None,
-    job_label: str | None, pool: str | None, strategy: str, incremental: bool, max_concurrent_tars: int,
-    memory_buffer: float | None, memory_buffer_percent: int | None, double_buffer: bool,
-    low_water_mark: int | None, progress: bool | None,
+    app: App,
+    dirs: tuple[str, ...],
+    library: str | None,
+    drive: str | None,
+    job_name: str | None,
+    job_label: str | None,
+    pool: str | None,
+    strategy: str,
+    incremental: bool,
+    max_concurrent_tars: int,
+    memory_buffer: float | None,
+    memory_buffer_percent: int | None,
+    double_buffer: bool,
+    low_water_mark: int | None,
+    progress: bool | None,
 ) -> None:
     """Back up DIRS to tape: one tar archive per directory, appended at end of data.
 
@@ -59,6 +83,7 @@ def backup(
     show = progress if progress is not None else click.get_text_stream("stderr").isatty()
     report = None
     if show:
+
         def report(p):  # type: ignore[no-untyped-def]
             fill = f", buffer {p.buffer.fill_percent:.0f}%" if p.buffer else ""
             click.echo(f"\r  {p.files} files, {human_bytes(p.bytes)}{fill}   ", nl=False, err=True)

@@ -23,7 +23,9 @@ def _mtime(ns: int) -> str:
 @click.option("--all-versions", is_flag=True, help="Every version, not only the newest.")
 @output_option
 @pass_app
-def search(app: App, pattern: str, regex: bool, job_id: int | None, tape: str | None, all_versions: bool, fmt: str) -> None:
+def search(
+    app: App, pattern: str, regex: bool, job_id: int | None, tape: str | None, all_versions: bool, fmt: str
+) -> None:
     """Find backed-up files by name: a substring, a glob (* ? [), or --regex.
 
     \b
@@ -99,10 +101,22 @@ def tapes(app: App, fmt: str) -> None:
     with Session(app.engine) as session:
         rows = tape_rows(session, app.config)
     if fmt == "table":
-        rows = [{**r, "bytes_written": human_bytes(r["bytes_written"]), "capacity": human_bytes(r["capacity"])}
-                for r in rows]
-        columns = ["label", "barcode", "location", "status", "pool", "jobs", "files", "bytes_written",
-                   "capacity", "last_written"]
+        rows = [
+            {**r, "bytes_written": human_bytes(r["bytes_written"]), "capacity": human_bytes(r["capacity"])}
+            for r in rows
+        ]
+        columns = [
+            "label",
+            "barcode",
+            "location",
+            "status",
+            "pool",
+            "jobs",
+            "files",
+            "bytes_written",
+            "capacity",
+            "last_written",
+        ]
         emit(rows, fmt, columns, empty="No tapes in the catalog yet.")
     else:
         emit(rows, fmt)
@@ -112,14 +126,26 @@ def tapes(app: App, fmt: str) -> None:
 @click.argument("dirs", nargs=-1, type=click.Path())
 @click.option("--job", "job_id", type=int, help="Verify this job (default: the newest good job).")
 @click.option("--tape", help="Verify every good job's data on this tape.")
-@click.option("--against-disk", "against_disk", type=click.Path(exists=True, file_okay=False),
-              help="Compare the live files under DIR with the catalog instead of reading tape.")
+@click.option(
+    "--against-disk",
+    "against_disk",
+    type=click.Path(exists=True, file_okay=False),
+    help="Compare the live files under DIR with the catalog instead of reading tape.",
+)
 @click.option("--quick", is_flag=True, help="With --against-disk: compare size and time only, no checksums.")
 @click.option("-d", "--drive", help="Drive to read with.")
 @click.option("-l", "--library", help="Library to load tapes from.")
 @pass_app
-def verify(app: App, dirs: tuple[str, ...], job_id: int | None, tape: str | None, against_disk: str | None,
-           quick: bool, drive: str | None, library: str | None) -> None:
+def verify(
+    app: App,
+    dirs: tuple[str, ...],
+    job_id: int | None,
+    tape: str | None,
+    against_disk: str | None,
+    quick: bool,
+    drive: str | None,
+    library: str | None,
+) -> None:
     """Read the data back and compare every member's xxh3 with the catalog.
 
     DIRS (the original form) is the same as --against-disk for each.

@@ -28,14 +28,34 @@ def config(app: App, as_json: bool) -> None:
     click.echo(f"Default pool: {cfg.default_pool}")
     click.echo(f"tar_dir: {cfg.tar_dir or '-'}   snapshot_dir: {cfg.snapshot_dir or '-'}")
     click.echo("\nDrives:")
-    emit([{"name": d.name, "type": d.type, "device_path": d.device_path, "block_size": d.block_size}
-          for d in cfg.drives], "table", empty="  (none)")
+    emit(
+        [
+            {"name": d.name, "type": d.type, "device_path": d.device_path, "block_size": d.block_size}
+            for d in cfg.drives
+        ],
+        "table",
+        empty="  (none)",
+    )
     click.echo("\nLibraries:")
-    emit([{"name": lib.name, "type": lib.type, "device_path": lib.device_path, "slots": lib.slots,
-           "drives": list(lib.drives)} for lib in cfg.libraries], "table", empty="  (none)")
+    emit(
+        [
+            {
+                "name": lib.name,
+                "type": lib.type,
+                "device_path": lib.device_path,
+                "slots": lib.slots,
+                "drives": list(lib.drives),
+            }
+            for lib in cfg.libraries
+        ],
+        "table",
+        empty="  (none)",
+    )
     click.echo("\nPools:")
-    emit([{"name": p.name, "retention_days": p.retention_days, "label_prefix": p.label_prefix}
-          for p in cfg.pools], "table")
+    emit(
+        [{"name": p.name, "retention_days": p.retention_days, "label_prefix": p.label_prefix} for p in cfg.pools],
+        "table",
+    )
 
 
 COMMANDS = [config]

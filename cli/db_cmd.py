@@ -21,7 +21,8 @@ def upgrade(app: App) -> None:
     Example:
         pytp db upgrade
     """
-    from pytp.catalog.database import make_engine, upgrade as run_upgrade
+    from pytp.catalog.database import make_engine
+    from pytp.catalog.database import upgrade as run_upgrade
 
     before, after = run_upgrade(make_engine(app.config.catalog_url))
     if before == after:
@@ -41,7 +42,9 @@ def current(app: App) -> None:
     """
     from pytp.catalog.database import current_revision, head_revision, make_engine
 
-    click.echo(f"catalog: {current_revision(make_engine(app.config.catalog_url)) or '(empty)'}, pytp: {head_revision()}")
+    click.echo(
+        f"catalog: {current_revision(make_engine(app.config.catalog_url)) or '(empty)'}, pytp: {head_revision()}"
+    )
 
 
 COMMANDS = [db]

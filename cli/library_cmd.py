@@ -39,12 +39,20 @@ def list_command(app: App, library: str | None, fmt: str) -> None:
     rows = []
     for d in status.drives:
         name = config.drives[d.index] if d.index < len(config.drives) else str(d.index)
-        rows.append({"element": f"drive {d.index}", "name": name, "full": d.full, "barcode": d.barcode,
-                     "source_slot": d.source_slot})
+        rows.append(
+            {
+                "element": f"drive {d.index}",
+                "name": name,
+                "full": d.full,
+                "barcode": d.barcode,
+                "source_slot": d.source_slot,
+            }
+        )
     for s in status.slots:
         kind = "i/e slot" if s.import_export else "slot"
-        rows.append({"element": f"{kind} {s.number}", "name": "", "full": s.full, "barcode": s.barcode,
-                     "source_slot": None})
+        rows.append(
+            {"element": f"{kind} {s.number}", "name": "", "full": s.full, "barcode": s.barcode, "source_slot": None}
+        )
     emit(rows, fmt, ["element", "name", "full", "barcode", "source_slot"])
 
 
@@ -128,7 +136,9 @@ def library() -> None:
 
 @library.command(name="add-virtual")
 @click.argument("name")
-@click.option("--path", type=click.Path(file_okay=False), help="Directory for the library (default: in pytp's data dir).")
+@click.option(
+    "--path", type=click.Path(file_okay=False), help="Directory for the library (default: in pytp's data dir)."
+)
 @click.option("--drives", type=click.IntRange(1, 16), default=2, show_default=True)
 @click.option("--slots", type=click.IntRange(1, 512), default=8, show_default=True)
 @click.option("--tapes", type=click.IntRange(0, 512), help="Tapes to create (default: one per slot).")
@@ -137,8 +147,15 @@ def library() -> None:
 @click.option("--barcode-prefix", default=None, help="Barcode prefix (default: from NAME).")
 @pass_app
 def add_virtual(
-    app: App, name: str, path: str | None, drives: int, slots: int, tapes: int | None, tape_size: str,
-    block_size: str, barcode_prefix: str | None,
+    app: App,
+    name: str,
+    path: str | None,
+    drives: int,
+    slots: int,
+    tapes: int | None,
+    tape_size: str,
+    block_size: str,
+    barcode_prefix: str | None,
 ) -> None:
     """Create a virtual library with drives and barcoded tapes and add it to the configuration.
 
@@ -149,9 +166,15 @@ def add_virtual(
     from pytp.catalog.libraries import add_virtual_library
 
     summary = add_virtual_library(
-        app.config, name, Path(path) if path else None, drives=drives, slots=slots,
-        tapes=slots if tapes is None else tapes, tape_size=parse_size(tape_size),
-        block_size=parse_size(block_size), barcode_prefix=barcode_prefix,
+        app.config,
+        name,
+        Path(path) if path else None,
+        drives=drives,
+        slots=slots,
+        tapes=slots if tapes is None else tapes,
+        tape_size=parse_size(tape_size),
+        block_size=parse_size(block_size),
+        barcode_prefix=barcode_prefix,
     )
     click.echo(summary)
 

@@ -20,8 +20,15 @@ from .app import App, human_bytes, pass_app
 @click.option("-l", "--library", help="Library to load tapes from.")
 @pass_app
 def restore(
-    app: App, target_dir: str, patterns: tuple[str, ...], regex: bool, job_id: int | None, tape: str | None,
-    overwrite: bool, drive: str | None, library: str | None,
+    app: App,
+    target_dir: str,
+    patterns: tuple[str, ...],
+    regex: bool,
+    job_id: int | None,
+    tape: str | None,
+    overwrite: bool,
+    drive: str | None,
+    library: str | None,
 ) -> None:
     """Restore files into TARGET_DIR: looked up in the catalog, read from their blocks.
 

@@ -128,12 +128,7 @@ class DriveWriter:
             while True:
                 if self._error is not None:
                     return None
-                ready = (
-                    self._closed
-                    or self._started
-                    or self._producer_waiting
-                    or self._fill >= self._start_at
-                )
+                ready = self._closed or self._started or self._producer_waiting or self._fill >= self._start_at
                 if self._chunks and ready:
                     self._started = True
                     chunk = self._chunks.popleft()

@@ -25,7 +25,13 @@ def write_small_archive(drive: Drive, block_size: int, name: str, payload: bytes
     chunks: list[bytes] = []
     out = BlockAssembler(chunks.append, block_size)
     header = MemberHeader(
-        name=name.encode(), kind="file", size=len(payload), mode=0o644, mtime_ns=int(time.time()) * 1_000_000_000, uname="pytp", gname="pytp"
+        name=name.encode(),
+        kind="file",
+        size=len(payload),
+        mode=0o644,
+        mtime_ns=int(time.time()) * 1_000_000_000,
+        uname="pytp",
+        gname="pytp",
     )
     out.write(build_header(header))
     out.write(payload)

@@ -217,9 +217,7 @@ class ArchiveWriter:
         self.out.write(encoded)
         self.on_member(self._record(path, kind, st, 0, link_target, None, offset, len(encoded)))
 
-    def _header(
-        self, path: bytes, kind: str, st: os.stat_result, size: int, link_target: bytes | None
-    ) -> MemberHeader:
+    def _header(self, path: bytes, kind: str, st: os.stat_result, size: int, link_target: bytes | None) -> MemberHeader:
         linkname = b""
         if kind == "hardlink" and link_target is not None:
             linkname = member_name(link_target)

@@ -63,13 +63,22 @@ def write_library_config(
         "catalog": {"url": catalog_url},
         "pools": pools or [{"name": "default", "retention_days": 30}, {"name": "offsite", "retention_days": 365}],
         "tape_drives": [
-            {"name": f"d{i}", "device_path": str(library / "drives" / str(i)), "block_size": block_size,
-             "type": "virtual"}
+            {
+                "name": f"d{i}",
+                "device_path": str(library / "drives" / str(i)),
+                "block_size": block_size,
+                "type": "virtual",
+            }
             for i in range(drives)
         ],
         "tape_libraries": [
-            {"name": "lib", "device_path": str(library), "slots": slots, "drives": [f"d{i}" for i in range(drives)],
-             "type": "virtual"}
+            {
+                "name": "lib",
+                "device_path": str(library),
+                "slots": slots,
+                "drives": [f"d{i}" for i in range(drives)],
+                "type": "virtual",
+            }
         ],
     }
     path = directory / "config.json"

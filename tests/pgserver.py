@@ -60,7 +60,9 @@ class PostgresServer:
         if result.returncode:
             raise RuntimeError(f"initdb failed: {result.stderr}")
         options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-        result = self._run(pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.directory / "log"), "-w", "start")
+        result = self._run(
+            pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.directory / "log"), "-w", "start"
+        )
         if result.returncode:
             log = (self.directory / "log").read_text() if (self.directory / "log").exists() else ""
             raise RuntimeError(f"PostgreSQL did not start: {result.stderr}\n{log}")

@@ -18,7 +18,7 @@ from pytp.catalog.models import Entry, Job, TapeFile, Volume
 from pytp.catalog.restore import RestoreOptions, run_restore
 from pytp.catalog.search import find, glob_to_regex
 from pytp.catalog.verify import verify_disk, verify_tape
-from pytp.tapeio.virtual_drive import loaded_tape, read_counters
+from pytp.tapeio.virtual_drive import loaded_tape
 
 
 def backup(config, sources, **kw):  # type: ignore[no-untyped-def]
@@ -46,12 +46,16 @@ def test_backup_records_every_member_and_gnu_tar_reads_the_tape(lib_config, sour
     # GNU tar lists the data tape file of the virtual tape directly.
     tape = loaded_tape(lib_config.drive("d0").device_path)
     assert tape is not None
-    listing = subprocess.run(["tar", "--quoting-style=literal", "-tf", str(tape / "file-00001")], capture_output=True, check=True).stdout
+    listing = subprocess.run(
+        ["tar", "--quoting-style=literal", "-tf", str(tape / "file-00001")], capture_output=True, check=True
+    ).stdout
     names = {line.rstrip(b"/") for line in listing.splitlines()}
     assert names == {e.path.lstrip(b"/") for e in entries}
     # ... and the label and manifest are plain tar archives too.
     assert subprocess.run(["tar", "-tf", str(tape / "file-00000")], capture_output=True).stdout == b"PYTP-LABEL.json\n"
-    assert subprocess.run(["tar", "-tf", str(tape / "file-00002")], capture_output=True).stdout == b"PYTP-MANIFEST.jsonl\n"
+    assert (
+        subprocess.run(["tar", "-tf", str(tape / "file-00002")], capture_output=True).stdout == b"PYTP-MANIFEST.jsonl\n"
+    )
 
 
 def test_search_substring_glob_and_regex(lib_config, source_tree: Path) -> None:
@@ -84,8 +88,10 @@ def test_restore_one_file_and_whole_job(lib_config, source_tree: Path, tmp_path:
 
     whole = tmp_path / "whole"
     run_restore(engine, lib_config, selection, RestoreOptions(target=str(whole), job_id=result.job_id))
-    diff = subprocess.run(["diff", "-r", "--no-dereference", str(source_tree), str(whole / str(source_tree).lstrip("/"))],
-                          capture_output=True)
+    diff = subprocess.run(
+        ["diff", "-r", "--no-dereference", str(source_tree), str(whole / str(source_tree).lstrip("/"))],
+        capture_output=True,
+    )
     assert diff.returncode == 0, diff.stdout + diff.stderr
     restored_report = whole / str(source_tree).lstrip("/") / "docs" / "report.txt"
     assert restored_report.stat().st_mode & 0o777 == 0o640
@@ -111,7 +117,9 @@ def test_restore_refuses_to_overwrite_without_flag(lib_config, source_tree: Path
 def test_restore_of_unknown_file_is_not_found(lib_config, source_tree: Path, tmp_path: Path) -> None:
     engine, _ = backup(lib_config, [source_tree])
     with pytest.raises(NotFound):
-        run_restore(engine, lib_config, select_drive(lib_config), RestoreOptions(target=str(tmp_path / "o"), patterns=["nope"]))
+        run_restore(
+            engine, lib_config, select_drive(lib_config), RestoreOptions(target=str(tmp_path / "o"), patterns=["nope"])
+        )
 
 
 def test_verify_passes_then_names_the_damaged_file(lib_config, source_tree: Path) -> None:

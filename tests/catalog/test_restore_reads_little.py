@@ -45,4 +45,6 @@ def test_small_file_from_1gb_archive_reads_its_blocks_plus_one(tmp_path: Path, s
     after = read_counters(drive_path)
     blocks_read = after.blocks_read - before.blocks_read
     assert blocks_read <= (last_block - first_block + 1) + 1, blocks_read
-    assert (tmp_path / "out" / str(src).lstrip("/") / "m-middle.txt").read_bytes() == (src / "m-middle.txt").read_bytes()
+    assert (tmp_path / "out" / str(src).lstrip("/") / "m-middle.txt").read_bytes() == (
+        src / "m-middle.txt"
+    ).read_bytes()

@@ -136,11 +136,15 @@ def test_full_tape_is_a_clear_error(tmp_path: Path, sqlite_url: str) -> None:
 def test_second_pytp_on_the_same_drive_is_busy(run, source_tree: Path) -> None:
     # Another pytp process holds drive d0 (through the same lock a command takes).
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pytp.catalog.config import read_config; from pytp.catalog.devices import drive_lock\n"
-         f"cfg = read_config(__import__('pathlib').Path({str(run.config)!r}), 'x')\n"
-         "with drive_lock(cfg.drive('d0')):\n print('locked', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, env=os.environ.copy(),
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pytp.catalog.config import read_config; from pytp.catalog.devices import drive_lock\n"
+            f"cfg = read_config(__import__('pathlib').Path({str(run.config)!r}), 'x')\n"
+            "with drive_lock(cfg.drive('d0')):\n print('locked', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        env=os.environ.copy(),
     )
     try:
         assert holder.stdout.readline().strip() == b"locked"  # type: ignore[union-attr]

@@ -44,8 +44,24 @@ def test_goto_retension_status_exit_codes_config(tmp_path: Path, sqlite_url: str
 
 def test_library_add_virtual_and_use_it(tmp_path: Path, sqlite_url: str, source_tree: Path) -> None:
     config = write_library_config(tmp_path / "site", sqlite_url)
-    out = invoke(config, "library", "add-virtual", "small", "--path", str(tmp_path / "small"), "--drives", "1",
-                 "--slots", "3", "--tapes", "2", "--tape-size", "32M", "--block-size", "64K").stdout
+    out = invoke(
+        config,
+        "library",
+        "add-virtual",
+        "small",
+        "--path",
+        str(tmp_path / "small"),
+        "--drives",
+        "1",
+        "--slots",
+        "3",
+        "--tapes",
+        "2",
+        "--tape-size",
+        "32M",
+        "--block-size",
+        "64K",
+    ).stdout
     assert "Created virtual library 'small'" in out
     parsed = read_config(config, "x")
     assert parsed.library("small").drives == ("small-drive0",)
@@ -95,11 +111,15 @@ def test_standalone_drive_with_a_tape_of_another_pool(tmp_path: Path, sqlite_url
     drive = create_virtual_drive(tmp_path / "drive")
     load_tape(drive, create_virtual_tape(tmp_path / "tape", "LONE01L9", 64 << 20))
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({
-        "catalog": {"url": sqlite_url},
-        "pools": [{"name": "default"}, {"name": "offsite"}],
-        "tape_drives": [{"name": "solo", "device_path": str(drive), "block_size": 65536, "type": "virtual"}],
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "catalog": {"url": sqlite_url},
+                "pools": [{"name": "default"}, {"name": "offsite"}],
+                "tape_drives": [{"name": "solo", "device_path": str(drive), "block_size": 65536, "type": "virtual"}],
+            }
+        )
+    )
     invoke(config, "rewind")
     assert "Job 1 ok" in invoke(config, "backup", str(source_tree / "docs")).stdout
     r = invoke(config, "backup", str(source_tree / "docs"), "--pool", "offsite", expect=exitcodes.EXIT_WRONG_TAPE)

@@ -45,8 +45,9 @@ def test_new_user_backup_search_restore_verify(tmp_path: Path) -> None:
 
     whole = tmp_path / "whole"
     _pytp("restore", str(whole), "--job", "1")
-    diff = subprocess.run(["diff", "-r", "--no-dereference", str(src), str(whole / str(src).lstrip("/"))],
-                          capture_output=True)
+    diff = subprocess.run(
+        ["diff", "-r", "--no-dereference", str(src), str(whole / str(src).lstrip("/"))], capture_output=True
+    )
     assert diff.returncode == 0, diff.stdout[:2000]
 
     assert _pytp("verify").stdout.count("FAILED") == 0
@@ -57,7 +58,9 @@ def test_new_user_backup_search_restore_verify(tmp_path: Path) -> None:
     by_tar = tmp_path / "by-tar"
     by_tar.mkdir()
     subprocess.run(["tar", "-xf", str(data_home / "file-00001"), "-C", str(by_tar)], check=True)
-    assert subprocess.run(["diff", "-r", "--no-dereference", str(src), str(by_tar / str(src).lstrip("/"))]).returncode == 0
+    assert (
+        subprocess.run(["diff", "-r", "--no-dereference", str(src), str(by_tar / str(src).lstrip("/"))]).returncode == 0
+    )
 
     # Flip one byte inside the 100 MB file on the virtual tape: verify names it.
     entry = json.loads(_pytp("search", "big.bin", "--format", "json").stdout)[0]
@@ -93,8 +96,12 @@ def test_interrupted_backup_is_marked_failed_and_the_next_one_appends(tmp_path: 
     with open(src / "huge.bin", "wb") as f:
         f.truncate(6 << 30)  # sparse; reading it takes long enough to interrupt
     _pytp("config")  # create the embedded default first
-    process = subprocess.Popen([sys.executable, "-m", "pytp.cli.main", "backup", str(src)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytp.cli.main", "backup", str(src)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         jobs = json.loads(_pytp("jobs", "--format", "json").stdout)

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import errno
-from pathlib import Path
 
 import pytest
 
 from pytp.tapeio.drive import UNKNOWN, DriveStatus
 from pytp.tapeio.errors import DriveBusy, MediumError, NoMedium
 from pytp.tapeio.mt_status import GNU, MT_ST, MtError, MtStatus, parse_mt_error, parse_mt_status
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "hardware"
-
-
-def fixture(name: str) -> str:
-    if not FIXTURES.is_dir():
-        pytest.fail(
-            f"Hardware transcripts not found at {FIXTURES}. The tests expect the shared folder "
-            "'shared/fixtures/hardware' beside the repository root."
-        )
-    return (FIXTURES / name).read_text(encoding="utf-8")
-
+from tests.tapeio.transcripts import FIXTURES, fixture
 
 # file: (file, block, block size, density, density name, gstat, flags)
 MT_ST_CASES: dict[str, tuple[int, int, int, int, str, int, set[str]]] = {

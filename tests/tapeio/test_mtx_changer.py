@@ -20,9 +20,8 @@ from pytp.tapeio import exitcodes
 from pytp.tapeio.changer import Changer
 from pytp.tapeio.errors import ChangerError
 from pytp.tapeio.mtx import MtxChanger, MtxError
+from tests.tapeio.transcripts import fixture
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "hardware"
 DEVICE = "/dev/sg2"
 
 FAKE_MTX = """#!/bin/sh
@@ -37,14 +36,6 @@ if [ -f "$FAKE_MTX_DIR/$sub.rc" ]; then exit "$(cat "$FAKE_MTX_DIR/$sub.rc")"; f
 exit 0
 """
 
-
-def fixture(name: str) -> str:
-    if not FIXTURES.is_dir():
-        pytest.fail(
-            f"Hardware transcripts not found at {FIXTURES}. The tests expect the shared folder "
-            "'shared/fixtures/hardware' beside the repository root."
-        )
-    return (FIXTURES / name).read_text(encoding="utf-8")
 
 
 class FakeMtx:

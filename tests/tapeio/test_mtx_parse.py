@@ -9,8 +9,6 @@ printf formats in mtx.c's ``Status()`` and say so.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pytp.tapeio.changer import ChangerStatus
@@ -39,19 +37,7 @@ from pytp.tapeio.mtx_parse import (
     parse_mtx_status,
     parse_request_sense,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "hardware"
-
-
-def fixture(name: str) -> str:
-    """The text of one hardware transcript; fails loudly when the folder is missing."""
-    if not FIXTURES.is_dir():
-        pytest.fail(
-            f"Hardware transcripts not found at {FIXTURES}. The tests expect the shared folder "
-            "'shared/fixtures/hardware' beside the repository root."
-        )
-    return (FIXTURES / name).read_text(encoding="utf-8")
+from tests.tapeio.transcripts import FIXTURES, fixture
 
 
 def full_slots(status: ChangerStatus) -> dict[int, str | None]:

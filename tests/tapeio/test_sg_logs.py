@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -18,18 +17,7 @@ from pytp.tapeio.sg_logs import (
     read_volume_statistics,
     snake_key,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "hardware"
-
-
-def fixture(name: str) -> str:
-    if not FIXTURES.is_dir():
-        pytest.fail(
-            f"Hardware transcripts not found at {FIXTURES}. The tests expect the shared folder "
-            "'shared/fixtures/hardware' beside the repository root."
-        )
-    return (FIXTURES / name).read_text(encoding="utf-8")
+from tests.tapeio.transcripts import FIXTURES, fixture
 
 
 def test_every_sg_logs_fixture_is_parsed() -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from pytp.tapeio import st_drive
 from pytp.tapeio.drive import UNKNOWN, Drive, DriveStatus
 from pytp.tapeio.errors import (
     BlankTape,
@@ -34,14 +35,13 @@ from pytp.tapeio.errors import (
     WriteProtected,
 )
 from pytp.tapeio.mt_status import parse_mt_status
-from pytp.tapeio import st_drive
 from pytp.tapeio.st_drive import (
     GENERIC_IOC,
     MTGET_SIZE,
     MTIOCGET,
+    THREE_BIT_DIR_IOC,
     MtGet,
     StDrive,
-    THREE_BIT_DIR_IOC,
     drive_status_from_mtget,
     gstat_flags,
     ioc,
@@ -51,9 +51,7 @@ from pytp.tapeio.st_drive import (
     pack_mtget,
     unpack_mtget,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "hardware"
+from tests.tapeio.transcripts import FIXTURES
 
 C_PROGRAM = r"""
 #include <stdio.h>
