@@ -364,14 +364,19 @@ class _JobState:
         self.current = None
 
     def _finish(self) -> None:
+        self._close_job(JobStatus.PARTIAL if self.problems else JobStatus.OK)
+
+    def _close_job(self, status: str, message: str | None = None) -> None:
+        """Record the job's end: its status, totals and every problem path."""
         job = self.job
+        job.status = status
+        job.message = message
+        job.ended_at = utcnow()
         job.files = self.sink.files
         job.total_bytes = self.sink.bytes
         job.problems = len(self.problems)
-        job.status = JobStatus.PARTIAL if self.problems else JobStatus.OK
-        job.ended_at = utcnow()
-        self._record_problems()
         self.session.add(job)
+        self._record_problems()
         self.session.commit()
 
     def _record_problems(self) -> None:
@@ -404,15 +409,7 @@ class _JobState:
                     self.media.drive.weof(1)
                 except TapeIOError:
                     pass
-        self.job.status = JobStatus.FAILED
-        self.job.ended_at = utcnow()
-        self.job.files = self.sink.files
-        self.job.total_bytes = self.sink.bytes
-        self.job.problems = len(self.problems)
-        self.job.message = _describe(cause)
-        self.session.add(self.job)
-        self._record_problems()
-        self.session.commit()
+        self._close_job(JobStatus.FAILED, _describe(cause))
 
     def result(self, seconds: float) -> BackupResult:
         return BackupResult(

@@ -20,7 +20,7 @@ import os
 import pwd
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from .blockio import BlockAssembler
@@ -211,44 +211,15 @@ class ArchiveWriter:
         if kind == "file":
             self._add_file(path, st)
             return
-        header = self._header(path, kind, st, size=0, link_target=link_target)
+        record = self._describe(path, kind, st, 0, link_target)
         offset = self.out.offset
-        encoded = build_header(header)
+        encoded = build_header(self._header(record, st.st_rdev))
         self.out.write(encoded)
-        self.on_member(self._record(path, kind, st, 0, link_target, None, offset, len(encoded)))
+        self.on_member(replace(record, offset=offset, header_size=len(encoded)))
 
-    def _header(self, path: bytes, kind: str, st: os.stat_result, size: int, link_target: bytes | None) -> MemberHeader:
-        linkname = b""
-        if kind == "hardlink" and link_target is not None:
-            linkname = member_name(link_target)
-        elif link_target is not None:
-            linkname = link_target
-        return MemberHeader(
-            name=member_name(path) + (b"/" if kind == "dir" and path != b"/" else b""),
-            kind=kind,
-            size=size,
-            mode=stat.S_IMODE(st.st_mode),
-            uid=st.st_uid,
-            gid=st.st_gid,
-            uname=_user_name(st.st_uid),
-            gname=_group_name(st.st_gid),
-            mtime_ns=st.st_mtime_ns,
-            linkname=linkname,
-            devmajor=os.major(st.st_rdev) if kind in ("chardev", "blockdev") else 0,
-            devminor=os.minor(st.st_rdev) if kind in ("chardev", "blockdev") else 0,
-        )
-
-    def _record(
-        self,
-        path: bytes,
-        kind: str,
-        st: os.stat_result,
-        size: int,
-        link_target: bytes | None,
-        digest: str | None,
-        offset: int,
-        header_size: int,
-    ) -> MemberRecord:
+    @staticmethod
+    def _describe(path: bytes, kind: str, st: os.stat_result, size: int, link_target: bytes | None) -> MemberRecord:
+        """The member's record from its stat; offset and checksum are filled in once written."""
         return MemberRecord(
             path=path,
             kind=kind,
@@ -263,9 +234,30 @@ class ArchiveWriter:
             inode=st.st_ino,
             device=st.st_dev,
             link_target=link_target,
-            xxh3=digest,
-            offset=offset,
-            header_size=header_size,
+            xxh3=None,
+            offset=0,
+            header_size=0,
+        )
+
+    @staticmethod
+    def _header(record: MemberRecord, rdev: int) -> MemberHeader:
+        """The tar header for ``record``: hard links name the first member, not a path."""
+        target = record.link_target
+        linkname = b"" if target is None else member_name(target) if record.kind == "hardlink" else target
+        device = record.kind in ("chardev", "blockdev")
+        return MemberHeader(
+            name=member_name(record.path) + (b"/" if record.kind == "dir" and record.path != b"/" else b""),
+            kind=record.kind,
+            size=record.size,
+            mode=record.mode,
+            uid=record.uid,
+            gid=record.gid,
+            uname=record.uname,
+            gname=record.gname,
+            mtime_ns=record.mtime_ns,
+            linkname=linkname,
+            devmajor=os.major(rdev) if device else 0,
+            devminor=os.minor(rdev) if device else 0,
         )
 
     def _add_file(self, path: bytes, lst: os.stat_result) -> None:
@@ -290,7 +282,8 @@ class ArchiveWriter:
     def _stream_file(self, fd: int, path: bytes, st: os.stat_result) -> None:
         size = st.st_size
         offset = self.out.offset
-        encoded = build_header(self._header(path, "file", st, size=size, link_target=None))
+        record = self._describe(path, "file", st, size, None)
+        encoded = build_header(self._header(record, st.st_rdev))
         self.out.write(encoded)
         hasher = ContentHasher()
         view = memoryview(self._buffer)
@@ -326,4 +319,4 @@ class ArchiveWriter:
             return
         if st.st_nlink > 1:
             self._hardlinks[(st.st_dev, st.st_ino)] = path
-        self.on_member(self._record(path, "file", st, size, None, hasher.hexdigest(), offset, len(encoded)))
+        self.on_member(replace(record, xxh3=hasher.hexdigest(), offset=offset, header_size=len(encoded)))
