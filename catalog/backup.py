@@ -8,6 +8,7 @@ data streams; search and restore ignore them until the job is good.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -352,9 +353,10 @@ class _JobState:
                 "problems": [{"path": path_text(p.path), "message": p.message} for p in self.problems],
             }
         )
+        size = len(header) + self.manifest.tell()
         self.manifest.seek(0)
-        payload = header + self.manifest.read()
-        blocks = write_small_archive(self.media.drive, self.media.block_size, MANIFEST_MEMBER, payload)
+        pieces = itertools.chain([header], iter(lambda: self.manifest.read(1 << 20), b""))
+        blocks = write_small_archive(self.media.drive, self.media.block_size, MANIFEST_MEMBER, pieces, size=size)
         tape_file.blocks = blocks
         tape_file.total_bytes = blocks * self.media.block_size
         tape_file.status = TapeFileStatus.COMPLETE

@@ -8,6 +8,7 @@ closed with a filemark.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 from .blockio import BlockAssembler, TapeFileReader
 from .drive import Drive
@@ -15,31 +16,43 @@ from .errors import TarFormatError
 from .tarformat import END_OF_ARCHIVE, MemberHeader, build_header, padded, parse_header
 
 
-def write_small_archive(drive: Drive, block_size: int, name: str, payload: bytes) -> int:
+def write_small_archive(
+    drive: Drive, block_size: int, name: str, payload: bytes | Iterable[bytes], size: int | None = None
+) -> int:
     """Write a one-member tar archive as a tape file, then a filemark.
 
     The drive must be positioned where the file belongs (end of data).
 
+    :param payload: the member's content, or its pieces in order (a job's
+        manifest can be large, so it is streamed, not held in memory).
+    :param size: the content's total length when ``payload`` is in pieces.
     :returns: the number of blocks written.
     """
-    chunks: list[bytes] = []
-    out = BlockAssembler(chunks.append, block_size)
+    pieces = [payload] if isinstance(payload, bytes) else payload
+    length = len(payload) if isinstance(payload, bytes) else size
+    if length is None:
+        raise ValueError("size is required when payload comes in pieces")
+    out = BlockAssembler(drive.write, block_size)
     header = MemberHeader(
         name=name.encode(),
         kind="file",
-        size=len(payload),
+        size=length,
         mode=0o644,
+        # Whole seconds: no pax header, so the label is one plain ustar record.
         mtime_ns=int(time.time()) * 1_000_000_000,
         uname="pytp",
         gname="pytp",
     )
     out.write(build_header(header))
-    out.write(payload)
-    out.write(b"\0" * (padded(len(payload)) - len(payload)))
+    written = 0
+    for piece in pieces:
+        out.write(piece)
+        written += len(piece)
+    if written != length:
+        raise ValueError(f"{name}: {written} bytes of content, the header says {length}")
+    out.write(b"\0" * (padded(length) - length))
     out.write(END_OF_ARCHIVE)
     blocks = out.finish()
-    for chunk in chunks:
-        drive.write(chunk)
     drive.weof(1)
     return blocks
 

@@ -3,6 +3,8 @@ library, with a real SQLite file or PostgreSQL catalog and real GNU tar."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -56,6 +58,14 @@ def test_backup_records_every_member_and_gnu_tar_reads_the_tape(lib_config, sour
     assert (
         subprocess.run(["tar", "-tf", str(tape / "file-00002")], capture_output=True).stdout == b"PYTP-MANIFEST.jsonl\n"
     )
+    manifest = subprocess.run(["tar", "-xOf", str(tape / "file-00002")], capture_output=True, check=True).stdout
+    header, *lines = [json.loads(line) for line in manifest.splitlines()]
+    assert header["pytp_manifest"] == 1 and header["job"]["volume"]["label"] == volume.label
+    assert header["job"]["tape_files"][0]["file"] == 1
+    assert len(lines) == len(entries)
+    raw = {base64.b64decode(line["path_b64"]) for line in lines if "path_b64" in line}
+    assert os.fsencode(source_tree) + b"/caf\xe9/na\xefve-\xff.txt" in raw
+    assert {(line["tape_file"], line["offset"]) for line in lines} == {(1, e.offset) for e in entries}
 
 
 def test_search_substring_glob_and_regex(lib_config, source_tree: Path) -> None:
