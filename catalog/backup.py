@@ -251,6 +251,7 @@ class _JobState:
         self.buffer_underruns = 0
         self._progress = Progress()
         self._last_report = 0.0
+        self._writer: DriveWriter | None = None
         self.sink = _EntrySink(engine, job.id, manifest, self._on_member)  # type: ignore[arg-type]
 
     def _on_member(self, record: MemberRecord) -> None:
@@ -267,6 +268,7 @@ class _JobState:
         now = time.monotonic()
         if force or now - self._last_report >= 1.0:
             self._last_report = now
+            self._progress.buffer = self._writer.stats() if self._writer else None
             self.progress(self._progress)
 
     def run(self, sources: list[bytes], pool: str) -> None:
@@ -306,7 +308,7 @@ class _JobState:
         self.sink.file_number = tape_file.file_number
         self._progress.source = path_text(source)
         drive = self.media.drive
-        writer = DriveWriter(drive, self.options.buffer_bytes, self.options.start_percent)
+        writer = self._writer = DriveWriter(drive, self.options.buffer_bytes, self.options.start_percent)
         out = BlockAssembler(writer.put, self.media.block_size)
         archive = ArchiveWriter(out, self.sink.add, self.problems.append, self._on_bytes)
         try:

@@ -107,6 +107,11 @@ def test_tape_from_another_pool_is_refused(run, source_tree: Path) -> None:
     assert "Job 2 ok" in r.stdout
     tapes = {t["label"]: t for t in json.loads(run("tapes", "--format", "json").stdout)}
     assert sorted(t["pool"] for t in tapes.values()) == ["default", "offsite"]
+    # Restoring from job 1 swaps its tape back into the drive through the changer.
+    run("restore", str(source_tree.parent / "out"), "--job", "1", "-d", "d0")
+    assert (source_tree.parent / "out" / str(source_tree).lstrip("/") / "docs" / "report.txt").exists()
+    drive0 = json.loads(run("list", "--format", "json").stdout)[0]
+    assert drive0["barcode"] == [t for t in tapes.values() if t["pool"] == "default"][0]["barcode"]
 
 
 def test_restore_refuses_overwrite_and_verify_failure_codes(run, source_tree: Path, tmp_path: Path) -> None:
