@@ -13,7 +13,8 @@ from pytp.tapeio.errors import TapeIOError
 
 from .config import Config
 from .devices import open_changer
-from .models import Entry, Job, TapeFile, Volume
+from .models import Entry, Job, TapeFile, TapeFileStatus, Volume
+from .volumes import retention_end, shown_status
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,12 @@ def locate_barcodes(config: Config) -> dict[str, Location]:
     return where
 
 
+def _retention_text(end: datetime | None) -> str | None:
+    if end is None:
+        return None
+    return "forever" if end.year == 9999 else _iso(end)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value else None
 
@@ -58,13 +65,16 @@ def tape_rows(session: Session, config: Config) -> list[dict[str, Any]]:
     where = locate_barcodes(config)
     jobs = dict(
         session.exec(
-            select(TapeFile.volume_id, func.count(func.distinct(TapeFile.job_id))).group_by(TapeFile.volume_id)
+            select(TapeFile.volume_id, func.count(func.distinct(TapeFile.job_id)))
+            .where(col(TapeFile.status) != TapeFileStatus.OVERWRITTEN)
+            .group_by(TapeFile.volume_id)
         ).all()
     )
     files = dict(
         session.exec(
             select(TapeFile.volume_id, func.count(Entry.id))
             .join(Entry, col(Entry.tape_file_id) == TapeFile.id)
+            .where(col(TapeFile.status) != TapeFileStatus.OVERWRITTEN)
             .group_by(TapeFile.volume_id)
         ).all()
     )
@@ -79,7 +89,8 @@ def tape_rows(session: Session, config: Config) -> list[dict[str, Any]]:
                 "slot": location.slot if location else None,
                 "drive": location.drive if location else None,
                 "location": str(location) if location else "offline",
-                "status": volume.status,
+                "status": shown_status(session, config, volume),
+                "retention_end": _retention_text(retention_end(session, config, volume)),
                 "pool": volume.pool,
                 "jobs": jobs.get(volume.id, 0),
                 "files": files.get(volume.id, 0),

@@ -9,19 +9,19 @@ says what the catalog expects.
 from __future__ import annotations
 
 import uuid as uuidlib
-from datetime import datetime, timezone
 
 from sqlmodel import Session, select
 
 from pytp.tapeio.changer import Changer, ChangerStatus, DriveElement
 from pytp.tapeio.drive import Drive, ensure_block_size
 from pytp.tapeio.errors import ChangerError, ForeignTape, NoMedium
-from pytp.tapeio.volume_label import VolumeLabel, read_label, write_label
+from pytp.tapeio.volume_label import VolumeLabel, read_label
 
 from .config import Config
 from .devices import Selection, open_changer, open_drive
 from .errors import CatalogError, WrongTape
-from .models import TapeFile, TapeFileStatus, Volume, VolumeStatus
+from .models import TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
+from .volumes import pool_accepts, retention_end, write_volume_label
 
 
 class NoTapeAvailable(WrongTape):
@@ -135,6 +135,7 @@ class Media:
                 f"Drive {self.selection.drive.name} holds {found}, not {volume.label}. "
                 f"Load tape {volume.label} (barcode {volume.barcode or 'none'})."
             )
+        self.check_barcode(label)
 
     def _label_or_none(self) -> VolumeLabel | None:
         try:
@@ -181,7 +182,11 @@ class Media:
         blanks = [
             s.number
             for s in status.slots
-            if s.full and not s.import_export and not s.is_cleaning and (s.barcode is None or s.barcode not in known)
+            if s.full
+            and not s.import_export
+            and not s.is_cleaning
+            and (s.barcode is None or s.barcode not in known)
+            and pool_accepts(self.config, pool, s.barcode)
         ]
         for slot in [n for _, n in appendable] + blanks:
             self.load(slot)
@@ -189,8 +194,37 @@ class Media:
             if volume is not None:
                 return volume
             self.unload()
+        # Only when nothing else is left: recycle the tape of the pool that expired first.
+        expired = sorted(
+            (
+                (end, known[s.barcode], s.number)
+                for s in status.slots
+                if s.full and not s.import_export and s.barcode in known and known[s.barcode].pool == pool
+                for end in [retention_end(session, self.config, known[s.barcode])]
+                if end is not None and end <= utcnow()
+            ),
+            key=lambda item: item[0],
+        )
+        for _, volume, slot in expired:
+            self.load(slot)
+            label = self._label_or_none()
+            if label is None or label.uuid != volume.uuid:
+                self.unload()
+                continue
+            ensure_block_size(self.drive, self.block_size)
+            return write_volume_label(
+                session,
+                self.config,
+                self.drive,
+                self.block_size,
+                text=volume.label,
+                pool=pool,
+                barcode=volume.barcode,
+                library=volume.library,
+                reuse=volume,
+            )
         raise NoTapeAvailable(
-            f"No appendable or blank tape for pool '{pool}' in library {self.changer.name}. "
+            f"No appendable, blank or expired tape for pool '{pool}' in library {self.changer.name}. "
             "Put blank tapes into the library (see `pytp list`)."
         )
 
@@ -201,7 +235,7 @@ class Media:
             return bool(element and element.full)
         return self.has_tape()
 
-    def _current_barcode(self) -> str | None:
+    def current_barcode(self) -> str | None:
         status = self.changer_status()
         if status is None or self.selection.element is None:
             return None
@@ -217,9 +251,14 @@ class Media:
             if fail:
                 raise WrongTape(f"Drive {name}: {err}") from err
             return None
-        barcode = self._current_barcode()
+        barcode = self.current_barcode()
         if label is None:
+            if not pool_accepts(self.config, pool, barcode):
+                if fail:
+                    raise WrongTape(f"The blank tape {barcode} in drive {name} is reserved for another pool.")
+                return None
             return self._label_blank(session, pool, barcode)
+        self.check_barcode(label)
         volume = session.exec(select(Volume).where(Volume.uuid == label.uuid)).first()
         problem = None
         if volume is None:
@@ -244,36 +283,29 @@ class Media:
         return volume
 
     def _label_blank(self, session: Session, pool: str, barcode: str | None) -> Volume:
-        text = barcode or f"PYTP-{uuidlib.uuid4().hex[:8].upper()}"
-        if session.exec(select(Volume).where(Volume.label == text)).first() is not None:
-            raise WrongTape(
-                f"The blank tape in drive {self.selection.drive.name} has barcode {text}, but the catalog "
-                f"already has a tape labelled {text}. Check the library for a duplicate barcode."
-            )
-        label = VolumeLabel(
-            label=text,
-            uuid=str(uuidlib.uuid4()),
-            pool=pool,
-            block_size=self.block_size,
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            barcode=barcode,
-        )
         ensure_block_size(self.drive, self.block_size)
-        write_label(self.drive, self.block_size, label)
-        volume = Volume(
-            label=label.label,
-            barcode=barcode,
-            uuid=label.uuid,
+        return write_volume_label(
+            session,
+            self.config,
+            self.drive,
+            self.block_size,
+            text=barcode or f"PYTP-{uuidlib.uuid4().hex[:8].upper()}",
             pool=pool,
-            block_size=self.block_size,
-            capacity=self.drive.capacity(),
-            file_count=1,
+            barcode=barcode,
             library=self.selection.library.name if self.selection.library else None,
-            retention_days=self.config.pool(pool).retention_days,
         )
-        session.add(volume)
-        session.commit()
-        return volume
+
+    def check_barcode(self, label: VolumeLabel) -> None:
+        """A tape whose label names another barcode than the library reads is refused.
+
+        :raises WrongTape: the two disagree (a swapped or relabelled cartridge).
+        """
+        barcode = self.current_barcode()
+        if label.barcode and barcode and label.barcode != barcode:
+            raise WrongTape(
+                f"The tape in drive {self.selection.drive.name} has barcode {barcode}, but its label "
+                f"'{label.label}' was written for barcode {label.barcode}. Check the cartridge; pytp will not use it."
+            )
 
 
 def position_at_end_of_data(session: Session, drive: Drive, volume: Volume) -> int:

@@ -7,6 +7,7 @@ bytes shown as ``\\xNN``).  Sizes, offsets and nanosecond times are 64-bit.
 
 from __future__ import annotations
 
+import uuid as uuidlib
 from datetime import datetime, timezone
 
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, LargeBinary, MetaData, Text
@@ -45,6 +46,8 @@ class VolumeStatus:
     APPENDABLE = "appendable"
     FULL = "full"
     ERROR = "error"
+    #: not stored: shown for a tape whose every job is past its retention
+    EXPIRED = "expired"
 
 
 class TapeFileStatus:
@@ -54,6 +57,8 @@ class TapeFileStatus:
     INCOMPLETE = "incomplete"
     #: recorded as started but never reached the tape (crash before any block)
     ABSENT = "absent"
+    #: the tape was relabelled (recycled); what was there is gone
+    OVERWRITTEN = "overwritten"
 
 
 class Volume(SQLModel, table=True):
@@ -62,7 +67,7 @@ class Volume(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     label: str = Field(unique=True, index=True)
     barcode: str | None = Field(default=None, index=True)
-    uuid: str
+    uuid: str = Field(unique=True, index=True)
     pool: str = Field(index=True)
     status: str = VolumeStatus.APPENDABLE
     block_size: int
@@ -83,6 +88,8 @@ class Job(SQLModel, table=True):
     """One run of backup: ``running`` until data and manifest are on tape."""
 
     id: int | None = Field(default=None, primary_key=True)
+    #: identity across catalogs: a rebuild from tape merges jobs by it
+    uuid: str = Field(default_factory=lambda: str(uuidlib.uuid4()), unique=True, index=True)
     name: str | None = Field(default=None, index=True)
     label: str | None = None
     level: str = "full"

@@ -111,6 +111,7 @@ def tapes(app: App, fmt: str) -> None:
             "location",
             "status",
             "pool",
+            "retention_end",
             "jobs",
             "files",
             "bytes_written",

@@ -74,3 +74,13 @@ def test_sqlite_catalog_uses_wal(sqlite_url: str) -> None:
     engine = open_catalog(sqlite_url)
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_downgrade_to_nothing_and_back(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()

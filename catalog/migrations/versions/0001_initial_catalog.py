@@ -21,6 +21,7 @@ def upgrade() -> None:
     op.create_table(
         "job",
         sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("uuid", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("label", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("level", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -40,6 +41,7 @@ def upgrade() -> None:
     with op.batch_alter_table("job", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_job_name"), ["name"], unique=False)
         batch_op.create_index(batch_op.f("ix_job_status"), ["status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_job_uuid"), ["uuid"], unique=True)
 
     op.create_table(
         "volume",
@@ -64,6 +66,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_volume_barcode"), ["barcode"], unique=False)
         batch_op.create_index(batch_op.f("ix_volume_label"), ["label"], unique=True)
         batch_op.create_index(batch_op.f("ix_volume_pool"), ["pool"], unique=False)
+        batch_op.create_index(batch_op.f("ix_volume_uuid"), ["uuid"], unique=True)
 
     op.create_table(
         "job_problem",
@@ -147,12 +150,14 @@ def downgrade() -> None:
 
     op.drop_table("job_problem")
     with op.batch_alter_table("volume", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_volume_uuid"))
         batch_op.drop_index(batch_op.f("ix_volume_pool"))
         batch_op.drop_index(batch_op.f("ix_volume_label"))
         batch_op.drop_index(batch_op.f("ix_volume_barcode"))
 
     op.drop_table("volume")
     with op.batch_alter_table("job", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_job_uuid"))
         batch_op.drop_index(batch_op.f("ix_job_status"))
         batch_op.drop_index(batch_op.f("ix_job_name"))
 

@@ -1,0 +1,165 @@
+"""The label job: write a volume label onto a tape, safely.
+
+A blank tape is labelled at once.  A tape that holds pytp data still in
+retention, data of another catalog, or foreign data is refused; ``force``
+overrides that only with the new label typed again (``confirm``), because
+relabelling makes everything on the tape unreachable.
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from pytp.tapeio.changer import DriveElement
+from pytp.tapeio.drive import ensure_block_size
+from pytp.tapeio.errors import ForeignTape
+from pytp.tapeio.volume_label import VolumeLabel
+
+from .config import Config
+from .devices import Selection, drive_lock
+from .errors import ConfigError, WrongTape
+from .media import Media
+from .models import Volume
+from .volumes import in_retention, pool_accepts, retention_end, write_volume_label
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    label: str
+    barcode: str | None
+    pool: str
+    relabelled: bool
+
+
+def _load(media: Media, slot: int | None, barcode: str | None) -> None:
+    """Bring the tape from ``slot`` or with ``barcode`` into the drive."""
+    if slot is None and barcode is None:
+        if not media.has_tape_in_drive():
+            raise WrongTape(f"No tape in drive {media.selection.drive.name}. Load one, or give --slot or --barcode.")
+        return
+    if media.changer is None or media.selection.element is None:
+        raise ConfigError(f"Drive {media.selection.drive.name} is not in a library: --slot/--barcode need one.")
+    status = media.changer.status()
+    if barcode is not None:
+        place = status.find_barcode(barcode)
+        if place is None:
+            raise WrongTape(f"No cartridge with barcode {barcode} in library {media.changer.name}.")
+        if isinstance(place, DriveElement):
+            if place.index == media.selection.element:
+                return
+            raise WrongTape(f"Cartridge {barcode} is in another drive (element {place.index}); unload it first.")
+        slot = place.number
+    assert slot is not None
+    media.load(slot)
+
+
+def label_tape(
+    engine: Engine,
+    config: Config,
+    selection: Selection,
+    *,
+    text: str | None = None,
+    slot: int | None = None,
+    barcode: str | None = None,
+    pool: str | None = None,
+    force: bool = False,
+    confirm: str | None = None,
+) -> LabelResult:
+    """Label the tape in the drive, or the one in ``slot`` / with ``barcode``.
+
+    :param text: the label (default: the barcode, else the current label).
+    :param pool: the pool (default: the tape's current pool, else the default pool).
+    :param force: overwrite data in retention, another catalog's or foreign data.
+    :param confirm: the label typed again; required with ``force``.
+    :raises WrongTape: the tape holds data that must not be overwritten.
+    """
+    with (
+        drive_lock(selection.drive),
+        Media(config, selection) as media,
+        Session(engine, expire_on_commit=False) as session,
+    ):
+        _load(media, slot, barcode)
+        ensure_block_size(media.drive, media.block_size)
+        current_barcode = media.current_barcode()
+        foreign = False
+        label: VolumeLabel | None = None
+        try:
+            label = media.read_label()
+        except ForeignTape:
+            foreign = True
+        volume = session.exec(select(Volume).where(Volume.uuid == label.uuid)).first() if label else None
+        name = text or current_barcode or (label.label if label else None) or f"PYTP-{uuidlib.uuid4().hex[:8].upper()}"
+        target_pool = pool or (volume.pool if volume else None) or config.default_pool
+        config.pool(target_pool)
+        problem = _why_not(session, config, label, volume, foreign)
+        if problem and not force:
+            raise WrongTape(f"{problem} Not relabelled. To overwrite it anyway, use --force and type the label again.")
+        if problem and confirm != name:
+            raise WrongTape(f"{problem} --force needs the new label '{name}' typed again (--confirm {name}).")
+        if label is None and not foreign and not pool_accepts(config, target_pool, current_barcode) and not force:
+            raise WrongTape(f"Barcode {current_barcode} is reserved for another pool by its label prefix.")
+        volume = write_volume_label(
+            session,
+            config,
+            media.drive,
+            media.block_size,
+            text=name,
+            pool=target_pool,
+            barcode=current_barcode,
+            library=selection.library.name if selection.library else None,
+            reuse=volume,
+        )
+        return LabelResult(volume.label, volume.barcode, volume.pool, relabelled=label is not None or foreign)
+
+
+def _why_not(
+    session: Session, config: Config, label: VolumeLabel | None, volume: Volume | None, foreign: bool
+) -> str | None:
+    """Why relabelling this tape needs --force, or None when it may be labelled."""
+    if foreign:
+        return "The tape holds data that pytp did not write."
+    if label is None:
+        return None
+    if volume is None:
+        return f"The tape is labelled '{label.label}' by pytp but is not in this catalog (another site's tape?)."
+    if in_retention(session, config, volume):
+        end = retention_end(session, config, volume)
+        until = "forever" if end is None or end.year == 9999 else f"until {end:%Y-%m-%d %H:%M} UTC"
+        return f"Tape '{volume.label}' holds data in retention {until}."
+    return None
+
+
+def label_barcodes(engine: Engine, config: Config, selection: Selection, pool: str | None = None) -> list[str]:
+    """Label every blank cartridge in the library whose barcode the catalog does not know.
+
+    :returns: one line per cartridge looked at: labelled, or skipped and why.
+    """
+    target_pool = pool or config.default_pool
+    if selection.library is None:
+        raise ConfigError(f"Drive {selection.drive.name} is not in a library: --barcodes needs one.")
+    with Session(engine) as session:
+        known = {v.barcode for v in session.exec(select(Volume)).all() if v.barcode}
+    from .devices import open_changer
+
+    status = open_changer(selection.library).status()
+    report = []
+    for element in status.slots:
+        if not element.full or element.import_export or not element.barcode or element.barcode in known:
+            continue
+        if element.is_cleaning:
+            report.append(f"{element.barcode}: cleaning cartridge, skipped")
+            continue
+        if not pool_accepts(config, target_pool, element.barcode):
+            report.append(f"{element.barcode}: reserved for another pool, skipped")
+            continue
+        try:
+            result = label_tape(engine, config, selection, barcode=element.barcode, pool=target_pool)
+        except WrongTape as err:
+            report.append(f"{element.barcode}: skipped, {err}")
+        else:
+            report.append(f"{element.barcode}: labelled {result.label} in pool {result.pool}")
+    return report

@@ -1,0 +1,136 @@
+"""Tapes as the catalog sees them: labelling, pools, retention and recycling.
+
+A tape belongs to the pool it was labelled for.  Its data is in retention
+until ``retention_days`` after the newest good job on it ended; once every
+job is past that, the tape is ``expired`` and may be recycled: relabelled,
+with everything the catalog knew about its old contents marked overwritten
+(search and restore stop offering it).
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from pytp.tapeio.drive import Drive
+from pytp.tapeio.volume_label import VolumeLabel, write_label
+
+from .config import Config
+from .errors import WrongTape
+from .models import Job, JobStatus, TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
+
+
+def pool_accepts(config: Config, pool: str, barcode: str | None) -> bool:
+    """Whether a blank cartridge with ``barcode`` may be labelled into ``pool``.
+
+    A pool with a ``label_prefix`` takes only barcodes with that prefix; a pool
+    without one takes any barcode that no other pool's prefix claims.
+    """
+    prefix = config.pool(pool).label_prefix
+    if prefix:
+        return bool(barcode and barcode.startswith(prefix))
+    others = [p.label_prefix for p in config.pools if p.name != pool and p.label_prefix]
+    return not (barcode and any(barcode.startswith(o) for o in others))
+
+
+def retention_days(config: Config, volume: Volume) -> int | None:
+    """The pool's retention as configured now, else what was recorded at labelling."""
+    try:
+        days = config.pool(volume.pool).retention_days
+    except Exception:  # noqa: BLE001 - a pool removed from the config
+        days = None
+    return days if days is not None else volume.retention_days
+
+
+def retention_end(session: Session, config: Config, volume: Volume) -> datetime | None:
+    """When the newest good data on ``volume`` leaves retention (None: no data, or kept forever)."""
+    newest = session.exec(
+        select(func.max(Job.ended_at))
+        .join(TapeFile, col(TapeFile.job_id) == Job.id)
+        .where(
+            TapeFile.volume_id == volume.id,
+            col(TapeFile.status) != TapeFileStatus.OVERWRITTEN,
+            col(Job.status).in_(JobStatus.GOOD),
+        )
+    ).one()
+    if newest is None:
+        return None
+    days = retention_days(config, volume)
+    if days is None:
+        return datetime.max.replace(tzinfo=timezone.utc)
+    if newest.tzinfo is None:  # SQLite hands back naive datetimes
+        newest = newest.replace(tzinfo=timezone.utc)
+    return newest + timedelta(days=days)
+
+
+def in_retention(session: Session, config: Config, volume: Volume, now: datetime | None = None) -> bool:
+    end = retention_end(session, config, volume)
+    return end is not None and end > (now or utcnow())
+
+
+def shown_status(session: Session, config: Config, volume: Volume, now: datetime | None = None) -> str:
+    """The status to show: the stored one, or ``expired`` once nothing is in retention."""
+    has_data = volume.file_count > 1
+    if has_data and not in_retention(session, config, volume, now):
+        return VolumeStatus.EXPIRED
+    return volume.status
+
+
+def write_volume_label(
+    session: Session,
+    config: Config,
+    drive: Drive,
+    block_size: int,
+    *,
+    text: str,
+    pool: str,
+    barcode: str | None,
+    library: str | None,
+    reuse: Volume | None = None,
+) -> Volume:
+    """Write a new label at the start of the tape and record the volume.
+
+    :param reuse: the catalog's volume for this tape when it is relabelled: its
+        row is kept (history stays readable) and its old tape files are marked
+        overwritten, so nothing on them is offered again.
+    :raises WrongTape: another tape already has the label ``text``.
+    """
+    clash = session.exec(select(Volume).where(Volume.label == text)).first()
+    if clash is not None and (reuse is None or clash.id != reuse.id):
+        raise WrongTape(
+            f"The catalog already has a tape labelled {text} (barcode {clash.barcode or 'none'}). "
+            "Choose another label, or check the library for a duplicate barcode."
+        )
+    label = VolumeLabel(
+        label=text,
+        uuid=str(uuidlib.uuid4()),
+        pool=pool,
+        block_size=block_size,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        barcode=barcode,
+    )
+    write_label(drive, block_size, label)
+    volume = reuse or Volume(label=text, uuid=label.uuid, pool=pool, block_size=block_size)
+    if reuse is not None:
+        session.exec(  # type: ignore[call-overload]
+            update(TapeFile).where(col(TapeFile.volume_id) == reuse.id).values(status=TapeFileStatus.OVERWRITTEN)
+        )
+    volume.label = text
+    volume.uuid = label.uuid
+    volume.pool = pool
+    volume.barcode = barcode
+    volume.block_size = block_size
+    volume.status = VolumeStatus.APPENDABLE
+    volume.file_count = 1
+    volume.bytes_written = 0
+    volume.capacity = drive.capacity()
+    volume.library = library
+    volume.retention_days = config.pool(pool).retention_days
+    volume.created_at = utcnow()
+    volume.last_written_at = None
+    session.add(volume)
+    session.commit()
+    return volume
