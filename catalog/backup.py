@@ -340,12 +340,15 @@ class _JobState:
         header = header_line(
             {
                 "id": self.job.id,
+                "uuid": self.job.uuid,
                 "name": self.job.name,
                 "label": self.job.label,
                 "level": self.job.level,
                 "pool": self.job.pool,
                 "host": self.job.host,
+                "strategy": self.job.strategy,
                 "started_at": self.job.started_at.isoformat(),
+                "written_at": utcnow().isoformat(),
                 "sources": json.loads(self.job.sources),
                 "volume": {"label": self.volume.label, "uuid": self.volume.uuid},
                 "tape_files": [

@@ -56,3 +56,49 @@ def header_line(job: dict[str, Any]) -> bytes:
     return (
         json.dumps({"pytp_manifest": MANIFEST_VERSION, "job": job}, separators=(",", ":"), default=str).encode() + b"\n"
     )
+
+
+def _raw(line: dict[str, Any], name: str) -> bytes | None:
+    if f"{name}_b64" in line:
+        return base64.b64decode(line[f"{name}_b64"])
+    value = line.get(name)
+    return value.encode("utf-8") if value is not None else None
+
+
+def parse_manifest(payload: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The job header and the member lines of a manifest.
+
+    :raises ValueError: it is not a pytp manifest of a version this pytp reads.
+    """
+    lines = payload.splitlines()
+    if not lines:
+        raise ValueError("empty manifest")
+    header = json.loads(lines[0])
+    if header.get("pytp_manifest") != MANIFEST_VERSION:
+        raise ValueError(f"not a version {MANIFEST_VERSION} pytp manifest")
+    return header["job"], [json.loads(line) for line in lines[1:] if line.strip()]
+
+
+def entry_fields(line: dict[str, Any]) -> dict[str, Any]:
+    """The catalog ``Entry`` columns of one member line (job and tape file aside)."""
+    path = _raw(line, "path")
+    assert path is not None
+    return dict(
+        path=path,
+        path_text=path.decode("utf-8", "backslashreplace"),
+        kind=line["type"],
+        size=line["size"],
+        mode=line["mode"],
+        uid=line["uid"],
+        gid=line["gid"],
+        uname=line["uname"],
+        gname=line["gname"],
+        mtime_ns=line["mtime_ns"],
+        ctime_ns=line["ctime_ns"],
+        inode=line["inode"],
+        device=line["device"],
+        link_target=_raw(line, "link"),
+        xxh3=line["xxh3"],
+        offset=line["offset"],
+        header_size=line["header_size"],
+    )

@@ -28,9 +28,29 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from . import backup_cmd, catalog_cmd, config_cmd, db_cmd, label_cmd, library_cmd, restore_cmd, tape_cmd
+    from . import (
+        backup_cmd,
+        catalog_admin_cmd,
+        catalog_cmd,
+        config_cmd,
+        db_cmd,
+        label_cmd,
+        library_cmd,
+        restore_cmd,
+        tape_cmd,
+    )
 
-    for module in (tape_cmd, library_cmd, label_cmd, backup_cmd, restore_cmd, catalog_cmd, db_cmd, config_cmd):
+    for module in (
+        tape_cmd,
+        library_cmd,
+        label_cmd,
+        backup_cmd,
+        restore_cmd,
+        catalog_cmd,
+        catalog_admin_cmd,
+        db_cmd,
+        config_cmd,
+    ):
         for command in module.COMMANDS:
             cli.add_command(command)
 

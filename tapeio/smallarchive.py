@@ -58,7 +58,7 @@ def write_small_archive(
 
 
 def read_small_archive(
-    drive: Drive, block_size: int, max_size: int = 1 << 30, first_block: bytes = b""
+    drive: Drive, block_size: int, max_size: int = 1 << 30, first_block: bytes = b"", expect: str | None = None
 ) -> tuple[str, bytes]:
     """Read the one-member archive at the head; leaves the drive inside the file.
 
@@ -81,9 +81,13 @@ def read_small_archive(
             raw += more
     else:
         raise TarFormatError("the tape file does not start with a tar header")
+    name = header.name.decode("utf-8", "replace")
+    if expect is not None and name != expect:
+        # Checked before reading on: a data file is left after its first block.
+        raise TarFormatError(f"the tape file holds '{name}', not {expect}")
     if header.size > max_size:
         raise TarFormatError(f"member {header.name!r} is {header.size} bytes, more than expected")
     payload = reader.read(header.size)
     if len(payload) != header.size:
         raise TarFormatError(f"member {header.name!r} is cut short on tape")
-    return header.name.decode("utf-8", "replace"), payload
+    return name, payload

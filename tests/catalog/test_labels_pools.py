@@ -43,7 +43,10 @@ def tapes(run) -> dict[str, dict]:  # type: ignore[no-untyped-def]
 
 def test_label_by_slot_and_all_barcodes_skipping_cleaning(site) -> None:  # type: ignore[no-untyped-def]
     add_tape(site.library, "CLN001L1", 5)
-    assert "Labelled tape PYT002L9 (barcode PYT002L9) in pool scratch" in site("label", "--slot", "2", "--pool", "scratch").stdout
+    assert (
+        "Labelled tape PYT002L9 (barcode PYT002L9) in pool scratch"
+        in site("label", "--slot", "2", "--pool", "scratch").stdout
+    )
     lines = site("label", "--barcodes").stdout.splitlines()
     assert "PYT001L9: labelled PYT001L9 in pool default" in lines
     assert "PYT003L9: labelled PYT003L9 in pool default" in lines

@@ -1,0 +1,242 @@
+"""Rebuilding the catalog from tapes: labels and manifests only.
+
+For each tape the label gives the volume; then every tape file is looked at
+by its first block alone.  A manifest is read whole and brings its job, tape
+files and entries; a data file is skipped by filemark (``fsf``), so a rebuild
+costs one block per data file, not the data.  Jobs are merged by their uuid:
+rebuilding into a catalog that already has them adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from pytp.tapeio.changer import StorageElement
+from pytp.tapeio.drive import Drive, ensure_block_size
+from pytp.tapeio.errors import BlankTape, ForeignTape, TarFormatError
+from pytp.tapeio.smallarchive import read_small_archive
+from pytp.tapeio.tarformat import END_OF_ARCHIVE, padded
+from pytp.tapeio.volume_label import VolumeLabel
+
+from .config import Config
+from .devices import Selection, drive_lock
+from .errors import NotFound
+from .manifest import MANIFEST_MEMBER, entry_fields, parse_manifest
+from .media import Media
+from .models import Entry, Job, JobProblem, JobStatus, TapeFile, TapeFileStatus, Volume
+
+
+@dataclass
+class RebuildReport:
+    tapes: list[str] = field(default_factory=list)
+    jobs_added: list[int] = field(default_factory=list)
+    jobs_known: int = 0
+    entries: int = 0
+    data_files_skipped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _volume_for(session: Session, label: VolumeLabel, barcode: str | None, library: str | None) -> Volume:
+    volume = session.exec(select(Volume).where(Volume.uuid == label.uuid)).first()
+    if volume is None:
+        volume = Volume(
+            label=label.label,
+            barcode=label.barcode or barcode,
+            uuid=label.uuid,
+            pool=label.pool,
+            block_size=label.block_size,
+            library=library,
+            created_at=_when(label.created) or datetime.now(),
+        )
+        session.add(volume)
+        session.commit()
+    return volume
+
+
+def _import_manifest(
+    session: Session, volume: Volume, file_number: int, blocks: int, payload: bytes, report: RebuildReport
+) -> None:
+    job_info, members = parse_manifest(payload)
+    if session.exec(select(Job).where(Job.uuid == job_info["uuid"])).first() is not None:
+        report.jobs_known += 1
+        return
+    problems = job_info.get("problems", [])
+    job = Job(
+        uuid=job_info["uuid"],
+        name=job_info.get("name"),
+        label=job_info.get("label"),
+        level=job_info.get("level", "full"),
+        strategy=job_info.get("strategy", "direct"),
+        pool=job_info.get("pool"),
+        host=job_info.get("host"),
+        sources=json.dumps(job_info.get("sources", [])),
+        started_at=_when(job_info.get("started_at")),
+        ended_at=_when(job_info.get("written_at")),
+        status=JobStatus.PARTIAL if problems else JobStatus.OK,
+        files=len(members),
+        total_bytes=sum(m["size"] for m in members),
+        problems=len(problems),
+        message="rebuilt from tape",
+    )
+    session.add(job)
+    session.flush()
+    numbers: dict[int, int] = {}
+    for piece in job_info.get("tape_files", []):
+        if piece.get("tape") != volume.label:
+            continue
+        tape_file = TapeFile(
+            job_id=job.id,
+            volume_id=volume.id,  # type: ignore[arg-type]
+            file_number=piece["file"],
+            kind="data",
+            source_root=piece["source"].encode("utf-8", "surrogateescape"),
+            status=TapeFileStatus.COMPLETE,
+            block_size=volume.block_size,
+            blocks=piece["blocks"],
+            total_bytes=piece["blocks"] * volume.block_size,
+        )
+        session.add(tape_file)
+        session.flush()
+        numbers[piece["file"]] = tape_file.id  # type: ignore[assignment]
+    session.add(
+        TapeFile(
+            job_id=job.id,
+            volume_id=volume.id,  # type: ignore[arg-type]
+            file_number=file_number,
+            kind="manifest",
+            status=TapeFileStatus.COMPLETE,
+            block_size=volume.block_size,
+            blocks=blocks,
+            total_bytes=blocks * volume.block_size,
+        )
+    )
+    rows = [
+        {**entry_fields(m), "job_id": job.id, "tape_file_id": numbers[m["tape_file"]]}
+        for m in members
+        if m.get("tape") == volume.label and m["tape_file"] in numbers
+    ]
+    if rows:
+        session.execute(insert(Entry), rows)
+    if problems:
+        session.execute(
+            insert(JobProblem),
+            [dict(job_id=job.id, path=p["path"].encode(), path_text=p["path"], message=p["message"]) for p in problems],
+        )
+    session.commit()
+    report.jobs_added.append(job.id)  # type: ignore[arg-type]
+    report.entries += len(rows)
+
+
+def scan_tape(session: Session, drive: Drive, volume: Volume, report: RebuildReport) -> None:
+    """Walk the tape after its label, reading one block of each file.
+
+    The drive is inside tape file 0 (after the label was read).
+    """
+    block_size = volume.block_size
+    number = 0
+    bytes_written = 0
+    while True:
+        drive.fsf(1)
+        number += 1
+        try:
+            first = drive.read(block_size)
+        except BlankTape:
+            first = b""
+        if not first:
+            break  # end of data: pytp writes no empty tape files
+        try:
+            name, payload = read_small_archive(drive, block_size, first_block=first, expect=MANIFEST_MEMBER)
+        except TarFormatError:
+            # Not a manifest: a data file (or a catalog snapshot); skip the rest by filemark.
+            report.data_files_skipped += 1
+            continue
+        # One ustar header, the padded content, the end-of-archive marker.
+        blocks = -(-(512 + padded(len(payload)) + len(END_OF_ARCHIVE)) // block_size)
+        bytes_written += blocks * block_size
+        _import_manifest(session, volume, number, blocks, payload, report)
+    volume.file_count = number
+    data = session.exec(select(TapeFile).where(TapeFile.volume_id == volume.id)).all()
+    volume.bytes_written = sum(t.total_bytes for t in data if t.status != TapeFileStatus.OVERWRITTEN)
+    last = max((t.file_number for t in data), default=0)
+    if last + 1 < number:
+        report.notes.append(
+            f"{volume.label}: tape files {last + 1}..{number - 1} belong to no manifest (an unfinished job?)"
+        )
+    session.add(volume)
+    session.commit()
+
+
+def rebuild(
+    engine: Engine,
+    config: Config,
+    selection: Selection,
+    *,
+    tape: str | None = None,
+    all_tapes: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> RebuildReport:
+    """Recreate volumes, jobs, tape files and entries from tapes.
+
+    :param tape: the label or barcode of one tape (loaded through the changer,
+        or already in the drive).
+    :param all_tapes: every cartridge in the library, one after another.
+    :raises NotFound: the tape is not in the library or drive.
+    """
+    report = RebuildReport()
+    with drive_lock(selection.drive), Media(config, selection) as media, Session(engine) as session:
+        for barcode in _tapes(media, tape, all_tapes):
+            if progress:
+                progress(f"reading tape {barcode or '(in drive)'}")
+            try:
+                found = media.read_label()
+            except ForeignTape:
+                report.notes.append(f"{barcode}: not a pytp tape, skipped")
+                continue
+            if found is None:
+                report.notes.append(f"{barcode}: blank, skipped")
+                continue
+            if tape and not all_tapes and tape not in (found.label, barcode):
+                raise NotFound(f"The tape in drive {selection.drive.name} is {found.label}, not {tape}.")
+            volume = _volume_for(session, found, barcode, selection.library.name if selection.library else None)
+            ensure_block_size(media.drive, volume.block_size)
+            scan_tape(session, media.drive, volume, report)
+            report.tapes.append(volume.label)
+    return report
+
+
+def _tapes(media: Media, tape: str | None, all_tapes: bool) -> Iterator[str | None]:
+    """Load each tape to rebuild in turn; yield its barcode (None when unknown)."""
+    if media.changer is None:
+        if not media.has_tape():
+            raise NotFound(f"No tape in drive {media.selection.drive.name}.")
+        yield None
+        return
+    status = media.changer.status()
+    if all_tapes:
+        if media.has_tape_in_drive():
+            yield media.current_barcode()
+        for slot in status.slots:
+            if slot.full and not slot.import_export and not slot.is_cleaning:
+                media.load(slot.number)
+                yield slot.barcode
+        return
+    place = status.find_barcode(tape) if tape else None
+    if isinstance(place, StorageElement):
+        media.load(place.number)
+        yield tape
+        return
+    # Labels default to barcodes; any other label must already be in the drive.
+    if not media.has_tape_in_drive():
+        raise NotFound(f"No cartridge with barcode {tape} in library {media.changer.name}, and the drive is empty.")
+    yield media.current_barcode()

@@ -1,0 +1,46 @@
+"""`pytp catalog rebuild` (and later snapshots): the catalog from the tapes."""
+
+from __future__ import annotations
+
+import click
+
+from .app import App, pass_app
+
+
+@click.group(name="catalog")
+def catalog_group() -> None:
+    """Rebuild the catalog from tapes."""
+
+
+@catalog_group.command()
+@click.option("--tape", help="Label or barcode of the tape to read.")
+@click.option("--all", "all_tapes", is_flag=True, help="Every cartridge in the library, loaded in turn.")
+@click.option("-d", "--drive", help="Drive to read with.")
+@click.option("-l", "--library", help="Library to load tapes from.")
+@pass_app
+def rebuild(app: App, tape: str | None, all_tapes: bool, drive: str | None, library: str | None) -> None:
+    """Recreate volumes, jobs and entries from tape labels and manifests.
+
+    Data files are skipped by filemark: a rebuild reads one block of each.
+    Jobs already in the catalog are not added twice.
+
+    \b
+    Examples:
+        pytp catalog rebuild --all
+        pytp catalog rebuild --tape PYT003L9
+    """
+    from pytp.catalog.rebuild import rebuild as run_rebuild
+
+    if tape and all_tapes:
+        raise click.UsageError("Give --tape or --all, not both.")
+    report = run_rebuild(app.engine, app.config, app.select(drive, library), tape=tape, all_tapes=all_tapes)
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    click.echo(
+        f"Read {len(report.tapes)} tape(s) ({', '.join(report.tapes) or 'none'}): {len(report.jobs_added)} job(s) "
+        f"added, {report.jobs_known} already known, {report.entries} entries, "
+        f"{report.data_files_skipped} data file(s) skipped by filemark."
+    )
+
+
+COMMANDS = [catalog_group]
