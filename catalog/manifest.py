@@ -14,6 +14,8 @@ from typing import Any
 from pytp.tapeio.tarwriter import MemberRecord
 
 MANIFEST_MEMBER = "PYTP-MANIFEST.jsonl"
+#: the member of a catalog snapshot tape file (catalog/snapshot.py)
+SNAPSHOT_MEMBER = "PYTP-CATALOG.jsonl.gz"
 MANIFEST_VERSION = 1
 
 

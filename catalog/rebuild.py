@@ -20,15 +20,15 @@ from sqlmodel import Session, select
 
 from pytp.tapeio.changer import StorageElement
 from pytp.tapeio.drive import Drive, ensure_block_size
-from pytp.tapeio.errors import BlankTape, ForeignTape, TarFormatError
-from pytp.tapeio.smallarchive import read_small_archive
+from pytp.tapeio.errors import BlankTape, ForeignTape
+from pytp.tapeio.smallarchive import peek_member_name, read_small_archive
 from pytp.tapeio.tarformat import END_OF_ARCHIVE, padded
 from pytp.tapeio.volume_label import VolumeLabel
 
 from .config import Config
 from .devices import Selection, drive_lock
 from .errors import NotFound
-from .manifest import MANIFEST_MEMBER, entry_fields, parse_manifest
+from .manifest import MANIFEST_MEMBER, SNAPSHOT_MEMBER, entry_fields, parse_manifest
 from .media import Media
 from .models import Entry, Job, JobProblem, JobStatus, TapeFile, TapeFileStatus, Volume
 
@@ -40,6 +40,7 @@ class RebuildReport:
     jobs_known: int = 0
     entries: int = 0
     data_files_skipped: int = 0
+    snapshots: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -145,7 +146,6 @@ def scan_tape(session: Session, drive: Drive, volume: Volume, report: RebuildRep
     """
     block_size = volume.block_size
     number = 0
-    bytes_written = 0
     while True:
         drive.fsf(1)
         number += 1
@@ -155,26 +155,62 @@ def scan_tape(session: Session, drive: Drive, volume: Volume, report: RebuildRep
             first = b""
         if not first:
             break  # end of data: pytp writes no empty tape files
-        try:
-            name, payload = read_small_archive(drive, block_size, first_block=first, expect=MANIFEST_MEMBER)
-        except TarFormatError:
-            # Not a manifest: a data file (or a catalog snapshot); skip the rest by filemark.
-            report.data_files_skipped += 1
-            continue
-        # One ustar header, the padded content, the end-of-archive marker.
-        blocks = -(-(512 + padded(len(payload)) + len(END_OF_ARCHIVE)) // block_size)
-        bytes_written += blocks * block_size
-        _import_manifest(session, volume, number, blocks, payload, report)
+        kind = peek_member_name(first)
+        if kind == MANIFEST_MEMBER:
+            _, payload = read_small_archive(drive, block_size, first_block=first, expect=MANIFEST_MEMBER)
+            # One ustar header, the padded content, the end-of-archive marker.
+            blocks = -(-(512 + padded(len(payload)) + len(END_OF_ARCHIVE)) // block_size)
+            _import_manifest(session, volume, number, blocks, payload, report)
+        elif kind == SNAPSHOT_MEMBER:
+            _record_snapshot(session, volume, number)
+            report.snapshots += 1
+        else:
+            report.data_files_skipped += 1  # the rest of it is skipped by the next fsf
     volume.file_count = number
-    data = session.exec(select(TapeFile).where(TapeFile.volume_id == volume.id)).all()
-    volume.bytes_written = sum(t.total_bytes for t in data if t.status != TapeFileStatus.OVERWRITTEN)
-    last = max((t.file_number for t in data), default=0)
+    files = session.exec(select(TapeFile).where(TapeFile.volume_id == volume.id)).all()
+    volume.bytes_written = sum(t.total_bytes for t in files if t.status != TapeFileStatus.OVERWRITTEN)
+    last = max((t.file_number for t in files), default=0)
     if last + 1 < number:
         report.notes.append(
             f"{volume.label}: tape files {last + 1}..{number - 1} belong to no manifest (an unfinished job?)"
         )
     session.add(volume)
     session.commit()
+
+
+def _record_snapshot(session: Session, volume: Volume, number: int) -> None:
+    known = session.exec(
+        select(TapeFile).where(TapeFile.volume_id == volume.id, TapeFile.file_number == number)
+    ).first()
+    if known is None:
+        session.add(
+            TapeFile(
+                volume_id=volume.id,  # type: ignore[arg-type]
+                file_number=number,
+                kind="catalog",
+                status=TapeFileStatus.COMPLETE,
+                block_size=volume.block_size,
+            )
+        )
+        session.commit()
+
+
+def load_tape_for_rebuild(media: Media, tape: str | None) -> VolumeLabel:
+    """Load ``tape`` (a barcode, or whatever is in the drive) and read its label.
+
+    :raises NotFound: the tape is not there, or is blank or foreign.
+    """
+    for _ in _tapes(media, tape, all_tapes=False):
+        try:
+            found = media.read_label()
+        except ForeignTape:
+            found = None
+        if found is None:
+            raise NotFound(f"The tape in drive {media.selection.drive.name} is not a pytp tape.")
+        if tape and tape not in (found.label, found.barcode, media.current_barcode()):
+            raise NotFound(f"The tape in drive {media.selection.drive.name} is {found.label}, not {tape}.")
+        return found
+    raise NotFound(f"Tape {tape} not found.")
 
 
 def rebuild(

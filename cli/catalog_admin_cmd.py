@@ -9,7 +9,7 @@ from .app import App, pass_app
 
 @click.group(name="catalog")
 def catalog_group() -> None:
-    """Rebuild the catalog from tapes."""
+    """The catalog itself: rebuild it from tapes, back it up to tape, restore it."""
 
 
 @catalog_group.command()
@@ -44,3 +44,45 @@ def rebuild(app: App, tape: str | None, all_tapes: bool, drive: str | None, libr
 
 
 COMMANDS = [catalog_group]
+
+
+@catalog_group.command(name="backup")
+@click.option("--pool", help="Pool of the tape to write to (default: the default pool).")
+@click.option("-d", "--drive", help="Drive to write with.")
+@click.option("-l", "--library", help="Library to take the tape from.")
+@pass_app
+def backup_snapshot(app: App, pool: str | None, drive: str | None, library: str | None) -> None:
+    """Write a consistent snapshot of the catalog to tape, as its own tape file.
+
+    Disaster recovery: `pytp catalog restore --tape T` the newest snapshot into
+    a new catalog, then `pytp catalog rebuild` the tapes written after it.
+
+    \b
+    Example:
+        pytp catalog backup --pool offsite
+    """
+    from pytp.catalog.snapshot import backup_catalog
+
+    result = backup_catalog(app.engine, app.config, app.select(drive, library), pool)
+    click.echo(
+        f"Catalog snapshot of {result.rows} rows ({result.bytes} bytes compressed) written to tape "
+        f"{result.tape} file {result.file_number}."
+    )
+
+
+@catalog_group.command(name="restore")
+@click.option("--tape", required=True, help="Label or barcode of the tape with the snapshot.")
+@click.option("-d", "--drive", help="Drive to read with.")
+@click.option("-l", "--library", help="Library to load the tape from.")
+@pass_app
+def restore_snapshot(app: App, tape: str, drive: str | None, library: str | None) -> None:
+    """Load the newest catalog snapshot on a tape into an empty catalog.
+
+    \b
+    Example:
+        pytp catalog restore --tape PYT001L9
+    """
+    from pytp.catalog.snapshot import restore_catalog
+
+    counts = restore_catalog(app.engine, app.config, app.select(drive, library), tape)
+    click.echo("Catalog restored: " + ", ".join(f"{n} {table}" for table, n in counts.items()) + ".")

@@ -57,37 +57,46 @@ def write_small_archive(
     return blocks
 
 
+def _leading_header(data: bytes) -> tuple[MemberHeader, int] | None:
+    """The first member header in ``data`` and its length, pax records included."""
+    for records in range(1, min(len(data) // 512, 8) + 1):
+        try:
+            return parse_header(data[: records * 512]), records * 512
+        except ValueError:
+            continue
+    return None
+
+
+def peek_member_name(first_block: bytes) -> str | None:
+    """The name of the first member of a tape file from its first block, if it is tar."""
+    found = _leading_header(first_block)
+    return found[0].name.decode("utf-8", "replace") if found else None
+
+
 def read_small_archive(
     drive: Drive, block_size: int, max_size: int = 1 << 30, first_block: bytes = b"", expect: str | None = None
 ) -> tuple[str, bytes]:
     """Read the one-member archive at the head; leaves the drive inside the file.
 
+    :param first_block: the file's first block when the caller already read it.
+    :param expect: the member name wanted; any other is refused before more is read.
     :raises TarFormatError: the tape file is not such an archive.
     """
     reader = TapeFileReader(drive, block_size, prefetched=first_block)
-    first = reader.read(512)
-    if len(first) < 512:
-        raise TarFormatError("the tape file is empty or shorter than a tar header")
-    raw = first
-    # A pax extended header may precede the ustar header; read until parsing works.
-    for _ in range(8):
-        try:
-            header = parse_header(raw)
-            break
-        except ValueError:
-            more = reader.read(512)
-            if not more:
-                raise TarFormatError("the tape file does not start with a tar header") from None
-            raw += more
-    else:
+    start = reader.read(max(block_size, 4096))
+    found = _leading_header(start)
+    if found is None:
         raise TarFormatError("the tape file does not start with a tar header")
+    header, header_size = found
     name = header.name.decode("utf-8", "replace")
     if expect is not None and name != expect:
         # Checked before reading on: a data file is left after its first block.
         raise TarFormatError(f"the tape file holds '{name}', not {expect}")
     if header.size > max_size:
-        raise TarFormatError(f"member {header.name!r} is {header.size} bytes, more than expected")
-    payload = reader.read(header.size)
+        raise TarFormatError(f"member {name!r} is {header.size} bytes, more than expected")
+    payload = start[header_size : header_size + header.size]
+    if len(payload) < header.size:
+        payload += reader.read(header.size - len(payload))
     if len(payload) != header.size:
-        raise TarFormatError(f"member {header.name!r} is cut short on tape")
+        raise TarFormatError(f"member {name!r} is cut short on tape")
     return name, payload

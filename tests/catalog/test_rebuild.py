@@ -63,3 +63,50 @@ def test_rebuild_all_from_an_empty_catalog_and_merge_without_duplicates(
     # The rebuilt catalog restores and verifies.
     run("restore", str(tmp_path / "out"), "--match", "notes.md", "--job", "1")
     assert "0 problem(s)" in run("verify", "--job", "1").stdout
+
+
+def test_catalog_snapshot_then_rebuild_of_newer_tapes(tmp_path: Path, catalog_url: str, source_tree: Path) -> None:
+    """The usual disaster recovery: newest snapshot first, then the tapes written after it."""
+    config = write_library_config(tmp_path / "site", catalog_url, tapes=3)
+    fresh = write_library_config(tmp_path / "site2", catalog_url, tapes=0)
+
+    def run(*args: str, expect: int = 0, cfg: Path = config):  # type: ignore[no-untyped-def]
+        result = CliRunner().invoke(cli, ["--config", str(cfg), *args], catch_exceptions=False)
+        assert result.exit_code == expect, result.output
+        return result
+
+    run("backup", str(source_tree / "docs"), "--job", "before")
+    assert "written to tape PYT001L9 file 3" in run("catalog", "backup").stdout
+    run("backup", str(source_tree), "--job", "after", "--pool", "offsite")
+    before_search = _comparable_search(json.loads(run("search", "/", "--all-versions", "--format", "json").stdout))
+
+    # A new catalog (a new database) on the same library: restore, then rebuild the newer tape.
+    data = json.loads(fresh.read_text())
+    data["tape_drives"] = json.loads(config.read_text())["tape_drives"]
+    data["tape_libraries"] = json.loads(config.read_text())["tape_libraries"]
+    data["catalog"]["url"] = _new_catalog(tmp_path, catalog_url)
+    fresh.write_text(json.dumps(data))
+    assert "1 job" in run("catalog", "restore", "--tape", "PYT001L9", cfg=fresh).stdout
+    assert [j["name"] for j in json.loads(run("jobs", "--format", "json", cfg=fresh).stdout)] == ["before"]
+    out = run("catalog", "rebuild", "--tape", "PYT002L9", cfg=fresh).stdout
+    assert "1 job(s) added" in out
+    after_search = _comparable_search(
+        json.loads(run("search", "/", "--all-versions", "--format", "json", cfg=fresh).stdout)
+    )
+    assert after_search == before_search
+    # A snapshot restore refuses a catalog that is not empty.
+    r = run("catalog", "restore", "--tape", "PYT001L9", cfg=fresh, expect=3)
+    assert "not empty" in r.stderr
+
+
+def _new_catalog(tmp_path: Path, url: str) -> str:
+    if url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'rebuilt.db'}"
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    host = base.split("@", 1)[1]
+    address, port = host.split(":")
+    with psycopg.connect(f"host={address} port={port} user=pytp dbname=postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}_rebuilt"')
+    return f"{base}/{name}_rebuilt"

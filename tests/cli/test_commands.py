@@ -144,7 +144,7 @@ def test_second_pytp_on_the_same_drive_is_busy(run, source_tree: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, time; from pytp.catalog.config import read_config; from pytp.catalog.devices import drive_lock\n"
+            "import time; from pytp.catalog.config import read_config; from pytp.catalog.devices import drive_lock\n"
             f"cfg = read_config(__import__('pathlib').Path({str(run.config)!r}), 'x')\n"
             "with drive_lock(cfg.drive('d0')):\n print('locked', flush=True); time.sleep(30)",
         ],
