@@ -982,8 +982,8 @@ class VirtualDrive:
 
         :raises BlockSizeError: variable mode, a partial block, or a tape
             written at another block size.
-        :raises EndOfMedium: the data would pass the early-warning point;
-            nothing was written.
+        :raises EndOfMedium: the data would pass the early-warning point (the
+            first time) or the physical end (after that); nothing was written.
         :raises MediumError: an injected write fault; the blocks before it
             were written.
         """
@@ -1008,11 +1008,18 @@ class VirtualDrive:
                 f"is set to {size}: set the block size to {tape.block_size}, or rewrite the "
                 "tape from its start."
             )
-        if kept + len(view) > tape.threshold:
+        # Like st: the first write past the early-warning point fails with
+        # ENOSPC and writes nothing; after that warning, writes go on into the
+        # early-warning zone (room for a trailer, e.g. a manifest) until the
+        # physical end of the tape.  Moving the tape re-arms the warning.
+        limit = tape.capacity if self._eom_hit else tape.threshold
+        if kept + len(view) > limit:
+            physical = self._eom_hit
             self._eom_hit = True  # reported until the tape moves, as StDrive does
+            where = "physical end" if physical else "early-warning point"
             full = EndOfMedium(
-                f"Tape {tape.barcode} is full: {len(view)} more bytes would pass its early-warning "
-                f"point ({kept} of {tape.capacity} bytes used). Write a filemark and continue "
+                f"Tape {tape.barcode} is full: {len(view)} more bytes would pass its {where} "
+                f"({kept} of {tape.capacity} bytes used). Write a filemark and continue "
                 "on another tape."
             )
             full.bytes_written = 0  # type: ignore[attr-defined]  # as StDrive: none of it

@@ -613,3 +613,20 @@ def test_large_transfers_are_fast(drive: VirtualDrive) -> None:
     assert total == 64 * MiB
     assert data == b""
     assert elapsed < 5, f"64 MiB each way took {elapsed:.1f} s"
+
+
+def test_writes_go_on_into_the_early_warning_zone_after_the_warning(drive_dir: Path, tmp_path: Path) -> None:
+    """As st: the first write past early warning fails; then a trailer fits until the physical end."""
+    tape = create_virtual_tape(tmp_path / "tiny", "TNY002L9", capacity=40 * BS, early_warning=8 * BS)
+    load_tape(drive_dir, tape)
+    with open_at_bot(drive_dir) as d:
+        d.write(blocks(0, 31, BS))
+        with pytest.raises(EndOfMedium, match="early-warning point"):
+            d.write(blocks(0, 2, BS, first=31))
+        d.weof(1)  # the warning stays armed across a filemark
+        d.write(blocks(1, 8, BS))  # the trailer, inside the early-warning zone
+        with pytest.raises(EndOfMedium, match="physical end"):
+            d.write(blocks(1, 2, BS, first=8))
+        d.weof(1)
+        assert position(d) == (2, 0)
+    assert tape_file_path(tape, 1).stat().st_size == 8 * BS
