@@ -308,7 +308,7 @@ class _JobState:
         self.sink.file_number = tape_file.file_number
         self._progress.source = path_text(source)
         drive = self.media.drive
-        writer = self._writer = DriveWriter(drive, self.options.buffer_bytes, self.options.start_percent)
+        writer = self._writer = DriveWriter(drive.write, self.options.buffer_bytes, self.options.start_percent, drive.name)
         out = BlockAssembler(writer.put, self.media.block_size)
         archive = ArchiveWriter(out, self.sink.add, self.problems.append, self._on_bytes)
         try:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from .drive import Drive
 from .errors import BufferAborted
 
 
@@ -36,16 +36,17 @@ class BufferStats:
 class DriveWriter:
     """Writes chunks of whole blocks to a drive from a background thread.
 
-    :param drive: an open drive, already positioned and in fixed-block mode.
+    :param write: what writes a chunk to tape: ``drive.write``, or a sink that
+        also moves on to the next tape at end of medium.
     :param capacity: buffer size in bytes; ``put`` blocks while it is full.
     :param start_percent: the writer starts once the buffer is this full, or
         when the producer closes the stream (mbuffer ``-P``).
     """
 
-    def __init__(self, drive: Drive, capacity: int, start_percent: int = 20) -> None:
+    def __init__(self, write: Callable[[bytes], None], capacity: int, start_percent: int = 20, name: str = "") -> None:
         if capacity <= 0:
             raise ValueError("buffer capacity must be positive")
-        self.drive = drive
+        self._write = write
         self.capacity = capacity
         self._start_at = capacity * max(0, min(start_percent, 100)) // 100
         self._chunks: deque[bytes] = deque()
@@ -59,7 +60,7 @@ class DriveWriter:
         self._producer_waiting = False
         self._error: BaseException | None = None
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name=f"pytp-writer-{drive.name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"pytp-writer-{name}", daemon=True)
         self._thread.start()
 
     # producer side -------------------------------------------------------
@@ -146,7 +147,7 @@ class DriveWriter:
         while (chunk := self._next_chunk()) is not None:
             began = time.perf_counter()
             try:
-                self.drive.write(chunk)
+                self._write(chunk)
             except BaseException as err:  # noqa: BLE001 - handed to the producer
                 with self._cond:
                     self._error = err

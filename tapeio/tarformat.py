@@ -66,6 +66,8 @@ class MemberHeader:
     linkname: bytes = b""
     devmajor: int = 0
     devminor: int = 0
+    #: a pax ``comment`` record (tar readers ignore it; pytp marks continuations)
+    comment: str | None = None
 
 
 def _octal(value: int, width: int) -> bytes | None:
@@ -138,6 +140,8 @@ def _pax_records(h: MemberHeader) -> bytes:
     seconds, nanos = divmod(h.mtime_ns, 1_000_000_000)
     if nanos or _octal(seconds, 12) is None:
         records.append(_pax_record("mtime", b"%d.%09d" % (seconds, nanos)))
+    if h.comment:
+        records.append(_pax_record("comment", h.comment.encode("utf-8")))
     return b"".join(records)
 
 
@@ -193,4 +197,5 @@ def parse_header(data: bytes) -> MemberHeader:
         linkname=info.linkname.encode("utf-8", "surrogateescape"),
         devmajor=info.devmajor,
         devminor=info.devminor,
+        comment=info.pax_headers.get("comment"),
     )

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from .blockio import BlockAssembler
+from .continuation import MemberStart
 from .hashing import ContentHasher
 from .tarformat import MemberHeader, build_header, padded
 
@@ -170,6 +171,8 @@ class ArchiveWriter:
     :param on_problem: called for each path skipped or not stored intact.
     :param on_bytes: called with the number of data bytes as they are read
         (for progress output).
+    :param on_start: called as each member's header goes out, before its data
+        (spanning needs to know the member a cut falls into).
     """
 
     def __init__(
@@ -178,11 +181,13 @@ class ArchiveWriter:
         on_member: Callable[[MemberRecord], None],
         on_problem: Callable[[Problem], None],
         on_bytes: Callable[[int], None] | None = None,
+        on_start: Callable[[MemberStart], None] | None = None,
     ) -> None:
         self.out = out
         self.on_member = on_member
         self.on_problem = on_problem
         self.on_bytes = on_bytes
+        self.on_start = on_start
         self._hardlinks: dict[tuple[int, int], bytes] = {}
         self._buffer = bytearray(READ_CHUNK)
 
@@ -213,9 +218,16 @@ class ArchiveWriter:
             return
         record = self._describe(path, kind, st, 0, link_target)
         offset = self.out.offset
-        encoded = build_header(self._header(record, st.st_rdev))
-        self.out.write(encoded)
+        encoded = self._write_header(self._header(record, st.st_rdev))
         self.on_member(replace(record, offset=offset, header_size=len(encoded)))
+
+    def _write_header(self, header: MemberHeader) -> bytes:
+        offset = self.out.offset
+        encoded = build_header(header)
+        if self.on_start is not None:
+            self.on_start(MemberStart(offset, len(encoded), header))
+        self.out.write(encoded)
+        return encoded
 
     @staticmethod
     def _describe(path: bytes, kind: str, st: os.stat_result, size: int, link_target: bytes | None) -> MemberRecord:
@@ -283,8 +295,7 @@ class ArchiveWriter:
         size = st.st_size
         offset = self.out.offset
         record = self._describe(path, "file", st, size, None)
-        encoded = build_header(self._header(record, st.st_rdev))
-        self.out.write(encoded)
+        encoded = self._write_header(self._header(record, st.st_rdev))
         hasher = ContentHasher()
         view = memoryview(self._buffer)
         remaining = size
