@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from sqlmodel import Session
 
 from pytp.tapeio.blockio import BlockAssembler
 from pytp.tapeio.buffer import BufferStats, DriveWriter
-from pytp.tapeio.drive import ensure_block_size
+from pytp.tapeio.continuation import Resume
+from pytp.tapeio.drive import Drive, ensure_block_size
 from pytp.tapeio.errors import BufferAborted, EndOfMedium, TapeIOError
 from pytp.tapeio.smallarchive import write_small_archive
 from pytp.tapeio.tarformat import END_OF_ARCHIVE
@@ -33,8 +35,8 @@ from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord, Problem
 from .config import Config
 from .devices import Selection, drive_lock
 from .errors import CatalogError, SourceError, TapeFull
-from .manifest import MANIFEST_MEMBER, header_line, member_line
-from .media import Media, position_at_end_of_data
+from .manifest import MANIFEST_MEMBER, header_line, manifest_lines, stream_part_lines
+from .media import Media, NoTapeAvailable, position_at_end_of_data
 from .models import (
     Entry,
     Job,
@@ -47,6 +49,7 @@ from .models import (
     path_text,
     utcnow,
 )
+from .spanning import SpanningSink, place_entries
 
 ENTRY_BATCH = 2000
 LEVELS = ("full", "incremental", "differential")
@@ -120,57 +123,61 @@ def normalise_sources(sources: list[str]) -> list[bytes]:
 
 
 class _EntrySink:
-    """Collects member records into catalog rows and manifest lines, in batches."""
+    """Collects member records into catalog rows, inserted in batches.
 
-    def __init__(self, engine: Engine, job_id: int, manifest, on_member: Callable[[MemberRecord], None]) -> None:  # type: ignore[no-untyped-def]
+    Rows carry the member's offset in the archive stream of the source's first
+    tape file; ``spanning.place_entries`` moves them once the source is done.
+    The writer thread flushes too (before a part manifest), hence the lock.
+    """
+
+    def __init__(self, engine: Engine, job_id: int, on_member: Callable[[MemberRecord], None]) -> None:
         self.engine = engine
         self.job_id = job_id
-        self.manifest = manifest
         self.on_member = on_member
-        self.rows: list[dict] = []  # type: ignore[type-arg]
+        self.rows: list[dict[str, object]] = []
         self.tape_file_id = 0
-        self.tape_label = ""
-        self.file_number = 0
         self.files = 0
         self.bytes = 0
+        self._lock = threading.Lock()
 
     def add(self, record: MemberRecord) -> None:
-        self.rows.append(
-            dict(
-                job_id=self.job_id,
-                tape_file_id=self.tape_file_id,
-                path=record.path,
-                path_text=path_text(record.path),
-                kind=record.kind,
-                size=record.size,
-                mode=record.mode,
-                uid=record.uid,
-                gid=record.gid,
-                uname=record.uname,
-                gname=record.gname,
-                mtime_ns=record.mtime_ns,
-                ctime_ns=record.ctime_ns,
-                inode=record.inode,
-                device=record.device,
-                link_target=record.link_target,
-                xxh3=record.xxh3,
-                offset=record.offset,
-                header_size=record.header_size,
-            )
+        row = dict(
+            job_id=self.job_id,
+            tape_file_id=self.tape_file_id,
+            path=record.path,
+            path_text=path_text(record.path),
+            kind=record.kind,
+            size=record.size,
+            mode=record.mode,
+            uid=record.uid,
+            gid=record.gid,
+            uname=record.uname,
+            gname=record.gname,
+            mtime_ns=record.mtime_ns,
+            ctime_ns=record.ctime_ns,
+            inode=record.inode,
+            device=record.device,
+            link_target=record.link_target,
+            xxh3=record.xxh3,
+            offset=record.offset,
+            header_size=record.header_size,
         )
-        self.manifest.write(member_line(record, self.tape_label, self.file_number))
-        self.files += 1
-        self.bytes += record.size
+        with self._lock:
+            self.rows.append(row)
+            self.files += 1
+            self.bytes += record.size
+            full = len(self.rows) >= ENTRY_BATCH
         self.on_member(record)
-        if len(self.rows) >= ENTRY_BATCH:
+        if full:
             self.flush()
 
     def flush(self) -> None:
-        if self.rows:
-            with Session(self.engine) as session:
-                session.execute(insert(Entry), self.rows)
-                session.commit()
-            self.rows = []
+        with self._lock:
+            rows, self.rows = self.rows, []
+            if rows:
+                with Session(self.engine) as session:
+                    session.execute(insert(Entry), rows)
+                    session.commit()
 
 
 def run_backup(
@@ -218,8 +225,8 @@ def run_backup(
         )
         session.add(job)
         session.commit()
-        with drive_lock(selection.drive), Media(config, selection) as media, tempfile.TemporaryFile() as manifest:
-            state = _JobState(engine, session, job, media, manifest, options, progress)
+        with drive_lock(selection.drive), Media(config, selection) as media:
+            state = _JobState(engine, session, job, media, options, progress)
             try:
                 with _interrupt_as_exception():
                     state.run(sources, pool)
@@ -233,16 +240,21 @@ def run_backup(
 
 
 class _JobState:
-    """The running job: what has been written where, so failures are recorded exactly."""
+    """The running job: what has been written where, so failures are recorded exactly.
 
-    def __init__(self, engine, session, job, media, manifest, options, progress) -> None:  # type: ignore[no-untyped-def]
+    ``self.session`` belongs to the main thread, except while a source streams:
+    then only the writer thread uses it (to move to the next tape), and the
+    main thread only produces data and inserts entries with sessions of its own.
+    """
+
+    def __init__(self, engine, session, job, media, options, progress) -> None:  # type: ignore[no-untyped-def]
         self.engine: Engine = engine
         self.session: Session = session
         self.job: Job = job
         self.media: Media = media
-        self.manifest = manifest
         self.options: BackupOptions = options
         self.progress = progress
+        self.pool = options.pool or ""
         self.volume: Volume | None = None
         self.current: TapeFile | None = None
         self.problems: list[Problem] = []
@@ -252,7 +264,8 @@ class _JobState:
         self._progress = Progress()
         self._last_report = 0.0
         self._writer: DriveWriter | None = None
-        self.sink = _EntrySink(engine, job.id, manifest, self._on_member)  # type: ignore[arg-type]
+        self._spanning: SpanningSink | None = None
+        self.sink = _EntrySink(engine, job.id, self._on_member)  # type: ignore[arg-type]
 
     def _on_member(self, record: MemberRecord) -> None:
         self._progress.files += 1
@@ -272,12 +285,12 @@ class _JobState:
             self.progress(self._progress)
 
     def run(self, sources: list[bytes], pool: str) -> None:
+        self.pool = pool
         self.volume = self.media.mount_for_append(self.session, pool)
-        drive = self.media.drive
-        ensure_block_size(drive, self.media.block_size)
+        ensure_block_size(self.media.drive, self.media.block_size)
         for source in sources:
             self._write_source(source)
-        self._write_manifest()
+        self._write_manifest(final=True)
         self._finish()
 
     def _start_tape_file(self, kind: str, source: bytes | None) -> TapeFile:
@@ -300,75 +313,119 @@ class _JobState:
         self.current = tape_file
         return tape_file
 
-    def _write_source(self, source: bytes) -> None:
+    def _complete(self, tape_file: TapeFile, blocks: int, source: bytes | None) -> None:
+        """The tape file is on tape, filemark included: record its size."""
         assert self.volume is not None
-        tape_file = self._start_tape_file("data", source)
-        self.sink.tape_file_id = tape_file.id  # type: ignore[assignment]
-        self.sink.tape_label = self.volume.label
-        self.sink.file_number = tape_file.file_number
+        tape_file.blocks = blocks
+        tape_file.total_bytes = blocks * self.media.block_size
+        tape_file.status = TapeFileStatus.COMPLETE
+        self.volume.bytes_written += tape_file.total_bytes
+        self.session.add_all([tape_file, self.volume])
+        self.session.commit()
+        self.current = None
+        if source is not None:
+            self.tape_files.append((self.volume.label, tape_file.file_number, path_text(source), blocks))
+
+    def _write_source(self, source: bytes) -> None:
+        first = self._start_tape_file("data", source)
+        self.sink.tape_file_id = first.id  # type: ignore[assignment]
         self._progress.source = path_text(source)
         drive = self.media.drive
-        writer = self._writer = DriveWriter(drive.write, self.options.buffer_bytes, self.options.start_percent, drive.name)
+        spanning = self._spanning = SpanningSink(
+            drive, self.media.block_size, first, lambda resume, part: self._next_tape(source, resume)
+        )
+        writer = self._writer = DriveWriter(
+            spanning.write, self.options.buffer_bytes, self.options.start_percent, drive.name
+        )
         out = BlockAssembler(writer.put, self.media.block_size)
-        archive = ArchiveWriter(out, self.sink.add, self.problems.append, self._on_bytes)
+        archive = ArchiveWriter(out, self.sink.add, self.problems.append, self._on_bytes, spanning.starts.append)
         try:
             archive.add_tree(source)
             out.write(END_OF_ARCHIVE)
-            blocks = out.finish()
+            out.finish()
             writer.close()
         except BaseException:
             writer.abort()
             raise
+        blocks = spanning.finish()
         stats = writer.stats()
         self.buffer_high_water = max(self.buffer_high_water, stats.high_water)
         self.buffer_underruns += stats.underruns
-        drive.weof(1)
+        self.media.drive.weof(1)
         self.sink.flush()
-        tape_file.blocks = blocks
-        tape_file.total_bytes = blocks * self.media.block_size
-        tape_file.status = TapeFileStatus.COMPLETE
-        self.volume.bytes_written += tape_file.total_bytes
-        self.session.add_all([tape_file, self.volume])
-        self.session.commit()
-        self.current = None
-        self.tape_files.append((self.volume.label, tape_file.file_number, path_text(source), blocks))
+        self._complete(spanning.parts[-1].tape_file, blocks, source)
+        place_entries(self.session, self.job.id, spanning.parts, spanning.cuts)  # type: ignore[arg-type]
+        self._spanning = None
         self._report(force=True)
 
-    def _write_manifest(self) -> None:
-        assert self.volume is not None
-        tape_file = self._start_tape_file("manifest", None)
-        header = header_line(
-            {
-                "id": self.job.id,
-                "uuid": self.job.uuid,
-                "name": self.job.name,
-                "label": self.job.label,
-                "level": self.job.level,
-                "pool": self.job.pool,
-                "host": self.job.host,
-                "strategy": self.job.strategy,
-                "started_at": self.job.started_at.isoformat(),
-                "written_at": utcnow().isoformat(),
-                "sources": json.loads(self.job.sources),
-                "volume": {"label": self.volume.label, "uuid": self.volume.uuid},
-                "tape_files": [
-                    {"tape": tape, "file": number, "source": source, "blocks": blocks}
-                    for tape, number, source, blocks in self.tape_files
-                ],
-                "problems": [{"path": path_text(p.path), "message": p.message} for p in self.problems],
-            }
-        )
-        size = len(header) + self.manifest.tell()
-        self.manifest.seek(0)
-        pieces = itertools.chain([header], iter(lambda: self.manifest.read(1 << 20), b""))
-        blocks = write_small_archive(self.media.drive, self.media.block_size, MANIFEST_MEMBER, pieces, size=size)
-        tape_file.blocks = blocks
-        tape_file.total_bytes = blocks * self.media.block_size
-        tape_file.status = TapeFileStatus.COMPLETE
-        self.volume.bytes_written += tape_file.total_bytes
-        self.session.add_all([tape_file, self.volume])
+    def _next_tape(self, source: bytes, resume: Resume) -> tuple[Drive, TapeFile]:
+        """End of medium (in the writer thread): close this tape, go on on the next."""
+        assert self.volume is not None and self._spanning is not None
+        drive = self.media.drive
+        drive.weof(1)  # filemarks still fit in the early-warning zone
+        full_part = self._spanning.parts[-1]
+        self._complete(full_part.tape_file, self._spanning.written // self.media.block_size, source)
+        self.sink.flush()
+        self._write_manifest(final=False, cut=resume)
+        self.volume.status = VolumeStatus.FULL
+        self.session.add(self.volume)
         self.session.commit()
-        self.current = None
+        full = self.volume.label
+        try:
+            self.volume = self.media.mount_for_append(self.session, self.pool)
+        except NoTapeAvailable as err:
+            raise TapeFull(
+                f"Tape {full} is full and no other tape of pool '{self.pool}' can take the rest of job "
+                f"{self.job.id}, which failed: {err}"
+            ) from err
+        ensure_block_size(self.media.drive, self.media.block_size)
+        return self.media.drive, self._start_tape_file("data", source)
+
+    def _manifest_header(self, final: bool) -> dict[str, object]:
+        assert self.volume is not None
+        return {
+            "id": self.job.id,
+            "uuid": self.job.uuid,
+            "name": self.job.name,
+            "label": self.job.label,
+            "level": self.job.level,
+            "pool": self.job.pool,
+            "host": self.job.host,
+            "strategy": self.job.strategy,
+            "started_at": self.job.started_at.isoformat(),
+            "written_at": utcnow().isoformat(),
+            "sources": json.loads(self.job.sources),
+            "volume": {"label": self.volume.label, "uuid": self.volume.uuid},
+            "final": final,
+            "tape_files": [
+                {"tape": tape, "file": number, "source": source, "blocks": blocks}
+                for tape, number, source, blocks in self.tape_files
+            ],
+            "problems": [{"path": path_text(p.path), "message": p.message} for p in self.problems],
+        }
+
+    def _write_manifest(self, final: bool, cut: Resume | None = None) -> None:
+        """The manifest: the whole job on the last tape, this tape's part on a full one."""
+        assert self.volume is not None
+        header = header_line(self._manifest_header(final))
+        with tempfile.TemporaryFile() as spool:
+            if final:
+                lines = manifest_lines(self.session, self.job.id)
+            else:
+                assert self._spanning is not None and cut is not None
+                # This tape's part: sources done, then the source being cut here.
+                lines = itertools.chain(
+                    manifest_lines(self.session, self.job.id, self.volume.id, self.sink.tape_file_id),
+                    stream_part_lines(self.session, self.job.id, self.sink.tape_file_id, self._spanning.parts[-1], cut),
+                )
+            for line in lines:
+                spool.write(line)
+            size = len(header) + spool.tell()
+            spool.seek(0)
+            pieces = itertools.chain([header], iter(lambda: spool.read(1 << 20), b""))
+            tape_file = self._start_tape_file("manifest", None)
+            blocks = write_small_archive(self.media.drive, self.media.block_size, MANIFEST_MEMBER, pieces, size=size)
+        self._complete(tape_file, blocks, None)
 
     def _finish(self) -> None:
         self._close_job(JobStatus.PARTIAL if self.problems else JobStatus.OK)
@@ -443,10 +500,7 @@ def _translate(err: BaseException, state: _JobState) -> BaseException:
     cause = err.__cause__ if isinstance(err, BufferAborted) and err.__cause__ else err
     if isinstance(cause, EndOfMedium):
         label = state.volume.label if state.volume else "?"
-        return TapeFull(
-            f"Tape {label} is full; job {state.job.id} failed and is not offered for restore. "
-            "Spanning across tapes is not supported yet: back up less per job or load an empty tape."
-        )
+        return TapeFull(f"Tape {label} is full; job {state.job.id} failed and is not offered for restore. {cause}")
     if isinstance(cause, (TapeIOError, CatalogError, KeyboardInterrupt)):
         return cause
     return err

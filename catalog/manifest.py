@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from typing import Any
 
-from pytp.tapeio.tarwriter import MemberRecord
+from sqlmodel import Session, col, select
 
 MANIFEST_MEMBER = "PYTP-MANIFEST.jsonl"
 #: the member of a catalog snapshot tape file (catalog/snapshot.py)
@@ -26,31 +27,6 @@ def _bytes_fields(name: str, value: bytes | None) -> dict[str, Any]:
         return {name: value.decode("utf-8")}
     except UnicodeDecodeError:
         return {name: value.decode("utf-8", "backslashreplace"), f"{name}_b64": base64.b64encode(value).decode()}
-
-
-def member_line(record: MemberRecord, tape_label: str, file_number: int) -> bytes:
-    """One manifest line for a member stored on ``tape_label`` in ``file_number``."""
-    line: dict[str, Any] = {
-        **_bytes_fields("path", record.path),
-        "type": record.kind,
-        "size": record.size,
-        "mode": record.mode,
-        "uid": record.uid,
-        "gid": record.gid,
-        "uname": record.uname,
-        "gname": record.gname,
-        "mtime_ns": record.mtime_ns,
-        "ctime_ns": record.ctime_ns,
-        "inode": record.inode,
-        "device": record.device,
-        **_bytes_fields("link", record.link_target),
-        "xxh3": record.xxh3,
-        "tape": tape_label,
-        "tape_file": file_number,
-        "offset": record.offset,
-        "header_size": record.header_size,
-    }
-    return json.dumps(line, separators=(",", ":")).encode() + b"\n"
 
 
 def header_line(job: dict[str, Any]) -> bytes:
@@ -104,3 +80,135 @@ def entry_fields(line: dict[str, Any]) -> dict[str, Any]:
         offset=line["offset"],
         header_size=line["header_size"],
     )
+
+
+def entry_line(
+    fields: dict[str, Any], tape_label: str, file_number: int, parts: list[dict[str, Any]] | None = None
+) -> bytes:
+    """One manifest line for a catalog entry (``fields``: its columns)."""
+    line: dict[str, Any] = {
+        **_bytes_fields("path", fields["path"]),
+        "type": fields["kind"],
+        **{key: fields[key] for key in ("size", "mode", "uid", "gid", "uname", "gname", "mtime_ns", "ctime_ns")},
+        "inode": fields["inode"],
+        "device": fields["device"],
+        **_bytes_fields("link", fields["link_target"]),
+        "xxh3": fields["xxh3"],
+        "tape": tape_label,
+        "tape_file": file_number,
+        "offset": fields["offset"],
+        "header_size": fields["header_size"],
+    }
+    if parts:
+        line["parts"] = parts
+    return json.dumps(line, separators=(",", ":")).encode() + b"\n"
+
+
+_ENTRY_COLUMNS = (
+    "path",
+    "kind",
+    "size",
+    "mode",
+    "uid",
+    "gid",
+    "uname",
+    "gname",
+    "mtime_ns",
+    "ctime_ns",
+    "inode",
+    "device",
+    "link_target",
+    "xxh3",
+    "offset",
+    "header_size",
+)
+
+
+def _fields(entry: Any) -> dict[str, Any]:
+    return {name: getattr(entry, name) for name in _ENTRY_COLUMNS}
+
+
+def manifest_lines(
+    session: Session, job_id: int, volume_id: int | None = None, exclude_tape_file: int | None = None
+) -> Iterator[bytes]:
+    """Manifest lines for the job's entries from the catalog, parts included.
+
+    :param volume_id: only entries in tape files of this tape.
+    :param exclude_tape_file: leave out this tape file's entries (a source
+        still being written, whose rows are not in place yet).
+    """
+    from .models import Entry, EntryPart, TapeFile, Volume
+
+    parts: dict[int, list[dict[str, Any]]] = {}
+    for part, tape_file, volume in session.exec(
+        select(EntryPart, TapeFile, Volume)
+        .join(TapeFile, col(TapeFile.id) == EntryPart.tape_file_id)
+        .join(Volume, col(Volume.id) == TapeFile.volume_id)
+        .join(Entry, col(Entry.id) == EntryPart.entry_id)
+        .where(Entry.job_id == job_id)
+        .order_by(col(EntryPart.entry_id), col(EntryPart.part))
+    ).all():
+        parts.setdefault(part.entry_id, []).append(
+            {
+                "part": part.part,
+                "tape": volume.label,
+                "tape_file": tape_file.file_number,
+                "offset": part.offset,
+                "header_size": part.header_size,
+                "data_start": part.data_start,
+                "data_size": part.data_size,
+            }
+        )
+    query = (
+        select(Entry, TapeFile, Volume)
+        .join(TapeFile, col(TapeFile.id) == Entry.tape_file_id)
+        .join(Volume, col(Volume.id) == TapeFile.volume_id)
+        .where(Entry.job_id == job_id)
+        .order_by(col(TapeFile.id), col(Entry.offset))
+    )
+    if volume_id is not None:
+        query = query.where(TapeFile.volume_id == volume_id)
+    if exclude_tape_file is not None:
+        query = query.where(Entry.tape_file_id != exclude_tape_file)
+    for entry, tape_file, volume in session.exec(query):
+        yield entry_line(_fields(entry), volume.label, tape_file.file_number, parts.get(entry.id))  # type: ignore[arg-type]
+
+
+def stream_part_lines(session: Session, job_id: int, first_tape_file: int, part: Any, cut: Any) -> Iterator[bytes]:
+    """Lines for the members of a source part that is being closed at end of medium.
+
+    Their rows still carry stream offsets of the source's first tape file
+    (``spanning.place_entries`` moves them later); here they are written as
+    they are on this tape.  A member cut in its data gets a ``cut`` line.
+    """
+    from .models import Entry, Volume
+
+    tape_file = part.tape_file
+    volume = session.get(Volume, tape_file.volume_id)
+    label = volume.label if volume else ""
+    rows = session.exec(
+        select(Entry)
+        .where(
+            Entry.job_id == job_id,
+            Entry.tape_file_id == first_tape_file,
+            col(Entry.offset) >= part.first,
+            col(Entry.offset) < cut.cut,
+        )
+        .order_by(col(Entry.offset))
+    )
+    for entry in rows:
+        fields = _fields(entry)
+        fields["offset"] = entry.offset - part.base
+        yield entry_line(fields, label, tape_file.file_number)
+    if cut.member is not None:
+        cut_line = {
+            "cut": {
+                **_bytes_fields("path", b"/" + cut.member.header.name),
+                "tape": label,
+                "tape_file": tape_file.file_number,
+                "offset": cut.member.offset - part.base,
+                "data_on_this_tape": cut.data_done,
+                "size": cut.member.data_size,
+            }
+        }
+        yield json.dumps(cut_line, separators=(",", ":")).encode() + b"\n"

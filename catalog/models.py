@@ -149,6 +149,26 @@ class Entry(SQLModel, table=True):
     header_size: int = 0
 
 
+class EntryPart(SQLModel, table=True):
+    """One piece of a member whose data was cut across tapes (part 1 included).
+
+    A member that is whole in one tape file has no parts: its ``Entry`` says it all.
+    """
+
+    __tablename__ = "entry_part"
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: int = Field(sa_column=Column(ForeignKey("entry.id"), nullable=False, index=True))
+    part: int
+    tape_file_id: int = Field(sa_column=Column(ForeignKey("tape_file.id"), nullable=False))
+    #: byte offset of this part's headers in its tape file
+    offset: int = Field(default=0, sa_type=BigInteger)
+    header_size: int = 0
+    #: where this part's bytes sit in the member's data
+    data_start: int = Field(default=0, sa_type=BigInteger)
+    data_size: int = Field(default=0, sa_type=BigInteger)
+
+
 class JobProblem(SQLModel, table=True):
     """A path a job skipped or could not store intact."""
 

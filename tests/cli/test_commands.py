@@ -133,7 +133,7 @@ def test_full_tape_is_a_clear_error(tmp_path: Path, sqlite_url: str) -> None:
     (src / "blob").write_bytes(os.urandom(3 << 20))
     result = CliRunner().invoke(cli, ["--config", str(config), "backup", str(src)])
     assert result.exit_code == exitcodes.EXIT_TAPE_FULL, result.output
-    assert "Error: Tape PYT001L9 is full" in result.stderr
+    assert "Error: Tape PYT001L9 is full and no other tape of pool 'default'" in result.stderr
     jobs = json.loads(CliRunner().invoke(cli, ["--config", str(config), "jobs", "--format", "json"]).stdout)
     assert jobs[0]["status"] == "failed"
 

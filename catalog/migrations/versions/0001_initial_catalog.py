@@ -132,8 +132,28 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_entry_path_text"), ["path_text"], unique=False)
         batch_op.create_index(batch_op.f("ix_entry_tape_file_id"), ["tape_file_id"], unique=False)
 
+    op.create_table(
+        "entry_part",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("entry_id", sa.Integer(), nullable=False),
+        sa.Column("part", sa.Integer(), nullable=False),
+        sa.Column("tape_file_id", sa.Integer(), nullable=False),
+        sa.Column("offset", sa.BigInteger(), nullable=False),
+        sa.Column("header_size", sa.Integer(), nullable=False),
+        sa.Column("data_start", sa.BigInteger(), nullable=False),
+        sa.Column("data_size", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["entry_id"], ["entry.id"], name=op.f("fk_entry_part_entry_id_entry")),
+        sa.ForeignKeyConstraint(["tape_file_id"], ["tape_file.id"], name=op.f("fk_entry_part_tape_file_id_tape_file")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_entry_part")),
+    )
+    with op.batch_alter_table("entry_part", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_entry_part_entry_id"), ["entry_id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("entry_part", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_entry_part_entry_id"))
+    op.drop_table("entry_part")
     with op.batch_alter_table("entry", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_entry_tape_file_id"))
         batch_op.drop_index(batch_op.f("ix_entry_path_text"))
