@@ -197,6 +197,8 @@ def stream_part_lines(session: Session, job_id: int, first_tape_file: int, part:
         .order_by(col(Entry.offset))
     )
     for entry in rows:
+        if cut.member is not None and entry.offset == cut.member.offset:
+            continue  # the cut member is described by the "cut" line below
         fields = _fields(entry)
         fields["offset"] = entry.offset - part.base
         yield entry_line(fields, label, tape_file.file_number)

@@ -13,10 +13,11 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from pytp.tapeio.changer import StorageElement
 from pytp.tapeio.drive import Drive, ensure_block_size
@@ -30,7 +31,7 @@ from .devices import Selection, drive_lock
 from .errors import NotFound
 from .manifest import MANIFEST_MEMBER, SNAPSHOT_MEMBER, entry_fields, parse_manifest
 from .media import Media
-from .models import Entry, Job, JobProblem, JobStatus, TapeFile, TapeFileStatus, Volume
+from .models import Entry, EntryPart, Job, JobProblem, JobStatus, TapeFile, TapeFileStatus, Volume
 
 
 @dataclass
@@ -41,6 +42,11 @@ class RebuildReport:
     entries: int = 0
     data_files_skipped: int = 0
     snapshots: int = 0
+    #: members cut across tapes whose other parts are on tapes not read yet
+    pending_parts: int = 0
+    jobs_seen: set[int] = field(default_factory=set)
+    #: (volume id, file number, blocks, payload) of every manifest read
+    manifests: list[tuple[int, int, int, bytes]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -65,78 +71,152 @@ def _volume_for(session: Session, label: VolumeLabel, barcode: str | None, libra
     return volume
 
 
+def _job_for(session: Session, info: dict[str, Any], final: bool, report: RebuildReport) -> Job:
+    """The job of a manifest, created on first sight; a final manifest settles its status."""
+    job = session.exec(select(Job).where(Job.uuid == info["uuid"])).first()
+    problems = info.get("problems", [])
+    if job is None:
+        job = Job(
+            uuid=info["uuid"],
+            name=info.get("name"),
+            label=info.get("label"),
+            level=info.get("level", "full"),
+            strategy=info.get("strategy", "direct"),
+            pool=info.get("pool"),
+            host=info.get("host"),
+            sources=json.dumps(info.get("sources", [])),
+            started_at=_when(info.get("started_at")),
+            # Until its final manifest is read, only parts of the job are known.
+            status=JobStatus.PARTIAL,
+            message="rebuilt from tape",
+        )
+        session.add(job)
+        session.flush()
+        report.jobs_added.append(job.id)  # type: ignore[arg-type]
+        if problems:
+            session.execute(
+                insert(JobProblem),
+                [
+                    dict(job_id=job.id, path=p["path"].encode(), path_text=p["path"], message=p["message"])
+                    for p in problems
+                ],
+            )
+    elif job.id not in report.jobs_added and job.id not in report.jobs_seen:
+        report.jobs_known += 1
+    report.jobs_seen.add(job.id)  # type: ignore[arg-type]
+    if final:
+        job.status = JobStatus.PARTIAL if problems else JobStatus.OK
+        job.ended_at = _when(info.get("written_at"))
+        job.problems = len(problems)
+    return job
+
+
+def _tape_file_ids(session: Session, job: Job) -> dict[tuple[str, int], int]:
+    rows = session.exec(
+        select(TapeFile.id, Volume.label, TapeFile.file_number)
+        .join(Volume, col(Volume.id) == TapeFile.volume_id)
+        .where(TapeFile.job_id == job.id)
+    ).all()
+    return {(label, number): tape_file_id for tape_file_id, label, number in rows}  # type: ignore[misc]
+
+
 def _import_manifest(
     session: Session, volume: Volume, file_number: int, blocks: int, payload: bytes, report: RebuildReport
 ) -> None:
-    job_info, members = parse_manifest(payload)
-    if session.exec(select(Job).where(Job.uuid == job_info["uuid"])).first() is not None:
-        report.jobs_known += 1
-        return
-    problems = job_info.get("problems", [])
-    job = Job(
-        uuid=job_info["uuid"],
-        name=job_info.get("name"),
-        label=job_info.get("label"),
-        level=job_info.get("level", "full"),
-        strategy=job_info.get("strategy", "direct"),
-        pool=job_info.get("pool"),
-        host=job_info.get("host"),
-        sources=json.dumps(job_info.get("sources", [])),
-        started_at=_when(job_info.get("started_at")),
-        ended_at=_when(job_info.get("written_at")),
-        status=JobStatus.PARTIAL if problems else JobStatus.OK,
-        files=len(members),
-        total_bytes=sum(m["size"] for m in members),
-        problems=len(problems),
-        message="rebuilt from tape",
-    )
-    session.add(job)
-    session.flush()
-    numbers: dict[int, int] = {}
-    for piece in job_info.get("tape_files", []):
-        if piece.get("tape") != volume.label:
+    """Merge one manifest: this tape's tape files, then every member whose tape file is known.
+
+    Idempotent: tape files and members already in the catalog are left as they
+    are, so tapes can be read in any order and a final manifest read again
+    once the tapes it points to are known (``rebuild`` does that).
+    """
+    info, lines = parse_manifest(payload)
+    final = bool(info.get("final", True))
+    job = _job_for(session, info, final, report)
+    known = _tape_file_ids(session, job)
+    for piece in info.get("tape_files", []):
+        if piece.get("tape") == volume.label and (volume.label, piece["file"]) not in known:
+            tape_file = TapeFile(
+                job_id=job.id,
+                volume_id=volume.id,  # type: ignore[arg-type]
+                file_number=piece["file"],
+                kind="data",
+                source_root=piece["source"].encode("utf-8", "surrogateescape"),
+                status=TapeFileStatus.COMPLETE,
+                block_size=volume.block_size,
+                blocks=piece["blocks"],
+                total_bytes=piece["blocks"] * volume.block_size,
+            )
+            session.add(tape_file)
+            session.flush()
+            known[(volume.label, piece["file"])] = tape_file.id  # type: ignore[assignment]
+    if (volume.label, file_number) not in known:
+        session.add(
+            TapeFile(
+                job_id=job.id,
+                volume_id=volume.id,  # type: ignore[arg-type]
+                file_number=file_number,
+                kind="manifest",
+                status=TapeFileStatus.COMPLETE,
+                block_size=volume.block_size,
+                blocks=blocks,
+                total_bytes=blocks * volume.block_size,
+            )
+        )
+    present = set(session.exec(select(Entry.tape_file_id, Entry.offset).where(Entry.job_id == job.id)).all())
+    rows, with_parts = [], []
+    for line in lines:
+        if "type" not in line:
+            continue  # a "cut" note of a part manifest
+        tape_file_id = known.get((line["tape"], line["tape_file"]))
+        if tape_file_id is None:
             continue
-        tape_file = TapeFile(
-            job_id=job.id,
-            volume_id=volume.id,  # type: ignore[arg-type]
-            file_number=piece["file"],
-            kind="data",
-            source_root=piece["source"].encode("utf-8", "surrogateescape"),
-            status=TapeFileStatus.COMPLETE,
-            block_size=volume.block_size,
-            blocks=piece["blocks"],
-            total_bytes=piece["blocks"] * volume.block_size,
-        )
-        session.add(tape_file)
-        session.flush()
-        numbers[piece["file"]] = tape_file.id  # type: ignore[assignment]
-    session.add(
-        TapeFile(
-            job_id=job.id,
-            volume_id=volume.id,  # type: ignore[arg-type]
-            file_number=file_number,
-            kind="manifest",
-            status=TapeFileStatus.COMPLETE,
-            block_size=volume.block_size,
-            blocks=blocks,
-            total_bytes=blocks * volume.block_size,
-        )
-    )
-    rows = [
-        {**entry_fields(m), "job_id": job.id, "tape_file_id": numbers[m["tape_file"]]}
-        for m in members
-        if m.get("tape") == volume.label and m["tape_file"] in numbers
-    ]
+        if (tape_file_id, line["offset"]) not in present:
+            rows.append({**entry_fields(line), "job_id": job.id, "tape_file_id": tape_file_id})
+            present.add((tape_file_id, line["offset"]))
+        if line.get("parts"):
+            with_parts.append((tape_file_id, line["offset"], line["parts"]))
     if rows:
         session.execute(insert(Entry), rows)
-    if problems:
-        session.execute(
-            insert(JobProblem),
-            [dict(job_id=job.id, path=p["path"].encode(), path_text=p["path"], message=p["message"]) for p in problems],
-        )
+        report.entries += len(rows)
+    if final:
+        members = [line for line in lines if "type" in line]
+        job.files = len(members)
+        job.total_bytes = sum(m["size"] for m in members)
+    _import_parts(session, job, known, with_parts, report)
+    session.add(job)
     session.commit()
-    report.jobs_added.append(job.id)  # type: ignore[arg-type]
-    report.entries += len(rows)
+
+
+def _import_parts(
+    session: Session,
+    job: Job,
+    known: dict[tuple[str, int], int],
+    with_parts: list[tuple[int, int, list[dict[str, Any]]]],
+    report: RebuildReport,
+) -> None:
+    """``EntryPart`` rows for members cut across tapes, once every part's tape file is known."""
+    for tape_file_id, offset, parts in with_parts:
+        ids = [known.get((p["tape"], p["tape_file"])) for p in parts]
+        if None in ids:
+            report.pending_parts += 1
+            continue
+        entry = session.exec(
+            select(Entry).where(Entry.job_id == job.id, Entry.tape_file_id == tape_file_id, Entry.offset == offset)
+        ).one()
+        if session.exec(select(EntryPart.id).where(EntryPart.entry_id == entry.id)).first() is not None:
+            continue  # parts already known
+        for p, part_tape_file in zip(parts, ids):
+            session.add(
+                EntryPart(
+                    entry_id=entry.id,  # type: ignore[arg-type]
+                    part=p["part"],
+                    tape_file_id=part_tape_file,  # type: ignore[arg-type]
+                    offset=p["offset"],
+                    header_size=p["header_size"],
+                    data_start=p["data_start"],
+                    data_size=p["data_size"],
+                )
+            )
 
 
 def scan_tape(session: Session, drive: Drive, volume: Volume, report: RebuildReport) -> None:
@@ -161,6 +241,7 @@ def scan_tape(session: Session, drive: Drive, volume: Volume, report: RebuildRep
             # One ustar header, the padded content, the end-of-archive marker.
             blocks = -(-(512 + padded(len(payload)) + len(END_OF_ARCHIVE)) // block_size)
             _import_manifest(session, volume, number, blocks, payload, report)
+            report.manifests.append((volume.id, number, blocks, payload))  # type: ignore[arg-type]
         elif kind == SNAPSHOT_MEMBER:
             _record_snapshot(session, volume, number)
             report.snapshots += 1
@@ -248,6 +329,13 @@ def rebuild(
             ensure_block_size(media.drive, volume.block_size)
             scan_tape(session, media.drive, volume, report)
             report.tapes.append(volume.label)
+        # A manifest lists members on tapes read after it; read them all again
+        # now that every tape file is known (merging is idempotent).
+        report.pending_parts = 0
+        for volume_id, number, blocks, payload in report.manifests:
+            volume = session.get(Volume, volume_id)
+            assert volume is not None
+            _import_manifest(session, volume, number, blocks, payload, report)
     return report
 
 

@@ -26,7 +26,7 @@ from pytp.tapeio.blockio import TapeFileReader
 from pytp.tapeio.drive import Drive, ensure_block_size
 from pytp.tapeio.hashing import hash_file
 from pytp.tapeio.positioning import goto_file
-from pytp.tapeio.tarformat import END_OF_ARCHIVE
+from pytp.tapeio.tarformat import END_OF_ARCHIVE, padded
 from pytp.tapeio.tarwriter import member_name
 
 from .config import Config
@@ -34,6 +34,7 @@ from .devices import Selection, drive_lock
 from .errors import CatalogError, NotFound, RestoreRefused, VerifyFailed
 from .media import Media
 from .models import Entry
+from .parts import Piece, load_parts, read_split_member
 from .search import Found, find, find_exact
 
 #: GNU tar reads stdin in records of 20 x 512 bytes; the stream is padded to a
@@ -214,6 +215,20 @@ def extract_tape_file(
         tar.finish()
 
 
+def extract_split(
+    media: Media, session: Session, entry: Entry, pieces: list[Piece], target: Path, overwrite: bool
+) -> None:
+    """Extract one member cut across tapes: its parts rejoined into one tar member."""
+    tar = _Tar(_tar_command(target, overwrite))
+    try:
+        read_split_member(media, session, entry, pieces, tar.feed, with_header=True)
+        fed = pieces[0][0].header_size + entry.size
+        tail = b"\0" * (padded(entry.size) - entry.size) + END_OF_ARCHIVE
+        tar.feed(tail + b"\0" * (-(fed + len(tail)) % TAR_RECORD))
+    finally:
+        tar.finish()
+
+
 def verify_restored(target: Path, entries: Iterable[Found]) -> tuple[int, list[str]]:
     """Hash each restored regular file and compare with the catalog."""
     checked, mismatches = 0, []
@@ -250,9 +265,11 @@ def run_restore(
         entries = select_entries(session, options)
         target.mkdir(parents=True, exist_ok=True)
         check_target(target, entries, options.overwrite)
+        split = load_parts(session, [f.entry.id for f in entries])  # type: ignore[misc]
         tapes: list[str] = []
         with drive_lock(selection.drive), Media(config, selection) as media:
-            for label, on_volume in groupby(entries, key=lambda f: f.volume.label):
+            whole = [f for f in entries if f.entry.id not in split]
+            for label, on_volume in groupby(whole, key=lambda f: f.volume.label):
                 group = list(on_volume)
                 if progress:
                     progress(f"tape {label}: {len(group)} member(s)")
@@ -264,6 +281,11 @@ def run_restore(
                     goto_file(drive, members[0].tape_file.file_number)
                     extract_tape_file(drive, media.block_size, [f.entry for f in members], target, options.overwrite)
                 tapes.append(label)
+            for f in entries:
+                if f.entry.id in split:
+                    pieces = split[f.entry.id]  # type: ignore[index]
+                    extract_split(media, session, f.entry, pieces, target, options.overwrite)
+                    tapes.extend(v.label for _, _, v in pieces if v.label not in tapes)
     verified, mismatches = verify_restored(target, entries)
     result = RestoreResult(
         files=len(entries),

@@ -27,9 +27,10 @@ from pytp.tapeio.tarwriter import member_name, walk
 
 from .config import Config
 from .devices import Selection, drive_lock
-from .errors import NotFound
+from .errors import CatalogError, NotFound
 from .media import Media
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume
+from .parts import Piece, load_parts, read_split_member
 from .search import find
 
 
@@ -84,6 +85,24 @@ def _check_member(reader: TapeFileReader, entry: Entry, report: VerifyReport) ->
     report.checked += 1
 
 
+def _check_split(media: Media, session: Session, entry: Entry, pieces: list[Piece], report: VerifyReport) -> None:
+    """A member cut across tapes: hash its data part after part."""
+    hasher = ContentHasher()
+    try:
+        read_split_member(media, session, entry, pieces, hasher.update, with_header=False)
+    except (MediumError, BlankTape, CatalogError) as err:
+        report.problems.append((entry.path_text, f"unreadable: {err}"))
+        return
+    if hasher.hexdigest() != entry.xxh3:
+        report.problems.append((entry.path_text, "checksum mismatch: the data on tape is damaged"))
+        return
+    report.checked += 1
+    report.bytes += entry.size
+    for _, _, volume in pieces:
+        if volume.label not in report.tapes:
+            report.tapes.append(volume.label)
+
+
 def _tape_files(session: Session, job_id: int | None, tape: str | None) -> list[tuple[TapeFile, Volume, Job]]:
     query = (
         select(TapeFile, Volume, Job)
@@ -123,6 +142,7 @@ def verify_tape(
     :raises NotFound: there is nothing to verify.
     """
     report = VerifyReport()
+    split: list[tuple[Entry, list[Piece]]] = []
     with Session(engine, expire_on_commit=False) as session:
         rows = _tape_files(session, job_id, tape)
         report.jobs = sorted({job.id for _, _, job in rows})  # type: ignore[misc]
@@ -139,18 +159,23 @@ def verify_tape(
                     entries = session.exec(
                         select(Entry).where(Entry.tape_file_id == tape_file.id).order_by(col(Entry.offset))
                     ).all()
+                    parts = load_parts(session, [e.id for e in entries])  # type: ignore[misc]
+                    split.extend((e, parts[e.id]) for e in entries if e.id in parts)  # type: ignore[index]
                     goto_file(drive, tape_file.file_number)
                     reader = TapeFileReader(drive, media.block_size)
-                    for index, entry in enumerate(entries):
+                    whole = [e for e in entries if e.id not in parts]
+                    for index, entry in enumerate(whole):
                         try:
                             _check_member(reader, entry, report)
                         except (MediumError, BlankTape) as err:
                             report.problems.append((entry.path_text, f"unreadable: {err}"))
                             report.problems.extend(
                                 (e.path_text, "not checked: the tape file could not be read past an error")
-                                for e in entries[index + 1 :]
+                                for e in whole[index + 1 :]
                             )
                             break
+            for entry, pieces in split:
+                _check_split(media, session, entry, pieces, report)
     return report
 
 
