@@ -35,6 +35,7 @@ from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord, Problem
 from .config import Config
 from .devices import Selection, drive_lock
 from .errors import CatalogError, SourceError, TapeFull
+from .levels import DELETED, Reference, has_changed, reference_for
 from .manifest import MANIFEST_MEMBER, header_line, manifest_lines, stream_part_lines
 from .media import Media, NoTapeAvailable, position_at_end_of_data
 from .models import (
@@ -77,6 +78,8 @@ class BackupOptions:
     buffer_bytes: int = 256 << 20
     start_percent: int = 20
     low_water_mark: int = 10
+    #: incremental/differential: also compare content (xxh3) when metadata agrees
+    checksum: bool = False
 
 
 @dataclass
@@ -99,6 +102,9 @@ class BackupResult:
     problems: list[tuple[str, str]] = field(default_factory=list)
     buffer_high_water: int = 0
     buffer_underruns: int = 0
+    level: str = "full"
+    deleted: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 def normalise_sources(sources: list[str]) -> list[bytes]:
@@ -200,11 +206,6 @@ def run_backup(
     """
     if options.level not in LEVELS:
         raise CatalogError(f"Unknown level '{options.level}'; use one of {', '.join(LEVELS)}.")
-    if options.level != "full":
-        raise CatalogError(
-            f"{options.level.capitalize()} backups are not supported yet; nothing was written. "
-            "Run a full backup (without --incremental)."
-        )
     if options.strategy != "direct":
         raise CatalogError(
             f"Strategy '{options.strategy}' is not supported yet; nothing was written. Use --strategy direct."
@@ -265,6 +266,8 @@ class _JobState:
         self._last_report = 0.0
         self._writer: DriveWriter | None = None
         self._spanning: SpanningSink | None = None
+        self.notes: list[str] = []
+        self.deleted = 0
         self.sink = _EntrySink(engine, job.id, self._on_member)  # type: ignore[arg-type]
 
     def _on_member(self, record: MemberRecord) -> None:
@@ -286,12 +289,33 @@ class _JobState:
 
     def run(self, sources: list[bytes], pool: str) -> None:
         self.pool = pool
+        references = self._references(sources)
         self.volume = self.media.mount_for_append(self.session, pool)
         ensure_block_size(self.media.drive, self.media.block_size)
         for source in sources:
-            self._write_source(source)
+            self._write_source(source, references.get(source))
         self._write_manifest(final=True)
         self._finish()
+
+    def _references(self, sources: list[bytes]) -> dict[bytes, Reference]:
+        """What each source is compared with; a source without a full base is backed up in full."""
+        level = self.job.level
+        if level == "full":
+            return {}
+        references = {}
+        for source in sources:
+            reference = reference_for(self.session, self.job.name, self.job.label, source, level)
+            if reference is None:
+                self.notes.append(f"{path_text(source)}: no full backup in this chain yet, so it is backed up in full")
+            else:
+                references[source] = reference
+        if not references:
+            # Nothing to be incremental to: the job is a full backup, and is recorded as one
+            # so that later incrementals and point-in-time restores start from it.
+            self.job.level = "full"
+            self.session.add(self.job)
+            self.session.commit()
+        return references
 
     def _start_tape_file(self, kind: str, source: bytes | None) -> TapeFile:
         assert self.volume is not None
@@ -326,7 +350,7 @@ class _JobState:
         if source is not None:
             self.tape_files.append((self.volume.label, tape_file.file_number, path_text(source), blocks))
 
-    def _write_source(self, source: bytes) -> None:
+    def _write_source(self, source: bytes, reference: Reference | None = None) -> None:
         first = self._start_tape_file("data", source)
         self.sink.tape_file_id = first.id  # type: ignore[assignment]
         self._progress.source = path_text(source)
@@ -339,8 +363,12 @@ class _JobState:
         )
         out = BlockAssembler(writer.put, self.media.block_size)
         archive = ArchiveWriter(out, self.sink.add, self.problems.append, self._on_bytes, spanning.starts.append)
+        select = None
+        if reference is not None:
+            state, checksum = reference.state, self.options.checksum
+            select = lambda path, st: has_changed(state.get(path), path, st, checksum)  # noqa: E731
         try:
-            archive.add_tree(source)
+            seen = archive.add_tree(source, select)
             out.write(END_OF_ARCHIVE)
             out.finish()
             writer.close()
@@ -355,8 +383,31 @@ class _JobState:
         self.sink.flush()
         self._complete(spanning.parts[-1].tape_file, blocks, source)
         place_entries(self.session, self.job.id, spanning.parts, spanning.cuts)  # type: ignore[arg-type]
+        if reference is not None:
+            self._record_deleted(first, sorted(set(reference.state) - seen))
         self._spanning = None
         self._report(force=True)
+
+    def _record_deleted(self, tape_file: TapeFile, paths: list[bytes]) -> None:
+        """Paths the chain had and this backup did not see: deleted since."""
+        empty = dict(size=0, mode=0, uid=0, gid=0, uname="", gname="", mtime_ns=0, ctime_ns=0, inode=0, device=0)
+        rows = [
+            dict(
+                empty,
+                job_id=self.job.id,
+                tape_file_id=tape_file.id,
+                path=path,
+                path_text=path_text(path),
+                kind=DELETED,
+                offset=-1,
+                header_size=0,
+            )
+            for path in paths
+        ]
+        if rows:
+            self.session.execute(insert(Entry), rows)
+            self.session.commit()
+        self.deleted += len(rows)
 
     def _next_tape(self, source: bytes, resume: Resume) -> tuple[Drive, TapeFile]:
         """End of medium (in the writer thread): close this tape, go on on the next."""
@@ -487,6 +538,9 @@ class _JobState:
             problems=[(path_text(p.path), p.message) for p in self.problems],
             buffer_high_water=self.buffer_high_water,
             buffer_underruns=self.buffer_underruns,
+            level=self.job.level,
+            deleted=self.deleted,
+            notes=self.notes,
         )
 
 

@@ -13,6 +13,7 @@ from pytp.tapeio.errors import TapeIOError
 
 from .config import Config
 from .devices import open_changer
+from .levels import DELETED
 from .models import Entry, Job, TapeFile, TapeFileStatus, Volume
 from .volumes import retention_end, shown_status
 
@@ -74,7 +75,7 @@ def tape_rows(session: Session, config: Config) -> list[dict[str, Any]]:
         session.exec(
             select(TapeFile.volume_id, func.count(Entry.id))
             .join(Entry, col(Entry.tape_file_id) == TapeFile.id)
-            .where(col(TapeFile.status) != TapeFileStatus.OVERWRITTEN)
+            .where(col(TapeFile.status) != TapeFileStatus.OVERWRITTEN, Entry.kind != DELETED)
             .group_by(TapeFile.volume_id)
         ).all()
     )

@@ -162,7 +162,10 @@ def _import_manifest(
                 total_bytes=blocks * volume.block_size,
             )
         )
-    present = set(session.exec(select(Entry.tape_file_id, Entry.offset).where(Entry.job_id == job.id)).all())
+    # Deleted-path markers all sit at offset -1: the path tells them apart.
+    present = set(
+        session.exec(select(Entry.tape_file_id, Entry.offset, Entry.path).where(Entry.job_id == job.id)).all()
+    )
     rows, with_parts = [], []
     for line in lines:
         if "type" not in line:
@@ -170,16 +173,17 @@ def _import_manifest(
         tape_file_id = known.get((line["tape"], line["tape_file"]))
         if tape_file_id is None:
             continue
-        if (tape_file_id, line["offset"]) not in present:
-            rows.append({**entry_fields(line), "job_id": job.id, "tape_file_id": tape_file_id})
-            present.add((tape_file_id, line["offset"]))
+        fields = entry_fields(line)
+        if (tape_file_id, line["offset"], fields["path"]) not in present:
+            rows.append({**fields, "job_id": job.id, "tape_file_id": tape_file_id})
+            present.add((tape_file_id, line["offset"], fields["path"]))
         if line.get("parts"):
             with_parts.append((tape_file_id, line["offset"], line["parts"]))
     if rows:
         session.execute(insert(Entry), rows)
         report.entries += len(rows)
     if final:
-        members = [line for line in lines if "type" in line]
+        members = [line for line in lines if "type" in line and line["type"] != "deleted"]
         job.files = len(members)
         job.total_bytes = sum(m["size"] for m in members)
     _import_parts(session, job, known, with_parts, report)

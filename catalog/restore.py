@@ -35,7 +35,7 @@ from .errors import CatalogError, NotFound, RestoreRefused, VerifyFailed
 from .media import Media
 from .models import Entry
 from .parts import Piece, load_parts, read_split_member
-from .search import Found, find, find_exact
+from .search import Found, find, find_exact, resolve_as_of
 
 #: GNU tar reads stdin in records of 20 x 512 bytes; the stream is padded to a
 #: whole record so tar never sees a short last record.
@@ -58,6 +58,8 @@ class RestoreOptions:
     job_id: int | None = None
     tape: str | None = None
     overwrite: bool = False
+    #: ``JOB_ID`` or a date: the tree as it was then (see ``search.resolve_as_of``)
+    as_of: str | None = None
 
 
 @dataclass
@@ -101,9 +103,12 @@ def select_entries(session: Session, options: RestoreOptions) -> list[Found]:
     :raises NotFound: nothing matches.
     :raises CatalogError: neither patterns nor a job were given.
     """
-    if not options.patterns and options.job_id is None:
-        raise CatalogError("Say what to restore: --match PATTERN and/or --job ID.")
-    found = find(session, options.patterns or None, regex=options.regex, job_id=options.job_id, tape=options.tape)
+    if not options.patterns and options.job_id is None and options.as_of is None:
+        raise CatalogError("Say what to restore: --match PATTERN, --job ID and/or --as-of JOB_ID|DATE.")
+    as_of = resolve_as_of(session, options.as_of) if options.as_of else None
+    found = find(
+        session, options.patterns or None, regex=options.regex, job_id=options.job_id, tape=options.tape, as_of=as_of
+    )
     if not found:
         what = ", ".join(options.patterns) if options.patterns else f"job {options.job_id}"
         raise NotFound(f"No backed-up file matches {what}. Try `pytp search` with part of the name.")

@@ -9,12 +9,14 @@ complete tape files are offered; by default the newest version of each path.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import and_, or_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from .errors import CatalogError
+from .errors import CatalogError, NotFound
+from .levels import DELETED
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume
 
 GLOB_CHARS = set("*?[")
@@ -100,6 +102,8 @@ def find(
     tape: str | None = None,
     all_versions: bool = False,
     under: bytes | None = None,
+    include_deleted: bool = False,
+    as_of: AsOf | None = None,
 ) -> list[Found]:
     """Entries matching any of ``patterns`` (all entries when there are none).
 
@@ -107,8 +111,15 @@ def find(
     :param tape: only entries on the tape with this label.
     :param all_versions: every version, not only the newest of each path.
     :param under: only paths equal to or below this absolute path.
+    :param include_deleted: also the markers of paths deleted since an earlier backup.
+    :param as_of: the tree as a point in time left it (``resolve_as_of``):
+        newest versions at or before it, without the paths deleted by then.
     """
     query = _good_entries()
+    if as_of is not None:
+        query = query.where(as_of.condition())
+    elif not include_deleted:
+        query = query.where(Entry.kind != DELETED)
     if patterns:
         query = query.where(or_(*(pattern_condition(p, regex) for p in patterns)))
     if job_id is not None:
@@ -121,14 +132,85 @@ def find(
         query = query.where(
             or_(Entry.path_text == text, and_(col(Entry.path_text).startswith(text + "/", autoescape=True)))
         )
-    query = query.order_by(col(Entry.path_text), col(Entry.job_id).desc(), col(Entry.id).desc())
+    query = query.order_by(
+        col(Entry.path_text), col(Job.started_at).desc(), col(Entry.job_id).desc(), col(Entry.id).desc()
+    )
     results = [Found(e, j, t, v) for e, j, t, v in session.exec(query).all()]
     if all_versions:
-        return results
+        return results if include_deleted or as_of is None else [f for f in results if f.entry.kind != DELETED]
     newest: list[Found] = []
     seen: set[bytes] = set()
     for found in results:
         if found.entry.path not in seen:
             seen.add(found.entry.path)
             newest.append(found)
+    if as_of is not None and not include_deleted:
+        # A path whose newest record is a deletion did not exist at that point.
+        newest = [f for f in newest if f.entry.kind != DELETED]
     return newest
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """A point in time: for each source root, the jobs whose entries make up its tree.
+
+    :param roots: source root → the good jobs from its last full backup up to the point.
+    """
+
+    description: str
+    roots: dict[bytes, tuple[int, ...]]
+
+    def condition(self) -> ColumnElement[bool]:
+        if not self.roots:
+            return col(Entry.id) < 0  # nothing was backed up by then
+        return or_(
+            *(and_(TapeFile.source_root == root, col(Entry.job_id).in_(ids)) for root, ids in self.roots.items())
+        )
+
+
+def resolve_as_of(session: Session, spec: str) -> AsOf:
+    """``JOB_ID`` (that job's chain up to it) or a date/time (every chain up to it).
+
+    A date without a zone is local time.  For each source root, the view starts
+    at its last full backup at or before the point, so files deleted before
+    that full backup stay deleted.
+
+    :raises NotFound: the job does not exist or did not finish.
+    :raises CatalogError: the text is neither a job id nor a date.
+    """
+    good = select(Job).where(col(Job.status).in_(JobStatus.GOOD))
+    if spec.isdigit():
+        job = session.get(Job, int(spec))
+        if job is None or job.status not in JobStatus.GOOD:
+            raise NotFound(f"Job {spec} does not exist or did not finish; see `pytp jobs`.")
+        name = Job.name == job.name if job.name is not None else col(Job.name).is_(None)
+        label = Job.label == job.label if job.label is not None else col(Job.label).is_(None)
+        jobs = session.exec(good.where(name, label, col(Job.started_at) <= job.started_at)).all()
+        description = f"job {job.id}"
+    else:
+        try:
+            when = datetime.fromisoformat(spec)
+        except ValueError:
+            raise CatalogError(
+                f"'{spec}' is neither a job id nor a date like 2026-11-26 or 2026-11-26T18:00."
+            ) from None
+        if when.tzinfo is None:
+            when = when.astimezone()  # local time, as people type it
+        jobs = session.exec(good.where(col(Job.started_at) <= when)).all()
+        description = when.isoformat(timespec="seconds")
+    order = {job.id: (job.started_at.replace(tzinfo=None), job.id) for job in jobs}
+    roots: dict[bytes, list[tuple[tuple[object, int], int, str]]] = {}
+    for tape_file in session.exec(
+        select(TapeFile).where(
+            col(TapeFile.job_id).in_(list(order)), TapeFile.kind == "data", TapeFile.status == TapeFileStatus.COMPLETE
+        )
+    ).all():
+        job = next(j for j in jobs if j.id == tape_file.job_id)
+        roots.setdefault(tape_file.source_root or b"", []).append((order[job.id], job.id, job.level))  # type: ignore[index,arg-type]
+    view: dict[bytes, tuple[int, ...]] = {}
+    for root, members in roots.items():
+        members = sorted(set(members))
+        fulls = [i for i, (_, _, level) in enumerate(members) if level == "full"]
+        start = fulls[-1] if fulls else 0
+        view[root] = tuple(job_id for _, job_id, _ in members[start:])
+    return AsOf(description, view)

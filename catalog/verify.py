@@ -28,6 +28,7 @@ from pytp.tapeio.tarwriter import member_name, walk
 from .config import Config
 from .devices import Selection, drive_lock
 from .errors import CatalogError, NotFound
+from .levels import DELETED
 from .media import Media
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume
 from .parts import Piece, load_parts, read_split_member
@@ -157,7 +158,9 @@ def verify_tape(
                     if progress:
                         progress(f"tape {label} file {tape_file.file_number}")
                     entries = session.exec(
-                        select(Entry).where(Entry.tape_file_id == tape_file.id).order_by(col(Entry.offset))
+                        select(Entry)
+                        .where(Entry.tape_file_id == tape_file.id, Entry.kind != DELETED)
+                        .order_by(col(Entry.offset))
                     ).all()
                     parts = load_parts(session, [e.id for e in entries])  # type: ignore[misc]
                     split.extend((e, parts[e.id]) for e in entries if e.id in parts)  # type: ignore[index]

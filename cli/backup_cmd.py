@@ -24,7 +24,13 @@ from .app import App, human_bytes, pass_app, warn
     show_default=True,
     help="direct streams to tape through the memory buffer.",
 )
-@click.option("-i", "--incremental", is_flag=True, help="Only files changed since the last backup (not yet supported).")
+@click.option(
+    "--level",
+    type=click.Choice(["full", "incremental", "differential"]),
+    help="full; incremental: changes since the chain's last backup; differential: since its last full.",
+)
+@click.option("-i", "--incremental", is_flag=True, help="Same as --level incremental.")
+@click.option("--checksum", is_flag=True, help="Incremental/differential: also compare content when metadata agrees.")
 @click.option("-m", "--max-concurrent-tars", type=int, default=2, show_default=True, help="For --strategy tar.")
 @click.option("-mem", "--memory_buffer", "memory_buffer", type=float, help="Memory buffer in GiB.")
 @click.option(
@@ -49,7 +55,9 @@ def backup(
     job_label: str | None,
     pool: str | None,
     strategy: str,
+    level: str | None,
     incremental: bool,
+    checksum: bool,
     max_concurrent_tars: int,
     memory_buffer: float | None,
     memory_buffer_percent: int | None,
@@ -73,7 +81,8 @@ def backup(
         sources=list(dirs),
         job_name=job_name,
         job_label=job_label,
-        level="incremental" if incremental else "full",
+        level=level or ("incremental" if incremental else "full"),
+        checksum=checksum,
         strategy=strategy,
         pool=pool,
         buffer_bytes=max(1 << 20, int(buffer_gib * (1 << 30))),
@@ -92,11 +101,15 @@ def backup(
     result = run_backup(app.engine, config, selection, options, progress=report)
     if show:
         click.echo("", err=True)
+    for note in result.notes:
+        click.echo(f"Note: {note}", err=True)
     for path, message in result.problems:
         warn(f"{path}: {message}")
     rate = result.bytes / result.seconds / (1 << 20) if result.seconds else 0.0
     click.echo(
-        f"Job {result.job_id} {result.status}: {result.files} files, {human_bytes(result.bytes)} "
+        f"Job {result.job_id} {result.status} ({result.level}): {result.files} files"
+        + (f", {result.deleted} deleted" if result.deleted else "")
+        + f", {human_bytes(result.bytes)} "
         f"in {result.seconds:.1f} s ({rate:.1f} MiB/s) on tape {', '.join(result.tapes)}"
     )
     for tape, number, source, blocks in result.tape_files:

@@ -21,10 +21,18 @@ def _mtime(ns: int) -> str:
 @click.option("--job", "job_id", type=int, help="Only this job.")
 @click.option("--tape", help="Only this tape (label).")
 @click.option("--all-versions", is_flag=True, help="Every version, not only the newest.")
+@click.option("--as-of", "as_of", help="What existed at JOB_ID or a date (2026-11-26T18:00).")
 @output_option
 @pass_app
 def search(
-    app: App, pattern: str, regex: bool, job_id: int | None, tape: str | None, all_versions: bool, fmt: str
+    app: App,
+    pattern: str,
+    regex: bool,
+    job_id: int | None,
+    tape: str | None,
+    all_versions: bool,
+    as_of: str | None,
+    fmt: str,
 ) -> None:
     """Find backed-up files by name: a substring, a glob (* ? [), or --regex.
 
@@ -36,27 +44,32 @@ def search(
     from sqlmodel import Session
 
     from pytp.catalog.errors import NotFound
-    from pytp.catalog.search import find
+    from pytp.catalog.search import find, resolve_as_of
 
     with Session(app.engine) as session:
-        found = find(session, [pattern], regex=regex, job_id=job_id, tape=tape, all_versions=all_versions)
+        view = resolve_as_of(session, as_of) if as_of else None
+        found = find(session, [pattern], regex=regex, job_id=job_id, tape=tape, all_versions=all_versions, as_of=view)
     if not found:
         raise NotFound(f"No backed-up file matches '{pattern}'.")
-    rows = [
-        {
-            "path": f.entry.path_text,
-            "type": f.entry.kind,
-            "size": f.entry.size,
-            "mtime": _mtime(f.entry.mtime_ns),
-            "xxh3": f.entry.xxh3,
-            "job": f.job.id,
-            "tape": f.volume.label,
-            "tape_file": f.tape_file.file_number,
-            "offset": f.entry.offset,
-        }
-        for f in found
-    ]
+    rows = [found_row(f) for f in found]
     emit(rows, fmt, None if fmt != "table" else ["path", "size", "mtime", "job", "tape", "tape_file"])
+
+
+def found_row(f) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """One search/versions/ls-catalog row of a catalog entry."""
+    return {
+        "path": f.entry.path_text,
+        "type": f.entry.kind,
+        "size": f.entry.size,
+        "mode": oct(f.entry.mode),
+        "mtime": _mtime(f.entry.mtime_ns) if f.entry.mtime_ns else None,
+        "xxh3": f.entry.xxh3,
+        "job": f.job.id,
+        "level": f.job.level,
+        "tape": f.volume.label,
+        "tape_file": f.tape_file.file_number,
+        "offset": f.entry.offset,
+    }
 
 
 @click.command()

@@ -15,6 +15,7 @@ from .app import App, human_bytes, pass_app
 @click.option("--regex", is_flag=True, help="Take --match as regular expressions.")
 @click.option("--job", "job_id", type=int, help="Restore from this job (without --match: the whole job).")
 @click.option("--tape", help="Only files on this tape.")
+@click.option("--as-of", "as_of", help="The tree as it was at JOB_ID or a date (2026-11-26, 2026-11-26T18:00).")
 @click.option("--overwrite", is_flag=True, help="Replace files that already exist under TARGET_DIR.")
 @click.option("-d", "--drive", help="Drive to read with.")
 @click.option("-l", "--library", help="Library to load tapes from.")
@@ -27,6 +28,7 @@ def restore(
     job_id: int | None,
     tape: str | None,
     overwrite: bool,
+    as_of: str | None,
     drive: str | None,
     library: str | None,
 ) -> None:
@@ -41,7 +43,7 @@ def restore(
         pytp restore /tmp/out --match report.pdf
         pytp restore /tmp/out --job 12
     """
-    if not patterns and job_id is None:
+    if not patterns and job_id is None and as_of is None:
         from pytp.catalog.restore import extract_here
         from pytp.tapeio.drive import ensure_block_size
 
@@ -54,7 +56,13 @@ def restore(
     from pytp.catalog.restore import RestoreOptions, run_restore
 
     options = RestoreOptions(
-        target=target_dir, patterns=list(patterns), regex=regex, job_id=job_id, tape=tape, overwrite=overwrite
+        target=target_dir,
+        patterns=list(patterns),
+        regex=regex,
+        job_id=job_id,
+        tape=tape,
+        overwrite=overwrite,
+        as_of=as_of,
     )
     result = run_restore(app.engine, app.config, app.select(drive, library), options)
     click.echo(

@@ -191,10 +191,20 @@ class ArchiveWriter:
         self._hardlinks: dict[tuple[int, int], bytes] = {}
         self._buffer = bytearray(READ_CHUNK)
 
-    def add_tree(self, root: bytes) -> None:
-        """Add ``root`` (an absolute path) and everything below it."""
+    def add_tree(self, root: bytes, select: Callable[[bytes, os.stat_result], bool] | None = None) -> set[bytes]:
+        """Add ``root`` (an absolute path) and everything below it.
+
+        :param select: for an incremental backup, says which members to store;
+            directories are always stored (their metadata is part of the tree).
+        :returns: every path seen, stored or not (deleted files are the ones
+            an earlier backup had and this walk did not see).
+        """
+        seen: set[bytes] = set()
         for path, st in walk(root, self.on_problem):
-            self.add(path, st)
+            seen.add(path)
+            if select is None or stat.S_ISDIR(st.st_mode) or select(path, st):
+                self.add(path, st)
+        return seen
 
     def add(self, path: bytes, st: os.stat_result) -> None:
         kind = _kind(st.st_mode)

@@ -1,0 +1,72 @@
+"""History from the catalog, no tape needed: `pytp versions` and `pytp ls-catalog`."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from .app import App, emit, output_option, pass_app
+from .catalog_cmd import found_row
+
+
+@click.command()
+@click.argument("path")
+@output_option
+@pass_app
+def versions(app: App, path: str, fmt: str) -> None:
+    """List every version of PATH across jobs and tapes, newest first (deletions too).
+
+    \b
+    Example:
+        pytp versions /home/alice/report.odt
+    """
+    from sqlmodel import Session
+
+    from pytp.catalog.errors import NotFound
+    from pytp.catalog.search import find
+
+    target = os.path.normpath(os.path.abspath(path))
+    with Session(app.engine) as session:
+        found = [
+            f
+            for f in find(session, under=os.fsencode(target), all_versions=True, include_deleted=True)
+            if f.entry.path == os.fsencode(target)
+        ]
+    if not found:
+        raise NotFound(f"The catalog has no version of {target}.")
+    columns = None if fmt != "table" else ["type", "size", "mtime", "xxh3", "job", "level", "tape", "tape_file"]
+    emit([found_row(f) for f in found], fmt, columns)
+
+
+@click.command(name="ls-catalog")
+@click.argument("path", default="/")
+@click.option("--as-of", "as_of", help="The directory as it was at JOB_ID or a date.")
+@output_option
+@pass_app
+def ls_catalog(app: App, path: str, as_of: str | None, fmt: str) -> None:
+    """List a directory as the catalog knows it (newest versions, or --as-of).
+
+    \b
+    Examples:
+        pytp ls-catalog /home/alice
+        pytp ls-catalog /home/alice --as-of 12
+    """
+    from sqlmodel import Session
+
+    from pytp.catalog.errors import NotFound
+    from pytp.catalog.search import find, resolve_as_of
+
+    target = os.fsencode(os.path.normpath(os.path.abspath(path)))
+    with Session(app.engine) as session:
+        view = resolve_as_of(session, as_of) if as_of else None
+        found = find(session, under=target, as_of=view)
+    prefix = target.rstrip(b"/") + b"/"
+    children = [f for f in found if f.entry.path.startswith(prefix) and b"/" not in f.entry.path[len(prefix) :]]
+    if not children and not any(f.entry.path == target for f in found):
+        raise NotFound(f"The catalog knows nothing under {path}" + (f" as of {as_of}." if as_of else "."))
+    columns = None if fmt != "table" else ["path", "type", "mode", "size", "mtime", "job", "tape"]
+    emit([found_row(f) for f in children], fmt, columns, empty="(empty directory)")
+
+
+COMMANDS = [versions, ls_catalog]
