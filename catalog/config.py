@@ -68,6 +68,18 @@ class BufferConfig:
 
 
 @dataclass(frozen=True)
+class PlanningConfig:
+    """What a restore plan assumes to estimate its time (``restore_planning``)."""
+
+    #: streaming read speed of the drive
+    drive_mb_per_s: float = 300.0
+    #: one changer load: move, thread, calibrate, read the label
+    load_seconds: float = 90.0
+    #: one positioning (space over filemarks or blocks)
+    seek_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The effective configuration.
 
@@ -85,6 +97,7 @@ class Config:
     pools: tuple[PoolConfig, ...] = (PoolConfig(DEFAULT_POOL),)
     default_pool: str = DEFAULT_POOL
     buffer: BufferConfig = field(default_factory=BufferConfig)
+    planning: PlanningConfig = field(default_factory=PlanningConfig)
     created: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -163,6 +176,12 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
             start_percent=int(buffer_raw.get("memory_buffer_percent", BufferConfig.start_percent)),
             low_water_mark=int(buffer_raw.get("low_water_mark", BufferConfig.low_water_mark)),
         )
+        planning_raw = data.get("restore_planning", {})
+        planning = PlanningConfig(
+            drive_mb_per_s=float(planning_raw.get("drive_mb_per_s", PlanningConfig.drive_mb_per_s)),
+            load_seconds=float(planning_raw.get("load_seconds", PlanningConfig.load_seconds)),
+            seek_seconds=float(planning_raw.get("seek_seconds", PlanningConfig.seek_seconds)),
+        )
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"Configuration {path} is invalid: {err!r} in tape_drives/tape_libraries/pools.") from err
     for drive in drives:
@@ -202,6 +221,7 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
         pools=pools,
         default_pool=default_pool,
         buffer=buffer,
+        planning=planning,
         raw=data,
     )
 

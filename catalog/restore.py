@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from itertools import groupby
 from pathlib import Path
+from typing import IO
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -31,10 +32,12 @@ from pytp.tapeio.tarwriter import member_name
 
 from .config import Config
 from .devices import Selection, drive_lock
-from .errors import CatalogError, NotFound, RestoreRefused, VerifyFailed
+from .errors import CatalogError, NotFound, RestoreRefused, VerifyFailed, WrongTape
+from .inventory import locate_barcodes
 from .media import Media
-from .models import Entry
-from .parts import Piece, load_parts, read_split_member
+from .models import Entry, EntryPart
+from .parts import load_parts
+from .plan import RestorePlan, build_plan
 from .search import Found, find, find_exact, resolve_as_of
 
 #: GNU tar reads stdin in records of 20 x 512 bytes; the stream is padded to a
@@ -70,6 +73,8 @@ class RestoreResult:
     target: str
     verified: int
     mismatches: list[str] = field(default_factory=list)
+    #: tapes loaded through the changer
+    loads: int = 0
 
 
 class TarFailed(CatalogError):
@@ -189,49 +194,156 @@ class _Tar:
         return b"".join(self._out).decode("utf-8", "backslashreplace")
 
 
-def extract_tape_file(
-    drive: Drive,
-    block_size: int,
-    members: list[Entry],
-    target: Path,
-    overwrite: bool,
-) -> None:
-    """Feed the byte ranges of ``members`` (sorted by offset) to ``tar -x``.
+def _copy(reader: TapeFileReader, length: int, feed: Callable[[bytes], None], what: str) -> None:
+    remaining = length
+    while remaining:
+        data = reader.read(min(remaining, 1 << 20))
+        if not data:
+            raise CatalogError(f"{what}: the tape file ended {remaining} bytes early.")
+        feed(data)
+        remaining -= len(data)
 
-    The drive must be at block 0 of the tape file.
+
+def _end_of_stream(fed: int) -> bytes:
+    """The end-of-archive marker, padded so tar sees whole records."""
+    return END_OF_ARCHIVE + b"\0" * (-(fed + len(END_OF_ARCHIVE)) % TAR_RECORD)
+
+
+class _SplitMember:
+    """A member cut across tapes, rejoined into one tar member as its parts come.
+
+    Parts are fed in order; a part read before its predecessor (tapes of two
+    jobs in conflicting order) waits in a spool file.
     """
-    tar = _Tar(_tar_command(target, overwrite))
-    reader = TapeFileReader(drive, block_size)
-    fed = 0
-    try:
-        for entry in members:
-            length = entry.header_size + (-(-entry.size // 512) * 512 if entry.kind == "file" else 0)
-            reader.skip_to(entry.offset)
-            remaining = length
-            while remaining and not tar.stopped:
-                data = reader.read(min(remaining, 1 << 20))
-                if not data:
-                    raise CatalogError(f"{entry.path_text}: the tape file ended before the member did.")
-                tar.feed(data)
-                fed += len(data)
-                remaining -= len(data)
-        tar.feed(END_OF_ARCHIVE + b"\0" * (-(fed + len(END_OF_ARCHIVE)) % TAR_RECORD))
-    finally:
-        tar.finish()
+
+    def __init__(self, entry: Entry, command: list[str]) -> None:
+        self.entry = entry
+        self.tar = _Tar(command)
+        self.next_part = 1
+        self.fed = 0
+        self.spooled: dict[int, IO[bytes]] = {}
+
+    def take(self, part: EntryPart, reader: TapeFileReader) -> None:
+        header = reader.read(part.header_size)
+        if part.part != self.next_part:
+            spool = tempfile.TemporaryFile()
+            spool.write(header if part.part == 1 else b"")
+            _copy(reader, part.data_size, spool.write, self.entry.path_text)
+            self.spooled[part.part] = spool
+            return
+        if part.part == 1:
+            self._feed(header)
+        _copy(reader, part.data_size, self._feed, self.entry.path_text)
+        self.next_part += 1
+        while self.next_part in self.spooled:
+            spool = self.spooled.pop(self.next_part)
+            spool.seek(0)
+            while chunk := spool.read(1 << 20):
+                self._feed(chunk)
+            spool.close()
+            self.next_part += 1
+
+    def _feed(self, data: bytes) -> None:
+        self.tar.feed(data)
+        self.fed += len(data)
+
+    def finish(self) -> None:
+        padding = b"\0" * (padded(self.entry.size) - self.entry.size)
+        self._feed(padding)
+        self.tar.feed(_end_of_stream(self.fed))
+        self.tar.finish()
 
 
-def extract_split(
-    media: Media, session: Session, entry: Entry, pieces: list[Piece], target: Path, overwrite: bool
-) -> None:
-    """Extract one member cut across tapes: its parts rejoined into one tar member."""
-    tar = _Tar(_tar_command(target, overwrite))
-    try:
-        read_split_member(media, session, entry, pieces, tar.feed, with_header=True)
-        fed = pieces[0][0].header_size + entry.size
-        tail = b"\0" * (padded(entry.size) - entry.size) + END_OF_ARCHIVE
-        tar.feed(tail + b"\0" * (-(fed + len(tail)) % TAR_RECORD))
-    finally:
-        tar.finish()
+def plan_restore(engine: Engine, config: Config, selection: Selection, options: RestoreOptions) -> RestorePlan:
+    """The plan of a restore, without touching a tape (``pytp restore --plan``)."""
+    with Session(engine, expire_on_commit=False) as session:
+        entries = select_entries(session, options)
+        return _plan(session, config, selection, entries)
+
+
+def _plan(session: Session, config: Config, selection: Selection, entries: list[Found]) -> RestorePlan:
+    parts = load_parts(session, [f.entry.id for f in entries])  # type: ignore[misc]
+    locations = locate_barcodes(config)
+    loaded = None
+    if selection.library is not None and selection.element is not None:
+        name = selection.drive.name
+        loaded = next((b for b, where in locations.items() if where.drive == name), None)
+    return build_plan(entries, parts, locations, loaded, selection.drive.block_size, config.planning)
+
+
+def run_restore(
+    engine: Engine,
+    config: Config,
+    selection: Selection,
+    options: RestoreOptions,
+    progress: Callable[[str], None] | None = None,
+) -> RestoreResult:
+    """Restore the selected files into ``options.target``, following its plan.
+
+    :raises NotFound: nothing matched.
+    :raises RestoreRefused: a file exists (without overwrite) or a path escapes.
+    :raises WrongTape: a tape the restore needs is not in the library (all are listed).
+    :raises VerifyFailed: a restored file's checksum differs from the catalog.
+    """
+    target = Path(os.path.realpath(options.target))
+    command = _tar_command(target, options.overwrite)
+    with Session(engine, expire_on_commit=False) as session:
+        entries = select_entries(session, options)
+        target.mkdir(parents=True, exist_ok=True)
+        check_target(target, entries, options.overwrite)
+        plan = _plan(session, config, selection, entries)
+        if plan.missing and selection.library is not None:
+            names = ", ".join(f"{v.label} (barcode {v.barcode or '-'})" for v in plan.missing)
+            raise WrongTape(
+                f"The restore needs tapes that are not in library {selection.library.name}: {names}. "
+                "Insert them and run the restore again."
+            )
+        splits: dict[int, _SplitMember] = {}
+        with drive_lock(selection.drive), Media(config, selection) as media:
+            for tape in plan.tapes:
+                if progress:
+                    progress(f"tape {tape.volume.label}: {sum(len(f.items) for f in tape.files)} member(s)")
+                media.mount(session, tape.volume)
+                ensure_block_size(media.drive, media.block_size)
+                for file_plan in tape.files:
+                    goto_file(media.drive, file_plan.tape_file.file_number)
+                    reader = TapeFileReader(media.drive, media.block_size)
+                    tar: _Tar | None = None
+                    fed = 0
+                    try:
+                        for item in file_plan.items:
+                            reader.skip_to(item.offset)
+                            if item.part is None:
+                                tar = tar or _Tar(command)
+                                _copy(reader, item.length, tar.feed, item.entry.path_text)
+                                fed += item.length
+                            else:
+                                split = splits.setdefault(item.entry.id, _SplitMember(item.entry, command))  # type: ignore[arg-type]
+                                split.take(item.part, reader)
+                        if tar is not None:
+                            tar.feed(_end_of_stream(fed))
+                    finally:
+                        if tar is not None:
+                            tar.finish()
+            for split in splits.values():
+                split.finish()
+            loads = media.loads
+    verified, mismatches = verify_restored(target, entries)
+    result = RestoreResult(
+        files=len(entries),
+        bytes=sum(f.entry.size for f in entries if f.entry.kind == "file"),
+        tapes=[t.volume.label for t in plan.tapes],
+        target=str(target),
+        verified=verified,
+        mismatches=mismatches,
+        loads=loads,
+    )
+    if mismatches:
+        raise VerifyFailed(
+            f"Restored {len(entries)} file(s) into {target}, but {len(mismatches)} do not match the catalog: "
+            + "; ".join(mismatches[:5])
+        )
+    return result
 
 
 def verify_restored(target: Path, entries: Iterable[Found]) -> tuple[int, list[str]]:
@@ -250,62 +362,6 @@ def verify_restored(target: Path, entries: Iterable[Found]) -> tuple[int, list[s
         if digest != f.entry.xxh3:
             mismatches.append(f"{f.entry.path_text}: checksum differs from the catalog")
     return checked, mismatches
-
-
-def run_restore(
-    engine: Engine,
-    config: Config,
-    selection: Selection,
-    options: RestoreOptions,
-    progress: Callable[[str], None] | None = None,
-) -> RestoreResult:
-    """Restore the selected files into ``options.target``.
-
-    :raises NotFound: nothing matched.
-    :raises RestoreRefused: a file exists (without overwrite) or a path escapes.
-    :raises VerifyFailed: a restored file's checksum differs from the catalog.
-    """
-    target = Path(os.path.realpath(options.target))
-    with Session(engine, expire_on_commit=False) as session:
-        entries = select_entries(session, options)
-        target.mkdir(parents=True, exist_ok=True)
-        check_target(target, entries, options.overwrite)
-        split = load_parts(session, [f.entry.id for f in entries])  # type: ignore[misc]
-        tapes: list[str] = []
-        with drive_lock(selection.drive), Media(config, selection) as media:
-            whole = [f for f in entries if f.entry.id not in split]
-            for label, on_volume in groupby(whole, key=lambda f: f.volume.label):
-                group = list(on_volume)
-                if progress:
-                    progress(f"tape {label}: {len(group)} member(s)")
-                media.mount(session, group[0].volume)
-                drive = media.drive
-                ensure_block_size(drive, media.block_size)
-                for _, in_file in groupby(group, key=lambda f: f.tape_file.file_number):
-                    members = list(in_file)
-                    goto_file(drive, members[0].tape_file.file_number)
-                    extract_tape_file(drive, media.block_size, [f.entry for f in members], target, options.overwrite)
-                tapes.append(label)
-            for f in entries:
-                if f.entry.id in split:
-                    pieces = split[f.entry.id]  # type: ignore[index]
-                    extract_split(media, session, f.entry, pieces, target, options.overwrite)
-                    tapes.extend(v.label for _, _, v in pieces if v.label not in tapes)
-    verified, mismatches = verify_restored(target, entries)
-    result = RestoreResult(
-        files=len(entries),
-        bytes=sum(f.entry.size for f in entries if f.entry.kind == "file"),
-        tapes=tapes,
-        target=str(target),
-        verified=verified,
-        mismatches=mismatches,
-    )
-    if mismatches:
-        raise VerifyFailed(
-            f"Restored {len(entries)} file(s) into {target}, but {len(mismatches)} do not match the catalog: "
-            + "; ".join(mismatches[:5])
-        )
-    return result
 
 
 def extract_here(

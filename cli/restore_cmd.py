@@ -17,6 +17,7 @@ from .app import App, human_bytes, pass_app
 @click.option("--tape", help="Only files on this tape.")
 @click.option("--as-of", "as_of", help="The tree as it was at JOB_ID or a date (2026-11-26, 2026-11-26T18:00).")
 @click.option("--overwrite", is_flag=True, help="Replace files that already exist under TARGET_DIR.")
+@click.option("--plan", "plan_only", is_flag=True, help="Print the plan (tapes, order, blocks, time) and stop.")
 @click.option("-d", "--drive", help="Drive to read with.")
 @click.option("-l", "--library", help="Library to load tapes from.")
 @pass_app
@@ -29,6 +30,7 @@ def restore(
     tape: str | None,
     overwrite: bool,
     as_of: str | None,
+    plan_only: bool,
     drive: str | None,
     library: str | None,
 ) -> None:
@@ -38,10 +40,14 @@ def restore(
     (/home/a/x → TARGET_DIR/home/a/x).  Without --match or --job, extracts
     the tape file at the current position (the original behaviour).
 
+    Before reading, the restore plans which tapes (each loaded once), tape
+    files and blocks it needs; --plan prints that plan and touches no tape.
+
     \b
     Examples:
         pytp restore /tmp/out --match report.pdf
         pytp restore /tmp/out --job 12
+        pytp restore /tmp/out --as-of 2026-11-01 --match /home/alice --plan
     """
     if not patterns and job_id is None and as_of is None:
         from pytp.catalog.restore import extract_here
@@ -64,10 +70,16 @@ def restore(
         overwrite=overwrite,
         as_of=as_of,
     )
+    if plan_only:
+        from pytp.catalog.restore import plan_restore
+
+        for line in plan_restore(app.engine, app.config, app.select(drive, library), options).describe():
+            click.echo(line)
+        return
     result = run_restore(app.engine, app.config, app.select(drive, library), options)
     click.echo(
         f"Restored {result.files} item(s), {human_bytes(result.bytes)} from tape {', '.join(result.tapes)} "
-        f"into {result.target}; {result.verified} file checksum(s) verified."
+        f"into {result.target} ({result.loads} load(s)); {result.verified} file checksum(s) verified."
     )
 
 

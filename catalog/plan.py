@@ -1,0 +1,176 @@
+"""Restore plans: which tapes, in which order, which tape files and blocks.
+
+A plan loads each tape once: the tape already in the drive first, then the
+others, ordered so that the parts of a member cut across tapes come in order
+(part 1's tape before part 2's).  Inside a tape, files are visited in tape
+order and members in offset order; members closer than a few blocks are read
+in one pass, farther ones are reached by spacing (``fsr``).  The estimate
+uses the ``restore_planning`` settings (drive speed, load and seek times).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pytp.tapeio.blockio import TapeFileReader
+from pytp.tapeio.tarformat import padded
+
+from .config import PlanningConfig
+from .inventory import Location
+from .models import Entry, EntryPart, TapeFile, Volume
+from .parts import Piece
+from .search import Found
+
+
+@dataclass
+class Item:
+    """One thing to read in a tape file: a whole member, or one part of a cut one."""
+
+    entry: Entry
+    offset: int
+    length: int
+    part: EntryPart | None = None
+
+
+@dataclass
+class FilePlan:
+    tape_file: TapeFile
+    items: list[Item] = field(default_factory=list)
+    #: block ranges (first, last) actually read, after merging near neighbours
+    reads: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def blocks(self) -> int:
+        return sum(last - first + 1 for first, last in self.reads)
+
+
+@dataclass
+class TapePlan:
+    volume: Volume
+    location: str
+    files: list[FilePlan] = field(default_factory=list)
+
+
+@dataclass
+class RestorePlan:
+    tapes: list[TapePlan]
+    missing: list[Volume]
+    block_size: int
+    members: int
+    planning: PlanningConfig
+
+    @property
+    def blocks(self) -> int:
+        return sum(f.blocks for t in self.tapes for f in t.files)
+
+    @property
+    def bytes_to_read(self) -> int:
+        return self.blocks * self.block_size
+
+    @property
+    def seeks(self) -> int:
+        return sum(len(f.reads) for t in self.tapes for f in t.files)
+
+    @property
+    def loads(self) -> int:
+        return sum(1 for t in self.tapes if not t.location.startswith("drive"))
+
+    @property
+    def seconds(self) -> float:
+        p = self.planning
+        return self.bytes_to_read / (p.drive_mb_per_s * 1e6) + self.loads * p.load_seconds + self.seeks * p.seek_seconds
+
+    def describe(self) -> list[str]:
+        """The plan as lines for a person."""
+        lines = [
+            f"{self.members} member(s) from {len(self.tapes)} tape(s): {self.loads} load(s), {self.seeks} seek(s), "
+            f"{self.bytes_to_read / 1e6:.1f} MB to read, about {self.seconds / 60:.1f} min."
+        ]
+        for number, tape in enumerate(self.tapes, start=1):
+            lines.append(f"{number}. tape {tape.volume.label} (barcode {tape.volume.barcode or '-'}, {tape.location})")
+            for fp in tape.files:
+                ranges = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in fp.reads)
+                number_ = fp.tape_file.file_number
+                lines.append(f"   file {number_}: {len(fp.items)} member(s), blocks {ranges} ({fp.blocks} blocks)")
+        for volume in self.missing:
+            lines.append(f"missing: insert tape {volume.label} (barcode {volume.barcode or '-'}) into the library")
+        return lines
+
+
+def _member_length(entry: Entry) -> int:
+    return entry.header_size + (padded(entry.size) if entry.kind == "file" else 0)
+
+
+def _merge(items: list[Item], block_size: int) -> list[tuple[int, int]]:
+    ranges: list[tuple[int, int]] = []
+    for item in sorted(items, key=lambda i: i.offset):
+        first = item.offset // block_size
+        last = (item.offset + max(item.length, 1) - 1) // block_size
+        if ranges and first - ranges[-1][1] - 1 < TapeFileReader.SPACE_THRESHOLD_BLOCKS:
+            # Close enough: reading through the gap is cheaper than stopping to space.
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], last))
+        else:
+            ranges.append((first, last))
+    return ranges
+
+
+def _tape_order(volumes: dict[int, Volume], edges: set[tuple[int, int]], first: int | None) -> list[int]:
+    """Volume ids in an order that respects ``edges`` (a before b); ``first`` leads if it can."""
+    remaining = set(volumes)
+    incoming = {v: {a for a, b in edges if b == v} for v in remaining}
+    order: list[int] = []
+    while remaining:
+        ready = sorted((v for v in remaining if not (incoming[v] & remaining)), key=lambda v: volumes[v].label)
+        if not ready:  # a cycle between jobs' tape sequences: parts are spooled
+            ready = sorted(remaining, key=lambda v: volumes[v].label)
+        pick = first if first in ready else ready[0]
+        order.append(pick)  # type: ignore[arg-type]
+        remaining.discard(pick)  # type: ignore[arg-type]
+        first = None
+    return order
+
+
+def build_plan(
+    entries: list[Found],
+    parts: dict[int, list[Piece]],
+    locations: dict[str, Location],
+    loaded_barcode: str | None,
+    block_size: int,
+    planning: PlanningConfig,
+) -> RestorePlan:
+    """Plan the reads for ``entries`` (split members' ``parts`` included)."""
+    volumes: dict[int, Volume] = {}
+    files: dict[tuple[int, int], FilePlan] = {}
+
+    def add(volume: Volume, tape_file: TapeFile, item: Item) -> None:
+        volumes[volume.id] = volume  # type: ignore[index]
+        key = (volume.id, tape_file.file_number)
+        files.setdefault(key, FilePlan(tape_file)).items.append(item)  # type: ignore[arg-type]
+
+    edges: set[tuple[int, int]] = set()
+    for found in entries:
+        pieces = parts.get(found.entry.id)  # type: ignore[arg-type]
+        if not pieces:
+            add(found.volume, found.tape_file, Item(found.entry, found.entry.offset, _member_length(found.entry)))
+            continue
+        for part, tape_file, volume in pieces:
+            add(volume, tape_file, Item(found.entry, part.offset, part.header_size + part.data_size, part))
+        for (_, _, a), (_, _, b) in zip(pieces, pieces[1:]):
+            if a.id != b.id:
+                edges.add((a.id, b.id))  # type: ignore[arg-type]
+    loaded = next((v.id for v in volumes.values() if loaded_barcode and v.barcode == loaded_barcode), None)
+    tapes, missing = [], []
+    for volume_id in _tape_order(volumes, edges, loaded):
+        volume = volumes[volume_id]
+        where = locations.get(volume.barcode or "")
+        if where is None and volume_id != loaded:
+            missing.append(volume)
+        location = "drive (loaded)" if volume_id == loaded else str(where) if where else "offline"
+        plan = TapePlan(volume, location)
+        for (vid, _), fp in sorted(files.items(), key=lambda kv: kv[0]):
+            if vid == volume_id:
+                fp.items.sort(key=lambda i: i.offset)
+                fp.reads = _merge(fp.items, block_size)
+                plan.files.append(fp)
+        tapes.append(plan)
+    return RestorePlan(tapes, missing, block_size, len(entries), planning)
