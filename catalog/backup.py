@@ -17,13 +17,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from pytp.tapeio.blockio import BlockAssembler
+from pytp.tapeio.blockio import BlockAssembler, blocks_per_transfer
 from pytp.tapeio.buffer import BufferStats, DriveWriter
 from pytp.tapeio.continuation import Resume
 from pytp.tapeio.drive import Drive, ensure_block_size
@@ -51,6 +52,7 @@ from .models import (
     utcnow,
 )
 from .spanning import SpanningSink, place_entries
+from .staging import Staged, StagingArea, stage_source
 
 ENTRY_BATCH = 2000
 LEVELS = ("full", "incremental", "differential")
@@ -80,6 +82,8 @@ class BackupOptions:
     low_water_mark: int = 10
     #: incremental/differential: also compare content (xxh3) when metadata agrees
     checksum: bool = False
+    #: tar strategy: how many archives are staged at once
+    max_concurrent_tars: int = 2
 
 
 @dataclass
@@ -206,10 +210,8 @@ def run_backup(
     """
     if options.level not in LEVELS:
         raise CatalogError(f"Unknown level '{options.level}'; use one of {', '.join(LEVELS)}.")
-    if options.strategy != "direct":
-        raise CatalogError(
-            f"Strategy '{options.strategy}' is not supported yet; nothing was written. Use --strategy direct."
-        )
+    if options.strategy not in STRATEGIES:
+        raise CatalogError(f"Unknown strategy '{options.strategy}'; use one of {', '.join(STRATEGIES)}.")
     sources = normalise_sources(options.sources)
     pool = options.pool or config.default_pool
     config.pool(pool)
@@ -292,8 +294,11 @@ class _JobState:
         references = self._references(sources)
         self.volume = self.media.mount_for_append(self.session, pool)
         ensure_block_size(self.media.drive, self.media.block_size)
-        for source in sources:
-            self._write_source(source, references.get(source))
+        if self.options.strategy == "direct":
+            for source in sources:
+                self._write_source(source, references.get(source))
+        else:
+            self._write_sources_staged(sources, references)
         self._write_manifest(final=True)
         self._finish()
 
@@ -350,35 +355,106 @@ class _JobState:
         if source is not None:
             self.tape_files.append((self.volume.label, tape_file.file_number, path_text(source), blocks))
 
-    def _write_source(self, source: bytes, reference: Reference | None = None) -> None:
+    def _write_sources_staged(self, sources: list[bytes], references: dict[bytes, Reference]) -> None:
+        """Stage up to ``max_concurrent_tars`` archives at once; write them in order."""
+        concurrent = max(1, self.options.max_concurrent_tars)
+        with StagingArea(self.media.config.tar_dir, self.job.id) as area:
+            area.check_space(sources, concurrent)
+            with ThreadPoolExecutor(max_workers=concurrent, thread_name_prefix="pytp-stage") as pool:
+                futures = [
+                    pool.submit(
+                        stage_source,
+                        area,
+                        index,
+                        source,
+                        self.media.block_size,
+                        self._select(references.get(source)),
+                        self._on_bytes,
+                    )
+                    for index, source in enumerate(sources)
+                ]
+                try:
+                    for source, future in zip(sources, futures):
+                        self._write_staged(future.result(), references.get(source))
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
+
+    def _select(self, reference: Reference | None) -> Callable[[bytes, os.stat_result], bool] | None:
+        if reference is None:
+            return None
+        state, checksum = reference.state, self.options.checksum
+        return lambda path, st: has_changed(state.get(path), path, st, checksum)
+
+    def _begin_source(self, source: bytes) -> tuple[TapeFile, SpanningSink]:
         first = self._start_tape_file("data", source)
         self.sink.tape_file_id = first.id  # type: ignore[assignment]
         self._progress.source = path_text(source)
-        drive = self.media.drive
         spanning = self._spanning = SpanningSink(
-            drive, self.media.block_size, first, lambda resume, part: self._next_tape(source, resume)
+            self.media.drive, self.media.block_size, first, lambda resume, part: self._next_tape(source, resume)
         )
+        return first, spanning
+
+    def _write_source(self, source: bytes, reference: Reference | None = None) -> None:
+        """The direct strategy: produce the archive straight into the drive buffer."""
+        first, spanning = self._begin_source(source)
         writer = self._writer = DriveWriter(
-            spanning.write, self.options.buffer_bytes, self.options.start_percent, drive.name
+            spanning.write, self.options.buffer_bytes, self.options.start_percent, self.media.drive.name
         )
         out = BlockAssembler(writer.put, self.media.block_size)
         archive = ArchiveWriter(out, self.sink.add, self.problems.append, self._on_bytes, spanning.starts.append)
-        select = None
-        if reference is not None:
-            state, checksum = reference.state, self.options.checksum
-            select = lambda path, st: has_changed(state.get(path), path, st, checksum)  # noqa: E731
         try:
-            seen = archive.add_tree(source, select)
+            seen = archive.add_tree(source, self._select(reference))
             out.write(END_OF_ARCHIVE)
             out.finish()
             writer.close()
         except BaseException:
             writer.abort()
             raise
+        self._end_source(source, first, spanning, reference, seen, writer)
+
+    def _write_staged(self, staged: Staged, reference: Reference | None) -> None:
+        """The tar and dd strategies: a staged archive to tape, with or without the buffer."""
+        first, spanning = self._begin_source(staged.source)
+        spanning.starts.extend(staged.starts)
+        self.problems.extend(staged.problems)
+        for record in staged.records:
+            self.sink.add(record)
+        writer = None
+        if self.options.strategy == "tar":
+            writer = self._writer = DriveWriter(
+                spanning.write, self.options.buffer_bytes, self.options.start_percent, self.media.drive.name
+            )
+        chunk = blocks_per_transfer(self.media.block_size) * self.media.block_size
+        try:
+            with open(staged.path, "rb") as archive:
+                while data := archive.read(chunk):
+                    (writer.put if writer else spanning.write)(data)
+            if writer:
+                writer.close()
+        except BaseException:
+            if writer:
+                writer.abort()
+            raise
+        finally:
+            staged.path.unlink(missing_ok=True)
+        self._end_source(staged.source, first, spanning, reference, staged.seen, writer)
+
+    def _end_source(
+        self,
+        source: bytes,
+        first: TapeFile,
+        spanning: SpanningSink,
+        reference: Reference | None,
+        seen: set[bytes],
+        writer: DriveWriter | None,
+    ) -> None:
         blocks = spanning.finish()
-        stats = writer.stats()
-        self.buffer_high_water = max(self.buffer_high_water, stats.high_water)
-        self.buffer_underruns += stats.underruns
+        if writer is not None:
+            stats = writer.stats()
+            self.buffer_high_water = max(self.buffer_high_water, stats.high_water)
+            self.buffer_underruns += stats.underruns
         self.media.drive.weof(1)
         self.sink.flush()
         self._complete(spanning.parts[-1].tape_file, blocks, source)

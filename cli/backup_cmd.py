@@ -22,7 +22,8 @@ from .app import App, human_bytes, pass_app, warn
     type=click.Choice(["direct", "tar", "dd"]),
     default="direct",
     show_default=True,
-    help="direct streams to tape through the memory buffer.",
+    help="direct: stream to tape through the memory buffer; tar: stage in tar_dir, then stream; "
+    "dd: stage, then write without the buffer.",
 )
 @click.option(
     "--level",
@@ -83,6 +84,7 @@ def backup(
         job_label=job_label,
         level=level or ("incremental" if incremental else "full"),
         checksum=checksum,
+        max_concurrent_tars=max_concurrent_tars,
         strategy=strategy,
         pool=pool,
         buffer_bytes=max(1 << 20, int(buffer_gib * (1 << 30))),

@@ -93,8 +93,8 @@ def test_exit_codes_for_bad_input(run, source_tree: Path, tmp_path: Path) -> Non
     assert "Error: Unknown drive 'nope'" in r.stderr
     r = run("backup", str(source_tree), "-l", "nolib", expect=exitcodes.EXIT_CONFIG)
     assert "Error: Unknown library 'nolib'" in r.stderr
-    r = run("backup", "--strategy", "tar", str(source_tree), expect=exitcodes.EXIT_ERROR)
-    assert "not supported yet; nothing was written" in r.stderr
+    r = run("backup", "--level", "weekly", str(source_tree), expect=exitcodes.EXIT_USAGE)
+    assert "Invalid value for '--level'" in r.stderr
     r = run("search", "no-such-thing", expect=exitcodes.EXIT_NOT_FOUND)
     assert r.stderr.startswith("Error: No backed-up file")
     run("backup", "--bogus", expect=exitcodes.EXIT_USAGE)
