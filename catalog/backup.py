@@ -377,6 +377,7 @@ class _JobState:
                     for source, future in zip(sources, futures):
                         self._write_staged(future.result(), references.get(source))
                 except BaseException:
+                    area.cancelled.set()
                     for future in futures:
                         future.cancel()
                     raise

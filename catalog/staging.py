@@ -18,6 +18,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,10 @@ from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord, Problem, walk
 from .errors import ConfigError
 
 _STAGE_DIR = re.compile(r"^pytp-job\d+-pid(\d+)-")
+
+
+class StagingCancelled(Exception):
+    """Raised in a staging thread when the job stops."""
 
 
 @dataclass
@@ -69,6 +74,8 @@ class StagingArea:
         self.root.mkdir(parents=True, exist_ok=True)
         self._remove_stale()
         self.path = Path(tempfile.mkdtemp(prefix=f"pytp-job{job_id}-pid{os.getpid()}-", dir=self.root))
+        #: set when the job fails: staging threads stop at their next chunk
+        self.cancelled = threading.Event()
 
     def _remove_stale(self) -> None:
         """Directories of pytp processes that are gone (killed before they could clean up)."""
@@ -112,9 +119,16 @@ def stage_source(
 ) -> Staged:
     """Write the archive of ``source`` into the staging area, block-padded as on tape."""
     staged = Staged(source, area.path / f"{index:04d}.tar")
+
+    def progress(count: int) -> None:
+        if area.cancelled.is_set():
+            raise StagingCancelled("staging stopped: the job failed or was interrupted")
+        if on_bytes is not None:
+            on_bytes(count)
+
     with open(staged.path, "wb") as out_file:
         out = BlockAssembler(out_file.write, block_size)
-        archive = ArchiveWriter(out, staged.records.append, staged.problems.append, on_bytes, staged.starts.append)
+        archive = ArchiveWriter(out, staged.records.append, staged.problems.append, progress, staged.starts.append)
         staged.seen = archive.add_tree(source, select)
         out.write(END_OF_ARCHIVE)
         out.finish()
