@@ -151,27 +151,8 @@ class _EntrySink:
         self._lock = threading.Lock()
 
     def add(self, record: MemberRecord) -> None:
-        row = dict(
-            job_id=self.job_id,
-            tape_file_id=self.tape_file_id,
-            path=record.path,
-            path_text=path_text(record.path),
-            kind=record.kind,
-            size=record.size,
-            mode=record.mode,
-            uid=record.uid,
-            gid=record.gid,
-            uname=record.uname,
-            gname=record.gname,
-            mtime_ns=record.mtime_ns,
-            ctime_ns=record.ctime_ns,
-            inode=record.inode,
-            device=record.device,
-            link_target=record.link_target,
-            xxh3=record.xxh3,
-            offset=record.offset,
-            header_size=record.header_size,
-        )
+        # MemberRecord's fields are Entry's columns, by design.
+        row = dict(vars(record), job_id=self.job_id, tape_file_id=self.tape_file_id, path_text=path_text(record.path))
         with self._lock:
             self.rows.append(row)
             self.files += 1

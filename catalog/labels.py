@@ -24,7 +24,7 @@ from .devices import Selection, drive_lock
 from .errors import ConfigError, WrongTape
 from .media import Media
 from .models import Volume
-from .volumes import in_retention, pool_accepts, retention_end, write_volume_label
+from .volumes import in_retention, pool_accepts, retention_end
 
 
 @dataclass(frozen=True)
@@ -102,17 +102,7 @@ def label_tape(
             raise WrongTape(f"{problem} --force needs the new label '{name}' typed again (--confirm {name}).")
         if label is None and not foreign and not pool_accepts(config, target_pool, current_barcode) and not force:
             raise WrongTape(f"Barcode {current_barcode} is reserved for another pool by its label prefix.")
-        volume = write_volume_label(
-            session,
-            config,
-            media.drive,
-            media.block_size,
-            text=name,
-            pool=target_pool,
-            barcode=current_barcode,
-            library=selection.library.name if selection.library else None,
-            reuse=volume,
-        )
+        volume = media.write_label(session, text=name, pool=target_pool, barcode=current_barcode, reuse=volume)
         return LabelResult(volume.label, volume.barcode, volume.pool, relabelled=label is not None or foreign)
 
 

@@ -211,18 +211,7 @@ class Media:
             if label is None or label.uuid != volume.uuid:
                 self.unload()
                 continue
-            ensure_block_size(self.drive, self.block_size)
-            return write_volume_label(
-                session,
-                self.config,
-                self.drive,
-                self.block_size,
-                text=volume.label,
-                pool=pool,
-                barcode=volume.barcode,
-                library=volume.library,
-                reuse=volume,
-            )
+            return self.write_label(session, text=volume.label, pool=pool, barcode=volume.barcode, reuse=volume)
         raise NoTapeAvailable(
             f"No appendable, blank or expired tape for pool '{pool}' in library {self.changer.name}. "
             "Put blank tapes into the library (see `pytp list`)."
@@ -283,16 +272,24 @@ class Media:
         return volume
 
     def _label_blank(self, session: Session, pool: str, barcode: str | None) -> Volume:
+        text = barcode or f"PYTP-{uuidlib.uuid4().hex[:8].upper()}"
+        return self.write_label(session, text=text, pool=pool, barcode=barcode)
+
+    def write_label(
+        self, session: Session, *, text: str, pool: str, barcode: str | None, reuse: Volume | None = None
+    ) -> Volume:
+        """Label the tape in the drive (``volumes.write_volume_label``) in this drive's library."""
         ensure_block_size(self.drive, self.block_size)
         return write_volume_label(
             session,
             self.config,
             self.drive,
             self.block_size,
-            text=barcode or f"PYTP-{uuidlib.uuid4().hex[:8].upper()}",
+            text=text,
             pool=pool,
             barcode=barcode,
             library=self.selection.library.name if self.selection.library else None,
+            reuse=reuse,
         )
 
     def check_barcode(self, label: VolumeLabel) -> None:
