@@ -39,16 +39,24 @@ class BlockAssembler:
         self.offset = 0
 
     def write(self, data: bytes | memoryview) -> None:
-        self._pending += data
         self.offset += len(data)
-        if len(self._pending) >= self._chunk:
-            whole = len(self._pending) // self._chunk * self._chunk
-            # One copy out through a view (a bytearray slice would copy twice);
-            # the view must be released before the bytearray may shrink.
-            with memoryview(self._pending) as view:
-                chunk = bytes(view[:whole])
-            del self._pending[:whole]
-            self._emit(chunk)
+        view = memoryview(data)
+        if len(self._pending) + len(view) < self._chunk:
+            self._pending += view
+            return
+        # Complete the pending bytes to a whole block, then hand over the
+        # block-aligned middle of ``data`` with a single copy (the caller may
+        # reuse its buffer), and keep the unaligned tail.
+        head = -len(self._pending) % self.block_size
+        self._pending += view[:head]
+        view = view[head:]
+        if self._pending:
+            self._emit(bytes(self._pending))
+            self._pending.clear()
+        aligned = len(view) - len(view) % self.block_size
+        if aligned:
+            self._emit(bytes(view[:aligned]))
+        self._pending += view[aligned:]
 
     def finish(self) -> int:
         """Pad the last block with zeros, emit the rest; return the number of blocks."""
