@@ -168,8 +168,10 @@ def test_every_command_has_help_with_an_example() -> None:
             else:
                 yield prefix + name, command
 
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     for name, command in walk(cli):
         assert command.help and "Example" in command.help, f"{name} lacks help with an example"
+        assert f"`{name}" in readme or f"`{name.split()[-1]}" in readme, f"{name} is not in the README"
 
 
 def test_exit_code_table_is_documented() -> None:
