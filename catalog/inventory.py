@@ -111,7 +111,8 @@ def job_rows(session: Session, limit: int | None = None) -> list[dict[str, Any]]
         select(TapeFile.job_id, Volume.label).join(Volume, col(Volume.id) == TapeFile.volume_id).distinct()
     ).all():
         tapes.setdefault(job_id, set()).add(label)
-    query = select(Job).order_by(col(Job.id).desc())
+    # By start time, not id: a rebuilt catalog numbers jobs in the order it read the tapes.
+    query = select(Job).order_by(col(Job.started_at).desc(), col(Job.id).desc())
     if limit:
         query = query.limit(limit)
     rows = []

@@ -117,7 +117,9 @@ def _tape_files(session: Session, job_id: int | None, tape: str | None) -> list[
         query = query.where(Volume.label == tape, col(Job.status).in_(JobStatus.GOOD))
     else:
         newest = session.exec(
-            select(Job).where(col(Job.status).in_(JobStatus.GOOD)).order_by(col(Job.id).desc())
+            select(Job)
+            .where(col(Job.status).in_(JobStatus.GOOD))
+            .order_by(col(Job.started_at).desc(), col(Job.id).desc())
         ).first()
         if newest is None:
             raise NotFound("There is no finished backup job to verify yet.")

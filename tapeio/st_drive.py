@@ -27,6 +27,18 @@ Behaviour of the driver this module relies on (drivers/scsi/st.c):
   until the tape is repositioned, as the virtual drive does.
 * tgt's emulated drives have no READ POSITION/LOCATE: ``tell`` answers None
   and nothing else in pytp depends on ``tell``/``seek``.
+* tgt answers a fixed-block READ at end of data with MEDIUM ERROR (MEDIUM
+  FORMAT CORRUPTED) where a real drive sends BLANK CHECK, so st reports no
+  ``EOD`` and the error looks like damage; a blank cartridge fails the same
+  way at BOT.  When a read fails with ``EIO`` and the status does not say
+  why, ``read`` asks the tape with one variable-block read, which tgt answers
+  with BLANK CHECK at end of data (st then reports ``EOD`` or ``EOT``), and
+  restores the block size: end of data becomes :class:`BlankTape`, anything
+  else stays a :class:`MediumError`.
+* tgt sends no residual count when a SPACE stops at end of data, so after
+  ``MTEOM`` (st spaces 0x7fffff filemarks) st reports file number
+  ``start + 0x7fffff``.  ``eod`` then counts the filemarks from BOT one by
+  one and spaces to the last of them, so the file number is true again.
 * ``MTIOCGET`` right after a read that stopped short at a filemark makes st
   step back over that filemark (``flush_buffer`` → ``cross_eof``, a SPACE of
   -1 filemarks).  Real drives land just before the filemark; tgt 1.0.85 lands
@@ -492,6 +504,8 @@ class StDrive:
         self._block_size: int | None = None
         #: A write met end of medium and the tape has not moved since (see module doc).
         self._eom = False
+        #: ``eod`` had to find end of data by counting filemarks; st does not know it is there.
+        self._eod = False
 
     def __repr__(self) -> str:
         return f"StDrive({self.device_path!r}, {self.name!r})"
@@ -640,6 +654,8 @@ class StDrive:
             raise ValueError(f"{operation}: count must be an integer from 0 to {limit}, not {count!r}")
         if op not in (MTWEOF, MTSETBLK):
             self._eom = False  # the tape moves away from where end of medium was met
+        if op != MTSETBLK:
+            self._eod = False
         request = struct.pack(MTOP_FORMAT, op, count)
         try:
             self._call(lambda fd: fcntl.ioctl(fd, MTIOCTOP, request))
@@ -654,6 +670,8 @@ class StDrive:
             status = self._mtget(self._fd)
             if status.online:
                 self._block_size = status.block_size
+                if self._eod:
+                    status = replace(status, eod=True)
                 return replace(status, eom=True) if self._eom else status
             # This handle may predate a load or unload; a fresh one re-reads the drive.
             self._drop_fd()
@@ -697,6 +715,23 @@ class StDrive:
     def eod(self) -> None:
         """Go to end of data, ready to append a file."""
         self._op(MTEOM, 1, "eod")
+        status = self.status()
+        if status.file_number < MAX_COUNT:
+            return
+        # No residual count came back (tgt): st added the whole 0x7fffff it
+        # asked for to the file number.  Count the filemarks from BOT instead.
+        self._op(MTREW, 1, "eod")
+        files = 0
+        while files < MAX_COUNT:
+            try:
+                self._op(MTFSF, 1, "eod")
+            except MediumError:
+                break  # no further filemark: end of data
+            files += 1
+        self._op(MTREW, 1, "eod")
+        if files:
+            self._op(MTFSF, files, "eod")
+        self._eod = True
 
     def weof(self, count: int = 1) -> None:
         """Write ``count`` filemarks."""
@@ -731,10 +766,64 @@ class StDrive:
         :param size: a positive multiple of the block size.
         """
         self._check_size(size, "read")
+        self._eod = False
         try:
             return self._call(lambda fd: os.read(fd, size))
         except OSError as err:
+            if err.errno == errno.EIO and self._ask_for_end_of_data():
+                raise map_os_error(
+                    err,
+                    device=self._label,
+                    operation="read",
+                    status=DriveStatus(online=True, eod=True),
+                    transfer=True,
+                    argument=size,
+                ) from err
             raise self._error(err, "read", transfer=True, argument=size) from err
+
+    def _ask_for_end_of_data(self) -> bool:
+        """After a read failed with ``EIO`` for no reason st reports: is this end of data?
+
+        tgt answers a fixed-block READ at end of data with MEDIUM ERROR; a
+        variable-block READ there gets BLANK CHECK with the EOM bit, after
+        which st reports ``EOD`` (right after a filemark) or ``EOT`` (see the
+        module doc).  The block size is restored afterwards.  Where a block
+        is read instead, the head is one block further on and the answer is
+        no: the caller reports the original error.
+        """
+        fd = self._fd
+        if fd is None:
+            return False
+        try:
+            status = self._mtget(fd)
+        except TapeIOError:
+            return False
+        block = status.block_size
+        if not status.online or status.eod or status.bot or status.eom or not block:
+            return False  # st knows what happened; map_os_error says it
+        try:
+            fcntl.ioctl(fd, MTIOCTOP, struct.pack(MTOP_FORMAT, MTSETBLK, 0))
+        except OSError:
+            return False
+        answer = False
+        try:
+            try:
+                os.read(fd, block)
+            except OSError:
+                pass
+            # What came back does not tell: at end of data tgt sends no residual
+            # count, so st may return a whole buffer of nothing.  The state does.
+            try:
+                after = self._mtget(fd)
+            except TapeIOError:
+                after = None
+            answer = after is not None and not after.eof and (after.eod or after.eom)
+        finally:
+            try:
+                fcntl.ioctl(fd, MTIOCTOP, struct.pack(MTOP_FORMAT, MTSETBLK, block))
+            except OSError:
+                self._block_size = None
+        return answer
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Write ``data`` in whole blocks.
@@ -750,6 +839,7 @@ class StDrive:
             return
         self._check_size(total, "write")
         self._ensure_writable()
+        self._eod = False
         try:
             written = self._call(lambda fd: os.write(fd, view))
         except OSError as err:
@@ -775,6 +865,7 @@ class StDrive:
         self._read_only = None
         self._block_size = None
         self._eom = False
+        self._eod = False
         if fd is None:
             return
         try:
