@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from .drive import UNKNOWN, DriveStatus
 from .errors import TapeIOError
-from .st_drive import ENOMEDIUM, GSTAT_NAMES, MT_ST_BLKSIZE_MASK, MT_ST_DENSITY_SHIFT, map_os_error
+from .st_ioctl import ENOMEDIUM, GSTAT_NAMES, MT_ST_BLKSIZE_MASK, MT_ST_DENSITY_SHIFT, map_os_error
 
 MT_ST = "mt-st"
 GNU = "gnu"

@@ -5,7 +5,7 @@ A library is a directory::
     library.json   name, format, drives (paths relative to the library),
                    slots {"1": barcode or null, ...}, import_export [slot, ...],
                    drive_sources {"0": slot}, tape_size
-    tapes/<BARCODE>/   virtual tapes (see virtual_drive)
+    tapes/<BARCODE>/   virtual tapes (see virtual_tape)
     drives/<n>/        virtual drives
     lock               flock'ed while the inventory changes
 
@@ -27,14 +27,8 @@ from typing import Any
 
 from .changer import ChangerStatus, DriveElement, StorageElement
 from .errors import ChangerError, DriveBusy, TapeIOError
-from .virtual_drive import (
-    create_virtual_drive,
-    create_virtual_tape,
-    load_tape,
-    loaded_tape,
-    tape_barcode,
-    unload_tape,
-)
+from .virtual_drive import create_virtual_drive, load_tape, loaded_tape, unload_tape
+from .virtual_tape import create_virtual_tape, tape_barcode
 
 FORMAT_VERSION = 1
 LIBRARY_FILE = "library.json"
@@ -93,13 +87,10 @@ def create_virtual_library(
         raise ValueError(f"{tapes} tapes do not fit into {slots} storage slots.")
     library = Path(path)
     if (library / LIBRARY_FILE).exists():
-        raise ChangerError(
-            f"A virtual library already exists at {library}: use it, or choose another path."
-        )
+        raise ChangerError(f"A virtual library already exists at {library}: use it, or choose another path.")
     if library.exists() and any(library.iterdir()):
         raise ChangerError(
-            f"Cannot create a virtual library at {library}: the directory is not empty. "
-            "Choose another path."
+            f"Cannot create a virtual library at {library}: the directory is not empty. Choose another path."
         )
     library.mkdir(parents=True, exist_ok=True)
     (library / "tapes").mkdir()
@@ -155,9 +146,7 @@ def add_tape(
             )
         tape_dir = changer.path / "tapes" / barcode
         if tape_dir.exists():
-            raise ChangerError(
-                f"Library {changer.name} already has a tape {barcode}: barcodes must be unique."
-            )
+            raise ChangerError(f"Library {changer.name} already has a tape {barcode}: barcodes must be unique.")
         create_virtual_tape(tape_dir, barcode, capacity or int(lib.get("tape_size", 4 * GiB)))
         lib["slots"][str(slot)] = barcode
         changer._save(lib)
@@ -207,9 +196,7 @@ class VirtualChanger:
     def _drive_dir(self, lib: dict[str, Any], drive: int) -> Path:
         drives = lib["drives"]
         if not 0 <= drive < len(drives):
-            raise ChangerError(
-                f"Library {self.name} has no drive {drive}: drives are 0 to {len(drives) - 1}."
-            )
+            raise ChangerError(f"Library {self.name} has no drive {drive}: drives are 0 to {len(drives) - 1}.")
         return self.path / drives[drive]
 
     def drive_path(self, drive: int) -> Path:
@@ -289,9 +276,7 @@ class VirtualChanger:
             drive_dir = self._drive_dir(lib, drive)
             current = loaded_tape(drive_dir)
             if current is None:
-                raise ChangerError(
-                    f"Drive {drive} of library {self.name} is empty: there is no tape to unload."
-                )
+                raise ChangerError(f"Drive {drive} of library {self.name} is empty: there is no tape to unload.")
             sources = lib.setdefault("drive_sources", {})
             target = slot if slot is not None else sources.get(str(drive))
             if target is None:
@@ -303,8 +288,7 @@ class VirtualChanger:
             occupant = lib["slots"][str(target)]
             if occupant is not None:
                 raise ChangerError(
-                    f"Slot {target} of library {self.name} already holds tape {occupant}: "
-                    "choose an empty slot."
+                    f"Slot {target} of library {self.name} already holds tape {occupant}: choose an empty slot."
                 )
             try:
                 tape = unload_tape(drive_dir)
@@ -320,19 +304,14 @@ class VirtualChanger:
             self._check_slot(lib, source)
             self._check_slot(lib, destination)
             if source == destination:
-                raise ChangerError(
-                    f"Slot {source} is both source and destination: choose another destination."
-                )
+                raise ChangerError(f"Slot {source} is both source and destination: choose another destination.")
             barcode = lib["slots"][str(source)]
             if barcode is None:
-                raise ChangerError(
-                    f"Slot {source} of library {self.name} is empty: there is no tape to move."
-                )
+                raise ChangerError(f"Slot {source} of library {self.name} is empty: there is no tape to move.")
             occupant = lib["slots"][str(destination)]
             if occupant is not None:
                 raise ChangerError(
-                    f"Slot {destination} of library {self.name} already holds tape {occupant}: "
-                    "choose an empty slot."
+                    f"Slot {destination} of library {self.name} already holds tape {occupant}: choose an empty slot."
                 )
             lib["slots"][str(source)] = None
             lib["slots"][str(destination)] = barcode

@@ -6,20 +6,11 @@ a real drive (the system tests run the shared contract on both).
 
 On disk
 -------
-A **tape** is a directory::
-
-    tape.json     barcode, capacity, early_warning, write_protected,
-                  block_size (null until the first block is written), faults
-    file-00000    the blocks of tape file 0, nothing else
-    file-00001    ...
-
-Every ``file-NNNNN`` is implicitly followed by a filemark; after the last one
-is end of data (EOD).  Because a file holds exactly the blocks written to it,
-GNU tar reads a data file directly: ``tar -tf TAPE/file-00001``.
-
 A **drive** is a directory holding ``state.json`` (the loaded tape, the
 position, the block size setting, counters, the pid that has it open) and
-``lock``, which an open :class:`VirtualDrive` holds with ``flock``.
+``lock``, which an open :class:`VirtualDrive` holds with ``flock``.  The tape
+in it is a directory of its own, one file per tape file, each implicitly
+followed by a filemark: see :mod:`.virtual_tape`.
 
 Position model
 --------------
@@ -52,9 +43,7 @@ Where this model differs from ``st`` (documented, deliberate):
 
 from __future__ import annotations
 
-import bisect
 import fcntl
-import json
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -74,12 +63,46 @@ from .errors import (
     WriteProtected,
 )
 from .procinfo import describe_holder
+from .virtual_tape import (
+    FORMAT_VERSION,
+    TAPE_META,
+    MiB,
+    _read_json,
+    _Tape,
+    _write_json,
+    configure_tape,
+    create_virtual_tape,
+    default_early_warning,
+    read_tape_meta,
+    tape_barcode,
+    tape_file_path,
+)
 
-FORMAT_VERSION = 1
-TAPE_META = "tape.json"
+# The tape names are re-exported: they were defined here before virtual_tape.py
+# split them out, and callers and tests import them from this module.
+__all__ = [
+    "DRIVE_STATE",
+    "FORMAT_VERSION",
+    "LOCK_FILE",
+    "TAPE_META",
+    "DriveCounters",
+    "MiB",
+    "VirtualDrive",
+    "configure_tape",
+    "create_virtual_drive",
+    "create_virtual_tape",
+    "default_early_warning",
+    "load_tape",
+    "loaded_tape",
+    "read_counters",
+    "read_tape_meta",
+    "tape_barcode",
+    "tape_file_path",
+    "unload_tape",
+]
+
 DRIVE_STATE = "state.json"
 LOCK_FILE = "lock"
-MiB = 1024 * 1024
 
 # The read mark says what the last forward movement crossed, as st's
 # ``STps->eof`` does: right after a filemark, a read at end of data returns
@@ -120,128 +143,7 @@ class DriveCounters:
 
 
 # --------------------------------------------------------------------------
-# small file helpers
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` atomically, so readers without the lock never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise TapeIOError(f"No {what} at {path.parent}: {path.name} is missing.") from err
-    except (OSError, ValueError) as err:
-        raise TapeIOError(f"Cannot read {path}: {err}. Repair or recreate the {what}.") from err
-    if not isinstance(data, dict):
-        raise TapeIOError(f"{path} is not a {what} description. Repair or recreate it.")
-    return data
-
-
-def tape_file_path(tape_path: str | os.PathLike[str], number: int) -> Path:
-    """The file holding tape file ``number`` of a virtual tape (``file-00001``)."""
-    return Path(tape_path) / f"file-{number:05d}"
-
-
-def default_early_warning(capacity: int) -> int:
-    """Early-warning zone for ``capacity`` bytes: 2 % up to 32 MiB.
-
-    Tiny test tapes still get a zone of a few blocks (up to 64 KiB, at most a
-    quarter of the tape), so "end of medium before the tape is full" holds.
-    """
-    zone = min(capacity // 50, 32 * MiB)
-    return max(zone, min(capacity // 4, 64 * 1024))
-
-
-# --------------------------------------------------------------------------
-# creating and inspecting tapes and drives
-
-
-def create_virtual_tape(
-    path: str | os.PathLike[str],
-    barcode: str,
-    capacity: int,
-    early_warning: int | None = None,
-) -> Path:
-    """Create a blank virtual tape directory.
-
-    :param path: the tape directory; created, or empty if it exists.
-    :param barcode: the cartridge's barcode (its volume tag), e.g. ``PYT001L9``.
-    :param capacity: data bytes the tape holds.
-    :param early_warning: size of the early-warning zone before the end;
-        writes that would end inside it fail with :class:`EndOfMedium`.
-        Default: :func:`default_early_warning`.
-    :returns: the tape directory.
-    """
-    if not barcode or "/" in barcode or barcode.strip() != barcode:
-        raise ValueError(f"Invalid barcode {barcode!r}: use letters and digits, e.g. PYT001L9.")
-    if capacity <= 0:
-        raise ValueError(f"Tape capacity must be positive, not {capacity}.")
-    if early_warning is None:
-        early_warning = default_early_warning(capacity)
-    if not 0 <= early_warning < capacity:
-        raise ValueError(
-            f"Early warning {early_warning} must be at least 0 and below the capacity {capacity}."
-        )
-    tape = Path(path)
-    if tape.exists() and any(tape.iterdir()):
-        raise TapeIOError(
-            f"Cannot create a virtual tape at {tape}: the directory is not empty. "
-            "Choose another path or remove it."
-        )
-    tape.mkdir(parents=True, exist_ok=True)
-    _write_json(
-        tape / TAPE_META,
-        {
-            "format": FORMAT_VERSION,
-            "barcode": barcode,
-            "capacity": capacity,
-            "early_warning": early_warning,
-            "write_protected": False,
-            "block_size": None,
-            "faults": {"read_errors": [], "write_errors": []},
-        },
-    )
-    return tape
-
-
-def read_tape_meta(tape_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``tape.json`` of a virtual tape."""
-    return _read_json(Path(tape_path) / TAPE_META, "virtual tape")
-
-
-def tape_barcode(tape_path: str | os.PathLike[str]) -> str:
-    """The barcode of a virtual tape."""
-    return str(read_tape_meta(tape_path)["barcode"])
-
-
-def configure_tape(
-    tape_path: str | os.PathLike[str],
-    *,
-    write_protected: bool | None = None,
-    read_errors: list[tuple[int, int]] | None = None,
-    write_errors: list[tuple[int, int]] | None = None,
-) -> None:
-    """Set a tape's write protection or injected faults (None leaves a setting alone).
-
-    Faults are ``(file, block)`` pairs: reading or writing that block raises
-    :class:`MediumError`.  This is fault injection by configuration, like
-    borg's failing chunker; a drive reads it when it is opened.
-    """
-    path = Path(tape_path) / TAPE_META
-    meta = _read_json(path, "virtual tape")
-    if write_protected is not None:
-        meta["write_protected"] = bool(write_protected)
-    faults = meta.setdefault("faults", {})
-    if read_errors is not None:
-        faults["read_errors"] = [[int(f), int(b)] for f, b in read_errors]
-    if write_errors is not None:
-        faults["write_errors"] = [[int(f), int(b)] for f, b in write_errors]
-    _write_json(path, meta)
+# creating and inspecting drives
 
 
 def _initial_state() -> dict[str, Any]:
@@ -267,9 +169,7 @@ def create_virtual_drive(path: str | os.PathLike[str]) -> Path:
     """
     drive = Path(path)
     if (drive / DRIVE_STATE).exists():
-        raise TapeIOError(
-            f"A virtual drive already exists at {drive}: use it, or choose another path."
-        )
+        raise TapeIOError(f"A virtual drive already exists at {drive}: use it, or choose another path.")
     drive.mkdir(parents=True, exist_ok=True)
     _write_json(drive / DRIVE_STATE, _initial_state())
     (drive / LOCK_FILE).touch()
@@ -368,17 +268,13 @@ def load_tape(drive_path: str | os.PathLike[str], tape_path: str | os.PathLike[s
     drive = Path(drive_path)
     tape = Path(tape_path).resolve()
     if not (tape / TAPE_META).exists():
-        raise TapeIOError(
-            f"{tape} is not a virtual tape (no {TAPE_META}): create it with create_virtual_tape()."
-        )
+        raise TapeIOError(f"{tape} is not a virtual tape (no {TAPE_META}): create it with create_virtual_tape().")
     fd = _lock_drive(drive, str(drive))
     try:
         state = _read_state(drive)
         current = _resolve_tape(drive, state["tape"])
         if current is not None and not (current == tape and not state["ready"]):
-            raise ChangerError(
-                f"Drive {drive} already holds tape {_barcode_or_path(current)}: unload it first."
-            )
+            raise ChangerError(f"Drive {drive} already holds tape {_barcode_or_path(current)}: unload it first.")
         counters = DriveCounters.from_dict(state["counters"])
         counters.loads += 1
         state.update(
@@ -409,9 +305,7 @@ def unload_tape(drive_path: str | os.PathLike[str]) -> Path:
         tape = _resolve_tape(drive, state["tape"])
         if tape is None:
             raise NoMedium(f"Drive {drive} is empty: there is no tape to unload.")
-        state.update(
-            tape=None, ready=False, file=UNKNOWN, block=UNKNOWN, head=[0, 0], mark=_MARK_NONE
-        )
+        state.update(tape=None, ready=False, file=UNKNOWN, block=UNKNOWN, head=[0, 0], mark=_MARK_NONE)
         _write_json(drive / DRIVE_STATE, state)
         return tape
     finally:
@@ -423,159 +317,6 @@ def _barcode_or_path(tape: Path) -> str:
         return tape_barcode(tape)
     except TapeIOError:
         return str(tape)
-
-
-# --------------------------------------------------------------------------
-# the tape as the drive sees it
-
-
-class _Tape:
-    """A loaded virtual tape: its metadata, its files' sizes, its faults.
-
-    Sizes are kept in memory so that writes and reads cost one system call
-    each; one descriptor for reading and one for writing stay open on the
-    files in use (not one per file: a catalog rebuild visits thousands).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        if not path.is_dir():
-            raise MediumError(
-                f"Virtual tape {path} is missing: restore the directory, or unload the tape."
-            )
-        self.meta = read_tape_meta(path)
-        self.barcode = str(self.meta.get("barcode", path.name))
-        self.capacity = int(self.meta["capacity"])
-        self.early_warning = int(self.meta.get("early_warning") or 0)
-        self.write_protected = bool(self.meta.get("write_protected", False))
-        faults = self.meta.get("faults") or {}
-        self.read_faults = self._fault_index(faults.get("read_errors"))
-        self.write_faults = self._fault_index(faults.get("write_errors"))
-        self.sizes = self._scan()
-        self.used = sum(self.sizes)
-        self._fds: dict[bool, tuple[int, int]] = {}  # writable -> (file number, fd)
-
-    @staticmethod
-    def _fault_index(pairs: list[list[int]] | None) -> dict[int, list[int]]:
-        index: dict[int, list[int]] = {}
-        for file_number, block in pairs or []:
-            index.setdefault(int(file_number), []).append(int(block))
-        return {f: sorted(blocks) for f, blocks in index.items()}
-
-    def _scan(self) -> list[int]:
-        numbers = sorted(
-            int(p.name[5:])
-            for p in self.path.iterdir()
-            if p.name.startswith("file-") and p.name[5:].isdigit()
-        )
-        if numbers != list(range(len(numbers))):
-            missing = sorted(set(range(max(numbers) + 1)) - set(numbers))
-            raise MediumError(
-                f"Virtual tape {self.barcode} ({self.path}) is damaged: tape file(s) "
-                f"{missing} are missing. Restore them, or rewrite the tape from its start."
-            )
-        return [tape_file_path(self.path, n).stat().st_size for n in numbers]
-
-    @property
-    def files(self) -> int:
-        return len(self.sizes)
-
-    @property
-    def block_size(self) -> int | None:
-        value = self.meta.get("block_size")
-        return int(value) if value else None
-
-    @property
-    def threshold(self) -> int:
-        """Bytes of data the tape takes before its early-warning point."""
-        return self.capacity - self.early_warning
-
-    def blocks(self, number: int) -> int:
-        """Whole blocks in tape file ``number`` (a torn trailing block does not count)."""
-        size = self.block_size
-        return self.sizes[number] // size if size else 0
-
-    def first_fault(self, faults: dict[int, list[int]], number: int, start: int, count: int) -> int | None:
-        """The first faulty block in ``[start, start + count)`` of file ``number``."""
-        blocks = faults.get(number)
-        if not blocks:
-            return None
-        i = bisect.bisect_left(blocks, start)
-        if i < len(blocks) and blocks[i] < start + count:
-            return blocks[i]
-        return None
-
-    def kept_bytes(self, number: int, offset: int) -> int:
-        """Bytes left on tape if everything from byte ``offset`` of file ``number`` on is cut."""
-        if number >= self.files:
-            return self.used
-        return sum(self.sizes[:number]) + min(self.sizes[number], offset)
-
-    def cut(self, number: int, offset: int) -> None:
-        """Make file ``number`` end at byte ``offset`` and drop every later file.
-
-        This is what writing does on a real tape: the new data (or filemark)
-        becomes the new end of data, and what followed is unreachable.  At
-        end of data it creates file ``number``.
-        """
-        if number == self.files - 1 and self.sizes[number] == offset:
-            return  # appending to the last file: nothing to cut (the fast path)
-        for later in range(self.files - 1, number, -1):
-            self._forget(later)
-            tape_file_path(self.path, later).unlink()
-        del self.sizes[number + 1 :]
-        if number < self.files:
-            os.truncate(tape_file_path(self.path, number), offset)
-            self.sizes[number] = offset
-        else:
-            tape_file_path(self.path, number).touch()
-            self.sizes.append(0)
-        self.used = sum(self.sizes)
-
-    def create_empty(self, number: int) -> None:
-        """Append an empty tape file (between two filemarks)."""
-        assert number == self.files
-        tape_file_path(self.path, number).touch()
-        self.sizes.append(0)
-
-    def set_block_size(self, size: int) -> None:
-        self.meta["block_size"] = size
-        _write_json(self.path / TAPE_META, self.meta)
-
-    def _fd(self, number: int, writable: bool) -> int:
-        cached = self._fds.get(writable)
-        if cached is not None:
-            if cached[0] == number:
-                return cached[1]
-            os.close(cached[1])
-            del self._fds[writable]
-        flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC
-        fd = os.open(tape_file_path(self.path, number), flags)
-        self._fds[writable] = (number, fd)
-        return fd
-
-    def _forget(self, number: int) -> None:
-        """Drop descriptors on file ``number``: after an unlink they name a dead inode."""
-        for writable, (cached, fd) in list(self._fds.items()):
-            if cached == number:
-                os.close(fd)
-                del self._fds[writable]
-
-    def pwrite(self, number: int, offset: int, data: memoryview) -> None:
-        fd = self._fd(number, writable=True)
-        done = 0
-        while done < len(data):  # os.pwrite may write less than asked
-            done += os.pwrite(fd, data[done:], offset + done)
-        self.sizes[number] = max(self.sizes[number], offset + len(data))
-        self.used += len(data)
-
-    def pread(self, number: int, offset: int, size: int) -> bytes:
-        return os.pread(self._fd(number, writable=False), size, offset)
-
-    def close(self) -> None:
-        for _, fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
 
 
 # --------------------------------------------------------------------------
@@ -889,8 +630,7 @@ class VirtualDrive:
             self._set(0, 0, 0 if known else UNKNOWN, 0, _MARK_NONE)
             self._persist()
             raise MediumError(
-                f"Drive {self.name}: beginning of tape after {f} of {count} filemarks; "
-                "the tape is at BOT."
+                f"Drive {self.name}: beginning of tape after {f} of {count} filemarks; the tape is at BOT."
             )
         target = f - count
         self._set(target, tape.blocks(target), self._file - count if known else UNKNOWN, UNKNOWN, _MARK_NONE)
@@ -951,14 +691,11 @@ class VirtualDrive:
         if f == 0:
             self._set(0, 0, 0, 0, _MARK_NONE)
             self._persist()
-            raise MediumError(
-                f"Drive {self.name}: beginning of tape after {b} of {count} blocks."
-            )
+            raise MediumError(f"Drive {self.name}: beginning of tape after {b} of {count} blocks.")
         self._set(f - 1, tape.blocks(f - 1), self._file - 1, UNKNOWN, _MARK_NONE)
         self._persist()
         raise MediumError(
-            f"Drive {self.name}: filemark reached after {b} of {count} blocks; "
-            f"the tape is at the end of file {f - 1}."
+            f"Drive {self.name}: filemark reached after {b} of {count} blocks; the tape is at the end of file {f - 1}."
         )
 
     def weof(self, count: int = 1) -> None:
@@ -1060,8 +797,7 @@ class VirtualDrive:
         block_size = self._require_fixed()
         if size < 0 or size % block_size:
             raise BlockSizeError(
-                f"Drive {self.name}: a read of {size} bytes is not a whole number of "
-                f"{block_size}-byte blocks."
+                f"Drive {self.name}: a read of {size} bytes is not a whole number of {block_size}-byte blocks."
             )
         if size == 0:
             return b""

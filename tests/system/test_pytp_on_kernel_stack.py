@@ -138,6 +138,22 @@ def _plan() -> list[dict[str, Any]]:
         p("restore-job-two", "restore", f"{out}/job-two", "--job", "2"),
         p("verify-newest", "verify"),
         p("verify-job-one", "verify", "--job", "1"),
+        # the original drive commands on /dev/nst0, unchanged
+        p("init", "init", "-d", "drive0"),
+        p("rewind", "rewind", "-d", "drive0"),
+        p("position-bot", "position", "-d", "drive0"),
+        p("ff-3", "ff", "3", "-d", "drive0"),
+        p("ls-file-3", "ls", "-d", "drive0"),
+        p("position-after-ls", "position", "-d", "drive0"),
+        p("bb-2", "bb", "2", "-d", "drive0"),
+        p("goto-2", "goto", "2", "-d", "drive0"),
+        p("status", "status", "-d", "drive0", "--format", "json"),
+        p("rewind-again", "rewind", "-d", "drive0"),
+        p("ff-3-again", "ff", "3", "-d", "drive0"),
+        p("restore-here", "restore", f"{out}/here", "-d", "drive0"),
+        p("retension-slot-2", "retension", "-d", "drive1", "--slot", "2", "-v"),
+        sh("mtx-after-retension", mtx),
+        p("config", "config"),
         # 5. mt + tar only, on the tape file search named
         sh("emergency", EMERGENCY),
         # 4. end of medium: spanning
@@ -527,6 +543,35 @@ def test_verify_exits_zero(run: Run) -> None:
     assert re.search(r"Verified job\(s\) 2 on tape PYT001L9: \d+ member\(s\) ok, .* 0 problem\(s\)", newest), newest
     first = run.step("verify-job-one").ok().stdout
     assert re.search(r"Verified job\(s\) 1 on tape PYT001L9: .* 0 problem\(s\)", first), first
+
+
+def test_drive_commands_move_the_head_on_the_st_driver(run: Run) -> None:
+    assert "block size 65536" in run.step("init").ok().stdout
+    run.step("rewind").ok()
+    assert run.step("position-bot").ok().stdout.strip() == "0"
+    assert "At tape file 3." in run.step("ff-3").ok().stdout
+    listing = run.step("ls-file-3").ok().stdout
+    assert "two/sub/deeper/odd size.dat" in listing
+    assert run.step("position-after-ls").ok().stdout.strip() == "4"  # past the filemark
+    assert "At tape file 2." in run.step("bb-2").ok().stdout
+    assert run.step("goto-2").ok().stdout.strip() == "2"
+    status = run.step("status").json()[0]
+    assert (status["file_number"], status["block_number"], status["block_size"]) == (2, 2, BLOCK)
+    assert status["barcode"] == "PYT001L9" and "ONLINE" in status["flags"]
+
+
+def test_restore_without_selection_extracts_the_file_under_the_head(run: Run) -> None:
+    run.step("ff-3-again").ok()
+    run.step("restore-here").ok()
+    source = run.src / "two"
+    assert digests(restored(run.out, "here", source)) == digests(source)
+
+
+def test_retension_puts_the_tape_back_in_its_slot(run: Run) -> None:
+    assert "returning the tape to slot 2" in run.step("retension-slot-2").ok().stdout
+    mtx = _mtx_status(run.step("mtx-after-retension").ok().stdout)
+    assert mtx["slots"][2] == "PYT002L9" and mtx["drives"][1] == (None, None)
+    assert "Configuration:" in run.step("config").ok().stdout
 
 
 # --------------------------------------------------------------------------
