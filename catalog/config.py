@@ -54,7 +54,10 @@ class LibraryConfig:
 class PoolConfig:
     name: str
     retention_days: int | None = None
+    #: cartridges whose barcode starts with this belong to the pool
     label_prefix: str | None = None
+    #: and/or these barcodes, listed one by one
+    barcodes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,7 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
                 name=str(p["name"]),
                 retention_days=int(p["retention_days"]) if p.get("retention_days") is not None else None,
                 label_prefix=p.get("label_prefix"),
+                barcodes=tuple(str(b) for b in p.get("barcodes", [])),
             )
             for p in data.get("pools", [{"name": DEFAULT_POOL}])
         )

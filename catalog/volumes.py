@@ -18,22 +18,28 @@ from sqlmodel import Session, col, select
 from pytp.tapeio.drive import Drive
 from pytp.tapeio.volume_label import VolumeLabel, write_label
 
-from .config import Config
+from .config import Config, PoolConfig
 from .errors import WrongTape
 from .models import Job, JobStatus, TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
+
+
+def _claims(pool: PoolConfig, barcode: str | None) -> bool:
+    if not barcode:
+        return False
+    return barcode in pool.barcodes or bool(pool.label_prefix and barcode.startswith(pool.label_prefix))
 
 
 def pool_accepts(config: Config, pool: str, barcode: str | None) -> bool:
     """Whether a blank cartridge with ``barcode`` may be labelled into ``pool``.
 
-    A pool with a ``label_prefix`` takes only barcodes with that prefix; a pool
-    without one takes any barcode that no other pool's prefix claims.
+    A pool with a ``label_prefix`` or a ``barcodes`` list takes only the
+    cartridges they name; a pool without either takes any cartridge that no
+    other pool claims.
     """
-    prefix = config.pool(pool).label_prefix
-    if prefix:
-        return bool(barcode and barcode.startswith(prefix))
-    others = [p.label_prefix for p in config.pools if p.name != pool and p.label_prefix]
-    return not (barcode and any(barcode.startswith(o) for o in others))
+    wanted = config.pool(pool)
+    if wanted.label_prefix or wanted.barcodes:
+        return _claims(wanted, barcode)
+    return not any(_claims(other, barcode) for other in config.pools if other.name != pool)
 
 
 def retention_days(config: Config, volume: Volume) -> int | None:

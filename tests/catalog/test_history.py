@@ -126,3 +126,29 @@ def test_failed_job_is_not_a_base_for_the_next_incremental(run, tmp_path: Path) 
     jobs = json.loads(run("jobs", "--format", "json").stdout)
     assert [j["status"] for j in jobs] == ["ok", "failed", "ok"]
     assert stored(run, jobs[0]["id"]) == {f"f{i:02d}.txt" for i in range(20)}
+
+
+def test_checksum_catches_a_content_change_that_metadata_hides(tmp_path: Path) -> None:
+    from pytp.catalog.levels import Known, has_changed
+    from pytp.tapeio.hashing import hash_file
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"original")
+    st = path.lstat()
+    same = Known(
+        "file",
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        st.st_ino,
+        st.st_mode & 0o7777,
+        st.st_uid,
+        st.st_gid,
+        None,
+        hash_file(path),
+    )
+    assert not has_changed(same, bytes(path), st, checksum=True)
+    rotted = Known(**{**same.__dict__, "xxh3": "0" * 32})  # what the catalog recorded differs from the content
+    assert not has_changed(rotted, bytes(path), st, checksum=False)  # metadata alone cannot see it
+    assert has_changed(rotted, bytes(path), st, checksum=True)
+    assert has_changed(None, bytes(path), st, checksum=False)  # a new path

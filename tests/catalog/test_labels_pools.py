@@ -24,6 +24,7 @@ def site(tmp_path: Path, sqlite_url: str):  # type: ignore[no-untyped-def]
         {"name": "default", "retention_days": 30},
         {"name": "scratch", "retention_days": 0},
         {"name": "archive", "retention_days": 3650, "label_prefix": "ARC"},
+        {"name": "vault", "barcodes": ["PYT003L9"]},
     ]
     config = write_library_config(tmp_path / "site", sqlite_url, tapes=3, slots=6, pools=pools)
 
@@ -49,10 +50,11 @@ def test_label_by_slot_and_all_barcodes_skipping_cleaning(site) -> None:  # type
     )
     lines = site("label", "--barcodes").stdout.splitlines()
     assert "PYT001L9: labelled PYT001L9 in pool default" in lines
-    assert "PYT003L9: labelled PYT003L9 in pool default" in lines
+    assert "PYT003L9: reserved for another pool, skipped" in lines  # listed for the vault pool
     assert "CLN001L1: cleaning cartridge, skipped" in lines
     known = tapes(site)
-    assert sorted(known) == ["PYT001L9", "PYT002L9", "PYT003L9"]
+    assert sorted(known) == ["PYT001L9", "PYT002L9"]
+    assert "in pool vault" in site("label", "--slot", "3", "--pool", "vault").stdout
     assert known["PYT002L9"]["pool"] == "scratch" and known["PYT002L9"]["retention_end"] is None
 
 
@@ -111,7 +113,7 @@ def test_expired_tape_is_recycled_only_when_nothing_else_is_left(site, source_tr
             v.status = VolumeStatus.FULL
             session.add(v)
         session.commit()
-    site("label", "--slot", "3", "--pool", "default")  # no blank left for scratch
+    site("label", "--slot", "3", "--pool", "vault")  # no blank left for scratch
     third = site("backup", str(source_tree / "docs"), "--pool", "scratch").stdout
     assert "on tape PYT001L9" in third  # the first to expire was recycled
     assert tapes(site)["PYT001L9"]["jobs"] == 1
