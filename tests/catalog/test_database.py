@@ -84,3 +84,12 @@ def test_downgrade_to_nothing_and_back(sqlite_url: str) -> None:
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     upgrade(engine)
     assert current_revision(engine) == head_revision()
+
+
+def test_the_example_configuration_parses() -> None:
+    from pytp.catalog.config import read_config
+
+    config = read_config(Path(__file__).parents[2] / "configs" / "config.json", "example")
+    assert [d.name for d in config.drives] == ["lto9", "lto6"] and config.drives[0].type == "st"
+    assert config.library("msl2024").drives == ("lto6", "lto9") and config.library("msl2024").type == "mtx"
+    assert config.pool("archive").label_prefix == "ARC" and config.default_pool == "daily"
