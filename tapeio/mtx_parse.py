@@ -293,6 +293,50 @@ def _line(text: str, pattern: str) -> re.Match[str] | None:
     return re.search(pattern, text, re.IGNORECASE | re.MULTILINE)
 
 
+#: (kind, a line of mtx output, what to tell the user) for failures one line identifies
+_LINE_RULES: list[tuple[str, str, str]] = [
+    (
+        NOT_A_CHANGER,
+        r"^.*is not an sg device, or old sg driver.*$",
+        "The configured changer device is not a SCSI generic device. Use the library's "
+        "/dev/sgN (or /dev/schN) node, not a tape drive node (lsscsi -g shows both).",
+    ),
+    (
+        SOURCE_EMPTY,
+        r"^.*Source Element Address \d+ is Empty.*$",
+        "There is no tape in the source element. Check the inventory ('pytp list' "
+        "or 'mtx status') and move a tape from a full slot.",
+    ),
+    (
+        DESTINATION_FULL,
+        r"^.*(Destination Element Address \d+|Storage Element \d+) is Already Full.*$",
+        "The destination already holds a tape. Choose an empty slot (see 'mtx status').",
+    ),
+    (
+        DRIVE_EMPTY,
+        r"^.*Data Transfer Element \d+ is Empty.*$",
+        "The drive holds no tape, so there is nothing to unload.",
+    ),
+    (
+        DRIVE_FULL,
+        r"^.*Drive \d+ Full \(Storage Element \d+ loaded\).*$",
+        "The drive already holds a tape. Unload it first ('pytp unload').",
+    ),
+    (
+        UNKNOWN_SOURCE,
+        r"^.*Do not know which slot to unload tape into.*$",
+        "The library does not know which slot the loaded tape came from. Name an empty slot to unload into.",
+    ),
+    (
+        INVALID_ELEMENT,
+        r"^.*(Invalid source|Invalid destination|illegal <drive-number>|"
+        r"Invalid <storage-element-number>|illegal <storage-element-number>).*$",
+        "The slot or drive number does not exist in this library. "
+        "'mtx status' lists the valid numbers (slots from 1, drives from 0).",
+    ),
+]
+
+
 def classify_mtx_error(output: str, returncode: int | None) -> MtxFailure:
     """Turn a failed mtx run into a kind and a message that says what to do.
 
@@ -322,53 +366,9 @@ def classify_mtx_error(output: str, returncode: int | None) -> MtxFailure:
         return MtxFailure(
             NO_DEVICE, f"mtx cannot open the changer device {m['dev']}: {why}.", m.group(0).strip()
         )
-    if m := _line(output, r"^.*is not an sg device, or old sg driver.*$"):
-        return MtxFailure(
-            NOT_A_CHANGER,
-            "The configured changer device is not a SCSI generic device. Use the library's "
-            "/dev/sgN (or /dev/schN) node, not a tape drive node (lsscsi -g shows both).",
-            m.group(0).strip(),
-        )
-    if m := _line(output, r"^.*Source Element Address \d+ is Empty.*$"):
-        return MtxFailure(
-            SOURCE_EMPTY,
-            "There is no tape in the source element. Check the inventory ('pytp status' "
-            "or 'mtx status') and move a tape from a full slot.",
-            m.group(0).strip(),
-        )
-    if m := _line(output, r"^.*(Destination Element Address \d+|Storage Element \d+) is Already Full.*$"):
-        return MtxFailure(
-            DESTINATION_FULL,
-            "The destination already holds a tape. Choose an empty slot (see 'mtx status').",
-            m.group(0).strip(),
-        )
-    if m := _line(output, r"^.*Data Transfer Element \d+ is Empty.*$"):
-        return MtxFailure(
-            DRIVE_EMPTY,
-            "The drive holds no tape, so there is nothing to unload.",
-            m.group(0).strip(),
-        )
-    if m := _line(output, r"^.*Drive \d+ Full \(Storage Element \d+ loaded\).*$"):
-        return MtxFailure(
-            DRIVE_FULL,
-            "The drive already holds a tape. Unload it first ('pytp unload').",
-            m.group(0).strip(),
-        )
-    if m := _line(output, r"^.*Do not know which slot to unload tape into.*$"):
-        return MtxFailure(
-            UNKNOWN_SOURCE,
-            "The library does not know which slot the loaded tape came from. "
-            "Name an empty slot to unload into.",
-            m.group(0).strip(),
-        )
-    if m := _line(output, r"^.*(Invalid source|Invalid destination|illegal <drive-number>|"
-                          r"Invalid <storage-element-number>|illegal <storage-element-number>).*$"):
-        return MtxFailure(
-            INVALID_ELEMENT,
-            "The slot or drive number does not exist in this library. "
-            "'mtx status' lists the valid numbers (slots from 1, drives from 0).",
-            m.group(0).strip(),
-        )
+    for kind, pattern, message in _LINE_RULES:
+        if m := _line(output, pattern):
+            return MtxFailure(kind, message, m.group(0).strip())
     if m := _line(output, r"^.*READ ELEMENT STATUS Command Failed.*$"):
         why = f" The library says: {last_sense.describe()}." if last_sense else ""
         return MtxFailure(
