@@ -35,7 +35,7 @@ from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord, Problem
 
 from .config import Config
 from .devices import Selection, drive_lock
-from .errors import CatalogError, SourceError, TapeFull
+from .errors import CatalogError, SourceError, TapeFull, WrongTape
 from .levels import DELETED, Reference, has_changed, reference_for
 from .manifest import MANIFEST_MEMBER, header_line, manifest_lines, stream_part_lines
 from .media import Media, NoTapeAvailable, position_at_end_of_data
@@ -84,6 +84,9 @@ class BackupOptions:
     checksum: bool = False
     #: tar strategy: how many archives are staged at once
     max_concurrent_tars: int = 2
+    #: a drive without changer fills up: show the request, return once the
+    #: operator inserted a tape (False gives up); None fails the job instead
+    ask_for_tape: Callable[[str], bool] | None = None
 
 
 @dataclass
@@ -480,15 +483,35 @@ class _JobState:
         self.session.add(self.volume)
         self.session.commit()
         full = self.volume.label
-        try:
-            self.volume = self.media.mount_for_append(self.session, self.pool)
-        except NoTapeAvailable as err:
-            raise TapeFull(
-                f"Tape {full} is full and no other tape of pool '{self.pool}' can take the rest of job "
-                f"{self.job.id}, which failed: {err}"
-            ) from err
+        if self.media.changer is None:
+            self.volume = self._ask_for_tape(full)
+        else:
+            try:
+                self.volume = self.media.mount_for_append(self.session, self.pool)
+            except NoTapeAvailable as err:
+                raise TapeFull(
+                    f"Tape {full} is full and no other tape of pool '{self.pool}' can take the rest of job "
+                    f"{self.job.id}, which failed: {err}"
+                ) from err
         ensure_block_size(self.media.drive, self.media.block_size)
         return self.media.drive, self._start_tape_file("data", source)
+
+    def _ask_for_tape(self, full: str) -> Volume:
+        """A drive without changer: eject the full tape and ask the operator for the next one."""
+        drive_name = self.media.selection.drive.name
+        self.media.drive.offline()
+        self.media.close()  # let go of the drive while the operator swaps tapes
+        request = (
+            f"Tape {full} is full. Insert a blank tape or an appendable tape of pool '{self.pool}' "
+            f"into drive {drive_name} to continue job {self.job.id}."
+        )
+        while True:
+            if self.options.ask_for_tape is None or not self.options.ask_for_tape(request):
+                raise TapeFull(f"{request} Nobody could be asked (no terminal), so the job failed.")
+            try:
+                return self.media.mount_for_append(self.session, self.pool)
+            except (WrongTape, TapeIOError) as err:
+                request = f"That tape cannot be used: {err} Insert another one into drive {drive_name}."
 
     def _manifest_header(self, final: bool) -> dict[str, object]:
         assert self.volume is not None

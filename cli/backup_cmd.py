@@ -85,6 +85,7 @@ def backup(
         level=level or ("incremental" if incremental else "full"),
         checksum=checksum,
         max_concurrent_tars=max_concurrent_tars,
+        ask_for_tape=_ask_operator if click.get_text_stream("stdin").isatty() else None,
         strategy=strategy,
         pool=pool,
         buffer_bytes=max(1 << 20, int(buffer_gib * (1 << 30))),
@@ -119,6 +120,12 @@ def backup(
     if result.problems:
         click.echo(f"{len(result.problems)} path(s) were not backed up; see the warnings above.")
         click.get_current_context().exit(EXIT_WARNING)
+
+
+def _ask_operator(request: str) -> bool:
+    """Ask at the terminal for the next tape (drives without a changer)."""
+    click.echo("", err=True)
+    return click.confirm(f"{request} Continue once it is in", default=True, err=True)
 
 
 COMMANDS = [backup]

@@ -135,3 +135,54 @@ def test_rebuild_recreates_the_parts(spanned_sqlite) -> None:  # type: ignore[no
     diff = subprocess.run(["diff", "-r", str(spanned.src), str(target / str(spanned.src).lstrip("/"))])
     assert diff.returncode == 0
     assert "0 problem(s)" in spanned("verify", "--job", "1").stdout
+
+
+def test_a_drive_without_changer_asks_for_the_next_tape(tmp_path: Path, sqlite_url: str) -> None:
+    from pytp.catalog.backup import BackupOptions, run_backup
+    from pytp.catalog.config import read_config
+    from pytp.catalog.database import open_catalog
+    from pytp.catalog.devices import select
+    from pytp.catalog.errors import TapeFull, WrongTape
+    from pytp.catalog.restore import RestoreOptions, run_restore
+    from pytp.tapeio.virtual_drive import create_virtual_drive, create_virtual_tape, load_tape, unload_tape
+
+    drive = create_virtual_drive(tmp_path / "drive")
+    tapes = [create_virtual_tape(tmp_path / f"t{i}", f"SOLO0{i}L9", TAPE) for i in (1, 2, 3)]
+    load_tape(drive, tapes[0])
+    config_path = tmp_path / "config.json"
+    config_path.write_text(
+        json.dumps(
+            {
+                "catalog": {"url": sqlite_url},
+                "tape_drives": [{"name": "solo", "device_path": str(drive), "block_size": BLOCK, "type": "virtual"}],
+            }
+        )
+    )
+    config = read_config(config_path, "--config")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(TAPE + (2 << 20)))
+    requests: list[str] = []
+
+    def operator(request: str) -> bool:
+        requests.append(request)
+        unload_tape(drive)
+        load_tape(drive, tapes[len(requests)])  # the next cartridge goes in
+        return True
+
+    engine = open_catalog(config.catalog_url)
+    result = run_backup(engine, config, select(config), BackupOptions(sources=[str(src)], ask_for_tape=operator))
+    assert result.status == "ok" and len(result.tapes) == 2  # no barcodes here: generated labels
+    first = next(t for t in result.tapes if f"Tape {t} is full. Insert a blank tape" in requests[0])
+    second = next(t for t in result.tapes if t != first)
+    assert len(requests) == 1
+    # Without anybody to ask, the same situation fails the job with that request.
+    unload_tape(drive)
+    load_tape(drive, tapes[2])
+    with pytest.raises(TapeFull, match="Nobody could be asked"):
+        run_backup(engine, config, select(config), BackupOptions(sources=[str(src)]))
+    # Restoring the cut file from a drive without changer says which tape to load next.
+    unload_tape(drive)
+    load_tape(drive, tapes[0])
+    with pytest.raises(WrongTape, match=f"Load tape {second}"):
+        run_restore(engine, config, select(config), RestoreOptions(target=str(tmp_path / "out"), patterns=["big"]))
