@@ -200,7 +200,12 @@ def run_backup(
     pool = options.pool or config.default_pool
     config.pool(pool)
     started = time.monotonic()
-    with Session(engine, expire_on_commit=False) as session:
+    # The drive is taken before the job row exists: a busy drive leaves no job behind.
+    with (
+        drive_lock(selection.drive),
+        Media(config, selection) as media,
+        Session(engine, expire_on_commit=False) as session,
+    ):
         job = Job(
             name=options.job_name,
             label=options.job_label,
@@ -212,17 +217,16 @@ def run_backup(
         )
         session.add(job)
         session.commit()
-        with drive_lock(selection.drive), Media(config, selection) as media:
-            state = _JobState(engine, session, job, media, options, progress)
-            try:
-                with _interrupt_as_exception():
-                    state.run(sources, pool)
-            except BaseException as err:
-                state.fail(err)
-                translated = _translate(err, state)
-                if translated is err:
-                    raise
-                raise translated from err
+        state = _JobState(engine, session, job, media, options, progress)
+        try:
+            with _interrupt_as_exception():
+                state.run(sources, pool)
+        except BaseException as err:
+            state.fail(err)
+            translated = _translate(err, state)
+            if translated is err:
+                raise
+            raise translated from err
     return state.result(time.monotonic() - started)
 
 

@@ -155,6 +155,9 @@ def test_second_pytp_on_the_same_drive_is_busy(run, source_tree: Path) -> None:
         assert holder.stdout.readline().strip() == b"locked"  # type: ignore[union-attr]
         r = run("rewind", "-d", "d0", expect=exitcodes.EXIT_DRIVE)
         assert f"Error: Drive d0 is busy: used by pid {holder.pid}" in r.stderr
+        r = run("backup", str(source_tree), "-d", "d0", expect=exitcodes.EXIT_DRIVE)
+        assert "is busy" in r.stderr
+        assert json.loads(run("jobs", "--format", "json").stdout) == []  # no job was left "running"
     finally:
         holder.kill()
         holder.wait()
