@@ -28,19 +28,12 @@ from typing import Any
 from .changer import ChangerStatus, DriveElement, StorageElement
 from .errors import ChangerError, DriveBusy, TapeIOError
 from .virtual_drive import create_virtual_drive, load_tape, loaded_tape, unload_tape
-from .virtual_tape import create_virtual_tape, tape_barcode
+from .virtual_tape import create_virtual_tape, tape_barcode, write_json
 
 FORMAT_VERSION = 1
 LIBRARY_FILE = "library.json"
 LOCK_FILE = "lock"
 GiB = 1024**3
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` atomically, so ``status`` never reads half an inventory."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _read_library(path: Path) -> dict[str, Any]:
@@ -103,7 +96,7 @@ def create_virtual_library(
         barcode = f"{barcode_prefix}{number:03d}{barcode_suffix}"
         create_virtual_tape(library / "tapes" / barcode, barcode, tape_size)
         slot_map[str(number)] = barcode
-    _write_json(
+    write_json(
         library / LIBRARY_FILE,
         {
             "name": name,
@@ -181,7 +174,7 @@ class VirtualChanger:
             os.close(fd)
 
     def _save(self, lib: dict[str, Any]) -> None:
-        _write_json(self.path / LIBRARY_FILE, lib)
+        write_json(self.path / LIBRARY_FILE, lib)
 
     def _slot_range(self, lib: dict[str, Any]) -> str:
         total = len(lib["slots"])

@@ -66,16 +66,16 @@ from .procinfo import describe_holder
 from .virtual_tape import (
     FORMAT_VERSION,
     TAPE_META,
+    LoadedTape,
     MiB,
-    _read_json,
-    _Tape,
-    _write_json,
     configure_tape,
     create_virtual_tape,
     default_early_warning,
+    read_json,
     read_tape_meta,
     tape_barcode,
     tape_file_path,
+    write_json,
 )
 
 # The tape names are re-exported: they were defined here before virtual_tape.py
@@ -171,13 +171,13 @@ def create_virtual_drive(path: str | os.PathLike[str]) -> Path:
     if (drive / DRIVE_STATE).exists():
         raise TapeIOError(f"A virtual drive already exists at {drive}: use it, or choose another path.")
     drive.mkdir(parents=True, exist_ok=True)
-    _write_json(drive / DRIVE_STATE, _initial_state())
+    write_json(drive / DRIVE_STATE, _initial_state())
     (drive / LOCK_FILE).touch()
     return drive
 
 
 def _read_state(drive: Path) -> dict[str, Any]:
-    state = _read_json(drive / DRIVE_STATE, "virtual drive")
+    state = read_json(drive / DRIVE_STATE, "virtual drive")
     for key, value in _initial_state().items():
         state.setdefault(key, value)
     return state
@@ -286,7 +286,7 @@ def load_tape(drive_path: str | os.PathLike[str], tape_path: str | os.PathLike[s
             mark=_MARK_NONE,
             counters=asdict(counters),
         )
-        _write_json(drive / DRIVE_STATE, state)
+        write_json(drive / DRIVE_STATE, state)
     finally:
         _unlock_drive(fd)
 
@@ -306,7 +306,7 @@ def unload_tape(drive_path: str | os.PathLike[str]) -> Path:
         if tape is None:
             raise NoMedium(f"Drive {drive} is empty: there is no tape to unload.")
         state.update(tape=None, ready=False, file=UNKNOWN, block=UNKNOWN, head=[0, 0], mark=_MARK_NONE)
-        _write_json(drive / DRIVE_STATE, state)
+        write_json(drive / DRIVE_STATE, state)
         return tape
     finally:
         _unlock_drive(fd)
@@ -356,10 +356,10 @@ class VirtualDrive:
         self._eom_hit = False
         self._tape_path = _resolve_tape(self.path, state["tape"])
         self._ready = bool(state["ready"]) and self._tape_path is not None
-        self._tape: _Tape | None = None
+        self._tape: LoadedTape | None = None
         if self._ready:
             assert self._tape_path is not None
-            self._tape = _Tape(self._tape_path)
+            self._tape = LoadedTape(self._tape_path)
         crashed = state.get("open_pid") is not None
         if crashed:
             # We got the lock, so whoever recorded open_pid is gone without
@@ -422,7 +422,7 @@ class VirtualDrive:
             block_size=self._block_size,
             counters=asdict(self._counters),
         )
-        _write_json(self.path / DRIVE_STATE, self._state)
+        write_json(self.path / DRIVE_STATE, self._state)
 
     def capacity(self) -> int | None:
         """The loaded tape's capacity from its ``tape.json``."""
@@ -444,7 +444,7 @@ class VirtualDrive:
         if self._closed:
             raise TapeIOError(f"Drive {self.name} is closed: open it again.")
 
-    def _require_tape(self) -> _Tape:
+    def _require_tape(self) -> LoadedTape:
         self._check_open()
         if self._tape is None:
             if self._tape_path is not None:
@@ -471,7 +471,7 @@ class VirtualDrive:
                 "rewind first (or go to end of data to append)."
             )
 
-    def _require_writable(self, tape: _Tape) -> None:
+    def _require_writable(self, tape: LoadedTape) -> None:
         if tape.write_protected:
             raise WriteProtected(
                 f"Tape {tape.barcode} in drive {self.name} is write-protected: use another "

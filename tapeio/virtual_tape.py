@@ -12,7 +12,7 @@ is end of data (EOD).  Because a file holds exactly the blocks written to it,
 GNU tar reads a data file directly: ``tar -tf TAPE/file-00001``.
 
 Here tapes are created, inspected and configured (write protection, injected
-read and write faults), and :class:`_Tape` is the drive's handle on a loaded
+read and write faults), and :class:`LoadedTape` is the drive's handle on a loaded
 tape: its files' sizes, reads and writes at byte offsets, cuts, and faults.
 Positions, filemarks and the ``st`` driver's rules belong to the drive.
 """
@@ -36,14 +36,14 @@ MiB = 1024 * 1024
 # small file helpers
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` atomically, so readers without the lock never see half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
+def read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
@@ -104,7 +104,7 @@ def create_virtual_tape(
             f"Cannot create a virtual tape at {tape}: the directory is not empty. Choose another path or remove it."
         )
     tape.mkdir(parents=True, exist_ok=True)
-    _write_json(
+    write_json(
         tape / TAPE_META,
         {
             "format": FORMAT_VERSION,
@@ -121,7 +121,7 @@ def create_virtual_tape(
 
 def read_tape_meta(tape_path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``tape.json`` of a virtual tape."""
-    return _read_json(Path(tape_path) / TAPE_META, "virtual tape")
+    return read_json(Path(tape_path) / TAPE_META, "virtual tape")
 
 
 def tape_barcode(tape_path: str | os.PathLike[str]) -> str:
@@ -143,7 +143,7 @@ def configure_tape(
     borg's failing chunker; a drive reads it when it is opened.
     """
     path = Path(tape_path) / TAPE_META
-    meta = _read_json(path, "virtual tape")
+    meta = read_json(path, "virtual tape")
     if write_protected is not None:
         meta["write_protected"] = bool(write_protected)
     faults = meta.setdefault("faults", {})
@@ -151,14 +151,14 @@ def configure_tape(
         faults["read_errors"] = [[int(f), int(b)] for f, b in read_errors]
     if write_errors is not None:
         faults["write_errors"] = [[int(f), int(b)] for f, b in write_errors]
-    _write_json(path, meta)
+    write_json(path, meta)
 
 
 # --------------------------------------------------------------------------
 # the tape as the drive sees it
 
 
-class _Tape:
+class LoadedTape:
     """A loaded virtual tape: its metadata, its files' sizes, its faults.
 
     Sizes are kept in memory so that writes and reads cost one system call
@@ -265,7 +265,7 @@ class _Tape:
 
     def set_block_size(self, size: int) -> None:
         self.meta["block_size"] = size
-        _write_json(self.path / TAPE_META, self.meta)
+        write_json(self.path / TAPE_META, self.meta)
 
     def _fd(self, number: int, writable: bool) -> int:
         cached = self._fds.get(writable)
