@@ -337,6 +337,22 @@ _LINE_RULES: list[tuple[str, str, str]] = [
 ]
 
 
+#: (ASC, ASCQ) of the library's sense data → (kind, what to tell the user)
+_SENSE_RULES: dict[tuple[int, int], tuple[str, str]] = {
+    (0x3B, 0x0E): (SOURCE_EMPTY, "There is no tape in the source element. Check the inventory with 'mtx status'."),
+    (0x3B, 0x0D): (DESTINATION_FULL, "The destination already holds a tape. Choose an empty slot."),
+    (0x21, 0x01): (
+        INVALID_ELEMENT,
+        "The library rejected an element address that does not exist. 'mtx status' lists the valid numbers.",
+    ),
+    (0x53, 0x02): (
+        REMOVAL_PREVENTED,
+        "The drive still holds the tape (medium removal prevented). "
+        "Eject it first ('mt -f /dev/nstN offline'), then unload.",
+    ),
+}
+
+
 def classify_mtx_error(output: str, returncode: int | None) -> MtxFailure:
     """Turn a failed mtx run into a kind and a message that says what to do.
 
@@ -384,21 +400,8 @@ def classify_mtx_error(output: str, returncode: int | None) -> MtxFailure:
             "The device did not answer INQUIRY. Check the cabling and that the device is a media changer.",
             m.group(0).strip(),
         )
-    if last_sense is not None:
-        code = (last_sense.asc, last_sense.ascq)
-        if code == (0x3B, 0x0E):
-            return MtxFailure(SOURCE_EMPTY, "There is no tape in the source element. Check the inventory "
-                              "with 'mtx status'.", last_sense.describe())
-        if code == (0x3B, 0x0D):
-            return MtxFailure(DESTINATION_FULL, "The destination already holds a tape. Choose an empty slot.",
-                              last_sense.describe())
-        if code == (0x21, 0x01):
-            return MtxFailure(INVALID_ELEMENT, "The library rejected an element address that does not "
-                              "exist. 'mtx status' lists the valid numbers.", last_sense.describe())
-        if code == (0x53, 0x02):
-            return MtxFailure(REMOVAL_PREVENTED, "The drive still holds the tape (medium removal prevented). "
-                              "Eject it first ('mt -f /dev/nstN offline'), then unload.",
-                              last_sense.describe())
+    if last_sense is not None and (rule := _SENSE_RULES.get((last_sense.asc, last_sense.ascq))):
+        return MtxFailure(rule[0], rule[1], last_sense.describe())
     move = _line(output, r"^.*(MOVE MEDIUM|EXCHANGE MEDIUM) from Element Address \d+ to \d+ Failed.*$")
     if last_sense is not None and last_sense.sense_key.lower() == "illegal request":
         return MtxFailure(
