@@ -302,6 +302,8 @@ class _JobState:
                 self.notes.append(f"{path_text(source)}: no full backup in this chain yet, so it is backed up in full")
             else:
                 references[source] = reference
+                since = "its full job" if level == "differential" else "the chain's good jobs since full job"
+                self.notes.append(f"{path_text(source)}: {level} against {since} {reference.base_job}")
         if not references:
             # Nothing to be incremental to: the job is a full backup, and is recorded as one
             # so that later incrementals and point-in-time restores start from it.

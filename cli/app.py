@@ -180,13 +180,3 @@ def parse_size(text: str) -> int:
 
 def warn(message: str) -> None:
     click.echo(f"Warning: {message}", err=True)
-
-
-def progress_printer(enabled: bool) -> Callable[[str], None] | None:
-    if not enabled:
-        return None
-
-    def show(text: str) -> None:
-        click.echo(f"  {text}", err=True)
-
-    return show

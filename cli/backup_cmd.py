@@ -117,6 +117,11 @@ def backup(
     )
     for tape, number, source, blocks in result.tape_files:
         click.echo(f"  {tape} file {number}: {source} ({blocks} blocks)")
+    if result.buffer_high_water:
+        click.echo(
+            f"  memory buffer: filled up to {human_bytes(result.buffer_high_water)}, "
+            f"drive waited for data {result.buffer_underruns} time(s)"
+        )
     if result.problems:
         click.echo(f"{len(result.problems)} path(s) were not backed up; see the warnings above.")
         click.get_current_context().exit(EXIT_WARNING)

@@ -39,8 +39,15 @@ def rebuild(app: App, tape: str | None, all_tapes: bool, drive: str | None, libr
     click.echo(
         f"Read {len(report.tapes)} tape(s) ({', '.join(report.tapes) or 'none'}): {len(report.jobs_added)} job(s) "
         f"added, {report.jobs_known} already known, {report.entries} entries, "
-        f"{report.data_files_skipped} data file(s) skipped by filemark."
+        f"{report.data_files_skipped} data file(s) skipped by filemark"
+        + (f", {report.snapshots} catalog snapshot(s) found" if report.snapshots else "")
+        + "."
     )
+    if report.pending_parts:
+        click.echo(
+            f"note: {report.pending_parts} member(s) cut across tapes have parts on tapes not read yet; "
+            "rebuild those tapes too (or use --all) before restoring them."
+        )
 
 
 COMMANDS = [catalog_group]

@@ -113,10 +113,6 @@ class DriveWriter:
                 write_seconds=self._write_seconds,
             )
 
-    @property
-    def error(self) -> BaseException | None:
-        return self._error
-
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             if isinstance(self._error, BufferAborted):

@@ -11,9 +11,6 @@ from pathlib import Path
 
 import xxhash
 
-#: Name stored next to each checksum, so a later format can change algorithms.
-ALGORITHM = "xxh3-128"
-
 
 class ContentHasher:
     """Incremental xxh3-128 over exactly the bytes fed to it."""
@@ -28,11 +25,6 @@ class ContentHasher:
 
     def hexdigest(self) -> str:
         return self._h.hexdigest()
-
-
-def hash_bytes(data: bytes) -> str:
-    """xxh3-128 of ``data`` as 32 hex digits."""
-    return xxhash.xxh3_128_hexdigest(data)
 
 
 def hash_file(path: str | bytes | Path, chunk_size: int = 1 << 20) -> str:
