@@ -193,7 +193,7 @@ MT_ST_FIXTURES = sorted(
 def test_decoding_agrees_with_mt_st(name: str) -> None:
     """The kernel struct behind each transcript decodes to what mt-st printed."""
     if not FIXTURES.is_dir():
-        pytest.fail(f"Hardware transcripts not found at {FIXTURES} (shared/fixtures/hardware beside the repo).")
+        pytest.fail(f"Hardware transcripts not found at {FIXTURES} (tests/fixtures/hardware in the repository).")
     mt = parse_mt_status((FIXTURES / name).read_text(encoding="utf-8"))
     assert mt.gstat is not None
     raw = pack_mtget(MtGet(
@@ -207,7 +207,7 @@ def test_decoding_agrees_with_mt_st(name: str) -> None:
 
 def test_decoding_fixtures_exist() -> None:
     if not FIXTURES.is_dir():
-        pytest.fail(f"Hardware transcripts not found at {FIXTURES} (shared/fixtures/hardware beside the repo).")
+        pytest.fail(f"Hardware transcripts not found at {FIXTURES} (tests/fixtures/hardware in the repository).")
     assert len(MT_ST_FIXTURES) == 12
 
 

@@ -1,4 +1,4 @@
-"""Real hardware transcripts from ../shared/fixtures/hardware (see SOURCES.md there)."""
+"""Real hardware transcripts, kept in the repository at tests/fixtures/hardware (see SOURCES.md there)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,12 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "hardware"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hardware"
 
 
 def fixture(name: str) -> str:
-    """The text of one hardware transcript; fails loudly when the folder is missing."""
-    if not FIXTURES.is_dir():
-        pytest.fail(
-            f"Hardware transcripts not found at {FIXTURES}. The tests expect the shared folder "
-            "'shared/fixtures/hardware' beside the repository root."
-        )
-    return (FIXTURES / name).read_text(encoding="utf-8")
+    """The text of one hardware transcript; fails loudly when it is missing."""
+    path = FIXTURES / name
+    if not path.is_file():
+        pytest.fail(f"Hardware transcript {name} not found in {FIXTURES}: it belongs to the repository.")
+    return path.read_text(encoding="utf-8")
