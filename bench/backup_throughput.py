@@ -19,13 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
+# Run as a script (python bench/backup_throughput.py) or as a module (python -m bench.backup_throughput).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.site import bench_site  # noqa: E402
 from pytp.catalog.backup import BackupOptions, run_backup  # noqa: E402
-from pytp.catalog.config import read_config  # noqa: E402
 from pytp.catalog.database import open_catalog  # noqa: E402
 from pytp.catalog.devices import select  # noqa: E402
-from tests.conftest import write_library_config  # noqa: E402
 
 BLOCK = 512 << 10
 
@@ -66,16 +66,12 @@ def main() -> None:
             os.unlink(tar_file)
 
             site = work / f"site{run}"
-            os.environ["XDG_DATA_HOME"] = str(site / "data")
-            config = read_config(
-                write_library_config(
-                    site, f"sqlite:///{site / 'catalog.db'}", tape_size=64 << 30, block_size=BLOCK, tapes=1
-                ),
-                "bench",
-            )
+            config = bench_site(site, tape_size=64 << 30, block_size=BLOCK)
             engine = open_catalog(config.catalog_url)
             start = time.perf_counter()
-            result = run_backup(engine, config, select(config), BackupOptions(sources=[str(work / "src")]))
+            result = run_backup(
+                engine, config, select(config, library_name="bench"), BackupOptions(sources=[str(work / "src")])
+            )
             pytp_seconds = min(pytp_seconds, time.perf_counter() - start)
             shutil.rmtree(site)
     mib = total / (1 << 20)
