@@ -1,22 +1,10 @@
 #!/usr/bin/env bash
-# Installs everything pytp and its tests need on a fresh Debian machine:
-# the system tools (GNU tar, mt-st, mtx, sg3-utils, PostgreSQL for the shared-
-# catalog tests) and pytp itself with its test extras. Idempotent.
+# The Debian packages the tests need besides the embedded default's (.ci/setup):
+# sg3-utils and lsscsi, mbuffer, acl and attr, and the PostgreSQL server
+# binaries for the shared-catalog tests.  For root or a user with sudo;
+# idempotent.  Debian's postgresql package starts a cluster of its own; the
+# tests start their own server on a free loopback port and do not need it.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 
-packages=(tar mt-st mtx sg3-utils lsscsi mbuffer postgresql)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-# Debian's postgresql package starts a cluster of its own; the tests start
-# their own server on a free loopback port and do not need it.
-
-python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+apt_install tar mt-st mtx sg3-utils lsscsi mbuffer postgresql acl attr
