@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -51,6 +50,7 @@ from .models import (
     path_text,
     utcnow,
 )
+from .reconcile import process_fields
 from .spanning import SpanningSink, place_entries
 from .staging import Staged, StagingArea, stage_source
 
@@ -212,7 +212,7 @@ def run_backup(
             level=options.level,
             strategy=options.strategy,
             pool=pool,
-            host=socket.gethostname(),
+            **process_fields(),  # type: ignore[arg-type]
             sources=json.dumps([path_text(s) for s in sources]),
         )
         session.add(job)
@@ -222,7 +222,10 @@ def run_backup(
             with _interrupt_as_exception():
                 state.run(sources, pool)
         except BaseException as err:
-            state.fail(err)
+            try:
+                state.fail(err)
+            except Exception:  # noqa: BLE001 - e.g. a full catalog disk: the next
+                pass  # command reconciles the job (reconcile.py); the original error matters
             translated = _translate(err, state)
             if translated is err:
                 raise

@@ -9,6 +9,7 @@ must not upgrade it behind the others' backs).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -94,8 +95,11 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     return before, current_revision(engine) or ""
 
 
-def open_catalog(url: str) -> Engine:
+def open_catalog(url: str, on_reconciled: Callable[[object], None] | None = None) -> Engine:
     """Open the catalog at ``url``, creating it if new, refusing it if stale.
+
+    Jobs left ``running`` by a process of this host that is gone are marked
+    failed on the way (``reconcile.reconcile_jobs``); ``on_reconciled`` hears of each.
 
     :raises CatalogUnavailable: the database cannot be reached.
     :raises StaleCatalog: the schema is not at this pytp's migration head.
@@ -125,7 +129,22 @@ def open_catalog(url: str) -> Engine:
             f"The catalog is at schema {current}, this pytp needs {head}. "
             "Run `pytp db upgrade` (back up the catalog first)."
         )
+    _reconcile(engine, on_reconciled)
     return engine
+
+
+def _reconcile(engine: Engine, on_reconciled: Callable[[object], None] | None) -> None:
+    from .reconcile import reconcile_jobs
+
+    try:
+        closed = reconcile_jobs(engine)
+    except SQLAlchemyError:
+        # Best effort: a command must not fail because it cannot close a dead
+        # job (a full or read-only catalog); the next command tries again.
+        return
+    for job in closed:
+        if on_reconciled is not None:
+            on_reconciled(job)
 
 
 def _safe(url: str) -> str:

@@ -5,6 +5,8 @@ A command names a drive (``--drive``/``PYTP_DEV``), a library
 pytp takes that library's first free drive.  While a command uses a drive it
 holds a per-drive lock file, so a second pytp on the same drive stops at once
 with the holder's pid and command line instead of interleaving tape commands.
+Choosing a free drive takes its lock, so two commands started together on a
+library get different drives.
 """
 
 from __future__ import annotations
@@ -84,31 +86,76 @@ def _holder(path: Path) -> int | None:
         return None
 
 
+@dataclass
+class _Held:
+    """A drive lock this process holds: its fd, and how many ``drive_lock`` blocks use it."""
+
+    fd: int
+    pid: int
+    users: int = 0
+
+
+#: Drive locks held by this process, by lock path.  ``select`` takes a drive
+#: when it chooses it (issue 8, defect 6: probing a lock by taking and
+#: releasing it let two backups choose the same free drive); the command's
+#: ``drive_lock`` then adopts that lock instead of taking it a second time,
+#: and releases it when its block ends.
+_held: dict[Path, _Held] = {}
+
+
+def _own(path: Path) -> _Held | None:
+    held = _held.get(path)
+    if held is not None and held.pid != os.getpid():  # inherited through fork: not ours
+        del _held[path]
+        return None
+    return held
+
+
+def _claim(drive: DriveConfig) -> bool:
+    """Take ``drive`` for this process if it is free (or already ours and unused)."""
+    path = _lock_path(drive)
+    held = _own(path)
+    if held is not None:
+        return held.users == 0
+    fd = _try_lock(path)
+    if fd is None:
+        return False
+    _held[path] = _Held(fd, os.getpid())
+    return True
+
+
+def _release(path: Path) -> None:
+    held = _held.pop(path, None)
+    if held is not None:
+        os.close(held.fd)
+
+
 @contextmanager
 def drive_lock(drive: DriveConfig) -> Iterator[None]:
     """Hold ``drive`` for this process for the duration of the block.
 
+    A drive that ``select`` chose is already held: the block adopts the lock,
+    and releases it at its end like one it took itself.
+
     :raises DriveBusy: another pytp holds it.
     """
     path = _lock_path(drive)
-    fd = _try_lock(path)
-    if fd is None:
-        raise DriveBusy(
-            f"Drive {drive.name} is busy: used by {describe_holder(_holder(path))}. "
-            "Wait for it to finish, or choose another drive with --drive."
-        )
+    held = _own(path)
+    if held is None:
+        fd = _try_lock(path)
+        if fd is None:
+            raise DriveBusy(
+                f"Drive {drive.name} is busy: used by {describe_holder(_holder(path))}. "
+                "Wait for it to finish, or choose another drive with --drive."
+            )
+        held = _held[path] = _Held(fd, os.getpid())
+    held.users += 1
     try:
         yield
     finally:
-        os.close(fd)
-
-
-def drive_is_free(drive: DriveConfig) -> bool:
-    fd = _try_lock(_lock_path(drive))
-    if fd is None:
-        return False
-    os.close(fd)
-    return True
+        held.users -= 1
+        if held.users == 0:
+            _release(path)
 
 
 def select(config: Config, drive_name: str | None = None, library_name: str | None = None) -> Selection:
@@ -116,7 +163,9 @@ def select(config: Config, drive_name: str | None = None, library_name: str | No
 
     Order: ``drive_name``, ``$PYTP_DEV``; else the library (``library_name``,
     ``$PYTP_LIB``, the first configured) and its first free drive; else the
-    first configured drive.
+    first configured drive.  A drive chosen from a library is taken (locked)
+    at once and stays taken until the ``drive_lock`` block of the command
+    that uses it ends.
 
     :raises ConfigError: a named drive or library is unknown, or none is configured.
     """
@@ -138,7 +187,8 @@ def select(config: Config, drive_name: str | None = None, library_name: str | No
             raise ConfigError(f"Library '{library.name}' lists no drives; add them to its 'drives' in {config.path}.")
         for index, name in enumerate(library.drives):
             drive = config.drive(name)
-            if drive_is_free(drive):
+            # Choosing a drive takes it: a second pytp choosing now sees it busy.
+            if _claim(drive):
                 return Selection(drive, library, index)
         drive = config.drive(library.drives[0])
         return Selection(drive, library, 0)  # all busy: the lock will say by whom

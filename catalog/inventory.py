@@ -14,8 +14,8 @@ from pytp.tapeio.errors import TapeIOError
 from .config import Config
 from .devices import open_changer
 from .levels import DELETED
-from .models import Entry, Job, TapeFile, TapeFileStatus, Volume
-from .volumes import retention_end, shown_status
+from .models import Entry, Job, TapeFile, TapeFileStatus, Volume, VolumeStatus
+from .volumes import newest_snapshot_volume, retention_end, shown_status
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def tape_rows(session: Session, config: Config) -> list[dict[str, Any]]:
-    """One row per known tape: label, barcode, location, status, pool, jobs, files, bytes."""
+    """One row per known tape: label, barcode, location, status, pool, jobs, files, bytes, note."""
     where = locate_barcodes(config)
     jobs = dict(
         session.exec(
@@ -79,6 +79,7 @@ def tape_rows(session: Session, config: Config) -> list[dict[str, Any]]:
             .group_by(TapeFile.volume_id)
         ).all()
     )
+    snapshot = newest_snapshot_volume(session)
     rows = []
     for volume in session.exec(select(Volume).order_by(col(Volume.label))).all():
         location = where.get(volume.barcode or "")
@@ -99,9 +100,19 @@ def tape_rows(session: Session, config: Config) -> list[dict[str, Any]]:
                 "bytes_written": volume.bytes_written,
                 "capacity": volume.capacity,
                 "last_written": _iso(volume.last_written_at),
+                "note": _note(volume, snapshot),
             }
         )
     return rows
+
+
+def _note(volume: Volume, snapshot: int | None) -> str | None:
+    """Why a tape is in error, or that it holds what a disaster recovery needs."""
+    if volume.status == VolumeStatus.ERROR:
+        return volume.status_reason or "set aside"
+    if volume.id == snapshot:
+        return "holds the newest catalog snapshot"
+    return None
 
 
 def job_rows(session: Session, limit: int | None = None) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """The label job: write a volume label onto a tape, safely.
 
 A blank tape is labelled at once.  A tape that holds pytp data still in
-retention, data of another catalog, or foreign data is refused; ``force``
+retention or the newest catalog snapshot, data of another catalog, or foreign
+data is refused; ``force``
 overrides that only with the new label typed again (``confirm``), because
 relabelling makes everything on the tape unreachable.
 """
@@ -24,7 +25,7 @@ from .devices import Selection, drive_lock
 from .errors import ConfigError, WrongTape
 from .media import Media
 from .models import Volume
-from .volumes import in_retention, pool_accepts, retention_end
+from .volumes import pool_accepts, protection
 
 
 @dataclass(frozen=True)
@@ -116,11 +117,7 @@ def _why_not(
         return None
     if volume is None:
         return f"The tape is labelled '{label.label}' by pytp but is not in this catalog (another site's tape?)."
-    if in_retention(session, config, volume):
-        end = retention_end(session, config, volume)
-        until = "forever" if end is None or end.year == 9999 else f"until {end:%Y-%m-%d %H:%M} UTC"
-        return f"Tape '{volume.label}' holds data in retention {until}."
-    return None
+    return protection(session, config, volume)
 
 
 def label_barcodes(engine: Engine, config: Config, selection: Selection, pool: str | None = None) -> list[str]:

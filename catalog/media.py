@@ -21,7 +21,7 @@ from .config import Config
 from .devices import Selection, open_changer, open_drive
 from .errors import CatalogError, WrongTape
 from .models import TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
-from .volumes import pool_accepts, retention_end, write_volume_label
+from .volumes import mark_error, pool_accepts, protection, retention_end, write_volume_label
 
 
 class NoTapeAvailable(WrongTape):
@@ -43,6 +43,8 @@ class Media:
         self._drive: Drive | None = None
         #: how many tapes this object loaded through the changer
         self.loads = 0
+        #: why tapes looked at for an append were marked ``error`` and skipped
+        self.set_aside: list[str] = []
 
     # drive handling ------------------------------------------------------
     @property
@@ -150,7 +152,10 @@ class Media:
 
         A tape in the drive is used when it is blank or an appendable tape of the
         pool; with a changer, tapes are tried from the slots: appendable tapes of
-        the pool first (most recently written), then blank cartridges.
+        the pool first (most recently written), then blank cartridges.  An
+        appendable tape whose end of data disagrees with the catalog is marked
+        ``error`` (the reason is kept for ``pytp tapes``) and the next one tried.
+        A tape another pytp loads meanwhile is passed over.
 
         :raises WrongTape: the tape in a drive without changer cannot be used.
         :raises NoTapeAvailable: the library has no usable tape.
@@ -189,7 +194,8 @@ class Media:
             and pool_accepts(self.config, pool, s.barcode)
         ]
         for slot in [n for _, n in appendable] + blanks:
-            self.load(slot)
+            if not self._load_if_there(slot):
+                continue
             volume = self._usable(session, pool, fail=False)
             if volume is not None:
                 return volume
@@ -201,21 +207,37 @@ class Media:
                 for s in status.slots
                 if s.full and not s.import_export and s.barcode in known and known[s.barcode].pool == pool
                 for end in [retention_end(session, self.config, known[s.barcode])]
-                if end is not None and end <= utcnow()
+                if end is not None
+                and end <= utcnow()
+                and protection(session, self.config, known[s.barcode]) is None
             ),
             key=lambda item: item[0],
         )
         for _, volume, slot in expired:
-            self.load(slot)
+            if not self._load_if_there(slot):
+                continue
             label = self._label_or_none()
             if label is None or label.uuid != volume.uuid:
                 self.unload()
                 continue
             return self.write_label(session, text=volume.label, pool=pool, barcode=volume.barcode, reuse=volume)
+        set_aside = "".join(f" {reason}" for reason in self.set_aside)
         raise NoTapeAvailable(
-            f"No appendable, blank or expired tape for pool '{pool}' in library {self.changer.name}. "
+            f"No appendable, blank or expired tape for pool '{pool}' in library {self.changer.name}.{set_aside} "
             "Put blank tapes into the library (see `pytp list`)."
         )
+
+    def _load_if_there(self, slot: int) -> bool:
+        """Load ``slot``; False if its tape is gone, taken by another pytp on another drive meanwhile."""
+        try:
+            self.load(slot)
+        except ChangerError:
+            status = self.changer.status()  # type: ignore[union-attr]
+            element = status.slot(slot)
+            if element is not None and element.full:
+                raise  # the tape is there: the failure is real
+            return False
+        return True
 
     def has_tape_in_drive(self) -> bool:
         status = self.changer_status()
@@ -267,6 +289,16 @@ class Media:
                 raise WrongTape(problem)
             return None
         assert volume is not None
+        try:
+            position_at_end_of_data(session, self.drive, volume)
+        except WrongTape as err:
+            # One tape that disagrees with the catalog must not block the pool
+            # (issue 8, defect 8): set it aside with the reason, try the next.
+            mark_error(session, volume, str(err))
+            self.set_aside.append(f"Tape {volume.label} was set aside (status error): {err}")
+            if fail:
+                raise
+            return None
         if barcode and volume.barcode != barcode:
             volume.barcode = barcode
         return volume

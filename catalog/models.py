@@ -79,6 +79,8 @@ class Volume(SQLModel, table=True):
     #: the library the tape was labelled in; where it is now comes from the changer
     library: str | None = None
     retention_days: int | None = None
+    #: why the tape is in ``error`` status (shown by ``pytp tapes``)
+    status_reason: str | None = Field(default=None, sa_type=Text)
     format_version: int = 1
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(False))
     last_written_at: datetime | None = Field(default=None, sa_column=_ts())
@@ -97,6 +99,11 @@ class Job(SQLModel, table=True):
     status: str = Field(default=JobStatus.RUNNING, index=True)
     pool: str | None = None
     host: str | None = None
+    #: the process running the job on ``host``, and its start time
+    #: (``procinfo.process_identity``): a pid alone may be reused, so both say
+    #: whether the job's process is still alive (``reconcile``).
+    pid: int | None = None
+    process_start: str | None = None
     sources: str = Field(default="[]", sa_type=Text)
     started_at: datetime = Field(default_factory=utcnow, sa_column=_ts(False))
     ended_at: datetime | None = Field(default=None, sa_column=_ts())

@@ -4,7 +4,8 @@ A tape belongs to the pool it was labelled for.  Its data is in retention
 until ``retention_days`` after the newest good job on it ended; once every
 job is past that, the tape is ``expired`` and may be recycled: relabelled,
 with everything the catalog knew about its old contents marked overwritten
-(search and restore stop offering it).
+(search and restore stop offering it).  A tape holding the newest catalog
+snapshot is kept as well (``protection``).
 """
 
 from __future__ import annotations
@@ -77,12 +78,59 @@ def in_retention(session: Session, config: Config, volume: Volume, now: datetime
     return end is not None and end > (now or utcnow())
 
 
+def newest_snapshot_volume(session: Session) -> int | None:
+    """The volume id of the newest complete catalog snapshot on tape (None: there is none).
+
+    It is what a disaster recovery starts from (``pytp catalog restore``), so
+    its tape is protected like data in retention.
+    """
+    return session.exec(
+        select(TapeFile.volume_id)
+        .where(TapeFile.kind == "catalog", TapeFile.status == TapeFileStatus.COMPLETE)
+        .order_by(col(TapeFile.id).desc())
+        .limit(1)
+    ).first()
+
+
+def _until(end: datetime | None) -> str:
+    return "forever" if end is None or end.year == 9999 else f"until {end:%Y-%m-%d %H:%M} UTC"
+
+
+def protection(session: Session, config: Config, volume: Volume, now: datetime | None = None) -> str | None:
+    """Why ``volume`` must not be overwritten, or None when nothing on it needs keeping.
+
+    A tape is protected while it holds a good job in retention or the newest
+    catalog snapshot.  Failed jobs protect nothing: no restore offers them.
+    """
+    end = retention_end(session, config, volume)
+    if end is not None and end > (now or utcnow()):
+        return f"Tape '{volume.label}' holds data in retention {_until(end)}."
+    if newest_snapshot_volume(session) == volume.id:
+        return f"Tape '{volume.label}' holds the newest catalog snapshot (`pytp catalog backup`)."
+    return None
+
+
 def shown_status(session: Session, config: Config, volume: Volume, now: datetime | None = None) -> str:
-    """The status to show: the stored one, or ``expired`` once nothing is in retention."""
-    has_data = volume.file_count > 1
-    if has_data and not in_retention(session, config, volume, now):
+    """The status to show: the stored one, or ``expired`` once its good data left retention.
+
+    Only a tape that held good jobs expires, and not while it holds the newest
+    catalog snapshot; a tape of failed jobs only keeps its stored status (it
+    has no retention end to show).  A tape in ``error`` shows that first.
+    """
+    if volume.status == VolumeStatus.ERROR:
+        return volume.status
+    end = retention_end(session, config, volume)
+    if end is not None and end <= (now or utcnow()) and protection(session, config, volume, now) is None:
         return VolumeStatus.EXPIRED
     return volume.status
+
+
+def mark_error(session: Session, volume: Volume, reason: str) -> None:
+    """Set ``volume`` aside: no backup appends to it until it is relabelled or checked."""
+    volume.status = VolumeStatus.ERROR
+    volume.status_reason = reason
+    session.add(volume)
+    session.commit()
 
 
 def write_volume_label(
@@ -130,6 +178,7 @@ def write_volume_label(
     volume.barcode = barcode
     volume.block_size = block_size
     volume.status = VolumeStatus.APPENDABLE
+    volume.status_reason = None
     volume.file_count = 1
     volume.bytes_written = 0
     volume.capacity = drive.capacity()

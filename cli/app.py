@@ -52,7 +52,7 @@ class App:
     def engine(self) -> Engine:
         from pytp.catalog.database import open_catalog
 
-        return open_catalog(self.config.catalog_url)
+        return open_catalog(self.config.catalog_url, on_reconciled=lambda job: warn(str(job)))
 
     def select(self, drive: str | None = None, library: str | None = None) -> Selection:
         from pytp.catalog.devices import select

@@ -130,6 +130,7 @@ def tapes(app: App, fmt: str) -> None:
             "bytes_written",
             "capacity",
             "last_written",
+            "note",
         ]
         emit(rows, fmt, columns, empty="No tapes in the catalog yet.")
     else:

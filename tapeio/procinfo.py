@@ -32,6 +32,26 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def process_identity(pid: int) -> str | None:
+    """What tells ``pid`` apart from a later process that reuses the number.
+
+    ``BOOT_ID:STARTTIME``: the kernel's boot id and the process start time in
+    clock ticks since boot (field 22 of ``/proc/PID/stat``).  None if the
+    process is gone (or /proc is not there).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces or ")".
+    fields = stat[stat.rfind(")") + 2 :].split()
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = "?"
+    return f"{boot}:{fields[19]}" if len(fields) > 19 else None
+
+
 def find_holders(device: str | os.PathLike[str]) -> list[tuple[int, str | None]]:
     """Processes that have ``device`` open, as ``(pid, cmdline)``; own pid excluded."""
     try:

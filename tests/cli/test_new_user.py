@@ -7,8 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -16,6 +14,7 @@ from click.testing import CliRunner
 from pytp.cli.main import cli
 from pytp.tapeio import exitcodes
 from tests.conftest import make_tree
+from tests.crash.victim import Victim
 
 
 def _pytp(*args: str, expect: int = 0):  # type: ignore[no-untyped-def]
@@ -94,24 +93,18 @@ def test_interrupted_backup_is_marked_failed_and_the_next_one_appends(tmp_path: 
     src = tmp_path / "src"
     src.mkdir()
     with open(src / "huge.bin", "wb") as f:
-        f.truncate(6 << 30)  # sparse; reading it takes long enough to interrupt
+        f.truncate(6 << 30)  # sparse: far more than is read before the interruption
     _pytp("config")  # create the embedded default first
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytp.cli.main", "backup", str(src)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=os.environ.copy(),
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        jobs = json.loads(_pytp("jobs", "--format", "json").stdout)
-        if jobs and jobs[0]["status"] == "running" and jobs[0]["tapes"]:
-            break
-        time.sleep(0.2)
-    time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == exitcodes.EXIT_INTERRUPTED, stderr
+    # A 1 MiB buffer makes what was read reach the tape at once; the progress
+    # line on the pipe says when 32 MiB went by.  The process is stopped there,
+    # so the interruption lands mid-job wherever the scheduler is (no sleeps).
+    victim = Victim("backup", "--progress", "-mem", "0.001", str(src))
+    assert victim.wait_for_progress(32 << 20), victim.finish()
+    victim.signal(signal.SIGSTOP)
+    victim.signal(signal.SIGINT)
+    victim.signal(signal.SIGCONT)
+    code, _, stderr = victim.finish()
+    assert code == exitcodes.EXIT_INTERRUPTED, stderr
     jobs = json.loads(_pytp("jobs", "--format", "json").stdout)
     assert jobs[0]["status"] == "failed" and jobs[0]["message"] == "interrupted"
     small = tmp_path / "small"
