@@ -39,6 +39,32 @@ Where this model differs from ``st`` (documented, deliberate):
   :func:`load_tape` puts the same tape back (what ``mt load`` does).
 * A write fault writes the blocks before the bad one; a read fault returns
   nothing and leaves the head after the bad block with the block unknown.
+
+Early warning and end of medium
+-------------------------------
+As ``st`` (its ``STps->eof`` states ``ST_EOM_OK`` and ``ST_EOD_1``) with a
+drive that writes a whole request before it reports early warning, as LTO
+drives and tgt do:
+
+* The write that carries the data past the early-warning point is written
+  whole and succeeds; ``status().eom`` is then set (``EOT``).
+* The next write fails with :class:`EndOfMedium` and writes nothing
+  (``ENOSPC``); the one after it is allowed again ("to enable writing a
+  trailer"), so in the early-warning zone writes alternate between written
+  and refused.
+* Any successful movement or filemark (``weof``, ``eod``, ``fsf``, ``bsf``,
+  ``fsr``, ``bsr``, ``rewind``) clears the state: the next write is written,
+  and reports early warning again if it ends past the point.  So spacing to
+  end of data in the zone does not re-arm a refusal: the first write there
+  succeeds (this is what ``st`` does after ``MTEOM``, issue 8).
+* Filemarks are always written, also in the early-warning zone.
+* At the physical end a write takes the whole blocks that still fit and
+  fails with :class:`EndOfMedium`, its ``bytes_written`` saying how many
+  bytes went to tape; past it every write fails and writes nothing.
+
+tgt differs from real drives here: its "early warning" is the cartridge's
+size and there is no physical end (writes past it all succeed, each
+reporting EOM), and WRITE FILEMARKS never reports EOM.
 """
 
 from __future__ import annotations
@@ -111,6 +137,13 @@ LOCK_FILE = "lock"
 _MARK_NONE = "none"
 _MARK_FILEMARK = "filemark"
 _MARK_EOD = "eod"
+
+# The early-warning state, as st's ``STps->eof`` after writes: the last write
+# ended past the early-warning point (``ST_EOM_OK``: the next write gets
+# ENOSPC), or a write was just refused (``ST_EOD_1``: the next one may go).
+_EW_NONE = "none"
+_EW_REPORTED = "reported"
+_EW_ALLOW = "allow"
 
 
 @dataclass
@@ -353,7 +386,8 @@ class VirtualDrive:
         self._head_file, self._head_block = (int(x) for x in state["head"])
         self._mark = str(state["mark"])
         self._pending_filemark = False
-        self._eom_hit = False
+        self._ew = _EW_NONE
+        self._eom_sticky = False  # as StDrive: eom shown after EndOfMedium until the tape moves
         self._tape_path = _resolve_tape(self.path, state["tape"])
         self._ready = bool(state["ready"]) and self._tape_path is not None
         self._tape: LoadedTape | None = None
@@ -514,18 +548,25 @@ class VirtualDrive:
         self._counters.filemarks_written += count
         self._pending_filemark = False
 
+    def _moved(self) -> None:
+        """The tape moved: st's early-warning state is cleared (``chg_eof``)."""
+        self._ew = _EW_NONE
+        self._eom_sticky = False
+
     def _rewind(self) -> None:
         self._flush_filemark()
         self._set(0, 0, 0, 0, _MARK_NONE)
-        self._eom_hit = False
+        self._moved()
 
     # -- Drive protocol ----------------------------------------------------
 
     def status(self) -> DriveStatus:
         """What ``MTIOCGET`` would say; flags follow st's rules (EOF = block 0 of a file > 0).
 
-        ``eom`` is set while the tape's data reaches its early-warning point,
-        and after a refused write until the tape next moves.
+        ``eom`` is set after a write that ended past the early-warning point
+        (st's ``EOT``), and after a refused write until the tape next moves
+        (as :class:`~.st_drive.StDrive` reports it); ``eod`` is also set after
+        a refused write, as st reports ``ST_EOD_1``.
         """
         self._check_open()
         tape = self._tape
@@ -538,8 +579,8 @@ class VirtualDrive:
             block_size=self._block_size,
             bot=self._file == 0 and self._block == 0,
             eof=self._block == 0 and self._file != 0,
-            eod=self._mark == _MARK_EOD,
-            eom=tape.used >= tape.threshold or self._eom_hit,
+            eod=self._mark == _MARK_EOD or self._ew == _EW_ALLOW,
+            eom=self._ew == _EW_REPORTED or self._eom_sticky,
             write_protected=tape.write_protected,
         )
 
@@ -580,7 +621,7 @@ class VirtualDrive:
         """Go to end of data, where the next write appends file ``files``."""
         tape = self._require_tape()
         self._flush_filemark()
-        self._eom_hit = False
+        self._moved()
         self._set(tape.files, 0, tape.files, 0, _MARK_EOD)
         self._persist()
 
@@ -595,7 +636,7 @@ class VirtualDrive:
         self._flush_filemark()
         if count == 0:
             return
-        self._eom_hit = False
+        self._moved()
         self._counters.fsf += 1
         f = self._head_file
         known = self._file != UNKNOWN
@@ -622,7 +663,7 @@ class VirtualDrive:
             count += 1
         if count == 0:
             return
-        self._eom_hit = False
+        self._moved()
         self._counters.bsf += 1
         f = self._head_file
         known = self._file != UNKNOWN
@@ -651,7 +692,7 @@ class VirtualDrive:
         self._check_count(count)
         self._require_position("space over blocks")
         self._pending_filemark = False  # st stops owing the filemark on any spacing
-        self._eom_hit = False
+        self._moved()
         self._counters.fsr += 1
         f, b = self._head_file, self._head_block
         if f >= tape.files:
@@ -681,7 +722,7 @@ class VirtualDrive:
         self._check_count(count)
         self._require_position("space over blocks")
         self._pending_filemark = False
-        self._eom_hit = False
+        self._moved()
         self._counters.bsr += 1
         f, b = self._head_file, self._head_block
         if count <= b:
@@ -712,6 +753,7 @@ class VirtualDrive:
             return
         self._require_position("write filemarks")
         self._write_filemarks(count)
+        self._ew = _EW_NONE  # st: a filemark written (also at EOM) clears ST_EOM_OK
         self._persist()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -719,8 +761,11 @@ class VirtualDrive:
 
         :raises BlockSizeError: variable mode, a partial block, or a tape
             written at another block size.
-        :raises EndOfMedium: the data would pass the early-warning point (the
-            first time) or the physical end (after that); nothing was written.
+        :raises EndOfMedium: the previous write reported early warning (st's
+            ENOSPC; nothing was written, the next write may go), or the
+            physical end came first (``bytes_written``: the whole blocks that
+            fit were written).  A write that ends past the early-warning point
+            succeeds and sets ``status().eom``; see the module docstring.
         :raises MediumError: an injected write fault; the blocks before it
             were written.
         """
@@ -745,22 +790,37 @@ class VirtualDrive:
                 f"is set to {size}: set the block size to {tape.block_size}, or rewrite the "
                 "tape from its start."
             )
-        # Like st: the first write past the early-warning point fails with
-        # ENOSPC and writes nothing; after that warning, writes go on into the
-        # early-warning zone (room for a trailer, e.g. a manifest) until the
-        # physical end of the tape.  Moving the tape re-arms the warning.
-        limit = tape.capacity if self._eom_hit else tape.threshold
-        if kept + len(view) > limit:
-            physical = self._eom_hit
-            self._eom_hit = True  # reported until the tape moves, as StDrive does
-            where = "physical end" if physical else "early-warning point"
-            full = EndOfMedium(
-                f"Tape {tape.barcode} is full: {len(view)} more bytes would pass its {where} "
-                f"({kept} of {tape.capacity} bytes used). Write a filemark and continue "
-                "on another tape."
-            )
-            full.bytes_written = 0  # type: ignore[attr-defined]  # as StDrive: none of it
-            raise full
+        if self._ew == _EW_REPORTED:
+            # st_write: the write after the one that reported early warning
+            # gets ENOSPC and writes nothing; the next one may go (ST_EOD_1).
+            self._ew = _EW_ALLOW
+            raise self._full(tape, kept, len(view), "early-warning point", 0)
+        room = max(tape.physical_end - kept, 0) // size * size
+        if room == 0:
+            self._ew = _EW_REPORTED
+            raise self._full(tape, kept, len(view), "physical end", 0)
+        if room < len(view):
+            # The physical end: the blocks that fit are written (a short count).
+            self._write_at(tape, f, b, offset, view[:room], size)
+            self._ew = _EW_REPORTED
+            raise self._full(tape, kept, len(view), "physical end", room)
+        self._write_at(tape, f, b, offset, view, size)
+        # A drive reports early warning with the write that ends past the point.
+        past = kept + len(view) > tape.threshold
+        self._ew = _EW_REPORTED if past or self._ew == _EW_ALLOW else _EW_NONE
+
+    def _full(self, tape: LoadedTape, kept: int, size: int, where: str, written: int) -> EndOfMedium:
+        self._eom_sticky = True  # reported until the tape moves, as StDrive does
+        full = EndOfMedium(
+            f"Tape {tape.barcode} is full: {size} more bytes would pass its {where} "
+            f"({kept} of {tape.capacity} bytes used). Write a filemark and continue "
+            "on another tape."
+        )
+        full.bytes_written = written  # type: ignore[attr-defined]  # as StDrive: what reached tape
+        return full
+
+    def _write_at(self, tape: LoadedTape, f: int, b: int, offset: int, view: memoryview, size: int) -> None:
+        """Write ``view`` (whole blocks) at block ``b`` of file ``f``, honouring injected faults."""
         count = len(view) // size
         bad = tape.first_fault(tape.write_faults, f, b, count)
         tape.cut(f, offset)

@@ -11,8 +11,22 @@ Every ``file-NNNNN`` is implicitly followed by a filemark; after the last one
 is end of data (EOD).  Because a file holds exactly the blocks written to it,
 GNU tar reads a data file directly: ``tar -tf TAPE/file-00001``.
 
+Faults (``tape.json`` → ``faults``, set with :func:`configure_tape`) are
+injected by configuration, never by mocks; the drive reads them when it is
+opened:
+
+``read_errors`` / ``write_errors``
+    ``[[file, block], ...]``: reading or writing that block fails with
+    :class:`MediumError` (a write writes the blocks before it).
+``end_of_medium_at``
+    a byte count: the tape's data ends there, whatever ``capacity`` says,
+    and there is no early-warning zone before it -- the write that reaches it
+    takes the whole blocks that fit and fails with :class:`EndOfMedium`.
+    This is the drive whose early warning comes too late to matter, which
+    spanning must survive (issue 8).
+
 Here tapes are created, inspected and configured (write protection, injected
-read and write faults), and :class:`LoadedTape` is the drive's handle on a loaded
+faults), and :class:`LoadedTape` is the drive's handle on a loaded
 tape: its files' sizes, reads and writes at byte offsets, cuts, and faults.
 Positions, filemarks and the ``st`` driver's rules belong to the drive.
 """
@@ -135,12 +149,16 @@ def configure_tape(
     write_protected: bool | None = None,
     read_errors: list[tuple[int, int]] | None = None,
     write_errors: list[tuple[int, int]] | None = None,
+    end_of_medium_at: int | None = None,
 ) -> None:
     """Set a tape's write protection or injected faults (None leaves a setting alone).
 
-    Faults are ``(file, block)`` pairs: reading or writing that block raises
-    :class:`MediumError`.  This is fault injection by configuration, like
-    borg's failing chunker; a drive reads it when it is opened.
+    ``read_errors``/``write_errors`` are ``(file, block)`` pairs: reading or
+    writing that block raises :class:`MediumError`.  ``end_of_medium_at`` is a
+    byte count: the tape ends there, whatever its capacity, with no
+    early-warning zone (0 removes the fault).  This is fault injection by
+    configuration, like borg's failing chunker; a drive reads it when it is
+    opened.
     """
     path = Path(tape_path) / TAPE_META
     meta = read_json(path, "virtual tape")
@@ -151,6 +169,13 @@ def configure_tape(
         faults["read_errors"] = [[int(f), int(b)] for f, b in read_errors]
     if write_errors is not None:
         faults["write_errors"] = [[int(f), int(b)] for f, b in write_errors]
+    if end_of_medium_at is not None:
+        if end_of_medium_at < 0:
+            raise ValueError(f"end_of_medium_at must be 0 (none) or a byte count, not {end_of_medium_at}.")
+        if end_of_medium_at:
+            faults["end_of_medium_at"] = int(end_of_medium_at)
+        else:
+            faults.pop("end_of_medium_at", None)
     write_json(path, meta)
 
 
@@ -178,6 +203,11 @@ class LoadedTape:
         faults = self.meta.get("faults") or {}
         self.read_faults = self._fault_index(faults.get("read_errors"))
         self.write_faults = self._fault_index(faults.get("write_errors"))
+        # An injected end of medium: the tape ends at this byte of data, with
+        # no early-warning zone before it (real zones are small and not
+        # guaranteed), whatever its nominal capacity says.
+        eom_at = faults.get("end_of_medium_at")
+        self.physical_end = self.capacity if eom_at is None else min(self.capacity, int(eom_at))
         self.sizes = self._scan()
         self.used = sum(self.sizes)
         self._fds: dict[bool, tuple[int, int]] = {}  # writable -> (file number, fd)
@@ -213,7 +243,7 @@ class LoadedTape:
     @property
     def threshold(self) -> int:
         """Bytes of data the tape takes before its early-warning point."""
-        return self.capacity - self.early_warning
+        return min(self.capacity - self.early_warning, self.physical_end)
 
     def blocks(self, number: int) -> int:
         """Whole blocks in tape file ``number`` (a torn trailing block does not count)."""

@@ -371,14 +371,21 @@ def run_contract(results_path: Path, device: str, eom_device: str | None, eom_by
     if eom_device:
         meta["eom_inquiry"] = _inquiry(eom_device)
 
-        def eom() -> None:
-            drive = at_bot(eom_device)
-            try:
-                contract.check_end_of_medium(drive, max_bytes=eom_bytes)
-            finally:
-                drive.close()
+        def eom(check: Callable[[Any, int], None]) -> Callable[[], None]:
+            def body() -> None:
+                drive = at_bot(eom_device)
+                try:
+                    check(drive, eom_bytes)
+                finally:
+                    drive.close()
 
-        results.append(_run_check("check_end_of_medium", "eom", eom))
+            return body
+
+        results.append(_run_check("check_end_of_medium", "eom", eom(contract.check_end_of_medium)))
+        _write_json(results_path, document)
+        for check in contract.EOM_CHECKS:
+            results.append(_run_check(check.__name__, "eom", eom(check)))
+            _write_json(results_path, document)
     meta["seconds"] = round(time.monotonic() - t0, 2)
     _write_json(results_path, document)
     return 0

@@ -53,6 +53,7 @@ NAMES = (
     + [c.__name__ for c in contract.REOPEN_CHECKS]
     + list(ST_EXTRAS)
     + [contract.check_end_of_medium.__name__]
+    + [c.__name__ for c in contract.EOM_CHECKS]
 )
 
 #: Checks that fail on tgt because of tgt, not st or pytp:

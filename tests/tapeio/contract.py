@@ -411,6 +411,97 @@ def check_end_of_medium(drive: Drive, max_bytes: int, chunk_blocks: int = 16) ->
     assert drive.read(size) == block(0, 0, size)
 
 
+# --------------------------------------------------------------------------
+# early warning (end of medium), as drivers/scsi/st.c handles it
+#
+# st's rules (``STps->eof``): the write that ends past the early-warning point
+# is written whole and succeeds, and ``MTIOCGET`` then shows ``EOT``
+# (``ST_EOM_OK``); the next write fails with ``ENOSPC`` and writes nothing
+# (``ST_EOD_1``: "allow next write"); the one after it is written, and so on,
+# alternating.  Any successful filemark or movement (``MTWEOF``, ``MTEOM``,
+# ``MTFSF``, ``MTREW``...) clears the state, so the first write after it is
+# written.  Real drives and tgt agree on all of this; they differ at the
+# physical end (tgt has none), which is not checked here.  Each check starts
+# writing at BOT, so they can run one after another on one small cartridge.
+
+
+def write_to_early_warning(drive: Drive, max_bytes: int) -> int:
+    """Write one block at a time until the status shows early warning; return the blocks.
+
+    Asserts that no status before the write that passed the point shows it,
+    and that the write that passed it succeeded whole.
+    """
+    size = block_size(drive)
+    count = 0
+    while count * size <= max_bytes:
+        drive.write(block(0, count, size))  # the write that passes the point succeeds
+        count += 1
+        if drive.status().eom:
+            return count
+    raise AssertionError(f"no early warning within {max_bytes} bytes")
+
+
+def assert_refused(drive: Drive, data: bytes) -> None:
+    """``data`` is refused with end of medium and nothing of it reaches the tape."""
+    with pytest.raises(EndOfMedium) as err:
+        drive.write(data)
+    assert getattr(err.value, "bytes_written", 0) == 0
+
+
+def check_early_warning_alternates(drive: Drive, max_bytes: int) -> None:
+    """Past early warning writes are refused and allowed in turn; filemarks always fit."""
+    size = block_size(drive)
+    count = write_to_early_warning(drive, max_bytes)
+    assert_refused(drive, block(0, count, size))
+    assert drive.status().eom
+    drive.write(block(0, count, size))  # st allows the write after ENOSPC (a trailer)
+    assert_refused(drive, block(0, count + 1, size))
+    drive.weof(2)  # filemarks are written in the early-warning zone
+    drive.write(block(2, 0, size))  # and the first write after them is too
+    assert drive.status().eom
+    assert_refused(drive, block(2, 1, size))
+    drive.weof(1)
+    drive.rewind()
+    assert read_file(drive) == blocks(0, count + 1, size), "a refused write reached the tape"
+    assert read_file(drive) == b"", "file 1 is the empty file between the two filemarks"
+    assert read_file(drive) == block(2, 0, size)
+    assert_no_more_data(drive)
+
+
+def check_write_after_eod_in_early_warning_zone(drive: Drive, max_bytes: int) -> None:
+    """Spacing to end of data past early warning clears the refusal: the next write is written.
+
+    Issue 8: after end of medium a job writes a filemark, spaces to end of data
+    (``MTEOM``) and appends its next tape file; st writes that file's first
+    write, reports ``EOT`` with it, and refuses the second.
+    """
+    size = block_size(drive)
+    count = write_to_early_warning(drive, max_bytes)
+    assert_refused(drive, block(0, count, size))
+    drive.weof(1)
+    drive.rewind()
+    drive.eod()
+    assert drive.status().eod
+    assert not drive.status().eom, "spacing to end of data clears early warning"
+    drive.write(blocks(1, 2, size))  # the first write after MTEOM is written
+    assert drive.status().eom
+    assert_refused(drive, block(1, 2, size))
+    drive.weof(1)
+    drive.rewind()
+    drive.fsf(1)
+    assert read_file(drive) == blocks(1, 2, size)
+    drive.rewind()
+    assert read_file(drive) == blocks(0, count, size)
+
+
+#: Early-warning checks: ``check(drive, max_bytes)`` on a small cartridge,
+#: ``max_bytes`` bounding what it takes before early warning.
+EOM_CHECKS: list[Callable[[Drive, int], None]] = [
+    check_early_warning_alternates,
+    check_write_after_eod_in_early_warning_zone,
+]
+
+
 #: Checks taking only the drive, in a stable order for parametrization.
 CHECKS: list[Callable[[Drive], None]] = [
     check_bot_status,

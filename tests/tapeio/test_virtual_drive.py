@@ -106,11 +106,14 @@ def test_contract_reopen(
     check(drive, lambda: VirtualDrive(loaded))
 
 
-def test_contract_end_of_medium(tmp_path: Path, drive_dir: Path) -> None:
+@pytest.mark.parametrize(
+    "check", [contract.check_end_of_medium, *contract.EOM_CHECKS], ids=lambda c: c.__name__
+)
+def test_contract_end_of_medium(tmp_path: Path, drive_dir: Path, check: Callable[[Drive, int], None]) -> None:
     tape = create_virtual_tape(tmp_path / "small", "SML001L9", capacity=MiB)
     load_tape(drive_dir, tape)
     with open_at_bot(drive_dir) as d:
-        contract.check_end_of_medium(d, max_bytes=MiB)
+        check(d, MiB)
 
 
 def test_is_a_drive(drive: VirtualDrive) -> None:
@@ -465,28 +468,70 @@ def test_block_size_is_recorded_on_first_write(drive: VirtualDrive, tape_dir: Pa
 
 
 def test_end_of_medium(drive_dir: Path, tmp_path: Path) -> None:
+    """The write that passes early warning is written; the next is refused with nothing written."""
     tape = create_virtual_tape(tmp_path / "tiny", "TNY001L9", capacity=40 * BS, early_warning=8 * BS)
     load_tape(drive_dir, tape)
     with open_at_bot(drive_dir) as d:
-        d.write(blocks(0, 30, BS))
+        d.write(blocks(0, 32, BS))  # exactly up to the early-warning point: no warning yet
+        assert not d.status().eom
+        d.write(blocks(0, 3, BS, first=32))  # passes it: written, and reported
+        assert d.status().eom
         with pytest.raises(EndOfMedium, match="TNY001L9 is full") as err:
-            d.write(blocks(0, 3, BS, first=30))
+            d.write(block(0, 35, BS))
         assert err.value.exit_code == exitcodes.EXIT_TAPE_FULL
         assert err.value.bytes_written == 0  # type: ignore[attr-defined]  # as StDrive reports
-        assert tape_file_path(tape, 0).stat().st_size == 30 * BS  # nothing of it written
-        assert position(d) == (0, 30)
-        assert d.status().eom
+        assert tape_file_path(tape, 0).stat().st_size == 35 * BS  # nothing of it written
+        assert position(d) == (0, 35)
+        assert d.status().eom and d.status().eod  # st: ST_EOD_1 shows EOD; StDrive keeps EOT
         d.bsr(1)
-        assert not d.status().eom  # reported until the tape moves, below the early warning
+        assert not d.status().eom  # reported until the tape moves
         d.fsr(1)
-        d.write(blocks(0, 2, BS, first=30))  # exactly up to the early-warning point
+        d.write(block(0, 35, BS))  # the first write after a movement is written
         d.weof(1)  # a filemark always fits
         assert position(d) == (1, 0)
-        with pytest.raises(EndOfMedium):
-            d.write(block(1, 0, BS))
     with open_at_bot(drive_dir) as d:
-        assert d.status().eom  # the tape is at its early-warning point
-        assert read_file(d, chunk_blocks=64) == blocks(0, 32, BS)
+        assert not d.status().eom  # a position alone is not a warning: st reports EOT after a write
+        assert read_file(d, chunk_blocks=64) == blocks(0, 36, BS)
+
+
+def test_spacing_to_end_of_data_does_not_rearm_the_refusal(drive_dir: Path, tmp_path: Path) -> None:
+    """Issue 8: after end of medium, eod() then a write: the write goes to tape (as st after MTEOM)."""
+    tape = create_virtual_tape(tmp_path / "tiny", "TNY003L9", capacity=40 * BS, early_warning=8 * BS)
+    load_tape(drive_dir, tape)
+    with open_at_bot(drive_dir) as d:
+        d.write(blocks(0, 33, BS))
+        with pytest.raises(EndOfMedium):
+            d.write(block(0, 33, BS))
+        d.weof(1)
+    with open_at_bot(drive_dir) as d:  # a later command appends the next tape file
+        d.eod()
+        d.write(blocks(1, 2, BS))
+        assert d.status().eom
+        d.weof(1)
+    assert tape_file_path(tape, 1).stat().st_size == 2 * BS
+
+
+def test_injected_end_of_medium_has_no_early_warning_zone(drive_dir: Path, tmp_path: Path) -> None:
+    """faults.end_of_medium_at: the write that reaches it is cut short; nothing fits after."""
+    tape = create_virtual_tape(tmp_path / "tiny", "TNY004L9", capacity=40 * BS, early_warning=8 * BS)
+    configure_tape(tape, end_of_medium_at=10 * BS + 100)
+    load_tape(drive_dir, tape)
+    with open_at_bot(drive_dir) as d:
+        assert d.capacity() == 40 * BS  # the tape claims its nominal size
+        d.write(blocks(0, 8, BS))
+        with pytest.raises(EndOfMedium, match="physical end") as err:
+            d.write(blocks(0, 4, BS, first=8))
+        assert err.value.bytes_written == 2 * BS  # type: ignore[attr-defined]  # the whole blocks that fit
+        assert position(d) == (0, 10)
+        for _ in range(2):  # refused, then tried again: still no room
+            with pytest.raises(EndOfMedium) as again:
+                d.write(block(0, 10, BS))
+            assert again.value.bytes_written == 0  # type: ignore[attr-defined]
+        d.weof(1)  # a filemark still closes the file
+        assert position(d) == (1, 0)
+    assert tape_file_path(tape, 0).stat().st_size == 10 * BS
+    configure_tape(tape, end_of_medium_at=0)
+    assert "end_of_medium_at" not in read_tape_meta(tape)["faults"]
 
 
 def test_default_early_warning() -> None:
@@ -617,18 +662,20 @@ def test_large_transfers_move_many_blocks_per_call(drive: VirtualDrive) -> None:
     assert data == b""
 
 
-def test_writes_go_on_into_the_early_warning_zone_after_the_warning(drive_dir: Path, tmp_path: Path) -> None:
-    """As st: the first write past early warning fails; then a trailer fits until the physical end."""
+def test_writes_alternate_in_the_early_warning_zone_until_the_physical_end(drive_dir: Path, tmp_path: Path) -> None:
+    """As st: refused, written, refused, ... and at the physical end only what fits."""
     tape = create_virtual_tape(tmp_path / "tiny", "TNY002L9", capacity=40 * BS, early_warning=8 * BS)
     load_tape(drive_dir, tape)
     with open_at_bot(drive_dir) as d:
-        d.write(blocks(0, 31, BS))
+        d.write(blocks(0, 33, BS))  # passes the early-warning point (32 blocks)
         with pytest.raises(EndOfMedium, match="early-warning point"):
-            d.write(blocks(0, 2, BS, first=31))
-        d.weof(1)  # the warning stays armed across a filemark
-        d.write(blocks(1, 8, BS))  # the trailer, inside the early-warning zone
-        with pytest.raises(EndOfMedium, match="physical end"):
-            d.write(blocks(1, 2, BS, first=8))
+            d.write(blocks(0, 2, BS, first=33))
+        d.write(blocks(0, 4, BS, first=33))  # the trailer st allows after ENOSPC
+        with pytest.raises(EndOfMedium, match="early-warning point"):
+            d.write(block(0, 37, BS))
+        with pytest.raises(EndOfMedium, match="physical end") as err:
+            d.write(blocks(0, 5, BS, first=37))
+        assert err.value.bytes_written == 3 * BS  # type: ignore[attr-defined]
         d.weof(1)
-        assert position(d) == (2, 0)
-    assert tape_file_path(tape, 1).stat().st_size == 8 * BS
+        assert position(d) == (1, 0)
+    assert tape_file_path(tape, 0).stat().st_size == 40 * BS
