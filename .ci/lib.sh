@@ -119,7 +119,8 @@ link_pytp() {
       fi
       ;;
     *)
-      say "$dir is not on your PATH: add it (export PATH=\"$dir:\$PATH\", e.g. in ~/.profile), or run: source $VENV/bin/activate"
+      say "$dir is not on this shell's PATH yet: open a new login shell (Debian's and Ubuntu's ~/.profile add"
+      say "~/.local/bin once it exists), or add it yourself, or run: source $VENV/bin/activate"
       ;;
   esac
 }
