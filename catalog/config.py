@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config_schema import Checker, reject_duplicate_keys
 from .errors import ConfigError
 
 DEFAULT_BLOCK_SIZE = 524288  # the original pytp's LTO setting (512 KiB)
@@ -142,87 +143,99 @@ def _resolve(base: Path, value: str) -> str:
 def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
     """Build a ``Config`` from the JSON object of a config file.
 
-    :raises ConfigError: a key has the wrong type or a required key is missing.
+    :raises ConfigError: a key is unknown (with the closest valid key), has the
+        wrong type or value, a required key is missing, or two drives,
+        libraries or pools share a name.
     """
     base = path.parent
-    try:
-        drives = tuple(
-            DriveConfig(
-                name=str(d["name"]),
-                device_path=_resolve(base, str(d["device_path"])),
-                block_size=int(d.get("block_size", DEFAULT_BLOCK_SIZE)),
-                type=str(d.get("type", "st")),
-            )
-            for d in data.get("tape_drives", [])
+    check = Checker(path)
+    check.section(data, "", "")
+    drives: list[DriveConfig] = []
+    for i, raw in enumerate(check.objects(data, "tape_drives")):
+        where = f"tape_drives[{i}]"
+        check.section(raw, "tape_drives[]", where)
+        drive = DriveConfig(
+            name=check.string(raw, "name", where, required=True) or "",
+            device_path=_resolve(base, check.string(raw, "device_path", where, required=True) or ""),
+            block_size=check.integer(raw, "block_size", where, DEFAULT_BLOCK_SIZE) or 0,
+            type=check.string(raw, "type", where) or "st",
         )
-        libraries = tuple(
-            LibraryConfig(
-                name=str(lib["name"]),
-                device_path=_resolve(base, str(lib["device_path"])),
-                slots=int(lib["slots"]) if lib.get("slots") is not None else None,
-                drives=tuple(str(name) for name in lib.get("drives", [])),
-                type=str(lib.get("type", "mtx")),
-            )
-            for lib in data.get("tape_libraries", [])
-        )
-        pools = tuple(
-            PoolConfig(
-                name=str(p["name"]),
-                retention_days=int(p["retention_days"]) if p.get("retention_days") is not None else None,
-                label_prefix=p.get("label_prefix"),
-                barcodes=tuple(str(b) for b in p.get("barcodes", [])),
-            )
-            for p in data.get("pools", [{"name": DEFAULT_POOL}])
-        )
-        buffer_raw = data.get("buffer", {})
-        buffer = BufferConfig(
-            memory_gib=float(buffer_raw.get("memory_buffer", BufferConfig.memory_gib)),
-            start_percent=int(buffer_raw.get("memory_buffer_percent", BufferConfig.start_percent)),
-            low_water_mark=int(buffer_raw.get("low_water_mark", BufferConfig.low_water_mark)),
-        )
-        planning_raw = data.get("restore_planning", {})
-        planning = PlanningConfig(
-            drive_mb_per_s=float(planning_raw.get("drive_mb_per_s", PlanningConfig.drive_mb_per_s)),
-            load_seconds=float(planning_raw.get("load_seconds", PlanningConfig.load_seconds)),
-            seek_seconds=float(planning_raw.get("seek_seconds", PlanningConfig.seek_seconds)),
-        )
-    except (KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f"Configuration {path} is invalid: {err!r} in tape_drives/tape_libraries/pools.") from err
-    for drive in drives:
         if drive.type not in ("st", "virtual"):
-            raise ConfigError(f"Drive '{drive.name}' in {path}: type must be 'st' or 'virtual', not '{drive.type}'.")
+            raise check.fail(f"drive '{drive.name}': type must be 'st' or 'virtual', not '{drive.type}'.")
         if drive.block_size <= 0 or drive.block_size % 512:
-            raise ConfigError(
-                f"Drive '{drive.name}' in {path}: block_size {drive.block_size} must be a positive "
-                "multiple of 512 (tar records)."
+            raise check.fail(
+                f"drive '{drive.name}': block_size {drive.block_size} must be a positive multiple of 512 (tar records)."
             )
+        drives.append(drive)
+    libraries: list[LibraryConfig] = []
+    for i, raw in enumerate(check.objects(data, "tape_libraries")):
+        where = f"tape_libraries[{i}]"
+        check.section(raw, "tape_libraries[]", where)
+        library = LibraryConfig(
+            name=check.string(raw, "name", where, required=True) or "",
+            device_path=_resolve(base, check.string(raw, "device_path", where, required=True) or ""),
+            slots=check.integer(raw, "slots", where, minimum=1),
+            drives=check.strings(raw, "drives", where),
+            type=check.string(raw, "type", where) or "mtx",
+        )
+        if library.type not in ("mtx", "virtual"):
+            raise check.fail(f"library '{library.name}': type must be 'mtx' or 'virtual', not '{library.type}'.")
+        libraries.append(library)
+    pools: list[PoolConfig] = []
+    for i, raw in enumerate(check.objects(data, "pools") if "pools" in data else [{"name": DEFAULT_POOL}]):
+        where = f"pools[{i}]"
+        check.section(raw, "pools[]", where)
+        pools.append(
+            PoolConfig(
+                name=check.string(raw, "name", where, required=True) or "",
+                retention_days=check.integer(raw, "retention_days", where, minimum=0),
+                label_prefix=check.string(raw, "label_prefix", where),
+                barcodes=check.strings(raw, "barcodes", where),
+            )
+        )
+    check.unique([d.name for d in drives], "drives (tape_drives)")
+    check.unique([lib.name for lib in libraries], "libraries (tape_libraries)")
+    check.unique([p.name for p in pools], "pools")
+    buffer_raw = check.section(data.get("buffer", {}), "buffer", "buffer")
+    buffer = BufferConfig(
+        memory_gib=check.number(buffer_raw, "memory_buffer", "buffer", BufferConfig.memory_gib, positive=True),
+        start_percent=check.integer(buffer_raw, "memory_buffer_percent", "buffer", BufferConfig.start_percent, minimum=0)
+        or 0,
+        low_water_mark=check.integer(buffer_raw, "low_water_mark", "buffer", BufferConfig.low_water_mark, minimum=0)
+        or 0,
+    )
+    planning_raw = check.section(data.get("restore_planning", {}), "restore_planning", "restore_planning")
+    planning = PlanningConfig(
+        # a divisor of every time estimate: 0 would be a division by zero in `restore --plan`
+        drive_mb_per_s=check.number(
+            planning_raw, "drive_mb_per_s", "restore_planning", PlanningConfig.drive_mb_per_s, positive=True
+        ),
+        load_seconds=check.number(planning_raw, "load_seconds", "restore_planning", PlanningConfig.load_seconds),
+        seek_seconds=check.number(planning_raw, "seek_seconds", "restore_planning", PlanningConfig.seek_seconds),
+    )
     names = {d.name for d in drives}
     for library in libraries:
-        if library.type not in ("mtx", "virtual"):
-            raise ConfigError(f"Library '{library.name}' in {path}: type must be 'mtx' or 'virtual'.")
         missing = [n for n in library.drives if n not in names]
         if missing:
-            raise ConfigError(
-                f"Library '{library.name}' in {path} names drives that are not in tape_drives: {', '.join(missing)}."
-            )
-    catalog = data.get("catalog", {})
-    url = catalog.get("url") if isinstance(catalog, dict) else None
+            raise check.fail(f"library '{library.name}' names drives that are not in tape_drives: {', '.join(missing)}.")
+    catalog = check.section(data.get("catalog", {}), "catalog", "catalog")
+    url = check.string(catalog, "url", "catalog")
     if not url:
         url = f"sqlite:///{data_home() / 'catalog.db'}"
     elif url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         url = "sqlite:///" + _resolve(base, url[len("sqlite:///") :])
-    default_pool = str(data.get("default_pool", pools[0].name if pools else DEFAULT_POOL))
+    default_pool = check.string(data, "default_pool", "") or (pools[0].name if pools else DEFAULT_POOL)
     if pools and default_pool not in {p.name for p in pools}:
-        raise ConfigError(f"default_pool '{default_pool}' in {path} is not one of the pools.")
+        raise check.fail(f"default_pool '{default_pool}' is not one of the pools ({', '.join(p.name for p in pools)}).")
     return Config(
         path=path,
         source=source,
         catalog_url=url,
-        tar_dir=data.get("tar_dir"),
-        snapshot_dir=data.get("snapshot_dir"),
-        drives=drives,
-        libraries=libraries,
-        pools=pools,
+        tar_dir=check.string(data, "tar_dir", ""),
+        snapshot_dir=check.string(data, "snapshot_dir", ""),
+        drives=tuple(drives),
+        libraries=tuple(libraries),
+        pools=tuple(pools),
         default_pool=default_pool,
         buffer=buffer,
         planning=planning,
@@ -231,15 +244,27 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
 
 
 def read_config(path: Path, source: str) -> Config:
+    """Read and check the configuration file at ``path``.
+
+    :param source: how the file was found, for messages (``--config``, ...).
+    :raises ConfigError: the file is missing, unreadable, not UTF-8, not JSON, or wrong.
+    """
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError as err:
         raise ConfigError(f"Configuration file {path} ({source}) does not exist.") from err
     except OSError as err:
         raise ConfigError(f"Cannot read configuration {path}: {err.strerror}.") from err
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"Configuration {path} is not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+            "save it as UTF-8."
+        ) from err
+    try:
+        data = json.loads(text, object_pairs_hook=reject_duplicate_keys)
+    except ValueError as err:  # JSONDecodeError, or a key given twice
         raise ConfigError(f"Configuration {path} is not valid JSON: {err}.") from err
     if not isinstance(data, dict):
         raise ConfigError(f"Configuration {path} must hold a JSON object.")

@@ -9,22 +9,33 @@ must not upgrade it behind the others' backs).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, inspect
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy import event, inspect, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlmodel import SQLModel, create_engine
 
 from . import models  # noqa: F401 - registers the tables on SQLModel.metadata
-from .errors import CatalogUnavailable, StaleCatalog
+from .errors import CatalogError, CatalogUnavailable, StaleCatalog
 
 SCRIPT_LOCATION = "pytp.catalog:migrations"
+#: the PostgreSQL advisory lock that serialises schema creation and upgrades ("pytp" in ASCII)
+SCHEMA_LOCK_KEY = 0x70797470
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -51,7 +62,13 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise CatalogUnavailable(
+                    f"Cannot create the folder of the catalog {database}: {err.strerror}. "
+                    "Fix catalog.url in the configuration or the folder's permissions."
+                ) from err
         kwargs["connect_args"] = {"timeout": 30}
     try:
         engine = create_engine(url, **kwargs)
@@ -79,20 +96,180 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The catalog's schema revision (``None`` for an empty database).
+
+    :raises CatalogUnavailable: the database cannot be reached or read, or is an empty file.
+    """
+    path = _sqlite_file(engine)
+    if path is not None and not path.exists():
+        return None  # connecting would create a zero-byte file, which later reads as damage
+    _refuse_empty_file(engine)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as err:
+        raise _unavailable(engine, err) from err
+
+
+def _is_empty(connection: Connection) -> bool:
+    return not inspect(connection).get_table_names()
+
+
+@contextmanager
+def _schema_lock(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the catalog's schema lock until it commits.
+
+    Two pytp processes that create or upgrade one catalog at the same time
+    (two hosts starting on a new PostgreSQL catalog) must not both run the
+    DDL: the second waits, then finds the work done (issue 9).  PostgreSQL:
+    a transaction-scoped advisory lock.  SQLite: ``BEGIN IMMEDIATE`` takes the
+    write lock before the schema version is read, so the reader cannot act on
+    a version that is about to change.
+    """
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        elif engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield connection
+        connection.commit()
 
 
-def _is_empty(engine: Engine) -> bool:
-    return not inspect(engine).get_table_names()
+def _create_schema(connection: Connection) -> None:
+    """The current schema, stamped at the head, in the caller's one transaction.
+
+    A fresh catalog is built at once rather than by replaying every migration
+    (alembic cookbook); table creation and the stamp commit together, so no
+    one ever sees tables without a version ("not a pytp catalog").
+    """
+    SQLModel.metadata.create_all(connection)
+    command.stamp(alembic_config(connection), "head")
+
+
+def _create_sqlite_file(path: Path) -> None:
+    """Create a new SQLite catalog at ``path`` atomically.
+
+    The catalog is built in a temporary file beside it and linked into place
+    in one step, so a crash or a concurrent first use never leaves a half-made
+    or zero-byte catalog at ``path``; a process that loses the race keeps the
+    winner's file.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    engine = make_engine(f"sqlite:///{tmp}")
+    try:
+        with engine.begin() as connection:
+            _create_schema(connection)
+    finally:
+        engine.dispose()  # the last connection's close checkpoints the WAL into the file
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process created it first: use theirs
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
+def _sqlite_file(engine: Engine) -> Path | None:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    return Path(database) if database and database != ":memory:" and not database.startswith("file:") else None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
-    """Run the migrations up to ``revision``; return (before, after)."""
-    before = current_revision(engine)
-    with engine.begin() as connection:
-        command.upgrade(alembic_config(connection), revision)
-    return before, current_revision(engine) or ""
+    """Run the migrations up to ``revision`` under the schema lock; return (before, after).
+
+    Safe when two processes run it at once: the second waits for the first and
+    finds nothing left to do.
+
+    :raises CatalogUnavailable: the database cannot be reached, or is an empty file.
+    :raises StaleCatalog: the catalog is newer than this pytp.
+    """
+    path = _sqlite_file(engine)
+    if path is not None and not path.exists():
+        _create_sqlite_file(path)  # at the head at once, atomically
+        return None, head_revision()
+    _refuse_empty_file(engine)
+    try:
+        with _schema_lock(engine) as connection:
+            before = MigrationContext.configure(connection).get_current_revision()
+            _refuse_unknown_revision(engine, before)
+            command.upgrade(alembic_config(connection), revision)
+            after = MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as err:
+        raise _unavailable(engine, err) from err
+    return before, after or ""
+
+
+def _refuse_empty_file(engine: Engine) -> None:
+    """A zero-byte catalog file is damage (a truncation, a full disk), not a new catalog."""
+    path = _sqlite_file(engine)
+    if path is not None and path.is_file() and path.stat().st_size == 0:
+        raise CatalogUnavailable(
+            f"The catalog file {path} is empty (0 bytes): it was truncated or never written. "
+            "Restore it from a catalog snapshot (`pytp catalog restore`), rebuild it from the tapes "
+            "(`pytp catalog rebuild`), or delete the file to start a new, empty catalog."
+        )
+
+
+def _refuse_unknown_revision(engine: Engine, current: str | None) -> None:
+    """A revision this pytp does not know comes from a newer pytp: upgrading is not the cure."""
+    if current is None:
+        return
+    script = ScriptDirectory.from_config(alembic_config())
+    if current not in {rev.revision for rev in script.walk_revisions()}:
+        raise StaleCatalog(
+            f"The catalog {_safe(str(engine.url))} is at schema {current}, which is newer than this pytp "
+            f"knows (its newest is {head_revision()}): a newer pytp has upgraded it. "
+            "Install that pytp version on this host; do not run `pytp db upgrade` with this one."
+        )
+
+
+def _unavailable(engine: Engine, err: SQLAlchemyError) -> CatalogError:
+    """``err``, seen while opening the catalog, as a message that names it (password hidden)."""
+    where = _safe(str(engine.url))
+    if engine.dialect.name != "sqlite" and isinstance(err, (OperationalError, InterfaceError)):
+        return CatalogUnavailable(
+            f"Cannot reach the catalog {where}: {_detail(err)}. "
+            "Check that the database server is running and catalog.url in the configuration."
+        )
+    return catalog_error(err, where) or CatalogUnavailable(f"Cannot open the catalog {where}: {_detail(err)}.")
+
+
+def catalog_error(err: BaseException, where: str = "") -> CatalogError | None:
+    """A catalog error for a database exception no layer wrapped, or ``None`` if ``err`` is not one.
+
+    Damage and a full disk can surface in any query, long after the catalog
+    was opened; the CLI asks here before treating an exception as a bug.
+
+    :param where: the catalog's URL (password hidden), if known, for the message.
+    """
+    if not isinstance(err, SQLAlchemyError):
+        return None
+    detail = _detail(err)
+    lowered = detail.lower()
+    catalog = f"The catalog {where}" if where else "The catalog"
+    if "malformed" in lowered or "not a database" in lowered or "disk i/o error" in lowered:
+        return CatalogUnavailable(
+            f"{catalog} is damaged ({detail}). Restore it from a catalog snapshot (`pytp catalog restore`) "
+            "or rebuild it from the tapes (`pytp catalog rebuild`); SQLite's `.recover` may save the rest."
+        )
+    if "database or disk is full" in lowered or "no space left" in lowered:
+        return CatalogUnavailable(
+            f"{catalog} cannot grow: its disk is full ({detail}). Free space and run the command again; "
+            "a job that was running is marked failed by the next command."
+        )
+    if "database is locked" in lowered:
+        return CatalogUnavailable(f"{catalog} stayed locked by another pytp process ({detail}); try again.")
+    return CatalogUnavailable(f"{catalog} refused an operation: {detail}.")
+
+
+def _detail(err: SQLAlchemyError) -> str:
+    """The driver's own message, first line only (SQLAlchemy appends the SQL and a link)."""
+    return _first_line(err.orig if isinstance(err, DBAPIError) and err.orig is not None else err)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def open_catalog(url: str, on_reconciled: Callable[[object], None] | None = None) -> Engine:
@@ -101,23 +278,31 @@ def open_catalog(url: str, on_reconciled: Callable[[object], None] | None = None
     Jobs left ``running`` by a process of this host that is gone are marked
     failed on the way (``reconcile.reconcile_jobs``); ``on_reconciled`` hears of each.
 
-    :raises CatalogUnavailable: the database cannot be reached.
+    :raises CatalogUnavailable: the database cannot be reached, is damaged, or is an empty file.
     :raises StaleCatalog: the schema is not at this pytp's migration head.
     """
     engine = make_engine(url)
+    path = _sqlite_file(engine)
+    if path is not None and not path.exists():
+        try:
+            _create_sqlite_file(path)
+        except SQLAlchemyError as err:
+            raise _unavailable(engine, err) from err
+        except OSError as err:
+            raise CatalogUnavailable(f"Cannot create the catalog {path}: {err.strerror}.") from err
+    _refuse_empty_file(engine)
     try:
-        if _is_empty(engine):
-            # A fresh catalog: build the current schema at once and stamp it,
-            # rather than replaying every migration (alembic cookbook).
-            SQLModel.metadata.create_all(engine)
-            with engine.begin() as connection:
-                command.stamp(alembic_config(connection), "head")
-            return engine
+        with engine.connect() as connection:
+            empty = _is_empty(connection)
+        if empty:
+            # An empty database (a new PostgreSQL catalog): create it under the
+            # schema lock, checking again once the lock is ours.
+            with _schema_lock(engine) as connection:
+                if _is_empty(connection):
+                    _create_schema(connection)
         current = current_revision(engine)
-    except OperationalError as err:
-        raise CatalogUnavailable(f"Cannot open the catalog {_safe(url)}: {err.orig}.") from err
     except SQLAlchemyError as err:
-        raise CatalogUnavailable(f"Cannot open the catalog {_safe(url)}: {err}.") from err
+        raise _unavailable(engine, err) from err
     head = head_revision()
     if current != head:
         if current is None:
@@ -125,6 +310,7 @@ def open_catalog(url: str, on_reconciled: Callable[[object], None] | None = None
                 f"The database {_safe(url)} has tables but no pytp schema version; "
                 "it is not a pytp catalog. Point catalog.url at a pytp catalog or an empty database."
             )
+        _refuse_unknown_revision(engine, current)
         raise StaleCatalog(
             f"The catalog is at schema {current}, this pytp needs {head}. "
             "Run `pytp db upgrade` (back up the catalog first)."

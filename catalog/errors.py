@@ -38,6 +38,12 @@ class NotFound(CatalogError):
     exit_code = exitcodes.EXIT_NOT_FOUND
 
 
+class BadPattern(CatalogError):
+    """A search or match pattern is not valid (a bad --regex)."""
+
+    exit_code = exitcodes.EXIT_USAGE
+
+
 class WrongTape(CatalogError):
     """The tape is not the one expected."""
 

@@ -8,6 +8,7 @@ complete tape files are offered; by default the newest version of each path.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +16,7 @@ from sqlalchemy import and_, or_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from .errors import CatalogError, NotFound
+from .errors import BadPattern, CatalogError, NotFound
 from .levels import DELETED
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume
 
@@ -71,6 +72,10 @@ def pattern_condition(pattern: str, regex: bool = False) -> ColumnElement[bool]:
     if not pattern:
         raise CatalogError("An empty pattern matches nothing; give part of a file name.")
     if regex:
+        try:
+            re.compile(pattern)  # SQLite runs Python's re; a bad pattern would fail inside the query
+        except re.error as err:
+            raise BadPattern(f"'{pattern}' is not a valid regular expression: {err}.") from err
         return col(Entry.path_text).regexp_match(pattern)
     if GLOB_CHARS & set(pattern):
         return col(Entry.path_text).regexp_match(glob_to_regex(pattern))

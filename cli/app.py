@@ -8,12 +8,16 @@ imported only by commands that use it, so tape commands start quickly.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import os
+import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from tabulate import tabulate
@@ -21,7 +25,7 @@ from tabulate import tabulate
 from pytp.catalog.config import Config, load_config
 from pytp.catalog.errors import CatalogError
 from pytp.tapeio.errors import TapeIOError
-from pytp.tapeio.exitcodes import EXIT_INTERRUPTED
+from pytp.tapeio.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_WARNING
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -100,14 +104,63 @@ class PytpGroup(click.Group):
         return cmd.name if cmd else None, cmd, rest
 
     def invoke(self, ctx: click.Context) -> Any:
+        # The one place where errors become `Error: …` and an exit code.  Any
+        # exception, expected or not, ends here: exit 1 means only "partial
+        # job", so a bug exits 3, with its traceback under --debug alone.
         try:
             return super().invoke(ctx)
-        except (TapeIOError, CatalogError) as err:
-            click.echo(f"Error: {err}", err=True)
-            ctx.exit(err.exit_code)
+        except (click.exceptions.Exit, click.UsageError):
+            raise  # a command's own exit code; click's usage errors (exit 2)
         except KeyboardInterrupt:
-            click.echo("Error: interrupted.", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+            fail(ctx, "interrupted.", EXIT_INTERRUPTED)
+        except click.Abort:
+            # click.prompt/confirm on Ctrl-C or end of input
+            fail(ctx, "aborted.", EXIT_INTERRUPTED)
+        except Exception as err:  # noqa: BLE001 - see above
+            message, code = describe_error(err)
+            fail(ctx, message, code)
+
+
+def describe_error(err: Exception) -> tuple[str, int]:
+    """The one-line message and exit code for any exception a command raised."""
+    if isinstance(err, (TapeIOError, CatalogError)):
+        return str(err), err.exit_code
+    if isinstance(err, click.ClickException):
+        return err.format_message(), EXIT_ERROR if err.exit_code == EXIT_WARNING else err.exit_code
+    if "sqlalchemy" in sys.modules:  # only a command that opened the catalog can raise these
+        from pytp.catalog.database import catalog_error
+
+        mapped = catalog_error(err)
+        if mapped is not None:
+            return str(mapped), mapped.exit_code
+    if isinstance(err, OSError):
+        return os_error_message(err), EXIT_ERROR
+    first = (str(err).strip().splitlines() or [""])[0]
+    return (
+        f"unexpected {type(err).__name__}: {first} (run with --debug for the traceback, and report it)",
+        EXIT_ERROR,
+    )
+
+
+def os_error_message(err: OSError) -> str:
+    """``No space left on device: /path`` and what to do, for OS errors no layer wrapped."""
+    text = err.strerror or str(err)
+    if err.filename is not None:
+        text += f": {os.fsdecode(err.filename)}"
+        if err.filename2 is not None:
+            text += f" -> {os.fsdecode(err.filename2)}"
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        text += " (the disk or file size limit is full: free space and run the command again)"
+    return text + "."
+
+
+def fail(ctx: click.Context, message: str, code: int) -> NoReturn:
+    """Print ``Error: message`` (after the traceback under --debug) and exit with ``code``."""
+    root = ctx.find_root()
+    if root.params.get("debug") or os.environ.get("PYTP_DEBUG", "") not in ("", "0"):
+        traceback.print_exc(file=sys.stderr)
+    click.echo(f"Error: {message}", err=True)
+    ctx.exit(code)
 
 
 # ---------------------------------------------------------------- output

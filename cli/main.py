@@ -15,9 +15,15 @@ from .app import App, PytpGroup
     envvar="PYTP_CONFIG",
     help="Configuration file (default: $PYTP_CONFIG, then ~/.config/pytp/config.json).",
 )
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="PYTP_DEBUG",
+    help="Print the traceback of an error (also: PYTP_DEBUG=1).",
+)
 @click.version_option(package_name="pytp")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None) -> None:
+def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     """pytp: catalog-centric tape backup for LTO drives and tape libraries.
 
     Every backup records each file, its xxh3 checksum and its tape position in

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 from sqlalchemy import inspect, text
 
@@ -35,14 +36,17 @@ def test_fresh_catalog_is_created_and_stamped(catalog_url: str) -> None:
 
 def test_stale_catalog_is_refused_with_the_command_to_run(tmp_path: Path, sqlite_url: str) -> None:
     engine = open_catalog(sqlite_url)
+    oldest = ScriptDirectory.from_config(alembic_config()).get_base()
+    if oldest == head_revision():
+        pytest.skip("one migration only: no older schema to be stale at")
     with engine.begin() as connection:
-        connection.execute(text("UPDATE alembic_version SET version_num = '0000old'"))
+        connection.execute(text("UPDATE alembic_version SET version_num = :old"), {"old": oldest})
     with pytest.raises(StaleCatalog, match="pytp db upgrade"):
         open_catalog(sqlite_url)
     config = write_library_config(tmp_path / "site", sqlite_url)
     result = CliRunner().invoke(cli, ["--config", str(config), "jobs"])
     assert result.exit_code == exitcodes.EXIT_CATALOG
-    assert "Error: The catalog is at schema 0000old" in result.stderr
+    assert f"Error: The catalog is at schema {oldest}" in result.stderr
 
 
 def test_foreign_database_is_not_taken_for_a_catalog(tmp_path: Path) -> None:
