@@ -2,19 +2,22 @@
 
 For each tape (loaded once), tape files are visited in order; inside a tape
 file the head spaces to the block of each member (``fsr``) and reads only the
-bytes of the members wanted, which are fed to ``tar -x`` with the end-of-
-archive marker.  Files land under the target at their absolute path made
-relative (``/home/a/x`` → ``TARGET/home/a/x``); nothing is written outside
-it, nothing existing is replaced without ``overwrite``, and every restored
-file's xxh3 is checked against the catalog afterwards.
+bytes of the members wanted.  Files land under the target at their absolute
+path made relative (``/home/a/x`` → ``TARGET/home/a/x``).
+
+Every member goes through ``tapeio.gnutar.GuardedExtraction`` (issue 8): its
+header on tape is read and compared with the catalog before tar sees it, tar
+only receives files and directories, and symlinks and hard links are placed
+after the whole restore, with no symlink followed on the way, so nothing lands
+outside the target whatever the tapes hold.  A damaged or unreadable member is
+named and the restore goes on with the next one; every restored file's xxh3 is
+checked against the catalog afterwards.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +27,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from pytp.tapeio.blockio import TapeFileReader
-from pytp.tapeio.drive import Drive, ensure_block_size
-from pytp.tapeio.hashing import hash_file
+from pytp.tapeio.drive import ensure_block_size
+from pytp.tapeio.errors import BlankTape, MediumError
+from pytp.tapeio.extract_guard import DamagedMember, Member, SafeTree, UnsafeMember, judge, safe_name
+from pytp.tapeio.gnutar import GuardedExtraction, TarProcess
+from pytp.tapeio.hashing import ContentHasher
 from pytp.tapeio.positioning import goto_file
-from pytp.tapeio.tarformat import END_OF_ARCHIVE, padded
 from pytp.tapeio.tarwriter import member_name
 
 from .config import Config
@@ -37,12 +42,8 @@ from .inventory import locate_barcodes
 from .media import Media
 from .models import Entry, EntryPart
 from .parts import load_parts
-from .plan import RestorePlan, build_plan
+from .plan import FilePlan, Item, RestorePlan, build_plan
 from .search import Found, find, find_exact, resolve_as_of
-
-#: GNU tar reads stdin in records of 20 x 512 bytes; the stream is padded to a
-#: whole record so tar never sees a short last record.
-TAR_RECORD = 20 * 512
 
 
 @dataclass
@@ -52,7 +53,10 @@ class RestoreOptions:
     :param target: the directory to restore into (created if missing).
     :param patterns: ``--match`` patterns; none means the whole job.
     :param job_id: restore from this job only (default: newest good versions).
-    :param overwrite: replace existing files under the target.
+    :param overwrite: replace existing files under the target (directories are kept).
+    :param include_deleted: also files a later backup recorded as deleted.
+    :param allow_special: create device nodes and fifos and keep setuid/setgid/
+        sticky bits from tape (root only).
     """
 
     target: str
@@ -63,6 +67,8 @@ class RestoreOptions:
     overwrite: bool = False
     #: ``JOB_ID`` or a date: the tree as it was then (see ``search.resolve_as_of``)
     as_of: str | None = None
+    include_deleted: bool = False
+    allow_special: bool = False
 
 
 @dataclass
@@ -75,35 +81,21 @@ class RestoreResult:
     mismatches: list[str] = field(default_factory=list)
     #: tapes loaded through the changer
     loads: int = 0
+    #: things the user should know (a deleted file restored from its last version)
+    notes: list[str] = field(default_factory=list)
 
 
-class TarFailed(CatalogError):
-    """GNU tar failed while extracting."""
+def _destination_name(entry: Entry) -> bytes:
+    """The entry's name below the target.  :raises UnsafeMember: it would leave the target."""
+    return safe_name(member_name(entry.path))
 
 
-def _destination(target: Path, entry: Entry) -> Path:
-    name = member_name(entry.path)
-    parts = name.split(b"/")
-    if b".." in parts or name.startswith(b"/"):
-        raise RestoreRefused(f"{entry.path_text}: the path would leave the target directory; refusing to restore it.")
-    return Path(os.fsdecode(os.path.join(os.fsencode(target), name)))
-
-
-def _check_inside(target: Path, destination: Path) -> None:
-    """Refuse a destination whose existing parent resolves outside ``target``."""
-    parent = destination.parent
-    while not parent.exists() and parent != target:
-        parent = parent.parent
-    real = Path(os.path.realpath(parent))
-    if real != target and target not in real.parents:
-        raise RestoreRefused(
-            f"{destination}: an existing directory on the way ({parent}) leads outside {target} "
-            "(a symlink?); refusing to restore through it."
-        )
-
-
-def select_entries(session: Session, options: RestoreOptions) -> list[Found]:
+def select_entries(session: Session, options: RestoreOptions, notes: list[str] | None = None) -> list[Found]:
     """The entries a restore extracts, hard-link targets included.
+
+    Files a later backup recorded as deleted are left out unless
+    ``include_deleted``; a selection that finds nothing else but names
+    exactly one deleted file restores its last version (said in ``notes``).
 
     :raises NotFound: nothing matches.
     :raises CatalogError: neither patterns nor a job were given.
@@ -111,9 +103,31 @@ def select_entries(session: Session, options: RestoreOptions) -> list[Found]:
     if not options.patterns and options.job_id is None and options.as_of is None:
         raise CatalogError("Say what to restore: --match PATTERN, --job ID and/or --as-of JOB_ID|DATE.")
     as_of = resolve_as_of(session, options.as_of) if options.as_of else None
-    found = find(
-        session, options.patterns or None, regex=options.regex, job_id=options.job_id, tape=options.tape, as_of=as_of
-    )
+
+    def lookup(include_deleted: bool) -> list[Found]:
+        return find(
+            session,
+            options.patterns or None,
+            regex=options.regex,
+            job_id=options.job_id,
+            tape=options.tape,
+            as_of=as_of,
+            include_deleted=include_deleted,
+        )
+
+    found = lookup(options.include_deleted)
+    if not found and not options.include_deleted and as_of is None:
+        deleted = lookup(True)
+        if len(deleted) == 1 and deleted[0].deleted_by is not None:
+            found = deleted
+            if notes is not None:
+                notes.append(
+                    f"{deleted[0].entry.path_text} was deleted (recorded by job {deleted[0].deleted_by.id}); "
+                    f"restoring its last version, from job {deleted[0].job.id}."
+                )
+        elif deleted:
+            hint = f"{len(deleted)} deleted file(s) match; add --include-deleted to restore them."
+            raise NotFound(f"No backed-up file that still exists matches {', '.join(options.patterns)}. {hint}")
     if not found:
         what = ", ".join(options.patterns) if options.patterns else f"job {options.job_id}"
         raise NotFound(f"No backed-up file matches {what}. Try `pytp search` with part of the name.")
@@ -131,17 +145,30 @@ def select_entries(session: Session, options: RestoreOptions) -> list[Found]:
 
 
 def check_target(target: Path, entries: Iterable[Found], overwrite: bool) -> None:
-    """Refuse before reading anything if the restore would escape or overwrite.
+    """Refuse before reading anything if the restore would go through a symlink or overwrite.
+
+    Names that would leave the target are not refused here: the extraction
+    refuses each of them by name and restores the rest.
 
     :raises RestoreRefused: listing the first conflicts.
     """
+    tree = SafeTree(target)
     existing = []
-    for f in entries:
-        destination = _destination(target, f.entry)
-        _check_inside(target, destination)
-        if f.entry.kind != "dir" and os.path.lexists(destination):
-            existing.append(str(destination))
-    if existing and not overwrite:
+    try:
+        for f in entries:
+            try:
+                name = _destination_name(f.entry)
+            except UnsafeMember:
+                continue  # refused by name during the extraction
+            try:
+                st = tree.lstat(name) if name else None
+            except UnsafeMember as err:
+                raise RestoreRefused(f"{err} Nothing was restored.") from None
+            if st is not None and f.entry.kind != "dir" and not overwrite:
+                existing.append(str(target / os.fsdecode(name)))
+    finally:
+        tree.close()
+    if existing:
         sample = ", ".join(existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
         raise RestoreRefused(
             f"{len(existing)} file(s) already exist under {target}: {sample}. Nothing was restored. "
@@ -149,64 +176,32 @@ def check_target(target: Path, entries: Iterable[Found], overwrite: bool) -> Non
         )
 
 
-def _tar_command(target: Path, overwrite: bool) -> list[str]:
-    command = ["tar", "-x", "-B", "-f", "-", "-C", str(target), "--preserve-permissions"]
-    # --unlink-first replaces a file without writing through a symlink in its place.
-    command += ["--unlink-first"] if overwrite else ["--keep-old-files"]
-    return command
+def _read_exactly(reader: TapeFileReader, size: int, what: str) -> bytes:
+    data = reader.read(size)
+    if len(data) < size:
+        raise BlankTape(f"the tape file ends inside the headers of {what}")
+    return data
 
 
-class _Tar:
-    """A running GNU tar fed on stdin; its stdout and stderr are collected on
-    threads so a chatty tar can never block the feeding."""
+def _member_of(entry: Entry, header: bytes, allow_special: bool) -> Member:
+    """The member whose headers are ``header``, checked against its catalog entry.
 
-    def __init__(self, command: list[str]) -> None:
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self._out: list[bytes] = []
-        self._err: list[bytes] = []
-        self._threads = [
-            threading.Thread(target=lambda: self._out.append(self.process.stdout.read()), daemon=True),  # type: ignore[union-attr]
-            threading.Thread(target=lambda: self._err.append(self.process.stderr.read()), daemon=True),  # type: ignore[union-attr]
-        ]
-        for thread in self._threads:
-            thread.start()
-        self.stopped = False
-
-    def feed(self, data: bytes) -> None:
-        """Send ``data``; sets ``stopped`` when tar has stopped reading."""
-        try:
-            self.process.stdin.write(data)  # type: ignore[union-attr]
-        except BrokenPipeError:
-            self.stopped = True
-
-    def finish(self) -> str:
-        """Close stdin, wait; return stdout.  :raises TarFailed: on a non-zero exit."""
-        try:
-            self.process.stdin.close()  # type: ignore[union-attr]
-        except BrokenPipeError:
-            pass
-        self.process.wait()
-        for thread in self._threads:
-            thread.join()
-        if self.process.returncode != 0:
-            stderr = b"".join(self._err).decode(errors="replace").strip()
-            raise TarFailed(f"tar failed (exit {self.process.returncode}): {stderr}")
-        return b"".join(self._out).decode("utf-8", "backslashreplace")
+    :raises DamagedMember: the header is damaged or is not the catalog's member.
+    :raises UnsafeMember: the member must not be extracted.
+    """
+    member = judge(header, allow_special)
+    expected = _destination_name(entry)
+    kind = "dir" if member.kind == "root" else member.kind
+    if member.name != expected or kind != entry.kind or (kind == "file" and member.size != _stored_size(entry)):
+        raise DamagedMember(
+            f"the tar header on tape ({member.text}, {member.kind}) does not match the catalog"
+        )
+    return member
 
 
-def _copy(reader: TapeFileReader, length: int, feed: Callable[[bytes], None], what: str) -> None:
-    remaining = length
-    while remaining:
-        data = reader.read(min(remaining, 1 << 20))
-        if not data:
-            raise CatalogError(f"{what}: the tape file ended {remaining} bytes early.")
-        feed(data)
-        remaining -= len(data)
-
-
-def _end_of_stream(fed: int) -> bytes:
-    """The end-of-archive marker, padded so tar sees whole records."""
-    return END_OF_ARCHIVE + b"\0" * (-(fed + len(END_OF_ARCHIVE)) % TAR_RECORD)
+def _stored_size(entry: Entry) -> int:
+    # Entry.data_size counts what a sparse file holds on tape (map + regions).
+    return int(getattr(entry, "data_size", entry.size))
 
 
 class _SplitMember:
@@ -216,15 +211,20 @@ class _SplitMember:
     jobs in conflicting order) waits in a spool file.
     """
 
-    def __init__(self, entry: Entry, command: list[str]) -> None:
+    def __init__(self, entry: Entry, extraction: GuardedExtraction) -> None:
         self.entry = entry
-        self.tar = _Tar(command)
+        self.extraction = extraction
+        self.member: Member | None = None
+        self.tar: TarProcess | None = None
+        self.done = False
         self.next_part = 1
         self.fed = 0
         self.spooled: dict[int, IO[bytes]] = {}
 
     def take(self, part: EntryPart, reader: TapeFileReader) -> None:
-        header = reader.read(part.header_size)
+        if self.done:
+            return
+        header = _read_exactly(reader, part.header_size, self.entry.path_text)
         if part.part != self.next_part:
             spool = tempfile.TemporaryFile()
             spool.write(header if part.part == 1 else b"")
@@ -232,26 +232,50 @@ class _SplitMember:
             self.spooled[part.part] = spool
             return
         if part.part == 1:
-            self._feed(header)
+            self._start(header)
         _copy(reader, part.data_size, self._feed, self.entry.path_text)
         self.next_part += 1
         while self.next_part in self.spooled:
             spool = self.spooled.pop(self.next_part)
             spool.seek(0)
+            if self.next_part == 1:
+                self._start(spool.read(part.header_size))
             while chunk := spool.read(1 << 20):
                 self._feed(chunk)
             spool.close()
             self.next_part += 1
 
+    def _start(self, header: bytes) -> None:
+        self.member = _member_of(self.entry, header, self.extraction.allow_special)
+        self.tar = self.extraction.open_member(self.member)
+        if self.tar is None:
+            self.done = True
+
     def _feed(self, data: bytes) -> None:
-        self.tar.feed(data)
-        self.fed += len(data)
+        if self.tar is not None:
+            self.tar.feed(data)
+            self.fed += len(data)
 
     def finish(self) -> None:
-        padding = b"\0" * (padded(self.entry.size) - self.entry.size)
-        self._feed(padding)
-        self.tar.feed(_end_of_stream(self.fed))
-        self.tar.finish()
+        if self.tar is not None and self.member is not None:
+            self.extraction.close_member(self.tar, self.member, self.fed)
+            self.tar = None
+        self.done = True
+
+    def abort(self) -> None:
+        if self.tar is not None:
+            self.tar.kill()
+            self.tar = None
+
+
+def _copy(reader: TapeFileReader, length: int, feed: Callable[[bytes], None], what: str) -> None:
+    remaining = length
+    while remaining:
+        data = reader.read(min(remaining, 1 << 20))
+        if not data:
+            raise BlankTape(f"{what}: the tape file ended {remaining} bytes early.")
+        feed(data)
+        remaining -= len(data)
 
 
 def plan_restore(engine: Engine, config: Config, selection: Selection, options: RestoreOptions) -> RestorePlan:
@@ -280,16 +304,25 @@ def run_restore(
 ) -> RestoreResult:
     """Restore the selected files into ``options.target``, following its plan.
 
+    Every intact member is restored even when others are damaged, unreadable
+    or refused; those are all named in the error raised at the end.
+
     :raises NotFound: nothing matched.
-    :raises RestoreRefused: a file exists (without overwrite) or a path escapes.
+    :raises RestoreRefused: a file exists (without overwrite), the way goes
+        through a symlink, or members were refused (named, after the rest was restored).
     :raises WrongTape: a tape the restore needs is not in the library (all are listed).
-    :raises VerifyFailed: a restored file's checksum differs from the catalog.
+    :raises VerifyFailed: members were damaged or a restored file's checksum differs from the catalog.
     """
+    if options.allow_special and os.geteuid() != 0:
+        raise RestoreRefused("--allow-special creates device nodes and setuid files: run the restore as root.")
     target = Path(os.path.realpath(options.target))
-    command = _tar_command(target, options.overwrite)
+    notes: list[str] = []
     with Session(engine, expire_on_commit=False) as session:
-        entries = select_entries(session, options)
-        target.mkdir(parents=True, exist_ok=True)
+        entries = select_entries(session, options, notes)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RestoreRefused(f"Cannot create the restore target {target}: {err.strerror}.") from err
         check_target(target, entries, options.overwrite)
         plan = _plan(session, config, selection, entries)
         if plan.missing and selection.library is not None:
@@ -298,37 +331,33 @@ def run_restore(
                 f"The restore needs tapes that are not in library {selection.library.name}: {names}. "
                 "Insert them and run the restore again."
             )
+        extraction = GuardedExtraction(target, options.overwrite, options.allow_special)
         splits: dict[int, _SplitMember] = {}
-        with drive_lock(selection.drive), Media(config, selection) as media:
-            for tape in plan.tapes:
-                if progress:
-                    progress(f"tape {tape.volume.label}: {sum(len(f.items) for f in tape.files)} member(s)")
-                media.mount(session, tape.volume)
-                ensure_block_size(media.drive, media.block_size)
-                for file_plan in tape.files:
-                    goto_file(media.drive, file_plan.tape_file.file_number)
-                    reader = TapeFileReader(media.drive, media.block_size)
-                    tar: _Tar | None = None
-                    fed = 0
-                    try:
-                        for item in file_plan.items:
-                            reader.skip_to(item.offset)
-                            if item.part is None:
-                                tar = tar or _Tar(command)
-                                _copy(reader, item.length, tar.feed, item.entry.path_text)
-                                fed += item.length
-                            else:
-                                split = splits.setdefault(item.entry.id, _SplitMember(item.entry, command))  # type: ignore[arg-type]
-                                split.take(item.part, reader)
-                        if tar is not None:
-                            tar.feed(_end_of_stream(fed))
-                    finally:
-                        if tar is not None:
-                            tar.finish()
+        try:
+            with drive_lock(selection.drive), Media(config, selection) as media:
+                for tape in plan.tapes:
+                    if progress:
+                        progress(f"tape {tape.volume.label}: {sum(len(f.items) for f in tape.files)} member(s)")
+                    media.mount(session, tape.volume)
+                    ensure_block_size(media.drive, media.block_size)
+                    for file_plan in tape.files:
+                        if progress:
+                            progress(f"tape {tape.volume.label} file {file_plan.tape_file.file_number}")
+                        _restore_file(media, file_plan, extraction, splits)
+                for split in splits.values():
+                    split.finish()
+                loads = media.loads
+        except BaseException:
+            # Ctrl-C or a failure of the drive itself: stop tar, remove what it left half-written.
             for split in splits.values():
-                split.finish()
-            loads = media.loads
-    verified, mismatches = verify_restored(target, entries)
+                split.abort()
+            extraction.abort()
+            raise
+        extraction.finish()
+    # Refused and damaged members are named already; the checksum pass checks the rest.
+    left_out = {name.lstrip("/") for name, _ in extraction.refused + extraction.damaged}
+    kept = [f for f in entries if f.entry.path_text.lstrip("/") not in left_out]
+    verified, mismatches = verify_restored(target, kept)
     result = RestoreResult(
         files=len(entries),
         bytes=sum(f.entry.size for f in entries if f.entry.kind == "file"),
@@ -337,54 +366,109 @@ def run_restore(
         verified=verified,
         mismatches=mismatches,
         loads=loads,
+        notes=notes,
     )
-    if mismatches:
-        raise VerifyFailed(
-            f"Restored {len(entries)} file(s) into {target}, but {len(mismatches)} do not match the catalog: "
-            + "; ".join(mismatches[:5])
+    problems = extraction.problems() + [f"{m}" for m in mismatches]
+    if problems:
+        error = RestoreRefused if extraction.refused else VerifyFailed
+        raise error(
+            f"Restored into {target}, but {len(problems)} member(s) were not restored intact "
+            f"({verified} file checksum(s) verified):\n  " + "\n  ".join(problems)
         )
     return result
 
 
-def verify_restored(target: Path, entries: Iterable[Found]) -> tuple[int, list[str]]:
-    """Hash each restored regular file and compare with the catalog."""
-    checked, mismatches = 0, []
-    for f in entries:
-        if f.entry.kind != "file" or f.entry.xxh3 is None:
-            continue
-        destination = _destination(target, f.entry)
+def _restore_file(
+    media: Media, file_plan: FilePlan, extraction: GuardedExtraction, splits: dict[int, _SplitMember]
+) -> None:
+    """Extract the planned members of one tape file, going on after damage.
+
+    After an unreadable block the head's place is unknown, so the next member
+    is reached again from the start of the tape file by spacing.
+    """
+    drive, block_size = media.drive, media.block_size
+    number = file_plan.tape_file.file_number
+    reader: TapeFileReader | None = None
+    for item in file_plan.items:
+        entry = item.entry
         try:
-            digest = hash_file(destination)
-        except OSError as err:
-            mismatches.append(f"{f.entry.path_text}: not restored ({err.strerror})")
-            continue
-        checked += 1
-        if digest != f.entry.xxh3:
-            mismatches.append(f"{f.entry.path_text}: checksum differs from the catalog")
+            if reader is None or reader.position > item.offset:
+                goto_file(drive, number)
+                block = item.offset // block_size
+                if block:
+                    drive.fsr(block)
+                reader = TapeFileReader(drive, block_size, start_block=block)
+            reader.skip_to(item.offset)
+            if item.part is not None:
+                split = splits.setdefault(entry.id, _SplitMember(entry, extraction))  # type: ignore[arg-type]
+                split.take(item.part, reader)
+            else:
+                _restore_member(reader, item, extraction)
+        except DamagedMember as err:
+            extraction.damaged.append((entry.path_text, str(err)))
+            _give_up_split(splits, item)
+        except UnsafeMember as err:
+            extraction.refuse(entry.path_text, str(err).split(": ", 1)[-1])
+            _give_up_split(splits, item)
+        except (MediumError, BlankTape) as err:
+            extraction.damaged.append((entry.path_text, f"unreadable: {err}"))
+            _give_up_split(splits, item)
+            reader = None
+
+
+def _restore_member(reader: TapeFileReader, item: Item, extraction: GuardedExtraction) -> None:
+    entry = item.entry
+    try:
+        _destination_name(entry)
+    except UnsafeMember as err:
+        raise UnsafeMember(f"{entry.path_text}: {str(err).split(': ', 1)[-1]}") from None
+    header = _read_exactly(reader, entry.header_size, entry.path_text)
+    member = _member_of(entry, header, extraction.allow_special)
+    extraction.extract(member, reader.read)
+
+
+def _give_up_split(splits: dict[int, _SplitMember], item: Item) -> None:
+    split = splits.get(item.entry.id)  # type: ignore[arg-type]
+    if split is not None:
+        split.finish()
+
+
+def verify_restored(target: Path, entries: Iterable[Found]) -> tuple[int, list[str]]:
+    """Hash each restored regular file and compare with the catalog (no symlink followed)."""
+    checked, mismatches = 0, []
+    tree = SafeTree(target)
+    try:
+        for f in entries:
+            if f.entry.kind != "file" or f.entry.xxh3 is None:
+                continue
+            try:
+                digest = _hash_restored(tree, _destination_name(f.entry), getattr(f.entry, "sparse_map", None))
+            except UnsafeMember as err:
+                mismatches.append(f"{f.entry.path_text}: not checked ({err})")
+                continue
+            except OSError as err:
+                mismatches.append(f"{f.entry.path_text}: not restored ({err.strerror})")
+                continue
+            checked += 1
+            if digest != f.entry.xxh3:
+                mismatches.append(f"{f.entry.path_text}: checksum differs from the catalog")
+    finally:
+        tree.close()
     return checked, mismatches
 
 
-def extract_here(
-    drive: Drive, block_size: int, target: Path | None, overwrite: bool = False, list_only: bool = False
-) -> str:
-    """The original ``restore``/``ls``: run tar on the tape file under the head.
-
-    Reads to the filemark, so the head ends at the start of the next file
-    (the original pytp ran ``mt fsf 1`` afterwards for the same effect).
-    :returns: tar's standard output (the listing for ``list_only``).
-    """
-    if list_only or target is None:
-        command = ["tar", "-t", "-v", "-B", "-f", "-"]
-    else:
-        target.mkdir(parents=True, exist_ok=True)
-        command = _tar_command(target, overwrite)
-    tar = _Tar(command)
-    reader = TapeFileReader(drive, block_size)
+def _hash_restored(tree: SafeTree, name: bytes, sparse_map: str | None) -> str:
+    fd = tree.open_file(name)
     try:
-        while not tar.stopped and (chunk := reader.read(1 << 20)):
-            tar.feed(chunk)
+        if sparse_map is not None:
+            # hash_file knows how a sparse member is hashed; /proc/self/fd
+            # names this very descriptor, so no path is resolved again.
+            from pytp.tapeio.hashing import hash_file
+
+            return hash_file(f"/proc/self/fd/{fd}", sparse_map)
+        hasher = ContentHasher()
+        while chunk := os.read(fd, 1 << 20):
+            hasher.update(chunk)
+        return hasher.hexdigest()
     finally:
-        # tar stops at the end-of-archive marker; pass the filemark anyway.
-        reader.drain()
-        output = tar.finish()
-    return output
+        os.close(fd)

@@ -31,6 +31,8 @@ class Found:
     job: Job
     tape_file: TapeFile
     volume: Volume
+    #: the job that recorded this path as deleted after this version (newest-version lookups)
+    deleted_by: Job | None = None
 
 
 def glob_to_regex(pattern: str) -> str:
@@ -116,14 +118,18 @@ def find(
     :param tape: only entries on the tape with this label.
     :param all_versions: every version, not only the newest of each path.
     :param under: only paths equal to or below this absolute path.
-    :param include_deleted: also the markers of paths deleted since an earlier backup.
+    :param include_deleted: with ``all_versions``, also the markers of paths
+        deleted since an earlier backup; otherwise, also paths whose newest
+        record is a deletion, as their last version with ``deleted_by`` set.
+        Without it, a path a later backup recorded as deleted is left out
+        (issue 8, defect 10: deleted files must not come back).
     :param as_of: the tree as a point in time left it (``resolve_as_of``):
         newest versions at or before it, without the paths deleted by then.
     """
     query = _good_entries()
     if as_of is not None:
         query = query.where(as_of.condition())
-    elif not include_deleted:
+    elif all_versions and not include_deleted:
         query = query.where(Entry.kind != DELETED)
     if patterns:
         query = query.where(or_(*(pattern_condition(p, regex) for p in patterns)))
@@ -143,15 +149,32 @@ def find(
     results = [Found(e, j, t, v) for e, j, t, v in session.exec(query).all()]
     if all_versions:
         return results if include_deleted or as_of is None else [f for f in results if f.entry.kind != DELETED]
+    return _newest(results, include_deleted)
+
+
+def _newest(results: list[Found], include_deleted: bool) -> list[Found]:
+    """The newest version of each path (``results`` are by path, newest first).
+
+    A path whose newest record is a deletion is left out, or with
+    ``include_deleted`` given as its last stored version, marked with the job
+    that recorded the deletion.
+    """
     newest: list[Found] = []
+    deleted_by: dict[bytes, Job] = {}
     seen: set[bytes] = set()
     for found in results:
-        if found.entry.path not in seen:
-            seen.add(found.entry.path)
-            newest.append(found)
-    if as_of is not None and not include_deleted:
-        # A path whose newest record is a deletion did not exist at that point.
-        newest = [f for f in newest if f.entry.kind != DELETED]
+        path = found.entry.path
+        if path in seen:
+            continue
+        if found.entry.kind == DELETED:
+            deleted_by.setdefault(path, found.job)
+            continue
+        seen.add(path)
+        if path in deleted_by:
+            if not include_deleted:
+                continue
+            found = Found(found.entry, found.job, found.tape_file, found.volume, deleted_by[path])
+        newest.append(found)
     return newest
 
 

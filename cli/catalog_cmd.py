@@ -48,11 +48,23 @@ def search(
 
     with Session(app.engine) as session:
         view = resolve_as_of(session, as_of) if as_of else None
-        found = find(session, [pattern], regex=regex, job_id=job_id, tape=tape, all_versions=all_versions, as_of=view)
+        # Deleted files are found too (they are what people look for most),
+        # each marked with the job that recorded the deletion; --as-of shows
+        # only what existed then.
+        found = find(
+            session,
+            [pattern],
+            regex=regex,
+            job_id=job_id,
+            tape=tape,
+            all_versions=all_versions,
+            as_of=view,
+            include_deleted=not all_versions and view is None,
+        )
     if not found:
         raise NotFound(f"No backed-up file matches '{pattern}'.")
     rows = [found_row(f) for f in found]
-    emit(rows, fmt, None if fmt != "table" else ["path", "size", "mtime", "job", "tape", "tape_file"])
+    emit(rows, fmt, None if fmt != "table" else ["path", "size", "mtime", "job", "tape", "tape_file", "deleted_by"])
 
 
 def found_row(f) -> dict[str, object]:  # type: ignore[no-untyped-def]
@@ -69,6 +81,8 @@ def found_row(f) -> dict[str, object]:  # type: ignore[no-untyped-def]
         "tape": f.volume.label,
         "tape_file": f.tape_file.file_number,
         "offset": f.entry.offset,
+        #: the job that recorded the path as deleted (search, ls-catalog --include-deleted)
+        "deleted_by": f.deleted_by.id if getattr(f, "deleted_by", None) is not None else None,
     }
 
 

@@ -42,10 +42,14 @@ def versions(app: App, path: str, fmt: str) -> None:
 @click.command(name="ls-catalog")
 @click.argument("path", default="/")
 @click.option("--as-of", "as_of", help="The directory as it was at JOB_ID or a date.")
+@click.option("--include-deleted", is_flag=True, help="Also files a later backup recorded as deleted.")
 @output_option
 @pass_app
-def ls_catalog(app: App, path: str, as_of: str | None, fmt: str) -> None:
+def ls_catalog(app: App, path: str, as_of: str | None, include_deleted: bool, fmt: str) -> None:
     """List a directory as the catalog knows it (newest versions, or --as-of).
+
+    Files a later backup recorded as deleted are not listed unless
+    --include-deleted (then the deleted_by column names the job that saw them gone).
 
     \b
     Examples:
@@ -60,12 +64,14 @@ def ls_catalog(app: App, path: str, as_of: str | None, fmt: str) -> None:
     target = os.fsencode(os.path.normpath(os.path.abspath(path)))
     with Session(app.engine) as session:
         view = resolve_as_of(session, as_of) if as_of else None
-        found = find(session, under=target, as_of=view)
+        found = find(session, under=target, as_of=view, include_deleted=include_deleted)
     prefix = target.rstrip(b"/") + b"/"
     children = [f for f in found if f.entry.path.startswith(prefix) and b"/" not in f.entry.path[len(prefix) :]]
     if not children and not any(f.entry.path == target for f in found):
         raise NotFound(f"The catalog knows nothing under {path}" + (f" as of {as_of}." if as_of else "."))
     columns = None if fmt != "table" else ["path", "type", "mode", "size", "mtime", "job", "tape"]
+    if columns and include_deleted:
+        columns.append("deleted_by")
     emit([found_row(f) for f in children], fmt, columns, empty="(empty directory)")
 
 

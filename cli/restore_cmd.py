@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -16,7 +17,15 @@ from .app import App, human_bytes, pass_app
 @click.option("--job", "job_id", type=int, help="Restore from this job (without --match: the whole job).")
 @click.option("--tape", help="Only files on this tape.")
 @click.option("--as-of", "as_of", help="The tree as it was at JOB_ID or a date (2026-11-26, 2026-11-26T18:00).")
-@click.option("--overwrite", is_flag=True, help="Replace files that already exist under TARGET_DIR.")
+@click.option(
+    "--overwrite", is_flag=True, help="Replace files that already exist under TARGET_DIR (directories are kept)."
+)
+@click.option("--include-deleted", is_flag=True, help="Also files that a later backup recorded as deleted.")
+@click.option(
+    "--allow-special",
+    is_flag=True,
+    help="Create device nodes and fifos and keep setuid/setgid/sticky bits from tape (root only).",
+)
 @click.option("--plan", "plan_only", is_flag=True, help="Print the plan (tapes, order, blocks, time) and stop.")
 @click.option("-d", "--drive", help="Drive to read with.")
 @click.option("-l", "--library", help="Library to load tapes from.")
@@ -29,6 +38,8 @@ def restore(
     job_id: int | None,
     tape: str | None,
     overwrite: bool,
+    include_deleted: bool,
+    allow_special: bool,
     as_of: str | None,
     plan_only: bool,
     drive: str | None,
@@ -43,6 +54,12 @@ def restore(
     Before reading, the restore plans which tapes (each loaded once), tape
     files and blocks it needs; --plan prints that plan and touches no tape.
 
+    Nothing is written outside TARGET_DIR: symlinks and hard links are made
+    after everything else, no symlink is followed on the way, and absolute
+    names, '..', links out, device nodes and setuid bits from tape are refused
+    or cleared (unless --allow-special, as root).  Damaged members are named
+    and the rest is restored (exit 10); refused ones exit 12.
+
     \b
     Examples:
         pytp restore /tmp/out --match report.pdf
@@ -50,14 +67,17 @@ def restore(
         pytp restore /tmp/out --as-of 2026-11-01 --match /home/alice --plan
     """
     if not patterns and job_id is None and as_of is None:
-        from pytp.catalog.restore import extract_here
+        # The raw path: no catalog (and no sqlmodel import) is needed.
         from pytp.tapeio.drive import ensure_block_size
+        from pytp.tapeio.gnutar import extract_here
 
+        if allow_special and os.geteuid() != 0:
+            raise click.UsageError("--allow-special needs root.")
         selection = app.select(drive, library)
         with app.open_drive(drive, library) as handle:
             ensure_block_size(handle, selection.drive.block_size)
-            extract_here(handle, selection.drive.block_size, Path(target_dir), overwrite)
-        click.echo(f"Extracted the tape file into {Path(target_dir).resolve()}.")
+            done = extract_here(handle, selection.drive.block_size, Path(target_dir), overwrite, allow_special)
+        click.echo(f"Extracted {done.extracted} member(s) of the tape file into {Path(target_dir).resolve()}.")
         return
     from pytp.catalog.restore import RestoreOptions, run_restore
 
@@ -69,6 +89,8 @@ def restore(
         tape=tape,
         overwrite=overwrite,
         as_of=as_of,
+        include_deleted=include_deleted,
+        allow_special=allow_special,
     )
     if plan_only:
         from pytp.catalog.restore import plan_restore
@@ -77,6 +99,8 @@ def restore(
             click.echo(line)
         return
     result = run_restore(app.engine, app.config, app.select(drive, library), options)
+    for note in result.notes:
+        click.echo(f"Note: {note}")
     click.echo(
         f"Restored {result.files} item(s), {human_bytes(result.bytes)} from tape {', '.join(result.tapes)} "
         f"into {result.target} ({result.loads} load(s)); {result.verified} file checksum(s) verified."

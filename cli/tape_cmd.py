@@ -180,13 +180,13 @@ def ls_command(app: App, drive: str | None, sample: int | None) -> None:
     Example:
         pytp ff 1 && pytp ls
     """
-    from pytp.catalog.restore import extract_here
     from pytp.tapeio.drive import ensure_block_size
+    from pytp.tapeio.gnutar import list_here
 
     selection = app.select(drive)
     with app.open_drive(drive) as handle:
         ensure_block_size(handle, selection.drive.block_size)
-        listing = extract_here(handle, selection.drive.block_size, target=None, list_only=True)
+        listing = list_here(handle, selection.drive.block_size)
     lines = listing.splitlines()
     for line in lines[:sample] if sample else lines:
         click.echo(line)

@@ -1,0 +1,346 @@
+"""Keeping an extraction inside its target directory (issue 8, defect 1).
+
+GNU tar follows a symlink it finds on the way to a member, so a tape whose
+first archive holds ``x -> /victim`` and whose second holds ``x/pwned.txt``
+writes outside the target when both are extracted.  pytp therefore never lets
+tar create a link: tar only ever sees regular files and directories, and
+symlinks and hard links are placed here, after everything else of the whole
+restore (what GNU tar's delayed-link placeholders do inside one archive).
+Every destination's parent chain is opened component by component with
+``O_NOFOLLOW | O_DIRECTORY`` from a descriptor on the target, so no symlink
+is ever followed on the way, whoever put it there.
+
+Member headers are read here with Python's ``tarfile`` (the same reading as
+``tarformat.parse_header``) and judged the way ``tarfile``'s ``data`` filter
+judges them: absolute names and ``..`` are refused, hard links must stay
+inside the target, device nodes and fifos are refused, and setuid, setgid and
+sticky bits are cleared, unless the caller allows special files (root only).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tarfile
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+from . import exitcodes
+from .errors import TapeIOError
+from .tarformat import END_OF_ARCHIVE, KIND_BY_TYPE, RECORD
+
+#: setuid, setgid and sticky: what a foreign tape must not plant by default
+SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
+#: pax keywords a member may carry; anything else could make GNU tar read the
+#: member differently from the check here, so such a member is refused.
+_PAX_PREFIXES = ("SCHILY.xattr.", "SCHILY.acl.", "LIBARCHIVE.xattr.", "GNU.sparse.", "SCHILY.")
+_PAX_KEYS = {
+    "path", "linkpath", "size", "uid", "gid", "uname", "gname", "mtime", "atime", "ctime", "comment", "hdrcharset",
+}  # fmt: skip
+_DIRFLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+class UnsafeMember(TapeIOError):
+    """A member would be written outside the restore target, or is a kind pytp does not restore."""
+
+    exit_code = exitcodes.EXIT_RESTORE_REFUSED
+    #: bytes of data after the refused member's headers (for a reader of the stream)
+    skip: int = 0
+
+
+class DamagedMember(TapeIOError):
+    """A member's tar header on tape is damaged."""
+
+    exit_code = exitcodes.EXIT_VERIFY_FAILED
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member as judged for extraction.
+
+    :param name: the safe relative name (no ``/`` at either end, no ``.``/``..``).
+    :param size: data bytes in the archive (for a sparse file: its map and regions).
+    :param header: the header bytes to give tar (special bits cleared if asked).
+    :param linkname: for a hard link, the safe name it links to; for a
+        symlink, its text as stored.
+    """
+
+    name: bytes
+    kind: str
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    linkname: bytes
+    header: bytes
+
+    @property
+    def data_length(self) -> int:
+        """Bytes of data (padded to records) that follow the header in the archive."""
+        return -(-self.size // RECORD) * RECORD if self.kind == "file" else 0
+
+    @property
+    def text(self) -> str:
+        return self.name.decode("utf-8", "backslashreplace")
+
+
+def safe_name(name: bytes, what: str = "member") -> bytes:
+    """``name`` as a relative path that stays inside the target.
+
+    Empty and ``.`` components are dropped (``a//./b`` is ``a/b``).
+
+    :raises UnsafeMember: absolute, with a ``..`` component, or with a NUL byte.
+    """
+    shown = name.decode("utf-8", "backslashreplace")
+    if name.startswith(b"/"):
+        raise UnsafeMember(f"{shown}: absolute {what} name; refused (it would leave the target directory).")
+    if b"\0" in name:
+        raise UnsafeMember(f"{shown}: {what} name holds a NUL byte; refused.")
+    parts = [p for p in name.split(b"/") if p not in (b"", b".")]
+    if b".." in parts:
+        raise UnsafeMember(f"{shown}: {what} name contains '..'; refused (it would leave the target directory).")
+    return b"/".join(parts)
+
+
+def _clear_mode_bits(header: bytes, mode: int) -> bytes:
+    """``header`` with the ustar mode field set to ``mode`` and its checksum redone.
+
+    The ustar block is the last record of a member's headers (pax or GNU
+    long-name headers come before it); pax has no mode keyword.
+    """
+    block = bytearray(header[-RECORD:])
+    block[100:108] = b"%07o\0" % mode
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return header[:-RECORD] + bytes(block)
+
+
+def judge(header: bytes, allow_special: bool = False) -> Member:
+    """Read one member's header bytes and decide how it may be extracted.
+
+    :param allow_special: keep device nodes, fifos and setuid/setgid/sticky bits.
+    :raises DamagedMember: the bytes are not a valid tar header.
+    :raises UnsafeMember: the member must not be extracted (named in the message).
+    """
+    # A sparse 1.0 member's map leads its data: an empty map block lets
+    # tarfile read the header alone (as ``tarformat.parse_header`` does).
+    stream = BytesIO(header + b"0\n".ljust(RECORD, b"\0") + END_OF_ARCHIVE)
+    try:
+        with tarfile.open(fileobj=stream, mode="r:", encoding="utf-8", errors="surrogateescape") as archive:
+            info = archive.next()
+    except (tarfile.TarError, EOFError, ValueError) as err:
+        raise DamagedMember(f"damaged tar header ({err})") from err
+    if info is None:
+        raise DamagedMember("damaged tar header (an end-of-archive block where a header should be)")
+    pax = info.pax_headers
+    sparse = pax.get("GNU.sparse.major") == "1" and "GNU.sparse.realsize" in pax
+    size = info.size
+    if sparse:
+        # tarfile reports the apparent size; the archive holds the ustar (or pax) size.
+        size = int(pax["size"]) if "size" in pax else tarfile.nti(header[-RECORD:][124:136])
+    if info.offset_data != len(header) + (RECORD if sparse else 0):
+        # The data must start where the caller will feed it, or tar and this
+        # check would read different members.
+        raise DamagedMember(f"damaged tar header: {info.offset_data} bytes of headers, not {len(header)}")
+    skip = -(-size // RECORD) * RECORD if info.isreg() or info.type not in tarfile.SUPPORTED_TYPES else 0
+    try:
+        kind, name, linkname = _check(info, allow_special)
+    except UnsafeMember as err:
+        err.skip = skip  # the data to pass over, so a stream reader stays in step
+        raise
+    mode = info.mode
+    if mode & SPECIAL_BITS and not allow_special and kind in ("file", "dir"):
+        mode &= ~SPECIAL_BITS
+        header = _clear_mode_bits(header, mode)
+    if kind == "dir" and not name:
+        kind = "root"  # the member "./" itself: the target exists already
+    return Member(
+        name=name,
+        kind=kind,
+        size=size if kind == "file" else 0,
+        mode=mode,
+        uid=info.uid,
+        gid=info.gid,
+        mtime_ns=int(info.mtime * 1_000_000_000),
+        linkname=linkname,
+        header=header,
+    )
+
+
+def _check(info: tarfile.TarInfo, allow_special: bool) -> tuple[str, bytes, bytes]:
+    """The member's kind, safe name and link name.  :raises UnsafeMember: it must not be extracted."""
+    raw_name = info.name.encode("utf-8", "surrogateescape")
+    shown = raw_name.decode("utf-8", "backslashreplace")
+    odd = sorted(k for k in info.pax_headers if k not in _PAX_KEYS and not k.startswith(_PAX_PREFIXES))
+    if odd:
+        raise UnsafeMember(f"{shown}: unknown pax keyword(s) {', '.join(odd)}; refused.")
+    kind = KIND_BY_TYPE.get(info.type, "other")
+    if info.type == tarfile.AREGTYPE and not info.name.endswith("/"):
+        kind = "file"
+    name = safe_name(raw_name)
+    linkname = info.linkname.encode("utf-8", "surrogateescape")
+    if kind == "hardlink":
+        linkname = safe_name(linkname, "hard link target")
+    if kind == "other":
+        raise UnsafeMember(f"{shown}: tar member type {info.type!r} is not restored by pytp; refused.")
+    if kind in ("chardev", "blockdev", "fifo") and not allow_special:
+        raise UnsafeMember(
+            f"{shown}: a {kind} from tape is not created without --allow-special (root only); refused."
+        )
+    return kind, name, linkname
+
+
+class SafeTree:
+    """The restore target, opened once; paths below it are reached without following symlinks.
+
+    :param target: an existing directory (resolved by the caller).
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def open_parent(self, name: bytes, create: bool = False) -> int | None:
+        """A descriptor on the directory that holds ``name``; None if part of it is missing.
+
+        :param create: create missing directories (mode 0o755) instead.
+        :raises UnsafeMember: a component on the way is a symlink or not a directory.
+        """
+        fd = os.dup(self.fd)
+        parts = name.split(b"/")[:-1]
+        try:
+            for index, part in enumerate(parts):
+                try:
+                    child = os.open(part, _DIRFLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        os.close(fd)
+                        return None
+                    try:
+                        os.mkdir(part, 0o755, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                    child = os.open(part, _DIRFLAGS, dir_fd=fd)
+                except OSError as err:
+                    if err.errno in (errno.ELOOP, errno.ENOTDIR):
+                        way = b"/".join(parts[: index + 1]).decode("utf-8", "backslashreplace")
+                        raise UnsafeMember(
+                            f"{name.decode('utf-8', 'backslashreplace')}: {way} is a symlink or not a directory "
+                            "in the target; refusing to write through it."
+                        ) from None
+                    raise
+                os.close(fd)
+                fd = child
+        except BaseException:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            raise
+        return fd
+
+    def lstat(self, name: bytes) -> os.stat_result | None:
+        """``lstat`` of ``name`` reached without symlinks; None if it (or a parent) is missing.
+
+        :raises UnsafeMember: a parent is a symlink or not a directory.
+        """
+        parent = self.open_parent(name)
+        if parent is None:
+            return None
+        try:
+            return os.lstat(name.rsplit(b"/", 1)[-1], dir_fd=parent)
+        except FileNotFoundError:
+            return None
+        finally:
+            os.close(parent)
+
+    def open_file(self, name: bytes) -> int:
+        """Open the regular file ``name`` for reading, following no symlink.
+
+        :raises OSError: missing, not a regular file, or a symlink (``ELOOP``).
+        :raises UnsafeMember: a parent is a symlink.
+        """
+        parent = self.open_parent(name)
+        if parent is None:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+        try:
+            return os.open(name.rsplit(b"/", 1)[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        finally:
+            os.close(parent)
+
+    def remove_file(self, name: bytes) -> None:
+        """Unlink ``name`` (never a directory) if it is there."""
+        parent = self.open_parent(name)
+        if parent is None:
+            return
+        try:
+            os.unlink(name.rsplit(b"/", 1)[-1], dir_fd=parent)
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(parent)
+
+    def place_link(self, member: Member, overwrite: bool, same_owner: bool) -> None:
+        """Create the symlink or hard link ``member``, after everything else is extracted.
+
+        :raises UnsafeMember: the way is not safe, or a directory is in its place.
+        :raises FileExistsError: something is in its place and ``overwrite`` is off.
+        :raises OSError: the link could not be made.
+        """
+        parent = self.open_parent(member.name, create=True)
+        assert parent is not None
+        base = member.name.rsplit(b"/", 1)[-1]
+        source_parent: int | None = None
+        try:
+            try:
+                existing = os.lstat(base, dir_fd=parent)
+            except FileNotFoundError:
+                existing = None
+            if existing is not None:
+                if stat.S_ISDIR(existing.st_mode):
+                    raise UnsafeMember(f"{member.text}: a directory is in the place of this {member.kind}; not replaced.")
+                if not overwrite:
+                    raise FileExistsError(errno.EEXIST, f"{member.text} exists")
+                os.unlink(base, dir_fd=parent)
+            if member.kind == "symlink":
+                os.symlink(member.linkname, base, dir_fd=parent)
+                if same_owner:
+                    os.chown(base, member.uid, member.gid, dir_fd=parent, follow_symlinks=False)
+                os.utime(base, ns=(member.mtime_ns, member.mtime_ns), dir_fd=parent, follow_symlinks=False)
+                return
+            source_parent = self.open_parent(member.linkname)
+            if source_parent is None:
+                raise FileNotFoundError(errno.ENOENT, f"{member.linkname.decode('utf-8', 'replace')} was not restored")
+            source = member.linkname.rsplit(b"/", 1)[-1]
+            if not stat.S_ISREG(os.lstat(source, dir_fd=source_parent).st_mode):
+                raise UnsafeMember(f"{member.text}: a hard link may only point to a regular file; refused.")
+            os.link(source, base, src_dir_fd=source_parent, dst_dir_fd=parent, follow_symlinks=False)
+        finally:
+            os.close(parent)
+            if source_parent is not None:
+                os.close(source_parent)
+
+    def set_dir_mtime(self, name: bytes, mtime_ns: int) -> None:
+        """Put a directory's modification time back after links were placed in it."""
+        parent = self.open_parent(name) if name else os.dup(self.fd)
+        if parent is None:
+            return
+        try:
+            fd = os.open(name.rsplit(b"/", 1)[-1], _DIRFLAGS, dir_fd=parent) if name else os.dup(parent)
+            try:
+                os.utime(fd, ns=(mtime_ns, mtime_ns))
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # a directory that is not there or is a link: nothing to put back
+        finally:
+            os.close(parent)

@@ -1,0 +1,443 @@
+"""GNU tar as pytp runs it: a process fed on stdin, and guarded extraction.
+
+``TarProcess`` only runs tar.  ``GuardedExtraction`` is what every restore
+goes through (by catalog lookup and the raw ``pytp restore DIR`` alike): each
+member's header is judged by :mod:`.extract_guard` before tar sees it, tar
+only ever receives regular files and directories (with special mode bits
+cleared), and symlinks and hard links are placed after tar has finished the
+whole restore, so nothing a restore creates can redirect a later member.
+``extract_here`` and ``list_here`` are the original ``restore``/``ls``: tar
+on the tape file under the head.  Nothing here knows the catalog, so those two
+commands do not load it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import tarfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+
+from . import exitcodes
+from .blockio import TapeFileReader
+from .drive import Drive
+from .errors import BlankTape, MediumError, TapeIOError
+from .extract_guard import DamagedMember, Member, SafeTree, UnsafeMember, judge
+from .fsmeta import tar_metadata_options
+from .tarformat import END_OF_ARCHIVE, RECORD
+
+#: GNU tar reads stdin in records of 20 x 512 bytes; the stream is padded to a
+#: whole record so tar never sees a short last record.
+TAR_RECORD = 20 * 512
+_CHUNK = 1 << 20
+#: header types that only prefix the next member (pax, GNU long names)
+_PREFIX_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, b"X")
+
+
+class TarFailed(TapeIOError):
+    """GNU tar failed."""
+
+    exit_code = exitcodes.EXIT_ERROR
+
+
+class ExtractionProblems(TapeIOError):
+    """Some members were refused or damaged; every other member was extracted."""
+
+    exit_code = exitcodes.EXIT_VERIFY_FAILED
+
+
+def end_of_stream(fed: int) -> bytes:
+    """The end-of-archive marker, padded so tar sees whole records."""
+    return END_OF_ARCHIVE + b"\0" * (-(fed + len(END_OF_ARCHIVE)) % TAR_RECORD)
+
+
+def extract_command(target: Path, overwrite: bool) -> list[str]:
+    """tar reading an archive on stdin into ``target``.
+
+    ``--unlink-first`` replaces a file without writing through whatever is in
+    its place.  A directory that is already there is never given to tar again
+    (``GuardedExtraction.admit`` keeps it as it is), so ``--unlink-first``
+    never meets a non-empty directory (issue 8, defect 5).  GNU tar 1.34
+    takes ``--no-overwrite-dir`` beside neither of these options.
+    """
+    command = ["tar", "-x", "-B", "-f", "-", "-C", str(target), "--preserve-permissions"]
+    command += ["--unlink-first"] if overwrite else ["--keep-old-files"]
+    # Extended attributes and ACLs travel in pax records; tar restores them only when asked.
+    return command + list(tar_metadata_options())
+
+
+class TarProcess:
+    """A running GNU tar fed on stdin; its stdout and stderr are collected on
+    threads so a chatty tar can never block the feeding."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._out: list[bytes] = []
+        self._err: list[bytes] = []
+        self._threads = [
+            threading.Thread(target=lambda: self._out.append(self.process.stdout.read()), daemon=True),  # type: ignore[union-attr]
+            threading.Thread(target=lambda: self._err.append(self.process.stderr.read()), daemon=True),  # type: ignore[union-attr]
+        ]
+        for thread in self._threads:
+            thread.start()
+        self.stopped = False
+
+    def feed(self, data: bytes) -> None:
+        """Send ``data``; sets ``stopped`` when tar has stopped reading."""
+        if self.stopped:
+            return
+        try:
+            self.process.stdin.write(data)  # type: ignore[union-attr]
+        except BrokenPipeError:
+            self.stopped = True
+
+    def close(self) -> tuple[int, str, str]:
+        """Close stdin and wait: ``(exit status, stdout, stderr)``."""
+        try:
+            self.process.stdin.close()  # type: ignore[union-attr]
+        except BrokenPipeError:
+            pass
+        self.process.wait()
+        for thread in self._threads:
+            thread.join()
+        out = b"".join(self._out).decode("utf-8", "backslashreplace")
+        return self.process.returncode, out, b"".join(self._err).decode("utf-8", "backslashreplace").strip()
+
+    def finish(self) -> str:
+        """Close stdin, wait; return stdout.  :raises TarFailed: on a non-zero exit."""
+        status, out, err = self.close()
+        if status != 0:
+            raise TarFailed(f"tar failed (exit {status}): {err}")
+        return out
+
+    def kill(self) -> None:
+        """Stop tar now (an interrupted restore)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.stdin.close()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):
+            pass
+        self.process.wait()
+
+
+@dataclass
+class _Written:
+    """A file handed to tar, and what was at its place before (to clean up after Ctrl-C)."""
+
+    name: bytes
+    size: int
+    before: tuple[int, int] | None
+
+
+@dataclass
+class GuardedExtraction:
+    """One restore's extraction into ``target``, across any number of archives.
+
+    :param target: the resolved target directory (it must exist).
+    :param overwrite: replace files (never directories) that are in the way.
+    :param allow_special: create device nodes and fifos and keep setuid/setgid/
+        sticky bits (the caller checks that this is root).
+    """
+
+    target: Path
+    overwrite: bool = False
+    allow_special: bool = False
+    #: (member name, why) for members not extracted because they are unsafe or in the way
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    #: (member name, what) for members whose bytes on tape are damaged or unreadable
+    damaged: list[tuple[str, str]] = field(default_factory=list)
+    #: tar's own complaints, one line each (they name the member)
+    tar_errors: list[str] = field(default_factory=list)
+    extracted: int = 0
+
+    def __post_init__(self) -> None:
+        self.tree = SafeTree(self.target)
+        self.command = extract_command(self.target, self.overwrite)
+        self._tar: TarProcess | None = None
+        self._fed = 0
+        self._links: list[Member] = []
+        self._dirs: dict[bytes, int] = {}
+        self._written: list[_Written] = []
+        self._skip_names: set[bytes] = set()
+
+    # ------------------------------------------------------------ feeding
+    def _process(self) -> TarProcess:
+        if self._tar is not None and self._tar.stopped:
+            self._close_tar()  # tar gave up (its complaint is kept); go on with a new one
+        if self._tar is None:
+            self._tar = TarProcess(self.command)
+            self._fed = 0
+        return self._tar
+
+    def _feed(self, data: bytes) -> None:
+        self._process().feed(data)
+        self._fed += len(data)
+
+    def _close_tar(self) -> None:
+        if self._tar is None:
+            return
+        self._tar.feed(end_of_stream(self._fed))
+        status, _, err = self._tar.close()
+        self._tar = None
+        if status != 0:
+            lines = [line for line in err.splitlines() if line and "Exiting with failure status" not in line]
+            self.tar_errors.extend(lines or [f"tar exited with status {status}"])
+
+    def refuse(self, name: str, why: str) -> None:
+        self.refused.append((name, why))
+
+    def admit(self, member: Member) -> bool:
+        """Whether tar gets ``member`` now; links are kept for :meth:`finish`, refusals recorded."""
+        if member.kind == "root":
+            return False
+        if member.kind in ("symlink", "hardlink"):
+            self._links.append(member)
+            return False
+        try:
+            existing = self.tree.lstat(member.name)
+        except UnsafeMember as err:
+            self.refuse(member.text, str(err))
+            return False
+        if existing is not None:
+            if stat.S_ISDIR(existing.st_mode):
+                if member.kind != "dir":
+                    self.refuse(member.text, f"a directory is in the place of this {member.kind}; not replaced")
+                return False  # an existing directory is kept as it is
+            if not self.overwrite:
+                self.refuse(member.text, "exists; not replaced (use --overwrite)")
+                return False
+        if member.kind == "dir":
+            self._dirs[member.name] = member.mtime_ns
+        elif member.kind == "file":
+            before = (existing.st_dev, existing.st_ino) if existing is not None else None
+            self._written.append(_Written(member.name, member.size, before))
+        return True
+
+    def extract(self, member: Member, read: Callable[[int], bytes]) -> bool:
+        """Give tar ``member``: its header, then its data taken from ``read``.
+
+        :returns: False if the member was not given to tar (its data was not read).
+        :raises MediumError, BlankTape: reading failed; the member was completed
+            with zeros so tar stays in step, and the caller names it damaged.
+        """
+        if not self.admit(member):
+            return False
+        self._feed(member.header)
+        remaining = member.data_length
+        try:
+            while remaining:
+                data = read(min(remaining, _CHUNK))
+                if not data:
+                    raise BlankTape(f"the tape file ends {remaining} bytes before the end of {member.text}")
+                self._feed(data)
+                remaining -= len(data)
+        except (MediumError, BlankTape):
+            while remaining:
+                self._feed(b"\0" * min(remaining, _CHUNK))
+                remaining -= min(remaining, _CHUNK)
+            raise
+        self.extracted += 1
+        return True
+
+    def open_member(self, member: Member) -> TarProcess | None:
+        """A tar of its own for a member whose data comes in parts (cut across tapes).
+
+        The header is fed; the caller feeds the data and calls :meth:`close_member`.
+        """
+        if not self.admit(member):
+            return None
+        tar = TarProcess(self.command)
+        tar.feed(member.header)
+        return tar
+
+    def close_member(self, tar: TarProcess, member: Member, fed: int) -> None:
+        """End the archive of a member fed by parts (``fed`` bytes of data so far)."""
+        tar.feed(b"\0" * (member.data_length - fed))
+        tar.feed(end_of_stream(len(member.header) + member.data_length))
+        status, _, err = tar.close()
+        if status != 0:
+            self.tar_errors.extend(line for line in err.splitlines() if "Exiting with failure" not in line)
+        else:
+            self.extracted += 1
+
+    # ------------------------------------------------------------ the end
+    def finish(self, same_owner: bool | None = None) -> None:
+        """Let tar finish, then place the symlinks and hard links, then put back directory times."""
+        self._close_tar()
+        if same_owner is None:
+            same_owner = os.geteuid() == 0
+        touched: set[bytes] = set()
+        for member in self._links:
+            try:
+                self.tree.place_link(member, self.overwrite, same_owner)
+            except UnsafeMember as err:
+                self.refuse(member.text, str(err).removeprefix(f"{member.text}: "))
+                continue
+            except FileExistsError:
+                self.refuse(member.text, "exists; not replaced (use --overwrite)")
+                continue
+            except OSError as err:
+                self.tar_errors.append(f"{member.text}: cannot create the {member.kind}: {err.strerror}")
+                continue
+            self.extracted += 1
+            touched.add(member.name.rsplit(b"/", 1)[0] if b"/" in member.name else b"")
+        for directory in sorted(touched):
+            if directory in self._dirs:
+                self.tree.set_dir_mtime(directory, self._dirs[directory])
+        self.tree.close()
+
+    def abort(self) -> None:
+        """Interrupted: stop tar and remove the files it left half-written.
+
+        A file counts as half-written when it is not what was there before
+        (another inode) and its size is not the member's size.
+        """
+        if self._tar is not None:
+            self._tar.kill()
+            self._tar = None
+        for written in self._written:
+            try:
+                st = self.tree.lstat(written.name)
+            except (UnsafeMember, OSError):
+                continue
+            if st is None or not stat.S_ISREG(st.st_mode):
+                continue
+            if (st.st_dev, st.st_ino) != written.before and st.st_size != written.size:
+                self.tree.remove_file(written.name)
+        self.tree.close()
+
+    def problems(self) -> list[str]:
+        """Every refused, damaged and tar-reported member, one line each."""
+        return (
+            [f"{name}: refused: {why}" for name, why in self.refused]
+            + [f"{name}: damaged: {what}" for name, what in self.damaged]
+            + [f"tar: {line.removeprefix('tar: ')}" for line in self.tar_errors]
+        )
+
+
+# -------------------------------------------------------------- raw tape files
+def _octal_size(block: bytes) -> int:
+    try:
+        return tarfile.nti(block[124:136])
+    except tarfile.InvalidHeaderError:
+        return 0
+
+
+def _read_exactly(reader: TapeFileReader, size: int) -> bytes:
+    data = reader.read(size)
+    if len(data) < size:
+        raise BlankTape(f"the tape file ends inside a tar header (byte {reader.position})")
+    return data
+
+
+def _next_header(reader: TapeFileReader) -> tuple[int, bytes] | None:
+    """The next member's header bytes (prefix headers included) and their offset; None at the end.
+
+    Global pax headers (``g``) are left out: pytp never writes them and they
+    would change every later member behind the guard's back.
+    """
+    headers = b""
+    start = reader.position
+    while True:
+        block = reader.read(RECORD)
+        if len(block) < RECORD or (not headers and block == b"\0" * RECORD):
+            return None
+        if block[156:157] in _PREFIX_TYPES:
+            data = _read_exactly(reader, -(-_octal_size(block) // RECORD) * RECORD)
+            if block[156:157] != tarfile.XGLTYPE:
+                headers += block + data
+            elif not headers:
+                start = reader.position
+            continue
+        return start, headers + block
+
+
+def extract_here(
+    drive: Drive, block_size: int, target: Path, overwrite: bool = False, allow_special: bool = False
+) -> GuardedExtraction:
+    """The original ``restore``: extract the tape file under the head into ``target``, guarded.
+
+    Reads to the filemark, so the head ends at the start of the next file
+    (the original pytp ran ``mt fsf 1`` afterwards for the same effect).  A
+    damaged header is reported and the next valid header searched for, as
+    GNU tar does; an unreadable block ends the tape file.
+
+    :returns: the extraction, whose ``refused``/``damaged`` lists say what was left out.
+    :raises ExtractionProblems: after extracting everything else, if anything was refused or damaged.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    extraction = GuardedExtraction(Path(os.path.realpath(target)), overwrite, allow_special)
+    reader = TapeFileReader(drive, block_size)
+    try:
+        _extract_stream(reader, extraction)
+        reader.drain()  # tar stops at the end-of-archive marker; pass the filemark anyway
+    except (MediumError, BlankTape) as err:
+        extraction.damaged.append((f"tape file at byte {reader.position}", f"{err}; the rest was not read"))
+    except BaseException:
+        extraction.abort()
+        raise
+    extraction.finish()
+    problems = extraction.problems()
+    if problems:
+        error = UnsafeMember if extraction.refused else ExtractionProblems
+        raise error(
+            f"Extracted {extraction.extracted} member(s) into {target}; {len(problems)} problem(s):\n  "
+            + "\n  ".join(problems)
+        )
+    return extraction
+
+
+def _extract_stream(reader: TapeFileReader, extraction: GuardedExtraction) -> None:
+    searching = False
+    while (found := _next_header(reader)) is not None:
+        offset, header = found
+        try:
+            member = judge(header, extraction.allow_special)
+        except DamagedMember as err:
+            # Look for the next valid header one record further on; report the
+            # damage once, not for every record passed while searching.
+            if not searching:
+                extraction.damaged.append((f"member at byte {offset}", str(err)))
+            searching = True
+            continue
+        except UnsafeMember as err:
+            searching = False
+            extraction.refuse(_name_of(header, offset), str(err).split(": ", 1)[-1])
+            reader.skip_to(reader.position + err.skip)
+            continue
+        searching = False
+        start = reader.position
+        try:
+            extraction.extract(member, reader.read)
+        except (MediumError, BlankTape) as err:
+            extraction.damaged.append((member.text, f"unreadable: {err}"))
+            raise
+        reader.skip_to(start + member.data_length)
+
+
+def _name_of(header: bytes, offset: int) -> str:
+    try:
+        with tarfile.open(fileobj=BytesIO(header + END_OF_ARCHIVE), mode="r:") as archive:
+            info = archive.next()
+        return info.name if info else f"member at byte {offset}"
+    except (tarfile.TarError, EOFError, ValueError):
+        return f"member at byte {offset}"
+
+
+def list_here(drive: Drive, block_size: int) -> str:
+    """The original ``ls``: ``tar -tv`` of the tape file under the head; the head ends past its filemark."""
+    tar = TarProcess(["tar", "-t", "-v", "-B", "-f", "-"])
+    reader = TapeFileReader(drive, block_size)
+    try:
+        while not tar.stopped and (chunk := reader.read(_CHUNK)):
+            tar.feed(chunk)
+    finally:
+        reader.drain()
+        output = tar.finish()
+    return output
