@@ -52,8 +52,15 @@ def open_drive(drive: DriveConfig) -> Drive:
 
 def open_changer(library: LibraryConfig) -> Changer:
     if library.type == "virtual":
-        from pytp.tapeio.virtual_changer import VirtualChanger
+        from pytp.tapeio.virtual_changer import LIBRARY_FILE, VirtualChanger
 
+        if not Path(library.device_path, LIBRARY_FILE).is_file():
+            # the directory is the device: a wrong path is a configuration error, not a crash
+            raise ConfigError(
+                f"Library '{library.name}': there is no virtual library at {library.device_path} "
+                f"({LIBRARY_FILE} is missing). Fix its device_path in the configuration, "
+                "or create one with `pytp library add-virtual`."
+            )
         return VirtualChanger(library.device_path, name=library.name)
     from pytp.tapeio.mtx import MtxChanger
 

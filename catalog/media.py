@@ -12,13 +12,13 @@ import uuid as uuidlib
 
 from sqlmodel import Session, select
 
-from pytp.tapeio.changer import Changer, ChangerStatus, DriveElement
+from pytp.tapeio.changer import Changer, ChangerStatus, DriveElement, StorageElement
 from pytp.tapeio.drive import Drive, ensure_block_size
-from pytp.tapeio.errors import ChangerError, ForeignTape, NoMedium
+from pytp.tapeio.errors import ChangerError, DriveBusy, ForeignTape, NoMedium
 from pytp.tapeio.volume_label import VolumeLabel, read_label
 
 from .config import Config
-from .devices import Selection, open_changer, open_drive
+from .devices import Selection, drive_lock, open_changer, open_drive
 from .errors import CatalogError, WrongTape
 from .models import TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
 from .volumes import mark_error, pool_accepts, protection, retention_end, write_volume_label
@@ -68,12 +68,17 @@ class Media:
     def changer_status(self) -> ChangerStatus | None:
         return self.changer.status() if self.changer else None
 
-    def unload(self) -> None:
-        """Return the tape in the drive to its slot (or the first empty one)."""
+    def unload(self, element_index: int | None = None) -> None:
+        """Return the tape in the drive to its slot (or the first empty one).
+
+        :param element_index: another drive of the library (its lock held by the caller).
+        """
         assert self.changer is not None and self.selection.element is not None
-        self.close()
+        index = self.selection.element if element_index is None else element_index
+        if index == self.selection.element:
+            self.close()
         status = self.changer.status()
-        element = status.drive(self.selection.element)
+        element = status.drive(index)
         if element is None or not element.full:
             return
         slot = element.source_slot
@@ -85,7 +90,7 @@ class Media:
                     f"{self.selection.drive.name} into. Free a slot with `pytp move`."
                 )
             slot = empty[0]
-        self.changer.unload(slot, self.selection.element)
+        self.changer.unload(slot, index)
 
     def load(self, slot: int) -> None:
         """Load the tape from ``slot`` (unloading the drive first), rewind it."""
@@ -120,10 +125,7 @@ class Media:
             if not (in_drive and volume.barcode and element.barcode == volume.barcode):  # type: ignore[union-attr]
                 place = status.find_barcode(volume.barcode) if volume.barcode else None
                 if isinstance(place, DriveElement):
-                    raise WrongTape(
-                        f"Tape {volume.label} is in another drive (element {place.index}) of library "
-                        f"{self.changer.name}. Unload it first or use that drive."  # type: ignore[union-attr]
-                    )
+                    place = self._fetch_from_drive(volume, place.index)
                 if place is None:
                     raise WrongTape(
                         f"Tape {volume.label} (barcode {volume.barcode or 'none'}) is not in library "
@@ -138,6 +140,32 @@ class Media:
                 f"Load tape {volume.label} (barcode {volume.barcode or 'none'})."
             )
         self.check_barcode(label)
+
+    def _fetch_from_drive(self, volume: Volume, index: int) -> StorageElement:
+        """Return ``volume`` from another drive of the library to a slot, if no one uses that drive.
+
+        Tapes stay in their drive after a job; with two drives, the tape a
+        restore or verify needs is often in the other one.
+
+        :raises WrongTape: the other drive is in use.
+        """
+        library = self.selection.library
+        assert library is not None and self.changer is not None
+        other = self.config.drive(library.drives[index]) if index < len(library.drives) else None
+        try:
+            if other is None:
+                raise DriveBusy(f"drive element {index} is not in the configuration")
+            with drive_lock(other):
+                self.unload(index)
+        except DriveBusy as err:
+            raise WrongTape(
+                f"Tape {volume.label} is in another drive (element {index}) of library {self.changer.name}, "
+                f"which is in use ({err}). Wait for it, or use that drive."
+            ) from err
+        place = self.changer.status().find_barcode(volume.barcode) if volume.barcode else None
+        if not isinstance(place, StorageElement):
+            raise WrongTape(f"Tape {volume.label} could not be returned to a slot of library {self.changer.name}.")
+        return place
 
     def _label_or_none(self) -> VolumeLabel | None:
         try:

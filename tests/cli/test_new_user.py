@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from pytp.cli.main import cli
 from pytp.tapeio import exitcodes
 from tests.conftest import make_tree
-from tests.crash.victim import Victim
+from tests.crash.victim import Victim, catalog_held, wait_for_size
 
 
 def _pytp(*args: str, expect: int = 0):  # type: ignore[no-untyped-def]
@@ -92,17 +92,17 @@ def test_restore_without_selection_extracts_the_tape_file_under_the_head(tmp_pat
 def test_interrupted_backup_is_marked_failed_and_the_next_one_appends(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
-    with open(src / "huge.bin", "wb") as f:
-        f.truncate(6 << 30)  # sparse: far more than is read before the interruption
+    (src / "data.bin").write_bytes(os.urandom(24 << 20))
     _pytp("config")  # create the embedded default first
-    # A 1 MiB buffer makes what was read reach the tape at once; the progress
-    # line on the pipe says when 32 MiB went by.  The process is stopped there,
-    # so the interruption lands mid-job wherever the scheduler is (no sleeps).
-    victim = Victim("backup", "--progress", "-mem", "0.001", str(src))
-    assert victim.wait_for_progress(32 << 20), victim.finish()
-    victim.signal(signal.SIGSTOP)
-    victim.signal(signal.SIGINT)
-    victim.signal(signal.SIGCONT)
+    data_home = Path(os.environ["XDG_DATA_HOME"]) / "pytp"
+    victim = Victim("backup", "--progress", str(src))
+    assert victim.wait_for_progress(), victim.finish()
+    # The job is running.  With the catalog's write lock held it cannot end,
+    # so Ctrl-C lands mid-job however fast the machine is (no sleeps).
+    with catalog_held(data_home / "catalog.db"):
+        cut = data_home / "libraries" / "vlib" / "tapes"
+        assert wait_for_size(next(cut.glob("*/file-00000")).parent / "file-00001", 512 << 10)
+        victim.signal(signal.SIGINT)
     code, _, stderr = victim.finish()
     assert code == exitcodes.EXIT_INTERRUPTED, stderr
     jobs = json.loads(_pytp("jobs", "--format", "json").stdout)
@@ -112,4 +112,4 @@ def test_interrupted_backup_is_marked_failed_and_the_next_one_appends(tmp_path: 
     (small / "a.txt").write_text("after the interruption")
     result = _pytp("backup", str(small))
     assert "file 2:" in result.stdout  # after the label and the cut data file, never over it
-    _pytp("search", "huge.bin", expect=exitcodes.EXIT_NOT_FOUND)
+    _pytp("search", "data.bin", expect=exitcodes.EXIT_NOT_FOUND)

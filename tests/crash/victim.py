@@ -1,18 +1,22 @@
 """Running pytp as a separate process to stop or kill it at a chosen point.
 
-The point is chosen by what the process has done, read from its progress
-output on a pipe, never by sleeping: ``--progress`` prints the bytes read so
-far, and a test waits until enough went by (a bound on the wait only keeps a
-broken run from hanging).
+The point is chosen by what the process has done, never by sleeping: its
+progress output on a pipe (``--progress``), the size of a virtual tape file,
+or the catalog's write lock held by the test so that the job cannot end.  A
+bound on each wait only keeps a broken run from hanging.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _PROGRESS = re.compile(rb"(\d+) files, ([\d.]+) (B|KiB|MiB|GiB|TiB)")
@@ -70,3 +74,30 @@ class Victim:
         code = self.process.wait(timeout=bound)
         self._reader.join(timeout=bound)
         return code, stdout.decode(errors="replace"), self.stderr.decode(errors="replace")
+
+
+@contextmanager
+def catalog_held(database: Path) -> Iterator[None]:
+    """Hold the SQLite catalog's write lock: a job can run but not commit its end.
+
+    A job that has started cannot become ``ok`` while the lock is held, so
+    whatever is done to its process meanwhile lands mid-job, however fast the
+    machine is.  (The job's own commits wait for the lock, up to 30 s.)
+    """
+    connection = sqlite3.connect(database, isolation_level=None, timeout=60)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        connection.execute("ROLLBACK")
+        connection.close()
+
+
+def wait_for_size(path: Path, min_size: int, bound: float = 120) -> bool:
+    """Poll until the file at ``path`` holds ``min_size`` bytes (a virtual tape file filling up)."""
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size >= min_size:
+            return True
+        time.sleep(0.02)
+    return False
