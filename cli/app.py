@@ -27,6 +27,8 @@ from pytp.catalog.errors import CatalogError
 from pytp.tapeio.errors import TapeIOError
 from pytp.tapeio.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_WARNING
 
+from .help_format import GroupedHelp
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
@@ -80,8 +82,8 @@ class App:
 pass_app = click.make_pass_decorator(App)
 
 
-class PytpGroup(click.Group):
-    """A group with the original pytp's aliases and one place for errors."""
+class PytpGroup(GroupedHelp):
+    """A group with the original pytp's aliases, grouped help, and one place for errors."""
 
     aliases = {
         "stat": "status",

@@ -6,21 +6,34 @@ import json
 
 import click
 
-from .app import App, emit, pass_app
+from .app import App, emit, pass_app, warn
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the configuration file's JSON.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table: the effective settings and where they came from; json: the configuration file's JSON.",
+)
+# The spelling of pytp 0.1; every other command says --format json.
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="Deprecated: use --format json.")
 @pass_app
-def config(app: App, as_json: bool) -> None:
+def config(app: App, fmt: str, as_json: bool) -> None:
     """Show the effective configuration and where it came from.
 
     \b
     Example:
         pytp config
+        pytp config --format json
     """
-    cfg = app.config
     if as_json:
+        warn("--json is deprecated: use --format json.")
+        fmt = "json"
+    cfg = app.config
+    if fmt == "json":
         click.echo(json.dumps(cfg.raw, indent=4))
         return
     click.echo(f"Configuration: {cfg.path} ({cfg.source})")
