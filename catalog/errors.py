@@ -26,6 +26,12 @@ class CatalogUnavailable(CatalogError):
     exit_code = exitcodes.EXIT_CATALOG
 
 
+class CatalogInconsistent(CatalogError):
+    """The catalog holds rows that cannot be right (e.g. impossible tape offsets)."""
+
+    exit_code = exitcodes.EXIT_CATALOG
+
+
 class StaleCatalog(CatalogError):
     """The catalog was made by another pytp version; run `pytp db upgrade`."""
 

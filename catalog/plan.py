@@ -16,6 +16,7 @@ from pytp.tapeio.blockio import TapeFileReader
 from pytp.tapeio.tarformat import padded
 
 from .config import PlanningConfig
+from .integrity import check_offsets
 from .inventory import Location
 from .models import Entry, EntryPart, TapeFile, Volume
 from .parts import Piece
@@ -158,6 +159,9 @@ def build_plan(
         for (_, _, a), (_, _, b) in zip(pieces, pieces[1:]):
             if a.id != b.id:
                 edges.add((a.id, b.id))  # type: ignore[arg-type]
+    for (volume_id, file_number), file_plan in files.items():
+        where = f"tape file {file_number} of {volumes[volume_id].label}"
+        check_offsets(((item.entry.path_text, item.offset) for item in file_plan.items), where)
     loaded = next((v.id for v in volumes.values() if loaded_barcode and v.barcode == loaded_barcode), None)
     tapes, missing = [], []
     for volume_id in _tape_order(volumes, edges, loaded):

@@ -28,6 +28,7 @@ from pytp.tapeio.tarwriter import member_name, walk
 from .config import Config
 from .devices import Selection, drive_lock
 from .errors import CatalogError, NotFound
+from .integrity import check_offsets
 from .levels import DELETED
 from .media import Media
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume
@@ -169,6 +170,8 @@ def verify_tape(
                     goto_file(drive, tape_file.file_number)
                     reader = TapeFileReader(drive, media.block_size)
                     whole = [e for e in entries if e.id not in parts]
+                    where = f"tape file {tape_file.file_number} of {label}"
+                    check_offsets(((e.path_text, e.offset) for e in whole), where)
                     for index, entry in enumerate(whole):
                         try:
                             _check_member(reader, entry, report)
