@@ -1,0 +1,110 @@
+"""Damage costs only what is damaged (issue 8, defect 4): a flipped header byte
+and an unreadable block in the middle of a job, at the default 512 KiB blocks;
+every intact file is restored, each damaged one named, exit 10."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlmodel import Session, col, select
+
+from pytp.catalog.database import open_catalog
+from pytp.catalog.models import Entry, TapeFile
+from pytp.cli.main import cli
+from pytp.tapeio import exitcodes
+from pytp.tapeio.virtual_tape import configure_tape, tape_file_path
+from tests.conftest import write_library_config
+from tests.crafted_tape import DEFAULT_BLOCK_SIZE, library_tape
+
+TAPE = "PYT001L9"
+
+
+@pytest.fixture
+def site(tmp_path: Path, sqlite_url: str) -> tuple[Path, str]:
+    return write_library_config(tmp_path / "site", sqlite_url, drives=1, block_size=DEFAULT_BLOCK_SIZE), sqlite_url
+
+
+def invoke(config: Path, *args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+
+
+def two_roots(tmp_path: Path) -> tuple[Path, Path]:
+    """Two source roots (two tape files); the first spans several 512 KiB blocks."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    for i in range(40):
+        (first / f"f{i:02d}.bin").write_bytes(os.urandom(60_000 + i))
+    for i in range(5):
+        (second / f"s{i}.txt").write_text(f"second {i}\n")
+    return first, second
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in root.iterdir()}
+
+
+def entries(url: str) -> list[tuple[Entry, int]]:
+    with Session(open_catalog(url)) as session:
+        rows = session.exec(
+            select(Entry, TapeFile)
+            .join(TapeFile, col(TapeFile.id) == Entry.tape_file_id)
+            .where(Entry.kind == "file")
+            .order_by(col(Entry.offset))
+        ).all()
+        return [(e, t.file_number) for e, t in rows]
+
+
+def test_flipped_header_byte_loses_only_that_file(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config, url = site
+    first, second = two_roots(tmp_path)
+    assert invoke(config, "backup", str(first), str(second)).exit_code == 0
+    victim, number = next((e, n) for e, n in entries(url) if e.path.endswith(b"/f20.bin"))
+    tape = library_tape(config.parent / "lib", TAPE)
+    if not tape.exists():  # the tape is still in the drive: find it there
+        tape = next(p for p in (config.parent / "lib").rglob("tape.json") if "PYT001" in p.read_text()).parent
+    path = tape_file_path(tape, number)
+    with open(path, "r+b") as f:
+        ustar = victim.offset + victim.header_size - 512
+        f.seek(ustar + 3)  # a byte of the member's name: the header checksum no longer matches
+        byte = f.read(1)
+        f.seek(ustar + 3)
+        f.write(bytes([byte[0] ^ 0x40]))
+    out = tmp_path / "out"
+    result = invoke(config, "restore", str(out), "--job", "1")
+    assert result.exit_code == exitcodes.EXIT_VERIFY_FAILED, result.output
+    assert "f20.bin" in result.stderr and "damaged" in result.stderr
+    got_first = files_of(out / str(first).lstrip("/"))
+    expected = files_of(first)
+    del expected["f20.bin"]
+    assert got_first == expected  # every other file of that tape file, intact
+    assert files_of(out / str(second).lstrip("/")) == files_of(second)  # and the later tape file
+
+
+def test_unreadable_block_loses_only_the_files_in_it(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config, url = site
+    first, second = two_roots(tmp_path)
+    assert invoke(config, "backup", str(first), str(second)).exit_code == 0
+    rows = entries(url)
+    bad_block = 2
+    hit = {
+        e.path.rsplit(b"/", 1)[-1].decode()
+        for e, n in rows
+        if n == 1
+        and e.offset // DEFAULT_BLOCK_SIZE <= bad_block <= (e.offset + e.header_size + e.size - 1) // DEFAULT_BLOCK_SIZE
+    }
+    assert hit and len(hit) < 20
+    tape = next(p for p in (config.parent / "lib").rglob("tape.json") if "PYT001" in p.read_text()).parent
+    configure_tape(tape, read_errors=[(1, bad_block)])
+    out = tmp_path / "out"
+    result = invoke(config, "restore", str(out), "--job", "1")
+    assert result.exit_code == exitcodes.EXIT_VERIFY_FAILED, result.output
+    for name in hit:
+        assert name in result.stderr
+    expected = {k: v for k, v in files_of(first).items() if k not in hit}
+    got = files_of(out / str(first).lstrip("/"))
+    assert {k: v for k, v in got.items() if k not in hit} == expected
+    assert files_of(out / str(second).lstrip("/")) == files_of(second)
