@@ -10,9 +10,13 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
+
+from pytp.tapeio.sparse import parse_map
 
 MANIFEST_MEMBER = "PYTP-MANIFEST.jsonl"
 #: the member of a catalog snapshot tape file (catalog/snapshot.py)
@@ -44,7 +48,9 @@ def _raw(line: dict[str, Any], name: str) -> bytes | None:
 
 
 def parse_manifest(payload: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The job header and the member lines of a manifest.
+    """The job header and the member lines of a manifest, trusting what it says.
+
+    For manifests read from tape use :func:`read_manifest`, which checks every line.
 
     :raises ValueError: it is not a pytp manifest of a version this pytp reads.
     """
@@ -55,6 +61,276 @@ def parse_manifest(payload: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]
     if header.get("pytp_manifest") != MANIFEST_VERSION:
         raise ValueError(f"not a version {MANIFEST_VERSION} pytp manifest")
     return header["job"], [json.loads(line) for line in lines[1:] if line.strip()]
+
+
+# --------------------------------------------------------------------------
+# reading a manifest from tape: nothing in it is trusted
+#
+# A manifest may come from a damaged tape or a hostile one (issue 8): every
+# line is checked before it becomes a catalog row, and a bad line is reported
+# by number and skipped, never a crash.  Paths must stay absolute and free of
+# ".." so that no row can later send a restore outside its target.
+
+#: Longer member lines than pytp writes (paths, links and a parts list of a
+#: member cut over many tapes stay far below): refused unread.
+MAX_MEMBER_LINE = 1 << 20
+#: Member kinds pytp writes (``deleted``: a path gone since the previous job).
+MEMBER_KINDS = frozenset({"file", "hardlink", "symlink", "chardev", "blockdev", "dir", "fifo", "deleted"})
+_INT64 = 1 << 63
+#: More blocks than any tape file holds (and few enough that blocks times
+#: the block size stays a 64-bit number).
+MAX_BLOCKS = 1 << 36
+_UUID_CHARS = frozenset("0123456789abcdefABCDEF-")
+
+
+@dataclass
+class ManifestProblem:
+    """One bad line (1-based; None: the manifest as a whole)."""
+
+    line: int | None
+    message: str
+
+
+@dataclass
+class ReadManifest:
+    """A manifest as read from tape.
+
+    :param job: the header's job object, checked; None when the header is unreadable.
+    :param lines: ``(line number, member line)`` of every line that passed the checks.
+    """
+
+    job: dict[str, Any] | None
+    lines: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    problems: list[ManifestProblem] = field(default_factory=list)
+
+    @property
+    def final(self) -> bool:
+        return bool(self.job.get("final", True)) if self.job else False
+
+
+def _is_int(value: Any, low: int = -_INT64, high: int = _INT64 - 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _opt_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def safe_path(path: bytes) -> str | None:
+    """Why ``path`` may not become a catalog row (None: it may).
+
+    Catalog paths are absolute (``/home/a``); restore puts them under its
+    target by dropping the leading ``/``, so a ``..`` component or a NUL would
+    take it elsewhere.
+    """
+    if not path.startswith(b"/"):
+        return "is not an absolute path"
+    if b"\0" in path:
+        return "contains a NUL byte"
+    if b".." in path.split(b"/"):
+        return "contains a '..' component"
+    if len(path) > 65536:
+        return f"is {len(path)} bytes long"
+    return None
+
+
+def _raw_checked(line: dict[str, Any], name: str) -> bytes | None:
+    """``_raw`` for an untrusted line: ``name``/``name_b64`` must be text, the b64 valid."""
+    if f"{name}_b64" in line:
+        encoded = line[f"{name}_b64"]
+        if not isinstance(encoded, str):
+            raise ValueError(f"'{name}_b64' is not text")
+        try:
+            return base64.b64decode(encoded, validate=True)
+        except ValueError as err:
+            raise ValueError(f"'{name}_b64' is not base64") from err
+    value = line.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"'{name}' is not text")
+    return value.encode("utf-8", "surrogateescape") if value is not None else None
+
+
+def check_member_line(line: Any) -> str | None:
+    """Why a member line of a manifest cannot be used (None: it can).
+
+    Checks types and ranges only; where the member is (its tape file exists,
+    its offset fits in it) is for the reader that knows the tape.
+    """
+    if not isinstance(line, dict):
+        return "is not a JSON object"
+    kind = line.get("type")
+    if not isinstance(kind, str) or kind not in MEMBER_KINDS:
+        return f"has an unknown member type {kind!r}"
+    try:
+        path = _raw_checked(line, "path")
+        link = _raw_checked(line, "link")
+    except ValueError as err:
+        return str(err)
+    if path is None:
+        return "has no path"
+    why = safe_path(path)
+    if why:
+        return f"path {path_text_of(path)!r} {why}"
+    if kind == "hardlink":
+        why = "has no target" if link is None else safe_path(link)
+        if why:
+            return f"hard link target {path_text_of(link or b'')!r} {why}"
+    if link is not None and b"\0" in link:
+        return "link target contains a NUL byte"
+    for name, low, high in (
+        ("size", 0, _INT64 - 1),
+        ("mode", 0, 0o177777),
+        ("uid", 0, (1 << 32) - 1),
+        ("gid", 0, (1 << 32) - 1),
+        ("mtime_ns", -_INT64, _INT64 - 1),
+        ("ctime_ns", -_INT64, _INT64 - 1),
+        ("inode", 0, _INT64 - 1),
+        ("device", 0, _INT64 - 1),
+        ("tape_file", 1, (1 << 31) - 1),
+        ("header_size", 0, 1 << 30),
+    ):
+        if not _is_int(line.get(name), low, high):
+            return f"'{name}' is {line.get(name)!r}, not a whole number from {low} to {high}"
+    offset = line.get("offset")
+    if kind == "deleted":
+        if offset != -1:
+            return f"'offset' of a deleted path is {offset!r}, not -1"
+    elif not _is_int(offset, 0, _INT64 - 1) or offset % 512:
+        return f"'offset' is {offset!r}, not a whole number of 512-byte records"
+    elif line["header_size"] < 512 or line["header_size"] % 512:
+        return f"'header_size' is {line['header_size']!r}, not a whole number of 512-byte records"
+    for name in ("uname", "gname", "tape"):
+        if not isinstance(line.get(name), str):
+            return f"'{name}' is {line.get(name)!r}, not text"
+    xxh3 = line.get("xxh3")
+    if xxh3 is not None and not (isinstance(xxh3, str) and len(xxh3) == 32 and set(xxh3) <= _UUID_CHARS - {"-"}):
+        return f"'xxh3' is {xxh3!r}, not an xxh3-128 in hex"
+    sparse_map = line.get("sparse_map")
+    if sparse_map is not None:
+        try:
+            if kind != "file" or not isinstance(sparse_map, str):
+                raise ValueError("only a file has one, as text")
+            parse_map(sparse_map)
+        except ValueError as err:
+            return f"'sparse_map' is not a sparse map ({err})"
+    parts = line.get("parts")
+    if parts is not None:
+        if not isinstance(parts, list) or not parts:
+            return "'parts' is not a list of parts"
+        for part in parts:
+            if not isinstance(part, dict) or not isinstance(part.get("tape"), str):
+                return "'parts' holds an entry that is not a part"
+            for name in ("part", "tape_file", "offset", "header_size", "data_start", "data_size"):
+                if not _is_int(part.get(name), 0, _INT64 - 1):
+                    return f"a part's '{name}' is {part.get(name)!r}, not a whole number"
+    return None
+
+
+def path_text_of(path: bytes) -> str:
+    """A short display form of an untrusted path for messages."""
+    text = path.decode("utf-8", "backslashreplace")
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _check_job(job: Any) -> tuple[dict[str, Any] | None, list[str]]:
+    """The header's job object with bad optional parts dropped, and what was wrong.
+
+    None when what identifies the job (its uuid) is unusable.
+    """
+    if not isinstance(job, dict):
+        return None, ["the header's 'job' is not a JSON object"]
+    uuid = job.get("uuid")
+    if not (isinstance(uuid, str) and 0 < len(uuid) <= 64 and set(uuid) <= _UUID_CHARS):
+        return None, [f"the header's job uuid {uuid!r} is not a uuid"]
+    problems = []
+    clean = dict(job)
+    for name in ("name", "label", "pool", "host"):
+        if not _opt_str(clean.get(name)):
+            problems.append(f"the job's '{name}' is {clean[name]!r}, not text")
+            clean[name] = None
+    for name, default in (("level", "full"), ("strategy", "direct")):
+        if not isinstance(clean.get(name, default), str):
+            problems.append(f"the job's '{name}' is {clean[name]!r}, not text")
+            clean[name] = default
+    for name in ("started_at", "written_at"):
+        value = clean.get(name)
+        try:
+            if value is not None:
+                datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            problems.append(f"the job's '{name}' is {value!r}, not a time")
+            clean[name] = None
+    if not isinstance(clean.get("final", True), bool):
+        problems.append(f"the job's 'final' is {clean['final']!r}, not true or false")
+        clean["final"] = False
+    sources = clean.get("sources", [])
+    if not (isinstance(sources, list) and all(isinstance(s, str) for s in sources)):
+        problems.append("the job's 'sources' is not a list of paths")
+        clean["sources"] = []
+    pieces = []
+    raw_pieces = clean.get("tape_files", [])
+    for piece in raw_pieces if isinstance(raw_pieces, list) else [raw_pieces]:
+        if (
+            isinstance(piece, dict)
+            and isinstance(piece.get("tape"), str)
+            and _is_int(piece.get("file"), 1, (1 << 31) - 1)
+            and isinstance(piece.get("source"), str)
+            and _is_int(piece.get("blocks"), 0, MAX_BLOCKS)
+        ):
+            pieces.append(piece)
+        else:
+            problems.append(f"the job's tape file entry {str(piece)[:200]} is not a tape file")
+    clean["tape_files"] = pieces
+    kept = []
+    raw_problems = clean.get("problems", [])
+    for p in raw_problems if isinstance(raw_problems, list) else [raw_problems]:
+        if isinstance(p, dict) and isinstance(p.get("path"), str) and isinstance(p.get("message"), str):
+            kept.append(p)
+        else:
+            problems.append(f"the job's problem entry {str(p)[:200]} is not a problem")
+    clean["problems"] = kept
+    return clean, problems
+
+
+def read_manifest(payload: bytes) -> ReadManifest:
+    """Parse and check a manifest read from tape; never raises on its content.
+
+    Lines that are not JSON, have wrong-typed or absurd fields, unsafe paths,
+    or are longer than :data:`MAX_MEMBER_LINE` are reported and left out.
+    """
+    lines = payload.split(b"\n")
+    result = ReadManifest(job=None)
+    try:
+        header = json.loads(lines[0]) if lines[0].strip() else None
+    except (ValueError, RecursionError):
+        header = None
+        result.problems.append(ManifestProblem(1, "the header line is not JSON"))
+    else:
+        if not (isinstance(header, dict) and header.get("pytp_manifest") == MANIFEST_VERSION):
+            message = f"the header line is not a version {MANIFEST_VERSION} manifest header"
+            result.problems.append(ManifestProblem(1, message))
+        else:
+            result.job, messages = _check_job(header.get("job"))
+            result.problems += [ManifestProblem(1, m) for m in messages]
+    for number, raw in enumerate(lines[1:], start=2):
+        if not raw.strip():
+            continue
+        if len(raw) > MAX_MEMBER_LINE:
+            result.problems.append(ManifestProblem(number, f"is {len(raw)} bytes long, not a member line"))
+            continue
+        try:
+            line = json.loads(raw)
+        except (ValueError, RecursionError):
+            result.problems.append(ManifestProblem(number, "is not JSON"))
+            continue
+        if isinstance(line, dict) and "cut" in line and "type" not in line:
+            continue  # a part manifest's note of the member continued on the next tape
+        why = check_member_line(line)
+        if why:
+            result.problems.append(ManifestProblem(number, why))
+            continue
+        result.lines.append((number, line))
+    return result
 
 
 def entry_fields(line: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +355,7 @@ def entry_fields(line: dict[str, Any]) -> dict[str, Any]:
         xxh3=line["xxh3"],
         offset=line["offset"],
         header_size=line["header_size"],
+        sparse_map=line.get("sparse_map"),
     )
 
 
@@ -99,6 +376,8 @@ def entry_line(
         "offset": fields["offset"],
         "header_size": fields["header_size"],
     }
+    if fields.get("sparse_map") is not None:
+        line["sparse_map"] = fields["sparse_map"]
     if parts:
         line["parts"] = parts
     return json.dumps(line, separators=(",", ":")).encode() + b"\n"
@@ -121,6 +400,7 @@ _ENTRY_COLUMNS = (
     "xxh3",
     "offset",
     "header_size",
+    "sparse_map",
 )
 
 

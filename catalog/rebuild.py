@@ -1,301 +1,426 @@
-"""Rebuilding the catalog from tapes: labels and manifests only.
+"""Rebuilding the catalog from tapes: labels and manifests, and tar headers where those fail.
 
 For each tape the label gives the volume; then every tape file is looked at
-by its first block alone.  A manifest is read whole and brings its job, tape
-files and entries; a data file is skipped by filemark (``fsf``), so a rebuild
-costs one block per data file, not the data.  Jobs are merged by their uuid:
-rebuilding into a catalog that already has them adds nothing twice.
+by its first block alone (``rebuild_scan``).  A manifest is read whole and
+brings its job, tape files and entries; a data file is skipped by filemark
+(``fsf``), so a rebuild costs one block per data file, not the data.  Jobs are
+merged by their uuid: rebuilding into a catalog that already has them adds
+nothing twice.
+
+Disaster recovery must not stop at the first bad tape (issue 8, defect 3):
+
+* every problem is reported with its tape, tape file and manifest line, and
+  the rebuild goes on with the next file and the next tape;
+* data files that no readable manifest describes are recovered from their own
+  tar headers (``rebuild_import.recover_from_headers``), marked as recovered
+  (no checksum, job ``partial``);
+* tapes sitting in other drives of the library are read where they are;
+* each tape is imported in one transaction, after it was read: a rebuild
+  killed at any moment leaves every tape either fully imported or not at all,
+  so running it again completes, and no volume is left with a file count that
+  disagrees with its tape.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from pytp.tapeio.changer import StorageElement
+from pytp.tapeio.changer import DriveElement, StorageElement
 from pytp.tapeio.drive import Drive, ensure_block_size
-from pytp.tapeio.errors import BlankTape, ForeignTape
-from pytp.tapeio.smallarchive import peek_member_name, read_small_archive
-from pytp.tapeio.tarformat import END_OF_ARCHIVE, padded
+from pytp.tapeio.errors import ForeignTape, TapeIOError
 from pytp.tapeio.volume_label import VolumeLabel
 
 from .config import Config
 from .devices import Selection, drive_lock
-from .errors import NotFound
-from .manifest import MANIFEST_MEMBER, SNAPSHOT_MEMBER, entry_fields, parse_manifest
+from .errors import CatalogError, NotFound
+from .manifest import ReadManifest
 from .media import Media
-from .models import Entry, EntryPart, Job, JobProblem, JobStatus, TapeFile, TapeFileStatus, Volume
+from .models import Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
+from .rebuild_import import (
+    ImportCounts,
+    Problem,
+    import_manifest,
+    record_snapshot,
+    recover_from_headers,
+    recovered_job,
+)
+from .rebuild_scan import DATA, EMPTY, MANIFEST, SNAPSHOT, TapeScan, scan_tape
+
+
+@dataclass(frozen=True)
+class RebuildProblem:
+    """Something a rebuild could not read or would not trust, and where."""
+
+    tape: str
+    file: int | None
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.tape
+        if self.file is not None:
+            where += f" file {self.file}"
+        if self.line is not None:
+            where += f" line {self.line}"
+        return f"{where}: {self.message}"
 
 
 @dataclass
-class RebuildReport:
+class RebuildReport(ImportCounts):
     tapes: list[str] = field(default_factory=list)
-    jobs_added: list[int] = field(default_factory=list)
-    jobs_known: int = 0
-    entries: int = 0
     data_files_skipped: int = 0
     snapshots: int = 0
-    #: members cut across tapes whose other parts are on tapes not read yet
-    pending_parts: int = 0
-    jobs_seen: set[int] = field(default_factory=set)
-    #: (volume id, file number, blocks, payload) of every manifest read
-    manifests: list[tuple[int, int, int, bytes]] = field(default_factory=list)
+    empty_files: int = 0
+    #: damaged, skipped or distrusted items; any makes ``pytp catalog rebuild`` exit non-zero
+    problems: list[RebuildProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: manifests with lines on tapes not read yet: (volume id, label, file, blocks, manifest)
+    pending: list[tuple[int, str, int, int, ReadManifest]] = field(default_factory=list)
+    #: the kind of each tape file after the label, for every tape read
+    kinds: dict[str, list[str]] = field(default_factory=dict)
+    #: data files at the end of a tape no manifest has claimed yet: its
+    #: manifest may be on a tape read later (a job that spanned tapes)
+    unclaimed: list[_Unclaimed] = field(default_factory=list)
 
 
-def _when(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
+@dataclass(frozen=True)
+class _Unclaimed:
+    volume_id: int
+    name: str
+    barcode: str | None
+    files: list[int]
+
+
+class _SkipTape(Exception):
+    """This tape is not imported; the message says why."""
+
+
+def _check_label(label: VolumeLabel, read_at: int) -> tuple[VolumeLabel, list[str]]:
+    """A label's fields checked before they reach the catalog; what it got wrong.
+
+    :param read_at: the block size the label was read with, which the tape has.
+    :raises _SkipTape: the label cannot identify a volume.
+    """
+    for name in ("label", "uuid", "pool"):
+        value = getattr(label, name)
+        if not isinstance(value, str) or not value.strip() or len(value) > 128:
+            raise _SkipTape(f"the volume label's '{name}' is {value!r}: not a usable label, tape not read")
+    lies = []
+    if not isinstance(label.barcode, (str, type(None))):
+        lies.append(f"the volume label's barcode {label.barcode!r} is not text")
+        label = VolumeLabel(**{**label.__dict__, "barcode": None})
+    if label.block_size != read_at:
+        lies.append(f"the volume label says block size {label.block_size!r}, but the tape reads at {read_at}")
+        label = VolumeLabel(**{**label.__dict__, "block_size": read_at})
+    try:
+        if not isinstance(label.created, str):
+            raise TypeError
+        datetime.fromisoformat(label.created)
+    except (TypeError, ValueError):
+        lies.append(f"the volume label's creation time {label.created!r} is not a time")
+        label = VolumeLabel(**{**label.__dict__, "created": utcnow().isoformat()})
+    return label, lies
 
 
 def _volume_for(session: Session, label: VolumeLabel, barcode: str | None, library: str | None) -> Volume:
+    """The volume of ``label``, created on first sight.
+
+    :raises _SkipTape: the label claims another tape's identity.
+    """
     volume = session.exec(select(Volume).where(Volume.uuid == label.uuid)).first()
-    if volume is None:
-        volume = Volume(
-            label=label.label,
-            barcode=label.barcode or barcode,
-            uuid=label.uuid,
-            pool=label.pool,
-            block_size=label.block_size,
-            library=library,
-            created_at=_when(label.created) or datetime.now(),
+    if volume is not None:
+        if volume.label != label.label:
+            raise _SkipTape(
+                f"its label '{label.label}' carries the uuid of tape {volume.label}: a copied or forged label, "
+                "tape not read"
+            )
+        return volume
+    other = session.exec(select(Volume).where(Volume.label == label.label)).first()
+    if other is not None:
+        raise _SkipTape(
+            f"another tape with label '{label.label}' (uuid {other.uuid}) is in the catalog; this one has uuid "
+            f"{label.uuid}: tape not read"
         )
-        session.add(volume)
-        session.commit()
+    volume = Volume(
+        label=label.label,
+        barcode=label.barcode or barcode,
+        uuid=label.uuid,
+        pool=label.pool,
+        block_size=label.block_size,
+        library=library,
+        created_at=datetime.fromisoformat(label.created),
+    )
+    session.add(volume)
+    session.flush()
     return volume
 
 
-def _job_for(session: Session, info: dict[str, Any], final: bool, report: RebuildReport) -> Job:
-    """The job of a manifest, created on first sight; a final manifest settles its status."""
-    job = session.exec(select(Job).where(Job.uuid == info["uuid"])).first()
-    problems = info.get("problems", [])
-    if job is None:
-        job = Job(
-            uuid=info["uuid"],
-            name=info.get("name"),
-            label=info.get("label"),
-            level=info.get("level", "full"),
-            strategy=info.get("strategy", "direct"),
-            pool=info.get("pool"),
-            host=info.get("host"),
-            sources=json.dumps(info.get("sources", [])),
-            started_at=_when(info.get("started_at")),
-            # Until its final manifest is read, only parts of the job are known.
-            status=JobStatus.PARTIAL,
-            message="rebuilt from tape",
-        )
-        session.add(job)
-        session.flush()
-        report.jobs_added.append(job.id)  # type: ignore[arg-type]
-        if problems:
-            session.execute(
-                insert(JobProblem),
-                [
-                    dict(job_id=job.id, path=p["path"].encode(), path_text=p["path"], message=p["message"])
-                    for p in problems
-                ],
-            )
-    elif job.id not in report.jobs_added and job.id not in report.jobs_seen:
-        report.jobs_known += 1
-    report.jobs_seen.add(job.id)  # type: ignore[arg-type]
-    if final:
-        job.status = JobStatus.PARTIAL if problems else JobStatus.OK
-        job.ended_at = _when(info.get("written_at"))
-        job.problems = len(problems)
-    return job
+def _orphan_runs(scan: TapeScan, claimed: set[int]) -> list[tuple[list[int], ReadManifest | None]]:
+    """Runs of data files no manifest claims, each with the unreadable-header manifest after it (if any).
 
-
-def _tape_file_ids(session: Session, job: Job) -> dict[tuple[str, int], int]:
-    rows = session.exec(
-        select(TapeFile.id, Volume.label, TapeFile.file_number)
-        .join(Volume, col(Volume.id) == TapeFile.volume_id)
-        .where(TapeFile.job_id == job.id)
-    ).all()
-    return {(label, number): tape_file_id for tape_file_id, label, number in rows}  # type: ignore[misc]
-
-
-def _import_manifest(
-    session: Session, volume: Volume, file_number: int, blocks: int, payload: bytes, report: RebuildReport
-) -> None:
-    """Merge one manifest: this tape's tape files, then every member whose tape file is known.
-
-    Idempotent: tape files and members already in the catalog are left as they
-    are, so tapes can be read in any order and a final manifest read again
-    once the tapes it points to are known (``rebuild`` does that).
+    A job's data files come right before its manifest, so a run ends at any
+    other kind of tape file; one that reaches end of data is an unfinished job.
     """
-    info, lines = parse_manifest(payload)
-    final = bool(info.get("final", True))
-    job = _job_for(session, info, final, report)
-    known = _tape_file_ids(session, job)
-    for piece in info.get("tape_files", []):
-        if piece.get("tape") == volume.label and (volume.label, piece["file"]) not in known:
-            tape_file = TapeFile(
-                job_id=job.id,
-                volume_id=volume.id,  # type: ignore[arg-type]
-                file_number=piece["file"],
-                kind="data",
-                source_root=piece["source"].encode("utf-8", "surrogateescape"),
-                status=TapeFileStatus.COMPLETE,
-                block_size=volume.block_size,
-                blocks=piece["blocks"],
-                total_bytes=piece["blocks"] * volume.block_size,
-            )
-            session.add(tape_file)
-            session.flush()
-            known[(volume.label, piece["file"])] = tape_file.id  # type: ignore[assignment]
-    if (volume.label, file_number) not in known:
-        session.add(
-            TapeFile(
-                job_id=job.id,
-                volume_id=volume.id,  # type: ignore[arg-type]
-                file_number=file_number,
-                kind="manifest",
-                status=TapeFileStatus.COMPLETE,
-                block_size=volume.block_size,
-                blocks=blocks,
-                total_bytes=blocks * volume.block_size,
-            )
-        )
-    # Deleted-path markers all sit at offset -1: the path tells them apart.
-    present = set(
-        session.exec(select(Entry.tape_file_id, Entry.offset, Entry.path).where(Entry.job_id == job.id)).all()
-    )
-    rows, with_parts = [], []
-    for line in lines:
-        if "type" not in line:
-            continue  # a "cut" note of a part manifest
-        tape_file_id = known.get((line["tape"], line["tape_file"]))
-        if tape_file_id is None:
+    runs: list[tuple[list[int], ReadManifest | None]] = []
+    run: list[int] = []
+    for seen in scan.files:
+        if seen.kind == DATA and seen.number not in claimed:
+            run.append(seen.number)
             continue
-        fields = entry_fields(line)
-        if (tape_file_id, line["offset"], fields["path"]) not in present:
-            rows.append({**fields, "job_id": job.id, "tape_file_id": tape_file_id})
-            present.add((tape_file_id, line["offset"], fields["path"]))
-        if line.get("parts"):
-            with_parts.append((tape_file_id, line["offset"], line["parts"]))
-    if rows:
-        session.execute(insert(Entry), rows)
-        report.entries += len(rows)
-    if final:
-        members = [line for line in lines if "type" in line and line["type"] != "deleted"]
-        job.files = len(members)
-        job.total_bytes = sum(m["size"] for m in members)
-    _import_parts(session, job, known, with_parts, report)
-    session.add(job)
-    session.commit()
+        if run:
+            lost_header = seen.manifest if seen.kind == MANIFEST and seen.manifest and not seen.manifest.job else None
+            runs.append((run, lost_header))
+            run = []
+    if run:
+        runs.append((run, None))
+    return runs
 
 
-def _import_parts(
+def _recovered(
+    session: Session, volume: Volume, run: list[int], why: str, report: RebuildReport, problem: Problem
+) -> Job:
+    span = f"{run[0]}" if len(run) == 1 else f"{run[0]}..{run[-1]}"
+    problem(run[0], f"data file(s) {span}: {why}; their members are recovered from the tar headers", None)
+    return recovered_job(session, volume, run, why, report)
+
+
+def import_tape(
     session: Session,
-    job: Job,
-    known: dict[tuple[str, int], int],
-    with_parts: list[tuple[int, int, list[dict[str, Any]]]],
+    drive: Drive,
+    volume: Volume,
+    scan: TapeScan,
     report: RebuildReport,
+    problem: Problem,
+    problem_name: str,
+    barcode: str | None,
 ) -> None:
-    """``EntryPart`` rows for members cut across tapes, once every part's tape file is known."""
-    for tape_file_id, offset, parts in with_parts:
-        ids = [known.get((p["tape"], p["tape_file"])) for p in parts]
-        if None in ids:
-            report.pending_parts += 1
-            continue
-        entry = session.exec(
-            select(Entry).where(Entry.job_id == job.id, Entry.tape_file_id == tape_file_id, Entry.offset == offset)
-        ).one()
-        if session.exec(select(EntryPart.id).where(EntryPart.entry_id == entry.id)).first() is not None:
-            continue  # parts already known
-        for p, part_tape_file in zip(parts, ids):
-            session.add(
-                EntryPart(
-                    entry_id=entry.id,  # type: ignore[arg-type]
-                    part=p["part"],
-                    tape_file_id=part_tape_file,  # type: ignore[arg-type]
-                    offset=p["offset"],
-                    header_size=p["header_size"],
-                    data_start=p["data_start"],
-                    data_size=p["data_size"],
-                )
-            )
+    """Merge everything ``scan`` found on ``volume``; recover what manifests lost.
 
-
-def scan_tape(session: Session, drive: Drive, volume: Volume, report: RebuildReport) -> None:
-    """Walk the tape after its label, reading one block of each file.
-
-    The drive is inside tape file 0 (after the label was read).
+    The drive still holds the tape: recovery walks the tar headers of data
+    files no usable manifest describes.  Nothing is committed here.
     """
-    block_size = volume.block_size
-    number = 0
-    while True:
-        drive.fsf(1)
-        number += 1
-        try:
-            first = drive.read(block_size)
-        except BlankTape:
-            first = b""
-        if not first:
-            break  # end of data: pytp writes no empty tape files
-        kind = peek_member_name(first)
-        if kind == MANIFEST_MEMBER:
-            _, payload = read_small_archive(drive, block_size, first_block=first, expect=MANIFEST_MEMBER)
-            # One ustar header, the padded content, the end-of-archive marker.
-            blocks = -(-(512 + padded(len(payload)) + len(END_OF_ARCHIVE)) // block_size)
-            _import_manifest(session, volume, number, blocks, payload, report)
-            report.manifests.append((volume.id, number, blocks, payload))  # type: ignore[arg-type]
-        elif kind == SNAPSHOT_MEMBER:
-            _record_snapshot(session, volume, number)
+    claimed = {
+        t.file_number for t in session.exec(select(TapeFile).where(TapeFile.volume_id == volume.id)).all()
+    }
+    to_recover: list[tuple[int, list[int]]] = []  # (job id, data file numbers)
+    jobs = {}
+    for seen in scan.files:
+        if seen.kind == MANIFEST and seen.manifest is not None and seen.manifest.job is not None:
+            outcome = import_manifest(
+                session, volume, seen.number, seen.blocks, seen.manifest, report.kinds, report, problem
+            )
+            claimed.update(outcome.data_files)
+            claimed.add(seen.number)
+            jobs[outcome.job.id] = outcome.job
+            if outcome.damaged and outcome.data_files:
+                to_recover.append((outcome.job.id, outcome.data_files))  # type: ignore[arg-type]
+            if outcome.pending:
+                pending = (volume.id, volume.label, seen.number, seen.blocks, seen.manifest)
+                report.pending.append(pending)  # type: ignore[arg-type]
+        elif seen.kind == SNAPSHOT:
+            record_snapshot(session, volume, seen.number)
             report.snapshots += 1
-        else:
-            report.data_files_skipped += 1  # the rest of it is skipped by the next fsf
-    volume.file_count = number
+        elif seen.kind == DATA:
+            report.data_files_skipped += 1
+        elif seen.kind == EMPTY:
+            report.empty_files += 1
+    for run, lost_header in _orphan_runs(scan, claimed):
+        if lost_header is None and run[-1] == len(scan.files):
+            # At the end of the tape: the job may go on on another tape, whose
+            # manifest describes these files too.  Decided once all tapes are read.
+            report.unclaimed.append(_Unclaimed(volume.id, problem_name, barcode, run))  # type: ignore[arg-type]
+            continue
+        job = _recovered(session, volume, run, "its manifest is unreadable", report, problem)
+        jobs[job.id] = job
+        if lost_header is not None and lost_header.lines:
+            # The header line is lost, not the member lines: what they say
+            # (checksums included) is better than the headers alone.
+            lost_header.job = {"uuid": job.uuid, "final": False, "tape_files": []}
+            import_manifest(session, volume, run[-1] + 1, 0, lost_header, report.kinds, report, problem)
+        to_recover.append((job.id, run))  # type: ignore[arg-type]
+    for job_id, numbers in to_recover:
+        for number in numbers:
+            recover_from_headers(session, drive, volume, jobs[job_id], number, report, problem)
+    if scan.reached_end:
+        volume.file_count = scan.file_count
+    elif volume.status == VolumeStatus.APPENDABLE:
+        # Where its data ends is unknown: no backup may append to it.
+        volume.status = VolumeStatus.ERROR
+        if hasattr(volume, "status_reason"):
+            volume.status_reason = "catalog rebuild could not read this tape to its end of data"
     files = session.exec(select(TapeFile).where(TapeFile.volume_id == volume.id)).all()
     volume.bytes_written = sum(t.total_bytes for t in files if t.status != TapeFileStatus.OVERWRITTEN)
-    last = max((t.file_number for t in files), default=0)
-    if last + 1 < number:
-        report.notes.append(
-            f"{volume.label}: tape files {last + 1}..{number - 1} belong to no manifest (an unfinished job?)"
-        )
     session.add(volume)
-    session.commit()
+    session.flush()
 
 
-def _record_snapshot(session: Session, volume: Volume, number: int) -> None:
-    known = session.exec(
-        select(TapeFile).where(TapeFile.volume_id == volume.id, TapeFile.file_number == number)
-    ).first()
-    if known is None:
-        session.add(
-            TapeFile(
-                volume_id=volume.id,  # type: ignore[arg-type]
-                file_number=number,
-                kind="catalog",
-                status=TapeFileStatus.COMPLETE,
-                block_size=volume.block_size,
-            )
-        )
-        session.commit()
+def _read_tape(
+    engine: Engine, media: Media, barcode: str | None, where: str, wanted: str | None, report: RebuildReport
+) -> None:
+    """Read the tape in ``media``'s drive and import it in one transaction."""
+    name = barcode or where
 
+    def problem(file: int | None, message: str, line: int | None = None) -> None:
+        report.problems.append(RebuildProblem(name, file, line, message))
 
-def load_tape_for_rebuild(media: Media, tape: str | None) -> VolumeLabel:
-    """Load ``tape`` (a barcode, or whatever is in the drive) and read its label.
-
-    :raises NotFound: the tape is not there, or is blank or foreign.
-    """
-    for _ in _tapes(media, tape, all_tapes=False):
+    try:
+        found = media.read_label()
+    except ForeignTape:
+        report.notes.append(f"{name}: not a pytp tape, skipped")
+        return
+    except TapeIOError as err:
+        problem(0, f"the volume label cannot be read ({err}); tape not read")
+        return
+    if found is None:
+        report.notes.append(f"{name}: blank, skipped")
+        return
+    if wanted and wanted not in (found.label, barcode):
+        raise NotFound(f"The tape in {where} is {found.label}, not {wanted}.")
+    name = found.label if barcode in (None, found.label) else f"{found.label} ({barcode})"
+    try:
+        label, lies = _check_label(found, media.block_size)
+    except _SkipTape as err:
+        problem(0, str(err))
+        return
+    for lie in lies:
+        problem(0, lie)
+    if label.barcode and barcode and label.barcode != barcode:
+        problem(0, f"the label was written for barcode {label.barcode}, the library reads {barcode}: tape not read")
+        return
+    ensure_block_size(media.drive, label.block_size)
+    scan = scan_tape(media.drive, label.block_size)
+    for finding in scan.findings:
+        if finding.problem:
+            problem(finding.file, finding.message, finding.line)
+        else:
+            report.notes.append(f"{name} file {finding.file}: {finding.message}")
+    saved = _counters(report)
+    library = media.selection.library.name if media.selection.library else None
+    with Session(engine) as session:
         try:
-            found = media.read_label()
-        except ForeignTape:
-            found = None
-        if found is None:
-            raise NotFound(f"The tape in drive {media.selection.drive.name} is not a pytp tape.")
-        if tape and tape not in (found.label, found.barcode, media.current_barcode()):
-            raise NotFound(f"The tape in drive {media.selection.drive.name} is {found.label}, not {tape}.")
-        return found
-    raise NotFound(f"Tape {tape} not found.")
+            volume = _volume_for(session, label, barcode, library)
+            report.kinds[label.label] = [seen.kind for seen in scan.files]
+            import_tape(session, media.drive, volume, scan, report, problem, name, barcode)
+            session.commit()
+        except (_SkipTape, TapeIOError, CatalogError) as err:
+            session.rollback()
+            _restore_counters(report, saved)
+            report.kinds.pop(label.label, None)
+            if isinstance(err, _SkipTape):
+                problem(0, str(err))
+            else:
+                problem(None, f"tape not imported: {err}")
+            return
+    if not scan.reached_end:
+        problem(None, "end of data not reached: the tape is marked 'error' so that no backup appends to it")
+    report.tapes.append(label.label)
+
+
+def _counters(report: RebuildReport) -> tuple[int, ...]:
+    return (
+        len(report.jobs_added),
+        len(report.recovered_jobs),
+        report.jobs_known,
+        report.entries,
+        report.recovered_entries,
+        len(report.pending),
+    )
+
+
+def _restore_counters(report: RebuildReport, saved: tuple[int, ...]) -> None:
+    """Forget what a rolled-back tape import counted."""
+    del report.jobs_added[saved[0] :]
+    del report.recovered_jobs[saved[1] :]
+    report.jobs_known, report.entries, report.recovered_entries = saved[2:5]
+    del report.pending[saved[5] :]
+
+
+def _second_pass(engine: Engine, report: RebuildReport) -> None:
+    """Manifests naming tape files of tapes read after them, merged again now (idempotent)."""
+    report.pending_parts = 0
+    pending, report.pending = report.pending, []
+    unresolved = 0
+    for volume_id, label, number, blocks, manifest in pending:
+        with Session(engine) as session:
+            volume = session.get(Volume, volume_id)
+            assert volume is not None
+            outcome = import_manifest(session, volume, number, blocks, manifest, report.kinds, report, lambda *_: None)
+            session.commit()
+        unresolved += outcome.pending
+    if unresolved:
+        report.notes.append(
+            f"{unresolved} manifest(s) name members on tapes not read; rebuild those tapes too (or use --all)"
+        )
+
+
+def _recover_unclaimed(engine: Engine, media: Media, report: RebuildReport) -> None:
+    """Data files at the end of a tape that no manifest of any tape read claims: recover them.
+
+    They are an unfinished job, or a job whose manifest is on a tape that was
+    not read; either way their tar headers are all that describes them.  The
+    tape is loaded again for that (only then is it known that it is needed).
+    """
+    for item in report.unclaimed:
+
+        def problem(file: int | None, message: str, line: int | None = None, name: str = item.name) -> None:
+            report.problems.append(RebuildProblem(name, file, line, message))
+
+        with Session(engine) as session:
+            owned = set(
+                session.exec(
+                    select(TapeFile.file_number).where(
+                        TapeFile.volume_id == item.volume_id, col(TapeFile.file_number).in_(item.files)
+                    )
+                ).all()
+            )
+        remaining = [n for n in item.files if n not in owned]
+        if not remaining:
+            continue
+        why = "no manifest describes them (an unfinished job, or its manifest is on a tape not read)"
+        with Session(engine) as session:
+            volume = session.get(Volume, item.volume_id)
+            assert volume is not None
+            try:
+                drive = _mount_again(media, volume, item.barcode)
+            except (TapeIOError, CatalogError) as err:
+                problem(remaining[0], f"data file(s) {remaining}: {why}; not recovered: {err}")
+                continue
+            job = _recovered(session, volume, remaining, why, report, problem)
+            for number in remaining:
+                recover_from_headers(session, drive, volume, job, number, report, problem)
+            session.commit()
+    report.unclaimed = []
+
+
+def _mount_again(media: Media, volume: Volume, barcode: str | None) -> Drive:
+    """Put ``volume`` back under this drive's head, checked by its label."""
+    if media.changer is not None:
+        place = media.changer.status().find_barcode(barcode) if barcode else None
+        if isinstance(place, StorageElement):
+            media.load(place.number)
+        elif not (isinstance(place, DriveElement) and place.index == media.selection.element):
+            raise NotFound(f"tape {volume.label} is not in a slot of library {media.changer.name} or in this drive")
+    found = media.read_label()
+    if found is None or found.uuid != volume.uuid:
+        raise NotFound(f"the drive no longer holds tape {volume.label}")
+    ensure_block_size(media.drive, volume.block_size)
+    return media.drive
+
+
+def _settle_volumes(engine: Engine, report: RebuildReport) -> None:
+    """Bytes written per tape read, now that manifests on other tapes added their tape files."""
+    with Session(engine) as session:
+        for volume in session.exec(select(Volume).where(col(Volume.label).in_(report.tapes))).all():
+            files = session.exec(select(TapeFile).where(TapeFile.volume_id == volume.id)).all()
+            volume.bytes_written = sum(t.total_bytes for t in files if t.status != TapeFileStatus.OVERWRITTEN)
+            session.add(volume)
+        session.commit()
 
 
 def rebuild(
@@ -310,61 +435,113 @@ def rebuild(
     """Recreate volumes, jobs, tape files and entries from tapes.
 
     :param tape: the label or barcode of one tape (loaded through the changer,
-        or already in the drive).
-    :param all_tapes: every cartridge in the library, one after another.
+        read in the drive that holds it, or already in the drive).
+    :param all_tapes: every cartridge in the library: the slots, this drive
+        and the other drives (each read in place while no one else uses it).
+    :returns: what was added, and every problem by tape, tape file and line.
     :raises NotFound: the tape is not in the library or drive.
     """
     report = RebuildReport()
-    with drive_lock(selection.drive), Media(config, selection) as media, Session(engine) as session:
-        for barcode in _tapes(media, tape, all_tapes):
+    with drive_lock(selection.drive), Media(config, selection) as media:
+        for place, barcode, where in _places(config, media, tape, all_tapes, report):
             if progress:
-                progress(f"reading tape {barcode or '(in drive)'}")
+                progress(f"reading tape {barcode or '(in drive)'} in {where}")
             try:
-                found = media.read_label()
-            except ForeignTape:
-                report.notes.append(f"{barcode}: not a pytp tape, skipped")
-                continue
-            if found is None:
-                report.notes.append(f"{barcode}: blank, skipped")
-                continue
-            if tape and not all_tapes and tape not in (found.label, barcode):
-                raise NotFound(f"The tape in drive {selection.drive.name} is {found.label}, not {tape}.")
-            volume = _volume_for(session, found, barcode, selection.library.name if selection.library else None)
-            ensure_block_size(media.drive, volume.block_size)
-            scan_tape(session, media.drive, volume, report)
-            report.tapes.append(volume.label)
-        # A manifest lists members on tapes read after it; read them all again
-        # now that every tape file is known (merging is idempotent).
-        report.pending_parts = 0
-        for volume_id, number, blocks, payload in report.manifests:
-            volume = session.get(Volume, volume_id)
-            assert volume is not None
-            _import_manifest(session, volume, number, blocks, payload, report)
+                _read_tape(engine, place, barcode, where, tape if not all_tapes else None, report)
+            except TapeIOError as err:
+                # A changer or drive failure on this tape: the next one may still work.
+                report.problems.append(RebuildProblem(barcode or where, None, None, f"tape not read: {err}"))
+        _second_pass(engine, report)
+        _recover_unclaimed(engine, media, report)
+        _settle_volumes(engine, report)
     return report
 
 
-def _tapes(media: Media, tape: str | None, all_tapes: bool) -> Iterator[str | None]:
-    """Load each tape to rebuild in turn; yield its barcode (None when unknown)."""
+def _places(
+    config: Config, media: Media, tape: str | None, all_tapes: bool, report: RebuildReport
+) -> Iterator[tuple[Media, str | None, str]]:
+    """Each tape to rebuild, under a head: ``(media holding it, barcode, where)``.
+
+    Slot tapes are loaded into this drive; a tape in another drive of the
+    library is read there, with that drive locked like any pytp command
+    locks it (a busy drive is reported, not waited for).
+    """
+    here = f"drive {media.selection.drive.name}"
     if media.changer is None:
         if not media.has_tape():
             raise NotFound(f"No tape in drive {media.selection.drive.name}.")
-        yield None
+        yield media, None, here
         return
     status = media.changer.status()
+    others = [d for d in status.drives if d.full and d.index != media.selection.element]
     if all_tapes:
         if media.has_tape_in_drive():
-            yield media.current_barcode()
+            yield media, media.current_barcode(), here
         for slot in status.slots:
             if slot.full and not slot.import_export and not slot.is_cleaning:
-                media.load(slot.number)
-                yield slot.barcode
+                try:
+                    media.load(slot.number)
+                except TapeIOError as err:
+                    name = slot.barcode or f"slot {slot.number}"
+                    report.problems.append(RebuildProblem(name, None, None, f"cannot be loaded: {err}"))
+                    continue
+                yield media, slot.barcode, f"{here} (from slot {slot.number})"
+        for element in others:
+            yield from _in_other_drive(config, media, element, report)
         return
     place = status.find_barcode(tape) if tape else None
     if isinstance(place, StorageElement):
         media.load(place.number)
-        yield tape
+        yield media, tape, f"{here} (from slot {place.number})"
+        return
+    if isinstance(place, DriveElement) and place.index != media.selection.element:
+        yield from _in_other_drive(config, media, place, report)
         return
     # Labels default to barcodes; any other label must already be in the drive.
     if not media.has_tape_in_drive():
         raise NotFound(f"No cartridge with barcode {tape} in library {media.changer.name}, and the drive is empty.")
-    yield media.current_barcode()
+    yield media, media.current_barcode(), here
+
+
+def _in_other_drive(
+    config: Config, media: Media, element: DriveElement, report: RebuildReport
+) -> Iterator[tuple[Media, str | None, str]]:
+    library = media.selection.library
+    assert library is not None
+    name = element.barcode or f"tape in drive element {element.index}"
+    if element.index >= len(library.drives):
+        report.problems.append(
+            RebuildProblem(name, None, None, f"sits in drive element {element.index}, which the configuration lacks")
+        )
+        return
+    other = Selection(config.drive(library.drives[element.index]), library, element.index)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(drive_lock(other.drive))
+            there = stack.enter_context(Media(config, other))
+        except TapeIOError as err:
+            report.problems.append(
+                RebuildProblem(name, None, None, f"sits in drive {other.drive.name}, which is in use: not read ({err})")
+            )
+            return
+        yield there, element.barcode, f"drive {other.drive.name}"
+
+
+def load_tape_for_rebuild(media: Media, tape: str | None) -> VolumeLabel:
+    """Load ``tape`` (a barcode, or whatever is in the drive) and read its label.
+
+    :raises NotFound: the tape is not there, is in another drive, or is blank or foreign.
+    """
+    for place, _, where in _places(media.config, media, tape, False, RebuildReport()):
+        if place is not media:
+            raise NotFound(f"Tape {tape} is in {where}: unload it, or use that drive (--drive).")
+        try:
+            found = media.read_label()
+        except ForeignTape:
+            found = None
+        if found is None:
+            raise NotFound(f"The tape in drive {media.selection.drive.name} is not a pytp tape.")
+        if tape and tape not in (found.label, found.barcode, media.current_barcode()):
+            raise NotFound(f"The tape in drive {media.selection.drive.name} is {found.label}, not {tape}.")
+        return found
+    raise NotFound(f"Tape {tape} not found.")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from pytp.tapeio.exitcodes import EXIT_VERIFY_FAILED
+
 from .app import App, pass_app
 
 
@@ -14,7 +16,7 @@ def catalog_group() -> None:
 
 @catalog_group.command()
 @click.option("--tape", help="Label or barcode of the tape to read.")
-@click.option("--all", "all_tapes", is_flag=True, help="Every cartridge in the library, loaded in turn.")
+@click.option("--all", "all_tapes", is_flag=True, help="Every cartridge in the library: slots and drives.")
 @click.option("-d", "--drive", help="Drive to read with.")
 @click.option("-l", "--library", help="Library to load tapes from.")
 @pass_app
@@ -22,7 +24,11 @@ def rebuild(app: App, tape: str | None, all_tapes: bool, drive: str | None, libr
     """Recreate volumes, jobs and entries from tape labels and manifests.
 
     Data files are skipped by filemark: a rebuild reads one block of each.
-    Jobs already in the catalog are not added twice.
+    Jobs already in the catalog are not added twice.  Every tape that can be
+    read is read; each problem is printed with its tape, tape file and
+    manifest line, and the command then exits with 10.  Members a damaged or
+    missing manifest lost are recovered from the tar headers (no checksum).
+    Tapes in other drives of the library are read where they are.
 
     \b
     Examples:
@@ -36,11 +42,18 @@ def rebuild(app: App, tape: str | None, all_tapes: bool, drive: str | None, libr
     report = run_rebuild(app.engine, app.config, app.select(drive, library), tape=tape, all_tapes=all_tapes)
     for note in report.notes:
         click.echo(f"note: {note}")
+    for problem in report.problems:
+        click.echo(f"problem: {problem}")
     click.echo(
         f"Read {len(report.tapes)} tape(s) ({', '.join(report.tapes) or 'none'}): {len(report.jobs_added)} job(s) "
         f"added, {report.jobs_known} already known, {report.entries} entries, "
         f"{report.data_files_skipped} data file(s) skipped by filemark"
         + (f", {report.snapshots} catalog snapshot(s) found" if report.snapshots else "")
+        + (
+            f", {report.recovered_entries} entries recovered from tar headers (no checksum)"
+            if report.recovered_entries
+            else ""
+        )
         + "."
     )
     if report.pending_parts:
@@ -48,6 +61,14 @@ def rebuild(app: App, tape: str | None, all_tapes: bool, drive: str | None, libr
             f"note: {report.pending_parts} member(s) cut across tapes have parts on tapes not read yet; "
             "rebuild those tapes too (or use --all) before restoring them."
         )
+    if report.problems:
+        tapes = sorted({p.tape for p in report.problems})
+        click.echo(
+            f"Error: {len(report.problems)} problem(s) on {len(tapes)} tape(s) ({', '.join(tapes)}); "
+            "everything else that could be read is in the catalog. Check those tapes.",
+            err=True,
+        )
+        click.get_current_context().exit(EXIT_VERIFY_FAILED)
 
 
 COMMANDS = [catalog_group]

@@ -1,0 +1,482 @@
+"""Merging what a rebuild read from one tape into the catalog.
+
+Called inside one transaction per tape (``rebuild``): nothing here commits.
+Manifest lines were checked for types and safe paths when read
+(``manifest.read_manifest``); here they are checked against the tape: the tape
+file they name must be a data file of their job, their offset must lie inside
+it, and no two members may share an offset.  What a damaged or missing
+manifest lost is recovered from the data files' own tar headers
+(``tapeio.tarwalk``): such entries have no checksum, and their job says so.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid as uuidlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlmodel import Session, col, select
+
+from pytp.tapeio.blockio import TapeFileReader
+from pytp.tapeio.drive import Drive
+from pytp.tapeio.errors import TapeIOError, TarFormatError
+from pytp.tapeio.tarformat import padded
+from pytp.tapeio.tarwalk import walk_headers
+from pytp.tapeio.tarwriter import member_data_size
+
+from .manifest import ReadManifest, entry_fields, path_text_of, safe_path
+from .models import Entry, EntryPart, Job, JobProblem, JobStatus, TapeFile, TapeFileStatus, Volume, utcnow
+from .rebuild_scan import DATA, goto_file
+
+#: Recovered jobs get a uuid derived from the tape and their first tape file,
+#: so rebuilding the same tape again merges instead of adding them twice.
+_RECOVERED_NAMESPACE = uuidlib.UUID("6c1f4f38-5d0e-4c58-9d43-0b7c39b5a7e1")
+#: Continuations of members cut across tapes are parts, not members.
+_CONTINUATION = "pytp continuation"
+
+
+@dataclass
+class ImportCounts:
+    """What the import of tapes added; the report keeps one for the whole rebuild."""
+
+    jobs_added: list[int] = field(default_factory=list)
+    jobs_known: int = 0
+    jobs_seen: set[int] = field(default_factory=set)
+    entries: int = 0
+    recovered_entries: int = 0
+    recovered_jobs: list[int] = field(default_factory=list)
+    pending_parts: int = 0
+
+
+#: ``problem(file, message, line)``: report a problem on the tape being imported.
+Problem = Callable[[int | None, str, int | None], None]
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def job_for(session: Session, info: dict[str, Any], final: bool, counts: ImportCounts) -> Job:
+    """The job of a manifest, created on first sight; a final manifest settles its status."""
+    job = session.exec(select(Job).where(Job.uuid == info["uuid"])).first()
+    problems = info.get("problems", [])
+    if job is None:
+        job = Job(
+            uuid=info["uuid"],
+            name=info.get("name"),
+            label=info.get("label"),
+            level=info.get("level", "full"),
+            strategy=info.get("strategy", "direct"),
+            pool=info.get("pool"),
+            host=info.get("host"),
+            sources=json.dumps(info.get("sources", [])),
+            started_at=_when(info.get("started_at")) or utcnow(),
+            # Until its final manifest is read, only parts of the job are known.
+            status=JobStatus.PARTIAL,
+            message="rebuilt from tape",
+        )
+        session.add(job)
+        session.flush()
+        counts.jobs_added.append(job.id)  # type: ignore[arg-type]
+        if problems:
+            session.execute(
+                insert(JobProblem),
+                [
+                    dict(job_id=job.id, path=p["path"].encode(), path_text=p["path"], message=p["message"])
+                    for p in problems
+                ],
+            )
+    elif job.id not in counts.jobs_added and job.id not in counts.jobs_seen:
+        counts.jobs_known += 1
+    counts.jobs_seen.add(job.id)  # type: ignore[arg-type]
+    if final:
+        job.status = JobStatus.PARTIAL if problems else JobStatus.OK
+        job.ended_at = _when(info.get("written_at"))
+        job.problems = len(problems)
+    return job
+
+
+def _known_tape_files(session: Session, job: Job) -> dict[tuple[str, int], TapeFile]:
+    rows = session.exec(
+        select(TapeFile, Volume.label)
+        .join(Volume, col(Volume.id) == TapeFile.volume_id)
+        .where(TapeFile.job_id == job.id)
+    ).all()
+    return {(label, tape_file.file_number): tape_file for tape_file, label in rows}
+
+
+def _tape_file_owner(session: Session, volume: Volume, number: int) -> TapeFile | None:
+    return session.exec(
+        select(TapeFile).where(TapeFile.volume_id == volume.id, TapeFile.file_number == number)
+    ).first()
+
+
+@dataclass
+class ManifestOutcome:
+    """What importing one manifest found out.
+
+    :param data_files: data tape files of this tape that the manifest claims for its job.
+    :param damaged: some of its member lines were unusable, so members of its
+        data files on this tape may be missing (recover them from headers).
+    :param pending: lines or parts name tape files of tapes not read yet.
+    """
+
+    job: Job
+    data_files: list[int] = field(default_factory=list)
+    damaged: bool = False
+    pending: bool = False
+
+
+def import_manifest(
+    session: Session,
+    volume: Volume,
+    number: int,
+    blocks: int,
+    manifest: ReadManifest,
+    kinds: dict[str, list[str]],
+    counts: ImportCounts,
+    problem: Problem,
+) -> ManifestOutcome:
+    """Merge one manifest: its job's tape files on known tapes, then every member whose tape file is known.
+
+    A manifest may describe data files of other tapes (a job that spanned
+    tapes writes the part manifest of a full tape on the next one), so tape
+    files are created on every tape the catalog knows.  Idempotent: tape
+    files and members already in the catalog are left as they are, so tapes
+    can be read in any order and a manifest read again once the tapes it
+    points to are known (``rebuild`` does that, with problems already reported).
+
+    :param kinds: for each tape read in this rebuild, the kind of each of its
+        tape files (``rebuild_scan``), to refuse data files that are not there.
+    """
+    assert manifest.job is not None
+    info = manifest.job
+    job = job_for(session, info, manifest.final, counts)
+    outcome = ManifestOutcome(job, damaged=any(p.line is not None and p.line > 1 for p in manifest.problems))
+    known = _known_tape_files(session, job)
+    volumes: dict[str, Volume | None] = {volume.label: volume}
+    for piece in info["tape_files"]:
+        label, file_number = piece["tape"], piece["file"]
+        if (label, file_number) in known:
+            if label == volume.label:
+                outcome.data_files.append(file_number)
+            continue
+        if label not in volumes:
+            volumes[label] = session.exec(select(Volume).where(Volume.label == label)).first()
+        owner_volume = volumes[label]
+        if owner_volume is None:
+            outcome.pending = True  # a tape not read (yet)
+            continue
+        kind = kinds[label][file_number - 1] if label in kinds and file_number <= len(kinds[label]) else None
+        if label in kinds and kind != DATA:
+            found = "not on the tape" if kind is None else f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} tape file"
+            message = f"the job's data file {file_number} of tape {label} is {found}; its members are left out"
+            problem(number, message, 1)
+            continue
+        owner = _tape_file_owner(session, owner_volume, file_number)
+        if owner is not None:
+            if owner.job_id is None or owner.job_id != job.id:
+                problem(number, f"the job's data file {file_number} of tape {label} belongs to another job", 1)
+            continue
+        tape_file = TapeFile(
+            job_id=job.id,
+            volume_id=owner_volume.id,  # type: ignore[arg-type]
+            file_number=file_number,
+            kind="data",
+            source_root=piece["source"].encode("utf-8", "surrogateescape"),
+            status=TapeFileStatus.COMPLETE,
+            block_size=owner_volume.block_size,
+            blocks=piece["blocks"],
+            total_bytes=piece["blocks"] * owner_volume.block_size,
+        )
+        session.add(tape_file)
+        session.flush()
+        known[(label, file_number)] = tape_file
+        if label == volume.label:
+            outcome.data_files.append(file_number)
+    if (volume.label, number) not in known and _tape_file_owner(session, volume, number) is None:
+        session.add(
+            TapeFile(
+                job_id=job.id,
+                volume_id=volume.id,  # type: ignore[arg-type]
+                file_number=number,
+                kind="manifest",
+                status=TapeFileStatus.COMPLETE,
+                block_size=volume.block_size,
+                blocks=blocks,
+                total_bytes=blocks * volume.block_size,
+            )
+        )
+    rows, with_parts = _member_rows(session, volume, job, known, manifest, outcome, problem, number)
+    if rows:
+        session.execute(insert(Entry), rows)
+        counts.entries += len(rows)
+    if manifest.final:
+        members = [line for _, line in manifest.lines if line["type"] != "deleted"]
+        job.files = len(members)
+        job.total_bytes = sum(m["size"] for m in members)
+    _import_parts(session, job, known, with_parts, counts, outcome)
+    if outcome.damaged:
+        job.status = JobStatus.PARTIAL
+        note = f"manifest on tape {volume.label} file {number} is damaged"
+        if note not in (job.message or ""):
+            job.message = f"{job.message or 'rebuilt from tape'}; {note}"
+    session.add(job)
+    session.flush()
+    return outcome
+
+
+def _member_rows(
+    session: Session,
+    volume: Volume,
+    job: Job,
+    known: dict[tuple[str, int], TapeFile],
+    manifest: ReadManifest,
+    outcome: ManifestOutcome,
+    problem: Problem,
+    number: int,
+) -> tuple[list[dict[str, Any]], list[tuple[int, int, list[dict[str, Any]]]]]:
+    """Entry rows for the member lines whose tape file is known and who fit in it."""
+    # Deleted-path markers all sit at offset -1: the path tells them apart.
+    present = set(
+        session.exec(select(Entry.tape_file_id, Entry.offset, Entry.path).where(Entry.job_id == job.id)).all()
+    )
+    taken = {(t, o) for t, o, _ in present if o >= 0}
+    rows: list[dict[str, Any]] = []
+    with_parts: list[tuple[int, int, list[dict[str, Any]]]] = []
+    for line_number, line in manifest.lines:
+        tape_file = known.get((line["tape"], line["tape_file"]))
+        if tape_file is None:
+            if line["tape"] == volume.label:
+                problem(
+                    number, f"names tape file {line['tape_file']}, which is not a data file of this job", line_number
+                )
+                outcome.damaged = True
+            else:
+                outcome.pending = True  # on a tape not read (yet)
+            continue
+        fields = entry_fields(line)
+        offset = line["offset"]
+        key = (tape_file.id, offset, fields["path"])
+        if key in present:
+            continue
+        if line["type"] != "deleted":
+            why = _misplaced(line, tape_file)
+            if why is None and (tape_file.id, offset) in taken:
+                why = f"offset {offset} is already another member's"
+            if why:
+                problem(number, f"{path_text_of(fields['path'])!r}: {why}", line_number)
+                outcome.damaged = True
+                continue
+            taken.add((tape_file.id, offset))  # type: ignore[arg-type]
+        rows.append({**fields, "job_id": job.id, "tape_file_id": tape_file.id})
+        present.add(key)
+        if line.get("parts"):
+            with_parts.append((tape_file.id, offset, line["parts"]))  # type: ignore[arg-type]
+    return rows, with_parts
+
+
+def _misplaced(line: dict[str, Any], tape_file: TapeFile) -> str | None:
+    """Why a member line cannot be where it says in ``tape_file`` (None: it can)."""
+    if not tape_file.blocks:
+        return None  # its length is not known (a tape file recovered, or never completed)
+    size = tape_file.blocks * tape_file.block_size
+    end = line["offset"] + line["header_size"]
+    if not line.get("parts") and line["type"] == "file":
+        # A member cut across tapes goes on elsewhere; a sparse one holds its map and data regions.
+        end += padded(member_data_size("file", line["size"], line.get("sparse_map")))
+    if end > size:
+        return (
+            f"offset {line['offset']} and size {line['size']} reach past the end of "
+            f"tape file {tape_file.file_number} ({size} bytes)"
+        )
+    return None
+
+
+def _import_parts(
+    session: Session,
+    job: Job,
+    known: dict[tuple[str, int], TapeFile],
+    with_parts: list[tuple[int, int, list[dict[str, Any]]]],
+    counts: ImportCounts,
+    outcome: ManifestOutcome,
+) -> None:
+    """The parts of members cut across tapes, once every part's tape file is known."""
+    for tape_file_id, offset, parts in with_parts:
+        files = [known.get((p["tape"], p["tape_file"])) for p in parts]
+        if None in files:
+            counts.pending_parts += 1
+            outcome.pending = True
+            continue
+        entry = session.exec(
+            select(Entry).where(Entry.job_id == job.id, Entry.tape_file_id == tape_file_id, Entry.offset == offset)
+        ).first()
+        if entry is None or session.exec(select(EntryPart.id).where(EntryPart.entry_id == entry.id)).first():
+            continue  # parts already known
+        for p, part_file in zip(parts, files):
+            session.add(
+                EntryPart(
+                    entry_id=entry.id,  # type: ignore[arg-type]
+                    part=p["part"],
+                    tape_file_id=part_file.id,  # type: ignore[union-attr]
+                    offset=p["offset"],
+                    header_size=p["header_size"],
+                    data_start=p["data_start"],
+                    data_size=p["data_size"],
+                )
+            )
+
+
+def record_snapshot(session: Session, volume: Volume, number: int) -> None:
+    if _tape_file_owner(session, volume, number) is None:
+        session.add(
+            TapeFile(
+                volume_id=volume.id,  # type: ignore[arg-type]
+                file_number=number,
+                kind="catalog",
+                status=TapeFileStatus.COMPLETE,
+                block_size=volume.block_size,
+            )
+        )
+
+
+# --------------------------------------------------------------------------
+# recovery from the data files' own tar headers
+
+
+def recovered_job(session: Session, volume: Volume, files: list[int], why: str, counts: ImportCounts) -> Job:
+    """The job standing for data files no readable manifest describes, with their tape files."""
+    uuid = str(uuidlib.uuid5(_RECOVERED_NAMESPACE, f"{volume.uuid}:{files[0]}"))
+    job = session.exec(select(Job).where(Job.uuid == uuid)).first()
+    span = f"{files[0]}" if len(files) == 1 else f"{files[0]}-{files[-1]}"
+    if job is None:
+        job = Job(
+            uuid=uuid,
+            name=f"recovered-{volume.label}-{span}",
+            pool=volume.pool,
+            status=JobStatus.PARTIAL,
+            message=(
+                f"recovered from the tar headers of tape {volume.label} file(s) {span} ({why}): "
+                "no checksums, nothing verified"
+            ),
+        )
+        session.add(job)
+        session.flush()
+        counts.jobs_added.append(job.id)  # type: ignore[arg-type]
+        counts.recovered_jobs.append(job.id)  # type: ignore[arg-type]
+    elif job.id not in counts.jobs_added and job.id not in counts.jobs_seen:
+        counts.jobs_known += 1
+    counts.jobs_seen.add(job.id)  # type: ignore[arg-type]
+    for number in files:
+        if _tape_file_owner(session, volume, number) is None:
+            session.add(
+                TapeFile(
+                    job_id=job.id,
+                    volume_id=volume.id,  # type: ignore[arg-type]
+                    file_number=number,
+                    kind="data",
+                    status=TapeFileStatus.COMPLETE,
+                    block_size=volume.block_size,
+                )
+            )
+    session.flush()
+    return job
+
+
+def recover_from_headers(
+    session: Session,
+    drive: Drive,
+    volume: Volume,
+    job: Job,
+    number: int,
+    counts: ImportCounts,
+    problem: Problem,
+) -> None:
+    """Add the members of tape file ``number`` that the catalog lacks, from their tar headers.
+
+    Members already known (by offset) are left alone; recovered ones have no
+    checksum.  Unsafe names (absolute, with ``..``) are reported, not added.
+    """
+    tape_file = _tape_file_owner(session, volume, number)
+    if tape_file is None or tape_file.job_id != job.id:
+        return
+    present = set(session.exec(select(Entry.offset).where(Entry.tape_file_id == tape_file.id)).all())
+    rows: list[dict[str, Any]] = []
+    end = 0
+    try:
+        goto_file(drive, number)
+        reader = TapeFileReader(drive, volume.block_size)
+        for member in walk_headers(reader):
+            h = member.header
+            end = max(end, member.offset + member.header_size + (padded(h.size) if member.complete else 0))
+            shown = path_text_of(h.name)
+            if not member.complete:
+                problem(number, f"member {shown!r} at byte {member.offset} is cut short: not recovered", None)
+                continue
+            if (h.comment or "").startswith(_CONTINUATION) or member.offset in present:
+                continue
+            row = _recovered_row(h, member.offset, member.header_size)
+            why = row if isinstance(row, str) else None
+            if why:
+                problem(number, f"member {shown!r} at byte {member.offset} {why}: not recovered", None)
+                continue
+            rows.append({**row, "job_id": job.id, "tape_file_id": tape_file.id})  # type: ignore[dict-item]
+    except TarFormatError as err:
+        problem(number, f"{err}: the members after it are not recovered", None)
+    except TapeIOError as err:
+        problem(number, f"reading the tar headers failed ({err}): the members after it are not recovered", None)
+    if rows:
+        session.execute(insert(Entry), rows)
+        counts.recovered_entries += len(rows)
+        counts.entries += len(rows)
+        job.files += len(rows)
+        job.total_bytes += sum(r["size"] for r in rows)
+        session.add(job)
+    if not tape_file.blocks and end:
+        tape_file.blocks = -(-end // volume.block_size)
+        tape_file.total_bytes = tape_file.blocks * volume.block_size
+        session.add(tape_file)
+    session.flush()
+
+
+def _recovered_row(h: Any, offset: int, header_size: int) -> dict[str, Any] | str:
+    """The entry columns of a member from its header, or why it may not become a row."""
+    name = h.name
+    if name.startswith(b"/"):
+        return "has an absolute name"
+    if h.kind == "other":
+        return "is of a kind pytp does not restore"
+    path = b"/" + name.rstrip(b"/") if name.rstrip(b"/") else b"/"
+    why = safe_path(path)
+    if why:
+        return f"name {why}"
+    link: bytes | None = h.linkname or None
+    if h.kind == "hardlink":
+        if link is None or link.startswith(b"/") or safe_path(b"/" + link):
+            return "is a hard link pointing outside the archive"
+        link = b"/" + link.rstrip(b"/")
+    size = h.size if h.kind == "file" else 0
+    realsize = getattr(h, "realsize", None)
+    return dict(
+        path=path,
+        path_text=path.decode("utf-8", "backslashreplace"),
+        kind=h.kind,
+        size=realsize if realsize is not None else size,
+        mode=h.mode,
+        uid=h.uid,
+        gid=h.gid,
+        uname=h.uname,
+        gname=h.gname,
+        mtime_ns=h.mtime_ns,
+        ctime_ns=h.mtime_ns,
+        inode=0,
+        device=0,
+        link_target=link,
+        xxh3=None,  # nothing was read to check: a recovered entry has no checksum
+        offset=offset,
+        header_size=header_size,
+    )

@@ -1,0 +1,154 @@
+"""Reading one tape for a rebuild: what each tape file is, from its first block.
+
+Nothing here touches the catalog: a tape is read first, then imported in one
+transaction (``rebuild``), so a rebuild killed while a tape is read leaves
+nothing of that tape behind.  Every problem is kept with its tape file (and
+manifest line) instead of ending the scan: one bad file must not hide the
+rest of the tape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pytp.tapeio.drive import UNKNOWN, Drive
+from pytp.tapeio.errors import BlankTape, BlockSizeError, MediumError, TapeIOError
+from pytp.tapeio.smallarchive import peek_member_name, read_small_archive
+from pytp.tapeio.tarformat import END_OF_ARCHIVE, padded
+
+from .manifest import MANIFEST_MEMBER, SNAPSHOT_MEMBER, ReadManifest, read_manifest
+
+DATA = "data"
+MANIFEST = "manifest"
+SNAPSHOT = "snapshot"
+#: a tape file with no block at all: two filemarks in a row
+EMPTY = "empty"
+#: its first block could not be read
+UNREADABLE = "unreadable"
+
+#: The largest manifest read into memory: a million members take ~350 MB.
+MAX_MANIFEST = 1 << 30
+
+
+@dataclass
+class SeenFile:
+    """One tape file after the label.
+
+    :param blocks: a manifest's length in blocks (what pytp wrote for it).
+    :param manifest: a manifest's content; None when it could not be read.
+    """
+
+    number: int
+    kind: str
+    blocks: int = 0
+    manifest: ReadManifest | None = None
+
+
+@dataclass
+class Finding:
+    """A problem (or, with ``problem`` False, a note) on one tape file."""
+
+    file: int | None
+    message: str
+    line: int | None = None
+    problem: bool = True
+
+
+@dataclass
+class TapeScan:
+    files: list[SeenFile] = field(default_factory=list)
+    #: end of data was reached: the tape's file count is known
+    reached_end: bool = False
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def file_count(self) -> int:
+        """Tape files on the tape, the label included."""
+        return len(self.files) + 1
+
+    def kind_of(self, number: int) -> str | None:
+        return self.files[number - 1].kind if 0 < number <= len(self.files) else None
+
+
+def goto_file(drive: Drive, number: int) -> None:
+    """Put the drive at block 0 of tape file ``number``.
+
+    Spaces forward from where the drive says it is; when it does not know, or
+    the file is behind it, from the beginning of the tape.
+    """
+    status = drive.status()
+    if status.file_number == number and status.block_number == 0:
+        return
+    if status.file_number != UNKNOWN and status.file_number < number:
+        drive.fsf(number - status.file_number)
+        return
+    drive.rewind()
+    if number:
+        drive.fsf(number)
+
+
+def scan_tape(drive: Drive, block_size: int) -> TapeScan:
+    """Look at every tape file after the label by its first block; read manifests whole.
+
+    Data files are passed by filemark, so a scan reads one block of each.  A
+    zero-byte tape file is recorded as one (pytp writes none, but a crash or
+    another program can leave one) and the scan goes on: only end of data
+    ends it.
+
+    :param drive: a drive holding the tape, set to ``block_size``.
+    """
+    scan = TapeScan()
+    number = 1
+    while True:
+        try:
+            goto_file(drive, number)
+        except MediumError as err:
+            scan.findings.append(Finding(number, f"cannot space to this tape file ({err}); the rest is not read"))
+            return scan
+        try:
+            first = drive.read(block_size)
+        except BlankTape:
+            first = b""
+        except BlockSizeError as err:
+            scan.findings.append(Finding(number, f"{err}; the rest of the tape is not read"))
+            return scan
+        except MediumError as err:
+            scan.findings.append(Finding(number, f"first block unreadable ({err}); tape file skipped"))
+            scan.files.append(SeenFile(number, UNREADABLE))
+            number += 1
+            continue
+        if not first:
+            # An empty read is either end of data or a filemark right at the
+            # start of this file; only the filemark moves the drive on.
+            if drive.status().file_number == number + 1:
+                scan.findings.append(Finding(number, "empty tape file (no data between two filemarks)", problem=False))
+                scan.files.append(SeenFile(number, EMPTY))
+                number += 1
+                continue
+            scan.reached_end = True
+            return scan
+        kind = peek_member_name(first)
+        if kind == MANIFEST_MEMBER:
+            scan.files.append(_read_manifest_file(drive, block_size, number, first, scan))
+        elif kind == SNAPSHOT_MEMBER:
+            scan.files.append(SeenFile(number, SNAPSHOT))
+        else:
+            scan.files.append(SeenFile(number, DATA))  # the rest of it is passed by the next fsf
+        number += 1
+
+
+def _read_manifest_file(drive: Drive, block_size: int, number: int, first: bytes, scan: TapeScan) -> SeenFile:
+    try:
+        _, payload = read_small_archive(
+            drive, block_size, max_size=MAX_MANIFEST, first_block=first, expect=MANIFEST_MEMBER
+        )
+    except TapeIOError as err:  # not tar, cut short, an I/O error
+
+        scan.findings.append(Finding(number, f"manifest unreadable ({err})"))
+        return SeenFile(number, MANIFEST)
+    manifest = read_manifest(payload)
+    for problem in manifest.problems:
+        scan.findings.append(Finding(number, problem.message, line=problem.line))
+    # One ustar header, the padded content, the end-of-archive marker.
+    blocks = -(-(512 + padded(len(payload)) + len(END_OF_ARCHIVE)) // block_size)
+    return SeenFile(number, MANIFEST, blocks, manifest)

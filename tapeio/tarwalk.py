@@ -1,0 +1,115 @@
+"""Walking the member headers of a tar archive on tape, skipping the data.
+
+When a job's manifest is lost or damaged, its data files still describe
+themselves: every member starts with its headers.  Walking them costs one read
+per member and a space (``fsr``) over each member's data, so a tape file of
+large files is crossed almost without reading it, and nothing is hashed: what
+is not read cannot be checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .blockio import TapeFileReader
+from .errors import BlankTape, MediumError, TarFormatError
+from .tarformat import RECORD, MemberHeader, padded, parse_header
+
+#: Type flags of headers that only describe the member after them (pax
+#: extended and global headers, GNU long name and long link).
+_EXTENSION_TYPES = frozenset(b"xgLK")
+#: Type flags whose members carry data in the archive (as ``tarfile`` reads
+#: them: regular files, contiguous files, GNU sparse; unknown types too).
+_KNOWN_WITHOUT_DATA = frozenset(b"123456")
+#: More extension headers than any writer uses for one member: a hostile
+#: archive must not make the walk read forever without finding a member.
+MAX_EXTENSION_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class WalkedMember:
+    """One member found by :func:`walk_headers`.
+
+    :param offset: byte offset of its first header in the tape file.
+    :param header_size: bytes of headers (extended ones included) before its data.
+    :param complete: its data is all there (False: the tape file ends inside it).
+    """
+
+    header: MemberHeader
+    offset: int
+    header_size: int
+    complete: bool
+
+
+def _checksum_ok(record: bytes) -> bool:
+    try:
+        stored = int(record[148:156].split(b"\0", 1)[0].strip() or b"-1", 8)
+    except ValueError:
+        return False
+    unsigned = sum(record[:148]) + 8 * 32 + sum(record[156:])
+    return stored == unsigned
+
+
+def _size_field(record: bytes) -> int:
+    field = record[124:136]
+    if field[0] & 0x80:  # GNU base-256
+        value = int.from_bytes(field[1:], "big")
+        return -value if field[0] & 0x40 else value
+    text = field.split(b"\0", 1)[0].strip()
+    return int(text, 8) if text else 0
+
+
+def walk_headers(reader: TapeFileReader) -> Iterator[WalkedMember]:
+    """The members of the tar archive ``reader`` is at the start of, in order.
+
+    Stops at the end-of-archive marker or the end of the tape file.  Data is
+    skipped by size: ``reader.skip_to`` spaces over whole blocks.
+
+    :raises TarFormatError: a header is not a valid tar header (the walk
+        cannot know where the next member starts); members before it were
+        yielded.
+    """
+    while True:
+        offset = reader.position
+        record = reader.read(RECORD)
+        if len(record) < RECORD or record == b"\0" * RECORD:
+            return  # end of the tape file, or the end-of-archive marker
+        headers = record
+        while True:
+            if not _checksum_ok(record):
+                raise TarFormatError(f"no valid tar header at byte {offset} (bad checksum)")
+            typeflag = record[156]
+            if typeflag not in _EXTENSION_TYPES:
+                break
+            try:
+                size = _size_field(record)
+            except ValueError as err:
+                raise TarFormatError(f"extended header at byte {offset} has a bad size field") from err
+            if size < 0 or len(headers) + size > MAX_EXTENSION_BYTES:
+                raise TarFormatError(f"extended header at byte {offset} claims {size} bytes")
+            body = reader.read(padded(size))
+            record = reader.read(RECORD)
+            if len(body) < padded(size) or len(record) < RECORD:
+                return  # the tape file ends inside the headers: no member
+            headers += body + record
+        try:
+            header = parse_header(headers)
+        except ValueError as err:
+            raise TarFormatError(f"no valid tar header at byte {offset} ({err})") from err
+        header_size = len(headers)
+        has_data = record[156] not in _KNOWN_WITHOUT_DATA
+        stored = header.size if has_data else 0
+        if stored < 0:
+            raise TarFormatError(f"member at byte {offset} claims a negative size")
+        end = reader.position + padded(stored)
+        try:
+            reader.skip_to(end)
+            complete = True
+        except (BlankTape, MediumError):
+            # The file ends inside the data (``fsr`` met the filemark): a
+            # member cut at end of medium, or a truncated file.
+            complete = False
+        yield WalkedMember(header, offset, header_size, complete)
+        if not complete:
+            return
