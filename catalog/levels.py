@@ -41,6 +41,8 @@ class Known:
     gid: int
     link_target: bytes | None
     xxh3: str | None
+    #: a file stored sparse: the map its xxh3 was computed with
+    sparse_map: str | None = None
 
 
 @dataclass
@@ -109,6 +111,7 @@ def newest_state(session: Session, job_ids: list[int], root: bytes) -> dict[byte
             entry.gid,
             entry.link_target,
             entry.xxh3,
+            entry.sparse_map,
         )
     return state
 
@@ -135,7 +138,7 @@ def has_changed(known: Known | None, path: bytes, st: os.stat_result, checksum: 
             return True
         if checksum and known.kind == "file":
             try:
-                return hash_file(path) != known.xxh3
+                return hash_file(path, known.sparse_map) != known.xxh3
             except OSError:
                 return True
     return False

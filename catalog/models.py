@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, LargeBinary, MetaData, Text
 from sqlmodel import Field, SQLModel
 
+from pytp.tapeio.tarwriter import member_data_size
+
 # Named constraints, so SQLite batch migrations can drop and recreate them
 # (alembic docs/build/batch.rst, "Dropping Unnamed or Named Foreign Key Constraints").
 SQLModel.metadata.naming_convention = {
@@ -154,6 +156,14 @@ class Entry(SQLModel, table=True):
     xxh3: str | None = None
     offset: int = Field(default=0, sa_type=BigInteger)
     header_size: int = 0
+    #: a file stored sparse: its map of data regions (``tapeio.sparse``); the
+    #: archive then holds the map and the regions, not ``size`` bytes
+    sparse_map: str | None = Field(default=None, sa_type=Text)
+
+    @property
+    def data_size(self) -> int:
+        """Data bytes the member has on tape, after its headers."""
+        return member_data_size(self.kind, self.size, self.sparse_map)
 
 
 class EntryPart(SQLModel, table=True):

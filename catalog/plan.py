@@ -99,7 +99,7 @@ class RestorePlan:
 
 
 def _member_length(entry: Entry) -> int:
-    return entry.header_size + (padded(entry.size) if entry.kind == "file" else 0)
+    return entry.header_size + padded(entry.data_size)
 
 
 def _merge(items: list[Item], block_size: int) -> list[tuple[int, int]]:

@@ -187,7 +187,7 @@ def place_entries(session: Session, job_id: int, parts: list[Part], cuts: list[C
         if entry is None:
             continue  # the member was not stored intact (reported as a problem)
         member_cuts.sort(key=lambda c: c.part)
-        done = [0] + [c.data_done for c in member_cuts] + [entry.size]
+        done = [0] + [c.data_done for c in member_cuts] + [entry.data_size]
         pieces = [(parts[home].tape_file.id, entry.offset, entry.header_size)]
         pieces += [(parts[c.part].tape_file.id, 0, c.header_size) for c in member_cuts]
         for number, (tape_file_id, offset, header_size) in enumerate(pieces, start=1):

@@ -66,13 +66,13 @@ def _check_member(reader: TapeFileReader, entry: Entry, report: VerifyReport) ->
     if (
         header.name.rstrip(b"/") != member_name(entry.path).rstrip(b"/")
         or header.kind != expected_kind
-        or (entry.kind == "file" and header.size != entry.size)
+        or (entry.kind == "file" and header.size != entry.data_size)
     ):
         report.problems.append((entry.path_text, "tar header on tape does not match the catalog"))
         return
     if entry.kind == "file":
         hasher = ContentHasher()
-        remaining = entry.size
+        remaining = entry.data_size  # a sparse file's map and data regions
         while remaining:
             data = reader.read(min(remaining, 1 << 20))
             if not data:
@@ -238,7 +238,7 @@ def verify_disk(engine: Engine, directory: str, checksum: bool = True) -> DiskRe
                 report.changed.append(f"{text}: size {entry.size} → {st.st_size}")
             elif st.st_mtime_ns != entry.mtime_ns:
                 report.changed.append(f"{text}: modification time changed")
-            elif checksum and hash_file(path) != entry.xxh3:
+            elif checksum and hash_file(path, entry.sparse_map) != entry.xxh3:
                 report.changed.append(f"{text}: content differs (same size and time)")
     report.missing = sorted(p.decode("utf-8", "backslashreplace") for p in known if p not in seen)
     return report

@@ -91,6 +91,9 @@ def plan_resume(starts: list[MemberStart], cut: int) -> Resume:
             member.header,
             size=member.data_size - done,
             comment=continuation_comment(member.header.name, done, member.data_size),
+            # The rest of a sparse member's stored bytes is plain data: appended
+            # to the first part, they complete the sparse member (docs/format.md).
+            realsize=None,
         )
         return Resume(cut, cut, build_header(header), member, done)
     # In the padding after the data: the member is complete; skip its padding.

@@ -6,6 +6,13 @@ that follow, and keep non-UTF-8 names as raw bytes.  ``tarfile`` would mark
 such names ``hdrcharset=BINARY``, which GNU tar 1.34 answers with a warning on
 every extraction; a raw-bytes ``path`` record is read back byte-exact by GNU
 tar and by Python's tarfile (surrogateescape) alike.
+
+Metadata beyond the ustar fields goes in pax records the way GNU tar 1.34
+writes and reads them (``tar --xattrs --acls --sparse --format=pax``):
+extended attributes as ``SCHILY.xattr.NAME``, POSIX ACLs as
+``SCHILY.acl.access`` / ``SCHILY.acl.default`` in the long text form, and
+sparse files in GNU's pax sparse format 1.0 (``GNU.sparse.major=1``,
+``minor=0``, ``name``, ``realsize``; the map of data regions leads the data).
 """
 
 from __future__ import annotations
@@ -68,6 +75,14 @@ class MemberHeader:
     devminor: int = 0
     #: a pax ``comment`` record (tar readers ignore it; pytp marks continuations)
     comment: str | None = None
+    #: extended attributes, ``(name, value)`` as raw bytes (``SCHILY.xattr.*``)
+    xattrs: tuple[tuple[bytes, bytes], ...] = ()
+    #: POSIX ACLs in the text form GNU tar writes (``SCHILY.acl.*``)
+    acl_access: str | None = None
+    acl_default: str | None = None
+    #: a sparse file's apparent size; then ``size`` counts the bytes stored
+    #: in the archive (the sparse map block and the data regions)
+    realsize: int | None = None
 
 
 def _octal(value: int, width: int) -> bytes | None:
@@ -78,9 +93,10 @@ def _octal(value: int, width: int) -> bytes | None:
     return None
 
 
-def _pax_record(key: str, value: bytes) -> bytes:
+def _pax_record(key: str | bytes, value: bytes) -> bytes:
     # The length prefix counts itself, so grow it until it is stable.
-    body = b" " + key.encode("ascii") + b"=" + value + b"\n"
+    raw_key = key if isinstance(key, bytes) else key.encode("ascii")
+    body = b" " + raw_key + b"=" + value + b"\n"
     length = len(body) + 1
     while len(str(length)) + len(body) != length:
         length = len(str(length)) + len(body)
@@ -122,9 +138,42 @@ def _ustar_block(name: bytes, typeflag: bytes, size: int, h: MemberHeader) -> by
     return bytes(block)
 
 
+def xattr_keyword(name: bytes) -> bytes:
+    """The pax keyword of an extended attribute, escaped as GNU tar does
+    (``%`` and ``=`` would end or confuse the keyword)."""
+    return b"SCHILY.xattr." + name.replace(b"%", b"%25").replace(b"=", b"%3D")
+
+
+def _xattr_name(keyword: str) -> bytes:
+    raw = keyword[len("SCHILY.xattr.") :].encode("utf-8", "surrogateescape")
+    return raw.replace(b"%3D", b"=").replace(b"%25", b"%")
+
+
+def sparse_placeholder(name: bytes) -> bytes:
+    """The ustar name of a sparse member: ``DIR/GNUSparseFile.0/BASE``.
+
+    Readers that know the sparse format take the real name from
+    ``GNU.sparse.name``; others extract the raw data under this name.  GNU tar
+    puts its pid after the dot; pytp writes 0 so the same tree gives the same
+    archive.
+    """
+    head, _, base = name.rpartition(b"/")
+    placeholder = (head + b"/" if head else b"") + b"GNUSparseFile.0/" + base
+    return placeholder if len(placeholder) <= 100 and placeholder.isascii() else b"GNUSparseFile.0/" + b"member"
+
+
 def _pax_records(h: MemberHeader) -> bytes:
     records = []
-    if len(h.name) > 100 or not h.name.isascii():
+    if h.realsize is not None:
+        # GNU sparse 1.0: the name is carried by GNU.sparse.name, not ``path``
+        # (GNU tar reads the placeholder's ``path`` otherwise).
+        records += [
+            _pax_record("GNU.sparse.major", b"1"),
+            _pax_record("GNU.sparse.minor", b"0"),
+            _pax_record("GNU.sparse.name", h.name),
+            _pax_record("GNU.sparse.realsize", str(h.realsize).encode()),
+        ]
+    elif len(h.name) > 100 or not h.name.isascii():
         records.append(_pax_record("path", h.name))
     if h.linkname and (len(h.linkname) > 100 or not h.linkname.isascii()):
         records.append(_pax_record("linkpath", h.linkname))
@@ -142,6 +191,12 @@ def _pax_records(h: MemberHeader) -> bytes:
         records.append(_pax_record("mtime", b"%d.%09d" % (seconds, nanos)))
     if h.comment:
         records.append(_pax_record("comment", h.comment.encode("utf-8")))
+    if h.acl_access is not None:
+        records.append(_pax_record("SCHILY.acl.access", h.acl_access.encode("utf-8")))
+    if h.acl_default is not None:
+        records.append(_pax_record("SCHILY.acl.default", h.acl_default.encode("utf-8")))
+    for name, value in h.xattrs:
+        records.append(_pax_record(xattr_keyword(name), value))
     return b"".join(records)
 
 
@@ -162,7 +217,8 @@ def build_header(h: MemberHeader) -> bytes:
         pax_meta = MemberHeader(name=pax_name, kind="file", mode=0o644, mtime_ns=h.mtime_ns)
         out += _ustar_block(pax_name, PAXTYPE, len(records), pax_meta)
         out += records.ljust(padded(len(records)), b"\0")
-    out += _ustar_block(h.name, typeflag, size, h)
+    name = h.name if h.realsize is None else sparse_placeholder(h.name)
+    out += _ustar_block(name, typeflag, size, h)
     return out
 
 
@@ -171,7 +227,9 @@ def parse_header(data: bytes) -> MemberHeader:
 
     :raises ValueError: when the bytes are not a valid tar header.
     """
-    stream = BytesIO(data + END_OF_ARCHIVE)
+    # A sparse 1.0 member's map leads its data, which is not part of the
+    # header bytes: an empty map block lets tarfile read the header alone.
+    stream = BytesIO(data + b"0\n".ljust(RECORD, b"\0") + END_OF_ARCHIVE)
     try:
         with tarfile.open(fileobj=stream, mode="r:", encoding="utf-8", errors="surrogateescape") as tf:
             info = tf.next()
@@ -184,10 +242,22 @@ def parse_header(data: bytes) -> MemberHeader:
         # Parse the decimal text exactly: a float would lose the nanoseconds.
         sec, _, frac = info.pax_headers["mtime"].partition(".")
         mtime_ns = int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
+    pax = info.pax_headers
+    size, realsize = info.size, None
+    if pax.get("GNU.sparse.major") == "1" and "GNU.sparse.realsize" in pax:
+        # tarfile reports the apparent size; the archive holds the ustar size.
+        realsize = info.size
+        size = int(pax["size"]) if "size" in pax else tarfile.nti(data[-RECORD:][124:136])
+    acl_access, acl_default = pax.get("SCHILY.acl.access"), pax.get("SCHILY.acl.default")
+    xattrs = tuple(
+        (_xattr_name(key), value.encode("utf-8", "surrogateescape"))
+        for key, value in pax.items()
+        if key.startswith("SCHILY.xattr.")
+    )
     return MemberHeader(
         name=info.name.encode("utf-8", "surrogateescape"),
         kind=KIND_BY_TYPE.get(info.type, "other"),
-        size=info.size,
+        size=size,
         mode=info.mode,
         uid=info.uid,
         gid=info.gid,
@@ -197,5 +267,9 @@ def parse_header(data: bytes) -> MemberHeader:
         linkname=info.linkname.encode("utf-8", "surrogateescape"),
         devmajor=info.devmajor,
         devminor=info.devminor,
-        comment=info.pax_headers.get("comment"),
+        comment=pax.get("comment"),
+        xattrs=xattrs,
+        acl_access=acl_access,
+        acl_default=acl_default,
+        realsize=realsize,
     )

@@ -6,6 +6,11 @@ Every member's byte offset inside the tape file (the offset of its first
 header, pax header included) and its header length are recorded, so a restore
 can start reading at the member's block.
 
+Extended attributes and POSIX ACLs go with every member (``fsmeta``); a file
+whose attributes cannot be read is stored with what could be read and
+reported, so the job is partial.  A file with holes is stored sparse
+(``sparse``): only its data regions are read and written.
+
 Member names are the absolute paths without the leading ``/``, as GNU tar
 stores them, so ``tar -x -C TARGET`` puts ``/home/a/x`` at ``TARGET/home/a/x``
 for full and incremental jobs alike (the original pytp mixed ``./rel`` and
@@ -25,7 +30,9 @@ from functools import lru_cache
 
 from .blockio import BlockAssembler
 from .continuation import MemberStart
+from .fsmeta import NO_META, FileMeta, read_meta
 from .hashing import ContentHasher
+from .sparse import data_regions, map_block, map_text, stored_size
 from .tarformat import MemberHeader, build_header, padded
 
 READ_CHUNK = 1 << 20
@@ -39,6 +46,9 @@ class MemberRecord:
     :param offset: byte offset of the member's first header in the tape file.
     :param header_size: bytes of headers before the data.
     :param link_target: symlink text, or the absolute path a hard link points to.
+    :param size: the file's size (a sparse file's apparent size).
+    :param sparse_map: a file stored sparse: its map (``sparse.map_text``);
+        the archive then holds ``sparse.stored_size`` data bytes, not ``size``.
     """
 
     path: bytes
@@ -57,16 +67,21 @@ class MemberRecord:
     xxh3: str | None
     offset: int
     header_size: int
+    sparse_map: str | None = None
 
     @property
     def member_name(self) -> bytes:
         return member_name(self.path)
 
     @property
+    def data_size(self) -> int:
+        """Data bytes the member has in the archive (after its headers)."""
+        return member_data_size(self.kind, self.size, self.sparse_map)
+
+    @property
     def length(self) -> int:
         """Bytes the member occupies in the archive, headers and padding included."""
-        data = self.size if self.kind == "file" else 0
-        return self.header_size + padded(data)
+        return self.header_size + padded(self.data_size)
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,18 @@ class Problem:
 
     path: bytes
     message: str
+
+
+def member_data_size(kind: str, size: int, sparse_map: str | None) -> int:
+    """Data bytes a member has in the archive: a file's size, or for a sparse
+    file its map block and data regions; other members have none.
+
+    The catalog's ``Entry`` has the same three columns, so restore and verify
+    use this too.
+    """
+    if kind != "file":
+        return 0
+    return size if sparse_map is None else stored_size(sparse_map)
 
 
 def member_name(path: bytes) -> bytes:
@@ -226,10 +253,20 @@ class ArchiveWriter:
         if kind == "file":
             self._add_file(path, st)
             return
+        # A hard link's attributes are its first name's (one inode).
+        meta = self._meta(path, path) if kind != "hardlink" else NO_META
         record = self._describe(path, kind, st, 0, link_target)
         offset = self.out.offset
-        encoded = self._write_header(self._header(record, st.st_rdev))
+        encoded = self._write_header(self._header(record, st.st_rdev, meta))
         self.on_member(replace(record, offset=offset, header_size=len(encoded)))
+
+    def _meta(self, path: bytes, target: bytes | int) -> FileMeta:
+        """The member's xattrs and ACLs; a failure to read them is reported
+        (the member is stored with what could be read)."""
+        meta = read_meta(target)
+        if meta.problem is not None:
+            self.on_problem(Problem(path, meta.problem + " (stored without them)"))
+        return meta
 
     def _write_header(self, header: MemberHeader) -> bytes:
         offset = self.out.offset
@@ -262,7 +299,7 @@ class ArchiveWriter:
         )
 
     @staticmethod
-    def _header(record: MemberRecord, rdev: int) -> MemberHeader:
+    def _header(record: MemberRecord, rdev: int, meta: FileMeta = NO_META) -> MemberHeader:
         """The tar header for ``record``: hard links name the first member, not a path."""
         target = record.link_target
         linkname = b"" if target is None else member_name(target) if record.kind == "hardlink" else target
@@ -280,6 +317,9 @@ class ArchiveWriter:
             linkname=linkname,
             devmajor=os.major(rdev) if device else 0,
             devminor=os.minor(rdev) if device else 0,
+            xattrs=meta.xattrs,
+            acl_access=meta.acl_access,
+            acl_default=meta.acl_default,
         )
 
     def _add_file(self, path: bytes, lst: os.stat_result) -> None:
@@ -304,32 +344,31 @@ class ArchiveWriter:
     def _stream_file(self, fd: int, path: bytes, st: os.stat_result) -> None:
         size = st.st_size
         offset = self.out.offset
-        record = self._describe(path, "file", st, size, None)
-        encoded = self._write_header(self._header(record, st.st_rdev))
+        meta = self._meta(path, fd)
+        regions = data_regions(fd, size)
+        sparse = map_text(regions) if regions is not None else None
+        record = replace(self._describe(path, "file", st, size, None), sparse_map=sparse)
+        header = self._header(record, st.st_rdev, meta)
+        if sparse is not None:
+            header = replace(header, size=record.data_size, realsize=size)
+        encoded = self._write_header(header)
         hasher = ContentHasher()
-        view = memoryview(self._buffer)
-        remaining = size
-        problem: str | None = None
-        while remaining > 0:
-            try:
-                n = os.readv(fd, [view[: min(READ_CHUNK, remaining)]])
-            except OSError as err:
-                problem = f"read error after {size - remaining} of {size} bytes: {err.strerror}"
+        if sparse is not None:
+            block = map_block(sparse)
+            hasher.update(block)
+            self.out.write(block)
+        problem = None
+        for start, length in regions if regions is not None else [(0, size)]:
+            problem = self._copy_range(fd, start, length, hasher)
+            if problem is not None:
                 break
-            if n == 0:
-                problem = f"shrank while being read ({size - remaining} of {size} bytes)"
-                break
-            chunk = view[:n]
-            hasher.update(chunk)
-            self.out.write(chunk)
-            remaining -= n
-            if self.on_bytes:
-                self.on_bytes(n)
-        if remaining:
-            # The header promised `size` bytes: fill with zeros so the archive
+        written = self.out.offset - offset - len(encoded)
+        data = record.data_size
+        if written < data:
+            # The header promised `data` bytes: fill with zeros so the archive
             # stays valid for tar, and keep the file out of the catalog.
-            self.out.write(b"\0" * remaining)
-        self.out.write(b"\0" * (padded(size) - size))
+            self.out.write(b"\0" * (data - written))
+        self.out.write(b"\0" * (padded(data) - data))
         if problem is None:
             after = os.fstat(fd)
             grew = os.pread(fd, 1, size) != b""
@@ -341,3 +380,25 @@ class ArchiveWriter:
         if st.st_nlink > 1:
             self._hardlinks[(st.st_dev, st.st_ino)] = path
         self.on_member(replace(record, xxh3=hasher.hexdigest(), offset=offset, header_size=len(encoded)))
+
+    def _copy_range(self, fd: int, start: int, length: int, hasher: ContentHasher) -> str | None:
+        """Copy ``length`` bytes at ``start`` to the archive and the hasher.
+
+        :returns: what went wrong, or None.
+        """
+        view = memoryview(self._buffer)
+        position, end = start, start + length
+        while position < end:
+            try:
+                n = os.preadv(fd, [view[: min(READ_CHUNK, end - position)]], position)
+            except OSError as err:
+                return f"read error at byte {position}: {err.strerror}"
+            if n == 0:
+                return f"shrank while being read (ended at byte {position}, expected {end})"
+            chunk = view[:n]
+            hasher.update(chunk)
+            self.out.write(chunk)
+            position += n
+            if self.on_bytes:
+                self.on_bytes(n)
+        return None
