@@ -1,0 +1,43 @@
+"""Start-up: ``pytp tapes`` and ``pytp status`` from start to end, on an empty
+catalog and a virtual drive, against ``python3 -c pass`` (the interpreter alone)."""
+
+from __future__ import annotations
+
+import sys
+
+from .context import Context
+from .measure import Series, interleave
+from .report import Figure, emit, named_timing, time_ratio, timing
+
+NAME = "startup"
+GOALS = {"tapes": "≤ 0.3 s", "status": "≤ 0.2 s"}
+
+
+def run(ctx: Context) -> list[Figure]:
+    site = ctx.sandbox()
+    # status needs a tape in the drive: load the first slot once, outside the timing
+    site.call("load", "1")
+    figures = []
+    repeat = max(ctx.repeat, 5)  # short runs: a few more rounds cost nothing
+    for command in ("tapes", "status"):
+        pytp, python = Series("pytp"), Series("python3 -c pass")
+        interleave(
+            repeat,
+            [
+                (pytp, lambda: ctx.runner.run(site.argv(command), env=site.env)),
+                (python, lambda: ctx.runner.run([sys.executable, "-c", "pass"])),
+            ],
+        )
+        figures.append(
+            emit(
+                Figure(
+                    f"`pytp {command}` start to end",
+                    timing(pytp),
+                    named_timing(python),
+                    time_ratio(pytp, python),
+                    GOALS[command],
+                )
+            )
+        )
+    site.remove()
+    return figures
