@@ -323,14 +323,17 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     user = config_home() / "config.json"
     if user.exists():
         return read_config(user, "user configuration")
-    from pytp.tapeio.virtual_changer import create_virtual_library
+    from pytp.tapeio.virtual_changer import create_virtual_library, derive_barcode_prefix
 
     data_dir = data_home()
     data = embedded_default(data_dir)
     library = data["tape_libraries"][0]
     if not Path(library["device_path"], "library.json").exists():
+        path = Path(library["device_path"])
+        # Barcodes unique to this host and library, not PYT001L9 everywhere: hosts may share a catalog.
+        prefix = derive_barcode_prefix(DEFAULT_LIBRARY_NAME, path)
         create_virtual_library(
-            Path(library["device_path"]), DEFAULT_LIBRARY_NAME, drives=2, slots=8, tapes=8, tape_size=4 * GIB
+            path, DEFAULT_LIBRARY_NAME, drives=2, slots=8, tapes=8, tape_size=4 * GIB, barcode_prefix=prefix
         )
     write_config(user, data)
     config = read_config(user, "user configuration")

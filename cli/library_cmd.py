@@ -144,7 +144,12 @@ def library() -> None:
 @click.option("--tapes", type=click.IntRange(0, 512), help="Tapes to create (default: one per slot).")
 @click.option("--tape-size", default="4G", show_default=True, help="Capacity of each tape, e.g. 64M, 4G.")
 @click.option("--block-size", default="512K", show_default=True, help="Block size of its drives.")
-@click.option("--barcode-prefix", default=None, help="Barcode prefix (default: from NAME).")
+@click.option(
+    "--barcode-prefix",
+    default=None,
+    help="1 to 3 letters or digits starting every barcode (default: NAME's first letter and two letters "
+    "unique to this host and library).",
+)
 @pass_app
 def add_virtual(
     app: App,
@@ -159,11 +164,15 @@ def add_virtual(
 ) -> None:
     """Create a virtual library with drives and barcoded tapes and add it to the configuration.
 
+    Barcodes are LTO-style (ABC001L9) and must name one cartridge wherever
+    the catalog sees them: a prefix whose barcodes the catalog or another
+    library already has is refused (exit 4).
+
     \b
     Example:
         pytp library add-virtual test --slots 4 --tape-size 64M
     """
-    from pytp.catalog.libraries import add_virtual_library
+    from pytp.catalog.libraries import add_virtual_library, known_barcodes
 
     summary = add_virtual_library(
         app.config,
@@ -175,6 +184,7 @@ def add_virtual(
         tape_size=parse_size(tape_size),
         block_size=parse_size(block_size),
         barcode_prefix=barcode_prefix,
+        catalog_barcodes=known_barcodes(app.engine),
     )
     click.echo(summary)
 

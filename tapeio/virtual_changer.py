@@ -18,8 +18,10 @@ library remembers only the slots and which slot each loaded tape came from.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +37,12 @@ LIBRARY_FILE = "library.json"
 LOCK_FILE = "lock"
 GiB = 1024**3
 
+#: An LTO barcode is 6 characters and the media type (``L9``); pytp's virtual
+#: tapes use a prefix of up to 3 letters or digits and number the rest.
+BARCODE_LENGTH = 6
+MAX_PREFIX = 3
+_PREFIX_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
 
 def _read_library(path: Path) -> dict[str, Any]:
     try:
@@ -46,6 +54,61 @@ def _read_library(path: Path) -> dict[str, Any]:
         ) from err
     except (OSError, ValueError) as err:
         raise ChangerError(f"Cannot read {path / LIBRARY_FILE}: {err}. Repair or recreate it.") from err
+
+
+def host_identity() -> str:
+    """What tells this host from others: its name and, where there is one, its machine id."""
+    machine_id = ""
+    for candidate in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            machine_id = Path(candidate).read_text(encoding="ascii").strip()
+            break
+        except (OSError, ValueError):
+            continue
+    return f"{socket.gethostname()}/{machine_id}"
+
+
+def derive_barcode_prefix(name: str, path: str | os.PathLike[str], attempt: int = 0) -> str:
+    """A 3-letter barcode prefix for a new virtual library: the name's first letter, then two
+    letters drawn from this host and the library's directory.
+
+    Barcodes stand for physical cartridges and must be unique wherever one
+    catalog sees them: two hosts sharing a PostgreSQL catalog, or two
+    libraries on one host, must not both create ``PYT001L9``.  A name alone
+    does not do (``hosta`` and ``hostb``); the host and the directory do.
+    ``attempt`` gives the next candidate when one is taken.
+    """
+    letter = next((c for c in name.upper() if c in _PREFIX_LETTERS), "V")
+    seed = f"{host_identity()}\0{Path(path).resolve()}\0{attempt}".encode()
+    value = int.from_bytes(hashlib.blake2b(seed, digest_size=8).digest(), "big")
+    first, second = divmod(value % (26 * 26), 26)
+    return letter + _PREFIX_LETTERS[first] + _PREFIX_LETTERS[second]
+
+
+def check_barcode_prefix(prefix: str) -> str:
+    """``prefix`` in upper case, or :class:`ValueError` if its barcodes would not be LTO-style."""
+    upper = prefix.upper()
+    if not (1 <= len(upper) <= MAX_PREFIX and upper.isascii() and upper.isalnum()):
+        raise ValueError(
+            f"Invalid barcode prefix {prefix!r}: use 1 to {MAX_PREFIX} letters or digits "
+            f"(the rest of the {BARCODE_LENGTH} characters is the tape number, e.g. ABC001L9)."
+        )
+    return upper
+
+
+def library_barcodes(prefix: str, first: int = 1, count: int = 1, suffix: str = "L9") -> list[str]:
+    """The barcodes ``<prefix><number><suffix>`` of tapes ``first`` to ``first + count - 1``."""
+    width = BARCODE_LENGTH - len(prefix)
+    return [f"{prefix}{number:0{width}d}{suffix}" for number in range(first, first + count)]
+
+
+def barcodes_in(library_path: str | os.PathLike[str]) -> set[str]:
+    """Every barcode a virtual library holds (in slots, in drives or only on disk); none if it is gone."""
+    tapes = Path(library_path) / "tapes"
+    try:
+        return {entry.name for entry in tapes.iterdir() if entry.is_dir()}
+    except OSError:
+        return set()
 
 
 def create_virtual_library(
@@ -68,7 +131,9 @@ def create_virtual_library(
     :param drives: number of drives (numbered from 0).
     :param slots: number of storage slots (numbered from 1).
     :param tapes: blank tapes to create, put in slots 1..tapes, with barcodes
-        ``<prefix><001..><suffix>`` (``PYT001L9``).
+        ``<prefix><001..><suffix>`` (``PYT001L9``): 6 characters and the suffix.
+    :param barcode_prefix: 1 to 3 letters or digits; give each library its own
+        (:func:`derive_barcode_prefix`), as barcodes name physical cartridges.
     :param tape_size: capacity of each tape in bytes.
     :param import_export: number of import/export (mail) slots, numbered
         after the storage slots and left empty.
@@ -78,6 +143,10 @@ def create_virtual_library(
         raise ValueError("A library needs at least one drive and one slot.")
     if not 0 <= tapes <= slots:
         raise ValueError(f"{tapes} tapes do not fit into {slots} storage slots.")
+    barcode_prefix = check_barcode_prefix(barcode_prefix)
+    last = library_barcodes(barcode_prefix, first=max(tapes, 1), suffix=barcode_suffix)[0]
+    if len(last) != BARCODE_LENGTH + len(barcode_suffix):
+        raise ValueError(f"{tapes} tapes do not fit the barcode prefix {barcode_prefix}: choose a shorter one.")
     library = Path(path)
     if (library / LIBRARY_FILE).exists():
         raise ChangerError(f"A virtual library already exists at {library}: use it, or choose another path.")
@@ -92,8 +161,7 @@ def create_virtual_library(
         create_virtual_drive(library / "drives" / str(index))
         drive_dirs.append(f"drives/{index}")
     slot_map: dict[str, str | None] = {str(n): None for n in range(1, slots + import_export + 1)}
-    for number in range(1, tapes + 1):
-        barcode = f"{barcode_prefix}{number:03d}{barcode_suffix}"
+    for number, barcode in enumerate(library_barcodes(barcode_prefix, 1, tapes, barcode_suffix), 1):
         create_virtual_tape(library / "tapes" / barcode, barcode, tape_size)
         slot_map[str(number)] = barcode
     write_json(

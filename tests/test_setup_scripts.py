@@ -46,7 +46,8 @@ def machine(tmp_path: Path) -> Path:
     stub(
         bin_dir,
         "apt-get",
-        f'echo "apt-get $*" >> {log}; for a; do case $a in -*|install|update) ;; *) echo $a >> {installed};; esac; done',
+        f'echo "apt-get $*" >> {log}\n'
+        f"for a; do case $a in -*|install|update) ;; *) echo $a >> {installed};; esac; done",
     )
     return bin_dir
 

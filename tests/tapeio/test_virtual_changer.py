@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,10 @@ from pytp.tapeio.errors import ChangerError
 from pytp.tapeio.virtual_changer import (
     VirtualChanger,
     add_tape,
+    barcodes_in,
+    check_barcode_prefix,
     create_virtual_library,
+    derive_barcode_prefix,
     drive_paths,
 )
 from pytp.tapeio.virtual_drive import VirtualDrive, create_virtual_tape, load_tape, loaded_tape
@@ -68,6 +73,34 @@ def test_creation_options(tmp_path: Path) -> None:
     assert len(status.drives) == 1
     with pytest.raises(ValueError):
         create_virtual_library(tmp_path / "y", "y", slots=2, tapes=3)
+
+
+def test_barcodes_stay_lto_style_whatever_the_prefix_length(tmp_path: Path) -> None:
+    """6 characters and the media type: a shorter prefix leaves more digits for the number."""
+    lib = create_virtual_library(tmp_path / "a", "a", slots=2, tapes=2, barcode_prefix="ab")
+    assert slot_barcodes(VirtualChanger(lib).status()) == {1: "AB0001L9", 2: "AB0002L9", 3: None}
+    assert barcodes_in(lib) == {"AB0001L9", "AB0002L9"}
+    assert barcodes_in(tmp_path / "gone") == set()
+    for bad in ("ABCD", "", "A-B", "É"):
+        with pytest.raises(ValueError, match="Invalid barcode prefix"):
+            check_barcode_prefix(bad)
+    with pytest.raises(ValueError, match="Invalid barcode prefix"):
+        create_virtual_library(tmp_path / "b", "b", barcode_prefix="TOOLONG")
+    assert not (tmp_path / "b").exists()
+
+
+def test_derived_prefixes_differ_per_library_and_per_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hosta and hostb no longer both get HOS: the name gives one letter, host and directory the rest."""
+    paths = [tmp_path / f"lib{i}" for i in range(40)]
+    here = [derive_barcode_prefix("hosta", p) for p in paths]
+    assert all(re.fullmatch(r"H[A-Z]{2}", prefix) for prefix in here)
+    assert here == [derive_barcode_prefix("hosta", p) for p in paths]  # stable for one library
+    assert len(set(here)) >= 30  # 676 choices per letter: 40 libraries rarely share one
+    assert len({derive_barcode_prefix("hosta", paths[0], attempt) for attempt in range(10)}) >= 7
+    assert derive_barcode_prefix("42", paths[0])[0] == "V"  # no letter in the name
+    monkeypatch.setattr(socket, "gethostname", lambda: "another-host")
+    there = [derive_barcode_prefix("hosta", p) for p in paths]
+    assert sum(a != b for a, b in zip(here, there, strict=True)) >= 30  # the same paths on another host
 
 
 def test_creation_refuses_an_existing_library(library: Path, tmp_path: Path) -> None:
