@@ -1,6 +1,7 @@
 """The crash harness: pytp killed (SIGKILL) at random moments, then the promises checked.
 
 A backup, a catalog rebuild, a label and a restore run as separate processes
+(forked from the test with pytp imported, to save the interpreter start-up)
 on one library (512 KiB blocks, two drives) and are killed at a random moment:
 during start-up, while choosing a drive or loading a tape, while writing data,
 a filemark or a manifest, or while committing to the catalog.  The moment is
@@ -14,8 +15,8 @@ drawn from a seeded generator and printed, so a failing run can be replayed
   tape then holds as many files as the catalog says.
 
 The runs share one library and catalog, so damage left by one run would show
-in the next ones.  ``PYTP_CRASH_RUNS`` sets the number of runs (default 25,
-about a minute; the long mode is e.g. ``PYTP_CRASH_RUNS=500``).
+in the next ones.  ``PYTP_CRASH_RUNS`` sets the number of runs (default 40,
+about 40 s; the long mode is e.g. ``PYTP_CRASH_RUNS=500``).
 """
 
 from __future__ import annotations
@@ -38,14 +39,14 @@ from pytp.tapeio.virtual_changer import VirtualChanger, add_tape
 from tests.conftest import write_library_config
 from tests.crash.victim import Victim
 
-RUNS = int(os.environ.get("PYTP_CRASH_RUNS", "25"))
+RUNS = int(os.environ.get("PYTP_CRASH_RUNS", "40"))
 SEED = int(os.environ.get("PYTP_CRASH_SEED", "20261202"))
 KINDS = ("backup", "rebuild", "label", "restore")
 BLOCK = 512 << 10
 SLOTS = 40
 #: how long after its start each kind of victim is killed at the latest (seconds):
 #: about its whole run on an idle machine, so kills spread over all of it
-SPAN = {"backup": 1.3, "rebuild": 1.5, "label": 1.1, "restore": 1.5}
+SPAN = {"backup": 0.35, "rebuild": 0.35, "label": 0.25, "restore": 0.35}
 
 
 @dataclass
@@ -137,7 +138,7 @@ def _kill(victim: Victim, kind: str, rng: random.Random) -> str:
     if kind == "backup" and rng.random() < 0.5:
         # Half the backups are killed while their data streams: after their
         # first progress line, within the time the rest takes.
-        delay = rng.uniform(0, 0.4)
+        delay = rng.uniform(0, 0.2)
         if not victim.wait_for_progress():
             return "ended before its first progress line"
         moment = f"{delay:.3f} s after its first progress line"
@@ -198,7 +199,7 @@ def test_kill_at_a_random_moment(site: Site, run: int) -> None:
     if not site.sources:  # restore and rebuild need a good job: the first runs make one
         _next_backup(site, -1, random.Random(SEED))
     args = _victim_args(site, kind, run, rng)
-    victim = Victim("--config", str(site.config), *args)
+    victim = Victim("--config", str(site.config), *args, fork=True)
     moment = _kill(victim, kind, rng)
     code, _, stderr = victim.finish()
     print(f"run {run} (seed {_seed(run)}): pytp {' '.join(args)} killed {moment}: exit {code}")

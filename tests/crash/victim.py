@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -27,17 +28,95 @@ def pytp_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytp.cli.main", *args]
 
 
-class Victim:
-    """A pytp subprocess whose stderr is read in the background."""
+class _Forked:
+    """The parts of ``subprocess.Popen`` a victim needs, for a forked child."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
-        self.process = subprocess.Popen(
-            pytp_command(*args),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env or os.environ.copy(),
-            cwd=cwd,
-        )
+    def __init__(self, pid: int, stdout: int, stderr: int) -> None:
+        self.pid = pid
+        self.stdout = os.fdopen(stdout, "rb")
+        self.stderr = os.fdopen(stderr, "rb")
+        self.returncode: int | None = None
+
+    def _reap(self, flags: int) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, flags)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def poll(self) -> int | None:
+        return self._reap(os.WNOHANG)
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self._reap(0)
+        assert code is not None
+        return code
+
+    def send_signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+
+def _fork_pytp(args: list[str]) -> _Forked:
+    """Run ``pytp ARGS`` in a child forked from this process, pytp already imported.
+
+    It saves the interpreter start-up of a new process (about half a second
+    here) on every run of the crash harness; the child runs the same command
+    code, and ``os._exit`` keeps it from tidying up anything it inherited.
+    """
+    from pytp.cli.main import cli
+
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 3
+        try:
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            for fd in (out_r, out_w, err_r, err_w, null):
+                os.close(fd)
+            sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+            sys.stdout = open(1, "w", encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
+            sys.stderr = open(2, "w", encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            try:
+                cli.main(args, prog_name="pytp", standalone_mode=True)
+                code = 0
+            except SystemExit as end:
+                code = end.code if isinstance(end.code, int) else (0 if end.code is None else 1)
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+    os.close(out_w)
+    os.close(err_w)
+    return _Forked(pid, out_r, err_r)
+
+
+class Victim:
+    """A pytp process whose stderr is read in the background.
+
+    :param fork: fork it from this process instead of starting a new interpreter.
+    """
+
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, fork: bool = False
+    ) -> None:
+        if fork:
+            self.process: subprocess.Popen[bytes] | _Forked = _fork_pytp(list(args))
+        else:
+            self.process = subprocess.Popen(
+                pytp_command(*args),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env or os.environ.copy(),
+                cwd=cwd,
+            )
         self.stderr = b""
         self._progress_bytes = -1
         self._changed = threading.Condition()
