@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from pytp.tapeio.blockio import BlockAssembler, blocks_per_transfer
 from pytp.tapeio.buffer import BufferStats, DriveWriter
@@ -480,30 +480,41 @@ class _JobState:
         self.deleted += len(rows)
 
     def _next_tape(self, source: bytes, resume: Resume) -> tuple[Drive, TapeFile]:
-        """End of medium (in the writer thread): close this tape, go on on the next."""
+        """End of medium (in the writer thread): close this tape, go on on the next.
+
+        The full tape's part manifest is the first file after the next tape's
+        label, before the rest of the data (docs/format.md, "Spanning"): it
+        never has to fit in the full tape's early-warning zone.
+        """
         assert self.volume is not None and self._spanning is not None
         drive = self.media.drive
         drive.weof(1)  # filemarks still fit in the early-warning zone
         full_part = self._spanning.parts[-1]
         self._complete(full_part.tape_file, self._spanning.written // self.media.block_size, source)
         self.sink.flush()
-        self._write_manifest(final=False, cut=resume)
-        self.volume.status = VolumeStatus.FULL
-        self.session.add(self.volume)
+        full = self._change_tape()
+        self._write_manifest(final=False, cut=resume, describes=full)
+        return self.media.drive, self._start_tape_file("data", source)
+
+    def _change_tape(self) -> Volume:
+        """Mark the tape full and mount the next appendable tape of the pool; return the full one."""
+        assert self.volume is not None
+        full = self.volume
+        full.status = VolumeStatus.FULL
+        self.session.add(full)
         self.session.commit()
-        full = self.volume.label
         if self.media.changer is None:
-            self.volume = self._ask_for_tape(full)
+            self.volume = self._ask_for_tape(full.label)
         else:
             try:
                 self.volume = self.media.mount_for_append(self.session, self.pool)
             except NoTapeAvailable as err:
                 raise TapeFull(
-                    f"Tape {full} is full and no other tape of pool '{self.pool}' can take the rest of job "
+                    f"Tape {full.label} is full and no other tape of pool '{self.pool}' can take the rest of job "
                     f"{self.job.id}, which failed: {err}"
                 ) from err
         ensure_block_size(self.media.drive, self.media.block_size)
-        return self.media.drive, self._start_tape_file("data", source)
+        return full
 
     def _ask_for_tape(self, full: str) -> Volume:
         """A drive without changer: eject the full tape and ask the operator for the next one."""
@@ -522,9 +533,9 @@ class _JobState:
             except (WrongTape, TapeIOError) as err:
                 request = f"That tape cannot be used: {err} Insert another one into drive {drive_name}."
 
-    def _manifest_header(self, final: bool) -> dict[str, object]:
+    def _manifest_header(self, final: bool, describes: Volume | None = None) -> dict[str, object]:
         assert self.volume is not None
-        return {
+        header: dict[str, object] = {
             "id": self.job.id,
             "uuid": self.job.uuid,
             "name": self.job.name,
@@ -544,29 +555,77 @@ class _JobState:
             ],
             "problems": [{"path": path_text(p.path), "message": p.message} for p in self.problems],
         }
+        if describes is not None:
+            # A part manifest on the tape after the full one it describes.
+            header["describes"] = {"label": describes.label, "uuid": describes.uuid}
+        return header
 
-    def _write_manifest(self, final: bool, cut: Resume | None = None) -> None:
-        """The manifest: the whole job on the last tape, this tape's part on a full one."""
+    def _write_manifest(self, final: bool, cut: Resume | None = None, describes: Volume | None = None) -> None:
+        """The manifest: the whole job after its data, a full tape's part on the next tape.
+
+        :param describes: for a part manifest, the full tape whose part it lists.
+        """
         assert self.volume is not None
-        header = header_line(self._manifest_header(final))
         with tempfile.TemporaryFile() as spool:
             if final:
                 lines = manifest_lines(self.session, self.job.id)
             else:
-                assert self._spanning is not None and cut is not None
-                # This tape's part: sources done, then the source being cut here.
+                assert self._spanning is not None and cut is not None and describes is not None
+                # The full tape's part: sources done on it, then the source cut there.
                 lines = itertools.chain(
-                    manifest_lines(self.session, self.job.id, self.volume.id, self.sink.tape_file_id),
+                    manifest_lines(self.session, self.job.id, describes.id, self.sink.tape_file_id),
                     stream_part_lines(self.session, self.job.id, self.sink.tape_file_id, self._spanning.parts[-1], cut),
                 )
             for line in lines:
                 spool.write(line)
-            size = len(header) + spool.tell()
-            spool.seek(0)
-            pieces = itertools.chain([header], iter(lambda: spool.read(1 << 20), b""))
-            tape_file = self._start_tape_file("manifest", None)
-            blocks = write_small_archive(self.media.drive, self.media.block_size, MANIFEST_MEMBER, pieces, size=size)
+            body = spool.tell()
+            while True:
+                header = header_line(self._manifest_header(final, describes))
+                spool.seek(0)
+                pieces = itertools.chain([header], iter(lambda: spool.read(1 << 20), b""))
+                tape_file = self._start_tape_file("manifest", None)
+                try:
+                    blocks = write_small_archive(
+                        self.media.drive, self.media.block_size, MANIFEST_MEMBER, pieces, size=len(header) + body
+                    )
+                except EndOfMedium as err:
+                    if not final or tape_file.file_number <= 1:
+                        # It started right after a label: it does not fit on a whole tape.
+                        raise TapeFull(
+                            f"The manifest of job {self.job.id} ({len(header) + body} bytes) does not fit on "
+                            f"tape {self.volume.label} after its label; use larger tapes for this job."
+                        ) from err
+                    # The job's data ended near the end of the tape: its final
+                    # manifest goes to the next tape, never into the early-warning zone.
+                    self._withdraw(tape_file)
+                    self._change_tape()
+                    continue
+                break
         self._complete(tape_file, blocks, None)
+
+    def _withdraw(self, tape_file: TapeFile) -> None:
+        """Erase a manifest cut short by end of medium: the tape ends after the data before it.
+
+        ``bsfm(2)`` closes the cut file and comes back to the start of the
+        data file before it; spacing over that file's blocks and writing a
+        filemark there rewrites its closing filemark, so end of data follows
+        it and no partial manifest (nor an empty file) is left on the tape.
+        """
+        assert self.volume is not None
+        before = self.session.exec(
+            select(TapeFile).where(
+                TapeFile.volume_id == self.volume.id, TapeFile.file_number == tape_file.file_number - 1
+            )
+        ).one()
+        drive = self.media.drive
+        drive.bsfm(2)
+        drive.fsr(before.blocks)
+        drive.weof(1)
+        tape_file.status = TapeFileStatus.ABSENT
+        self.volume.file_count = tape_file.file_number
+        self.session.add_all([tape_file, self.volume])
+        self.session.commit()
+        self.current = None
 
     def _finish(self) -> None:
         self._close_job(JobStatus.PARTIAL if self.problems else JobStatus.OK)

@@ -466,13 +466,16 @@ def stream_part_lines(session: Session, job_id: int, first_tape_file: int, part:
     tape_file = part.tape_file
     volume = session.get(Volume, tape_file.volume_id)
     label = volume.label if volume else ""
+    # A member cut in its headers starts again, whole, on the next tape: it is not on this one.
+    restart = bool(cut.prefix) and cut.member is None
+    end = cut.resume_at - len(cut.prefix) if restart else cut.cut
     rows = session.exec(
         select(Entry)
         .where(
             Entry.job_id == job_id,
             Entry.tape_file_id == first_tape_file,
             col(Entry.offset) >= part.first,
-            col(Entry.offset) < cut.cut,
+            col(Entry.offset) < end,
         )
         .order_by(col(Entry.offset))
     )

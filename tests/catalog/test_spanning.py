@@ -40,7 +40,7 @@ def _spanned_job(tmp_path: Path, catalog_url: str):  # type: ignore[no-untyped-d
 
     src = tmp_path / "src"
     (src / "small").mkdir(parents=True)
-    (src / "big1.bin").write_bytes(os.urandom(11 << 20))
+    (src / "big1.bin").write_bytes(os.urandom(13 << 20))
     (src / "big2.bin").write_bytes(os.urandom(9 << 20))
     for i in range(150):
         (src / "small" / f"f{i:03d}.dat").write_bytes(os.urandom(20_000 + i * 10))
@@ -87,7 +87,12 @@ def test_verify_reads_every_part(spanned) -> None:  # type: ignore[no-untyped-de
 def test_gnu_tar_extracts_every_member_whole_on_one_tape(spanned) -> None:  # type: ignore[no-untyped-def]
     checked = 0
     for number in range(1, 5):
-        data = spanned.library / "tapes" / f"PYT00{number}L9" / "file-00001"
+        tape = spanned.library / "tapes" / f"PYT00{number}L9"
+        # After the label: the part manifest of the tape before (tapes 2-4), then the data.
+        kinds = [_member(f) for f in sorted(tape.glob("file-*"))[1:]]
+        data = tape / f"file-{kinds.index('data') + 1:05d}"
+        if number > 1:
+            assert kinds[0] == "PYTP-MANIFEST.jsonl"
         with tarfile.open(data, errors="surrogateescape") as archive:  # pax comments show continuations
             members = []
             try:
@@ -109,12 +114,22 @@ def test_gnu_tar_extracts_every_member_whole_on_one_tape(spanned) -> None:  # ty
                 assert (out / member.name).read_bytes() == original.read_bytes(), member.name
                 checked += 1
     assert checked >= 152 - 3  # every file but the (at most three) cut between the four tapes
-    # The part manifest of the first tape names the cut.
+    # The part manifest of the first tape is the second tape's first file and names the cut.
     manifest = subprocess.run(
-        ["tar", "-xOf", str(spanned.library / "tapes" / "PYT001L9" / "file-00002")], capture_output=True, check=True
+        ["tar", "-xOf", str(spanned.library / "tapes" / "PYT002L9" / "file-00001")], capture_output=True, check=True
     ).stdout.splitlines()
-    assert json.loads(manifest[0])["job"]["final"] is False
-    assert any("cut" in json.loads(line) for line in manifest[1:])
+    header = json.loads(manifest[0])["job"]
+    assert header["final"] is False
+    assert header["describes"]["label"] == "PYT001L9" and header["volume"]["label"] == "PYT002L9"
+    lines = [json.loads(line) for line in manifest[1:]]
+    assert any("cut" in line for line in lines)
+    assert {line["tape"] for line in lines if "type" in line} == {"PYT001L9"}
+
+
+def _member(path: Path) -> str:
+    """The first member's name of a tape file, or "data" when it is not a one-member pytp file."""
+    names = subprocess.run(["tar", "-tf", str(path)], capture_output=True).stdout.decode().split()
+    return names[0] if names and names[0].startswith("PYTP-") else "data"
 
 
 def test_rebuild_recreates_the_parts(spanned_sqlite) -> None:  # type: ignore[no-untyped-def]
@@ -186,3 +201,155 @@ def test_a_drive_without_changer_asks_for_the_next_tape(tmp_path: Path, sqlite_u
     load_tape(drive, tapes[0])
     with pytest.raises(WrongTape, match=f"Load tape {second}"):
         run_restore(engine, config, select(config), RestoreOptions(target=str(tmp_path / "out"), patterns=["big"]))
+
+
+# --------------------------------------------------------------------------
+# Spanning at the default block size, whatever the early-warning zone (issue 8)
+#
+# The part manifest of a full tape opens the next tape and a final manifest
+# that does not fit goes to the next tape (docs/format.md, "Spanning"), so a
+# job spans tapes whatever the block size, the early-warning zone (none at
+# all with the end_of_medium_at fault) or the number of files per tape.
+
+DEFAULT_BLOCK = 512 << 10  # what a new user gets (catalog/config.py)
+
+
+def _site(tmp_path: Path, url: str, *, tapes: int, tape_size: int, block_size: int = DEFAULT_BLOCK):  # type: ignore[no-untyped-def]
+    config = write_library_config(
+        tmp_path / "site", url, tapes=tapes, slots=tapes + 2, tape_size=tape_size, block_size=block_size, drives=1
+    )
+
+    def run(*args: str, expect: int = 0):  # type: ignore[no-untyped-def]
+        result = CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+        assert result.exit_code == expect, result.output
+        return result
+
+    run.tmp = tmp_path  # type: ignore[attr-defined]
+    run.tapes = tmp_path / "site" / "lib" / "tapes"  # type: ignore[attr-defined]
+    run.database = Path(url.removeprefix("sqlite:///"))  # type: ignore[attr-defined]
+    return run
+
+
+def _random_tree(root: Path, sizes: list[int], seed: int = 8) -> Path:
+    rnd = __import__("random").Random(seed)
+    root.mkdir(parents=True)
+    for i, size in enumerate(sizes):
+        (root / f"f{i:05d}.bin").write_bytes(rnd.randbytes(size))
+    return root
+
+
+def _job_tapes(run) -> list[str]:  # type: ignore[no-untyped-def]
+    jobs = json.loads(run("jobs", "--format", "json").stdout)
+    assert jobs[0]["status"] == "ok", jobs[0]
+    return jobs[0]["tapes"]
+
+
+def _assert_restores_identical(run, src: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+    out = run.tmp / name
+    run("restore", str(out), "--job", "1")  # restore extracts with GNU tar
+    diff = subprocess.run(["diff", "-r", str(src), str(out / str(src).lstrip("/"))], capture_output=True)
+    assert diff.returncode == 0, diff.stdout[:2000]
+
+
+def _assert_rebuild_gives_the_same_catalog(run, src: Path) -> None:  # type: ignore[no-untyped-def]
+    key = lambda r: (r["path"], r["xxh3"], r["tape"], r["tape_file"], r["offset"])  # noqa: E731
+    before = sorted(map(key, json.loads(run("search", "/", "--format", "json").stdout)))
+    for leftover in (run.database, Path(f"{run.database}-wal"), Path(f"{run.database}-shm")):
+        leftover.unlink(missing_ok=True)
+    out = run("catalog", "rebuild", "--all").stdout
+    assert "1 job(s) added" in out, out
+    after = sorted(map(key, json.loads(run("search", "/", "--format", "json").stdout)))
+    assert after == before
+    _assert_restores_identical(run, src, "after-rebuild")
+
+
+def _part_manifest(run, tape: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """The header of the manifest that opens ``tape`` (its file 1)."""
+    text = subprocess.run(["tar", "-xOf", str(run.tapes / tape / "file-00001")], capture_output=True, check=True)
+    return json.loads(text.stdout.splitlines()[0])["job"]
+
+
+def test_issue_8_a_170_mb_job_spans_64_mib_tapes_at_512_kib_blocks(tmp_path: Path, sqlite_url: str) -> None:
+    run = _site(tmp_path, sqlite_url, tapes=4, tape_size=64 << 20)
+    src = _random_tree(tmp_path / "src", [10 << 20] * 17)
+    run("backup", str(src))
+    tapes = _job_tapes(run)
+    assert tapes == ["PYT001L9", "PYT002L9", "PYT003L9"]
+    # Every tape after the first opens with the part manifest of the tape before it.
+    for before, tape in zip(tapes, tapes[1:]):
+        header = _part_manifest(run, tape)
+        assert header["final"] is False and header["describes"]["label"] == before
+    _assert_restores_identical(run, src, "out")
+    _assert_rebuild_gives_the_same_catalog(run, src)
+
+
+def test_issue_8_a_48_mb_job_spans_16_mib_tapes_at_512_kib_blocks(tmp_path: Path, sqlite_url: str) -> None:
+    # Before the fix: exit 7, the manifest refused after spacing to end of data.
+    run = _site(tmp_path, sqlite_url, tapes=6, tape_size=16 << 20)
+    src = _random_tree(tmp_path / "src", [1 << 20] * 48)
+    run("backup", str(src))
+    assert len(_job_tapes(run)) == 4
+    _assert_restores_identical(run, src, "out")
+    _assert_rebuild_gives_the_same_catalog(run, src)
+
+
+@pytest.mark.parametrize(
+    "data_blocks, tapes",
+    [
+        (30, ["PYT001L9"]),  # the manifest's one write passes early warning: written, as st does
+        (31, ["PYT001L9", "PYT002L9"]),  # the tape is full: the final manifest goes to the next tape
+    ],
+)
+def test_a_job_whose_data_ends_just_before_early_warning_finishes(
+    tmp_path: Path, sqlite_url: str, data_blocks: int, tapes: list[str]
+) -> None:
+    run = _site(tmp_path, sqlite_url, tapes=3, tape_size=16 << 20)  # 32 blocks, early warning in the last one
+    # One file whose archive is exactly data_blocks blocks, after the label's one.
+    src = _random_tree(tmp_path / "src", [data_blocks * DEFAULT_BLOCK - (64 << 10)])
+    out = run("backup", str(src)).stdout
+    assert f"PYT001L9 file 1: {src} ({data_blocks} blocks)" in out
+    assert _job_tapes(run) == tapes
+    if len(tapes) == 2:
+        assert not (run.tapes / "PYT001L9" / "file-00002").exists()  # the cut manifest is withdrawn
+        assert _part_manifest(run, "PYT002L9")["final"] is True
+    _assert_restores_identical(run, src, "out")
+    _assert_rebuild_gives_the_same_catalog(run, src)
+
+
+def test_a_tape_without_early_warning_zone_ends_the_data_and_the_manifest_follows(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """faults.end_of_medium_at: the tape ends right after the data, no room for a manifest at all."""
+    from pytp.tapeio.virtual_tape import configure_tape
+
+    run = _site(tmp_path, sqlite_url, tapes=3, tape_size=16 << 20)
+    configure_tape(run.tapes / "PYT001L9", end_of_medium_at=8 * DEFAULT_BLOCK)
+    src = _random_tree(tmp_path / "src", [7 * DEFAULT_BLOCK - (64 << 10)])
+    run("backup", str(src))
+    assert _job_tapes(run) == ["PYT001L9", "PYT002L9"]
+    assert (run.tapes / "PYT001L9" / "file-00001").stat().st_size == 7 * DEFAULT_BLOCK
+    _assert_restores_identical(run, src, "out")
+    _assert_rebuild_gives_the_same_catalog(run, src)
+
+
+@pytest.mark.parametrize(
+    "block_size, sizes",
+    [
+        (16 << 10, [100_000, 300_000] + [300] * 400),  # many files per tape, tapes of 256 KiB
+        (DEFAULT_BLOCK, [5 << 20, 9 << 20] + [2000] * 2000),
+    ],
+    ids=["16KiB", "512KiB"],
+)
+def test_tapes_of_16_blocks_span_at_any_block_size(
+    tmp_path: Path, sqlite_url: str, block_size: int, sizes: list[int]
+) -> None:
+    run = _site(tmp_path, sqlite_url, tapes=8, tape_size=16 * block_size, block_size=block_size)
+    # A tape without early-warning zone among them.
+    from pytp.tapeio.virtual_tape import configure_tape
+
+    configure_tape(run.tapes / "PYT002L9", end_of_medium_at=11 * block_size + 100)
+    src = _random_tree(tmp_path / "src", sizes)
+    run("backup", str(src))
+    assert len(_job_tapes(run)) >= 3
+    _assert_restores_identical(run, src, "out")
+    _assert_rebuild_gives_the_same_catalog(run, src)
