@@ -214,7 +214,9 @@ def test_a_drive_without_changer_asks_for_the_next_tape(tmp_path: Path, sqlite_u
 DEFAULT_BLOCK = 512 << 10  # what a new user gets (catalog/config.py)
 
 
-def _site(tmp_path: Path, url: str, *, tapes: int, tape_size: int, block_size: int = DEFAULT_BLOCK):  # type: ignore[no-untyped-def]
+def _site(  # type: ignore[no-untyped-def]
+    tmp_path: Path, url: str, *, tapes: int, tape_size: int, block_size: int = DEFAULT_BLOCK
+):
     config = write_library_config(
         tmp_path / "site", url, tapes=tapes, slots=tapes + 2, tape_size=tape_size, block_size=block_size, drives=1
     )
