@@ -185,7 +185,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     :raises StaleCatalog: the catalog is newer than this pytp.
     """
     path = _sqlite_file(engine)
-    if path is not None and not path.exists():
+    if path is not None and not path.exists() and revision == "head":
         _create_sqlite_file(path)  # at the head at once, atomically
         return None, head_revision()
     _refuse_empty_file(engine)
@@ -248,15 +248,17 @@ def catalog_error(err: BaseException, where: str = "") -> CatalogError | None:
     detail = _detail(err)
     lowered = detail.lower()
     catalog = f"The catalog {where}" if where else "The catalog"
-    if "malformed" in lowered or "not a database" in lowered or "disk i/o error" in lowered:
+    if "malformed" in lowered or "not a database" in lowered:
         return CatalogUnavailable(
             f"{catalog} is damaged ({detail}). Restore it from a catalog snapshot (`pytp catalog restore`) "
             "or rebuild it from the tapes (`pytp catalog rebuild`); SQLite's `.recover` may save the rest."
         )
-    if "database or disk is full" in lowered or "no space left" in lowered:
+    if "database or disk is full" in lowered or "no space left" in lowered or "disk i/o error" in lowered:
+        # SQLite reports a write refused by a full disk or a file size limit
+        # (EFBIG) as "disk I/O error" when it happens in the WAL
         return CatalogUnavailable(
-            f"{catalog} cannot grow: its disk is full ({detail}). Free space and run the command again; "
-            "a job that was running is marked failed by the next command."
+            f"{catalog} could not be written ({detail}): its disk is full or failing. Free space or check the "
+            "disk and run the command again; a job that was running is marked failed by the next command."
         )
     if "database is locked" in lowered:
         return CatalogUnavailable(f"{catalog} stayed locked by another pytp process ({detail}); try again.")

@@ -2,16 +2,21 @@
 
 They live in the lowest layer so that the error classes of both ``tapeio`` and
 ``catalog`` can carry their code, and ``cli`` only reads it (the way borg keeps
-``EXIT_*`` in ``constants.py``).  docs/exit-codes.md is this table in prose.
+``EXIT_*`` in ``constants.py``).  ``pytp exit-codes`` prints the table, and the
+README's copy is kept in sync by a test.
+
+1 only ever means "the job finished but is partial": an error of any other
+kind, a bug included, is never 1 (``cli/app.py`` maps unexpected exceptions
+to 3), so a script can tell "look at the skipped files" from "it failed".
 """
 
 EXIT_SUCCESS = 0
-#: The job finished but something was skipped (an unreadable or changing file):
-#: the job is ``partial`` and every skipped path was reported.
+#: Only ever this: the job finished but something was skipped (an unreadable or
+#: changing file): the job is ``partial`` and every skipped path was reported.
 EXIT_WARNING = 1
 #: Bad command line (click's own code for usage errors).
 EXIT_USAGE = 2
-#: Any other error that is not one of the kinds below.
+#: Any other error that is not one of the kinds below, unexpected ones included.
 EXIT_ERROR = 3
 #: The configuration is missing, unreadable, or names an unknown drive/library.
 EXIT_CONFIG = 4
@@ -34,14 +39,14 @@ EXIT_RESTORE_REFUSED = 12
 #: The command was interrupted (Ctrl-C); what was running is marked failed.
 EXIT_INTERRUPTED = 130
 
-#: (code, name, meaning) rows for ``pytp help exit-codes`` and the docs test.
+#: (code, name, meaning) rows for ``pytp exit-codes`` and the README test.
 TABLE: list[tuple[int, str, str]] = [
     (EXIT_SUCCESS, "success", "everything asked for was done"),
-    (EXIT_WARNING, "warning", "done, but some files were skipped or changed (job 'partial')"),
+    (EXIT_WARNING, "partial", "only ever: the job finished but some files were skipped or changed (job 'partial')"),
     (EXIT_USAGE, "usage", "bad command line: unknown option, missing argument"),
-    (EXIT_ERROR, "error", "an error not covered below"),
+    (EXIT_ERROR, "error", "an error not covered below, unexpected ones included (details: --debug)"),
     (EXIT_CONFIG, "config", "configuration missing or wrong, unknown drive or library"),
-    (EXIT_CATALOG, "catalog", "catalog unreachable, stale (run 'pytp db upgrade') or inconsistent"),
+    (EXIT_CATALOG, "catalog", "catalog unreachable, damaged, inconsistent, or of another schema (older: 'pytp db upgrade')"),
     (EXIT_DRIVE, "drive", "drive busy, no tape, I/O error, write-protected, wrong block size"),
     (EXIT_TAPE_FULL, "tape-full", "end of medium reached and the job could not continue"),
     (EXIT_WRONG_TAPE, "wrong-tape", "tape not the one expected, foreign, in retention or another pool"),
