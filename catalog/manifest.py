@@ -279,7 +279,7 @@ def _check_job(job: Any) -> tuple[dict[str, Any] | None, list[str]]:
         ):
             pieces.append(piece)
         else:
-            problems.append(f"the job's tape file entry {str(piece)[:200]} is not a tape file")
+            problems.append(f"the job's tape file entry {repr(piece)[:200]} is not a tape file")
     clean["tape_files"] = pieces
     kept = []
     raw_problems = clean.get("problems", [])
@@ -287,7 +287,7 @@ def _check_job(job: Any) -> tuple[dict[str, Any] | None, list[str]]:
         if isinstance(p, dict) and isinstance(p.get("path"), str) and isinstance(p.get("message"), str):
             kept.append(p)
         else:
-            problems.append(f"the job's problem entry {str(p)[:200]} is not a problem")
+            problems.append(f"the job's problem entry {repr(p)[:200]} is not a problem")
     clean["problems"] = kept
     return clean, problems
 

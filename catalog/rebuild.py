@@ -519,6 +519,7 @@ def _in_other_drive(
         try:
             stack.enter_context(drive_lock(other.drive))
             there = stack.enter_context(Media(config, other))
+            there.has_tape()  # opens the drive now: one another program has open is busy too
         except TapeIOError as err:
             report.problems.append(
                 RebuildProblem(name, None, None, f"sits in drive {other.drive.name}, which is in use: not read ({err})")

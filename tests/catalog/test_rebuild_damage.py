@@ -1,0 +1,230 @@
+"""A rebuild reads every tape it can (issue 8, defect 3): a damaged manifest,
+a zero-byte tape file and a tape sitting in another drive do not stop it, and
+each problem is reported by tape, tape file and line with exit code 10.
+
+All at pytp's default 512 KiB blocks."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from pytp.cli.main import cli
+from pytp.tapeio.exitcodes import EXIT_VERIFY_FAILED
+from pytp.tapeio.virtual_changer import VirtualChanger
+from tests.conftest import write_library_config
+from tests.crafted_tape import (
+    DEFAULT_BLOCK_SIZE,
+    file_member,
+    job_files,
+    library_tape,
+    tar_bytes,
+    write_tape,
+)
+
+POOLS = [{"name": f"p{i}", "retention_days": 30} for i in (1, 2, 3)]
+
+
+class Site:
+    """A virtual library at the default block size, one pool per tape, and the CLI on it."""
+
+    def __init__(self, tmp_path: Path, pools: list[dict] | None = None, tapes: int = 3) -> None:
+        self.database = tmp_path / "catalog.db"
+        self.config = write_library_config(
+            tmp_path / "site",
+            f"sqlite:///{self.database}",
+            tapes=tapes,
+            block_size=DEFAULT_BLOCK_SIZE,
+            pools=pools or POOLS,
+        )
+        self.library = tmp_path / "site" / "lib"
+        self.tmp = tmp_path
+
+    def run(self, *args: str, expect: int | None = 0) -> Result:
+        result = CliRunner().invoke(cli, ["--config", str(self.config), *args], catch_exceptions=False)
+        if expect is not None:
+            assert result.exit_code == expect, result.output
+        return result
+
+    def forget_catalog(self) -> None:
+        """The disaster: the catalog is gone, only the tapes are left."""
+        for suffix in ("", "-wal", "-shm"):
+            self.database.with_name(self.database.name + suffix).unlink(missing_ok=True)
+
+    def search(self) -> list[tuple]:
+        rows = json.loads(self.run("search", "/", "--all-versions", "--format", "json").stdout)
+        return sorted((r["path"], r["size"], r["tape"], r["tape_file"], r["offset"]) for r in rows)
+
+    def entries(self) -> list[tuple]:
+        with sqlite3.connect(self.database) as db:
+            return db.execute(
+                "SELECT entry.path_text, entry.xxh3, job.name, job.status FROM entry JOIN job ON job.id = entry.job_id"
+            ).fetchall()
+
+
+def _tree(root: Path, name: str) -> Path:
+    (root / name / "sub").mkdir(parents=True)
+    for i in range(5):
+        (root / name / f"file{i}.txt").write_text(f"{name} {i}\n" * (i + 1))
+    (root / name / "sub" / "big.bin").write_bytes(bytes(range(256)) * 4000)
+    return root / name
+
+
+def _three_tapes(site: Site) -> list[tuple]:
+    for i in (1, 2, 3):
+        site.run("backup", str(_tree(site.tmp / "src", f"t{i}")), "--job", f"job{i}", "--pool", f"p{i}")
+    return site.search()
+
+
+def test_damaged_manifest_on_tape_1_of_3_is_recovered_from_headers_and_the_others_imported(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    before = _three_tapes(site)
+    assert {row[2] for row in before} == {"PYT001L9", "PYT002L9", "PYT003L9"}
+    # Tape 1: label, data file 1, manifest 2.  Its header line and first
+    # member lines are overwritten (the tar header around them is intact).
+    manifest = library_tape(site.library, "PYT001L9") / "file-00002"
+    with open(manifest, "r+b") as f:
+        f.seek(512)
+        f.write(b"\x00garbage{{{" * 100)
+    site.forget_catalog()
+
+    result = site.run("catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED)
+
+    assert "PYT001L9 file 2 line 1: the header line is not JSON" in result.stdout
+    assert "PYT001L9 file 1: data file(s) 1: its manifest is unreadable" in result.stdout
+    assert "Traceback" not in result.output
+    assert "Error: " in result.stderr and "PYT001L9" in result.stderr
+    assert "PYT002L9" in result.stdout and "PYT003L9" in result.stdout
+    # Every member is back, at the same place on tape.
+    assert site.search() == before
+    rows = site.entries()
+    recovered = [r for r in rows if r[2].startswith("recovered-PYT001L9")]
+    assert recovered and all(r[3] == "partial" for r in recovered)
+    # Members whose lines survived keep their checksum; the others came from their headers.
+    assert any(r[1] is None for r in recovered if r[0].endswith(".txt"))
+    assert any(r[1] is not None for r in recovered if r[0].endswith(".txt"))
+    assert "entries recovered from tar headers (no checksum)" in result.stdout
+    assert {r[0] for r in recovered} == {r[0] for r in before if r[2] == "PYT001L9"}
+    assert all(r[1] is not None for r in rows if r[2] in ("job2", "job3") and r[0].endswith(".txt"))
+    # The recovered job restores; its files are byte-identical.
+    jobs = json.loads(site.run("jobs", "--format", "json").stdout)
+    job = next(j for j in jobs if j["name"].startswith("recovered-PYT001L9"))
+    assert job["status"] == "partial"
+    out = tmp_path / "out"
+    site.run("restore", str(out), "--match", "*/t1/*", "--job", str(job["id"]))
+    restored = out / str(tmp_path / "src" / "t1").lstrip("/")
+    assert (restored / "sub" / "big.bin").read_bytes() == (tmp_path / "src" / "t1" / "sub" / "big.bin").read_bytes()
+    # Rebuilding again merges: nothing is added twice.
+    again = site.run("catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED)
+    assert "0 job(s) added" in again.stdout and "0 entries" in again.stdout
+    assert site.search() == before
+
+
+def test_damaged_member_lines_keep_the_rest_and_recover_the_lost_members(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    before = _three_tapes(site)
+    manifest = library_tape(site.library, "PYT002L9") / "file-00002"
+    data = bytearray(manifest.read_bytes())
+    start = data.index(b'\n{"path"', 512) + 1  # the first member line
+    data[start : start + 4] = b"\xff\xfe[["
+    manifest.write_bytes(bytes(data))
+    site.forget_catalog()
+
+    result = site.run("catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED)
+
+    assert "PYT002L9 file 2 line 2: is not JSON" in result.stdout
+    assert site.search() == before
+    rows = [r for r in site.entries() if r[2] == "job2"]
+    assert sum(1 for r in rows if r[1] is None and r[0].endswith((".txt", ".bin"))) <= 1
+    assert all(r[3] == "partial" for r in rows)  # the job says it was damaged
+    jobs = {j["name"]: j for j in json.loads(site.run("jobs", "--format", "json").stdout)}
+    assert jobs["job1"]["status"] == "ok" and jobs["job3"]["status"] == "ok"
+
+
+def test_a_zero_byte_tape_file_does_not_end_the_scan(tmp_path: Path) -> None:
+    site = Site(tmp_path, pools=[{"name": "default", "retention_days": 30}], tapes=1)
+    first = tar_bytes([file_member("data/a.txt", b"first job\n")])
+    second = tar_bytes([file_member("data/b.txt", b"second job\n")])
+    files = [
+        *job_files("PYT001L9", 1, [("/data", first)], name="before"),
+        b"",  # two filemarks in a row: tape file 3 is empty
+        *job_files("PYT001L9", 4, [("/data", second)], name="after"),
+    ]
+    write_tape(library_tape(site.library, "PYT001L9"), files, label="PYT001L9")
+
+    result = site.run("catalog", "rebuild", "--all", "-d", "d0")
+
+    assert "PYT001L9 file 3: empty tape file" in result.stdout
+    names = sorted(j["name"] for j in json.loads(site.run("jobs", "--format", "json").stdout))
+    assert names == ["after", "before"]
+    assert [r[0] for r in site.search()] == ["/data/a.txt", "/data/b.txt"]
+    tapes = {t["label"]: t for t in json.loads(site.run("tapes", "--format", "json").stdout)}
+    assert tapes["PYT001L9"]["tape_files"] == 6  # label, 2 + empty + 2: what end of data says
+    # The catalog agrees with the tape, so the next backup appends to it.
+    src = _tree(tmp_path / "src", "new")
+    assert "PYT001L9" in site.run("backup", str(src), "--job", "new").stdout
+    out = tmp_path / "out"
+    site.run("restore", str(out), "--match", "/data/b.txt")
+    assert (out / "data" / "b.txt").read_text() == "second job\n"
+
+
+def test_a_tape_in_another_drive_is_read_there(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    before = _three_tapes(site)
+    changer = VirtualChanger(site.library)
+    slot = next(s.number for s in changer.status().slots if s.barcode == "PYT002L9")
+    changer.load(slot, 1)  # drive d1 holds tape 2
+    site.forget_catalog()
+
+    result = site.run("catalog", "rebuild", "--all", "-d", "d0")
+
+    assert "PYT002L9" in result.stdout.splitlines()[-1]
+    assert "3 job(s) added" in result.stdout
+    assert site.search() == before
+    assert changer.status().drive(1).barcode == "PYT002L9"  # read in place, not moved
+
+    # One tape by name, in the other drive: read there too.
+    site.forget_catalog()
+    result = site.run("catalog", "rebuild", "--tape", "PYT002L9", "-d", "d0")
+    assert "Read 1 tape(s) (PYT002L9): 1 job(s) added" in result.stdout
+
+
+def test_a_tape_in_a_busy_drive_is_reported_not_skipped_silently(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    _three_tapes(site)
+    changer = VirtualChanger(site.library)
+    if changer.status().drive(0).full:
+        changer.unload(None, 0)
+    slot = next(s.number for s in changer.status().slots if s.barcode == "PYT003L9")
+    changer.load(slot, 1)
+    site.forget_catalog()
+    # Another pytp holds drive d1 (a process of its own, as in real life).
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_DRIVE, str(site.config), "d1"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = site.run("catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED)
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert "problem: PYT003L9: sits in drive d1, which is in use" in result.stdout
+    assert "Read 2 tape(s)" in result.stdout
+
+
+HOLD_DRIVE = """
+import sys, time
+from pathlib import Path
+from pytp.catalog.config import read_config
+from pytp.catalog.devices import drive_lock
+config = read_config(Path(sys.argv[1]), "--config")
+with drive_lock(config.drive(sys.argv[2])):
+    print("held", flush=True)
+    time.sleep(600)
+"""

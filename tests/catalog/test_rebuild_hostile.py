@@ -1,0 +1,239 @@
+"""Hostile tapes through `catalog rebuild` (issue 8): manifests that are not
+JSON, wrong-typed fields, absurd offsets, unsafe paths, huge lines, archives
+with absolute and `..` names, and labels that lie.  The rebuild never crashes,
+reports each bad item by tape, tape file and line, and adds no row that could
+send a restore outside its target."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from pytp.cli.main import cli
+from pytp.tapeio.exitcodes import EXIT_VERIFY_FAILED
+from tests.conftest import write_library_config
+from tests.crafted_tape import (
+    DEFAULT_BLOCK_SIZE,
+    Manifest,
+    dir_member,
+    file_member,
+    job_files,
+    library_tape,
+    link_member,
+    make_label,
+    manifest_job,
+    manifest_payload,
+    member_lines,
+    tar_bytes,
+    write_tape,
+)
+
+TAPE = "PYT001L9"
+
+
+def _site(tmp_path: Path, tapes: int = 1) -> tuple[Path, Path, Path]:
+    database = tmp_path / "catalog.db"
+    config = write_library_config(
+        tmp_path / "site",
+        f"sqlite:///{database}",
+        tapes=tapes,
+        block_size=DEFAULT_BLOCK_SIZE,
+        pools=[{"name": "default", "retention_days": 30}],
+    )
+    return config, tmp_path / "site" / "lib", database
+
+
+def _run(config: Path, *args: str, expect: int | None = 0) -> Result:
+    result = CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+    if expect is not None:
+        assert result.exit_code == expect, result.output
+    return result
+
+
+def _paths(database: Path) -> list[bytes]:
+    with sqlite3.connect(database) as db:
+        return sorted(row[0] for row in db.execute("SELECT path FROM entry"))
+
+
+def _archive() -> bytes:
+    return tar_bytes(
+        [
+            dir_member("data/"),
+            file_member("data/one.txt", b"one\n"),
+            file_member("data/two.txt", b"two\n" * 1000),
+            file_member("data/three.txt", b"three\n"),
+            link_member("data/link", "one.txt"),
+        ]
+    )
+
+
+def test_hostile_manifest_lines_are_each_reported_and_none_is_trusted(tmp_path: Path) -> None:
+    config, library, database = _site(tmp_path)
+    archive = _archive()
+    good = member_lines(archive, TAPE, 1)
+    by_name = {line["path"]: line for line in good}
+    one, two, three = by_name["/data/one.txt"], by_name["/data/two.txt"], by_name["/data/three.txt"]
+    hostile: list[dict | str | bytes] = [
+        by_name["/data"],  # line 2: good
+        "this is not json",  # line 3
+        {**one, "size": "big"},  # line 4: wrong type
+        {**one, "offset": -512},  # line 5: negative offset
+        {**one, "offset": 1 << 40},  # line 6: past the tape file's end
+        {**one, "path": "/data/../../../etc/cron.d/evil"},  # line 7: ..
+        {**one, "path": "relative/name"},  # line 8: not absolute
+        {**one, "type": "hardlink", "path": "/data/hl", "link": "/../../etc/shadow"},  # line 9: hard link out
+        b"[" * 200_000,  # line 10: nested beyond any parser's depth
+        json.dumps({**one, "uname": "x" * (2 << 20)}),  # line 11: a huge line
+        one,  # line 12: good
+        {**three, "offset": one["offset"]},  # line 13: duplicate offset
+        {**two, "xxh3": 12345},  # line 14: wrong-typed checksum
+        {**two, "tape_file": 7},  # line 15: a tape file that is not the job's
+        {**two, "parts": "many"},  # line 16: wrong-typed parts
+        {"cut": {"path": "/data/two.txt"}},  # a part manifest's note: not a member, not a problem
+        by_name["/data/link"],  # line 18: good
+    ]
+    payload = manifest_payload(manifest_job(tape_files=[(TAPE, 1, "/data", archive)], name="hostile"), hostile)
+    write_tape(library_tape(library, TAPE), [archive, Manifest(payload)], label=TAPE)
+
+    result = _run(config, "catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED)
+
+    out = result.stdout
+    assert "Traceback" not in result.output
+    for line, text in [
+        (3, "is not JSON"),
+        (4, "'size' is 'big'"),
+        (5, "'offset' is -512"),
+        (6, "reach past the end of tape file 1"),
+        (7, "contains a '..' component"),
+        (8, "is not an absolute path"),
+        (9, "hard link target '/../../etc/shadow'"),
+        (10, "is not JSON"),
+        (11, "bytes long, not a member line"),
+        (13, f"offset {one['offset']} is already another member's"),
+        (14, "'xxh3' is 12345"),
+        (15, "names tape file 7, which is not a data file of this job"),
+        (16, "'parts' is not a list of parts"),
+    ]:
+        assert f"{TAPE} file 2 line {line}: " in out and text in out, (line, text, out)
+        assert any(f"{TAPE} file 2 line {line}: " in row and text in row for row in out.splitlines()), (line, text)
+    assert "line 17" not in out
+    for good_line in (2, 12, 18):
+        assert f"line {good_line}:" not in out
+    # Nothing unsafe is in the catalog; what the bad lines lost came back from
+    # the archive's own headers (two.txt and three.txt, without checksum).
+    paths = _paths(database)
+    assert paths == [b"/data", b"/data/link", b"/data/one.txt", b"/data/three.txt", b"/data/two.txt"]
+    assert all(b".." not in p.split(b"/") for p in paths)
+    with sqlite3.connect(database) as db:
+        checksums = dict(db.execute("SELECT path_text, xxh3 FROM entry WHERE kind = 'file'").fetchall())
+    assert checksums["/data/one.txt"] == one["xxh3"]
+    assert checksums["/data/two.txt"] is None and checksums["/data/three.txt"] is None
+    # And the job restores inside its target.
+    target = tmp_path / "target"
+    _run(config, "restore", str(target), "--job", "1", "--match", "*")
+    assert (target / "data" / "two.txt").read_bytes() == b"two\n" * 1000
+    assert not (tmp_path / "etc").exists()
+
+
+def test_hostile_archive_names_are_refused_when_recovering_from_headers(tmp_path: Path) -> None:
+    """No manifest at all: the members come from the tar headers, and unsafe names stay out."""
+    config, library, database = _site(tmp_path)
+    archive = tar_bytes(
+        [
+            file_member("ok/fine.txt", b"fine\n"),
+            file_member("/etc/absolute.txt", b"absolute\n"),
+            file_member("ok/../../escape.txt", b"escape\n"),
+            link_member("ok/hard", "../../etc/passwd", hard=True),
+            link_member("ok/soft", "/etc/passwd"),  # a symlink may point anywhere: restore confines it
+            file_member("ok/after.txt", b"after\n"),
+        ]
+    )
+    write_tape(library_tape(library, TAPE), [archive], label=TAPE)
+
+    result = _run(config, "catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED)
+
+    out = result.stdout
+    assert f"{TAPE} file 1: data file(s) 1: no manifest describes them" in out
+    assert "'/etc/absolute.txt'" in out and "has an absolute name" in out
+    assert "'ok/../../escape.txt'" in out and "contains a '..' component" in out
+    assert "'ok/hard'" in out and "hard link pointing outside the archive" in out
+    assert _paths(database) == [b"/ok/after.txt", b"/ok/fine.txt", b"/ok/soft"]
+
+
+def test_manifest_header_lies_and_broken_manifests(tmp_path: Path) -> None:
+    config, library, database = _site(tmp_path)
+    archive = _archive()
+    lines = member_lines(archive, TAPE, 1)
+    lying = manifest_job(
+        tape_files=[
+            (TAPE, 1, "/data", archive),
+            (TAPE, 2, "/nothing", 5),  # that is the manifest itself
+            (TAPE, 9, "/nowhere", 5),  # past the end of the tape
+            (TAPE, "x", "/typed", 5),
+        ],
+        name="liar",
+        problems="not a list",
+    )
+    files = [
+        archive,
+        Manifest(manifest_payload(lying, lines)),
+        Manifest(b"\xff\xfe not even text"),  # file 3
+        Manifest(b""),  # file 4: empty manifest
+        Manifest(manifest_payload({"uuid": 42}, [])),  # file 5: uuid of the wrong type
+        Manifest(manifest_payload(None, ['{"pytp_manifest": 2, "job": {}}'])),  # file 6: unknown version
+    ]
+    write_tape(library_tape(library, TAPE), files, label=TAPE)
+
+    out = _run(config, "catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED).stdout
+
+    assert f"{TAPE} file 2 line 1: the job's data file 2 of tape {TAPE} is a manifest tape file" in out
+    assert f"{TAPE} file 2 line 1: the job's data file 9 of tape {TAPE} is not on the tape" in out
+    assert f"{TAPE} file 2 line 1: the job's tape file entry" in out
+    assert f"{TAPE} file 2 line 1: the job's problem entry 'not a list'" in out
+    assert f"{TAPE} file 3 line 1: the header line is not JSON" in out
+    assert f"{TAPE} file 5 line 1: the header's job uuid 42 is not a uuid" in out
+    assert f"{TAPE} file 6 line 1: the header line is not a version 1 manifest header" in out
+    assert len(_paths(database)) == 5  # the liar's good lines
+    tapes = json.loads(_run(config, "tapes", "--format", "json").stdout)
+    assert tapes[0]["tape_files"] == 7
+
+
+def test_labels_that_lie(tmp_path: Path) -> None:
+    config, library, database = _site(tmp_path, tapes=3)
+    archive = _archive()
+    honest = make_label("PYT001L9")
+    write_tape(library_tape(library, "PYT001L9"), job_files("PYT001L9", 1, [("/data", archive)]), label=honest)
+    # Tape 2 claims tape 1's identity; tape 3's label says the wrong block size
+    # and has a creation time of the wrong type.
+    twin = make_label("PYT002L9")
+    write_tape(
+        library_tape(library, "PYT002L9"),
+        job_files("PYT002L9", 1, [("/data", archive)]),
+        label=type(twin)(**{**twin.__dict__, "uuid": honest.uuid}),
+    )
+    odd = make_label("PYT003L9")
+    write_tape(
+        library_tape(library, "PYT003L9"),
+        job_files("PYT003L9", 1, [("/data", archive)]),
+        label=json.dumps(
+            {"pytp_volume_label": {**odd.__dict__, "block_size": 65536, "created": 17}}
+        ).encode(),
+    )
+
+    out = _run(config, "catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED).stdout
+
+    assert "PYT002L9 file 0: its label 'PYT002L9' carries the uuid of tape PYT001L9" in out
+    assert "PYT003L9 file 0: the volume label says block size 65536, but the tape reads at 524288" in out
+    assert "PYT003L9 file 0: the volume label's creation time 17 is not a time" in out
+    tapes = {t["label"]: t for t in json.loads(_run(config, "tapes", "--format", "json").stdout)}
+    assert sorted(tapes) == ["PYT001L9", "PYT003L9"]
+    assert len(json.loads(_run(config, "jobs", "--format", "json").stdout)) == 2
+    # Tape 3 was imported at the block size it really has: its files restore.
+    target = tmp_path / "target"
+    _run(config, "restore", str(target), "--match", "/data/two.txt")
+    assert (target / "data" / "two.txt").read_bytes() == b"two\n" * 1000
+    assert os.listdir(target) == ["data"]
