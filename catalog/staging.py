@@ -26,6 +26,7 @@ from pathlib import Path
 from pytp.tapeio.blockio import BlockAssembler
 from pytp.tapeio.continuation import MemberStart
 from pytp.tapeio.procinfo import pid_alive
+from pytp.tapeio.sparse import stored_size_bound
 from pytp.tapeio.tarformat import END_OF_ARCHIVE, padded
 from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord, Problem, walk
 
@@ -56,7 +57,8 @@ def estimate_archive_size(source: bytes) -> int:
     for _, st in walk(source, lambda problem: None):
         total += 3 * 512  # a pax header, its records, the ustar header
         if stat.S_ISREG(st.st_mode):
-            total += padded(st.st_size)
+            # A file with holes is stored sparse: only its allocated data goes.
+            total += padded(stored_size_bound(st.st_size, st.st_blocks))
     return total
 
 

@@ -99,6 +99,17 @@ def stored_size(text: str) -> int:
     return len(map_block(text)) + sum(length for _, length in parse_map(text))
 
 
+def stored_size_bound(size: int, blocks: int) -> int:
+    """At most how many data bytes a file of ``size`` bytes with ``blocks``
+    512-byte blocks allocated takes in the archive (staging checks its space
+    with this): a file with holes has at most ``blocks + 1`` regions, each
+    line of the map at most 42 bytes."""
+    allocated = blocks * 512
+    if allocated >= size:
+        return size
+    return min(size, allocated + len(map_block("x" * 42 * (blocks + 2))))
+
+
 def live_data_outside(fd: int, size: int, regions: list[Region]) -> Iterator[Region]:
     """Pieces of the file's current data that lie outside ``regions``.
 

@@ -22,7 +22,7 @@ from pytp.tapeio.blockio import BlockAssembler
 from pytp.tapeio.continuation import MemberStart, plan_resume
 from pytp.tapeio.fsmeta import acl_text, read_meta
 from pytp.tapeio.hashing import hash_file
-from pytp.tapeio.sparse import data_regions, map_text, parse_map, stored_size
+from pytp.tapeio.sparse import data_regions, map_text, parse_map, stored_size, stored_size_bound
 from pytp.tapeio.tarformat import END_OF_ARCHIVE, MemberHeader, build_header, parse_header
 from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord, Problem
 
@@ -124,6 +124,9 @@ def test_sparse_file_stored_sparse_and_gnu_tar_restores_it(tmp_path: Path) -> No
     assert len(regions) == 3 and regions[-1] == (GiB, 0)
     assert sum(length for _, length in regions) < 64 << 10
     assert record.data_size == stored_size(record.sparse_map or "") < 64 << 10
+    st = os.stat(src / "disk.img")
+    # What staging reserves for it is an upper bound, and small too.
+    assert record.data_size <= stored_size_bound(st.st_size, st.st_blocks) < 1 << 20
     # Only the data went to the archive: one 512 KiB block for the whole tree.
     assert archive.stat().st_size == BLOCK
     # The checksum is over the bytes on tape (map block and regions) and a
