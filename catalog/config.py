@@ -199,7 +199,9 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
     buffer_raw = check.section(data.get("buffer", {}), "buffer", "buffer")
     buffer = BufferConfig(
         memory_gib=check.number(buffer_raw, "memory_buffer", "buffer", BufferConfig.memory_gib, positive=True),
-        start_percent=check.integer(buffer_raw, "memory_buffer_percent", "buffer", BufferConfig.start_percent, minimum=0)
+        start_percent=check.integer(
+            buffer_raw, "memory_buffer_percent", "buffer", BufferConfig.start_percent, minimum=0
+        )
         or 0,
         low_water_mark=check.integer(buffer_raw, "low_water_mark", "buffer", BufferConfig.low_water_mark, minimum=0)
         or 0,
@@ -217,7 +219,9 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
     for library in libraries:
         missing = [n for n in library.drives if n not in names]
         if missing:
-            raise check.fail(f"library '{library.name}' names drives that are not in tape_drives: {', '.join(missing)}.")
+            raise check.fail(
+                f"library '{library.name}' names drives that are not in tape_drives: {', '.join(missing)}."
+            )
     catalog = check.section(data.get("catalog", {}), "catalog", "catalog")
     url = check.string(catalog, "url", "catalog")
     if not url:

@@ -123,9 +123,7 @@ class Checker:
             raise self.fail(f"{_where(where, key)} must be at least {minimum}, not {value}.")
         return value
 
-    def number(
-        self, data: dict[str, Any], key: str, where: str, default: float, *, positive: bool = False
-    ) -> float:
+    def number(self, data: dict[str, Any], key: str, where: str, default: float, *, positive: bool = False) -> float:
         """A number; ``positive`` refuses 0 (a divisor, such as a drive speed) as well as negatives."""
         value = data.get(key)
         if value is None:

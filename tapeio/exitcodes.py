@@ -46,7 +46,11 @@ TABLE: list[tuple[int, str, str]] = [
     (EXIT_USAGE, "usage", "bad command line: unknown option, missing argument"),
     (EXIT_ERROR, "error", "an error not covered below, unexpected ones included (details: --debug)"),
     (EXIT_CONFIG, "config", "configuration missing or wrong, unknown drive or library"),
-    (EXIT_CATALOG, "catalog", "catalog unreachable, damaged, inconsistent, or of another schema (older: 'pytp db upgrade')"),
+    (
+        EXIT_CATALOG,
+        "catalog",
+        "catalog unreachable, damaged, inconsistent, or of another schema (older: 'pytp db upgrade')",
+    ),
     (EXIT_DRIVE, "drive", "drive busy, no tape, I/O error, write-protected, wrong block size"),
     (EXIT_TAPE_FULL, "tape-full", "end of medium reached and the job could not continue"),
     (EXIT_WRONG_TAPE, "wrong-tape", "tape not the one expected, foreign, in retention or another pool"),

@@ -96,9 +96,7 @@ def config_with_catalog(site: Path, url: str) -> Path:
 
 def test_a_bad_regex_is_a_usage_error(site: Path, tmp_path: Path) -> None:
     backed_up(site, tmp_path)
-    assert_error(
-        run(site, "search", "--regex", "["), exitcodes.EXIT_USAGE, "'[' is not a valid regular expression"
-    )
+    assert_error(run(site, "search", "--regex", "["), exitcodes.EXIT_USAGE, "'[' is not a valid regular expression")
     result = run(site, "restore", str(tmp_path / "out"), "--regex", "--match", "(unclosed")
     assert_error(result, exitcodes.EXIT_USAGE, "'(unclosed' is not a valid regular expression")
 
@@ -198,7 +196,9 @@ def test_an_unreachable_postgresql_server_names_the_url_without_its_password(sit
     config_with_catalog(site, "postgresql+psycopg://pytp:s3cret@127.0.0.1:1/catalog")
     for args in (["jobs"], ["db", "upgrade"], ["db", "current"]):
         result = run(site, *args)
-        assert_error(result, exitcodes.EXIT_CATALOG, "Cannot reach the catalog postgresql+psycopg://pytp:***@127.0.0.1:1/catalog")
+        assert_error(
+            result, exitcodes.EXIT_CATALOG, "Cannot reach the catalog postgresql+psycopg://pytp:***@127.0.0.1:1/catalog"
+        )
         assert "s3cret" not in result.output
 
 
@@ -207,7 +207,7 @@ def test_an_unreachable_postgresql_server_names_the_url_without_its_password(sit
     [
         ("UPDATE entry SET \"offset\" = -1024 WHERE path_text LIKE '%/f2.txt'", "f2.txt (offset -1024 is negative)"),
         (
-            "UPDATE entry SET \"offset\" = (SELECT \"offset\" FROM entry WHERE path_text LIKE '%/f1.txt') "
+            'UPDATE entry SET "offset" = (SELECT "offset" FROM entry WHERE path_text LIKE \'%/f1.txt\') '
             "WHERE path_text LIKE '%/f2.txt'",
             "f2.txt (offset",
         ),
