@@ -229,6 +229,11 @@ def test_xattrs_and_acls_stored_as_gnu_tar_does_and_restored(xattr_dir: Path) ->
 
     assert acl(copy) == acl(f) and "user:4242:r--" in acl(copy)
     assert acl(copy.parent) == acl(src / "dir") and "default:user:4242:r-x" in acl(copy.parent)
+    # tar --acls alone restores the ACLs from the text records.
+    only_acls = xattr_dir / "only-acls"
+    only_acls.mkdir()
+    subprocess.run(["tar", "-xf", str(archive), "-C", str(only_acls), "--acls"], check=True)
+    assert acl(only_acls / str(f).lstrip("/")) == acl(f)
 
 
 def test_header_records_parse_back() -> None:
