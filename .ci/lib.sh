@@ -8,6 +8,7 @@
 #   checkout (.venv), never in the system Python: Debian 12 and Ubuntu 24.04
 #   refuse `pip install` there (PEP 668, externally-managed-environment).
 # - link_pytp: put the venv's `pytp` on the user's PATH with one symlink.
+# - first_backup: a first job on the embedded default, for a new user only.
 #
 # Overridable for tests: PYTP_VENV (the venv directory), PYTP_LINK_DIR (where
 # the `pytp` symlink goes).
@@ -123,4 +124,18 @@ link_pytp() {
       say "~/.local/bin once it exists), or add it yourself, or run: source $VENV/bin/activate"
       ;;
   esac
+}
+
+# The first backup goes to the embedded default only: a user who already has a
+# configuration (perhaps real drives, or an older catalog to upgrade first)
+# gets no surprise job, and a second run of the set-up adds none either.
+# $1: the pytp to run.
+first_backup() {
+  local pytp=$1
+  local config=${PYTP_CONFIG:-${XDG_CONFIG_HOME:-$HOME/.config}/pytp/config.json}
+  if [ -e "$config" ]; then
+    say "$config exists: no first backup. If pytp asks for it after an update, run: pytp db upgrade"
+    return 0
+  fi
+  (cd "$PYTP_ROOT" && "$pytp" backup configs docs --job first-backup && "$pytp" tapes)
 }

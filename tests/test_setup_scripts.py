@@ -156,6 +156,29 @@ def test_link_pytp_never_replaces_a_real_file(tmp_path: Path) -> None:
     assert "someone else's" in (links / "pytp").read_text()
 
 
+def test_the_first_backup_is_for_a_new_user_only(tmp_path: Path) -> None:
+    """No surprise job on a user's own configuration, and none again on a second run."""
+    log = tmp_path / "pytp.log"
+    fake = tmp_path / "pytp"
+    fake.write_text(  # records its arguments and, like pytp, creates the configuration on first use
+        f'#!/bin/bash\necho "$*" >> {log}\n'
+        'mkdir -p "$XDG_CONFIG_HOME/pytp"; touch "$XDG_CONFIG_HOME/pytp/config.json"\n'
+    )
+    fake.chmod(0o755)
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    first = run_lib(f"first_backup {fake}", None, env)
+    assert first.returncode == 0, first.stderr
+    assert log.read_text().splitlines() == ["backup configs docs --job first-backup", "tapes"]
+    again = run_lib(f"first_backup {fake}", None, env)
+    assert again.returncode == 0 and "exists: no first backup" in again.stdout
+    assert len(log.read_text().splitlines()) == 2
+    mine = tmp_path / "mine.json"
+    mine.write_text("{}")
+    (tmp_path / "config" / "pytp" / "config.json").unlink()
+    assert "mine.json exists" in run_lib(f"first_backup {fake}", None, {**env, "PYTP_CONFIG": str(mine)}).stdout
+    assert len(log.read_text().splitlines()) == 2
+
+
 def test_no_script_installs_into_the_system_python() -> None:
     """PEP 668: every pip call goes through the venv's python (venv_pip_install)."""
     for script in CI.iterdir():
