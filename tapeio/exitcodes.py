@@ -30,7 +30,8 @@ EXIT_TAPE_FULL = 7
 EXIT_WRONG_TAPE = 8
 #: The media changer failed or refused a move.
 EXIT_CHANGER = 9
-#: Verification found damaged, missing or changed data.
+#: Verification found damaged, missing or changed data; or a catalog rebuild
+#: found damaged, distrusted or unread tapes (and imported everything else).
 EXIT_VERIFY_FAILED = 10
 #: Nothing matched the selection (search, restore, verify).
 EXIT_NOT_FOUND = 11
@@ -55,7 +56,7 @@ TABLE: list[tuple[int, str, str]] = [
     (EXIT_TAPE_FULL, "tape-full", "end of medium reached and the job could not continue"),
     (EXIT_WRONG_TAPE, "wrong-tape", "tape not the one expected, foreign, in retention or another pool"),
     (EXIT_CHANGER, "changer", "the library could not load, unload or move"),
-    (EXIT_VERIFY_FAILED, "verify-failed", "verification found damaged, missing or changed files"),
+    (EXIT_VERIFY_FAILED, "verify-failed", "verify or rebuild found damaged, missing or changed data"),
     (EXIT_NOT_FOUND, "not-found", "nothing matched the selection"),
     (EXIT_RESTORE_REFUSED, "restore-refused", "restore would escape its target or overwrite files"),
     (EXIT_INTERRUPTED, "interrupted", "interrupted; the running job was marked failed"),
