@@ -100,8 +100,8 @@ def _dead_pid() -> int:
     return child.pid
 
 
-def test_only_jobs_of_this_host_whose_process_is_gone_are_closed(sqlite_url: str) -> None:
-    engine = open_catalog(sqlite_url)
+def test_only_jobs_of_this_host_whose_process_is_gone_are_closed(catalog_url: str) -> None:
+    engine = open_catalog(catalog_url)
     here = process_fields()
     with Session(engine) as session:
         alive = _job(session, **here)
@@ -111,7 +111,7 @@ def test_only_jobs_of_this_host_whose_process_is_gone_are_closed(sqlite_url: str
         other_host = _job(session, host="elsewhere.example", pid=_dead_pid(), process_start="boot:1")
         older_pytp = _job(session, host=here["host"])  # recorded no process: cannot be judged
     reported = []
-    open_catalog(sqlite_url, on_reconciled=reported.append)
+    open_catalog(catalog_url, on_reconciled=reported.append)
     assert sorted(r.job_id for r in reported) == [dead, reused]
     with Session(engine) as session:
         status = {job.id: job.status for job in session.exec(select(Job)).all()}
@@ -123,5 +123,5 @@ def test_only_jobs_of_this_host_whose_process_is_gone_are_closed(sqlite_url: str
         older_pytp: "running",
     }
     reported.clear()
-    open_catalog(sqlite_url, on_reconciled=reported.append)
+    open_catalog(catalog_url, on_reconciled=reported.append)
     assert reported == []  # closed once
