@@ -137,6 +137,13 @@ def _release(path: Path) -> None:
         os.close(held.fd)
 
 
+def release_unused() -> None:
+    """Let go of drives this process chose but never used (a command that stopped early)."""
+    for path, held in list(_held.items()):
+        if held.pid == os.getpid() and held.users == 0:
+            _release(path)
+
+
 @contextmanager
 def drive_lock(drive: DriveConfig) -> Iterator[None]:
     """Hold ``drive`` for this process for the duration of the block.

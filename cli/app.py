@@ -61,8 +61,10 @@ class App:
         return open_catalog(self.config.catalog_url, on_reconciled=lambda job: warn(str(job)))
 
     def select(self, drive: str | None = None, library: str | None = None) -> Selection:
-        from pytp.catalog.devices import select
+        from pytp.catalog.devices import release_unused, select
 
+        # The chosen drive stays taken until the command ends, used or not.
+        click.get_current_context().call_on_close(release_unused)
         return select(self.config, drive, library)
 
     @contextmanager

@@ -50,9 +50,9 @@ def _wait_for(condition, bound: float = 60) -> bool:  # type: ignore[no-untyped-
     return False
 
 
-def test_a_drive_chosen_by_one_process_is_not_chosen_by_another() -> None:
-    config = load_config()  # the embedded default: library vlib, two drives
-    holder = subprocess.Popen(
+def _holder() -> subprocess.Popen[str]:
+    """Another process that chooses a drive and keeps it until told to end."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-c",
@@ -63,6 +63,11 @@ def test_a_drive_chosen_by_one_process_is_not_chosen_by_another() -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def test_a_drive_chosen_by_one_process_is_not_chosen_by_another() -> None:
+    config = load_config()  # the embedded default: library vlib, two drives
+    holder = _holder()
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "vlib-drive0"
         # The other process has chosen drive 0 and not used it yet: it is taken all the same.
@@ -79,6 +84,15 @@ def test_a_drive_chosen_by_one_process_is_not_chosen_by_another() -> None:
     assert again.drive.name == "vlib-drive0"
     with drive_lock(again.drive):
         pass
+
+
+def test_a_command_that_stops_before_using_its_drive_lets_it_go(tmp_path: Path) -> None:
+    _pytp("backup", str(tmp_path / "missing"), expect=3)  # chose a drive, then found no source
+    holder = _holder()
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "vlib-drive0"
+    finally:
+        holder.communicate("\n", timeout=60)
 
 
 def test_two_backups_started_together_both_succeed_on_different_drives(tmp_path: Path) -> None:
