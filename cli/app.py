@@ -160,8 +160,7 @@ def os_error_message(err: OSError) -> str:
 
 def fail(ctx: click.Context, message: str, code: int) -> NoReturn:
     """Print ``Error: message`` (after the traceback under --debug) and exit with ``code``."""
-    root = ctx.find_root()
-    if root.params.get("debug") or os.environ.get("PYTP_DEBUG", "") not in ("", "0"):
+    if ctx.find_root().params.get("debug"):  # --debug, or PYTP_DEBUG=1 through click's envvar
         traceback.print_exc(file=sys.stderr)
     click.echo(f"Error: {message}", err=True)
     ctx.exit(code)
