@@ -262,11 +262,6 @@ class _SplitMember:
             self.tar = None
         self.done = True
 
-    def abort(self) -> None:
-        if self.tar is not None:
-            self.tar.kill()
-            self.tar = None
-
 
 def _copy(reader: TapeFileReader, length: int, feed: Callable[[bytes], None], what: str) -> None:
     remaining = length
@@ -347,13 +342,13 @@ def run_restore(
                 for split in splits.values():
                     split.finish()
                 loads = media.loads
+            extraction.finish()
         except BaseException:
             # Ctrl-C or a failure of the drive itself: stop tar, remove what it left half-written.
-            for split in splits.values():
-                split.abort()
             extraction.abort()
             raise
-        extraction.finish()
+        finally:
+            extraction.close()
     # Refused and damaged members are named already; the checksum pass checks the rest.
     left_out = {name.lstrip("/") for name, _ in extraction.refused + extraction.damaged}
     kept = [f for f in entries if f.entry.path_text.lstrip("/") not in left_out]

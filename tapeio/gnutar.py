@@ -14,6 +14,7 @@ commands do not load it.
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import tarfile
@@ -73,19 +74,36 @@ def extract_command(target: Path, overwrite: bool) -> list[str]:
 
 class TarProcess:
     """A running GNU tar fed on stdin; its stdout and stderr are collected on
-    threads so a chatty tar can never block the feeding."""
+    threads so a chatty tar can never block the feeding.
 
-    def __init__(self, command: list[str]) -> None:
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    :param track: a list the process adds itself to before tar starts, so an
+        owner interrupted at any moment can still stop it (see ``kill``).
+    """
+
+    def __init__(self, command: list[str], track: list[TarProcess] | None = None) -> None:
+        self.stopped = False
         self._out: list[bytes] = []
         self._err: list[bytes] = []
-        self._threads = [
-            threading.Thread(target=lambda: self._out.append(self.process.stdout.read()), daemon=True),  # type: ignore[union-attr]
-            threading.Thread(target=lambda: self._err.append(self.process.stderr.read()), daemon=True),  # type: ignore[union-attr]
-        ]
-        for thread in self._threads:
-            thread.start()
-        self.stopped = False
+        if track is not None:
+            track.append(self)
+        # Ctrl-C while Popen runs would leave a tar nobody knows about, so
+        # SIGINT waits until ``process`` is set.  tar inherits the blocked
+        # SIGINT: pytp itself stops it on Ctrl-C, after which it cleans up.
+        main = threading.current_thread() is threading.main_thread()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if main else None
+        try:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            self._threads = [
+                threading.Thread(target=lambda: self._out.append(self.process.stdout.read()), daemon=True),  # type: ignore[union-attr]
+                threading.Thread(target=lambda: self._err.append(self.process.stderr.read()), daemon=True),  # type: ignore[union-attr]
+            ]
+            for thread in self._threads:
+                thread.start()
+        finally:
+            if blocked is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def feed(self, data: bytes) -> None:
         """Send ``data``; sets ``stopped`` when tar has stopped reading."""
@@ -116,9 +134,11 @@ class TarProcess:
         return out
 
     def kill(self) -> None:
-        """Stop tar now (an interrupted restore)."""
+        """Stop tar now (an interrupted restore); SIGKILL also ends a stopped tar."""
+        if not hasattr(self, "process"):
+            return  # interrupted before tar started
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.kill()
         try:
             self.process.stdin.close()  # type: ignore[union-attr]
         except (BrokenPipeError, OSError):
@@ -160,6 +180,8 @@ class GuardedExtraction:
         self.tree = SafeTree(self.target)
         self.command = extract_command(self.target, self.overwrite)
         self._tar: TarProcess | None = None
+        #: every tar started, so an interrupted restore stops them all
+        self._processes: list[TarProcess] = []
         self._fed = 0
         self._links: list[Member] = []
         self._dirs: dict[bytes, int] = {}
@@ -171,8 +193,8 @@ class GuardedExtraction:
         if self._tar is not None and self._tar.stopped:
             self._close_tar()  # tar gave up (its complaint is kept); go on with a new one
         if self._tar is None:
-            self._tar = TarProcess(self.command)
             self._fed = 0
+            self._tar = TarProcess(self.command, self._processes)
         return self._tar
 
     def _feed(self, data: bytes) -> None:
@@ -252,7 +274,7 @@ class GuardedExtraction:
         """
         if not self.admit(member):
             return None
-        tar = TarProcess(self.command)
+        tar = TarProcess(self.command, self._processes)
         tar.feed(member.header)
         return tar
 
@@ -268,7 +290,10 @@ class GuardedExtraction:
 
     # ------------------------------------------------------------ the end
     def finish(self, same_owner: bool | None = None) -> None:
-        """Let tar finish, then place the symlinks and hard links, then put back directory times."""
+        """Let tar finish, then place the symlinks and hard links, then put back directory times.
+
+        Call :meth:`close` afterwards (or :meth:`abort` if this is interrupted).
+        """
         self._close_tar()
         if same_owner is None:
             same_owner = os.geteuid() == 0
@@ -290,6 +315,8 @@ class GuardedExtraction:
         for directory in sorted(touched):
             if directory in self._dirs:
                 self.tree.set_dir_mtime(directory, self._dirs[directory])
+
+    def close(self) -> None:
         self.tree.close()
 
     def abort(self) -> None:
@@ -298,9 +325,11 @@ class GuardedExtraction:
         A file counts as half-written when it is not what was there before
         (another inode) and its size is not the member's size.
         """
-        if self._tar is not None:
-            self._tar.kill()
-            self._tar = None
+        for process in self._processes:
+            process.kill()
+        self._tar = None
+        if self.tree.fd < 0:
+            return
         for written in self._written:
             try:
                 st = self.tree.lstat(written.name)
@@ -375,14 +404,17 @@ def extract_here(
     extraction = GuardedExtraction(Path(os.path.realpath(target)), overwrite, allow_special)
     reader = TapeFileReader(drive, block_size)
     try:
-        _extract_stream(reader, extraction)
-        reader.drain()  # tar stops at the end-of-archive marker; pass the filemark anyway
-    except (MediumError, BlankTape) as err:
-        extraction.damaged.append((f"tape file at byte {reader.position}", f"{err}; the rest was not read"))
+        try:
+            _extract_stream(reader, extraction)
+            reader.drain()  # tar stops at the end-of-archive marker; pass the filemark anyway
+        except (MediumError, BlankTape) as err:
+            extraction.damaged.append((f"tape file at byte {reader.position}", f"{err}; the rest was not read"))
+        extraction.finish()
     except BaseException:
         extraction.abort()
         raise
-    extraction.finish()
+    finally:
+        extraction.close()
     problems = extraction.problems()
     if problems:
         error = UnsafeMember if extraction.refused else ExtractionProblems

@@ -108,3 +108,61 @@ def test_unreadable_block_loses_only_the_files_in_it(site, tmp_path: Path) -> No
     got = files_of(out / str(first).lstrip("/"))
     assert {k: v for k, v in got.items() if k not in hit} == expected
     assert files_of(out / str(second).lstrip("/")) == files_of(second)
+
+
+def _tar_child(pid: int) -> int | None:
+    """The pid of an extracting `tar -x` child of ``pid``, if it has one now."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(fields[1]) == pid and argv[0] == b"tar" and b"-x" in argv:
+            return int(entry)
+    return None
+
+
+def test_ctrl_c_during_restore_exits_130_and_leaves_no_half_written_file(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Ctrl-C while tar writes: exit 130, tar is stopped, nothing half-written stays.
+
+    tar is frozen (SIGSTOP) first, so pytp is certainly in the middle of the
+    restore when SIGINT comes, whatever the speed of the machine.
+    """
+    import signal
+    import subprocess
+    import sys
+
+    config, _ = site
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):
+        (src / f"big{i}.bin").write_bytes(os.urandom(8 << 20))
+    assert invoke(config, "backup", str(src)).exit_code == 0
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytp.cli.main", "--config", str(config), "restore", str(out), "--job", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    tar = None
+    while tar is None and proc.poll() is None:
+        tar = _tar_child(proc.pid)
+    assert tar is not None, "the restore ended before its tar could be seen"
+    os.kill(tar, signal.SIGSTOP)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            os.kill(tar, signal.SIGKILL)
+    assert proc.returncode == exitcodes.EXIT_INTERRUPTED, stderr
+    assert "interrupted" in stderr
+    assert not Path(f"/proc/{tar}").exists() or "zombie" in Path(f"/proc/{tar}/status").read_text()
+    restored = out / str(src).lstrip("/")
+    for path in restored.iterdir() if restored.exists() else []:
+        assert path.read_bytes() == (src / path.name).read_bytes(), f"{path.name} was left half-written"
