@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .context import Context, compare_backup
-from .report import Figure, emit, named_timing, time_ratio, timing
+from .report import Figure, cpu_ratio, emit, named_timing, time_ratio, timing
 from .trees import small_files
 
 NAME = "small"
@@ -22,6 +22,7 @@ def run(ctx: Context) -> list[Figure]:
                 named_timing(tar),
                 time_ratio(pytp, tar),
                 "≥ 0.5",
+                cpu_ratio=cpu_ratio(pytp, tar),
             )
         )
     ]

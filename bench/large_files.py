@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from .context import Context, compare_backup
-from .report import Figure, emit, named_timing, time_ratio, timing
+from .report import Figure, cpu_ratio, emit, named_timing, time_ratio, timing
 from .trees import large_files
 
 NAME = "large"
@@ -23,6 +23,7 @@ def run(ctx: Context) -> list[Figure]:
                 named_timing(tar),
                 time_ratio(pytp, tar),
                 "≥ 1.0",
+                cpu_ratio=cpu_ratio(pytp, tar),
             )
         )
     ]

@@ -44,6 +44,7 @@ def run(ctx: Context) -> list[Figure]:
                     f"tar -cf peak {mib(tar.max_rss)}, {tar_rate:,.0f} entries/s",
                     rate / tar_rate,
                     "≤ 256 MiB + buffer",
+                    cpu_ratio=tar.cpu / pytp.cpu,
                 )
             )
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .context import Context, compare_backup
-from .report import Figure, emit, named_timing, note, time_ratio, timing
+from .report import Figure, cpu_ratio, emit, named_timing, note, time_ratio, timing
 from .trees import REAL_TREE_SOURCE, real_tree, tree_stats
 
 NAME = "real-tree"
@@ -25,6 +25,7 @@ def run(ctx: Context) -> list[Figure]:
                 named_timing(tar),
                 time_ratio(pytp, tar),
                 "≥ 0.5",
+                cpu_ratio=cpu_ratio(pytp, tar),
             )
         )
     ]

@@ -23,10 +23,13 @@ class Figure:
     reference: str
     ratio: float | None
     goal: str = ""
+    #: the same ratio over CPU seconds: steadier than wall time on a loaded machine
+    cpu_ratio: float | None = None
 
     def line(self) -> str:
         ratio = "—" if self.ratio is None else f"{self.ratio:.3f}"
-        return f"{self.work:<44} pytp {self.pytp} | {self.reference} | ratio {ratio}"
+        cpu = "" if self.cpu_ratio is None else f" | CPU ratio {self.cpu_ratio:.3f}"
+        return f"{self.work:<44} pytp {self.pytp} | {self.reference}{cpu} | ratio {ratio}"
 
 
 def timing(series: Series) -> str:
@@ -46,6 +49,10 @@ def time_ratio(pytp: Series, reference: Series) -> float:
     return reference.wall / pytp.wall
 
 
+def cpu_ratio(pytp: Series, reference: Series) -> float:
+    return reference.cpu / pytp.cpu
+
+
 def emit(figure: Figure) -> Figure:
     """Print a figure as soon as it is measured (a long run shows progress)."""
     print(figure.line(), flush=True)
@@ -58,8 +65,11 @@ def note(text: str) -> None:
 
 
 def markdown(figures: list[Figure]) -> str:
-    rows = ["| work | pytp | reference | ratio | goal |", "|---|---|---|---|---|"]
+    rows = ["| work | pytp | reference | ratio (CPU) | goal |", "|---|---|---|---|---|"]
     for f in figures:
         ratio = "—" if f.ratio is None else f"{f.ratio:.3f}"
-        rows.append(f"| {f.work} | {f.pytp} | {f.reference} | {ratio} | {f.goal} |")
+        if f.cpu_ratio is not None:
+            ratio += f" ({f.cpu_ratio:.3f})"
+        cells = [f.work, f.pytp, f.reference, ratio, f.goal]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows)

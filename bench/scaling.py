@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .context import Context, compare_backup
-from .report import Figure, emit, mib, named_timing, time_ratio, timing
+from .report import Figure, cpu_ratio, emit, mib, named_timing, time_ratio, timing
 from .trees import small_files
 
 NAME = "scaling"
@@ -24,6 +24,7 @@ def run(ctx: Context) -> list[Figure]:
                     named_timing(tar),
                     time_ratio(pytp, tar),
                     "≥ 0.5",
+                    cpu_ratio=cpu_ratio(pytp, tar),
                 )
             )
         )

@@ -7,7 +7,7 @@ import sys
 
 from .context import Context
 from .measure import Series, interleave
-from .report import Figure, emit, named_timing, time_ratio, timing
+from .report import Figure, cpu_ratio, emit, named_timing, time_ratio, timing
 
 NAME = "startup"
 GOALS = {"tapes": "≤ 0.3 s", "status": "≤ 0.2 s"}
@@ -36,6 +36,7 @@ def run(ctx: Context) -> list[Figure]:
                     named_timing(python),
                     time_ratio(pytp, python),
                     GOALS[command],
+                    cpu_ratio=cpu_ratio(pytp, python),
                 )
             )
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .context import Context
 from .measure import Series, interleave
-from .report import Figure, emit, named_timing, time_ratio, timing
+from .report import Figure, cpu_ratio, emit, named_timing, time_ratio, timing
 from .trees import small_files
 
 NAME = "verify"
@@ -39,6 +39,7 @@ def run(ctx: Context) -> list[Figure]:
                 named_timing(ref),
                 time_ratio(pytp, ref),
                 "≥ 1.0",
+                cpu_ratio=cpu_ratio(pytp, ref),
             )
         )
     ]
