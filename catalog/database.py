@@ -200,6 +200,12 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     return before, after or ""
 
 
+def known_revision(revision: str) -> bool:
+    """Whether this pytp's migrations include ``revision`` (an unknown one comes from a newer pytp)."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return revision in {rev.revision for rev in script.walk_revisions()}
+
+
 def _refuse_empty_file(engine: Engine) -> None:
     """A zero-byte catalog file is damage (a truncation, a full disk), not a new catalog."""
     path = _sqlite_file(engine)
@@ -215,8 +221,7 @@ def _refuse_unknown_revision(engine: Engine, current: str | None) -> None:
     """A revision this pytp does not know comes from a newer pytp: upgrading is not the cure."""
     if current is None:
         return
-    script = ScriptDirectory.from_config(alembic_config())
-    if current not in {rev.revision for rev in script.walk_revisions()}:
+    if not known_revision(current):
         raise StaleCatalog(
             f"The catalog {_safe(str(engine.url))} is at schema {current}, which is newer than this pytp "
             f"knows (its newest is {head_revision()}): a newer pytp has upgraded it. "

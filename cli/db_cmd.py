@@ -34,17 +34,24 @@ def upgrade(app: App) -> None:
 @db.command()
 @pass_app
 def current(app: App) -> None:
-    """Show the catalog's schema version and this pytp's.
+    """Show the catalog's schema version and this pytp's, and what to do if they differ.
 
     \b
     Example:
         pytp db current
     """
-    from pytp.catalog.database import current_revision, head_revision, make_engine
+    from pytp.catalog.database import current_revision, head_revision, known_revision, make_engine
 
-    click.echo(
-        f"catalog: {current_revision(make_engine(app.config.catalog_url)) or '(empty)'}, pytp: {head_revision()}"
-    )
+    current, head = current_revision(make_engine(app.config.catalog_url)), head_revision()
+    if current is None:
+        state = "new: created at first use"
+    elif current == head:
+        state = "up to date"
+    elif known_revision(current):
+        state = "older: run `pytp db upgrade`"
+    else:
+        state = "newer than this pytp: install the pytp that upgraded it"
+    click.echo(f"catalog: {current or '(empty)'}, pytp: {head} ({state})")
 
 
 COMMANDS = [db]

@@ -190,6 +190,8 @@ def test_a_catalog_from_a_newer_pytp_is_not_sent_to_db_upgrade(site: Path, sqlit
         result = run(site, *args)
         assert_error(result, exitcodes.EXIT_CATALOG, "9999_from_the_future", "newer than this pytp knows")
         assert "do not run `pytp db upgrade`" in result.stderr
+    current = run(site, "db", "current")
+    assert current.exit_code == 0 and "newer than this pytp" in current.stdout
 
 
 def test_an_unreachable_postgresql_server_names_the_url_without_its_password(site: Path) -> None:
