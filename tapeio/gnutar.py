@@ -343,9 +343,10 @@ class GuardedExtraction:
 
     def problems(self) -> list[str]:
         """Every refused, damaged and tar-reported member, one line each."""
+        # Each reason says what happened ("…; refused", "unreadable: …", "damaged tar header …").
         return (
-            [f"{name}: refused: {why}" for name, why in self.refused]
-            + [f"{name}: damaged: {what}" for name, what in self.damaged]
+            [f"{name}: {why}" for name, why in self.refused]
+            + [f"{name}: {what}" for name, what in self.damaged]
             + [f"tar: {line.removeprefix('tar: ')}" for line in self.tar_errors]
         )
 
