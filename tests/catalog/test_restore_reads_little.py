@@ -27,8 +27,8 @@ def test_small_file_from_1gb_archive_reads_its_blocks_plus_one(tmp_path: Path, s
     src = tmp_path / "src"
     src.mkdir()
     for name in ("a-first.bin", "z-last.bin"):
-        with open(src / name, "wb") as f:  # sparse: fast to make, still 512 MB of tar data each
-            f.truncate(512 << 20)
+        with open(src / name, "wb") as f:  # allocated, unwritten: fast to make, 512 MB of tar data each
+            os.posix_fallocate(f.fileno(), 0, 512 << 20)
     (src / "m-middle.txt").write_bytes(os.urandom(3000))
     engine = open_catalog(config.catalog_url)
     selection = select_drive(config)
