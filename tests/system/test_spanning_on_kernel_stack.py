@@ -3,7 +3,7 @@
 A job of about 28 MB goes to 16 MB cartridges of tgt through ``st`` with the
 block size a new user gets (512 KiB): it must span, the part manifest of each
 full tape must open the next one, and the job must restore and verify
-identical, also after ``pytp catalog rebuild --all`` from the tapes alone.
+identical after ``pytp catalog rebuild --all`` from the tapes alone.
 
 One guest boot runs the plan (``guest_pytp.py run``, one Python process, as in
 ``test_pytp_on_kernel_stack.py``); the tests below check what it recorded.
@@ -33,8 +33,8 @@ SPEC = harness.LibrarySpec(
     slots=4,
     cartridges=tuple(harness.Cartridge(b, size_mb=TAPE_MB, slot=s) for s, b in BARCODES.items()),
 )
-BIG = (9_000_000, 9_000_000, 6_000_000)
-SMALL = 400  # small files after the big ones: many members on the second tape
+BIG = (8_000_000, 8_000_000, 4_500_000)  # about 20 MB: more than one 16 MB cartridge
+SMALL = 40  # small files after the big ones (each restored member costs seconds under TCG)
 
 
 def _plan() -> list[dict[str, Any]]:
@@ -47,7 +47,6 @@ def _plan() -> list[dict[str, Any]]:
         p("jobs", "jobs", "--format", "json"),
         p("tapes", "tapes", "--format", "json"),
         p("search-before", "search", "${SRC}", "--format", "json"),
-        p("restore", "restore", f"{out}/whole", "--job", "1"),
         p("verify", "verify", "--job", "1"),
         {"name": "drop-catalog", "sh": 'rm -v "$STATE"/catalog.db*'},
         p("rebuild", "catalog", "rebuild", "--all"),
@@ -132,14 +131,12 @@ def test_the_job_spans_16_mb_cartridges_at_the_default_block_size(span_run: Run)
         assert tapes[label]["bytes_written"] % DEFAULT_BLOCK_SIZE == 0
 
 
-def test_the_spanned_job_restores_and_verifies_identical(span_run: Run) -> None:
-    span_run.step("restore").ok()
-    source = span_run.src / "span"
-    assert digests(restored(span_run.out, "whole", source)) == digests(source)
+def test_the_spanned_job_verifies(span_run: Run) -> None:
     assert re.search(r"0 problem\(s\)", span_run.step("verify").ok().stdout)
 
 
-def test_rebuild_from_the_tapes_gives_the_same_catalog_and_restore(span_run: Run) -> None:
+def test_rebuild_from_the_tapes_gives_the_same_catalog_and_restores_identical(span_run: Run) -> None:
+    # One restore only, after the rebuild: restoring is slow under TCG.
     out = span_run.step("rebuild").ok().stdout
     assert re.search(r"\b1 job\(s\) added\b", out), out
     before = _entries(span_run.step("search-before").json())
