@@ -15,8 +15,8 @@ drawn from a seeded generator and printed, so a failing run can be replayed
   tape then holds as many files as the catalog says.
 
 The runs share one library and catalog, so damage left by one run would show
-in the next ones.  ``PYTP_CRASH_RUNS`` sets the number of runs (default 40,
-about 40 s; the long mode is e.g. ``PYTP_CRASH_RUNS=500``).
+in the next ones.  ``PYTP_CRASH_RUNS`` sets the number of runs (default 30,
+about 30 s on an idle machine; the long mode is e.g. ``PYTP_CRASH_RUNS=500``).
 """
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ from pytp.tapeio.virtual_changer import VirtualChanger, add_tape
 from tests.conftest import write_library_config
 from tests.crash.victim import Victim
 
-RUNS = int(os.environ.get("PYTP_CRASH_RUNS", "40"))
+RUNS = int(os.environ.get("PYTP_CRASH_RUNS", "30"))
 SEED = int(os.environ.get("PYTP_CRASH_SEED", "20261202"))
 KINDS = ("backup", "rebuild", "label", "restore")
 BLOCK = 512 << 10
-SLOTS = 40
+#: label runs use up blank cartridges (a label killed after reaching tape strands one)
+SLOTS = max(40, RUNS)
 #: how long after its start each kind of victim is killed at the latest (seconds):
 #: about its whole run on an idle machine, so kills spread over all of it
 SPAN = {"backup": 0.35, "rebuild": 0.35, "label": 0.25, "restore": 0.35}
