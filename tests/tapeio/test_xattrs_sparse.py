@@ -267,7 +267,9 @@ def test_sparse_member_cut_continues_as_plain_data() -> None:
 
 def test_acl_text_of_kernel_acl() -> None:
     # user::rw- user:0:r-- group::r-- mask::r-- other::---, as the kernel stores it
-    value = bytes.fromhex("02000000" "01000600ffffffff" "0200040000000000" "04000400ffffffff" "10000400ffffffff" "20000000ffffffff")
+    value = bytes.fromhex(
+        "02000000" "01000600ffffffff" "0200040000000000" "04000400ffffffff" "10000400ffffffff" "20000000ffffffff"
+    )
     assert acl_text(value) == "user::rw-\nuser:root:r--\ngroup::r--\nmask::r--\nother::---\n"
     with pytest.raises(ValueError):
         acl_text(b"\x01\x00\x00\x00")
