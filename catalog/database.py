@@ -252,7 +252,8 @@ def catalog_error(err: BaseException, where: str = "") -> CatalogError | None:
         return None
     detail = _detail(err)
     lowered = detail.lower()
-    catalog = f"The catalog {where}" if where else "The catalog"
+    name = f"the catalog {where}" if where else "the catalog"
+    catalog = "T" + name[1:]
     if "malformed" in lowered or "not a database" in lowered:
         return CatalogUnavailable(
             f"{catalog} is damaged ({detail}). Restore it from a catalog snapshot (`pytp catalog restore`) "
@@ -264,6 +265,11 @@ def catalog_error(err: BaseException, where: str = "") -> CatalogError | None:
         return CatalogUnavailable(
             f"{catalog} could not be written ({detail}): its disk is full or failing. Free space or check the "
             "disk and run the command again; a job that was running is marked failed by the next command."
+        )
+    if "unable to open database file" in lowered or "readonly database" in lowered:
+        return CatalogUnavailable(
+            f"Cannot open {name} for writing ({detail}): check that its folder "
+            "exists and this user may write there, or fix catalog.url in the configuration."
         )
     if "database is locked" in lowered:
         return CatalogUnavailable(f"{catalog} stayed locked by another pytp process ({detail}); try again.")

@@ -134,6 +134,12 @@ def test_an_uncreatable_catalog_directory(site: Path, tmp_path: Path) -> None:
     assert_error(run(site, "jobs"), exitcodes.EXIT_CATALOG, "Cannot create the folder of the catalog", str(blocker))
 
 
+def test_a_catalog_file_that_cannot_be_created(site: Path) -> None:
+    # /proc takes no new files, not even from root (for whom permission bits do not count)
+    config_with_catalog(site, "sqlite:////proc/pytp-catalog.db")
+    assert_error(run(site, "jobs"), exitcodes.EXIT_CATALOG, "Cannot open the catalog sqlite:////proc/pytp-catalog.db")
+
+
 def test_a_zero_byte_catalog_file_is_an_error_not_a_new_catalog(site: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
