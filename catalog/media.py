@@ -235,9 +235,7 @@ class Media:
                 for s in status.slots
                 if s.full and not s.import_export and s.barcode in known and known[s.barcode].pool == pool
                 for end in [retention_end(session, self.config, known[s.barcode])]
-                if end is not None
-                and end <= utcnow()
-                and protection(session, self.config, known[s.barcode]) is None
+                if end is not None and end <= utcnow() and protection(session, self.config, known[s.barcode]) is None
             ),
             key=lambda item: item[0],
         )

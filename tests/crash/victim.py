@@ -139,9 +139,12 @@ class Victim:
     def wait_for_progress(self, min_bytes: int = 0, bound: float = 120) -> bool:
         """Wait until the progress shows ``min_bytes`` read; False if the process ended first."""
         with self._changed:
-            return self._changed.wait_for(
-                lambda: self._progress_bytes >= min_bytes or self.process.poll() is not None, timeout=bound
-            ) and self._progress_bytes >= min_bytes
+            return (
+                self._changed.wait_for(
+                    lambda: self._progress_bytes >= min_bytes or self.process.poll() is not None, timeout=bound
+                )
+                and self._progress_bytes >= min_bytes
+            )
 
     def signal(self, signum: int) -> None:
         if self.process.poll() is None:
