@@ -124,6 +124,18 @@ def test_raw_restore_below_a_regular_file_and_the_traceback_only_under_debug(sit
         assert debug.stderr.rstrip().splitlines()[-1].startswith("Error: Not a directory")
 
 
+def test_an_unexpected_error_exits_3_never_1(site: Path) -> None:
+    # A virtual library whose state file lost its keys: nothing maps this
+    # failure, so it is what a bug looks like to the user.
+    library = site.parent / "lib" / "library.json"
+    library.write_text(json.dumps({"name": "lib"}))
+    result = run(site, "list")
+    assert_error(result, exitcodes.EXIT_ERROR)
+    assert "--debug" in result.stderr  # says how to see more
+    debug = CliRunner().invoke(cli, ["--debug", "--config", str(site), "list"])
+    assert debug.exit_code == exitcodes.EXIT_ERROR and "Traceback (most recent call last)" in debug.stderr
+
+
 # ---------------------------------------------------------------- the catalog
 
 
