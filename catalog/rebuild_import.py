@@ -420,6 +420,11 @@ def recover_from_headers(
             if (h.comment or "").startswith(_CONTINUATION) or member.offset in present:
                 continue
             row = _recovered_row(h, member.offset, member.header_size)
+            if isinstance(row, dict) and h.realsize is not None:
+                # A sparse file: its map says how many bytes it has on tape.
+                row["sparse_map"] = member.sparse_map
+                if member.sparse_map is None:
+                    row = "is a sparse file whose map cannot be read"
             why = row if isinstance(row, str) else None
             if why:
                 problem(number, f"member {shown!r} at byte {member.offset} {why}: not recovered", None)
@@ -433,14 +438,18 @@ def recover_from_headers(
         session.execute(insert(Entry), rows)
         counts.recovered_entries += len(rows)
         counts.entries += len(rows)
-        job.files += len(rows)
-        job.total_bytes += sum(r["size"] for r in rows)
-        session.add(job)
     if not tape_file.blocks and end:
         tape_file.blocks = -(-end // volume.block_size)
         tape_file.total_bytes = tape_file.blocks * volume.block_size
         session.add(tape_file)
     session.flush()
+
+
+def settle_totals(session: Session, job: Job) -> None:
+    """A recovered or damaged job's file count and bytes: what its entries now hold."""
+    rows = session.exec(select(Entry.size).where(Entry.job_id == job.id, Entry.kind != "deleted")).all()
+    job.files, job.total_bytes = len(rows), sum(rows)
+    session.add(job)
 
 
 def _recovered_row(h: Any, offset: int, header_size: int) -> dict[str, Any] | str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .blockio import TapeFileReader
 from .errors import BlankTape, MediumError, TarFormatError
+from .sparse import stored_size
 from .tarformat import RECORD, MemberHeader, padded, parse_header
 
 #: Type flags of headers that only describe the member after them (pax
@@ -34,12 +35,15 @@ class WalkedMember:
     :param offset: byte offset of its first header in the tape file.
     :param header_size: bytes of headers (extended ones included) before its data.
     :param complete: its data is all there (False: the tape file ends inside it).
+    :param sparse_map: a sparse member's map, read from the start of its data
+        (None: not sparse, or the map is unreadable).
     """
 
     header: MemberHeader
     offset: int
     header_size: int
     complete: bool
+    sparse_map: str | None = None
 
 
 def _checksum_ok(record: bytes) -> bool:
@@ -58,6 +62,30 @@ def _size_field(record: bytes) -> int:
         return -value if field[0] & 0x40 else value
     text = field.split(b"\0", 1)[0].strip()
     return int(text, 8) if text else 0
+
+
+def _read_sparse_map(reader: TapeFileReader, stored: int) -> str | None:
+    """The map that leads a sparse member's ``stored`` data bytes (pax sparse
+    1.0), read record by record; None when it is not a well-formed map that
+    fits in the member (the rest of the data is not read)."""
+    text = b""
+    while len(text) < min(stored, MAX_EXTENSION_BYTES):
+        record = reader.read(RECORD)
+        if len(record) < RECORD:
+            return None
+        text += record
+        lines = text.split(b"\n")
+        try:
+            count = int(lines[0])
+        except ValueError:
+            return None
+        if len(lines) > 2 * count + 1:  # the count, two numbers per region, the rest
+            candidate = b"\n".join(lines[: 2 * count + 1]).decode("ascii", "replace") + "\n"
+            try:
+                return candidate if stored_size(candidate) == stored else None
+            except ValueError:
+                return None
+    return None
 
 
 def walk_headers(reader: TapeFileReader) -> Iterator[WalkedMember]:
@@ -104,12 +132,14 @@ def walk_headers(reader: TapeFileReader) -> Iterator[WalkedMember]:
             raise TarFormatError(f"member at byte {offset} claims a negative size")
         end = reader.position + padded(stored)
         try:
+            # A sparse member's size on tape depends on its map: read it too.
+            sparse_map = _read_sparse_map(reader, stored) if header.realsize is not None and has_data else None
             reader.skip_to(end)
             complete = True
         except (BlankTape, MediumError):
             # The file ends inside the data (``fsr`` met the filemark): a
             # member cut at end of medium, or a truncated file.
-            complete = False
-        yield WalkedMember(header, offset, header_size, complete)
+            complete, sparse_map = False, None
+        yield WalkedMember(header, offset, header_size, complete, sparse_map)
         if not complete:
             return

@@ -250,3 +250,30 @@ def test_sparse_file_cut_across_tapes_is_rejoined(tmp_path: Path) -> None:
     copy = out / str(image).lstrip("/")
     assert subprocess.run(["cmp", str(image), str(copy)]).returncode == 0
     assert copy.stat().st_blocks * 512 < 32 << 20
+
+
+def test_sparse_file_recovered_from_its_tar_header_when_the_manifest_is_lost(rich_tree: Path, tmp_path: Path) -> None:
+    """A rebuild that must fall back on the data file's headers reads a sparse
+    member's map too, so the entry has its real size and restores."""
+    image = rich_tree / "vm.img"
+    _pytp("backup", str(rich_tree))
+    catalog = _data_home() / "catalog.db"
+    engine = open_catalog(f"sqlite:///{catalog}")
+    with Session(engine) as session:
+        before = session.exec(select(Entry).where(Entry.path == os.fsencode(image))).one()
+    engine.dispose()
+    with open(_tape_dir() / "file-00002", "r+b") as f:  # the manifest's JSON, past its tar header
+        f.seek(512)
+        f.write(b"\x00garbage{{{" * 200)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{catalog}{suffix}").unlink(missing_ok=True)
+    rebuilt = _pytp("catalog", "rebuild", expect=exitcodes.EXIT_VERIFY_FAILED)
+    assert "Traceback" not in rebuilt.output
+    engine = open_catalog(f"sqlite:///{catalog}")
+    with Session(engine) as session:
+        after = session.exec(select(Entry).where(Entry.path == os.fsencode(image))).one()
+    assert (after.size, after.sparse_map, after.xxh3) == (GiB, before.sparse_map, None)
+    assert (after.offset, after.header_size, after.data_size) == (before.offset, before.header_size, before.data_size)
+    out = tmp_path / "out"
+    _pytp("restore", str(out), "--match", str(image))
+    assert hash_file(out / str(image).lstrip("/"), before.sparse_map) == before.xxh3
