@@ -193,9 +193,7 @@ def _member_of(entry: Entry, header: bytes, allow_special: bool) -> Member:
     expected = _destination_name(entry)
     kind = "dir" if member.kind == "root" else member.kind
     if member.name != expected or kind != entry.kind or (kind == "file" and member.size != _stored_size(entry)):
-        raise DamagedMember(
-            f"the tar header on tape ({member.text}, {member.kind}) does not match the catalog"
-        )
+        raise DamagedMember(f"the tar header on tape ({member.text}, {member.kind}) does not match the catalog")
     return member
 
 

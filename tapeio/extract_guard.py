@@ -187,9 +187,7 @@ def _check(info: tarfile.TarInfo, allow_special: bool) -> tuple[str, bytes, byte
     if kind == "other":
         raise UnsafeMember(f"{shown}: tar member type {info.type!r} is not restored by pytp; refused.")
     if kind in ("chardev", "blockdev", "fifo") and not allow_special:
-        raise UnsafeMember(
-            f"{shown}: a {kind} from tape is not created without --allow-special (root only); refused."
-        )
+        raise UnsafeMember(f"{shown}: a {kind} from tape is not created without --allow-special (root only); refused.")
     return kind, name, linkname
 
 
@@ -307,7 +305,9 @@ class SafeTree:
                 existing = None
             if existing is not None:
                 if stat.S_ISDIR(existing.st_mode):
-                    raise UnsafeMember(f"{member.text}: a directory is in the place of this {member.kind}; not replaced.")
+                    raise UnsafeMember(
+                        f"{member.text}: a directory is in the place of this {member.kind}; not replaced."
+                    )
                 if not overwrite:
                     raise FileExistsError(errno.EEXIST, f"{member.text} exists")
                 os.unlink(base, dir_fd=parent)
