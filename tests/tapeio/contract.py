@@ -494,11 +494,38 @@ def check_write_after_eod_in_early_warning_zone(drive: Drive, max_bytes: int) ->
     assert read_file(drive) == blocks(0, count, size)
 
 
+def check_withdraw_a_file_cut_by_end_of_medium(drive: Drive, max_bytes: int) -> None:
+    """What a backup does with a manifest that end of medium cut short (``catalog/backup.py``).
+
+    ``bsfm(2)`` after the refused write closes the cut file and comes back to
+    the start of the file before it; spacing over that file's blocks and
+    writing a filemark there makes the tape end right after it.
+    """
+    size = block_size(drive)
+    write_files(drive, 1, 2)  # file 0 (a label), file 1 (data)
+    count = 0
+    with pytest.raises(EndOfMedium):
+        while count * size <= max_bytes:
+            drive.write(block(2, count, size))
+            count += 1
+    assert count > 0, "the cut file has no block"
+    drive.bsfm(2)
+    assert position(drive) == (1, 0)
+    drive.fsr(2)
+    drive.weof(1)
+    assert position(drive) == (2, 0)
+    drive.rewind()
+    assert read_file(drive) == block(0, 0, size)
+    assert read_file(drive) == blocks(1, 2, size)
+    assert_no_more_data(drive)
+
+
 #: Early-warning checks: ``check(drive, max_bytes)`` on a small cartridge,
 #: ``max_bytes`` bounding what it takes before early warning.
 EOM_CHECKS: list[Callable[[Drive, int], None]] = [
     check_early_warning_alternates,
     check_write_after_eod_in_early_warning_zone,
+    check_withdraw_a_file_cut_by_end_of_medium,
 ]
 
 
