@@ -49,6 +49,7 @@ from .rebuild_import import (
     record_snapshot,
     recover_from_headers,
     recovered_job,
+    settle_totals,
 )
 from .rebuild_scan import DATA, EMPTY, MANIFEST, SNAPSHOT, TapeScan, scan_tape
 
@@ -209,7 +210,7 @@ def import_tape(
         t.file_number for t in session.exec(select(TapeFile).where(TapeFile.volume_id == volume.id)).all()
     }
     to_recover: list[tuple[int, list[int]]] = []  # (job id, data file numbers)
-    jobs = {}
+    jobs: dict[int, Job] = {}
     for seen in scan.files:
         if seen.kind == MANIFEST and seen.manifest is not None and seen.manifest.job is not None:
             outcome = import_manifest(
@@ -247,6 +248,7 @@ def import_tape(
     for job_id, numbers in to_recover:
         for number in numbers:
             recover_from_headers(session, drive, volume, jobs[job_id], number, report, problem)
+        settle_totals(session, jobs[job_id])
     if scan.reached_end:
         volume.file_count = scan.file_count
     elif volume.status == VolumeStatus.APPENDABLE:
@@ -394,6 +396,7 @@ def _recover_unclaimed(engine: Engine, media: Media, report: RebuildReport) -> N
             job = _recovered(session, volume, remaining, why, report, problem)
             for number in remaining:
                 recover_from_headers(session, drive, volume, job, number, report, problem)
+            settle_totals(session, job)
             session.commit()
     report.unclaimed = []
 
