@@ -186,7 +186,6 @@ class GuardedExtraction:
         self._links: list[Member] = []
         self._dirs: dict[bytes, int] = {}
         self._written: list[_Written] = []
-        self._skip_names: set[bytes] = set()
 
     # ------------------------------------------------------------ feeding
     def _process(self) -> TarProcess:

@@ -17,9 +17,7 @@ from pytp.cli.main import cli
 from pytp.tapeio import exitcodes
 from pytp.tapeio.virtual_tape import configure_tape, tape_file_path
 from tests.conftest import write_library_config
-from tests.crafted_tape import DEFAULT_BLOCK_SIZE, library_tape
-
-TAPE = "PYT001L9"
+from tests.crafted_tape import DEFAULT_BLOCK_SIZE
 
 
 @pytest.fixture
@@ -62,17 +60,7 @@ def test_flipped_header_byte_loses_only_that_file(site, tmp_path: Path) -> None:
     config, url = site
     first, second = two_roots(tmp_path)
     assert invoke(config, "backup", str(first), str(second)).exit_code == 0
-    victim, number = next((e, n) for e, n in entries(url) if e.path.endswith(b"/f20.bin"))
-    tape = library_tape(config.parent / "lib", TAPE)
-    if not tape.exists():  # the tape is still in the drive: find it there
-        tape = next(p for p in (config.parent / "lib").rglob("tape.json") if "PYT001" in p.read_text()).parent
-    path = tape_file_path(tape, number)
-    with open(path, "r+b") as f:
-        ustar = victim.offset + victim.header_size - 512
-        f.seek(ustar + 3)  # a byte of the member's name: the header checksum no longer matches
-        byte = f.read(1)
-        f.seek(ustar + 3)
-        f.write(bytes([byte[0] ^ 0x40]))
+    flip_header_byte(config, url, b"/f20.bin")
     out = tmp_path / "out"
     result = invoke(config, "restore", str(out), "--job", "1")
     assert result.exit_code == exitcodes.EXIT_VERIFY_FAILED, result.output
@@ -82,6 +70,37 @@ def test_flipped_header_byte_loses_only_that_file(site, tmp_path: Path) -> None:
     del expected["f20.bin"]
     assert got_first == expected  # every other file of that tape file, intact
     assert files_of(out / str(second).lstrip("/")) == files_of(second)  # and the later tape file
+
+
+def flip_header_byte(config: Path, url: str, name: bytes) -> Path:
+    """Flip a byte in the ustar header of member ``name``; return the tape directory."""
+    victim, number = next((e, n) for e, n in entries(url) if e.path.endswith(name))
+    tape = next(p for p in (config.parent / "lib").rglob("tape.json") if "PYT001" in p.read_text()).parent
+    with open(tape_file_path(tape, number), "r+b") as f:
+        ustar = victim.offset + victim.header_size - 512
+        f.seek(ustar + 3)  # a byte of the member's name: the header checksum no longer matches
+        byte = f.read(1)
+        f.seek(ustar + 3)
+        f.write(bytes([byte[0] ^ 0x40]))
+    return tape
+
+
+def test_raw_restore_of_a_damaged_tape_file_names_the_damage_and_extracts_the_rest(  # type: ignore[no-untyped-def]
+    site, tmp_path: Path
+) -> None:
+    config, url = site
+    first, second = two_roots(tmp_path)
+    assert invoke(config, "backup", str(first), str(second)).exit_code == 0
+    flip_header_byte(config, url, b"/f20.bin")
+    assert invoke(config, "rewind").exit_code == 0
+    assert invoke(config, "ff", "1").exit_code == 0
+    out = tmp_path / "out"
+    result = invoke(config, "restore", str(out))
+    assert result.exit_code == exitcodes.EXIT_VERIFY_FAILED, result.output
+    assert "damaged tar header" in result.stderr
+    expected = files_of(first)
+    del expected["f20.bin"]
+    assert files_of(out / str(first).lstrip("/")) == expected
 
 
 def test_unreadable_block_loses_only_the_files_in_it(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
