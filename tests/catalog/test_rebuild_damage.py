@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from pytp.cli.main import cli
 from pytp.tapeio.exitcodes import EXIT_VERIFY_FAILED
 from pytp.tapeio.virtual_changer import VirtualChanger
+from pytp.tapeio.virtual_drive import read_counters
 from tests.conftest import write_library_config
 from tests.crafted_tape import (
     DEFAULT_BLOCK_SIZE,
@@ -228,3 +229,33 @@ with drive_lock(config.drive(sys.argv[2])):
     print("held", flush=True)
     time.sleep(600)
 """
+
+
+def test_recovery_from_headers_spaces_over_data_instead_of_reading_it(tmp_path: Path) -> None:
+    """A data file with no manifest: its members come from their headers alone,
+    the big one's 24 MiB are passed with ``fsr`` (and nothing is hashed)."""
+    site = Site(tmp_path, pools=[{"name": "default", "retention_days": 30}], tapes=1)
+    big = b"\x01" * (24 << 20)
+    long_name = "data/" + "/".join(["deep-" + "d" * 50] * 12) + "/tail.txt"  # pax path, several records
+    archive = tar_bytes(
+        [file_member("data/small.txt", b"small\n"), file_member("data/big.bin", big), file_member(long_name, b"x\n")]
+    )
+    blocks = -(-len(archive) // DEFAULT_BLOCK_SIZE)
+    write_tape(library_tape(site.library, "PYT001L9"), [archive], label="PYT001L9")
+    drive0 = site.library / "drives" / "0"
+    before = read_counters(drive0)
+
+    result = site.run("catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED)
+
+    assert "PYT001L9 file 1: data file(s) 1: no manifest describes them" in result.stdout
+    assert "3 entries recovered from tar headers (no checksum)" in result.stdout
+    after = read_counters(drive0)
+    assert blocks >= 48
+    assert after.blocks_read - before.blocks_read <= 8  # labels, first blocks, header blocks: not the data
+    assert after.fsr > before.fsr
+    rows = {r[0]: r for r in site.entries()}
+    assert set(rows) == {"/data/small.txt", "/data/big.bin", "/" + long_name}
+    assert all(r[1] is None for r in rows.values())
+    out = tmp_path / "out"
+    site.run("restore", str(out), "--match", "/data/big.bin")
+    assert (out / "data" / "big.bin").read_bytes() == big
