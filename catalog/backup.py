@@ -589,14 +589,15 @@ class _JobState:
                         self.media.drive, self.media.block_size, MANIFEST_MEMBER, pieces, size=len(header) + body
                     )
                 except EndOfMedium as err:
-                    if not final or tape_file.file_number <= 1:
+                    if tape_file.file_number <= 1:
                         # It started right after a label: it does not fit on a whole tape.
                         raise TapeFull(
                             f"The manifest of job {self.job.id} ({len(header) + body} bytes) does not fit on "
                             f"tape {self.volume.label} after its label; use larger tapes for this job."
                         ) from err
-                    # The job's data ended near the end of the tape: its final
-                    # manifest goes to the next tape, never into the early-warning zone.
+                    # The tape filled before the manifest did (the job's data ended
+                    # near its end, or it held other jobs): the manifest goes to
+                    # the next tape, never into the early-warning zone.
                     self._withdraw(tape_file)
                     self._change_tape()
                     continue
