@@ -34,11 +34,11 @@ POOLS = [{"name": f"p{i}", "retention_days": 30} for i in (1, 2, 3)]
 class Site:
     """A virtual library at the default block size, one pool per tape, and the CLI on it."""
 
-    def __init__(self, tmp_path: Path, pools: list[dict] | None = None, tapes: int = 3) -> None:
+    def __init__(self, tmp_path: Path, pools: list[dict] | None = None, tapes: int = 3, url: str = "") -> None:
         self.database = tmp_path / "catalog.db"
         self.config = write_library_config(
             tmp_path / "site",
-            f"sqlite:///{self.database}",
+            url or f"sqlite:///{self.database}",
             tapes=tapes,
             block_size=DEFAULT_BLOCK_SIZE,
             pools=pools or POOLS,
@@ -147,8 +147,8 @@ def test_damaged_member_lines_keep_the_rest_and_recover_the_lost_members(tmp_pat
     assert jobs["job1"]["status"] == "ok" and jobs["job3"]["status"] == "ok"
 
 
-def test_a_zero_byte_tape_file_does_not_end_the_scan(tmp_path: Path) -> None:
-    site = Site(tmp_path, pools=[{"name": "default", "retention_days": 30}], tapes=1)
+def test_a_zero_byte_tape_file_does_not_end_the_scan(tmp_path: Path, catalog_url: str) -> None:
+    site = Site(tmp_path, pools=[{"name": "default", "retention_days": 30}], tapes=1, url=catalog_url)
     first = tar_bytes([file_member("data/a.txt", b"first job\n")])
     second = tar_bytes([file_member("data/b.txt", b"second job\n")])
     files = [

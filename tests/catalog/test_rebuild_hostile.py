@@ -95,6 +95,7 @@ def test_hostile_manifest_lines_are_each_reported_and_none_is_trusted(tmp_path: 
         {**two, "parts": "many"},  # line 16: wrong-typed parts
         {"cut": {"path": "/data/two.txt"}},  # a part manifest's note: not a member, not a problem
         by_name["/data/link"],  # line 18: good
+        {**one, "path": "/data/huge", "size": 1 << 62},  # line 19: absurd size
     ]
     payload = manifest_payload(manifest_job(tape_files=[(TAPE, 1, "/data", archive)], name="hostile"), hostile)
     write_tape(library_tape(library, TAPE), [archive, Manifest(payload)], label=TAPE)
@@ -117,6 +118,7 @@ def test_hostile_manifest_lines_are_each_reported_and_none_is_trusted(tmp_path: 
         (14, "'xxh3' is 12345"),
         (15, "names tape file 7, which is not a data file of this job"),
         (16, "'parts' is not a list of parts"),
+        (19, f"size {1 << 62} reach past the end of tape file 1"),
     ]:
         assert f"{TAPE} file 2 line {line}: " in out and text in out, (line, text, out)
         assert any(f"{TAPE} file 2 line {line}: " in row and text in row for row in out.splitlines()), (line, text)
