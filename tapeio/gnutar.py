@@ -57,7 +57,7 @@ def end_of_stream(fed: int) -> bytes:
     return END_OF_ARCHIVE + b"\0" * (-(fed + len(END_OF_ARCHIVE)) % TAR_RECORD)
 
 
-def extract_command(target: Path, overwrite: bool) -> list[str]:
+def extract_command(target: Path, overwrite: bool, allow_special: bool = False) -> list[str]:
     """tar reading an archive on stdin into ``target``.
 
     ``--unlink-first`` replaces a file without writing through whatever is in
@@ -69,7 +69,11 @@ def extract_command(target: Path, overwrite: bool) -> list[str]:
     command = ["tar", "-x", "-B", "-f", "-", "-C", str(target), "--preserve-permissions"]
     command += ["--unlink-first"] if overwrite else ["--keep-old-files"]
     # Extended attributes and ACLs travel in pax records; tar restores them only when asked.
-    return command + list(tar_metadata_options())
+    options = list(tar_metadata_options())
+    if "--xattrs" in options and not allow_special:
+        # File capabilities grant privileges as setuid does: not from a foreign tape by default.
+        options.append("--xattrs-exclude=security.capability")
+    return command + options
 
 
 class TarProcess:
@@ -178,7 +182,7 @@ class GuardedExtraction:
 
     def __post_init__(self) -> None:
         self.tree = SafeTree(self.target)
-        self.command = extract_command(self.target, self.overwrite)
+        self.command = extract_command(self.target, self.overwrite, self.allow_special)
         self._tar: TarProcess | None = None
         #: every tar started, so an interrupted restore stops them all
         self._processes: list[TarProcess] = []

@@ -291,3 +291,38 @@ def test_raw_commands_do_not_import_the_catalog_stack(site: Path, tmp_path: Path
         assert (tmp_path / "out" / str(src / "f.txt").lstrip("/")).read_text() == "x\n"
     else:
         assert "f.txt" in proc.stdout
+
+
+def _capability_blob(tmp_path: Path) -> bytes | None:
+    """A real ``security.capability`` value (cap_net_raw+ep), or None where files cannot carry one."""
+    probe = tmp_path / "probe"
+    probe.touch()
+    try:
+        subprocess.run(["setcap", "cap_net_raw+ep", str(probe)], check=True, capture_output=True)
+        return os.getxattr(probe, "security.capability")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def test_file_capabilities_from_tape_need_allow_special(run, site: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A capability is a privilege like setuid: cleared unless --allow-special (as root)."""
+    from pytp.tapeio.tarformat import END_OF_ARCHIVE, MemberHeader, build_header
+
+    blob = _capability_blob(tmp_path)
+    if blob is None or os.geteuid() != 0:
+        pytest.skip("this filesystem or user cannot set file capabilities")
+    data = b"#!/bin/sh\n"
+    header = build_header(
+        MemberHeader(name=b"tool", kind="file", size=len(data), mode=0o755, xattrs=((b"security.capability", blob),))
+    )
+    archive = header + data.ljust(512, b"\0") + END_OF_ARCHIVE
+    crafted(site, [("/", archive)])
+    run("load", "1")
+    plain, special = tmp_path / "plain", tmp_path / "special"
+    raw_restore(run, plain, 1, 0)
+    with pytest.raises(OSError):
+        os.getxattr(plain / "tool", "security.capability")
+    run("rewind")
+    run("ff", "1")
+    run("restore", str(special), "--allow-special")
+    assert os.getxattr(special / "tool", "security.capability") == blob
