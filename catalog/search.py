@@ -8,6 +8,7 @@ complete tape files are offered; by default the newest version of each path.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from .errors import BadPattern, CatalogError, NotFound
 from .levels import DELETED
-from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume
+from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, path_text
 
 GLOB_CHARS = set("*?[")
 
@@ -73,6 +74,9 @@ def pattern_condition(pattern: str, regex: bool = False) -> ColumnElement[bool]:
     """The SQL condition on ``Entry.path_text`` for one pattern."""
     if not pattern:
         raise CatalogError("An empty pattern matches nothing; give part of a file name.")
+    # A name that is not UTF-8 arrives with surrogate escapes, which no database
+    # takes; path_text shows those bytes as \xNN, and so must the pattern.
+    pattern = path_text(os.fsencode(pattern))
     if regex:
         try:
             re.compile(pattern)  # SQLite runs Python's re; a bad pattern would fail inside the query
