@@ -101,6 +101,17 @@ def test_a_bad_regex_is_a_usage_error(site: Path, tmp_path: Path) -> None:
     assert_error(result, exitcodes.EXIT_USAGE, "'(unclosed' is not a valid regular expression")
 
 
+def test_a_pattern_that_is_not_utf8_finds_its_file(site: Path, tmp_path: Path) -> None:
+    src = tmp_path / "latin1"
+    src.mkdir()
+    with open(os.fsencode(src) + b"/caf\xe9.txt", "wb") as f:
+        f.write(b"x\n")
+    assert run(site, "backup", str(src)).exit_code == 0
+    result = run(site, "search", os.fsdecode(b"caf\xe9"), "--format", "json")  # what the shell passes
+    assert result.exit_code == 0, result.output
+    assert [row["path"] for row in json.loads(result.stdout)] == [f"{src}/caf\\xe9.txt"]
+
+
 def test_a_restore_target_below_a_regular_file(site: Path, tmp_path: Path) -> None:
     backed_up(site, tmp_path)
     blocker = tmp_path / "a-file"
