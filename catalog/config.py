@@ -20,6 +20,8 @@ from .config_schema import Checker, reject_duplicate_keys
 from .errors import ConfigError
 
 DEFAULT_BLOCK_SIZE = 524288  # the original pytp's LTO setting (512 KiB)
+#: every block is held in memory several times over; LTO drives take at most 8 MiB
+MAX_BLOCK_SIZE = 64 << 20
 DEFAULT_POOL = "default"
 DEFAULT_LIBRARY_NAME = "vlib"
 GIB = 1 << 30
@@ -165,6 +167,11 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
         if drive.block_size <= 0 or drive.block_size % 512:
             raise check.fail(
                 f"drive '{drive.name}': block_size {drive.block_size} must be a positive multiple of 512 (tar records)."
+            )
+        if drive.block_size > MAX_BLOCK_SIZE:
+            raise check.fail(
+                f"drive '{drive.name}': block_size {drive.block_size} is above {MAX_BLOCK_SIZE} (64 MiB); "
+                "no tape drive takes blocks that large (LTO: up to 8 MiB)."
             )
         drives.append(drive)
     libraries: list[LibraryConfig] = []

@@ -87,6 +87,7 @@ def test_the_original_two_file_era_block_size_as_text_still_parses(tmp_path: Pat
         (lambda c: c["pools"][0].update(label_prefix=123), ["pools[0].label_prefix must be a string"]),
         (lambda c: c["tape_drives"][1].update(block_size="big"), ["tape_drives[1].block_size must be an integer"]),
         (lambda c: c["tape_drives"][0].update(block_size=1000), ["block_size 1000 must be a positive multiple of 512"]),
+        (lambda c: c["tape_drives"][0].update(block_size=1 << 40), ["is above 67108864 (64 MiB)"]),
         (lambda c: c["tape_libraries"][0].update(slots=True), ["tape_libraries[0].slots must be an integer"]),
         (lambda c: c["tape_libraries"][0].update(drives="d0"), ["tape_libraries[0].drives must be a list"]),
         (lambda c: c.update(catalog="sqlite:///x.db"), ["catalog must be a JSON object"]),
