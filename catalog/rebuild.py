@@ -51,7 +51,7 @@ from .rebuild_import import (
     recovered_job,
     settle_totals,
 )
-from .rebuild_scan import DATA, EMPTY, MANIFEST, SNAPSHOT, TapeScan, scan_tape
+from .rebuild_scan import DATA, EMPTY, MANIFEST, MAX_LINES_REPORTED, SNAPSHOT, TapeScan, scan_tape
 
 
 @dataclass(frozen=True)
@@ -267,8 +267,15 @@ def _read_tape(
 ) -> None:
     """Read the tape in ``media``'s drive and import it in one transaction."""
     name = barcode or where
+    listed: dict[int | None, int] = {}  # bad lines listed, by tape file
+    unlisted: dict[int | None, int] = {}
 
     def problem(file: int | None, message: str, line: int | None = None) -> None:
+        if line is not None:
+            if listed.get(file, 0) >= MAX_LINES_REPORTED:
+                unlisted[file] = unlisted.get(file, 0) + 1
+                return
+            listed[file] = listed.get(file, 0) + 1
         report.problems.append(RebuildProblem(name, file, line, message))
 
     try:
@@ -319,6 +326,8 @@ def _read_tape(
             else:
                 problem(None, f"tape not imported: {err}")
             return
+    for file, count in unlisted.items():
+        problem(file, f"and {count} more bad line(s), not listed")
     if not scan.reached_end:
         problem(None, "end of data not reached: the tape is marked 'error' so that no backup appends to it")
     report.tapes.append(label.label)

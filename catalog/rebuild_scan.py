@@ -28,6 +28,9 @@ UNREADABLE = "unreadable"
 
 #: The largest manifest read into memory: a million members take ~350 MB.
 MAX_MANIFEST = 1 << 30
+#: Bad lines listed one by one per manifest; a manifest of garbage must not
+#: bury the other tapes' problems under millions of lines.
+MAX_LINES_REPORTED = 50
 
 
 @dataclass
@@ -147,8 +150,11 @@ def _read_manifest_file(drive: Drive, block_size: int, number: int, first: bytes
         scan.findings.append(Finding(number, f"manifest unreadable ({err})"))
         return SeenFile(number, MANIFEST)
     manifest = read_manifest(payload)
-    for problem in manifest.problems:
+    for problem in manifest.problems[:MAX_LINES_REPORTED]:
         scan.findings.append(Finding(number, problem.message, line=problem.line))
+    if len(manifest.problems) > MAX_LINES_REPORTED:
+        more = len(manifest.problems) - MAX_LINES_REPORTED
+        scan.findings.append(Finding(number, f"and {more} more bad line(s), not listed"))
     # One ustar header, the padded content, the end-of-archive marker.
     blocks = -(-(512 + padded(len(payload)) + len(END_OF_ARCHIVE)) // block_size)
     return SeenFile(number, MANIFEST, blocks, manifest)

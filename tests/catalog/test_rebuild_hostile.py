@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import tarfile
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -174,7 +175,7 @@ def test_manifest_header_lies_and_broken_manifests(tmp_path: Path) -> None:
         tape_files=[
             (TAPE, 1, "/data", archive),
             (TAPE, 2, "/nothing", 5),  # that is the manifest itself
-            (TAPE, 9, "/nowhere", 5),  # past the end of the tape
+            (TAPE, 99, "/nowhere", 5),  # past the end of the tape
             (TAPE, "x", "/typed", 5),
         ],
         name="liar",
@@ -187,21 +188,36 @@ def test_manifest_header_lies_and_broken_manifests(tmp_path: Path) -> None:
         Manifest(b""),  # file 4: empty manifest
         Manifest(manifest_payload({"uuid": 42}, [])),  # file 5: uuid of the wrong type
         Manifest(manifest_payload(None, ['{"pytp_manifest": 2, "job": {}}'])),  # file 6: unknown version
+        _claims_size("PYTP-MANIFEST.jsonl", 5 << 30),  # file 7: a manifest of 5 GiB, says its header
+        _claims_size("PYTP-MANIFEST.jsonl", 1 << 20),  # file 8: cut short (the tape file is one block)
+        Manifest(manifest_payload(manifest_job(tape_files=[]), ["garbage"] * 500)),  # file 9: 500 bad lines
     ]
     write_tape(library_tape(library, TAPE), files, label=TAPE)
 
     out = _run(config, "catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED).stdout
 
     assert f"{TAPE} file 2 line 1: the job's data file 2 of tape {TAPE} is a manifest tape file" in out
-    assert f"{TAPE} file 2 line 1: the job's data file 9 of tape {TAPE} is not on the tape" in out
+    assert f"{TAPE} file 2 line 1: the job's data file 99 of tape {TAPE} is not on the tape" in out
     assert f"{TAPE} file 2 line 1: the job's tape file entry" in out
     assert f"{TAPE} file 2 line 1: the job's problem entry 'not a list'" in out
     assert f"{TAPE} file 3 line 1: the header line is not JSON" in out
     assert f"{TAPE} file 5 line 1: the header's job uuid 42 is not a uuid" in out
     assert f"{TAPE} file 6 line 1: the header line is not a version 1 manifest header" in out
+    assert f"{TAPE} file 7: manifest unreadable (member 'PYTP-MANIFEST.jsonl' is {5 << 30} bytes" in out
+    assert f"{TAPE} file 8: manifest unreadable (member 'PYTP-MANIFEST.jsonl' is cut short on tape)" in out
     assert len(_paths(database)) == 5  # the liar's good lines
+    # 500 bad lines: the first 50 are listed, then a count.
+    assert out.count(f"{TAPE} file 9 line ") == 50
+    assert f"{TAPE} file 9: and 450 more bad line(s), not listed" in out
     tapes = json.loads(_run(config, "tapes", "--format", "json").stdout)
-    assert tapes[0]["tape_files"] == 7
+    assert tapes[0]["tape_files"] == 10
+
+
+def _claims_size(name: str, size: int) -> bytes:
+    """A one-member tar header that claims ``size`` bytes, followed by far fewer."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    return info.tobuf(format=tarfile.PAX_FORMAT) + b"{}\n" * 100
 
 
 def test_labels_that_lie(tmp_path: Path) -> None:
