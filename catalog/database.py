@@ -9,6 +9,7 @@ must not upgrade it behind the others' backs).
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -157,17 +158,33 @@ def _create_sqlite_file(path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
     engine = make_engine(f"sqlite:///{tmp}")
     try:
-        with engine.begin() as connection:
-            _create_schema(connection)
+        try:
+            with engine.begin() as connection:
+                _create_schema(connection)
+        finally:
+            engine.dispose()  # the last connection's close checkpoints the WAL into the file
+        _link_into_place(tmp, path)
+    except SQLAlchemyError as err:
+        raise catalog_error(err, str(path)) or CatalogUnavailable(f"Cannot create the catalog {path}.") from err
+    except OSError as err:
+        raise CatalogUnavailable(f"Cannot create the catalog {path}: {err.strerror}.") from err
     finally:
-        engine.dispose()  # the last connection's close checkpoints the WAL into the file
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
+def _link_into_place(tmp: Path, path: Path) -> None:
+    """``path`` becomes ``tmp`` unless another process put a catalog there first."""
     try:
         os.link(tmp, path)
     except FileExistsError:
         pass  # another process created it first: use theirs
-    finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
-            leftover.unlink(missing_ok=True)
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        # a file system without hard links: rename, losing only a race with another first use
+        if not path.exists():
+            os.replace(tmp, path)
 
 
 def _sqlite_file(engine: Engine) -> Path | None:
@@ -297,12 +314,7 @@ def open_catalog(url: str, on_reconciled: Callable[[object], None] | None = None
     engine = make_engine(url)
     path = _sqlite_file(engine)
     if path is not None and not path.exists():
-        try:
-            _create_sqlite_file(path)
-        except SQLAlchemyError as err:
-            raise _unavailable(engine, err) from err
-        except OSError as err:
-            raise CatalogUnavailable(f"Cannot create the catalog {path}: {err.strerror}.") from err
+        _create_sqlite_file(path)
     _refuse_empty_file(engine)
     try:
         with engine.connect() as connection:
