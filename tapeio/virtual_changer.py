@@ -244,6 +244,26 @@ class VirtualChanger:
     def _save(self, lib: dict[str, Any]) -> None:
         write_json(self.path / LIBRARY_FILE, lib)
 
+    def _settled(self, lib: dict[str, Any]) -> dict[str, Any]:
+        """The inventory with a move that a crash cut short settled; the drives are the truth.
+
+        A move changes two files, the drive's ``state.json`` and ``library.json``.
+        Each move is ordered so that a process killed between the two leaves
+        its tape listed in a slot while a drive holds it, never listed nowhere;
+        such a slot is empty, and the tape came from it.
+        """
+        loaded: dict[str, int] = {}
+        for index, rel in enumerate(lib["drives"]):
+            tape = loaded_tape(self.path / rel)
+            if tape is not None:
+                loaded[self._barcode(tape) or tape.name] = index
+        sources = lib.setdefault("drive_sources", {})
+        for number, barcode in lib["slots"].items():
+            if barcode is not None and barcode in loaded:
+                lib["slots"][number] = None
+                sources.setdefault(str(loaded[barcode]), int(number))
+        return lib
+
     def _slot_range(self, lib: dict[str, Any]) -> str:
         total = len(lib["slots"])
         ie = lib.get("import_export") or []
@@ -279,6 +299,7 @@ class VirtualChanger:
     def status(self) -> ChangerStatus:
         """Drives with their tapes and source slots, and every slot with its barcode."""
         with self._locked(exclusive=False) as lib:
+            lib = self._settled(lib)
             ie = set(lib.get("import_export") or [])
             sources = lib.get("drive_sources") or {}
             drives = []
@@ -306,6 +327,7 @@ class VirtualChanger:
     def load(self, slot: int, drive: int) -> None:
         """Move the tape in ``slot`` into ``drive``; the drive's position is then unknown."""
         with self._locked() as lib:
+            lib = self._settled(lib)
             self._check_slot(lib, slot)
             drive_dir = self._drive_dir(lib, drive)
             barcode = lib["slots"][str(slot)]
@@ -334,6 +356,7 @@ class VirtualChanger:
     def unload(self, slot: int | None, drive: int) -> None:
         """Move the tape in ``drive`` to ``slot``, or back to its source slot when None."""
         with self._locked() as lib:
+            lib = self._settled(lib)
             drive_dir = self._drive_dir(lib, drive)
             current = loaded_tape(drive_dir)
             if current is None:
@@ -351,17 +374,24 @@ class VirtualChanger:
                 raise ChangerError(
                     f"Slot {target} of library {self.name} already holds tape {occupant}: choose an empty slot."
                 )
-            try:
-                tape = unload_tape(drive_dir)
-            except DriveBusy as err:
-                raise self._busy(drive, err, "unload") from err
-            lib["slots"][str(target)] = self._barcode(tape) or tape.name
-            sources.pop(str(drive), None)
+            # The slot first: killed before the drive lets go, the tape is
+            # listed twice, which ``_settled`` resolves; never nowhere.
+            lib["slots"][str(target)] = self._barcode(current) or current.name
+            previous = sources.pop(str(drive), None)
             self._save(lib)
+            try:
+                unload_tape(drive_dir)
+            except DriveBusy as err:
+                lib["slots"][str(target)] = None
+                if previous is not None:
+                    sources[str(drive)] = previous
+                self._save(lib)
+                raise self._busy(drive, err, "unload") from err
 
     def transfer(self, source: int, destination: int) -> None:
         """Move a tape from slot ``source`` to the empty slot ``destination``."""
         with self._locked() as lib:
+            lib = self._settled(lib)
             self._check_slot(lib, source)
             self._check_slot(lib, destination)
             if source == destination:
