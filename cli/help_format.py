@@ -16,7 +16,7 @@ import click
 #: not listed here still shows, under the last section.
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Jobs: back up, restore, verify, find", ("backup", "restore", "verify", "search", "versions", "ls-catalog",
-                                              "jobs")),
+                                              "jobs", "report")),
     ("Tapes and libraries", ("tapes", "label", "list", "load", "unload", "move", "library")),
     ("Drive", ("status", "position", "goto", "rewind", "ff", "bb", "ls", "init", "retension")),
     ("Catalog administration", ("catalog", "db")),

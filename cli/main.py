@@ -43,6 +43,7 @@ def _register() -> None:
         history_cmd,
         label_cmd,
         library_cmd,
+        report_cmd,
         restore_cmd,
         tape_cmd,
     )
@@ -55,6 +56,7 @@ def _register() -> None:
         restore_cmd,
         catalog_cmd,
         history_cmd,
+        report_cmd,
         catalog_admin_cmd,
         db_cmd,
         config_cmd,
