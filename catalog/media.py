@@ -290,6 +290,9 @@ class Media:
             return None
         barcode = self.current_barcode()
         if label is None:
+            known = session.exec(select(Volume).where(Volume.barcode == barcode)).first() if barcode else None
+            if known is not None:
+                return self._blank_but_known(session, known, pool, fail)
             if not pool_accepts(self.config, pool, barcode):
                 if fail:
                     raise WrongTape(f"The blank tape {barcode} in drive {name} is reserved for another pool.")
@@ -328,6 +331,33 @@ class Media:
         if barcode and volume.barcode != barcode:
             volume.barcode = barcode
         return volume
+
+    def _blank_but_known(self, session: Session, volume: Volume, pool: str, fail: bool) -> Volume | None:
+        """A blank tape whose barcode the catalog knows: a relabel cut short by a crash, or an erased tape.
+
+        With nothing on it that needs keeping it is labelled again, keeping its
+        row; a tape on which the catalog records protected data is set aside
+        as ``error`` (that data is gone) and the next tape tried.
+        """
+        if volume.pool != pool:
+            if fail:
+                raise WrongTape(
+                    f"The blank tape {volume.barcode} in drive {self.selection.drive.name} is known to the catalog "
+                    f"as '{volume.label}' of pool '{volume.pool}'. Load a tape of pool '{pool}', "
+                    f"or use --pool {volume.pool}."
+                )
+            return None
+        reason = protection(session, self.config, volume)
+        if reason is None:
+            return self.write_label(session, text=volume.label, pool=pool, barcode=volume.barcode, reuse=volume)
+        message = (
+            f"Tape {volume.label} is blank, but the catalog records data on it ({reason}) pytp will not write to it."
+        )
+        mark_error(session, volume, message)
+        self.set_aside.append(f"Tape {volume.label} was set aside (status error): {message}")
+        if fail:
+            raise WrongTape(message)
+        return None
 
     def _label_blank(self, session: Session, pool: str, barcode: str | None) -> Volume:
         text = barcode or f"PYTP-{uuidlib.uuid4().hex[:8].upper()}"

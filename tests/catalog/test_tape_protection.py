@@ -117,3 +117,27 @@ def test_when_every_tape_disagrees_the_error_says_which_were_set_aside(site, src
     r = site("backup", str(src), expect=exitcodes.EXIT_WRONG_TAPE)
     assert "No appendable, blank or expired tape for pool 'default'" in r.stderr
     assert "Tape PYT001L9 was set aside (status error)" in r.stderr
+
+
+def _blank(tape: Path) -> None:
+    """What a relabel killed between cutting the tape and writing the label leaves (or an erased tape)."""
+    for file in tape.glob("file-*"):
+        file.unlink()
+
+
+def test_a_known_tape_found_blank_is_labelled_again_when_nothing_on_it_needs_keeping(site, src: Path) -> None:  # type: ignore[no-untyped-def]
+    site("label", "--barcode", "PYT001L9")
+    _blank(site.library / "tapes" / "PYT001L9")
+    result = site("backup", str(src))
+    assert "Job 1 ok" in result.stdout and "on tape PYT001L9" in result.stdout
+    assert tapes(site)["PYT001L9"]["status"] == "appendable"
+
+
+def test_a_known_tape_found_blank_with_data_in_retention_is_set_aside(site, src: Path) -> None:  # type: ignore[no-untyped-def]
+    site("backup", str(src))
+    _blank(site.library / "tapes" / "PYT001L9")
+    result = site("backup", str(src))
+    assert "Job 2 ok" in result.stdout and "on tape PYT002L9" in result.stdout
+    shown = tapes(site)["PYT001L9"]
+    assert shown["status"] == "error" and "is blank, but the catalog records data on it" in shown["note"]
+    assert not list((site.library / "tapes" / "PYT001L9").glob("file-*"))  # not labelled over
