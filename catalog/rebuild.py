@@ -317,14 +317,16 @@ def _read_tape(
             report.kinds[label.label] = [seen.kind for seen in scan.files]
             import_tape(session, media.drive, volume, scan, report, problem, name, barcode)
             session.commit()
-        except (_SkipTape, TapeIOError, CatalogError) as err:
+        except Exception as err:  # noqa: BLE001 - one tape must not stop the others (issue 8)
             session.rollback()
             _restore_counters(report, saved)
             report.kinds.pop(label.label, None)
             if isinstance(err, _SkipTape):
                 problem(0, str(err))
-            else:
+            elif isinstance(err, (TapeIOError, CatalogError)):
                 problem(None, f"tape not imported: {err}")
+            else:
+                problem(None, f"tape not imported: unexpected {type(err).__name__}: {err}")
             return
     for file, count in unlisted.items():
         problem(file, f"and {count} more bad line(s), not listed")
@@ -460,9 +462,14 @@ def rebuild(
                 progress(f"reading tape {barcode or '(in drive)'} in {where}")
             try:
                 _read_tape(engine, place, barcode, where, tape if not all_tapes else None, report)
-            except TapeIOError as err:
+            except NotFound:
+                raise
+            except (TapeIOError, CatalogError) as err:
                 # A changer or drive failure on this tape: the next one may still work.
                 report.problems.append(RebuildProblem(barcode or where, None, None, f"tape not read: {err}"))
+            except Exception as err:  # noqa: BLE001 - a tape that trips pytp must not hide the others
+                message = f"tape not read: unexpected {type(err).__name__}: {err}"
+                report.problems.append(RebuildProblem(barcode or where, None, None, message))
         _second_pass(engine, report)
         _recover_unclaimed(engine, media, report)
         _settle_volumes(engine, report)
