@@ -347,6 +347,7 @@ def run_restore(
             raise
         finally:
             extraction.close()
+    notes += extraction.notes()
     # Refused and damaged members are named already; the checksum pass checks the rest.
     left_out = {name.lstrip("/") for name, _ in extraction.refused + extraction.damaged}
     kept = [f for f in entries if f.entry.path_text.lstrip("/") not in left_out]

@@ -77,6 +77,8 @@ def restore(
         with app.open_drive(drive, library) as handle:
             ensure_block_size(handle, selection.drive.block_size)
             done = extract_here(handle, selection.drive.block_size, Path(target_dir), overwrite, allow_special)
+        for note in done.notes():
+            click.echo(f"Note: {note}")
         click.echo(f"Extracted {done.extracted} member(s) of the tape file into {Path(target_dir).resolve()}.")
         return
     from pytp.catalog.restore import RestoreOptions, run_restore

@@ -76,6 +76,8 @@ class Member:
     mtime_ns: int
     linkname: bytes
     header: bytes
+    #: setuid/setgid/sticky bits were cleared from the mode on tape
+    cleared: bool = False
 
     @property
     def data_length(self) -> int:
@@ -167,6 +169,7 @@ def judge(header: bytes, allow_special: bool = False) -> Member:
         mtime_ns=int(info.mtime * 1_000_000_000),
         linkname=linkname,
         header=header,
+        cleared=mode != info.mode,
     )
 
 

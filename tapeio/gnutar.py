@@ -178,6 +178,8 @@ class GuardedExtraction:
     damaged: list[tuple[str, str]] = field(default_factory=list)
     #: tar's own complaints, one line each (they name the member)
     tar_errors: list[str] = field(default_factory=list)
+    #: members extracted with their setuid/setgid/sticky bits cleared
+    cleared: list[str] = field(default_factory=list)
     extracted: int = 0
 
     def __post_init__(self) -> None:
@@ -237,6 +239,8 @@ class GuardedExtraction:
             if not self.overwrite:
                 self.refuse(member.text, "exists; not replaced (use --overwrite)")
                 return False
+        if member.cleared:
+            self.cleared.append(member.text)
         if member.kind == "dir":
             self._dirs[member.name] = member.mtime_ns
         elif member.kind == "file":
@@ -343,6 +347,16 @@ class GuardedExtraction:
             if (st.st_dev, st.st_ino) != written.before and st.st_size != written.size:
                 self.tree.remove_file(written.name)
         self.tree.close()
+
+    def notes(self) -> list[str]:
+        """What the user should know although nothing failed."""
+        if not self.cleared:
+            return []
+        sample = ", ".join(self.cleared[:3]) + (f" and {len(self.cleared) - 3} more" if len(self.cleared) > 3 else "")
+        return [
+            f"{len(self.cleared)} member(s) restored without their setuid/setgid/sticky bits ({sample}); "
+            "restore as root with --allow-special to keep them."
+        ]
 
     def problems(self) -> list[str]:
         """Every refused, damaged and tar-reported member, one line each."""

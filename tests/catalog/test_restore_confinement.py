@@ -326,3 +326,23 @@ def test_file_capabilities_from_tape_need_allow_special(run, site: Path, tmp_pat
     run("ff", "1")
     run("restore", str(special), "--allow-special")
     assert os.getxattr(special / "tool", "security.capability") == blob
+
+
+def test_setuid_from_a_real_backup_is_cleared_with_a_note_and_kept_with_allow_special(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "tool").write_text("#!/bin/sh\n")
+    (src / "tool").chmod(0o4755)
+    run("backup", str(src))
+    result = run("restore", str(tmp_path / "plain"), "--job", "1")
+    assert "without their setuid/setgid/sticky bits" in result.output and "tool" in result.output
+    assert (tmp_path / "plain" / str(src).lstrip("/") / "tool").stat().st_mode & 0o7777 == 0o755
+    if os.geteuid() == 0:
+        run("restore", str(tmp_path / "special"), "--job", "1", "--allow-special")
+        assert (tmp_path / "special" / str(src).lstrip("/") / "tool").stat().st_mode & 0o7777 == 0o4755
+    else:
+        run(
+            "restore", str(tmp_path / "special"), "--job", "1", "--allow-special", expect=exitcodes.EXIT_RESTORE_REFUSED
+        )
