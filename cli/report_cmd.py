@@ -18,6 +18,9 @@ def write_atomically(path: Path, text: str) -> None:
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+    except OSError as err:
+        # name the file the user asked for, not the temporary one
+        raise type(err)(err.errno, err.strerror, str(path)) from err
     finally:
         tmp.unlink(missing_ok=True)
 
