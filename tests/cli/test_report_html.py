@@ -148,7 +148,9 @@ def rendered_dom(page: Path, tmp: Path) -> Node:
 
 
 def table_rows(section: Node) -> list[list[str]]:
-    return [[" ".join(td.text.split()) for td in tr.find_all("td")] for tr in section.find_all("tr") if tr.find_all("td")]
+    """The text of each body row's cells, whitespace folded."""
+    rows = [tr.find_all("td") for tr in section.find_all("tr")]
+    return [[" ".join(td.text.split()) for td in cells] for cells in rows if cells]
 
 
 # ------------------------------------------------------------------ the tests
