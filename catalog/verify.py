@@ -183,6 +183,9 @@ def verify_tape(
                             )
                             break
             for entry, pieces in split:
+                for part, part_file, volume in pieces:
+                    where = f"tape file {part_file.file_number} of {volume.label}"
+                    check_offsets([(entry.path_text, part.offset)], where)
                 _check_split(media, session, entry, pieces, report)
     return report
 
