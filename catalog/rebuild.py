@@ -43,6 +43,7 @@ from .manifest import ReadManifest
 from .media import Media
 from .models import Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
 from .rebuild_import import (
+    GONE,
     ImportCounts,
     Problem,
     import_manifest,
@@ -206,9 +207,11 @@ def import_tape(
     The drive still holds the tape: recovery walks the tar headers of data
     files no usable manifest describes.  Nothing is committed here.
     """
-    claimed = {
-        t.file_number for t in session.exec(select(TapeFile).where(TapeFile.volume_id == volume.id)).all()
-    }
+    claimed = set(
+        session.exec(
+            select(TapeFile.file_number).where(TapeFile.volume_id == volume.id, col(TapeFile.status).not_in(GONE))
+        ).all()
+    )
     to_recover: list[tuple[int, list[int]]] = []  # (job id, data file numbers)
     jobs: dict[int, Job] = {}
     for seen in scan.files:
@@ -388,7 +391,9 @@ def _recover_unclaimed(engine: Engine, media: Media, report: RebuildReport) -> N
             owned = set(
                 session.exec(
                     select(TapeFile.file_number).where(
-                        TapeFile.volume_id == item.volume_id, col(TapeFile.file_number).in_(item.files)
+                        TapeFile.volume_id == item.volume_id,
+                        col(TapeFile.file_number).in_(item.files),
+                        col(TapeFile.status).not_in(GONE),
                     )
                 ).all()
             )

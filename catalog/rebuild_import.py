@@ -109,9 +109,16 @@ def _known_tape_files(session: Session, job: Job) -> dict[tuple[str, int], TapeF
     return {(label, tape_file.file_number): tape_file for tape_file, label in rows}
 
 
+#: Tape file rows that no longer describe what is on tape at their number.
+GONE = (TapeFileStatus.OVERWRITTEN, TapeFileStatus.ABSENT)
+
+
 def _tape_file_owner(session: Session, volume: Volume, number: int) -> TapeFile | None:
+    """The row of what is on ``volume`` at tape file ``number`` (rows of recycled data aside)."""
     return session.exec(
-        select(TapeFile).where(TapeFile.volume_id == volume.id, TapeFile.file_number == number)
+        select(TapeFile).where(
+            TapeFile.volume_id == volume.id, TapeFile.file_number == number, col(TapeFile.status).not_in(GONE)
+        )
     ).first()
 
 
