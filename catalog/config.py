@@ -10,6 +10,7 @@ tape commands that need no catalog stay quick to start.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -313,11 +314,26 @@ def embedded_default(data_dir: Path) -> dict[str, Any]:
 
 
 def write_config(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` atomically (a crash never leaves half a config)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=4) + "\n")
-    os.replace(tmp, path)
+    """Write ``data`` atomically: a crash or a power cut leaves the old file or the new one.
+
+    The temporary name is per process, so two first uses creating the embedded
+    default at once cannot rename each other's file away; the data reaches the
+    disk before the rename, or a power cut could leave an empty config.json.
+
+    :raises ConfigError: the file cannot be written.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(data, indent=4) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise ConfigError(f"Cannot write the configuration {path}: {err.strerror}.") from err
 
 
 def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
