@@ -174,3 +174,10 @@ def test_the_example_and_the_embedded_default_pass_the_strict_check(tmp_path: Pa
     read_config(Path(__file__).parents[2] / "configs" / "config.json", "example")
     result = CliRunner().invoke(cli, ["config"])  # creates the embedded default, then reads it strictly
     assert result.exit_code == 0, result.output
+
+
+def test_an_unwritable_configuration_folder_on_first_use(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = CliRunner().invoke(cli, ["tapes"], env={"XDG_CONFIG_HOME": str(blocker / "config")})
+    assert_config_error(result, "Cannot write the configuration", str(blocker))
