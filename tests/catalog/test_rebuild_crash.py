@@ -23,7 +23,7 @@ from tests.crafted_tape import DEFAULT_BLOCK_SIZE, file_member, job_files, libra
 SMALL_JOBS = 3
 BIG_JOBS = 30
 #: the rebuild is killed once drive 0 has spaced this far into the second tape
-KILL_AFTER_FSF_ON_TAPE_2 = 16
+KILL_AFTER_FSF_ON_TAPE_2 = 6
 
 
 def _write_jobs(library: Path, barcode: str, count: int) -> list[str]:
