@@ -72,7 +72,9 @@ def restore(
         from pytp.tapeio.gnutar import extract_here
 
         if allow_special and os.geteuid() != 0:
-            raise click.UsageError("--allow-special needs root.")
+            from pytp.tapeio.extract_guard import UnsafeMember
+
+            raise UnsafeMember("--allow-special creates device nodes and setuid files: run the restore as root.")
         selection = app.select(drive, library)
         with app.open_drive(drive, library) as handle:
             ensure_block_size(handle, selection.drive.block_size)

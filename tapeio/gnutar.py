@@ -418,7 +418,10 @@ def extract_here(
     :returns: the extraction, whose ``refused``/``damaged`` lists say what was left out.
     :raises ExtractionProblems: after extracting everything else, if anything was refused or damaged.
     """
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UnsafeMember(f"Cannot create the restore target {target}: {err.strerror}.") from err
     extraction = GuardedExtraction(Path(os.path.realpath(target)), overwrite, allow_special)
     reader = TapeFileReader(drive, block_size)
     try:
