@@ -208,10 +208,12 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
     buffer = BufferConfig(
         memory_gib=check.number(buffer_raw, "memory_buffer", "buffer", BufferConfig.memory_gib, positive=True),
         start_percent=check.integer(
-            buffer_raw, "memory_buffer_percent", "buffer", BufferConfig.start_percent, minimum=0
+            buffer_raw, "memory_buffer_percent", "buffer", BufferConfig.start_percent, minimum=0, maximum=100
         )
         or 0,
-        low_water_mark=check.integer(buffer_raw, "low_water_mark", "buffer", BufferConfig.low_water_mark, minimum=0)
+        low_water_mark=check.integer(
+            buffer_raw, "low_water_mark", "buffer", BufferConfig.low_water_mark, minimum=0, maximum=100
+        )
         or 0,
     )
     planning_raw = check.section(data.get("restore_planning", {}), "restore_planning", "restore_planning")

@@ -109,7 +109,14 @@ class Checker:
         return tuple(values)
 
     def integer(
-        self, data: dict[str, Any], key: str, where: str, default: int | None = None, *, minimum: int | None = None
+        self,
+        data: dict[str, Any],
+        key: str,
+        where: str,
+        default: int | None = None,
+        *,
+        minimum: int | None = None,
+        maximum: int | None = None,
     ) -> int | None:
         """An integer; a string of digits is accepted too, as the original pytp put values into commands."""
         value = data.get(key)
@@ -121,6 +128,8 @@ class Checker:
             raise self.fail(f"{_where(where, key)} must be an integer, not {_json_type(value)} {value!r}.")
         if minimum is not None and value < minimum:
             raise self.fail(f"{_where(where, key)} must be at least {minimum}, not {value}.")
+        if maximum is not None and value > maximum:
+            raise self.fail(f"{_where(where, key)} must be at most {maximum}, not {value}.")
         return value
 
     def number(self, data: dict[str, Any], key: str, where: str, default: float, *, positive: bool = False) -> float:

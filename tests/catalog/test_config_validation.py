@@ -92,6 +92,7 @@ def test_the_original_two_file_era_block_size_as_text_still_parses(tmp_path: Pat
         (lambda c: c["tape_libraries"][0].update(drives="d0"), ["tape_libraries[0].drives must be a list"]),
         (lambda c: c.update(catalog="sqlite:///x.db"), ["catalog must be a JSON object"]),
         (lambda c: c.update(buffer={"memory_buffer": "lots"}), ["buffer.memory_buffer must be a number"]),
+        (lambda c: c.update(buffer={"memory_buffer_percent": 150}), ["memory_buffer_percent must be at most 100"]),
         (lambda c: c.update(pools=[{"retention_days": 3}]), ["pools[0].name is missing"]),
         (lambda c: c.update(default_pool="weekly"), ["default_pool 'weekly' is not one of the pools"]),
         (lambda c: c["tape_drives"][0].update(type="lto"), ["type must be 'st' or 'virtual'"]),
