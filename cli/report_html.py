@@ -109,6 +109,7 @@ th, td { text-align:left; padding:5px 8px; border-bottom:1px solid var(--line); 
 th { font-size:12px; color:var(--muted); font-weight:600; text-transform:uppercase; letter-spacing:.03em; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
 td.when { white-space:nowrap; }
+td.subject { min-width:12em; overflow-wrap:anywhere; }
 td.code { font-family:"DejaVu Sans Mono", monospace; font-size:13px; overflow-wrap:anywhere; }
 td .bar { width:140px; }
 ul.details { margin:0; padding-left:16px; }
@@ -271,7 +272,7 @@ def _chart(days: list[DayCount]) -> Markup:
             bars.append(
                 tag(
                     "text",
-                    "today" if last else day.day.strftime("%d.%m"),
+                    "today" if last else day.day.strftime("%m-%d"),
                     x=f"{x + step * 0.35:.1f}",
                     y=height - bottom + 16,
                     text_anchor="middle",
@@ -342,7 +343,7 @@ def _problems(problems: list[Problem]) -> Markup:
                 tag("ul", [tag("li", line) for line in p.details], class_="details"),
             ]
         )
-    return _table(["kind", "job or tape", "when", "details"], rows, {2: "when"})
+    return _table(["kind", "job or tape", "when", "details"], rows, {1: "subject", 2: "when"})
 
 
 def render_report(report: Report, title: str = "pytp report") -> str:
