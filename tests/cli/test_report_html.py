@@ -261,18 +261,18 @@ def test_report_of_an_empty_catalog_to_stdout(tmp_path: Path) -> None:
     assert table_rows(dom.one("section", id="pools"))[0][:3] == ["default", "30 days", "0"]
 
 
-def test_tape_in_error_and_a_library_that_does_not_answer(tmp_path: Path, sqlite_url: str) -> None:
+def test_tape_in_error_and_a_library_that_does_not_answer(tmp_path: Path, catalog_url: str) -> None:
     """A tape set aside is a problem; a library whose changer fails is named, and its tapes count as outside."""
     from pytp.catalog.database import open_catalog
     from pytp.catalog.models import Volume
     from pytp.catalog.volumes import mark_error
 
-    config = write_library_config(tmp_path / "site", sqlite_url)
+    config = write_library_config(tmp_path / "site", catalog_url)
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.txt").write_text("a\n")
     _pytp("--config", str(config), "backup", str(src))
-    with Session(open_catalog(sqlite_url)) as session:
+    with Session(open_catalog(catalog_url)) as session:
         volume = session.exec(select(Volume)).one()
         mark_error(session, volume, "<b>bad</b> block at file 1")
         label = volume.label
