@@ -296,3 +296,40 @@ def test_report_file_errors(tmp_path: Path) -> None:
     assert not missing.parent.exists()
     usage = CliRunner().invoke(cli, ["report"])
     assert usage.exit_code == exitcodes.EXIT_USAGE and "--html" in usage.stderr
+
+
+def test_collect_report_as_time_passes(tmp_path: Path, sqlite_url: str) -> None:
+    """Forty days on, the 30-day pool's tape is expired (due for reuse), the job has left the
+    chart, and the tape is still due for a scrub (nothing recorded a verification)."""
+    from datetime import timedelta, timezone
+
+    from pytp.catalog.config import read_config
+    from pytp.catalog.database import open_catalog
+    from pytp.catalog.report import collect_report
+
+    config_path = write_library_config(tmp_path / "site", sqlite_url)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    _pytp("--config", str(config_path), "backup", str(src))
+    config = read_config(config_path, "--config")
+    now = datetime.now(timezone.utc)
+    with Session(open_catalog(sqlite_url)) as session:
+        today = collect_report(session, config, now=now, zone=timezone.utc)
+        later = collect_report(session, config, now=now + timedelta(days=40), zone=timezone.utc, scrub_age_days=10)
+
+    assert today.jobs == 1 and today.jobs_per_day[-1].ok == 1 and today.jobs_per_day[-1].day == now.date()
+    assert today.due_return == [] and not today.problems
+    tape = today.pools[0]
+    assert (tape.name, tape.tapes, tape.appendable, tape.expired) == ("default", 1, 1, 0)
+    assert 0 < tape.used < tape.capacity and tape.free == tape.capacity - tape.used
+
+    assert later.jobs == 0 and all(d.total == 0 for d in later.jobs_per_day)
+    assert [(d.tape.status, d.reason) for d in later.due_return] == [
+        ("expired", "retention ended: free to relabel and reuse")
+    ]
+    assert later.pools[0].expired == 1 and later.pools[0].free == 0  # an expired tape is reused, not appended to
+    assert [d.reason for d in later.due_scrub] == ["never verified"]
+    # the tape stays in the drive that wrote it; the picture and its location agree
+    holding = [e for e in later.libraries[0].elements if e.tape is not None]
+    assert [(e.kind, e.name, e.tape.location) for e in holding] == [("drive", "d0", "lib:drive d0")]  # type: ignore[union-attr]
