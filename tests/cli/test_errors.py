@@ -127,12 +127,13 @@ def test_raw_restore_below_a_regular_file_and_the_traceback_only_under_debug(sit
     assert run(site, "rewind", "-d", "d0").exit_code == 0
     assert run(site, "ff", "1", "-d", "d0").exit_code == 0
     args = ("restore", str(blocker / "out"), "-d", "d0")
-    assert_error(run(site, *args), exitcodes.EXIT_ERROR, "Not a directory", str(blocker))
+    expected = "Error: Cannot create the restore target"
+    assert_error(run(site, *args), exitcodes.EXIT_RESTORE_REFUSED, expected[7:], str(blocker))
     with_flag = CliRunner().invoke(cli, ["--debug", "--config", str(site), *args])
     for debug in (with_flag, run(site, *args, env={"PYTP_DEBUG": "1"})):
-        assert debug.exit_code == exitcodes.EXIT_ERROR
+        assert debug.exit_code == exitcodes.EXIT_RESTORE_REFUSED
         assert "Traceback (most recent call last)" in debug.stderr
-        assert debug.stderr.rstrip().splitlines()[-1].startswith("Error: Not a directory")
+        assert debug.stderr.rstrip().splitlines()[-1].startswith(expected)
 
 
 def test_an_unexpected_error_exits_3_never_1(site: Path) -> None:
