@@ -358,20 +358,33 @@ def _restore_counters(report: RebuildReport, saved: tuple[int, ...]) -> None:
 
 
 def _second_pass(engine: Engine, report: RebuildReport) -> None:
-    """Manifests naming tape files of tapes read after them, merged again now (idempotent)."""
-    report.pending_parts = 0
+    """Manifests naming tape files of tapes read after them, merged again now (idempotent).
+
+    One manifest's tape files can be what another one waits for (a part
+    manifest on the next tape creates the full tape's files), so rounds go on
+    while they resolve something.
+    """
     pending, report.pending = report.pending, []
-    unresolved = 0
-    for volume_id, label, number, blocks, manifest in pending:
-        with Session(engine) as session:
-            volume = session.get(Volume, volume_id)
-            assert volume is not None
-            outcome = import_manifest(session, volume, number, blocks, manifest, report.kinds, report, lambda *_: None)
-            session.commit()
-        unresolved += outcome.pending
-    if unresolved:
+    while pending:
+        report.pending_parts = 0
+        waiting = []
+        for item in pending:
+            volume_id, _, number, blocks, manifest = item
+            with Session(engine) as session:
+                volume = session.get(Volume, volume_id)
+                assert volume is not None
+                outcome = import_manifest(
+                    session, volume, number, blocks, manifest, report.kinds, report, lambda *_: None
+                )
+                session.commit()
+            if outcome.pending:
+                waiting.append(item)
+        if len(waiting) == len(pending):
+            break
+        pending = waiting
+    if pending:
         report.notes.append(
-            f"{unresolved} manifest(s) name members on tapes not read; rebuild those tapes too (or use --all)"
+            f"{len(pending)} manifest(s) name members on tapes not read; rebuild those tapes too (or use --all)"
         )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 from sqlmodel import Session, col, select
 
 from pytp.tapeio.blockio import TapeFileReader
@@ -184,24 +184,18 @@ def import_manifest(
             message = f"the job's data file {file_number} of tape {label} is {found}; its members are left out"
             problem(number, message, 1)
             continue
-        owner = _tape_file_owner(session, owner_volume, file_number)
-        if owner is not None:
-            if owner.job_id is None or owner.job_id != job.id:
+        tape_file = _tape_file_owner(session, owner_volume, file_number)
+        if tape_file is None:
+            tape_file = _new_data_file(session, job, owner_volume, piece)
+        elif tape_file.job_id != job.id and _recovered_owner(session, owner_volume, tape_file) is not None:
+            # An earlier rebuild recovered this file from its headers, not
+            # having read this manifest (a spanned job's manifest is on the
+            # next tape): the manifest knows better, checksums included.
+            _take_over(session, tape_file, job, piece)
+        else:
+            if tape_file.job_id != job.id:
                 problem(number, f"the job's data file {file_number} of tape {label} belongs to another job", 1)
             continue
-        tape_file = TapeFile(
-            job_id=job.id,
-            volume_id=owner_volume.id,  # type: ignore[arg-type]
-            file_number=file_number,
-            kind="data",
-            source_root=piece["source"].encode("utf-8", "surrogateescape"),
-            status=TapeFileStatus.COMPLETE,
-            block_size=owner_volume.block_size,
-            blocks=piece["blocks"],
-            total_bytes=piece["blocks"] * owner_volume.block_size,
-        )
-        session.add(tape_file)
-        session.flush()
         known[(label, file_number)] = tape_file
         if label == volume.label:
             outcome.data_files.append(file_number)
@@ -235,6 +229,66 @@ def import_manifest(
     session.add(job)
     session.flush()
     return outcome
+
+
+def _new_data_file(session: Session, job: Job, volume: Volume, piece: dict[str, Any]) -> TapeFile:
+    tape_file = TapeFile(
+        job_id=job.id,
+        volume_id=volume.id,  # type: ignore[arg-type]
+        file_number=piece["file"],
+        kind="data",
+        source_root=piece["source"].encode("utf-8", "surrogateescape"),
+        status=TapeFileStatus.COMPLETE,
+        block_size=volume.block_size,
+        blocks=piece["blocks"],
+        total_bytes=piece["blocks"] * volume.block_size,
+    )
+    session.add(tape_file)
+    session.flush()
+    return tape_file
+
+
+def _recovered_owner(session: Session, volume: Volume, tape_file: TapeFile) -> Job | None:
+    """The job of ``tape_file`` if a rebuild made it up from tar headers (``recovered_job``)."""
+    if tape_file.job_id is None:
+        return None
+    first = session.exec(
+        select(TapeFile.file_number)
+        .where(TapeFile.job_id == tape_file.job_id, TapeFile.volume_id == volume.id, TapeFile.kind == "data")
+        .order_by(col(TapeFile.file_number))
+    ).first()
+    job = session.get(Job, tape_file.job_id)
+    if job is None or first is None or job.uuid != _recovered_uuid(volume, first):
+        return None
+    return job
+
+
+def _take_over(session: Session, tape_file: TapeFile, job: Job, piece: dict[str, Any]) -> None:
+    """Give a recovered job's data file to the job whose manifest describes it.
+
+    The recovered entries go (the manifest's lines bring the members back,
+    with checksums); a recovered job left without data files goes too.
+    """
+    recovered = session.get(Job, tape_file.job_id)
+    session.execute(delete(Entry).where(col(Entry.tape_file_id) == tape_file.id))
+    tape_file.job_id = job.id
+    tape_file.source_root = piece["source"].encode("utf-8", "surrogateescape")
+    tape_file.blocks = piece["blocks"]
+    tape_file.total_bytes = piece["blocks"] * tape_file.block_size
+    session.add(tape_file)
+    session.flush()
+    if recovered is None:
+        return
+    left = session.exec(select(TapeFile).where(TapeFile.job_id == recovered.id)).all()
+    if any(t.kind == "data" for t in left):
+        settle_totals(session, recovered)
+        return
+    for other in left:
+        session.execute(delete(Entry).where(col(Entry.tape_file_id) == other.id))
+        session.delete(other)
+    session.flush()
+    session.delete(recovered)
+    session.flush()
 
 
 def _member_rows(
@@ -355,9 +409,13 @@ def record_snapshot(session: Session, volume: Volume, number: int) -> None:
 # recovery from the data files' own tar headers
 
 
+def _recovered_uuid(volume: Volume, first_file: int) -> str:
+    return str(uuidlib.uuid5(_RECOVERED_NAMESPACE, f"{volume.uuid}:{first_file}"))
+
+
 def recovered_job(session: Session, volume: Volume, files: list[int], why: str, counts: ImportCounts) -> Job:
     """The job standing for data files no readable manifest describes, with their tape files."""
-    uuid = str(uuidlib.uuid5(_RECOVERED_NAMESPACE, f"{volume.uuid}:{files[0]}"))
+    uuid = _recovered_uuid(volume, files[0])
     job = session.exec(select(Job).where(Job.uuid == uuid)).first()
     span = f"{files[0]}" if len(files) == 1 else f"{files[0]}-{files[-1]}"
     if job is None:

@@ -259,3 +259,27 @@ def test_recovery_from_headers_spaces_over_data_instead_of_reading_it(tmp_path: 
     out = tmp_path / "out"
     site.run("restore", str(out), "--match", "/data/big.bin")
     assert (out / "data" / "big.bin").read_bytes() == big
+
+
+def test_a_manifest_on_the_next_tape_takes_over_what_an_earlier_rebuild_recovered(tmp_path: Path) -> None:
+    """A job that spanned tapes describes a full tape in a manifest on the next
+    one.  Rebuilding the full tape alone can only recover its data from the
+    headers; rebuilding the next tape later puts the job's own rows in place."""
+    site = Site(tmp_path, pools=[{"name": "default", "retention_days": 30}], tapes=2)
+    archive = tar_bytes([file_member("data/a.txt", b"part one\n"), file_member("data/b.txt", b"more\n")])
+    *data, manifest = job_files("PYT001L9", 1, [("/data", archive)], name="spanned")
+    write_tape(library_tape(site.library, "PYT001L9"), data, label="PYT001L9")
+    write_tape(library_tape(site.library, "PYT002L9"), [manifest], label="PYT002L9")
+
+    first = site.run("catalog", "rebuild", "--tape", "PYT001L9", "-d", "d0", expect=EXIT_VERIFY_FAILED)
+    assert "PYT001L9 file 1: data file(s) 1: no manifest describes them" in first.stdout
+    assert [r[2] for r in site.entries()] == ["recovered-PYT001L9-1"] * 2
+
+    site.run("catalog", "rebuild", "--tape", "PYT002L9", "-d", "d0")
+    rows = site.entries()
+    assert sorted((r[0], r[2], r[3]) for r in rows) == [
+        ("/data/a.txt", "spanned", "ok"),
+        ("/data/b.txt", "spanned", "ok"),
+    ]
+    assert all(r[1] is not None for r in rows)
+    assert [j["name"] for j in json.loads(site.run("jobs", "--format", "json").stdout)] == ["spanned"]
