@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import warnings
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -34,11 +35,14 @@ HOSTILE_JOB = "<script>document.title='PWNED'</script>night"
 HOSTILE_FILE = "<img src=x onerror=\"document.title='PWNED'\">.sock"
 
 CHROMIUM = shutil.which("chromium")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="CHROMIUM IS NOT INSTALLED: the HTML report is NOT tested in a browser. "
-    "Install Debian's `chromium` package (.ci/install-deps.sh does).",
+NO_CHROMIUM = (
+    "CHROMIUM IS NOT INSTALLED: the HTML report is NOT tested in a browser. "
+    "Install Debian's `chromium` package (.ci/install-deps.sh does)."
 )
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+if CHROMIUM is None:
+    # a skip alone hides in `-q` output; a warning is in every run's summary
+    warnings.warn(NO_CHROMIUM, stacklevel=1)
 
 
 def _pytp(*args: str, expect: int = 0):  # type: ignore[no-untyped-def]
