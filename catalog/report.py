@@ -183,8 +183,9 @@ def _tapes(session: Session, config: Config, where: dict[str, str], now: datetim
                 capacity=volume.capacity,
                 location=where.get(volume.barcode or "") or where.get(volume.label),
                 last_written=aware(volume.last_written_at),
-                # The column arrives with `pytp scrub` (issue 11); until a
-                # catalog records verifications, no tape has been verified.
+                # The catalog records no verification yet (`pytp scrub`, issue 11,
+                # is to add ``last_verified_at``); until it does, every tape with
+                # data counts as never verified, which is the truth it knows.
                 last_verified=aware(getattr(volume, "last_verified_at", None)),
                 retention_end=aware(retention_end(session, config, volume)),
                 reason=volume.status_reason if volume.status == VolumeStatus.ERROR else None,
