@@ -199,6 +199,7 @@ def add_tape(
     """
     changer = VirtualChanger(library_path)
     with changer._locked() as lib:
+        lib = changer._settled(lib)
         changer._check_slot(lib, slot)
         if lib["slots"][str(slot)] is not None:
             raise ChangerError(

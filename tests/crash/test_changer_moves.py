@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pytp.tapeio.virtual_changer import LIBRARY_FILE, VirtualChanger, create_virtual_library
+from pytp.tapeio.virtual_changer import LIBRARY_FILE, VirtualChanger, add_tape, create_virtual_library
 
 
 def _library(tmp_path: Path) -> tuple[VirtualChanger, Path]:
@@ -40,9 +40,11 @@ def test_a_load_cut_before_the_slot_was_emptied(tmp_path: Path) -> None:
     status = changer.status()
     assert status.drive(0).full and status.drive(0).barcode == "PYT001L9" and status.drive(0).source_slot == 1
     assert not status.slot(1).full
-    changer.unload(None, 0)  # back to the slot it came from
+    add_tape(tmp_path / "lib", "NEW001L9", 1)  # the operator fills the slot that looks empty
+    assert changer.status().slot(1).barcode == "NEW001L9"
+    changer.unload(3, 0)  # its own slot is taken now
     status = changer.status()
-    assert status.slot(1).barcode == "PYT001L9" and not status.drive(0).full
+    assert status.slot(3).barcode == "PYT001L9" and not status.drive(0).full
 
 
 def test_an_unload_cut_before_the_drive_let_go(tmp_path: Path) -> None:
