@@ -231,6 +231,8 @@ class GuardedExtraction:
         except UnsafeMember as err:
             self.refuse(member.text, str(err))
             return False
+        if member.kind == "dir" and member.name in self._dirs:
+            return False  # given to tar already (tar may not have made it yet): never twice
         if existing is not None:
             if stat.S_ISDIR(existing.st_mode):
                 if member.kind != "dir":
