@@ -113,7 +113,7 @@ def _blank_barcode(site: Site) -> str:
     for slot in status.slots:
         if slot.full and slot.barcode and slot.barcode not in known and not site.files_on_tape(slot.barcode):
             return slot.barcode
-    empty = next(s.number for s in status.slots if not s.full)
+    empty = next(s.number for s in status.slots if not s.full and not s.import_export)
     barcode = f"CR{site.next_barcode:04d}L9"
     site.next_barcode += 1
     add_tape(site.library, barcode, empty)
