@@ -346,3 +346,17 @@ def test_setuid_from_a_real_backup_is_cleared_with_a_note_and_kept_with_allow_sp
         run(
             "restore", str(tmp_path / "special"), "--job", "1", "--allow-special", expect=exitcodes.EXIT_RESTORE_REFUSED
         )
+
+
+def test_raw_restore_overwrite_with_a_directory_twice_in_the_archive(run, site: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """GNU tar alone fails here ('Cannot unlink: Directory not empty'); the guard gives it each directory once."""
+    archive = tar_bytes([dir_member("a"), file_member("a/f.txt", b"one\n"), dir_member("a")])
+    crafted(site, [("/", archive)])
+    run("load", "1")
+    out = tmp_path / "out"
+    (out / "a").mkdir(parents=True)
+    (out / "a" / "old.txt").write_text("kept\n")
+    run("rewind")
+    run("ff", "1")
+    run("restore", str(out), "--overwrite")
+    assert (out / "a" / "f.txt").read_text() == "one\n" and (out / "a" / "old.txt").read_text() == "kept\n"
