@@ -25,7 +25,7 @@ from pytp.tapeio.blockio import TapeFileReader
 from pytp.tapeio.drive import Drive
 from pytp.tapeio.errors import TapeIOError, TarFormatError
 from pytp.tapeio.tarformat import padded
-from pytp.tapeio.tarwalk import walk_headers
+from pytp.tapeio.tarwalk import Damage, walk_headers
 from pytp.tapeio.tarwriter import member_data_size
 
 from .manifest import ReadManifest, entry_fields, path_text_of, safe_path
@@ -475,7 +475,16 @@ def recover_from_headers(
     try:
         goto_file(drive, number)
         reader = TapeFileReader(drive, volume.block_size)
-        for member in walk_headers(reader):
+        for member in walk_headers(reader, resync=True):
+            if isinstance(member, Damage):
+                # As GNU tar does: skip to the next valid header, name what was lost.
+                to = f"byte {member.resumed}" if member.resumed is not None else "the end of the tape file"
+                problem(
+                    number,
+                    f"{member.reason}; skipped to {to}: members in between are not recovered",
+                    None,
+                )
+                continue
             h = member.header
             end = max(end, member.offset + member.header_size + (padded(h.size) if member.complete else 0))
             shown = path_text_of(h.name)

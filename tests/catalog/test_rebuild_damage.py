@@ -283,3 +283,28 @@ def test_a_manifest_on_the_next_tape_takes_over_what_an_earlier_rebuild_recovere
     ]
     assert all(r[1] is not None for r in rows)
     assert [j["name"] for j in json.loads(site.run("jobs", "--format", "json").stdout)] == ["spanned"]
+
+
+def test_recovery_skips_a_damaged_header_to_the_next_member(tmp_path: Path) -> None:
+    """As GNU tar does ("skipping to next header"): one bad header costs its member only."""
+    site = Site(tmp_path, pools=[{"name": "default", "retention_days": 30}], tapes=1)
+    archive = bytearray(
+        tar_bytes(
+            [
+                file_member("data/first.txt", b"first\n"),
+                file_member("data/damaged.txt", b"\0" * 5000),  # zeros inside: not an end of archive
+                file_member("data/last.txt", b"last\n"),
+            ]
+        )
+    )
+    damaged = archive.index(b"data/damaged.txt")
+    archive[damaged] = ord("X")  # one flipped byte: the header's checksum no longer matches
+    write_tape(library_tape(site.library, "PYT001L9"), [bytes(archive)], label="PYT001L9")
+
+    out = site.run("catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED).stdout
+
+    assert f"PYT001L9 file 1: no valid tar header at byte {damaged} (bad checksum); skipped to byte" in out
+    assert sorted(r[0] for r in site.entries()) == ["/data/first.txt", "/data/last.txt"]
+    target = tmp_path / "out"
+    site.run("restore", str(target), "--match", "/data/last.txt")
+    assert (target / "data" / "last.txt").read_text() == "last\n"
