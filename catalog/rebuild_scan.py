@@ -146,7 +146,6 @@ def _read_manifest_file(drive: Drive, block_size: int, number: int, first: bytes
             drive, block_size, max_size=MAX_MANIFEST, first_block=first, expect=MANIFEST_MEMBER
         )
     except TapeIOError as err:  # not tar, cut short, an I/O error
-
         scan.findings.append(Finding(number, f"manifest unreadable ({err})"))
         return SeenFile(number, MANIFEST)
     manifest = read_manifest(payload)

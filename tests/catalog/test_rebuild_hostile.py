@@ -237,9 +237,7 @@ def test_labels_that_lie(tmp_path: Path) -> None:
     write_tape(
         library_tape(library, "PYT003L9"),
         job_files("PYT003L9", 1, [("/data", archive)]),
-        label=json.dumps(
-            {"pytp_volume_label": {**odd.__dict__, "block_size": 65536, "created": 17}}
-        ).encode(),
+        label=json.dumps({"pytp_volume_label": {**odd.__dict__, "block_size": 65536, "created": 17}}).encode(),
     )
 
     out = _run(config, "catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED).stdout
