@@ -75,6 +75,8 @@ class RebuildProblem:
 
 @dataclass
 class RebuildReport(ImportCounts):
+    """What a rebuild read, added and found wrong (``pytp catalog rebuild`` prints it)."""
+
     tapes: list[str] = field(default_factory=list)
     data_files_skipped: int = 0
     snapshots: int = 0
