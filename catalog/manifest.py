@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-from sqlmodel import Session, col, select
 
 from pytp.tapeio.sparse import parse_map
 
@@ -383,7 +380,8 @@ def entry_line(
     return json.dumps(line, separators=(",", ":")).encode() + b"\n"
 
 
-_ENTRY_COLUMNS = (
+#: the ``Entry`` columns a member line is made of (``manifest_writer`` selects them)
+ENTRY_COLUMNS = (
     "path",
     "kind",
     "size",
@@ -402,98 +400,3 @@ _ENTRY_COLUMNS = (
     "header_size",
     "sparse_map",
 )
-
-
-def _fields(entry: Any) -> dict[str, Any]:
-    return {name: getattr(entry, name) for name in _ENTRY_COLUMNS}
-
-
-def manifest_lines(
-    session: Session, job_id: int, volume_id: int | None = None, exclude_tape_file: int | None = None
-) -> Iterator[bytes]:
-    """Manifest lines for the job's entries from the catalog, parts included.
-
-    :param volume_id: only entries in tape files of this tape.
-    :param exclude_tape_file: leave out this tape file's entries (a source
-        still being written, whose rows are not in place yet).
-    """
-    from .models import Entry, EntryPart, TapeFile, Volume
-
-    parts: dict[int, list[dict[str, Any]]] = {}
-    for part, tape_file, volume in session.exec(
-        select(EntryPart, TapeFile, Volume)
-        .join(TapeFile, col(TapeFile.id) == EntryPart.tape_file_id)
-        .join(Volume, col(Volume.id) == TapeFile.volume_id)
-        .join(Entry, col(Entry.id) == EntryPart.entry_id)
-        .where(Entry.job_id == job_id)
-        .order_by(col(EntryPart.entry_id), col(EntryPart.part))
-    ).all():
-        parts.setdefault(part.entry_id, []).append(
-            {
-                "part": part.part,
-                "tape": volume.label,
-                "tape_file": tape_file.file_number,
-                "offset": part.offset,
-                "header_size": part.header_size,
-                "data_start": part.data_start,
-                "data_size": part.data_size,
-            }
-        )
-    query = (
-        select(Entry, TapeFile, Volume)
-        .join(TapeFile, col(TapeFile.id) == Entry.tape_file_id)
-        .join(Volume, col(Volume.id) == TapeFile.volume_id)
-        .where(Entry.job_id == job_id)
-        .order_by(col(TapeFile.id), col(Entry.offset))
-    )
-    if volume_id is not None:
-        query = query.where(TapeFile.volume_id == volume_id)
-    if exclude_tape_file is not None:
-        query = query.where(Entry.tape_file_id != exclude_tape_file)
-    for entry, tape_file, volume in session.exec(query):
-        yield entry_line(_fields(entry), volume.label, tape_file.file_number, parts.get(entry.id))  # type: ignore[arg-type]
-
-
-def stream_part_lines(session: Session, job_id: int, first_tape_file: int, part: Any, cut: Any) -> Iterator[bytes]:
-    """Lines for the members of a source part that is being closed at end of medium.
-
-    Their rows still carry stream offsets of the source's first tape file
-    (``spanning.place_entries`` moves them later); here they are written as
-    they are on this tape.  A member cut in its data gets a ``cut`` line.
-    """
-    from .models import Entry, Volume
-
-    tape_file = part.tape_file
-    volume = session.get(Volume, tape_file.volume_id)
-    label = volume.label if volume else ""
-    # A member cut in its headers starts again, whole, on the next tape: it is not on this one.
-    restart = bool(cut.prefix) and cut.member is None
-    end = cut.resume_at - len(cut.prefix) if restart else cut.cut
-    rows = session.exec(
-        select(Entry)
-        .where(
-            Entry.job_id == job_id,
-            Entry.tape_file_id == first_tape_file,
-            col(Entry.offset) >= part.first,
-            col(Entry.offset) < end,
-        )
-        .order_by(col(Entry.offset))
-    )
-    for entry in rows:
-        if cut.member is not None and entry.offset == cut.member.offset:
-            continue  # the cut member is described by the "cut" line below
-        fields = _fields(entry)
-        fields["offset"] = entry.offset - part.base
-        yield entry_line(fields, label, tape_file.file_number)
-    if cut.member is not None:
-        cut_line = {
-            "cut": {
-                **_bytes_fields("path", b"/" + cut.member.header.name),
-                "tape": label,
-                "tape_file": tape_file.file_number,
-                "offset": cut.member.offset - part.base,
-                "data_on_this_tape": cut.data_done,
-                "size": cut.member.data_size,
-            }
-        }
-        yield json.dumps(cut_line, separators=(",", ":")).encode() + b"\n"
