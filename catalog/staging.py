@@ -25,10 +25,11 @@ from pathlib import Path
 
 from pytp.tapeio.blockio import BlockAssembler
 from pytp.tapeio.continuation import MemberStart
+from pytp.tapeio.exclude import Exclusions
 from pytp.tapeio.procinfo import pid_alive
 from pytp.tapeio.sparse import stored_size_bound
 from pytp.tapeio.tarformat import END_OF_ARCHIVE, padded
-from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord, Problem, walk
+from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord, Problem, Seen, walk
 
 from .errors import ConfigError
 
@@ -48,7 +49,7 @@ class Staged:
     records: list[MemberRecord] = field(default_factory=list)
     starts: list[MemberStart] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    seen: set[bytes] = field(default_factory=set)
+    seen: Seen = field(default_factory=Seen)
 
 
 def estimate_archive_size(source: bytes) -> int:
@@ -118,6 +119,7 @@ def stage_source(
     block_size: int,
     select: Callable[[bytes, os.stat_result], bool] | None,
     on_bytes: Callable[[int], None] | None = None,
+    exclude: Exclusions | None = None,
 ) -> Staged:
     """Write the archive of ``source`` into the staging area, block-padded as on tape."""
     staged = Staged(source, area.path / f"{index:04d}.tar")
@@ -131,7 +133,7 @@ def stage_source(
     with open(staged.path, "wb") as out_file:
         out = BlockAssembler(out_file.write, block_size)
         archive = ArchiveWriter(out, staged.records.append, staged.problems.append, progress, staged.starts.append)
-        staged.seen = archive.add_tree(source, select)
+        staged.seen = archive.add_tree(source, select, exclude)
         out.write(END_OF_ARCHIVE)
         out.finish()
     return staged

@@ -32,6 +32,24 @@ from .app import App, human_bytes, pass_app, warn
 )
 @click.option("-i", "--incremental", is_flag=True, help="Same as --level incremental.")
 @click.option("--checksum", is_flag=True, help="Incremental/differential: also compare content when metadata agrees.")
+@click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="PATTERN",
+    help="Leave out paths whose path below the source root or base name matches this glob, as GNU tar "
+    "(repeatable; a pattern starting with / matches the absolute path).",
+)
+@click.option(
+    "--exclude-from",
+    "exclude_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Read --exclude patterns from FILE, one a line (repeatable).",
+)
+@click.option(
+    "--one-file-system", is_flag=True, help="Do not enter mount points below a source root (they are stored empty)."
+)
 @click.option("-m", "--max-concurrent-tars", type=int, default=2, show_default=True, help="For --strategy tar.")
 @click.option("-mem", "--memory_buffer", "memory_buffer", type=float, help="Memory buffer in GiB.")
 @click.option(
@@ -59,6 +77,9 @@ def backup(
     level: str | None,
     incremental: bool,
     checksum: bool,
+    excludes: tuple[str, ...],
+    exclude_files: tuple[str, ...],
+    one_file_system: bool,
     max_concurrent_tars: int,
     memory_buffer: float | None,
     memory_buffer_percent: int | None,
@@ -75,6 +96,7 @@ def backup(
         pytp backup /home /etc --job nightly
     """
     from pytp.catalog.backup import BackupOptions, run_backup
+    from pytp.tapeio.exclude import Exclusions
 
     config = app.config
     buffer_gib = memory_buffer if memory_buffer is not None else config.buffer.memory_gib
@@ -84,6 +106,7 @@ def backup(
         job_label=job_label,
         level=level or ("incremental" if incremental else "full"),
         checksum=checksum,
+        exclude=Exclusions.build(excludes, exclude_files, one_file_system),
         max_concurrent_tars=max_concurrent_tars,
         ask_for_tape=_ask_operator if click.get_text_stream("stdin").isatty() else None,
         strategy=strategy,

@@ -11,6 +11,12 @@ whose attributes cannot be read is stored with what could be read and
 reported, so the job is partial.  A file with holes is stored sparse
 (``sparse``): only its data regions are read and written.
 
+A walk leaves out what ``exclude.Exclusions`` says (``--exclude``,
+``--one-file-system``) and reports the subtrees it did not enter, so an
+incremental backup does not take what it did not look at for deleted.
+Sockets cannot be archived; they are skipped with a note, which does not make
+the job partial (issue 11), as GNU tar only mentions them.
+
 Member names are the absolute paths without the leading ``/``, as GNU tar
 stores them, so ``tar -x -C TARGET`` puts ``/home/a/x`` at ``TARGET/home/a/x``
 for full and incremental jobs alike (the original pytp mixed ``./rel`` and
@@ -24,12 +30,13 @@ import grp
 import os
 import pwd
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from .blockio import BlockAssembler
 from .continuation import MemberStart
+from .exclude import Exclusions
 from .fsmeta import NO_META, FileMeta, read_meta
 from .hashing import ContentHasher
 from .sparse import data_regions, map_block, map_text, stored_size
@@ -86,10 +93,41 @@ class MemberRecord:
 
 @dataclass(frozen=True)
 class Problem:
-    """A path that was not stored, or not stored intact; it makes a job partial."""
+    """A path that was not stored, or not stored intact; it makes a job partial.
+
+    :param note: only worth a note in the job log (a skipped socket, a mount
+        point not entered): the job stays ``ok``.
+    """
 
     path: bytes
     message: str
+    note: bool = False
+
+
+class Seen(set[bytes]):
+    """The paths a walk saw, and the subtrees it did not enter (``pruned``).
+
+    A set, so callers that only need the paths keep using it as one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: excluded paths and mount points not entered: what is below them was not looked at
+        self.pruned: set[bytes] = set()
+
+    def missing(self, known: Iterable[bytes]) -> list[bytes]:
+        """The ``known`` paths this walk did not see and did not leave out: deleted since, sorted."""
+        return sorted(p for p in known if p not in self and not self._below_pruned(p))
+
+    def _below_pruned(self, path: bytes) -> bool:
+        if not self.pruned:
+            return False
+        while path not in self.pruned:
+            parent = path.rsplit(b"/", 1)[0]
+            if parent == path or not parent:
+                return False
+            path = parent
+        return True
 
 
 def member_data_size(kind: str, size: int, sparse_map: str | None) -> int:
@@ -142,12 +180,22 @@ def _kind(mode: int) -> str | None:
     return None  # sockets and doors cannot be archived (GNU tar ignores them too)
 
 
-def walk(root: bytes, on_problem: Callable[[Problem], None]) -> Iterator[tuple[bytes, os.stat_result]]:
+def walk(
+    root: bytes,
+    on_problem: Callable[[Problem], None],
+    exclude: Exclusions | None = None,
+    on_prune: Callable[[bytes], None] | None = None,
+) -> Iterator[tuple[bytes, os.stat_result]]:
     """Yield ``(path, lstat)`` for ``root`` and everything below it, depth first.
 
     Entries are sorted by name so that the same tree gives the same archive.
     A symlinked ``root`` is followed (``tar -C root .`` did that in the
     original pytp); links below it are stored as links.
+
+    :param exclude: paths to leave out: an excluded path is neither yielded
+        nor entered (nor even stat'ed); with ``one_file_system`` a directory on
+        another file system is yielded but not entered, with a note.
+    :param on_prune: called with each path whose subtree is left out.
     """
     try:
         root_stat = os.stat(root)
@@ -155,10 +203,17 @@ def walk(root: bytes, on_problem: Callable[[Problem], None]) -> Iterator[tuple[b
         on_problem(Problem(root, f"cannot read: {err.strerror}"))
         return
     stack: list[tuple[bytes, os.stat_result]] = [(root, root_stat)]
+    prefix = len(root.rstrip(b"/")) + 1
     while stack:
         path, st = stack.pop()
         yield path, st
         if not stat.S_ISDIR(st.st_mode):
+            continue
+        if exclude is not None and exclude.one_file_system and st.st_dev != root_stat.st_dev:
+            # GNU tar's --one-file-system: the mount point is stored, what is mounted on it is not.
+            on_problem(Problem(path, "is a mount point; its contents were not backed up (--one-file-system)", True))
+            if on_prune is not None:
+                on_prune(path)
             continue
         try:
             with os.scandir(path) as it:
@@ -169,6 +224,10 @@ def walk(root: bytes, on_problem: Callable[[Problem], None]) -> Iterator[tuple[b
         children = []
         for name in names:
             child = path.rstrip(b"/") + b"/" + name
+            if exclude is not None and exclude.excluded(child, child[prefix:]):
+                if on_prune is not None:
+                    on_prune(child)
+                continue
             try:
                 children.append((child, os.lstat(child)))
             except FileNotFoundError:
@@ -218,16 +277,23 @@ class ArchiveWriter:
         self._hardlinks: dict[tuple[int, int], bytes] = {}
         self._buffer = bytearray(READ_CHUNK)
 
-    def add_tree(self, root: bytes, select: Callable[[bytes, os.stat_result], bool] | None = None) -> set[bytes]:
+    def add_tree(
+        self,
+        root: bytes,
+        select: Callable[[bytes, os.stat_result], bool] | None = None,
+        exclude: Exclusions | None = None,
+    ) -> Seen:
         """Add ``root`` (an absolute path) and everything below it.
 
         :param select: for an incremental backup, says which members to store;
             directories are always stored (their metadata is part of the tree).
-        :returns: every path seen, stored or not (deleted files are the ones
-            an earlier backup had and this walk did not see).
+        :param exclude: what to leave out (``--exclude``, ``--one-file-system``).
+        :returns: every path seen, stored or not, and the subtrees left out
+            (deleted files are the ones an earlier backup had and this walk
+            neither saw nor left out: ``Seen.missing``).
         """
-        seen: set[bytes] = set()
-        for path, st in walk(root, self.on_problem):
+        seen = Seen()
+        for path, st in walk(root, self.on_problem, exclude, seen.pruned.add):
             seen.add(path)
             if select is None or stat.S_ISDIR(st.st_mode) or select(path, st):
                 self.add(path, st)
@@ -236,7 +302,7 @@ class ArchiveWriter:
     def add(self, path: bytes, st: os.stat_result) -> None:
         kind = _kind(st.st_mode)
         if kind is None:
-            self.on_problem(Problem(path, "is a socket or other special file that tar cannot store; skipped"))
+            self.on_problem(Problem(path, "is a socket or other special file that tar cannot store; skipped", True))
             return
         link_target: bytes | None = None
         key = (st.st_dev, st.st_ino)

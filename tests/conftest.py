@@ -3,8 +3,10 @@ libraries, source trees, and catalog URLs for SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -139,3 +141,27 @@ def make_tree(root: Path, big_file: int = 2 << 20) -> Path:
 @pytest.fixture
 def source_tree(tmp_path: Path) -> Path:
     return make_tree(tmp_path / "src")
+
+
+@contextlib.contextmanager
+def unlistable_xattrs_file(name: str = "crowded.txt") -> Iterator[Path]:
+    """A regular file whose extended attributes cannot be listed: a real cause of a
+    ``partial`` job that works as root too (``listxattr`` fails with E2BIG on 400
+    long names, which tmpfs takes).  Skips loudly where /dev/shm cannot do it.
+
+    Yields the file; its directory is a scratch directory on /dev/shm, removed after.
+    """
+    import tempfile
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK):
+        pytest.skip("SKIPPED LOUDLY: needs a writable /dev/shm (tmpfs) for a file whose xattrs cannot be listed")
+    with tempfile.TemporaryDirectory(dir=shm, prefix="pytp-test-") as scratch:
+        crowded = Path(scratch) / name
+        crowded.write_text("data survives\n")
+        try:
+            for i in range(400):
+                os.setxattr(crowded, f"user.{'n' * 240}{i:04d}", b"v")
+        except OSError as err:
+            pytest.skip(f"SKIPPED LOUDLY: /dev/shm refused the 400 long xattr names the fault needs: {err}")
+        yield crowded

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -98,15 +97,14 @@ def test_first_free_drive_of_the_library_is_used(tmp_path: Path, sqlite_url: str
 
 
 def test_partial_job_exits_with_warning(tmp_path: Path, sqlite_url: str, source_tree: Path) -> None:
+    from tests.conftest import unlistable_xattrs_file
+
     config = write_library_config(tmp_path / "site", sqlite_url)
-    sock = socket.socket(socket.AF_UNIX)
-    sock.bind(str(source_tree / "daemon.sock"))
-    try:
-        r = invoke(config, "backup", str(source_tree), expect=exitcodes.EXIT_WARNING)
-    finally:
-        sock.close()
+    # A file whose xattrs cannot be listed makes the job partial (a socket is only a note now).
+    with unlistable_xattrs_file() as crowded:
+        r = invoke(config, "backup", str(source_tree), str(crowded.parent), expect=exitcodes.EXIT_WARNING)
     assert "Job 1 partial" in r.stdout
-    assert "Warning:" in r.stderr and "daemon.sock" in r.stderr
+    assert "Warning:" in r.stderr and "crowded.txt" in r.stderr
     assert json.loads(invoke(config, "jobs", "--format", "json").stdout)[0]["problems"] == 1
 
 
