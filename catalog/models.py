@@ -10,10 +10,12 @@ from __future__ import annotations
 import uuid as uuidlib
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, LargeBinary, MetaData, Text
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, LargeBinary, MetaData, Text, event
 from sqlmodel import Field, SQLModel
 
 from pytp.tapeio.tarwriter import member_data_size
+
+from . import search_index
 
 # Named constraints, so SQLite batch migrations can drop and recreate them
 # (alembic docs/build/batch.rst, "Dropping Unnamed or Named Foreign Key Constraints").
@@ -140,7 +142,8 @@ class Entry(SQLModel, table=True):
     job_id: int = Field(sa_column=Column(ForeignKey("job.id"), nullable=False, index=True))
     tape_file_id: int = Field(sa_column=Column(ForeignKey("tape_file.id"), nullable=False, index=True))
     path: bytes = Field(sa_type=LargeBinary)
-    path_text: str = Field(index=True)
+    #: searched through the trigram index of ``search_index``, not a btree
+    path_text: str
     kind: str
     size: int = Field(default=0, sa_type=BigInteger)
     mode: int = 0
@@ -164,6 +167,10 @@ class Entry(SQLModel, table=True):
     def data_size(self) -> int:
         """Data bytes the member has on tape, after its headers."""
         return member_data_size(self.kind, self.size, self.sparse_map)
+
+
+# A new catalog gets the trigram index with its tables (migration 0004 adds it to old ones).
+event.listen(Entry.__table__, "after_create", lambda _table, connection, **_kw: search_index.install(connection))
 
 
 class EntryPart(SQLModel, table=True):
