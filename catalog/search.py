@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import Row, Select, and_, case, column, func, literal_column, null, or_, table, union
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Subquery
 from sqlmodel import Session, col, select
 
+from . import search_index
 from .errors import BadPattern, CatalogError, NotFound
 from .levels import DELETED
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, path_text
@@ -72,6 +76,16 @@ def glob_to_regex(pattern: str) -> str:
 
 def pattern_condition(pattern: str, regex: bool = False) -> ColumnElement[bool]:
     """The SQL condition on ``Entry.path_text`` for one pattern."""
+    pattern, kind = _normalise(pattern, regex)
+    if kind == "regex":
+        return col(Entry.path_text).regexp_match(pattern)
+    if kind == "glob":
+        return col(Entry.path_text).regexp_match(glob_to_regex(pattern))
+    return col(Entry.path_text).contains(pattern, autoescape=True)
+
+
+def _normalise(pattern: str, regex: bool) -> tuple[str, str]:
+    """The pattern in ``path_text`` form and how it matches: substring, glob or regex."""
     if not pattern:
         raise CatalogError("An empty pattern matches nothing; give part of a file name.")
     # A name that is not UTF-8 arrives with surrogate escapes, which no database
@@ -82,10 +96,107 @@ def pattern_condition(pattern: str, regex: bool = False) -> ColumnElement[bool]:
             re.compile(pattern)  # SQLite runs Python's re; a bad pattern would fail inside the query
         except re.error as err:
             raise BadPattern(f"'{pattern}' is not a valid regular expression: {err}.") from err
-        return col(Entry.path_text).regexp_match(pattern)
-    if GLOB_CHARS & set(pattern):
-        return col(Entry.path_text).regexp_match(glob_to_regex(pattern))
-    return col(Entry.path_text).contains(pattern, autoescape=True)
+        return pattern, "regex"
+    return pattern, "glob" if GLOB_CHARS & set(pattern) else "substring"
+
+
+#: the trigram index needs three characters in a row; LIKE's own wildcards break a run
+TRIGRAM = 3
+_LIKE_WILDCARDS = re.compile(r"[%_]")
+
+
+def required_literal(pattern: str, regex: bool = False) -> str | None:
+    """The longest run of at least three characters every match must contain, if any.
+
+    It feeds the trigram index, which narrows the entries to check; the exact
+    pattern is then checked on those alone.  A glob is read through its regular
+    expression.  Anything optional (``x?``, ``x*``, ``x{0,}``), inside a group,
+    or after an alternation ``|`` gives no literal: a wrong guess here would
+    lose matches, a missing one only costs a scan.
+    """
+    pattern, kind = _normalise(pattern, regex)
+    if kind == "substring":
+        runs = _LIKE_WILDCARDS.split(pattern)
+    else:
+        runs = [
+            r
+            for run in _regex_literals(glob_to_regex(pattern) if kind == "glob" else pattern)
+            for r in _LIKE_WILDCARDS.split(run)
+        ]
+    best = max(runs, key=len, default="")
+    return best if len(best) >= TRIGRAM else None
+
+
+def _regex_literals(pattern: str) -> list[str]:
+    """Literal runs outside groups that any match of ``pattern`` contains (conservative)."""
+    if "|" in pattern or "(?" in pattern:  # alternatives, inline flags (?i): no guarantee
+        return []
+    runs: list[str] = []
+    current: list[str] = []
+    depth = 0
+    i = 0
+
+    def flush() -> None:
+        if current:
+            runs.append("".join(current))
+            current.clear()
+
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            escaped = pattern[i + 1 : i + 2]
+            i += 2
+            if escaped and not escaped.isalnum():
+                if depth == 0:
+                    current.append(escaped)  # \. \/ \* and the like are the character itself
+                continue
+            flush()  # \d \w \b \x41 …: a class or an assertion
+        elif c == "(":
+            flush()
+            depth += 1
+            i += 1
+        elif c == ")":
+            flush()
+            depth = max(0, depth - 1)
+            i += 1
+        elif c == "[":
+            flush()
+            end = i + 2 if pattern[i + 1 : i + 2] in ("^",) else i + 1
+            end += 1 if pattern[end : end + 1] == "]" else 0
+            while end < len(pattern) and pattern[end] != "]":
+                end += 2 if pattern[end] == "\\" else 1
+            i = end + 1
+        elif c in "*?{":
+            if current:
+                current.pop()  # the character before may be absent
+            flush()
+            i = pattern.index("}", i) + 1 if c == "{" and "}" in pattern[i:] else i + 1
+        elif c in "+":
+            flush()
+            i += 1
+        elif c in ".^$":
+            flush()
+            i += 1
+        else:
+            if depth == 0:
+                current.append(c)
+            i += 1
+    flush()
+    return runs
+
+
+def _trigram_candidates(session: Session, literals: list[str]) -> ColumnElement[bool] | None:
+    """``entry.id IN`` the rows the SQLite trigram index offers for any of ``literals``.
+
+    PostgreSQL needs no such help: its planner takes the ``pg_trgm`` index
+    for ``LIKE`` and ``~`` on ``path_text`` by itself.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return None
+    rowid = literal_column("rowid")
+    fts = table(search_index.FTS_TABLE, column("path_text"))
+    selects = [select(rowid).select_from(fts).where(fts.c.path_text.like(f"%{literal}%")) for literal in literals]
+    return col(Entry.id).in_(selects[0] if len(selects) == 1 else union(*selects))
 
 
 def _good_entries():  # type: ignore[no-untyped-def]
@@ -102,6 +213,84 @@ def find_exact(session: Session, job_id: int, path: bytes) -> Found | None:
     """The entry for exactly ``path`` in job ``job_id``, if it is good."""
     row = session.exec(_good_entries().where(Entry.job_id == job_id, Entry.path == path)).first()
     return Found(*row) if row else None
+
+
+def _selection(
+    session: Session,
+    patterns: list[str] | None,
+    *,
+    regex: bool,
+    job_id: int | None,
+    tape: str | None,
+    all_versions: bool,
+    under: bytes | None,
+    include_deleted: bool,
+    as_of: AsOf | None,
+) -> Select:  # type: ignore[type-arg]
+    """The matching entries' ids with the job that deleted them after (``deleted_by``),
+    the newest version of each path resolved in SQL unless ``all_versions``.
+
+    Returns the statement of ``(entry_id, deleted_by)`` rows.
+    """
+    query = (
+        select(col(Entry.id).label("entry_id"))
+        .join(Job, col(Job.id) == Entry.job_id)
+        .join(TapeFile, col(TapeFile.id) == Entry.tape_file_id)
+        .join(Volume, col(Volume.id) == TapeFile.volume_id)
+        .where(col(Job.status).in_(JobStatus.GOOD), TapeFile.status == TapeFileStatus.COMPLETE)
+    )
+    if as_of is not None:
+        query = query.where(as_of.condition())
+    if all_versions and not include_deleted:
+        query = query.where(Entry.kind != DELETED)
+    literals: list[str] = []
+    if patterns:
+        query = query.where(or_(*(pattern_condition(p, regex) for p in patterns)))
+        found = [required_literal(p, regex) for p in patterns]
+        if all(found):
+            literals = [literal for literal in found if literal]
+    if job_id is not None:
+        query = query.where(Entry.job_id == job_id)
+    if tape is not None:
+        query = query.where(Volume.label == tape)
+    if under is not None:
+        prefix = under.rstrip(b"/")
+        text = prefix.decode("utf-8", "backslashreplace")
+        query = query.where(
+            or_(Entry.path_text == text, and_(col(Entry.path_text).startswith(text + "/", autoescape=True)))
+        )
+        if not literals:
+            run = max(_LIKE_WILDCARDS.split(text), key=len, default="")
+            literals = [run] if len(run) >= TRIGRAM else []
+    candidates = _trigram_candidates(session, literals) if literals else None
+    if candidates is not None:
+        query = query.where(candidates)
+    if all_versions:
+        return query.add_columns(null().label("deleted_by"))
+    # Newest first within each path: the first row that is not a deletion is the
+    # path's newest version; a deletion before it (the path's newest record)
+    # names the job that saw the path gone.
+    newest_first = [col(Job.started_at).desc(), col(Entry.job_id).desc(), col(Entry.id).desc()]
+    live = case((Entry.kind != DELETED, 1), else_=0)
+    ranked = query.add_columns(
+        col(Entry.kind).label("kind"),
+        func.first_value(Entry.kind).over(partition_by=Entry.path, order_by=newest_first).label("first_kind"),
+        func.first_value(Entry.job_id).over(partition_by=Entry.path, order_by=newest_first).label("first_job"),
+        func.sum(live).over(partition_by=Entry.path, order_by=newest_first, rows=(None, 0)).label("live_rank"),
+    ).subquery("ranked")
+    newest = select(
+        ranked.c.entry_id,
+        case((ranked.c.first_kind == DELETED, ranked.c.first_job), else_=null()).label("deleted_by"),
+    ).where(ranked.c.kind != DELETED, ranked.c.live_rank == 1)
+    if not include_deleted:
+        newest = newest.where(ranked.c.first_kind != DELETED)
+    return newest
+
+
+def _ordered(selection: Select) -> tuple[Subquery, list[ColumnElement[Any]]]:  # type: ignore[type-arg]
+    """``selection`` as a subquery to join, and the order of hits: by path, newest first."""
+    hits = selection.subquery("hits")
+    return hits, [col(Entry.path_text), col(Job.started_at).desc(), col(Entry.job_id).desc(), col(Entry.id).desc()]
 
 
 def find(
@@ -130,56 +319,79 @@ def find(
     :param as_of: the tree as a point in time left it (``resolve_as_of``):
         newest versions at or before it, without the paths deleted by then.
     """
-    query = _good_entries()
-    if as_of is not None:
-        query = query.where(as_of.condition())
-    elif all_versions and not include_deleted:
-        query = query.where(Entry.kind != DELETED)
-    if patterns:
-        query = query.where(or_(*(pattern_condition(p, regex) for p in patterns)))
-    if job_id is not None:
-        query = query.where(Entry.job_id == job_id)
-    if tape is not None:
-        query = query.where(Volume.label == tape)
-    if under is not None:
-        prefix = under.rstrip(b"/")
-        text = prefix.decode("utf-8", "backslashreplace")
-        query = query.where(
-            or_(Entry.path_text == text, and_(col(Entry.path_text).startswith(text + "/", autoescape=True)))
-        )
-    query = query.order_by(
-        col(Entry.path_text), col(Job.started_at).desc(), col(Entry.job_id).desc(), col(Entry.id).desc()
+    selection = _selection(
+        session,
+        patterns,
+        regex=regex,
+        job_id=job_id,
+        tape=tape,
+        all_versions=all_versions,
+        under=under,
+        include_deleted=include_deleted,
+        as_of=as_of,
     )
-    results = [Found(e, j, t, v) for e, j, t, v in session.exec(query).all()]
-    if all_versions:
-        return results if include_deleted or as_of is None else [f for f in results if f.entry.kind != DELETED]
-    return _newest(results, include_deleted)
+    hits, order = _ordered(selection)
+    query = _good_entries().add_columns(hits.c.deleted_by).join(hits, hits.c.entry_id == Entry.id).order_by(*order)
+    deleters: dict[int, Job | None] = {}
+    results = []
+    for entry, job, tape_file, volume, deleted_by in session.exec(query).all():
+        if deleted_by is not None and deleted_by not in deleters:
+            deleters[deleted_by] = session.get(Job, deleted_by)
+        results.append(Found(entry, job, tape_file, volume, deleters.get(deleted_by) if deleted_by else None))
+    return results
 
 
-def _newest(results: list[Found], include_deleted: bool) -> list[Found]:
-    """The newest version of each path (``results`` are by path, newest first).
-
-    A path whose newest record is a deletion is left out, or with
-    ``include_deleted`` given as its last stored version, marked with the job
-    that recorded the deletion.
-    """
-    newest: list[Found] = []
-    deleted_by: dict[bytes, Job] = {}
-    seen: set[bytes] = set()
-    for found in results:
-        path = found.entry.path
-        if path in seen:
-            continue
-        if found.entry.kind == DELETED:
-            deleted_by.setdefault(path, found.job)
-            continue
-        seen.add(path)
-        if path in deleted_by:
-            if not include_deleted:
-                continue
-            found = Found(found.entry, found.job, found.tape_file, found.volume, deleted_by[path])
-        newest.append(found)
-    return newest
+def search_rows(
+    session: Session,
+    patterns: list[str] | None = None,
+    *,
+    regex: bool = False,
+    job_id: int | None = None,
+    tape: str | None = None,
+    all_versions: bool = False,
+    under: bytes | None = None,
+    include_deleted: bool = False,
+    as_of: AsOf | None = None,
+) -> Iterator[Row[Any]]:
+    """What :func:`find` finds, as plain rows streamed from the database
+    (``HIT_COLUMNS`` and ``deleted_by``, a job id): no objects per hit, so
+    millions of hits cost neither time nor memory until they are printed."""
+    selection = _selection(
+        session,
+        patterns,
+        regex=regex,
+        job_id=job_id,
+        tape=tape,
+        all_versions=all_versions,
+        under=under,
+        include_deleted=include_deleted,
+        as_of=as_of,
+    )
+    hits, order = _ordered(selection)
+    query = (
+        select(
+            col(Entry.path_text).label("path"),
+            col(Entry.path).label("path_bytes"),
+            col(Entry.kind).label("type"),
+            col(Entry.size),
+            col(Entry.mode),
+            col(Entry.mtime_ns),
+            col(Entry.xxh3),
+            col(Job.id).label("job"),
+            col(Job.level),
+            col(Volume.label).label("tape"),
+            col(TapeFile.file_number).label("tape_file"),
+            col(Entry.offset),
+            hits.c.deleted_by,
+        )
+        .select_from(hits)
+        .join(Entry, col(Entry.id) == hits.c.entry_id)
+        .join(Job, col(Job.id) == Entry.job_id)
+        .join(TapeFile, col(TapeFile.id) == Entry.tape_file_id)
+        .join(Volume, col(Volume.id) == TapeFile.volume_id)
+        .order_by(*order)
+    )
+    yield from session.execute(query, execution_options={"yield_per": 2000})
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,13 @@ from datetime import datetime, timezone
 
 import click
 
-from pytp.tapeio.exitcodes import EXIT_VERIFY_FAILED, TABLE
+from pytp.tapeio.exitcodes import EXIT_SUCCESS, EXIT_VERIFY_FAILED, TABLE
 
 from .app import App, emit, human_bytes, output_option, pass_app
+from .job_run import job_options
+
+#: matches a search shows in a table on a terminal unless --limit says otherwise
+DEFAULT_LIMIT = 1000
 
 
 def _mtime(ns: int) -> str:
@@ -22,6 +26,11 @@ def _mtime(ns: int) -> str:
 @click.option("--tape", help="Only this tape (label).")
 @click.option("--all-versions", is_flag=True, help="Every version, not only the newest.")
 @click.option("--as-of", "as_of", help="What existed at JOB_ID or a date (2026-11-26T18:00).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    help=f"Show at most N matches (0: all). Default: {DEFAULT_LIMIT} in a table on a terminal, else all.",
+)
 @output_option
 @pass_app
 def search(
@@ -32,6 +41,7 @@ def search(
     tape: str | None,
     all_versions: bool,
     as_of: str | None,
+    limit: int | None,
     fmt: str,
 ) -> None:
     """Find backed-up files by name: a substring, a glob (* ? [), or --regex.
@@ -41,17 +51,21 @@ def search(
         pytp search report
         pytp search '/home/*/*.pdf' --format json
     """
+    import sys
+
     from sqlmodel import Session
 
     from pytp.catalog.errors import NotFound
-    from pytp.catalog.search import find, resolve_as_of
+    from pytp.catalog.search import resolve_as_of, search_rows
 
+    if limit is None and fmt == "table" and sys.stdout.isatty():
+        limit = DEFAULT_LIMIT  # a screenful of a million hits helps no one
     with Session(app.engine) as session:
         view = resolve_as_of(session, as_of) if as_of else None
         # Deleted files are found too (they are what people look for most),
         # each marked with the job that recorded the deletion; --as-of shows
         # only what existed then.
-        found = find(
+        hits = search_rows(
             session,
             [pattern],
             regex=regex,
@@ -61,46 +75,81 @@ def search(
             as_of=view,
             include_deleted=not all_versions and view is None,
         )
-    if not found:
+        rows = [hit_row(h) for _, h in zip(range(limit or sys.maxsize), hits)]
+        more = sum(1 for _ in hits)  # the rest are counted, never built
+    if not rows:
         raise NotFound(f"No backed-up file matches '{pattern}'.")
-    rows = [found_row(f) for f in found]
     emit(rows, fmt, None if fmt != "table" else ["path", "size", "mtime", "job", "tape", "tape_file", "deleted_by"])
+    if more:
+        click.echo(f"{more:,} more match(es) not shown; use --limit N (0: all) to see them.", err=True)
 
 
-def found_row(f) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """One search/versions/ls-catalog row of a catalog entry."""
+def hit_row(h) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """One search/versions/ls-catalog row from the values of a catalog entry (``search_rows``)."""
     return {
-        "path": f.entry.path_text,
-        "type": f.entry.kind,
-        "size": f.entry.size,
-        "mode": oct(f.entry.mode),
-        "mtime": _mtime(f.entry.mtime_ns) if f.entry.mtime_ns else None,
-        "xxh3": f.entry.xxh3,
-        "job": f.job.id,
-        "level": f.job.level,
-        "tape": f.volume.label,
-        "tape_file": f.tape_file.file_number,
-        "offset": f.entry.offset,
+        "path": h.path,
+        "type": h.type,
+        "size": h.size,
+        "mode": oct(h.mode),
+        "mtime": _mtime(h.mtime_ns) if h.mtime_ns else None,
+        "xxh3": h.xxh3,
+        "job": h.job,
+        "level": h.level,
+        "tape": h.tape,
+        "tape_file": h.tape_file,
+        "offset": h.offset,
         #: the job that recorded the path as deleted (search, ls-catalog --include-deleted)
-        "deleted_by": f.deleted_by.id if getattr(f, "deleted_by", None) is not None else None,
+        "deleted_by": h.deleted_by,
     }
 
 
+def found_row(f) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """One versions/ls-catalog row of a catalog entry found with ``find``."""
+    from types import SimpleNamespace
+
+    e = f.entry
+    deleted_by = f.deleted_by.id if getattr(f, "deleted_by", None) is not None else None
+    return hit_row(
+        SimpleNamespace(
+            path=e.path_text,
+            type=e.kind,
+            size=e.size,
+            mode=e.mode,
+            mtime_ns=e.mtime_ns,
+            xxh3=e.xxh3,
+            job=f.job.id,
+            level=f.job.level,
+            tape=f.volume.label,
+            tape_file=f.tape_file.file_number,
+            offset=e.offset,
+            deleted_by=deleted_by,
+        )
+    )
+
+
 @click.command()
+@click.argument("job_id", type=int, required=False)
 @click.option("--limit", type=int, help="Only the newest N jobs.")
 @output_option
 @pass_app
-def jobs(app: App, limit: int | None, fmt: str) -> None:
-    """List backup jobs, newest first.
+def jobs(app: App, job_id: int | None, limit: int | None, fmt: str) -> None:
+    """List backup jobs, newest first; with JOB_ID, one job in detail with its log.
+
+    The log holds the job's summary, problems, notes and tape moves, and a
+    line for each later verify of the job.
 
     \b
-    Example:
+    Examples:
         pytp jobs --limit 10
+        pytp jobs 12
     """
     from sqlmodel import Session
 
     from pytp.catalog.inventory import job_rows
 
+    if job_id is not None:
+        _show_job(app, job_id, fmt)
+        return
     with Session(app.engine) as session:
         rows = job_rows(session, limit)
     if fmt == "table":
@@ -109,6 +158,29 @@ def jobs(app: App, limit: int | None, fmt: str) -> None:
         emit(rows, fmt, columns, empty="No jobs yet.")
     else:
         emit(rows, fmt)
+
+
+def _show_job(app: App, job_id: int, fmt: str) -> None:
+    """``pytp jobs JOB``: the job's fields, its tape files, then its log."""
+    from sqlmodel import Session
+
+    from pytp.catalog.joblog import job_detail
+
+    with Session(app.engine) as session:
+        detail = job_detail(session, job_id)
+    if fmt != "table":
+        emit([detail], fmt)
+        return
+    for key, value in detail.items():
+        if key not in ("tape_files", "log"):
+            shown = human_bytes(value) if key == "bytes" else ", ".join(value) if isinstance(value, list) else value
+            click.echo(f"{key + ':':<11} {'' if shown is None else shown}")
+    click.echo("")
+    emit(detail["tape_files"], "table", empty="No tape files.")
+    click.echo("\nLog:")
+    click.echo(detail["log"] or "(none: the job was written by a pytp without job logs, or is still running)", nl=False)
+    if detail["log"] is None:
+        click.echo("")
 
 
 @click.command()
@@ -164,6 +236,7 @@ def tapes(app: App, fmt: str) -> None:
 @click.option("--quick", is_flag=True, help="With --against-disk: compare size and time only, no checksums.")
 @click.option("-d", "--drive", help="Drive to read with.")
 @click.option("-l", "--library", help="Library to load tapes from.")
+@job_options
 @pass_app
 def verify(
     app: App,
@@ -174,42 +247,68 @@ def verify(
     quick: bool,
     drive: str | None,
     library: str | None,
+    fmt: str,
+    log_file: str | None,
 ) -> None:
     """Read the data back and compare every member's xxh3 with the catalog.
 
-    DIRS (the original form) is the same as --against-disk for each.
+    DIRS (the original form) is the same as --against-disk for each.  A
+    verify of tape adds a line to the log of each job it read (`pytp jobs JOB`).
 
     \b
     Examples:
         pytp verify --job 12
         pytp verify --against-disk /home
     """
+    from pytp.catalog.joblog import disk_details, verify_details
     from pytp.catalog.verify import verify_disk, verify_tape
+
+    from .job_run import job_run
 
     disk_dirs = ([against_disk] if against_disk else []) + list(dirs)
     if disk_dirs:
         failed = False
         for directory in disk_dirs:
-            report = verify_disk(app.engine, directory, checksum=not quick)
-            for label, items in (("changed", report.changed), ("missing", report.missing), ("new", report.new)):
-                for item in items:
-                    click.echo(f"{label}: {item}")
-            click.echo(
-                f"{directory}: {report.checked} checked, {len(report.changed)} changed, "
-                f"{len(report.missing)} missing, {len(report.new)} new."
-            )
+            with job_run(app, "verify", fmt, log_file) as run:
+                report = verify_disk(app.engine, directory, checksum=not quick)
+                run.done(
+                    "ok" if report.ok else "failed",
+                    EXIT_SUCCESS if report.ok else EXIT_VERIFY_FAILED,
+                    files=report.checked,
+                    details=disk_details(directory, report),
+                )
+            if run.table:
+                for label, items in (("changed", report.changed), ("missing", report.missing), ("new", report.new)):
+                    for item in items:
+                        click.echo(f"{label}: {item}")
+                click.echo(
+                    f"{directory}: {report.checked} checked, {len(report.changed)} changed, "
+                    f"{len(report.missing)} missing, {len(report.new)} new."
+                )
             failed |= not report.ok
         if failed:
             click.get_current_context().exit(EXIT_VERIFY_FAILED)
         return
-    result = verify_tape(app.engine, app.config, app.select(drive, library), job_id=job_id, tape=tape)
-    for path, problem in result.problems:
-        click.echo(f"FAILED {path}: {problem}")
-    jobs_text = ", ".join(str(j) for j in result.jobs)
-    click.echo(
-        f"Verified job(s) {jobs_text} on tape {', '.join(result.tapes)}: {result.checked} member(s) ok, "
-        f"{human_bytes(result.bytes)} read, {len(result.problems)} problem(s)."
-    )
+    with job_run(app, "verify", fmt, log_file) as run:
+        result = verify_tape(app.engine, app.config, app.select(drive, library), job_id=job_id, tape=tape)
+        run.log_jobs.extend(result.jobs)
+        run.done(
+            "ok" if result.ok else "failed",
+            EXIT_SUCCESS if result.ok else EXIT_VERIFY_FAILED,
+            files=result.checked,
+            bytes=result.bytes,
+            tapes=result.tapes,
+            problems=result.problems,
+            details=verify_details(result),
+        )
+    if run.table:
+        for path, problem in result.problems:
+            click.echo(f"FAILED {path}: {problem}")
+        jobs_text = ", ".join(str(j) for j in result.jobs)
+        click.echo(
+            f"Verified job(s) {jobs_text} on tape {', '.join(result.tapes)}: {result.checked} member(s) ok, "
+            f"{human_bytes(result.bytes)} read, {len(result.problems)} problem(s)."
+        )
     if not result.ok:
         click.echo(f"Error: verification failed for {len(result.problems)} member(s).", err=True)
         click.get_current_context().exit(EXIT_VERIFY_FAILED)

@@ -14,7 +14,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-from pytp.catalog import models  # noqa: F401 - registers the tables
+from pytp.catalog import models, search_index  # noqa: F401 - registers the tables
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -27,6 +27,7 @@ def _configure(connection) -> None:  # type: ignore[no-untyped-def]
         # SQLite cannot ALTER most things; batch mode copies the table instead.
         render_as_batch=True,
         compare_type=True,
+        include_object=search_index.not_in_models,
     )
 
 
