@@ -87,22 +87,22 @@ def run_backup(
     # The drive is taken before the job row exists: a busy drive leaves no job behind.
     with drive_lock(selection.drive), Media(config, selection) as media:
         record = JobRecord.create(engine, options, sources, pool, media.block_size)
-        sink = EntrySink(engine, record.job_id, reporter.member)
-        tapes = TapeChange(record, media, sink, pool, options.ask_for_tape)
-        out = SourceWriter(record, sink, media, tapes, options, reporter)
-        try:
-            with _interrupt_as_exception():
-                references = record.references(sources)
-                tapes.first_tape()
-                make_stream(options.strategy, out).write(sources, references)
-                with Spool(manifest_lines(engine, record.job_id)) as spool:
-                    place_manifest(record, media, spool, tapes.change_tape, final=True)
-                record.close(sink)
-        except BaseException as err:
-            translated = _fail(err, record, sink, media)
-            if translated is err:
-                raise
-            raise translated from err
+        with EntrySink(engine, record.job_id, reporter.member) as sink:
+            tapes = TapeChange(record, media, sink, pool, options.ask_for_tape)
+            out = SourceWriter(record, sink, media, tapes, options, reporter)
+            try:
+                with _interrupt_as_exception():
+                    references = record.references(sources)
+                    tapes.first_tape()
+                    make_stream(options.strategy, out).write(sources, references)
+                    with Spool(manifest_lines(engine, record.job_id)) as spool:
+                        place_manifest(record, media, spool, tapes.change_tape, final=True)
+                    record.close(sink)
+            except BaseException as err:
+                translated = _fail(err, record, sink, media)
+                if translated is err:
+                    raise
+                raise translated from err
     return _result(record, sink, out, time.monotonic() - started)
 
 

@@ -9,15 +9,17 @@ The ORM objects it keeps (job, volume, tape file) are detached between
 calls and re-attached by the next one.
 
 ``EntrySink`` turns member records into ``Entry`` rows, inserted with one
-executemany per :data:`ENTRY_BATCH` rows, so no per-file row is held longer
-than a batch.
+executemany per :data:`ENTRY_BATCH` rows on a thread of its own, so no
+per-file row is held longer than a batch or two.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 from sqlalchemy import insert
@@ -36,14 +38,20 @@ from .reconcile import process_fields
 from .spanning import Cut, Part, place_entries
 
 ENTRY_BATCH = 2000
+#: batches that may wait for the inserter thread before the producer waits too
+PENDING_BATCHES = 2
 
 
 class EntrySink:
-    """Collects member records into catalog rows, inserted in batches.
+    """Collects member records into catalog rows, inserted in batches on a thread of their own.
 
     Rows carry the member's offset in the archive stream of the source's first
     tape file; ``spanning.place_entries`` moves them once the source is done.
-    The tape change flushes too (before a part manifest), hence the lock.
+    Each batch is one executemany, run by the sink's inserter thread, so
+    neither the producer nor the drive writer waits for the catalog; at most
+    :data:`PENDING_BATCHES` batches wait, so memory stays bounded.  The tape
+    change flushes too (before a part manifest), hence the lock.  Use it as a
+    context manager: leaving it stops the inserter thread.
     """
 
     def __init__(self, engine: Engine, job_id: int, on_member: Callable[[MemberRecord], None]) -> None:
@@ -55,6 +63,14 @@ class EntrySink:
         self.files = 0
         self.bytes = 0
         self._lock = threading.Lock()
+        self._inserter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pytp-entries")
+        self._pending: deque[Future[None]] = deque()
+
+    def __enter__(self) -> EntrySink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._inserter.shutdown(wait=True)
 
     def add(self, record: MemberRecord) -> None:
         # MemberRecord's fields are Entry's columns, by design.
@@ -63,18 +79,29 @@ class EntrySink:
             self.rows.append(row)
             self.files += 1
             self.bytes += record.size
-            full = len(self.rows) >= ENTRY_BATCH
+            if len(self.rows) >= ENTRY_BATCH:
+                self._submit(PENDING_BATCHES)
         self.on_member(record)
-        if full:
-            self.flush()
 
     def flush(self) -> None:
+        """Insert every row collected so far; return once they are in the catalog.
+
+        :raises Exception: what an insert raised (a full disk, a lost server).
+        """
         with self._lock:
-            rows, self.rows = self.rows, []
-            if rows:
-                with Session(self.engine) as session:
-                    session.execute(insert(Entry), rows)
-                    session.commit()
+            self._submit(0)
+
+    def _submit(self, pending: int) -> None:
+        rows, self.rows = self.rows, []
+        if rows:
+            self._pending.append(self._inserter.submit(self._insert, rows))
+        while len(self._pending) > pending:
+            self._pending.popleft().result()
+
+    def _insert(self, rows: list[dict[str, object]]) -> None:
+        with Session(self.engine) as session:
+            session.execute(insert(Entry), rows)
+            session.commit()
 
 
 class JobRecord:

@@ -115,9 +115,7 @@ class SourceWriter:
         self.progress.writer = writer
         return writer
 
-    def end(
-        self, opened: OpenSource, reference: Reference | None, seen: Seen, writer: DriveWriter | None
-    ) -> None:
+    def end(self, opened: OpenSource, reference: Reference | None, seen: Seen, writer: DriveWriter | None) -> None:
         """The stream is done: close the tape file, put the rows in place, note deleted paths."""
         blocks = opened.spanning.finish()
         if writer is not None:
