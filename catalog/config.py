@@ -19,6 +19,7 @@ from typing import Any
 
 from .config_schema import Checker, reject_duplicate_keys
 from .errors import ConfigError
+from .notify import NotifyConfig
 
 DEFAULT_BLOCK_SIZE = 524288  # the original pytp's LTO setting (512 KiB)
 #: every block is held in memory several times over; LTO drives take at most 8 MiB
@@ -105,6 +106,7 @@ class Config:
     default_pool: str = DEFAULT_POOL
     buffer: BufferConfig = field(default_factory=BufferConfig)
     planning: PlanningConfig = field(default_factory=PlanningConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     created: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -225,6 +227,13 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
         load_seconds=check.number(planning_raw, "load_seconds", "restore_planning", PlanningConfig.load_seconds),
         seek_seconds=check.number(planning_raw, "seek_seconds", "restore_planning", PlanningConfig.seek_seconds),
     )
+    notify_raw = check.section(data.get("notify", {}), "notify", "notify")
+    notify = NotifyConfig(
+        command=check.string(notify_raw, "command", "notify") or None,
+        timeout_seconds=check.number(
+            notify_raw, "timeout_seconds", "notify", NotifyConfig.timeout_seconds, positive=True
+        ),
+    )
     names = {d.name for d in drives}
     for library in libraries:
         missing = [n for n in library.drives if n not in names]
@@ -253,6 +262,7 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
         default_pool=default_pool,
         buffer=buffer,
         planning=planning,
+        notify=notify,
         raw=data,
     )
 

@@ -35,6 +35,7 @@ SECTIONS: dict[str, frozenset[str]] = {
             "pools",
             "buffer",
             "restore_planning",
+            "notify",
         }
     ),
     "tape_drives[]": frozenset({"name", "device_path", "block_size", "type"}),
@@ -43,6 +44,7 @@ SECTIONS: dict[str, frozenset[str]] = {
     "pools[]": frozenset({"name", "retention_days", "label_prefix", "barcodes"}),
     "buffer": frozenset({"memory_buffer", "memory_buffer_percent", "low_water_mark"}),
     "restore_planning": frozenset({"drive_mb_per_s", "load_seconds", "seek_seconds"}),
+    "notify": frozenset({"command", "timeout_seconds"}),
 }
 
 

@@ -8,6 +8,7 @@ says what the catalog expects.
 
 from __future__ import annotations
 
+import logging
 import uuid as uuidlib
 
 from sqlmodel import Session, select
@@ -22,6 +23,9 @@ from .devices import Selection, drive_lock, open_changer, open_drive
 from .errors import CatalogError, WrongTape
 from .models import TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
 from .volumes import mark_error, pool_accepts, protection, retention_end, write_volume_label
+
+#: every changer move of a job, for its log (``joblog.MoveRecorder``)
+MOVES = logging.getLogger("pytp.moves")
 
 
 class NoTapeAvailable(WrongTape):
@@ -91,6 +95,7 @@ class Media:
                 )
             slot = empty[0]
         self.changer.unload(slot, index)
+        MOVES.info("unloaded %s from drive element %d to slot %d", element.barcode or "a tape", index, slot)
 
     def load(self, slot: int) -> None:
         """Load the tape from ``slot`` (unloading the drive first), rewind it."""
@@ -102,6 +107,8 @@ class Media:
         self.close()
         self.changer.load(slot, self.selection.element)
         self.loads += 1
+        barcode = getattr(status.slot(slot), "barcode", None) or "a tape"
+        MOVES.info("loaded %s from slot %d into drive %s", barcode, slot, self.selection.drive.name)
         # The st driver reports file/block -1 after a changer load (DESIGN.md).
         self.drive.rewind()
 

@@ -115,6 +115,8 @@ class Job(SQLModel, table=True):
     total_bytes: int = Field(default=0, sa_type=BigInteger)
     problems: int = 0
     message: str | None = Field(default=None, sa_type=Text)
+    #: the job log (summary, problems, notes, tape moves, later verifies), bounded by ``joblog.MAX_LOG_CHARS``
+    log: str | None = Field(default=None, sa_type=Text)
 
 
 class TapeFile(SQLModel, table=True):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from pytp.tapeio.exitcodes import EXIT_WARNING
+from pytp.tapeio.exitcodes import EXIT_SUCCESS, EXIT_WARNING
 
 from .app import App, human_bytes, pass_app, warn
+from .job_run import job_options
+
+if TYPE_CHECKING:
+    from pytp.catalog.backup_options import BackupResult
 
 
 @click.command()
@@ -64,6 +70,7 @@ from .app import App, human_bytes, pass_app, warn
     "-lwm", "--low-water-mark", "low_water_mark", type=click.IntRange(0, 100), help="Accepted for compatibility."
 )
 @click.option("--progress/--no-progress", default=None, help="Show progress (default: when stderr is a terminal).")
+@job_options
 @pass_app
 def backup(
     app: App,
@@ -86,6 +93,8 @@ def backup(
     double_buffer: bool,
     low_water_mark: int | None,
     progress: bool | None,
+    fmt: str,
+    log_file: str | None,
 ) -> None:
     """Back up DIRS to tape: one tar archive per directory, appended at end of data.
 
@@ -96,7 +105,10 @@ def backup(
         pytp backup /home /etc --job nightly
     """
     from pytp.catalog.backup import BackupOptions, run_backup
+    from pytp.catalog.joblog import backup_details
     from pytp.tapeio.exclude import Exclusions
+
+    from .job_run import job_run
 
     config = app.config
     buffer_gib = memory_buffer if memory_buffer is not None else config.buffer.memory_gib
@@ -123,14 +135,33 @@ def backup(
             fill = f", buffer {p.buffer.fill_percent:.0f}%" if p.buffer else ""
             click.echo(f"\r  {p.files} files, {human_bytes(p.bytes)}{fill}   ", nl=False, err=True)
 
-    selection = app.select(drive, library)
-    result = run_backup(app.engine, config, selection, options, progress=report)
-    if show:
-        click.echo("", err=True)
+    with job_run(app, "backup", fmt, log_file) as run:
+        result = run_backup(app.engine, config, app.select(drive, library), options, progress=report)
+        if show:
+            click.echo("", err=True)
+        run.log_jobs.append(result.job_id)
+        run.done(
+            result.status,
+            EXIT_WARNING if result.problems else EXIT_SUCCESS,
+            job_id=result.job_id,
+            files=result.files,
+            bytes=result.bytes,
+            tapes=result.tapes,
+            problems=result.problems,
+            notes=result.notes,
+            details=backup_details(result),
+        )
     for note in result.notes:
         click.echo(f"Note: {note}", err=True)
     for path, message in result.problems:
         warn(f"{path}: {message}")
+    if run.table:
+        _print_result(result)
+    if result.problems:
+        click.get_current_context().exit(EXIT_WARNING)
+
+
+def _print_result(result: BackupResult) -> None:
     rate = result.bytes / result.seconds / (1 << 20) if result.seconds else 0.0
     click.echo(
         f"Job {result.job_id} {result.status} ({result.level}): {result.files} files"
@@ -147,7 +178,6 @@ def backup(
         )
     if result.problems:
         click.echo(f"{len(result.problems)} path(s) were not backed up; see the warnings above.")
-        click.get_current_context().exit(EXIT_WARNING)
 
 
 def _ask_operator(request: str) -> bool:

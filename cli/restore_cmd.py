@@ -7,7 +7,10 @@ from pathlib import Path
 
 import click
 
+from pytp.tapeio.exitcodes import EXIT_SUCCESS
+
 from .app import App, human_bytes, pass_app
+from .job_run import job_options
 
 
 @click.command()
@@ -29,6 +32,7 @@ from .app import App, human_bytes, pass_app
 @click.option("--plan", "plan_only", is_flag=True, help="Print the plan (tapes, order, blocks, time) and stop.")
 @click.option("-d", "--drive", help="Drive to read with.")
 @click.option("-l", "--library", help="Library to load tapes from.")
+@job_options
 @pass_app
 def restore(
     app: App,
@@ -44,12 +48,17 @@ def restore(
     plan_only: bool,
     drive: str | None,
     library: str | None,
+    fmt: str,
+    log_file: str | None,
 ) -> None:
     """Restore files into TARGET_DIR: looked up in the catalog, read from their blocks.
 
     Files land at their original absolute path made relative
     (/home/a/x → TARGET_DIR/home/a/x).  Without --match or --job, extracts
     the tape file at the current position (the original behaviour).
+
+    --format json|csv, --log-file and the notify hook report restores looked
+    up in the catalog (not the raw extraction at the current position).
 
     Before reading, the restore plans which tapes (each loaded once), tape
     files and blocks it needs; --plan prints that plan and touches no tape.
@@ -102,7 +111,23 @@ def restore(
         for line in plan_restore(app.engine, app.config, app.select(drive, library), options).describe():
             click.echo(line)
         return
-    result = run_restore(app.engine, app.config, app.select(drive, library), options)
+    from pytp.catalog.joblog import restore_details
+
+    from .job_run import job_run
+
+    with job_run(app, "restore", fmt, log_file) as run:
+        result = run_restore(app.engine, app.config, app.select(drive, library), options)
+        run.done(
+            "ok",
+            EXIT_SUCCESS,
+            files=result.files,
+            bytes=result.bytes,
+            tapes=result.tapes,
+            notes=result.notes,
+            details=restore_details(result),
+        )
+    if not run.table:
+        return
     for note in result.notes:
         click.echo(f"Note: {note}")
     click.echo(
