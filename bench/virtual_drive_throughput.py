@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from pytp.tapeio.drive import ensure_block_size
-from pytp.tapeio.virtual_drive import VirtualDrive, create_virtual_drive, create_virtual_tape, load_tape, unload_tape
+from pytp.tapeio.virtual_drive import VirtualDrive, create_virtual_drive, load_tape, unload_tape
+from pytp.tapeio.virtual_tape import create_virtual_tape
 
 MiB = 1 << 20
 BLOCK = 512 << 10  # the default block size

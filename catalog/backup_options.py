@@ -37,7 +37,6 @@ class BackupOptions:
     pool: str | None = None
     buffer_bytes: int = 256 << 20
     start_percent: int = 20
-    low_water_mark: int = 10
     #: incremental/differential: also compare content (xxh3) when metadata agrees
     checksum: bool = False
     #: tar strategy: how many archives are staged at once

@@ -71,8 +71,8 @@ class BufferConfig:
     memory_gib: float = 0.25
     #: ``--memory_buffer_percent``: start writing once the buffer is this full.
     start_percent: int = 20
-    #: ``--low-water-mark``: kept for compatibility; reported in the job summary.
-    low_water_mark: int = 10
+    # ``low_water_mark`` (``-lwm``, mbuffer's low watermark in the original
+    # pytp) is accepted in the file for compatibility and ignored.
 
 
 @dataclass(frozen=True)
@@ -211,10 +211,6 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
         memory_gib=check.number(buffer_raw, "memory_buffer", "buffer", BufferConfig.memory_gib, positive=True),
         start_percent=check.integer(
             buffer_raw, "memory_buffer_percent", "buffer", BufferConfig.start_percent, minimum=0, maximum=100
-        )
-        or 0,
-        low_water_mark=check.integer(
-            buffer_raw, "low_water_mark", "buffer", BufferConfig.low_water_mark, minimum=0, maximum=100
         )
         or 0,
     )

@@ -42,6 +42,7 @@ SECTIONS: dict[str, frozenset[str]] = {
     "tape_libraries[]": frozenset({"name", "device_path", "slots", "drives", "type"}),
     "catalog": frozenset({"url"}),
     "pools[]": frozenset({"name", "retention_days", "label_prefix", "barcodes"}),
+    # low_water_mark: the original pytp's mbuffer setting, accepted and ignored
     "buffer": frozenset({"memory_buffer", "memory_buffer_percent", "low_water_mark"}),
     "restore_planning": frozenset({"drive_mb_per_s", "load_seconds", "seek_seconds"}),
     "notify": frozenset({"command", "timeout_seconds"}),

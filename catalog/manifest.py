@@ -44,22 +44,6 @@ def _raw(line: dict[str, Any], name: str) -> bytes | None:
     return value.encode("utf-8") if value is not None else None
 
 
-def parse_manifest(payload: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The job header and the member lines of a manifest, trusting what it says.
-
-    For manifests read from tape use :func:`read_manifest`, which checks every line.
-
-    :raises ValueError: it is not a pytp manifest of a version this pytp reads.
-    """
-    lines = payload.splitlines()
-    if not lines:
-        raise ValueError("empty manifest")
-    header = json.loads(lines[0])
-    if header.get("pytp_manifest") != MANIFEST_VERSION:
-        raise ValueError(f"not a version {MANIFEST_VERSION} pytp manifest")
-    return header["job"], [json.loads(line) for line in lines[1:] if line.strip()]
-
-
 # --------------------------------------------------------------------------
 # reading a manifest from tape: nothing in it is trusted
 #

@@ -69,9 +69,6 @@ class TapeScan:
         """Tape files on the tape, the label included."""
         return len(self.files) + 1
 
-    def kind_of(self, number: int) -> str | None:
-        return self.files[number - 1].kind if 0 < number <= len(self.files) else None
-
 
 def goto_file(drive: Drive, number: int) -> None:
     """Put the drive at block 0 of tape file ``number``.

@@ -73,11 +73,6 @@ def retention_end(session: Session, config: Config, volume: Volume) -> datetime 
     return newest + timedelta(days=days)
 
 
-def in_retention(session: Session, config: Config, volume: Volume, now: datetime | None = None) -> bool:
-    end = retention_end(session, config, volume)
-    return end is not None and end > (now or utcnow())
-
-
 def newest_snapshot_volume(session: Session) -> int | None:
     """The volume id of the newest complete catalog snapshot on tape (None: there is none).
 

@@ -65,9 +65,14 @@ if TYPE_CHECKING:
     type=click.IntRange(0, 100),
     help="Start writing once the buffer is this full (%).",
 )
-@click.option("--double-buffer/--no-double-buffer", default=True, help="Accepted for compatibility.")
+# The original pytp's mbuffer options: accepted so its scripts keep working, and ignored.
+@click.option("--double-buffer/--no-double-buffer", default=True, help="Accepted for compatibility; ignored.")
 @click.option(
-    "-lwm", "--low-water-mark", "low_water_mark", type=click.IntRange(0, 100), help="Accepted for compatibility."
+    "-lwm",
+    "--low-water-mark",
+    "low_water_mark",
+    type=click.IntRange(0, 100),
+    help="Accepted for compatibility; ignored.",
 )
 @click.option("--progress/--no-progress", default=None, help="Show progress (default: when stderr is a terminal).")
 @job_options
@@ -125,7 +130,6 @@ def backup(
         pool=pool,
         buffer_bytes=max(1 << 20, int(buffer_gib * (1 << 30))),
         start_percent=memory_buffer_percent if memory_buffer_percent is not None else config.buffer.start_percent,
-        low_water_mark=low_water_mark if low_water_mark is not None else config.buffer.low_water_mark,
     )
     show = progress if progress is not None else click.get_text_stream("stderr").isatty()
     report = None

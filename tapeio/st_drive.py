@@ -1,13 +1,12 @@
 """The Linux SCSI tape (``st``) backend, through the driver's own ioctls.
 
 ``StDrive`` does what ``mt`` does — ``MTIOCTOP`` for motion and settings,
-``MTIOCGET`` for status, ``MTIOCPOS`` for ``tell`` — without parsing any
-program's text.  Data moves with plain ``read``/``write`` on the file
-descriptor, in whole blocks of the drive's fixed block size.
+``MTIOCGET`` for status — without parsing any program's text.  Data moves
+with plain ``read``/``write`` on the file descriptor, in whole blocks of the
+drive's fixed block size.
 
 The pure parts — ioctl request numbers, ``struct mtget`` decoding, the errno
-mapping — are in :mod:`.st_ioctl`; they are re-exported here, where they
-were defined before.
+mapping — are in :mod:`.st_ioctl`.
 
 Behaviour of the driver this module relies on (drivers/scsi/st.c):
 
@@ -76,125 +75,27 @@ from .errors import (
 )
 from .st_ioctl import (
     ENOMEDIUM,
-    GENERIC_IOC,
-    GMT_BOT,
-    GMT_CLN,
-    GMT_D_800,
-    GMT_D_1600,
-    GMT_D_6250,
-    GMT_DR_OPEN,
-    GMT_EOD,
-    GMT_EOF,
-    GMT_EOT,
-    GMT_IM_REP_EN,
-    GMT_ONLINE,
-    GMT_SM,
-    GMT_WR_PROT,
-    GSTAT_NAMES,
     MT_ST_BLKSIZE_MASK,
-    MT_ST_DENSITY_SHIFT,
-    MT_ST_SOFTERR_MASK,
     MTBSF,
     MTBSFM,
     MTBSR,
     MTEOM,
     MTFSF,
     MTFSR,
-    MTGET_FORMAT,
     MTGET_SIZE,
     MTIOCGET,
-    MTIOCPOS,
     MTIOCTOP,
-    MTNOP,
     MTOFFL,
     MTOP_FORMAT,
-    MTOP_SIZE,
-    MTPOS_FORMAT,
-    MTPOS_SIZE,
     MTRETEN,
     MTREW,
-    MTSEEK,
     MTSETBLK,
     MTWEOF,
-    PARISC_IOC,
-    POSITIONING,
-    SCSI_TAPE_MAJOR,
-    THREE_BIT_DIR_IOC,
-    WRITING,
-    IocLayout,
-    MtGet,
     drive_status_from_mtget,
-    gstat_flags,
-    ioc,
-    ioc_layout,
     is_rewinding_node,
     map_os_error,
-    pack_mtget,
     unpack_mtget,
 )
-
-# The st_ioctl names are re-exported: mt_status.py and the tests import them
-# from here, where they were defined before st_ioctl.py split them out.
-__all__ = [
-    "StDrive",
-    "MAX_COUNT",
-    "ENOMEDIUM",
-    "IocLayout",
-    "GENERIC_IOC",
-    "THREE_BIT_DIR_IOC",
-    "PARISC_IOC",
-    "ioc_layout",
-    "ioc",
-    "MTOP_FORMAT",
-    "MTGET_FORMAT",
-    "MTPOS_FORMAT",
-    "MTOP_SIZE",
-    "MTGET_SIZE",
-    "MTPOS_SIZE",
-    "MTIOCTOP",
-    "MTIOCGET",
-    "MTIOCPOS",
-    "MTFSF",
-    "MTBSF",
-    "MTFSR",
-    "MTBSR",
-    "MTWEOF",
-    "MTREW",
-    "MTOFFL",
-    "MTNOP",
-    "MTRETEN",
-    "MTBSFM",
-    "MTEOM",
-    "MTSETBLK",
-    "MTSEEK",
-    "GMT_EOF",
-    "GMT_BOT",
-    "GMT_EOT",
-    "GMT_SM",
-    "GMT_EOD",
-    "GMT_WR_PROT",
-    "GMT_ONLINE",
-    "GMT_D_6250",
-    "GMT_D_1600",
-    "GMT_D_800",
-    "GMT_DR_OPEN",
-    "GMT_IM_REP_EN",
-    "GMT_CLN",
-    "GSTAT_NAMES",
-    "MT_ST_BLKSIZE_MASK",
-    "MT_ST_DENSITY_SHIFT",
-    "MT_ST_SOFTERR_MASK",
-    "SCSI_TAPE_MAJOR",
-    "MtGet",
-    "pack_mtget",
-    "unpack_mtget",
-    "gstat_flags",
-    "drive_status_from_mtget",
-    "is_rewinding_node",
-    "POSITIONING",
-    "WRITING",
-    "map_os_error",
-]
 
 _T = TypeVar("_T")
 
@@ -617,24 +518,6 @@ class StDrive:
             os.close(fd)  # the descriptor is released even when this fails
         except OSError as err:
             raise self._error(err, "close") from err
-
-    # -- position (where the drive supports it) -------------------------------------
-
-    def tell(self) -> int | None:
-        """The drive's block address (``MTIOCPOS``, READ POSITION), None if unsupported."""
-        buf = bytearray(MTPOS_SIZE)
-        try:
-            self._call(lambda fd: fcntl.ioctl(fd, MTIOCPOS, buf, True))
-        except OSError as err:
-            if err.errno in (errno.EIO, errno.EINVAL, errno.ENOSYS, errno.ENOTTY, errno.EOPNOTSUPP):
-                return None
-            raise self._error(err, "tell") from err
-        (block,) = struct.unpack(MTPOS_FORMAT, bytes(buf))
-        return int(block) & 0xFFFFFFFF
-
-    def seek(self, block: int) -> None:
-        """Locate to block address ``block`` (``MTSEEK``); file and block numbers become unknown."""
-        self._op(MTSEEK, block, "seek", limit=0x7FFFFFFF)
 
     # -- helpers ------------------------------------------------------------------------
 

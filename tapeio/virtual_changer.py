@@ -180,12 +180,6 @@ def create_virtual_library(
     return library
 
 
-def drive_paths(library_path: str | os.PathLike[str]) -> list[Path]:
-    """The drive directories of a library, index = mtx drive number."""
-    library = Path(library_path)
-    return [library / d for d in _read_library(library)["drives"]]
-
-
 def add_tape(
     library_path: str | os.PathLike[str],
     barcode: str,

@@ -93,39 +93,10 @@ from .virtual_tape import (
     FORMAT_VERSION,
     TAPE_META,
     LoadedTape,
-    MiB,
-    configure_tape,
-    create_virtual_tape,
-    default_early_warning,
     read_json,
-    read_tape_meta,
     tape_barcode,
-    tape_file_path,
     write_json,
 )
-
-# The tape names are re-exported: they were defined here before virtual_tape.py
-# split them out, and callers and tests import them from this module.
-__all__ = [
-    "DRIVE_STATE",
-    "FORMAT_VERSION",
-    "LOCK_FILE",
-    "TAPE_META",
-    "DriveCounters",
-    "MiB",
-    "VirtualDrive",
-    "configure_tape",
-    "create_virtual_drive",
-    "create_virtual_tape",
-    "default_early_warning",
-    "load_tape",
-    "loaded_tape",
-    "read_counters",
-    "read_tape_meta",
-    "tape_barcode",
-    "tape_file_path",
-    "unload_tape",
-]
 
 DRIVE_STATE = "state.json"
 LOCK_FILE = "lock"

@@ -191,7 +191,7 @@ def test_file_that_cannot_be_stored_makes_job_partial(lib_config, source_tree: P
 
 
 def test_failed_job_is_hidden_from_search(lib_config, source_tree: Path) -> None:
-    from pytp.tapeio.virtual_drive import configure_tape
+    from pytp.tapeio.virtual_tape import configure_tape
 
     engine = open_catalog(lib_config.catalog_url)
     # First job labels the tape; then inject a write error into the next data file.

@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from pytp.cli.main import cli
-from pytp.tapeio.virtual_drive import configure_tape, loaded_tape
+from pytp.tapeio.virtual_drive import loaded_tape
+from pytp.tapeio.virtual_tape import configure_tape
 from tests.conftest import write_library_config
 
 

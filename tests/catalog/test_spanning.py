@@ -159,7 +159,8 @@ def test_a_drive_without_changer_asks_for_the_next_tape(tmp_path: Path, sqlite_u
     from pytp.catalog.devices import select
     from pytp.catalog.errors import TapeFull, WrongTape
     from pytp.catalog.restore import RestoreOptions, run_restore
-    from pytp.tapeio.virtual_drive import create_virtual_drive, create_virtual_tape, load_tape, unload_tape
+    from pytp.tapeio.virtual_drive import create_virtual_drive, load_tape, unload_tape
+    from pytp.tapeio.virtual_tape import create_virtual_tape
 
     drive = create_virtual_drive(tmp_path / "drive")
     tapes = [create_virtual_tape(tmp_path / f"t{i}", f"SOLO0{i}L9", TAPE) for i in (1, 2, 3)]

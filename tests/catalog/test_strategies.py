@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from pytp.cli.main import cli
 from pytp.tapeio import exitcodes
-from pytp.tapeio.virtual_drive import configure_tape
+from pytp.tapeio.virtual_tape import configure_tape
 from tests.conftest import make_tree, write_library_config
 
 

@@ -60,6 +60,17 @@ def test_tour_backup_search_restore_verify_tapes_jobs(run, source_tree: Path, tm
     assert "label,barcode" in run("inventory", "--format", "csv").stdout
 
 
+def test_original_buffer_options_are_accepted_and_ignored(run, source_tree: Path) -> None:
+    """The original pytp's mbuffer options keep its scripts working: -lwm and
+    --double-buffer on the command line, ``buffer.low_water_mark`` in the file."""
+    config = json.loads(run.config.read_text())
+    config["buffer"] = {"low_water_mark": 10, "memory_buffer": 0.01, "memory_buffer_percent": 50}
+    run.config.write_text(json.dumps(config))
+    out = run("backup", str(source_tree / "docs"), "-lwm", "5", "--no-double-buffer", "-mem", "0.01", "-memp", "10")
+    assert "Job 1 ok" in out.stdout
+    assert "low_water_mark" not in run("config").stderr
+
+
 def test_tape_commands_move_the_head(run, source_tree: Path) -> None:
     run("backup", str(source_tree / "docs"))
     run("rewind", "-d", "d0")

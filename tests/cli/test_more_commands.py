@@ -12,7 +12,8 @@ from pytp.catalog.config import read_config
 from pytp.catalog.devices import drive_lock
 from pytp.cli.main import cli
 from pytp.tapeio import exitcodes
-from pytp.tapeio.virtual_drive import create_virtual_drive, create_virtual_tape, load_tape
+from pytp.tapeio.virtual_drive import create_virtual_drive, load_tape
+from pytp.tapeio.virtual_tape import create_virtual_tape
 from tests.conftest import write_library_config
 
 

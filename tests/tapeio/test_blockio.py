@@ -11,7 +11,8 @@ import pytest
 from pytp.tapeio.blockio import BlockAssembler, TapeFileReader
 from pytp.tapeio.buffer import DriveWriter
 from pytp.tapeio.errors import BufferAborted, EndOfMedium
-from pytp.tapeio.virtual_drive import VirtualDrive, create_virtual_drive, create_virtual_tape, load_tape
+from pytp.tapeio.virtual_drive import VirtualDrive, create_virtual_drive, load_tape
+from pytp.tapeio.virtual_tape import create_virtual_tape
 
 BS = 4096
 

@@ -20,9 +20,9 @@ from pytp.tapeio.virtual_changer import (
     check_barcode_prefix,
     create_virtual_library,
     derive_barcode_prefix,
-    drive_paths,
 )
-from pytp.tapeio.virtual_drive import VirtualDrive, create_virtual_tape, load_tape, loaded_tape
+from pytp.tapeio.virtual_drive import VirtualDrive, load_tape, loaded_tape
+from pytp.tapeio.virtual_tape import create_virtual_tape
 
 MiB = 1024 * 1024
 BS = 4096
@@ -58,8 +58,8 @@ def test_created_library_inventory(changer: VirtualChanger, library: Path) -> No
     assert all((library / "tapes" / f"PYT00{n}L9" / "tape.json").exists() for n in range(1, 5))
     meta = json.loads((library / "tapes" / "PYT001L9" / "tape.json").read_text())
     assert meta["capacity"] == 16 * MiB and meta["barcode"] == "PYT001L9"
-    assert drive_paths(library) == [library / "drives" / "0", library / "drives" / "1"]
-    assert all((p / "state.json").exists() for p in drive_paths(library))
+    assert [changer.drive_path(i) for i in (0, 1)] == [library / "drives" / "0", library / "drives" / "1"]
+    assert all((changer.drive_path(i) / "state.json").exists() for i in (0, 1))
 
 
 def test_creation_options(tmp_path: Path) -> None:
@@ -127,19 +127,19 @@ def test_load_and_unload_to_the_source_slot(changer: VirtualChanger, library: Pa
     assert (drive.barcode, drive.source_slot) == ("PYT002L9", 2)
     assert slot_barcodes(status)[2] is None
     assert status.find_barcode("PYT002L9") == drive
-    with VirtualDrive(drive_paths(library)[0]) as d:
+    with VirtualDrive(changer.drive_path(0)) as d:
         s = d.status()
         assert s.online and (s.file_number, s.block_number) == (UNKNOWN, UNKNOWN)
     changer.unload(None, 0)
     status = changer.status()
     assert not status.drives[0].full and status.drives[0].source_slot is None
     assert slot_barcodes(status)[2] == "PYT002L9"
-    assert loaded_tape(drive_paths(library)[0]) is None
+    assert loaded_tape(changer.drive_path(0)) is None
 
 
 def test_unload_to_a_named_slot_and_data_travels(changer: VirtualChanger, library: Path) -> None:
     changer.load(1, 1)
-    with VirtualDrive(drive_paths(library)[1]) as d:
+    with VirtualDrive(changer.drive_path(1)) as d:
         d.set_block_size(BS)
         d.rewind()
         d.write(b"t" * BS)
@@ -148,7 +148,7 @@ def test_unload_to_a_named_slot_and_data_travels(changer: VirtualChanger, librar
     assert slot_barcodes(status)[7] == "PYT001L9" and slot_barcodes(status)[1] is None
     changer.load(7, 0)
     assert changer.status().drives[0].source_slot == 7
-    with VirtualDrive(drive_paths(library)[0]) as d:
+    with VirtualDrive(changer.drive_path(0)) as d:
         d.set_block_size(BS)
         d.rewind()
         assert d.read(BS) == b"t" * BS
@@ -191,7 +191,7 @@ def test_unload_refusals(changer: VirtualChanger, library: Path) -> None:
 def test_unload_with_unknown_source_needs_a_slot(changer: VirtualChanger, library: Path) -> None:
     # A cartridge put into the drive by hand, never in a slot of this library.
     tape = create_virtual_tape(library / "tapes" / "HND001L9", "HND001L9", capacity=MiB)
-    load_tape(drive_paths(library)[1], tape)
+    load_tape(changer.drive_path(1), tape)
     assert changer.status().drives[1].barcode == "HND001L9"
     with pytest.raises(ChangerError, match="came from is unknown: name an empty slot"):
         changer.unload(None, 1)
@@ -214,12 +214,12 @@ def test_transfer_refusals(changer: VirtualChanger) -> None:
 
 
 def test_busy_drive_blocks_moves(changer: VirtualChanger, library: Path) -> None:
-    with VirtualDrive(drive_paths(library)[0]):  # open, as a running backup would hold it
+    with VirtualDrive(changer.drive_path(0)):  # open, as a running backup would hold it
         with pytest.raises(ChangerError, match=r"Cannot load drive 0 of library testlib: .*close it"):
             changer.load(1, 0)
         assert slot_barcodes(changer.status())[1] == "PYT001L9"
     changer.load(1, 0)
-    with VirtualDrive(drive_paths(library)[0]):
+    with VirtualDrive(changer.drive_path(0)):
         with pytest.raises(ChangerError, match="Cannot unload drive 0"):
             changer.unload(None, 0)
         assert changer.status().drives[0].full

@@ -30,16 +30,18 @@ from pytp.tapeio.errors import (
 from pytp.tapeio.virtual_drive import (
     DriveCounters,
     VirtualDrive,
-    configure_tape,
     create_virtual_drive,
-    create_virtual_tape,
-    default_early_warning,
     load_tape,
     loaded_tape,
     read_counters,
+    unload_tape,
+)
+from pytp.tapeio.virtual_tape import (
+    configure_tape,
+    create_virtual_tape,
+    default_early_warning,
     read_tape_meta,
     tape_file_path,
-    unload_tape,
 )
 
 from . import contract
