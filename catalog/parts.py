@@ -12,13 +12,10 @@ from collections.abc import Callable, Iterable
 
 from sqlmodel import Session, col, select
 
-from pytp.tapeio.blockio import TapeFileReader
-from pytp.tapeio.drive import ensure_block_size
-from pytp.tapeio.positioning import goto_file
-
 from .errors import CatalogError
 from .media import Media
 from .models import Entry, EntryPart, TapeFile, Volume
+from .tape_reading import feed_bytes, read_tape_files
 
 Piece = tuple[EntryPart, TapeFile, Volume]
 
@@ -54,21 +51,14 @@ def read_split_member(
         only the data is fed (for hashing).
     :raises CatalogError: a part is shorter on tape than the catalog says.
     """
-    for part, tape_file, volume in pieces:
-        media.mount(session, volume)
-        ensure_block_size(media.drive, media.block_size)
-        goto_file(media.drive, tape_file.file_number)
-        reader = TapeFileReader(media.drive, media.block_size)
-        reader.skip_to(part.offset)
+    wanted = [(volume, tape_file, part) for part, tape_file, volume in pieces]
+    for part, access in read_tape_files(media, session, wanted):
+        reader = access.at(part.offset)
         header = reader.read(part.header_size)
         if part.part == 1 and with_header:
             feed(header)
-        remaining = part.data_size
-        while remaining:
-            data = reader.read(min(remaining, 1 << 20))
-            if not data:
-                raise CatalogError(
-                    f"{entry.path_text}: part {part.part} on tape {volume.label} ends {remaining} bytes early."
-                )
-            feed(data)
-            remaining -= len(data)
+        missing = feed_bytes(reader, part.data_size, feed)
+        if missing:
+            raise CatalogError(
+                f"{entry.path_text}: part {part.part} on tape {access.volume.label} ends {missing} bytes early."
+            )

@@ -27,12 +27,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from pytp.tapeio.blockio import TapeFileReader
-from pytp.tapeio.drive import ensure_block_size
 from pytp.tapeio.errors import BlankTape, MediumError
 from pytp.tapeio.extract_guard import DamagedMember, Member, SafeTree, UnsafeMember, judge, safe_name
 from pytp.tapeio.gnutar import GuardedExtraction, TarProcess
 from pytp.tapeio.hashing import ContentHasher
-from pytp.tapeio.positioning import goto_file
 from pytp.tapeio.tarwriter import member_name
 
 from .config import Config
@@ -40,10 +38,11 @@ from .devices import Selection, drive_lock
 from .errors import CatalogError, NotFound, RestoreRefused, VerifyFailed, WrongTape
 from .inventory import locate_barcodes
 from .media import Media
-from .models import Entry, EntryPart
+from .models import Entry, EntryPart, Volume
 from .parts import load_parts
 from .plan import FilePlan, Item, RestorePlan, build_plan
 from .search import Found, find, find_exact, resolve_as_of
+from .tape_reading import TapeFileAccess, feed_bytes, read_tape_files
 
 
 @dataclass
@@ -262,13 +261,9 @@ class _SplitMember:
 
 
 def _copy(reader: TapeFileReader, length: int, feed: Callable[[bytes], None], what: str) -> None:
-    remaining = length
-    while remaining:
-        data = reader.read(min(remaining, 1 << 20))
-        if not data:
-            raise BlankTape(f"{what}: the tape file ended {remaining} bytes early.")
-        feed(data)
-        remaining -= len(data)
+    missing = feed_bytes(reader, length, feed)
+    if missing:
+        raise BlankTape(f"{what}: the tape file ended {missing} bytes early.")
 
 
 def plan_restore(engine: Engine, config: Config, selection: Selection, options: RestoreOptions) -> RestorePlan:
@@ -328,15 +323,17 @@ def run_restore(
         splits: dict[int, _SplitMember] = {}
         try:
             with drive_lock(selection.drive), Media(config, selection) as media:
-                for tape in plan.tapes:
+                members = {t.volume.id: sum(len(f.items) for f in t.files) for t in plan.tapes}
+
+                def mounting(volume: Volume) -> None:
                     if progress:
-                        progress(f"tape {tape.volume.label}: {sum(len(f.items) for f in tape.files)} member(s)")
-                    media.mount(session, tape.volume)
-                    ensure_block_size(media.drive, media.block_size)
-                    for file_plan in tape.files:
-                        if progress:
-                            progress(f"tape {tape.volume.label} file {file_plan.tape_file.file_number}")
-                        _restore_file(media, file_plan, extraction, splits)
+                        progress(f"tape {volume.label}: {members[volume.id]} member(s)")
+
+                wanted = [(t.volume, f.tape_file, f) for t in plan.tapes for f in t.files]
+                for file_plan, access in read_tape_files(media, session, wanted, on_mount=mounting):
+                    if progress:
+                        progress(f"tape {access.volume.label} file {access.file_number}")
+                    _restore_file(access, file_plan, extraction, splits)
                 for split in splits.values():
                     split.finish()
                 loads = media.loads
@@ -373,26 +370,17 @@ def run_restore(
 
 
 def _restore_file(
-    media: Media, file_plan: FilePlan, extraction: GuardedExtraction, splits: dict[int, _SplitMember]
+    access: TapeFileAccess, file_plan: FilePlan, extraction: GuardedExtraction, splits: dict[int, _SplitMember]
 ) -> None:
     """Extract the planned members of one tape file, going on after damage.
 
     After an unreadable block the head's place is unknown, so the next member
     is reached again from the start of the tape file by spacing.
     """
-    drive, block_size = media.drive, media.block_size
-    number = file_plan.tape_file.file_number
-    reader: TapeFileReader | None = None
     for item in file_plan.items:
         entry = item.entry
         try:
-            if reader is None or reader.position > item.offset:
-                goto_file(drive, number)
-                block = item.offset // block_size
-                if block:
-                    drive.fsr(block)
-                reader = TapeFileReader(drive, block_size, start_block=block)
-            reader.skip_to(item.offset)
+            reader = access.at(item.offset)
             if item.part is not None:
                 split = splits.setdefault(entry.id, _SplitMember(entry, extraction))  # type: ignore[arg-type]
                 split.take(item.part, reader)
@@ -407,7 +395,7 @@ def _restore_file(
         except (MediumError, BlankTape) as err:
             extraction.damaged.append((entry.path_text, f"unreadable: {err}"))
             _give_up_split(splits, item)
-            reader = None
+            access.lost()
 
 
 def _restore_member(reader: TapeFileReader, item: Item, extraction: GuardedExtraction) -> None:

@@ -12,16 +12,13 @@ import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import groupby
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from pytp.tapeio.blockio import TapeFileReader
-from pytp.tapeio.drive import ensure_block_size
 from pytp.tapeio.errors import BlankTape, MediumError
 from pytp.tapeio.hashing import ContentHasher, hash_file
-from pytp.tapeio.positioning import goto_file
 from pytp.tapeio.tarformat import parse_header
 from pytp.tapeio.tarwriter import member_name, walk
 
@@ -34,6 +31,7 @@ from .media import Media
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume
 from .parts import Piece, load_parts, read_split_member
 from .search import find
+from .tape_reading import feed_bytes, read_tape_files
 
 
 @dataclass
@@ -52,7 +50,7 @@ class VerifyReport:
 
 
 def _check_member(reader: TapeFileReader, entry: Entry, report: VerifyReport) -> None:
-    reader.skip_to(entry.offset)
+    """Check the member at the reader's position (its offset) against ``entry``."""
     raw = reader.read(entry.header_size)
     if len(raw) < entry.header_size:
         report.problems.append((entry.path_text, "missing: the tape file ends before this member"))
@@ -72,14 +70,10 @@ def _check_member(reader: TapeFileReader, entry: Entry, report: VerifyReport) ->
         return
     if entry.kind == "file":
         hasher = ContentHasher()
-        remaining = entry.data_size  # a sparse file's map and data regions
-        while remaining:
-            data = reader.read(min(remaining, 1 << 20))
-            if not data:
-                report.problems.append((entry.path_text, "missing: the tape file ends inside this member"))
-                return
-            hasher.update(data)
-            remaining -= len(data)
+        # data_size: a sparse file's map and data regions
+        if feed_bytes(reader, entry.data_size, hasher.update):
+            report.problems.append((entry.path_text, "missing: the tape file ends inside this member"))
+            return
         # An entry a catalog rebuild recovered from tar headers has no checksum:
         # its data was read whole, which is all that can be checked.
         if entry.xxh3 is not None and hasher.hexdigest() != entry.xxh3:
@@ -105,6 +99,11 @@ def _check_split(media: Media, session: Session, entry: Entry, pieces: list[Piec
     for _, _, volume in pieces:
         if volume.label not in report.tapes:
             report.tapes.append(volume.label)
+
+
+def _listed_in(report: VerifyReport) -> Callable[[Volume], None]:
+    """Adds each tape mounted to the report's tapes."""
+    return lambda volume: report.tapes.append(volume.label)
 
 
 def _tape_files(session: Session, job_id: int | None, tape: str | None) -> list[tuple[TapeFile, Volume, Job]]:
@@ -153,37 +152,31 @@ def verify_tape(
         rows = _tape_files(session, job_id, tape)
         report.jobs = sorted({job.id for _, _, job in rows})  # type: ignore[misc]
         with drive_lock(selection.drive), Media(config, selection) as media:
-            for label, on_volume in groupby(rows, key=lambda r: r[1].label):
-                group = list(on_volume)
-                media.mount(session, group[0][1])
-                drive = media.drive
-                ensure_block_size(drive, media.block_size)
-                report.tapes.append(label)
-                for tape_file, _, _ in group:
-                    if progress:
-                        progress(f"tape {label} file {tape_file.file_number}")
-                    entries = session.exec(
-                        select(Entry)
-                        .where(Entry.tape_file_id == tape_file.id, Entry.kind != DELETED)
-                        .order_by(col(Entry.offset))
-                    ).all()
-                    parts = load_parts(session, [e.id for e in entries])  # type: ignore[misc]
-                    split.extend((e, parts[e.id]) for e in entries if e.id in parts)  # type: ignore[index]
-                    goto_file(drive, tape_file.file_number)
-                    reader = TapeFileReader(drive, media.block_size)
-                    whole = [e for e in entries if e.id not in parts]
-                    where = f"tape file {tape_file.file_number} of {label}"
-                    check_offsets(((e.path_text, e.offset) for e in whole), where)
-                    for index, entry in enumerate(whole):
-                        try:
-                            _check_member(reader, entry, report)
-                        except (MediumError, BlankTape) as err:
-                            report.problems.append((entry.path_text, f"unreadable: {err}"))
-                            report.problems.extend(
-                                (e.path_text, "not checked: the tape file could not be read past an error")
-                                for e in whole[index + 1 :]
-                            )
-                            break
+            wanted = [(volume, tape_file, tape_file) for tape_file, volume, _ in rows]
+            for tape_file, access in read_tape_files(media, session, wanted, on_mount=_listed_in(report)):
+                label = access.volume.label
+                if progress:
+                    progress(f"tape {label} file {tape_file.file_number}")
+                entries = session.exec(
+                    select(Entry)
+                    .where(Entry.tape_file_id == tape_file.id, Entry.kind != DELETED)
+                    .order_by(col(Entry.offset))
+                ).all()
+                parts = load_parts(session, [e.id for e in entries])  # type: ignore[misc]
+                split.extend((e, parts[e.id]) for e in entries if e.id in parts)  # type: ignore[index]
+                whole = [e for e in entries if e.id not in parts]
+                where = f"tape file {tape_file.file_number} of {label}"
+                check_offsets(((e.path_text, e.offset) for e in whole), where)
+                for index, entry in enumerate(whole):
+                    try:
+                        _check_member(access.at(entry.offset), entry, report)
+                    except (MediumError, BlankTape) as err:
+                        report.problems.append((entry.path_text, f"unreadable: {err}"))
+                        report.problems.extend(
+                            (e.path_text, "not checked: the tape file could not be read past an error")
+                            for e in whole[index + 1 :]
+                        )
+                        break
             for entry, pieces in split:
                 for part, part_file, volume in pieces:
                     where = f"tape file {part_file.file_number} of {volume.label}"

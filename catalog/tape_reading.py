@@ -1,0 +1,110 @@
+"""Reading what the catalog points at: mount each tape once, go to each tape file, read at offsets.
+
+Restore, verify and the reader of members cut across tapes all walk tapes the
+same way (issue 10): load the tape through the changer and check its label,
+then for each tape file in tape order space to it by filemarks (``goto_file``)
+and read members at their byte offsets, spacing over blocks (``fsr``) between
+members far apart.  ``read_tape_files`` is that walk; what is done with the
+bytes stays with each caller.  A catalog rebuild reads whole tapes without the
+catalog's offsets and does not use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
+from sqlmodel import Session
+
+from pytp.tapeio.blockio import TapeFileReader
+from pytp.tapeio.drive import Drive, ensure_block_size
+from pytp.tapeio.positioning import goto_file
+
+from .media import Media
+from .models import TapeFile, Volume
+
+T = TypeVar("T")
+
+
+class TapeFileAccess:
+    """One tape file of the mounted tape, read at byte offsets.
+
+    Offsets are best asked for in increasing order: a later offset is reached
+    from where the head is (reading through a short gap, spacing over a long
+    one); an earlier one, or any after ``lost``, from the start of the file.
+
+    :param drive: the drive holding ``volume``, set to ``block_size``.
+    :param tape_file: the tape file, on ``volume``.
+    """
+
+    def __init__(self, drive: Drive, block_size: int, volume: Volume, tape_file: TapeFile) -> None:
+        self.drive = drive
+        self.block_size = block_size
+        self.volume = volume
+        self.tape_file = tape_file
+        self.file_number = tape_file.file_number
+        self._reader: TapeFileReader | None = None
+
+    def at(self, offset: int) -> TapeFileReader:
+        """A reader whose next byte is byte ``offset`` of this tape file.
+
+        :raises MediumError: the way there cannot be read or spaced.
+        :raises BlankTape: the tape file ends before ``offset``.
+        """
+        if self._reader is None or self._reader.position > offset:
+            self._reader = None  # until the head is where the new reader says
+            goto_file(self.drive, self.file_number)
+            block = offset // self.block_size
+            if block:
+                self.drive.fsr(block)
+            self._reader = TapeFileReader(self.drive, self.block_size, start_block=block)
+        self._reader.skip_to(offset)
+        return self._reader
+
+    def lost(self) -> None:
+        """Forget the head's place (after an unreadable block): the next ``at`` starts from the file's start."""
+        self._reader = None
+
+
+def read_tape_files(
+    media: Media,
+    session: Session,
+    wanted: Iterable[tuple[Volume, TapeFile, T]],
+    on_mount: Callable[[Volume], None] | None = None,
+) -> Iterator[tuple[T, TapeFileAccess]]:
+    """Give access to each wanted tape file, mounting its tape when it is not the one just read.
+
+    A tape is loaded (through the changer if there is one), its label checked
+    against the catalog and the drive set to the block size once for a run of
+    consecutive tape files on it: callers list tape files grouped by tape, in
+    tape order.
+
+    :param wanted: (tape, tape file, what the caller reads there), in reading order.
+    :param on_mount: called with each tape before it is mounted (progress).
+    :raises WrongTape: a tape is not in the library, or its label disagrees.
+    """
+    mounted: int | None = None
+    for volume, tape_file, what in wanted:
+        if mounted is None or volume.id != mounted:
+            if on_mount is not None:
+                on_mount(volume)
+            mounted = None  # a failed mount leaves no tape known to be mounted
+            media.mount(session, volume)
+            ensure_block_size(media.drive, media.block_size)
+            mounted = volume.id
+        yield what, TapeFileAccess(media.drive, media.block_size, volume, tape_file)
+
+
+def feed_bytes(reader: TapeFileReader, length: int, feed: Callable[[bytes], None]) -> int:
+    """Pass the next ``length`` bytes of the tape file to ``feed``, a megabyte at a time.
+
+    :returns: how many bytes are missing because the tape file ended early (0: none).
+    """
+    remaining = length
+    while remaining:
+        data = reader.read(min(remaining, 1 << 20))
+        if not data:
+            break
+        feed(data)
+        remaining -= len(data)
+    return remaining
