@@ -20,6 +20,7 @@ from typing import Protocol
 
 from pytp.tapeio.blockio import BlockAssembler, blocks_per_transfer
 from pytp.tapeio.buffer import DriveWriter
+from pytp.tapeio.continuation import Resume
 from pytp.tapeio.tarformat import END_OF_ARCHIVE
 from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord, Seen
 
@@ -30,7 +31,7 @@ from .media import Media
 from .models import TapeFile, path_text
 from .spanning import SpanningSink
 from .staging import Staged, StagingArea, stage_source
-from .tape_change import EndOfTape, TapeChange
+from .tape_change import EndOfTape, NextTape, TapeChange
 
 Select = Callable[[bytes, os.stat_result], bool]
 
@@ -99,7 +100,7 @@ class SourceWriter:
         self.sink.tape_file_id = first.id  # type: ignore[assignment]
         self.progress.progress.source = path_text(source)
 
-        def end_of_tape(resume, part):  # type: ignore[no-untyped-def]
+        def end_of_tape(resume: Resume, part: int) -> NextTape:
             # The typed hand-off: the writer side says where the tape ended, the job side loads the next.
             event = EndOfTape(source, resume, spanning.parts[-1], spanning.written // block_size)
             return self.tapes.on_end_of_tape(event)
