@@ -10,12 +10,13 @@ tape commands that need no catalog stay quick to start.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pytp.tapeio.atomicfile import write_atomically
 
 from .config_schema import Checker, reject_duplicate_keys
 from .errors import ConfigError
@@ -330,17 +331,10 @@ def write_config(path: Path, data: dict[str, Any]) -> None:
 
     :raises ConfigError: the file cannot be written.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps(data, indent=4) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(data, indent=4) + "\n")
     except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise ConfigError(f"Cannot write the configuration {path}: {err.strerror}.") from err
 
 

@@ -64,10 +64,10 @@ def retension(config: Config, selection: Selection, slot: int | None = None) -> 
 
                 raise ConfigError(f"Drive {selection.drive.name} is not in a library; --slot needs one.")
             changer = open_changer(selection.library)
-            element = changer.status().drive(selection.element)
-            if element is not None and element.full:
-                yield f"unloading drive {selection.drive.name} to slot {element.source_slot or '(first empty)'}"
-                changer.unload(element.source_slot, selection.element)
+            home = changer.home_slot(selection.element)
+            if home is not None:
+                yield f"unloading drive {selection.drive.name} to slot {home}"
+                changer.unload(home, selection.element)
             yield f"loading slot {slot} into drive {selection.drive.name}"
             changer.load(slot, selection.element)
         drive = open_drive(selection.drive)

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
+from pytp.tapeio.atomicfile import write_atomically
+
 from .app import App, pass_app
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file beside it, so a reader
-    (a web server publishing the page) never sees half a report."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as err:
-        # name the file the user asked for, not the temporary one
-        raise type(err)(err.errno, err.strerror, str(path)) from err
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @click.command()

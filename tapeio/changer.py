@@ -2,12 +2,20 @@
 
 Numbering follows ``mtx``: storage elements (slots, including import/export
 slots) are numbered from 1, data transfer elements (drives) from 0.
+
+Backends implement the moves (``status``, ``load``, ``unload``,
+``transfer``); where a tape goes is decided once, here, by the policy
+methods every backend inherits (``home_slot``, ``return_to_home``,
+``load_media``), the way Proxmox Backup Server's ``MediaChange`` trait keeps
+``load_media`` and ``export_media`` above each changer's primitives.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from .errors import ChangerError
 
 
 @dataclass(frozen=True)
@@ -62,9 +70,36 @@ class ChangerStatus:
         return None
 
 
+def home_slot(status: ChangerStatus, drive: int, library: str = "the library") -> int | None:
+    """The slot the tape in ``drive`` goes back to; None when the drive is empty.
+
+    The slot it came from while that slot is still empty; otherwise (the
+    library does not know it, or another tape took it) the first empty
+    storage slot.  Never an import/export slot: those are the operator's.
+
+    :param library: the library's name, for the message.
+    :raises ChangerError: no storage slot is empty.
+    """
+    element = status.drive(drive)
+    if element is None or not element.full:
+        return None
+    source = status.slot(element.source_slot) if element.source_slot is not None else None
+    if source is not None and not source.full:
+        return source.number
+    empty = [s.number for s in status.slots if not s.full and not s.import_export]
+    if not empty:
+        raise ChangerError(
+            f"No empty slot in library {library} to unload drive element {drive} into. Free a slot with `pytp move`."
+        )
+    return empty[0]
+
+
 @runtime_checkable
 class Changer(Protocol):
-    """A tape library robot.  Implementations: ``mtx.MtxChanger``, ``virtual_changer.VirtualChanger``."""
+    """A tape library robot.  Implementations: ``mtx.MtxChanger``, ``virtual_changer.VirtualChanger``.
+
+    They subclass this protocol to inherit the policy methods below.
+    """
 
     name: str
 
@@ -77,3 +112,39 @@ class Changer(Protocol):
         ...
 
     def transfer(self, source: int, destination: int) -> None: ...
+
+    # -- policy: where tapes go, decided here for every backend ---------------
+
+    def home_slot(self, drive: int) -> int | None:
+        """Where the tape in ``drive`` goes back to (:func:`home_slot`); None if the drive is empty."""
+        return home_slot(self.status(), drive, self.name)
+
+    def return_to_home(self, drive: int) -> int | None:
+        """Put the tape in ``drive`` back into its home slot; return that slot (None: the drive was empty).
+
+        :raises ChangerError: no slot is empty, or the move failed.
+        """
+        slot = self.home_slot(drive)
+        if slot is not None:
+            self.unload(slot, drive)
+        return slot
+
+    def load_media(self, barcode: str, drive: int) -> int | None:
+        """Put the cartridge ``barcode`` into ``drive``, returning the tape there to its home first.
+
+        :returns: the slot it was loaded from; None when it was in ``drive`` already.
+        :raises ChangerError: it is in another drive (return it first), or not in the library.
+        """
+        place = self.status().find_barcode(barcode)
+        if isinstance(place, DriveElement):
+            if place.index == drive:
+                return None
+            raise ChangerError(
+                f"Cartridge {barcode} is in another drive (element {place.index}) of library {self.name}; "
+                "unload it first."
+            )
+        if place is None:
+            raise ChangerError(f"No cartridge with barcode {barcode} in library {self.name}.")
+        self.return_to_home(drive)
+        self.load(place.number, drive)
+        return place.number

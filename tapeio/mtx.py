@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
-from .changer import ChangerStatus
+from .changer import Changer, ChangerStatus
 from .errors import ChangerError
 from .mtx_parse import classify_mtx_error, parse_mtx_status
 
@@ -56,7 +56,7 @@ class MtxError(ChangerError):
         return "\n".join(part for part in (self.stderr, self.stdout) if part)
 
 
-class MtxChanger:
+class MtxChanger(Changer):
     """A SCSI media changer driven through the ``mtx`` program.
 
     :param device_path: the changer's SCSI generic node (``/dev/sg3``, ``/dev/sch0``).

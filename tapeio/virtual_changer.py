@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .changer import ChangerStatus, DriveElement, StorageElement
+from .changer import Changer, ChangerStatus, DriveElement, StorageElement
 from .errors import ChangerError, DriveBusy, TapeIOError
 from .virtual_drive import create_virtual_drive, load_tape, loaded_tape, unload_tape
 from .virtual_tape import create_virtual_tape, tape_barcode, write_json
@@ -209,7 +209,7 @@ def add_tape(
     return tape_dir
 
 
-class VirtualChanger:
+class VirtualChanger(Changer):
     """The :class:`~pytp.tapeio.changer.Changer` of a virtual library directory.
 
     :param path: the library directory (made by :func:`create_virtual_library`).

@@ -39,6 +39,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .atomicfile import write_atomically
 from .errors import MediumError, TapeIOError
 
 FORMAT_VERSION = 1
@@ -52,9 +53,7 @@ MiB = 1024 * 1024
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` atomically, so readers without the lock never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(data, indent=2) + "\n", durable=False)
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:
