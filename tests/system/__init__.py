@@ -1,1 +1,1 @@
-"""System tests on the real Linux tape stack (tgt + a QEMU guest); see harness.py."""
+"""System tests on the real Linux tape stack (tgt + a QEMU guest); see harness/."""
