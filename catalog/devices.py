@@ -11,7 +11,6 @@ library get different drives.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from pathlib import Path
 from pytp.tapeio.changer import Changer
 from pytp.tapeio.drive import Drive
 from pytp.tapeio.errors import DriveBusy
+from pytp.tapeio.pidlock import holder, try_lock, unlock
 from pytp.tapeio.procinfo import describe_holder
 
 from .config import Config, DriveConfig, LibraryConfig, data_home
@@ -75,22 +75,7 @@ def _lock_path(drive: DriveConfig) -> Path:
 def _try_lock(path: Path) -> int | None:
     """An fd holding the lock at ``path``, or None if someone else holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
-
-
-def _holder(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip() or 0) or None
-    except (OSError, ValueError):
-        return None
+    return try_lock(path)
 
 
 @dataclass
@@ -134,7 +119,7 @@ def _claim(drive: DriveConfig) -> bool:
 def _release(path: Path) -> None:
     held = _held.pop(path, None)
     if held is not None:
-        os.close(held.fd)
+        unlock(held.fd)
 
 
 def release_unused() -> None:
@@ -159,7 +144,7 @@ def drive_lock(drive: DriveConfig) -> Iterator[None]:
         fd = _try_lock(path)
         if fd is None:
             raise DriveBusy(
-                f"Drive {drive.name} is busy: used by {describe_holder(_holder(path))}. "
+                f"Drive {drive.name} is busy: used by {describe_holder(holder(path))}. "
                 "Wait for it to finish, or choose another drive with --drive."
             )
         held = _held[path] = _Held(fd, os.getpid())

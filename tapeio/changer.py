@@ -115,16 +115,20 @@ class Changer(Protocol):
 
     # -- policy: where tapes go, decided here for every backend ---------------
 
-    def home_slot(self, drive: int) -> int | None:
-        """Where the tape in ``drive`` goes back to (:func:`home_slot`); None if the drive is empty."""
-        return home_slot(self.status(), drive, self.name)
+    def home_slot(self, drive: int, status: ChangerStatus | None = None) -> int | None:
+        """Where the tape in ``drive`` goes back to (:func:`home_slot`); None if the drive is empty.
 
-    def return_to_home(self, drive: int) -> int | None:
+        :param status: the inventory just read, if the caller has it (``mtx status`` is slow).
+        """
+        return home_slot(status or self.status(), drive, self.name)
+
+    def return_to_home(self, drive: int, status: ChangerStatus | None = None) -> int | None:
         """Put the tape in ``drive`` back into its home slot; return that slot (None: the drive was empty).
 
+        :param status: the inventory just read, if the caller has it.
         :raises ChangerError: no slot is empty, or the move failed.
         """
-        slot = self.home_slot(drive)
+        slot = self.home_slot(drive, status)
         if slot is not None:
             self.unload(slot, drive)
         return slot
@@ -135,7 +139,8 @@ class Changer(Protocol):
         :returns: the slot it was loaded from; None when it was in ``drive`` already.
         :raises ChangerError: it is in another drive (return it first), or not in the library.
         """
-        place = self.status().find_barcode(barcode)
+        status = self.status()
+        place = status.find_barcode(barcode)
         if isinstance(place, DriveElement):
             if place.index == drive:
                 return None
@@ -145,6 +150,6 @@ class Changer(Protocol):
             )
         if place is None:
             raise ChangerError(f"No cartridge with barcode {barcode} in library {self.name}.")
-        self.return_to_home(drive)
+        self.return_to_home(drive, status)
         self.load(place.number, drive)
         return place.number

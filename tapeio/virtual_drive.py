@@ -69,7 +69,6 @@ reporting EOM), and WRITE FILEMARKS never reports EOM.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -88,6 +87,8 @@ from .errors import (
     TapeIOError,
     WriteProtected,
 )
+from .pidlock import holder, try_lock
+from .pidlock import unlock as _unlock_drive
 from .procinfo import describe_holder
 from .virtual_tape import (
     FORMAT_VERSION,
@@ -234,29 +235,10 @@ def _lock_drive(drive: Path, name: str) -> int:
             f"No virtual drive at {drive}: create one with create_virtual_drive() "
             "or check the drive's path in the configuration."
         )
-    fd = os.open(drive / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raw = os.pread(fd, 32, 0).strip()
-        os.close(fd)
-        pid = int(raw) if raw.isdigit() else None
-        raise DriveBusy(_busy_message(name, pid)) from None
-    except BaseException:
-        os.close(fd)
-        raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    fd = try_lock(drive / LOCK_FILE)
+    if fd is None:
+        raise DriveBusy(_busy_message(name, holder(drive / LOCK_FILE)))
     return fd
-
-
-def _unlock_drive(fd: int) -> None:
-    # Clear the pid first: a stale pid would make a later busy message name
-    # the wrong process during the moment between lock and pid write.
-    try:
-        os.ftruncate(fd, 0)
-    finally:
-        os.close(fd)  # closing the last descriptor releases the flock
 
 
 def load_tape(drive_path: str | os.PathLike[str], tape_path: str | os.PathLike[str]) -> None:
