@@ -29,10 +29,10 @@ from .backup_job import EntrySink, JobRecord
 from .backup_options import LEVELS, STRATEGIES, BackupOptions, BackupResult, Progress
 from .backup_stream import ProgressReporter, SourceWriter, make_stream
 from .config import Config
-from .devices import Selection, drive_lock
+from .devices import Selection
 from .errors import CatalogError, SourceError, TapeFull
 from .manifest_writer import Spool, manifest_lines, place_manifest
-from .media import Media
+from .media import Media, open_media
 from .models import path_text
 from .tape_change import TapeChange
 
@@ -85,7 +85,7 @@ def run_backup(
     started = time.monotonic()
     reporter = ProgressReporter(progress)
     # The drive is taken before the job row exists: a busy drive leaves no job behind.
-    with drive_lock(selection.drive), Media(config, selection) as media:
+    with open_media(config, selection) as media:
         record = JobRecord.create(engine, options, sources, pool, media.block_size)
         with EntrySink(engine, record.job_id, reporter.member) as sink:
             tapes = TapeChange(record, media, sink, pool, options.ask_for_tape)

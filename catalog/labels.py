@@ -21,9 +21,9 @@ from pytp.tapeio.errors import ForeignTape
 from pytp.tapeio.volume_label import VolumeLabel
 
 from .config import Config
-from .devices import Selection, drive_lock
+from .devices import Selection
 from .errors import ConfigError, WrongTape
-from .media import Media
+from .media import Media, open_media
 from .models import Volume
 from .volumes import pool_accepts, protection
 
@@ -79,8 +79,7 @@ def label_tape(
     :raises WrongTape: the tape holds data that must not be overwritten.
     """
     with (
-        drive_lock(selection.drive),
-        Media(config, selection) as media,
+        open_media(config, selection) as media,
         Session(engine, expire_on_commit=False) as session,
     ):
         _load(media, slot, barcode)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import uuid as uuidlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlmodel import Session, select
 
@@ -22,6 +24,7 @@ from .config import Config
 from .devices import Selection, drive_lock, open_changer, open_drive
 from .errors import CatalogError, WrongTape
 from .models import TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
+from .pool_choice import Candidate, pool_candidates
 from .volumes import mark_error, pool_accepts, protection, retention_end, write_volume_label
 
 #: every changer move of a job, for its log (``joblog.MoveRecorder``)
@@ -73,7 +76,7 @@ class Media:
         return self.changer.status() if self.changer else None
 
     def unload(self, element_index: int | None = None) -> None:
-        """Return the tape in the drive to its slot (or the first empty one).
+        """Return the tape in the drive to its home slot (``Changer.return_to_home``).
 
         :param element_index: another drive of the library (its lock held by the caller).
         """
@@ -83,19 +86,9 @@ class Media:
             self.close()
         status = self.changer.status()
         element = status.drive(index)
-        if element is None or not element.full:
-            return
-        slot = element.source_slot
-        if slot is None or (status.slot(slot) is not None and status.slot(slot).full):  # type: ignore[union-attr]
-            empty = [s.number for s in status.slots if not s.full and not s.import_export]
-            if not empty:
-                raise ChangerError(
-                    f"No empty slot in library {self.changer.name} to unload drive "
-                    f"{self.selection.drive.name} into. Free a slot with `pytp move`."
-                )
-            slot = empty[0]
-        self.changer.unload(slot, index)
-        MOVES.info("unloaded %s from drive element %d to slot %d", element.barcode or "a tape", index, slot)
+        slot = self.changer.return_to_home(index, status)
+        if element is not None and slot is not None:
+            MOVES.info("unloaded %s from drive element %d to slot %d", element.barcode or "a tape", index, slot)
 
     def load(self, slot: int) -> None:
         """Load the tape from ``slot`` (unloading the drive first), rewind it."""
@@ -186,8 +179,9 @@ class Media:
         """Find, load and check a tape of ``pool`` that can take a new job.
 
         A tape in the drive is used when it is blank or an appendable tape of the
-        pool; with a changer, tapes are tried from the slots: appendable tapes of
-        the pool first (most recently written), then blank cartridges.  An
+        pool; with a changer, tapes are tried from the slots in the order
+        ``pool_choice.pool_candidates`` gives: appendable tapes of the pool,
+        blank cartridges, and last tapes of the pool whose data expired.  An
         appendable tape whose end of data disagrees with the catalog is marked
         ``error`` (the reason is kept for ``pytp tapes``) and the next one tried.
         A tape another pytp loads meanwhile is passed over.
@@ -206,58 +200,42 @@ class Media:
             )
         status = self.changer.status()
         known = {v.barcode: v for v in session.exec(select(Volume)).all() if v.barcode}
-        appendable = sorted(
-            (
-                (known[s.barcode], s.number)
-                for s in status.slots
-                if s.full
-                and s.barcode in known
-                and not s.import_export
-                and known[s.barcode].pool == pool
-                and known[s.barcode].status == VolumeStatus.APPENDABLE
-            ),
-            key=lambda vs: vs[0].last_written_at or vs[0].created_at,
-            reverse=True,
-        )
-        blanks = [
-            s.number
-            for s in status.slots
-            if s.full
-            and not s.import_export
-            and not s.is_cleaning
-            and (s.barcode is None or s.barcode not in known)
-            and pool_accepts(self.config, pool, s.barcode)
-        ]
-        for slot in [n for _, n in appendable] + blanks:
-            if not self._load_if_there(slot):
+        for candidate in self._candidates(session, status, known, pool):
+            if not self._load_if_there(candidate.slot):
                 continue
-            volume = self._usable(session, pool, fail=False)
-            if volume is not None:
-                return volume
+            if candidate.reuse:
+                # Only when nothing else was left: recycle a tape of the pool whose data expired.
+                volume = candidate.volume
+                assert volume is not None
+                label = self._label_or_none()
+                if label is not None and label.uuid == volume.uuid:
+                    return self.write_label(session, text=volume.label, pool=pool, barcode=volume.barcode, reuse=volume)
+            else:
+                usable = self._usable(session, pool, fail=False)
+                if usable is not None:
+                    return usable
             self.unload()
-        # Only when nothing else is left: recycle the tape of the pool that expired first.
-        expired = sorted(
-            (
-                (end, known[s.barcode], s.number)
-                for s in status.slots
-                if s.full and not s.import_export and s.barcode in known and known[s.barcode].pool == pool
-                for end in [retention_end(session, self.config, known[s.barcode])]
-                if end is not None and end <= utcnow() and protection(session, self.config, known[s.barcode]) is None
-            ),
-            key=lambda item: item[0],
-        )
-        for _, volume, slot in expired:
-            if not self._load_if_there(slot):
-                continue
-            label = self._label_or_none()
-            if label is None or label.uuid != volume.uuid:
-                self.unload()
-                continue
-            return self.write_label(session, text=volume.label, pool=pool, barcode=volume.barcode, reuse=volume)
         set_aside = "".join(f" {reason}" for reason in self.set_aside)
         raise NoTapeAvailable(
             f"No appendable, blank or expired tape for pool '{pool}' in library {self.changer.name}.{set_aside} "
             "Put blank tapes into the library (see `pytp list`)."
+        )
+
+    def _candidates(
+        self, session: Session, status: ChangerStatus, known: dict[str, Volume], pool: str
+    ) -> list[Candidate]:
+        """The library's tapes to try for ``pool``, in order (``pool_choice.pool_candidates``)."""
+        now = utcnow()
+        stored = [known[s.barcode] for s in status.slots if s.full and not s.import_export and s.barcode in known]
+        ours = [v for v in stored if v.pool == pool]
+        ends = {v.id: retention_end(session, self.config, v) for v in ours}
+        protected = {
+            v.id
+            for v in ours
+            if (end := ends[v.id]) is not None and end <= now and protection(session, self.config, v) is not None
+        }
+        return pool_candidates(
+            status.slots, known, pool, lambda barcode: pool_accepts(self.config, pool, barcode), ends, protected, now
         )
 
     def _load_if_there(self, slot: int) -> bool:
@@ -398,6 +376,20 @@ class Media:
                 f"The tape in drive {self.selection.drive.name} has barcode {barcode}, but its label "
                 f"'{label.label}' was written for barcode {label.barcode}. Check the cartridge; pytp will not use it."
             )
+
+
+@contextmanager
+def open_media(config: Config, selection: Selection) -> Iterator[Media]:
+    """The drive of ``selection``, taken for this process, with its changer: how every job gets at tape.
+
+    The drive lock is held for the block and the device closed at its end.
+    The tape stays in the drive (the next job often wants it); it goes back to
+    its home slot (``Changer.return_to_home``) when a job needs another tape.
+
+    :raises DriveBusy: another pytp holds the drive.
+    """
+    with drive_lock(selection.drive), Media(config, selection) as media:
+        yield media
 
 
 def position_at_end_of_data(session: Session, drive: Drive, volume: Volume) -> int:

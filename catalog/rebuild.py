@@ -37,10 +37,10 @@ from pytp.tapeio.errors import ForeignTape, TapeIOError
 from pytp.tapeio.volume_label import VolumeLabel
 
 from .config import Config
-from .devices import Selection, drive_lock
+from .devices import Selection
 from .errors import CatalogError, NotFound
 from .manifest import ReadManifest
-from .media import Media
+from .media import Media, open_media
 from .models import Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
 from .rebuild_import import (
     GONE,
@@ -476,7 +476,7 @@ def rebuild(
     :raises NotFound: the tape is not in the library or drive.
     """
     report = RebuildReport()
-    with drive_lock(selection.drive), Media(config, selection) as media:
+    with open_media(config, selection) as media:
         for place, barcode, where in _places(config, media, tape, all_tapes, report):
             if progress:
                 progress(f"reading tape {barcode or '(in drive)'} in {where}")
@@ -556,8 +556,7 @@ def _in_other_drive(
     other = Selection(config.drive(library.drives[element.index]), library, element.index)
     with ExitStack() as stack:
         try:
-            stack.enter_context(drive_lock(other.drive))
-            there = stack.enter_context(Media(config, other))
+            there = stack.enter_context(open_media(config, other))
             there.has_tape()  # opens the drive now: one another program has open is busy too
         except TapeIOError as err:
             report.problems.append(

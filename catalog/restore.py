@@ -34,10 +34,10 @@ from pytp.tapeio.hashing import ContentHasher
 from pytp.tapeio.tarwriter import member_name
 
 from .config import Config
-from .devices import Selection, drive_lock
+from .devices import Selection
 from .errors import CatalogError, NotFound, RestoreRefused, VerifyFailed, WrongTape
 from .inventory import locate_barcodes
-from .media import Media
+from .media import open_media
 from .models import Entry, EntryPart, Volume
 from .parts import load_parts
 from .plan import FilePlan, Item, RestorePlan, build_plan
@@ -322,7 +322,7 @@ def run_restore(
         extraction = GuardedExtraction(target, options.overwrite, options.allow_special)
         splits: dict[int, _SplitMember] = {}
         try:
-            with drive_lock(selection.drive), Media(config, selection) as media:
+            with open_media(config, selection) as media:
                 members = {t.volume.id: sum(len(f.items) for f in t.files) for t in plan.tapes}
 
                 def mounting(volume: Volume) -> None:

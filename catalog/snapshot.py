@@ -30,10 +30,10 @@ from pytp.tapeio.smallarchive import peek_member_name, read_small_archive, write
 
 from .config import Config
 from .database import head_revision
-from .devices import Selection, drive_lock
+from .devices import Selection
 from .errors import CatalogError, NotFound
 from .manifest import SNAPSHOT_MEMBER
-from .media import Media, position_at_end_of_data
+from .media import open_media, position_at_end_of_data
 from .models import TapeFile, TapeFileStatus, Volume, utcnow
 
 SNAPSHOT_VERSION = 1
@@ -132,8 +132,7 @@ def backup_catalog(engine: Engine, config: Config, selection: Selection, pool: s
     rows = gzip.decompress(payload).count(b"\n") - 1
     pool = pool or config.default_pool
     with (
-        drive_lock(selection.drive),
-        Media(config, selection) as media,
+        open_media(config, selection) as media,
         Session(engine, expire_on_commit=False) as session,
     ):
         volume = media.mount_for_append(session, pool)
@@ -169,7 +168,7 @@ def restore_catalog(
     from .rebuild import load_tape_for_rebuild
 
     newest: bytes | None = None
-    with drive_lock(selection.drive), Media(config, selection) as media:
+    with open_media(config, selection) as media:
         label = load_tape_for_rebuild(media, tape)
         drive = media.drive
         ensure_block_size(drive, label.block_size)

@@ -23,11 +23,11 @@ from pytp.tapeio.tarformat import parse_header
 from pytp.tapeio.tarwriter import member_name, walk
 
 from .config import Config
-from .devices import Selection, drive_lock
+from .devices import Selection
 from .errors import CatalogError, NotFound
 from .integrity import check_offsets
 from .levels import DELETED
-from .media import Media
+from .media import Media, open_media
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume
 from .parts import Piece, load_parts, read_split_member
 from .search import find
@@ -151,7 +151,7 @@ def verify_tape(
     with Session(engine, expire_on_commit=False) as session:
         rows = _tape_files(session, job_id, tape)
         report.jobs = sorted({job.id for _, _, job in rows})  # type: ignore[misc]
-        with drive_lock(selection.drive), Media(config, selection) as media:
+        with open_media(config, selection) as media:
             wanted = [(volume, tape_file, tape_file) for tape_file, volume, _ in rows]
             for tape_file, access in read_tape_files(media, session, wanted, on_mount=_listed_in(report)):
                 label = access.volume.label
