@@ -14,12 +14,9 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import event, inspect, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -29,10 +26,18 @@ from sqlalchemy.exc import (
     OperationalError,
     SQLAlchemyError,
 )
-from sqlmodel import SQLModel, create_engine
 
-from . import models  # noqa: F401 - registers the tables on SQLModel.metadata
 from .errors import CatalogError, CatalogUnavailable, StaleCatalog
+from .schema_head import head_revision, known_revision
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
+# Opening a catalog that is at the head needs neither alembic nor the models
+# (sqlmodel, pydantic): the version is read with one plain query and compared
+# with the head read from the migration files (schema_head).  Both are
+# imported only to create or upgrade a catalog, so catalog commands start
+# quickly (issue 9).
 
 SCRIPT_LOCATION = "pytp.catalog:migrations"
 #: the PostgreSQL advisory lock that serialises schema creation and upgrades ("pytp" in ASCII)
@@ -83,17 +88,13 @@ def make_engine(url: str) -> Engine:
 
 def alembic_config(connection=None) -> AlembicConfig:  # type: ignore[no-untyped-def]
     """An alembic configuration for the packaged migrations, sharing ``connection``."""
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", SCRIPT_LOCATION)
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
-
-
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
-    return head
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -107,9 +108,22 @@ def current_revision(engine: Engine) -> str | None:
     _refuse_empty_file(engine)
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return _stamped_revision(connection)
     except SQLAlchemyError as err:
         raise _unavailable(engine, err) from err
+
+
+def _stamped_revision(connection: Connection) -> str | None:
+    """What alembic's ``get_current_revision`` reads, with one plain query and no alembic.
+
+    :raises StaleCatalog: the version table holds several revisions (branches this pytp never makes).
+    """
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    stamped = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(stamped) > 1:
+        raise StaleCatalog(f"The catalog is stamped with several schema revisions ({', '.join(stamped)}).")
+    return stamped[0] if stamped else None
 
 
 def _is_empty(connection: Connection) -> bool:
@@ -143,7 +157,11 @@ def _create_schema(connection: Connection) -> None:
     (alembic cookbook); table creation and the stamp commit together, so no
     one ever sees tables without a version ("not a pytp catalog").
     """
-    SQLModel.metadata.create_all(connection)
+    from alembic import command
+
+    from .models import metadata  # the tables, registered on SQLModel's metadata
+
+    metadata.create_all(connection)
     command.stamp(alembic_config(connection), "head")
 
 
@@ -205,22 +223,18 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     if path is not None and not path.exists() and revision == "head":
         _create_sqlite_file(path)  # at the head at once, atomically
         return None, head_revision()
+    from alembic import command
+
     _refuse_empty_file(engine)
     try:
         with _schema_lock(engine) as connection:
-            before = MigrationContext.configure(connection).get_current_revision()
+            before = _stamped_revision(connection)
             _refuse_unknown_revision(engine, before)
             command.upgrade(alembic_config(connection), revision)
-            after = MigrationContext.configure(connection).get_current_revision()
+            after = _stamped_revision(connection)
     except SQLAlchemyError as err:
         raise _unavailable(engine, err) from err
     return before, after or ""
-
-
-def known_revision(revision: str) -> bool:
-    """Whether this pytp's migrations include ``revision`` (an unknown one comes from a newer pytp)."""
-    script = ScriptDirectory.from_config(alembic_config())
-    return revision in {rev.revision for rev in script.walk_revisions()}
 
 
 def _refuse_empty_file(engine: Engine) -> None:
@@ -318,14 +332,15 @@ def open_catalog(url: str, on_reconciled: Callable[[object], None] | None = None
     _refuse_empty_file(engine)
     try:
         with engine.connect() as connection:
-            empty = _is_empty(connection)
+            current = _stamped_revision(connection)
+            empty = current is None and _is_empty(connection)
         if empty:
             # An empty database (a new PostgreSQL catalog): create it under the
             # schema lock, checking again once the lock is ours.
             with _schema_lock(engine) as connection:
                 if _is_empty(connection):
                     _create_schema(connection)
-        current = current_revision(engine)
+                current = _stamped_revision(connection)
     except SQLAlchemyError as err:
         raise _unavailable(engine, err) from err
     head = head_revision()

@@ -20,7 +20,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from tabulate import tabulate
 
 from pytp.catalog.config import Config, load_config
 from pytp.catalog.errors import CatalogError
@@ -200,6 +199,10 @@ def emit(rows: list[dict[str, Any]], fmt: str, columns: list[str] | None = None,
         if empty:
             click.echo(empty)
         return
+    # Imported here: tabulate brings wcwidth and importlib.metadata, ~4x the
+    # cost of click itself, and most commands print no table (issue 9).
+    from tabulate import tabulate
+
     click.echo(tabulate([[_cell(row.get(c)) for c in columns] for row in rows], headers=columns, tablefmt="simple"))
 
 

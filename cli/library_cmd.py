@@ -78,12 +78,20 @@ def load(app: App, slot: int, library: str | None, drive: str | None) -> None:
     Example:
         pytp load 5 --drive lto9
     """
-    from pytp.catalog.devices import drive_lock
-    from pytp.catalog.media import Media
+    # The changer and the drive alone: catalog.media would import the catalog stack (issue 9).
+    from pytp.catalog.devices import drive_lock, open_changer, open_drive
 
     selection = _in_library(app, library, drive)
-    with drive_lock(selection.drive), Media(app.config, selection) as media:
-        media.load(slot)
+    assert selection.library is not None and selection.element is not None
+    with drive_lock(selection.drive):
+        changer = open_changer(selection.library)
+        changer.return_to_home(selection.element)
+        changer.load(slot, selection.element)
+        handle = open_drive(selection.drive)
+        try:
+            handle.rewind()  # the st driver reports file/block -1 after a changer load (DESIGN.md)
+        finally:
+            handle.close()
     click.echo(f"Loaded slot {slot} into drive {selection.drive.name}.")
 
 

@@ -1,0 +1,158 @@
+"""Fast start-up (issue 9): what each command imports, in a process of its own.
+
+Drive and changer commands must never import the catalog stack (sqlmodel,
+sqlalchemy, alembic, pydantic): importing it costs several times the command
+itself.  Catalog commands open a catalog that is already at the head without
+alembic: the schema version is read with one plain query and compared with
+the head read from the migration files, which must agree with alembic's own.
+
+Each command runs in a fresh interpreter (``sys.modules`` of this test process
+has everything loaded), on the embedded default virtual library that a new
+user gets, through the real ``pytp`` group.  No timing is asserted here: the
+figures are ``python -m bench --only startup``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytp.catalog.database import alembic_config, head_revision
+from pytp.catalog.schema_head import revisions
+
+#: the catalog stack: none of it may be imported by a drive or changer command
+CATALOG_STACK = ("sqlmodel", "sqlalchemy", "alembic", "pydantic")
+
+#: runs one command like the ``pytp`` script does, then names the stack modules it imported
+PROBE = """
+import json, sys
+from pytp.cli.main import cli
+try:
+    cli.main(sys.argv[1:], prog_name="pytp")
+except SystemExit as exit:
+    code = exit.code
+stack = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(%r)))
+print("LOADED " + json.dumps(stack))
+sys.exit(code or 0)
+"""
+
+
+def _site_env(home: Path) -> dict[str, str]:
+    """A new user's environment: no $PYTP_*, XDG folders in ``home`` (the default config lands there)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTP_")}
+    env.update(XDG_CONFIG_HOME=str(home / "config"), XDG_DATA_HOME=str(home / "data"), HOME=str(home))
+    return env
+
+
+def pytp(env: dict[str, str], *args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run ``pytp ARGS`` in a new interpreter; its result and the catalog-stack packages it imported."""
+    script = PROBE % json.dumps(CATALOG_STACK)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
+    output, marker, loaded = proc.stdout.rpartition("LOADED ")
+    assert marker, (args, proc.stdout, proc.stderr)
+    proc.stdout = output  # the command's own output
+    return proc, set(json.loads(loaded))
+
+
+@pytest.fixture
+def default_site(tmp_path: Path) -> dict[str, str]:
+    """The embedded default library with one backup on its first tape, which stays in drive 0."""
+    env = _site_env(tmp_path / "home")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "note.txt").write_text("hello\n")
+    proc, _ = pytp(env, "backup", str(src), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    return env
+
+
+# the order matters: each command leaves the drive where the next one expects it
+DRIVE_AND_CHANGER_COMMANDS = [
+    ["--help"],
+    ["exit-codes"],
+    ["status"],
+    ["status", "--format", "json"],
+    ["rewind"],
+    ["ff", "1"],
+    ["ls"],
+    ["bb", "1"],
+    ["position"],
+    ["goto", "0"],
+    ["retension"],
+    ["init"],
+    ["list"],
+    ["unload"],
+    ["move", "2", "9"],
+    ["load", "3"],
+    ["load", "1"],  # returns slot 3's cartridge home first
+]
+
+
+def test_drive_and_changer_commands_never_import_the_catalog_stack(
+    default_site: dict[str, str], tmp_path: Path
+) -> None:
+    imported = {}
+    for args in DRIVE_AND_CHANGER_COMMANDS:
+        proc, stack = pytp(default_site, *args, cwd=tmp_path)
+        assert proc.returncode == 0, (args, proc.stderr)
+        if stack:
+            imported[" ".join(args)] = sorted(stack)
+    assert imported == {}
+    # the commands really worked on the library: slot 2's cartridge moved to the i/e slot, slot 1's is loaded
+    proc, _ = pytp(default_site, "list", "--format", "json", cwd=tmp_path)
+    elements = {row["element"]: row for row in json.loads(proc.stdout)}
+    assert not elements["slot 2"]["full"] and elements["i/e slot 9"]["full"]
+    assert elements["drive 0"]["source_slot"] == 1 and elements["slot 3"]["full"]
+
+
+def test_raw_ls_lists_what_the_backup_wrote_without_the_catalog(default_site: dict[str, str], tmp_path: Path) -> None:
+    pytp(default_site, "rewind", cwd=tmp_path)
+    pytp(default_site, "ff", "1", cwd=tmp_path)
+    proc, stack = pytp(default_site, "ls", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "note.txt" in proc.stdout
+    assert stack == set()
+
+
+@pytest.mark.parametrize("command", [["tapes"], ["jobs"], ["search", "note.txt"], ["tapes", "--format", "json"]])
+def test_catalog_commands_check_the_schema_without_alembic(
+    default_site: dict[str, str], tmp_path: Path, command: list[str]
+) -> None:
+    proc, stack = pytp(default_site, *command, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "alembic" not in stack
+    assert "sqlalchemy" in stack  # it did open the catalog
+    assert ("note.txt" if command[0] == "search" else "ok" if command[0] == "jobs" else "appendable") in proc.stdout
+
+
+def test_a_stale_catalog_is_still_refused_without_alembic(default_site: dict[str, str], tmp_path: Path) -> None:
+    """The cheap check still tells an old catalog from a current one."""
+    import sqlite3
+
+    catalog = Path(default_site["XDG_DATA_HOME"]) / "pytp" / "catalog.db"
+    older = sorted(revisions())[0] if len(revisions()) > 1 else None
+    if older is None:
+        pytest.skip("only one migration: no older schema to stamp")
+    with sqlite3.connect(catalog) as db:
+        db.execute("UPDATE alembic_version SET version_num = ?", (older,))
+    proc, stack = pytp(default_site, "tapes", cwd=tmp_path)
+    assert proc.returncode == 5, proc.stderr
+    assert f"at schema {older}, this pytp needs {head_revision()}" in proc.stderr
+    assert "pytp db upgrade" in proc.stderr
+
+
+def test_the_head_read_from_the_migration_files_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    assert head_revision() == script.get_current_head()
+    assert set(revisions()) == {rev.revision for rev in script.walk_revisions()}
+    for rev in script.walk_revisions():
+        assert set(revisions()[rev.revision]) == set(rev._all_down_revisions)
