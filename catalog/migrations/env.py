@@ -47,7 +47,9 @@ def run_migrations_online() -> None:
     if connection is not None:
         _configure(connection)
         with context.begin_transaction():
+            search_index.drop_triggers(connection)  # SQLite batch copies of tables trip over them
             context.run_migrations()
+            search_index.restore_triggers(connection)
         return
     section = config.get_section(config.config_ini_section, {})
     if os.environ.get("PYTP_CATALOG_URL"):
@@ -56,7 +58,9 @@ def run_migrations_online() -> None:
     with connectable.connect() as connection:
         _configure(connection)
         with context.begin_transaction():
+            search_index.drop_triggers(connection)  # SQLite batch copies of tables trip over them
             context.run_migrations()
+            search_index.restore_triggers(connection)
 
 
 if context.is_offline_mode():

@@ -245,6 +245,43 @@ def test_the_index_follows_deletes_and_survives_integrity_check(history: Path, c
         assert [Path(f.entry.path_text).name for f in find(session, ["big.bin.renamed"])] == ["big.bin.renamed"]
 
 
+def test_entries_are_indexed_when_their_job_becomes_good(history: Path, catalog_url: str) -> None:
+    """The backup's inserts pay nothing: a running job's entries join the index in
+    one statement when the job ends good, and leave it if the job stops being good."""
+    engine = make_engine(catalog_url)
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the FTS5 table and its triggers are SQLite's")
+
+    def indexed() -> list[int]:
+        with engine.connect() as connection:
+            query = f"SELECT rowid FROM {FTS_TABLE} WHERE path_text LIKE '%/brand-new.txt'"
+            return [r[0] for r in connection.exec_driver_sql(query).all()]
+
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO job (uuid, level, strategy, status, sources, started_at, files, total_bytes, problems) "
+            "VALUES ('new-job', 'full', 'direct', 'running', '[]', '2030-01-01 00:00:00', 0, 0, 0)"
+        )
+        job = connection.exec_driver_sql("SELECT id FROM job WHERE uuid = 'new-job'").scalar_one()
+        connection.exec_driver_sql(
+            "INSERT INTO entry (job_id, tape_file_id, path, path_text, kind, size, mode, uid, gid, uname, gname, "
+            "mtime_ns, ctime_ns, inode, device, offset, header_size) "
+            "SELECT ?, tape_file_id, X'2F7372632F6272616E642D6E65772E747874', '/src/brand-new.txt', 'file', "
+            "0, 0, 0, 0, '', '', 0, 0, 0, 0, 0, 512 FROM entry LIMIT 1",
+            (job,),
+        )
+    assert indexed() == []
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE job SET status = 'ok' WHERE id = ?", (job,))
+    assert len(indexed()) == 1
+    with Session(engine) as session:
+        assert [f.job.id for f in find(session, ["brand-new"])] == [job]
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE job SET status = 'failed' WHERE id = ?", (job,))
+        connection.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('integrity-check')")
+    assert indexed() == []
+
+
 def test_the_migration_indexes_the_entries_already_there(history: Path, sqlite_url: str, catalog_url: str) -> None:
     engine = make_engine(catalog_url)
     if engine.dialect.name != "sqlite":
@@ -257,6 +294,10 @@ def test_the_migration_indexes_the_entries_already_there(history: Path, sqlite_u
         connection.commit()
         assert not connection.execute(text(f"SELECT name FROM sqlite_master WHERE name = '{FTS_TABLE}'")).all()
     upgrade(engine)
+    with engine.connect() as connection:
+        # later migrations that copy entry or job (SQLite batch mode) must not lose the triggers
+        triggers = connection.exec_driver_sql("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").scalar()
+        assert triggers == 6
     with Session(engine) as session:
         found = find(session, ["report"], all_versions=True)
         assert len(found) >= 3 and [f.entry.id for f in found] == [
