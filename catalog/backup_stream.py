@@ -30,7 +30,7 @@ from .levels import Reference, has_changed
 from .media import Media
 from .models import TapeFile, path_text
 from .spanning import SpanningSink
-from .staging import Staged, StagingArea, stage_source
+from .staging import RecordSpool, Staged, StagingArea, stage_source
 from .tape_change import EndOfTape, NextTape, TapeChange
 
 Select = Callable[[bytes, os.stat_result], bool]
@@ -234,6 +234,8 @@ class StagedStream:
             raise
         finally:
             staged.path.unlink(missing_ok=True)
+            if isinstance(staged.records, RecordSpool):
+                staged.records.remove()
         out.end(opened, reference, staged.seen, writer)
 
 

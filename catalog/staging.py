@@ -14,14 +14,16 @@ by the next staged backup.  The space needed is checked before anything runs.
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import shutil
 import stat
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from pytp.tapeio.blockio import BlockAssembler
 from pytp.tapeio.continuation import MemberStart
@@ -40,13 +42,48 @@ class StagingCancelled(Exception):
     """Raised in a staging thread when the job stops."""
 
 
+class RecordSpool:
+    """A staged archive's member records, pickled to a file beside it until the archive goes to tape.
+
+    A source of millions of files would otherwise hold every record in memory
+    while it waits its turn (issue 9).  Written by one staging thread, read
+    back once, in order, by the job.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: BinaryIO | None = open(path, "wb")
+
+    def append(self, record: MemberRecord) -> None:
+        assert self._file is not None
+        pickle.dump(record, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __iter__(self) -> Iterator[MemberRecord]:
+        self.close()
+        with open(self.path, "rb") as spool:
+            while True:
+                try:
+                    yield pickle.load(spool)
+                except EOFError:
+                    return
+
+    def remove(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
 @dataclass
 class Staged:
     """One source's archive on disk, with what the producer saw while making it."""
 
     source: bytes
     path: Path
-    records: list[MemberRecord] = field(default_factory=list)
+    records: Iterable[MemberRecord] = field(default_factory=list)
     starts: list[MemberStart] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     seen: Seen = field(default_factory=Seen)
@@ -122,7 +159,8 @@ def stage_source(
     exclude: Exclusions | None = None,
 ) -> Staged:
     """Write the archive of ``source`` into the staging area, block-padded as on tape."""
-    staged = Staged(source, area.path / f"{index:04d}.tar")
+    records = RecordSpool(area.path / f"{index:04d}.records")
+    staged = Staged(source, area.path / f"{index:04d}.tar", records)
 
     def progress(count: int) -> None:
         if area.cancelled.is_set():
@@ -130,10 +168,13 @@ def stage_source(
         if on_bytes is not None:
             on_bytes(count)
 
-    with open(staged.path, "wb") as out_file:
-        out = BlockAssembler(out_file.write, block_size)
-        archive = ArchiveWriter(out, staged.records.append, staged.problems.append, progress, staged.starts.append)
-        staged.seen = archive.add_tree(source, select, exclude)
-        out.write(END_OF_ARCHIVE)
-        out.finish()
+    try:
+        with open(staged.path, "wb") as out_file:
+            out = BlockAssembler(out_file.write, block_size)
+            archive = ArchiveWriter(out, records.append, staged.problems.append, progress, staged.starts.append)
+            staged.seen = archive.add_tree(source, select, exclude)
+            out.write(END_OF_ARCHIVE)
+            out.finish()
+    finally:
+        records.close()  # read back by the job; closed here on failure too
     return staged
