@@ -25,6 +25,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -78,6 +79,7 @@ class Site:
 
 def make_source(root: Path, rng: random.Random) -> Path:
     """A small tree whose content is fixed by ``rng``: some files, one bigger one, a link."""
+    shutil.rmtree(root, ignore_errors=True)  # left by a run that failed before its backup
     root.mkdir(parents=True)
     for i in range(rng.randint(3, 25)):
         sub = root / f"d{i % 3}"
