@@ -495,7 +495,7 @@ def check_write_after_eod_in_early_warning_zone(drive: Drive, max_bytes: int) ->
 
 
 def check_withdraw_a_file_cut_by_end_of_medium(drive: Drive, max_bytes: int) -> None:
-    """What a backup does with a manifest that end of medium cut short (``catalog/backup.py``).
+    """What a backup does with a manifest that end of medium cut short (``JobRecord.withdraw``).
 
     ``bsfm(2)`` after the refused write closes the cut file and comes back to
     the start of the file before it; spacing over that file's blocks and
