@@ -20,6 +20,8 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from types import FrameType
+from typing import NoReturn
 
 from sqlalchemy.engine import Engine
 
@@ -163,7 +165,7 @@ class _interrupt_as_exception:
             self._previous = None
 
     @staticmethod
-    def _raise(signum, frame) -> None:  # type: ignore[no-untyped-def]
+    def _raise(signum: int, frame: FrameType | None) -> NoReturn:
         raise KeyboardInterrupt
 
     def __exit__(self, *exc: object) -> None:

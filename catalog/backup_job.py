@@ -33,7 +33,19 @@ from pytp.tapeio.tarwriter import MemberRecord, Problem
 from .backup_options import BackupOptions
 from .levels import DELETED, Reference, reference_for
 from .media import Media, position_at_end_of_data
-from .models import Entry, Job, JobProblem, JobStatus, TapeFile, TapeFileStatus, Volume, VolumeStatus, path_text, utcnow
+from .models import (
+    Entry,
+    Job,
+    JobProblem,
+    JobStatus,
+    TapeFile,
+    TapeFileStatus,
+    Volume,
+    VolumeStatus,
+    path_text,
+    row_id,
+    utcnow,
+)
 from .reconcile import process_fields
 from .spanning import Cut, Part, place_entries
 
@@ -199,7 +211,7 @@ class JobRecord:
             number = position_at_end_of_data(session, drive, volume)
             tape_file = TapeFile(
                 job_id=self.job_id,
-                volume_id=volume.id,  # type: ignore[arg-type]
+                volume_id=row_id(volume),
                 file_number=number,
                 kind=kind,
                 source_root=source,

@@ -14,7 +14,7 @@ from pytp.tapeio.errors import TapeIOError
 from .config import Config
 from .devices import open_changer
 from .levels import DELETED
-from .models import Entry, Job, TapeFile, TapeFileStatus, Volume, VolumeStatus
+from .models import Entry, Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id
 from .volumes import newest_snapshot_volume, retention_end, shown_status
 
 
@@ -142,7 +142,7 @@ def job_rows(session: Session, limit: int | None = None) -> list[dict[str, Any]]
                 "files": job.files,
                 "bytes": job.total_bytes,
                 "problems": job.problems,
-                "tapes": sorted(tapes.get(job.id, set())),  # type: ignore[arg-type]
+                "tapes": sorted(tapes.get(row_id(job), set())),
                 "message": job.message,
             }
         )

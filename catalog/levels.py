@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from pytp.tapeio.hashing import hash_file
 
-from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus
+from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, row_id
 
 #: the kind of an entry that records a path deleted since the previous backup
 DELETED = "deleted"
@@ -82,8 +82,8 @@ def reference_for(session: Session, name: str | None, label: str | None, root: b
     if not fulls:
         return None
     base = fulls[-1]
-    used = [base.id] if level == "differential" else [job.id for job in jobs[jobs.index(base) :]]
-    return Reference(base.id, newest_state(session, used, root))  # type: ignore[arg-type]
+    used = [row_id(base)] if level == "differential" else [row_id(job) for job in jobs[jobs.index(base) :]]
+    return Reference(row_id(base), newest_state(session, used, root))
 
 
 def newest_state(session: Session, job_ids: list[int], root: bytes) -> dict[bytes, Known]:

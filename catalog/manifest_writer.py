@@ -30,7 +30,7 @@ from .backup_job import JobRecord
 from .errors import TapeFull
 from .manifest import ENTRY_COLUMNS, MANIFEST_MEMBER, _bytes_fields, entry_line, header_line
 from .media import Media
-from .models import Entry, EntryPart, Job, TapeFile, Volume, path_text, utcnow
+from .models import Entry, EntryPart, Job, TapeFile, Volume, path_text, table_of, utcnow
 from .spanning import Part
 
 #: rows fetched from the catalog at a time
@@ -155,10 +155,10 @@ def place_manifest(
 # --------------------------------------------------------------------------
 # the lines, from the catalog
 
-_COLUMNS = [Entry.__table__.c[name] for name in ("id", *ENTRY_COLUMNS)]  # type: ignore[attr-defined]
-_ENTRY = Entry.__table__  # type: ignore[attr-defined]
-_TAPE_FILE = TapeFile.__table__  # type: ignore[attr-defined]
-_VOLUME = Volume.__table__  # type: ignore[attr-defined]
+_ENTRY = table_of(Entry)
+_COLUMNS = [_ENTRY.c[name] for name in ("id", *ENTRY_COLUMNS)]
+_TAPE_FILE = table_of(TapeFile)
+_VOLUME = table_of(Volume)
 
 
 def _stream(connection: Connection, statement: Any) -> Iterator[Any]:
@@ -172,7 +172,7 @@ def _fields(row: Any) -> dict[str, Any]:
 
 def _parts(connection: Connection, job_id: int) -> dict[int, list[dict[str, Any]]]:
     """The pieces of the job's members cut across tapes (few: one per tape change)."""
-    part = EntryPart.__table__  # type: ignore[attr-defined]
+    part = table_of(EntryPart)
     statement = (
         select(part, _VOLUME.c.label, _TAPE_FILE.c.file_number)
         .join(_TAPE_FILE, _TAPE_FILE.c.id == part.c.tape_file_id)

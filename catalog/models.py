@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from datetime import datetime, timezone
+from enum import StrEnum, nonmember
+from typing import Protocol
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, LargeBinary, MetaData, Text, event
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, LargeBinary, MetaData, Table, Text, event
 from sqlmodel import Field, SQLModel
 
 from pytp.tapeio.tarwriter import member_data_size
@@ -33,20 +35,52 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class _Row(Protocol):
+    id: int | None
+
+
+def row_id(row: _Row) -> int:
+    """The primary key of a row that is in the database.
+
+    SQLModel types ``id`` as ``int | None`` because it is None until the
+    INSERT; a row read back or flushed always has one.  This says so once,
+    instead of a ``type: ignore`` at every use.
+
+    :raises ValueError: the row was never flushed (a bug in the caller).
+    """
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} row has no id yet: flush it before using its id")
+    return row.id
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table model, for plain-SQL statements.
+
+    SQLModel sets ``__table__`` on every ``table=True`` class without
+    declaring it, so type checkers do not see it: this says so once.
+    """
+    return model.__table__  # type: ignore[attr-defined]
+
+
 def _ts(nullable: bool = True) -> Column:  # type: ignore[type-arg]
     return Column(DateTime(timezone=True), nullable=nullable)
 
 
-class JobStatus:
+# The statuses are StrEnums: each member is the very string stored in the
+# (plain text) status column, so rows, queries and JSON output see "ok", not
+# an enum, and no migration was needed to introduce them.
+
+
+class JobStatus(StrEnum):
     RUNNING = "running"
     OK = "ok"
     PARTIAL = "partial"
     FAILED = "failed"
     #: statuses whose entries search and restore offer as good data
-    GOOD = ("ok", "partial")
+    GOOD = nonmember(("ok", "partial"))
 
 
-class VolumeStatus:
+class VolumeStatus(StrEnum):
     APPENDABLE = "appendable"
     FULL = "full"
     ERROR = "error"
@@ -54,7 +88,7 @@ class VolumeStatus:
     EXPIRED = "expired"
 
 
-class TapeFileStatus:
+class TapeFileStatus(StrEnum):
     WRITING = "writing"
     COMPLETE = "complete"
     #: the write failed part-way; the tape file exists but is not trusted
@@ -172,7 +206,7 @@ class Entry(SQLModel, table=True):
 
 
 # A new catalog gets the trigram index with its tables (migration 0004 adds it to old ones).
-event.listen(Entry.__table__, "after_create", lambda _table, connection, **_kw: search_index.install(connection))
+event.listen(table_of(Entry), "after_create", lambda _table, connection, **_kw: search_index.install(connection))
 
 
 class EntryPart(SQLModel, table=True):

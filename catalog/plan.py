@@ -18,7 +18,7 @@ from pytp.tapeio.tarformat import padded
 from .config import PlanningConfig
 from .integrity import check_offsets
 from .inventory import Location
-from .models import Entry, EntryPart, TapeFile, Volume
+from .models import Entry, EntryPart, TapeFile, Volume, row_id
 from .parts import Piece
 from .search import Found
 
@@ -144,13 +144,13 @@ def build_plan(
     files: dict[tuple[int, int], FilePlan] = {}
 
     def add(volume: Volume, tape_file: TapeFile, item: Item) -> None:
-        volumes[volume.id] = volume  # type: ignore[index]
+        volumes[row_id(volume)] = volume
         key = (volume.id, tape_file.file_number)
         files.setdefault(key, FilePlan(tape_file)).items.append(item)  # type: ignore[arg-type]
 
     edges: set[tuple[int, int]] = set()
     for found in entries:
-        pieces = parts.get(found.entry.id)  # type: ignore[arg-type]
+        pieces = parts.get(row_id(found.entry))
         if not pieces:
             add(found.volume, found.tape_file, Item(found.entry, found.entry.offset, _member_length(found.entry)))
             continue
@@ -158,7 +158,7 @@ def build_plan(
             add(volume, tape_file, Item(found.entry, part.offset, part.header_size + part.data_size, part))
         for (_, _, a), (_, _, b) in zip(pieces, pieces[1:]):
             if a.id != b.id:
-                edges.add((a.id, b.id))  # type: ignore[arg-type]
+                edges.add((row_id(a), row_id(b)))
     for (volume_id, file_number), file_plan in files.items():
         where = f"tape file {file_number} of {volumes[volume_id].label}"
         check_offsets(((item.entry.path_text, item.offset) for item in file_plan.items), where)

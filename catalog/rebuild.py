@@ -41,7 +41,7 @@ from .devices import Selection
 from .errors import CatalogError, NotFound
 from .manifest import ReadManifest
 from .media import Media, open_media
-from .models import Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
+from .models import Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id, utcnow
 from .rebuild_import import (
     GONE,
     ImportCounts,
@@ -225,7 +225,7 @@ def import_tape(
             claimed.add(seen.number)
             jobs[outcome.job.id] = outcome.job
             if outcome.damaged and outcome.data_files:
-                to_recover.append((outcome.job.id, outcome.data_files))  # type: ignore[arg-type]
+                to_recover.append((row_id(outcome.job), outcome.data_files))
             if outcome.pending:
                 pending = (volume.id, volume.label, seen.number, seen.blocks, seen.manifest)
                 report.pending.append(pending)  # type: ignore[arg-type]
@@ -240,7 +240,7 @@ def import_tape(
         if lost_header is None and run[-1] == len(scan.files):
             # At the end of the tape: the job may go on on another tape, whose
             # manifest describes these files too.  Decided once all tapes are read.
-            report.unclaimed.append(_Unclaimed(volume.id, problem_name, barcode, run))  # type: ignore[arg-type]
+            report.unclaimed.append(_Unclaimed(row_id(volume), problem_name, barcode, run))
             continue
         job = _recovered(session, volume, run, "its manifest is unreadable", report, problem)
         jobs[job.id] = job
@@ -249,7 +249,7 @@ def import_tape(
             # (checksums included) is better than the headers alone.
             lost_header.job = {"uuid": job.uuid, "final": False, "tape_files": []}
             import_manifest(session, volume, run[-1] + 1, 0, lost_header, report.kinds, report, problem)
-        to_recover.append((job.id, run))  # type: ignore[arg-type]
+        to_recover.append((row_id(job), run))
     for job_id, numbers in to_recover:
         for number in numbers:
             recover_from_headers(session, drive, volume, jobs[job_id], number, report, problem)

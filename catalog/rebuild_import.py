@@ -29,7 +29,7 @@ from pytp.tapeio.tarwalk import Damage, walk_headers
 from pytp.tapeio.tarwriter import member_data_size
 
 from .manifest import ReadManifest, entry_fields, path_text_of, safe_path
-from .models import Entry, EntryPart, Job, JobProblem, JobStatus, TapeFile, TapeFileStatus, Volume, utcnow
+from .models import Entry, EntryPart, Job, JobProblem, JobStatus, TapeFile, TapeFileStatus, Volume, row_id, utcnow
 from .rebuild_scan import DATA, goto_file
 
 #: Recovered jobs get a uuid derived from the tape and their first tape file,
@@ -81,7 +81,7 @@ def job_for(session: Session, info: dict[str, Any], final: bool, counts: ImportC
         )
         session.add(job)
         session.flush()
-        counts.jobs_added.append(job.id)  # type: ignore[arg-type]
+        counts.jobs_added.append(row_id(job))
         if problems:
             session.execute(
                 insert(JobProblem),
@@ -92,7 +92,7 @@ def job_for(session: Session, info: dict[str, Any], final: bool, counts: ImportC
             )
     elif job.id not in counts.jobs_added and job.id not in counts.jobs_seen:
         counts.jobs_known += 1
-    counts.jobs_seen.add(job.id)  # type: ignore[arg-type]
+    counts.jobs_seen.add(row_id(job))
     if final:
         job.status = JobStatus.PARTIAL if problems else JobStatus.OK
         job.ended_at = _when(info.get("written_at"))
@@ -203,7 +203,7 @@ def import_manifest(
         session.add(
             TapeFile(
                 job_id=job.id,
-                volume_id=volume.id,  # type: ignore[arg-type]
+                volume_id=row_id(volume),
                 file_number=number,
                 kind="manifest",
                 status=TapeFileStatus.COMPLETE,
@@ -234,7 +234,7 @@ def import_manifest(
 def _new_data_file(session: Session, job: Job, volume: Volume, piece: dict[str, Any]) -> TapeFile:
     tape_file = TapeFile(
         job_id=job.id,
-        volume_id=volume.id,  # type: ignore[arg-type]
+        volume_id=row_id(volume),
         file_number=piece["file"],
         kind="data",
         source_root=piece["source"].encode("utf-8", "surrogateescape"),
@@ -333,11 +333,11 @@ def _member_rows(
                 problem(number, f"{path_text_of(fields['path'])!r}: {why}", line_number)
                 outcome.damaged = True
                 continue
-            taken.add((tape_file.id, offset))  # type: ignore[arg-type]
+            taken.add((row_id(tape_file), offset))
         rows.append({**fields, "job_id": job.id, "tape_file_id": tape_file.id})
         present.add(key)
         if line.get("parts"):
-            with_parts.append((tape_file.id, offset, line["parts"]))  # type: ignore[arg-type]
+            with_parts.append((row_id(tape_file), offset, line["parts"]))
     return rows, with_parts
 
 
@@ -381,7 +381,7 @@ def _import_parts(
         for p, part_file in zip(parts, files):
             session.add(
                 EntryPart(
-                    entry_id=entry.id,  # type: ignore[arg-type]
+                    entry_id=row_id(entry),
                     part=p["part"],
                     tape_file_id=part_file.id,  # type: ignore[union-attr]
                     offset=p["offset"],
@@ -396,7 +396,7 @@ def record_snapshot(session: Session, volume: Volume, number: int) -> None:
     if _tape_file_owner(session, volume, number) is None:
         session.add(
             TapeFile(
-                volume_id=volume.id,  # type: ignore[arg-type]
+                volume_id=row_id(volume),
                 file_number=number,
                 kind="catalog",
                 status=TapeFileStatus.COMPLETE,
@@ -431,17 +431,17 @@ def recovered_job(session: Session, volume: Volume, files: list[int], why: str, 
         )
         session.add(job)
         session.flush()
-        counts.jobs_added.append(job.id)  # type: ignore[arg-type]
-        counts.recovered_jobs.append(job.id)  # type: ignore[arg-type]
+        counts.jobs_added.append(row_id(job))
+        counts.recovered_jobs.append(row_id(job))
     elif job.id not in counts.jobs_added and job.id not in counts.jobs_seen:
         counts.jobs_known += 1
-    counts.jobs_seen.add(job.id)  # type: ignore[arg-type]
+    counts.jobs_seen.add(row_id(job))
     for number in files:
         if _tape_file_owner(session, volume, number) is None:
             session.add(
                 TapeFile(
                     job_id=job.id,
-                    volume_id=volume.id,  # type: ignore[arg-type]
+                    volume_id=row_id(volume),
                     file_number=number,
                     kind="data",
                     status=TapeFileStatus.COMPLETE,
@@ -503,7 +503,7 @@ def recover_from_headers(
             if why:
                 problem(number, f"member {shown!r} at byte {member.offset} {why}: not recovered", None)
                 continue
-            rows.append({**row, "job_id": job.id, "tape_file_id": tape_file.id})  # type: ignore[dict-item]
+            rows.append({**row, "job_id": row_id(job), "tape_file_id": row_id(tape_file)})  # type: ignore[dict-item]
     except TarFormatError as err:
         problem(number, f"{err}: the members after it are not recovered", None)
     except TapeIOError as err:

@@ -29,7 +29,7 @@ from sqlmodel import Session, col, func, select
 
 from pytp.tapeio.procinfo import process_identity
 
-from .models import Job, JobStatus, TapeFile, TapeFileStatus, utcnow
+from .models import Job, JobStatus, TapeFile, TapeFileStatus, row_id, utcnow
 
 
 def process_fields() -> dict[str, object]:
@@ -97,5 +97,5 @@ def reconcile_jobs(engine: Engine) -> list[ReconciledJob]:
                 .values(status=TapeFileStatus.INCOMPLETE)
             )
             session.commit()
-            closed.append(ReconciledJob(job.id, job.pid, complete, message))  # type: ignore[arg-type]
+            closed.append(ReconciledJob(row_id(job), job.pid, complete, message))  # type: ignore[arg-type]
     return closed

@@ -38,7 +38,7 @@ from .devices import Selection
 from .errors import CatalogError, NotFound, RestoreRefused, VerifyFailed, WrongTape
 from .inventory import locate_barcodes
 from .media import open_media
-from .models import Entry, EntryPart, Volume
+from .models import Entry, EntryPart, Volume, row_id
 from .parts import load_parts
 from .plan import FilePlan, Item, RestorePlan, build_plan
 from .search import Found, find, find_exact, resolve_as_of
@@ -274,7 +274,7 @@ def plan_restore(engine: Engine, config: Config, selection: Selection, options: 
 
 
 def _plan(session: Session, config: Config, selection: Selection, entries: list[Found]) -> RestorePlan:
-    parts = load_parts(session, [f.entry.id for f in entries])  # type: ignore[misc]
+    parts = load_parts(session, [row_id(f.entry) for f in entries])
     locations = locate_barcodes(config)
     loaded = None
     if selection.library is not None and selection.element is not None:
@@ -382,7 +382,7 @@ def _restore_file(
         try:
             reader = access.at(item.offset)
             if item.part is not None:
-                split = splits.setdefault(entry.id, _SplitMember(entry, extraction))  # type: ignore[arg-type]
+                split = splits.setdefault(row_id(entry), _SplitMember(entry, extraction))
                 split.take(item.part, reader)
             else:
                 _restore_member(reader, item, extraction)
@@ -410,7 +410,7 @@ def _restore_member(reader: TapeFileReader, item: Item, extraction: GuardedExtra
 
 
 def _give_up_split(splits: dict[int, _SplitMember], item: Item) -> None:
-    split = splits.get(item.entry.id)  # type: ignore[arg-type]
+    split = splits.get(row_id(item.entry))
     if split is not None:
         split.finish()
 

@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from . import search_index
 from .errors import BadPattern, CatalogError, NotFound
 from .levels import DELETED
-from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, path_text
+from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, path_text, row_id
 
 GLOB_CHARS = set("*?[")
 
@@ -193,7 +193,7 @@ def _trigram_candidates(session: Session, literals: list[str]) -> ColumnElement[
     """
     if session.get_bind().dialect.name != "sqlite":
         return None
-    rowid = literal_column("rowid")
+    rowid: Any = literal_column("rowid")
     fts = table(search_index.FTS_TABLE, column("path_text"))
     selects = [select(rowid).select_from(fts).where(fts.c.path_text.like(f"%{literal}%")) for literal in literals]
     return col(Entry.id).in_(selects[0] if len(selects) == 1 else union(*selects))
@@ -232,7 +232,7 @@ def _selection(
 
     Returns the statement of ``(entry_id, deleted_by)`` rows.
     """
-    query = (
+    query: Any = (
         select(col(Entry.id).label("entry_id"))
         .join(Job, col(Job.id) == Entry.job_id)
         .join(TapeFile, col(TapeFile.id) == Entry.tape_file_id)
@@ -257,7 +257,7 @@ def _selection(
         prefix = under.rstrip(b"/")
         text = prefix.decode("utf-8", "backslashreplace")
         query = query.where(
-            or_(Entry.path_text == text, and_(col(Entry.path_text).startswith(text + "/", autoescape=True)))
+            or_(col(Entry.path_text) == text, and_(col(Entry.path_text).startswith(text + "/", autoescape=True)))
         )
         if not literals:
             run = max(_LIKE_WILDCARDS.split(text), key=len, default="")
@@ -270,13 +270,13 @@ def _selection(
     # Newest first within each path: the first row that is not a deletion is the
     # path's newest version; a deletion before it (the path's newest record)
     # names the job that saw the path gone.
-    newest_first = [col(Job.started_at).desc(), col(Entry.job_id).desc(), col(Entry.id).desc()]
-    live = case((Entry.kind != DELETED, 1), else_=0)
+    newest_first: list[Any] = [col(Job.started_at).desc(), col(Entry.job_id).desc(), col(Entry.id).desc()]
+    live = case((col(Entry.kind) != DELETED, 1), else_=0)
     ranked = query.add_columns(
         col(Entry.kind).label("kind"),
-        func.first_value(Entry.kind).over(partition_by=Entry.path, order_by=newest_first).label("first_kind"),
-        func.first_value(Entry.job_id).over(partition_by=Entry.path, order_by=newest_first).label("first_job"),
-        func.sum(live).over(partition_by=Entry.path, order_by=newest_first, rows=(None, 0)).label("live_rank"),
+        func.first_value(Entry.kind).over(partition_by=col(Entry.path), order_by=newest_first).label("first_kind"),
+        func.first_value(Entry.job_id).over(partition_by=col(Entry.path), order_by=newest_first).label("first_job"),
+        func.sum(live).over(partition_by=col(Entry.path), order_by=newest_first, rows=(None, 0)).label("live_rank"),
     ).subquery("ranked")
     newest = select(
         ranked.c.entry_id,
@@ -290,7 +290,12 @@ def _selection(
 def _ordered(selection: Select) -> tuple[Subquery, list[ColumnElement[Any]]]:  # type: ignore[type-arg]
     """``selection`` as a subquery to join, and the order of hits: by path, newest first."""
     hits = selection.subquery("hits")
-    return hits, [col(Entry.path_text), col(Job.started_at).desc(), col(Entry.job_id).desc(), col(Entry.id).desc()]
+    return hits, [
+        col(Entry.path_text).asc(),
+        col(Job.started_at).desc(),
+        col(Entry.job_id).desc(),
+        col(Entry.id).desc(),
+    ]
 
 
 def find(
@@ -369,7 +374,7 @@ def search_rows(
     )
     hits, order = _ordered(selection)
     query = (
-        select(
+        select(  # type: ignore[call-overload]  # thirteen columns: more than its overloads spell out
             col(Entry.path_text).label("path"),
             col(Entry.path).label("path_bytes"),
             col(Entry.kind).label("type"),
@@ -408,7 +413,7 @@ class AsOf:
         if not self.roots:
             return col(Entry.id) < 0  # nothing was backed up by then
         return or_(
-            *(and_(TapeFile.source_root == root, col(Entry.job_id).in_(ids)) for root, ids in self.roots.items())
+            *(and_(col(TapeFile.source_root) == root, col(Entry.job_id).in_(ids)) for root, ids in self.roots.items())
         )
 
 
@@ -442,7 +447,7 @@ def resolve_as_of(session: Session, spec: str) -> AsOf:
             when = when.astimezone()  # local time, as people type it
         jobs = session.exec(good.where(col(Job.started_at) <= when)).all()
         description = when.isoformat(timespec="seconds")
-    order = {job.id: (job.started_at.replace(tzinfo=None), job.id) for job in jobs}
+    order = {row_id(job): (job.started_at.replace(tzinfo=None), row_id(job)) for job in jobs}
     roots: dict[bytes, list[tuple[tuple[object, int], int, str]]] = {}
     for tape_file in session.exec(
         select(TapeFile).where(
@@ -450,7 +455,7 @@ def resolve_as_of(session: Session, spec: str) -> AsOf:
         )
     ).all():
         job = next(j for j in jobs if j.id == tape_file.job_id)
-        roots.setdefault(tape_file.source_root or b"", []).append((order[job.id], job.id, job.level))  # type: ignore[index,arg-type]
+        roots.setdefault(tape_file.source_root or b"", []).append((order[row_id(job)], row_id(job), job.level))
     view: dict[bytes, tuple[int, ...]] = {}
     for root, members in roots.items():
         members = sorted(set(members))

@@ -111,7 +111,7 @@ class SpanningSink:
             try:
                 self.drive.write(view)
             except EndOfMedium as err:
-                done = int(getattr(err, "bytes_written", 0) or 0)
+                done = err.bytes_written
                 done -= done % self.block_size
                 self.written += done
                 view = view[done:]

@@ -28,7 +28,7 @@ from .errors import CatalogError, NotFound
 from .integrity import check_offsets
 from .levels import DELETED
 from .media import Media, open_media
-from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume
+from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, row_id
 from .parts import Piece, load_parts, read_split_member
 from .search import find
 from .tape_reading import feed_bytes, read_tape_files
@@ -150,7 +150,7 @@ def verify_tape(
     split: list[tuple[Entry, list[Piece]]] = []
     with Session(engine, expire_on_commit=False) as session:
         rows = _tape_files(session, job_id, tape)
-        report.jobs = sorted({job.id for _, _, job in rows})  # type: ignore[misc]
+        report.jobs = sorted({row_id(job) for _, _, job in rows})
         with open_media(config, selection) as media:
             wanted = [(volume, tape_file, tape_file) for tape_file, volume, _ in rows]
             for tape_file, access in read_tape_files(media, session, wanted, on_mount=_listed_in(report)):
@@ -162,8 +162,8 @@ def verify_tape(
                     .where(Entry.tape_file_id == tape_file.id, Entry.kind != DELETED)
                     .order_by(col(Entry.offset))
                 ).all()
-                parts = load_parts(session, [e.id for e in entries])  # type: ignore[misc]
-                split.extend((e, parts[e.id]) for e in entries if e.id in parts)  # type: ignore[index]
+                parts = load_parts(session, [row_id(e) for e in entries])
+                split.extend((e, parts[row_id(e)]) for e in entries if row_id(e) in parts)
                 whole = [e for e in entries if e.id not in parts]
                 where = f"tape file {tape_file.file_number} of {label}"
                 check_offsets(((e.path_text, e.offset) for e in whole), where)

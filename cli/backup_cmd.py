@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -12,7 +13,7 @@ from .app import App, human_bytes, pass_app, warn
 from .job_run import job_options
 
 if TYPE_CHECKING:
-    from pytp.catalog.backup_options import BackupResult
+    from pytp.catalog.backup_options import BackupResult, Progress
 
 
 @click.command()
@@ -125,17 +126,17 @@ def backup(
         checksum=checksum,
         exclude=Exclusions.build(excludes, exclude_files, one_file_system),
         max_concurrent_tars=max_concurrent_tars,
-        ask_for_tape=_ask_operator if click.get_text_stream("stdin").isatty() else None,
+        ask_for_tape=_ask_operator if sys.stdin.isatty() else None,
         strategy=strategy,
         pool=pool,
         buffer_bytes=max(1 << 20, int(buffer_gib * (1 << 30))),
         start_percent=memory_buffer_percent if memory_buffer_percent is not None else config.buffer.start_percent,
     )
-    show = progress if progress is not None else click.get_text_stream("stderr").isatty()
+    show = progress if progress is not None else sys.stderr.isatty()
     report = None
     if show:
 
-        def report(p):  # type: ignore[no-untyped-def]
+        def report(p: Progress) -> None:
             fill = f", buffer {p.buffer.fill_percent:.0f}%" if p.buffer else ""
             click.echo(f"\r  {p.files} files, {human_bytes(p.bytes)}{fill}   ", nl=False, err=True)
 

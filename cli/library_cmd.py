@@ -10,13 +10,15 @@ import click
 from .app import App, emit, output_option, parse_size, pass_app
 
 if TYPE_CHECKING:
+    from pytp.catalog.config import LibraryConfig
     from pytp.catalog.devices import Selection
+    from pytp.tapeio.changer import Changer
 
 library_option = click.option("-l", "--library", help="Library name (default: $PYTP_LIB, then the first one).")
 drive_option = click.option("-d", "--drive", help="Drive name (default: $PYTP_DEV, then the library's first drive).")
 
 
-def _changer(app: App, library: str | None):  # type: ignore[no-untyped-def]
+def _changer(app: App, library: str | None) -> tuple[LibraryConfig, Changer]:
     from pytp.catalog.devices import open_changer, select_library
 
     config = select_library(app.config, library)

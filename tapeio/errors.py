@@ -55,6 +55,13 @@ class EndOfMedium(TapeIOError):
     """The tape is full (end of medium)."""
 
     exit_code = exitcodes.EXIT_TAPE_FULL
+    #: of the failed write, the bytes (whole blocks) that reached the tape all
+    #: the same, so that a spanning writer continues on the next tape after them
+    bytes_written: int = 0
+
+    def __init__(self, message: str | None = None, bytes_written: int = 0) -> None:
+        super().__init__(message)
+        self.bytes_written = bytes_written
 
 
 class ChangerError(TapeIOError):

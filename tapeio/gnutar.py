@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
+from typing import IO
 
 from . import exitcodes
 from .blockio import TapeFileReader
@@ -76,6 +77,13 @@ def extract_command(target: Path, overwrite: bool, allow_special: bool = False) 
     return command + options
 
 
+def _piped(stream: IO[bytes] | None) -> IO[bytes]:
+    """A standard stream Popen was told to pipe: never None, which typeshed cannot say."""
+    if stream is None:
+        raise RuntimeError("tar was started without the pipe pytp asked for")
+    return stream
+
+
 class TarProcess:
     """A running GNU tar fed on stdin; its stdout and stderr are collected on
     threads so a chatty tar can never block the feeding.
@@ -99,9 +107,10 @@ class TarProcess:
             self.process = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
+            stdout, stderr = _piped(self.process.stdout), _piped(self.process.stderr)
             self._threads = [
-                threading.Thread(target=lambda: self._out.append(self.process.stdout.read()), daemon=True),  # type: ignore[union-attr]
-                threading.Thread(target=lambda: self._err.append(self.process.stderr.read()), daemon=True),  # type: ignore[union-attr]
+                threading.Thread(target=lambda: self._out.append(stdout.read()), daemon=True),
+                threading.Thread(target=lambda: self._err.append(stderr.read()), daemon=True),
             ]
             for thread in self._threads:
                 thread.start()
@@ -114,14 +123,14 @@ class TarProcess:
         if self.stopped:
             return
         try:
-            self.process.stdin.write(data)  # type: ignore[union-attr]
+            _piped(self.process.stdin).write(data)
         except BrokenPipeError:
             self.stopped = True
 
     def close(self) -> tuple[int, str, str]:
         """Close stdin and wait: ``(exit status, stdout, stderr)``."""
         try:
-            self.process.stdin.close()  # type: ignore[union-attr]
+            _piped(self.process.stdin).close()
         except BrokenPipeError:
             pass
         self.process.wait()
@@ -144,7 +153,7 @@ class TarProcess:
         if self.process.poll() is None:
             self.process.kill()
         try:
-            self.process.stdin.close()  # type: ignore[union-attr]
+            _piped(self.process.stdin).close()
         except (BrokenPipeError, OSError):
             pass
         self.process.wait()

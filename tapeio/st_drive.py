@@ -491,19 +491,17 @@ class StDrive:
         except OSError as err:
             exc = self._error(err, "write", transfer=True, argument=total)
             if isinstance(exc, EndOfMedium):
-                self._eom = True
-                exc.bytes_written = 0  # type: ignore[attr-defined]
+                self._eom = True  # and nothing of this write reached the tape: bytes_written 0
             raise exc from err
         if written < total:
             # st_write returns a short count only when the early-warning zone cut
             # the request ("EOM within current request"); the rest is not on tape.
             self._eom = True
-            exc = EndOfMedium(
+            raise EndOfMedium(
                 f"The tape in {self._label} is full: end of medium reached after {written} of "
-                f"{total} bytes of this write. Continue on another tape of the pool."
+                f"{total} bytes of this write. Continue on another tape of the pool.",
+                bytes_written=written,
             )
-            exc.bytes_written = written  # type: ignore[attr-defined]
-            raise exc
 
     def close(self) -> None:
         """Close the handle; after a write the driver itself writes the filemark."""

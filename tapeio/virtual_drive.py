@@ -764,13 +764,12 @@ class VirtualDrive:
 
     def _full(self, tape: LoadedTape, kept: int, size: int, where: str, written: int) -> EndOfMedium:
         self._eom_sticky = True  # reported until the tape moves, as StDrive does
-        full = EndOfMedium(
+        return EndOfMedium(
             f"Tape {tape.barcode} is full: {size} more bytes would pass its {where} "
             f"({kept} of {tape.capacity} bytes used). Write a filemark and continue "
-            "on another tape."
+            "on another tape.",
+            bytes_written=written,  # as StDrive: what reached tape
         )
-        full.bytes_written = written  # type: ignore[attr-defined]  # as StDrive: what reached tape
-        return full
 
     def _write_at(self, tape: LoadedTape, f: int, b: int, offset: int, view: memoryview, size: int) -> None:
         """Write ``view`` (whole blocks) at block ``b`` of file ``f``, honouring injected faults."""
