@@ -326,3 +326,26 @@ def test_limit_cuts_and_says_how_many_more(run, history: Path) -> None:  # type:
     everything = run("search", "--limit", "0", "report")
     assert "more match" not in everything.stderr
     assert "Error:" in run("search", "--limit", "-1", "report", expect=2).stderr
+
+
+@pytest.mark.postgres
+def test_without_pg_trgm_the_catalog_is_made_with_a_warning_and_search_scans(postgres_server) -> None:  # type: ignore[no-untyped-def]
+    """A role that may not create extensions (no CREATE on the database) still gets a catalog."""
+    import psycopg
+
+    from pytp.catalog.database import open_catalog
+
+    admin = f"host=127.0.0.1 port={postgres_server.port} user=pytp"
+    with psycopg.connect(admin + " dbname=postgres", autocommit=True) as conn:
+        conn.execute("CREATE ROLE plain LOGIN")
+        conn.execute("CREATE DATABASE no_trgm")
+        conn.execute("REVOKE CREATE ON DATABASE no_trgm FROM PUBLIC")
+    with psycopg.connect(admin + " dbname=no_trgm", autocommit=True) as conn:
+        conn.execute("GRANT ALL ON SCHEMA public TO plain")
+    url = postgres_server.url("no_trgm").replace("pytp@", "plain@")
+    with pytest.warns(UserWarning, match="pg_trgm is not available"):
+        engine = open_catalog(url)
+    with engine.connect() as connection:
+        assert not connection.exec_driver_sql(f"SELECT 1 FROM pg_indexes WHERE indexname = '{PG_INDEX}'").all()
+    with Session(engine) as session:
+        assert find(session, ["report"]) == []  # an empty catalog, but the query runs
