@@ -18,6 +18,11 @@ from typing import Protocol, runtime_checkable
 from .errors import ChangerError
 
 
+def is_cleaning_barcode(barcode: str | None) -> bool:
+    """Cleaning cartridges carry barcodes starting with ``CLN`` (LTO convention)."""
+    return bool(barcode and barcode.upper().startswith("CLN"))
+
+
 @dataclass(frozen=True)
 class DriveElement:
     """A drive as the changer sees it.
@@ -46,7 +51,7 @@ class StorageElement:
     @property
     def is_cleaning(self) -> bool:
         """Cleaning cartridges carry barcodes starting with ``CLN`` (LTO convention)."""
-        return bool(self.barcode and self.barcode.upper().startswith("CLN"))
+        return is_cleaning_barcode(self.barcode)
 
 
 @dataclass(frozen=True)
@@ -153,3 +158,27 @@ class Changer(Protocol):
         self.return_to_home(drive, status)
         self.load(place.number, drive)
         return place.number
+
+    def clean(self, drive: int) -> tuple[str, int]:
+        """Clean ``drive``: load a cleaning cartridge (``CLN…``), then put it back into its slot.
+
+        A drive cleans as soon as a cleaning cartridge is loaded and ejects it
+        when done; the unload waits for that.  A tape in the drive goes back to
+        its home slot first.
+
+        :returns: the cleaning cartridge's barcode and slot.
+        :raises ChangerError: the library holds no cleaning cartridge in a slot.
+        """
+        status = self.status()
+        cleaners = [s for s in status.slots if s.full and s.is_cleaning]
+        if not cleaners:
+            raise ChangerError(
+                f"Library {self.name} holds no cleaning cartridge (barcode CLN…) in a slot: insert one and retry."
+            )
+        # A storage slot before a mail slot: an operator may be about to take the latter.
+        cartridge = min(cleaners, key=lambda s: (s.import_export, s.number))
+        assert cartridge.barcode is not None
+        self.return_to_home(drive, status)
+        self.load(cartridge.number, drive)
+        self.unload(cartridge.number, drive)
+        return cartridge.barcode, cartridge.number

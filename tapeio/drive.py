@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .errors import BlockSizeError
+from .health import DriveHealth
 
 #: Position numbers are -1 when the driver does not know them (after a load,
 #: after ``bsf``, after an error), exactly as ``mt status`` shows.
@@ -91,6 +92,10 @@ class Drive(Protocol):
 
     def capacity(self) -> int | None:
         """Bytes the loaded tape holds, when the drive can tell (else None)."""
+        ...
+
+    def health(self) -> DriveHealth:
+        """TapeAlert flags and error counters (log pages 0x2E, 0x02/0x03); see :mod:`.health`."""
         ...
 
     def read(self, size: int) -> bytes:

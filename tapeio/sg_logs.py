@@ -1,8 +1,8 @@
 """Tape log pages through ``sg_logs`` (sg3-utils): a pure parser and a tiny runner.
 
 The pages pytp reads are Volume statistics (0x17: barcode, lifetime megabytes,
-capacity used and remaining per partition, write protect) and the Write/Read
-error counters (0x02/0x03).  They enrich an inventory; they are never needed,
+capacity used and remaining per partition, write protect), the Write/Read
+error counters (0x02/0x03) and the TapeAlert flags (0x2E, see :mod:`.health`).  They enrich an inventory; they are never needed,
 so :func:`read_volume_statistics` answers None when sg_logs is missing or the
 drive does not answer, instead of failing the command that asked.
 
@@ -22,6 +22,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
+from .health import DriveHealth, counters_from_values, tapealert_from_values
+
 #: A value from a log page: a number, a text (barcode, serial), True for a line
 #: that is a statement without a value, or a per-partition/sub-block mapping.
 LogValue = int | str | bool | dict[int, int] | dict[str, "int | str | bool"]
@@ -30,6 +32,8 @@ VOLUME_STATISTICS = 0x17
 _UNIT_ATTENTION = 6
 WRITE_ERROR_COUNTERS = 0x02
 READ_ERROR_COUNTERS = 0x03
+SEQUENTIAL_ACCESS = 0x0C
+TAPE_ALERT = 0x2E
 
 # Headers that do not carry their page code in brackets (sg3_utils 1.46).
 _TITLE_CODES: tuple[tuple[str, int], ...] = (
@@ -227,6 +231,16 @@ def parse_error_counters(text: str) -> dict[str, dict[str, LogValue]]:
     return found
 
 
+def parse_tapealert(text: str) -> tuple[int, ...] | None:
+    """The TapeAlert flags set in ``sg_logs -p 0x2e`` (or ``-a``) output, ascending.
+
+    None when the output holds no Tape alert page (an empty tuple: the page
+    is there and no flag is set).
+    """
+    page = parse_sg_logs(text).page(TAPE_ALERT)
+    return None if page is None else tapealert_from_values(page.values)
+
+
 # --- the runner -------------------------------------------------------------------
 
 
@@ -284,3 +298,27 @@ def read_volume_statistics(
     :param sg_logs: the program to run.
     """
     return read_log_page(device, VOLUME_STATISTICS, timeout=timeout, sg_logs=sg_logs)
+
+
+def read_drive_health(
+    device: str | os.PathLike[str], *, timeout: float = 60.0, sg_logs: str = "sg_logs"
+) -> DriveHealth:
+    """TapeAlert flags and error counters of the drive at ``device`` (its ``/dev/sgN``).
+
+    Pages the drive does not answer are left out; when none answers (no
+    sg_logs, busy drive, no such pages) the health says ``available=False``.
+    Reading the TapeAlert page clears the drive's flags (SSC: they are reset
+    when read), so read it once per look and keep what it said.
+    """
+    alert = read_log_page(device, TAPE_ALERT, timeout=timeout, sg_logs=sg_logs)
+    write = read_log_page(device, WRITE_ERROR_COUNTERS, timeout=timeout, sg_logs=sg_logs)
+    read = read_log_page(device, READ_ERROR_COUNTERS, timeout=timeout, sg_logs=sg_logs)
+    volume = read_log_page(device, VOLUME_STATISTICS, timeout=timeout, sg_logs=sg_logs) or {}
+    numbers = {k: v for k, v in volume.items() if isinstance(v, int) and not isinstance(v, bool)}
+    return DriveHealth(
+        tapealert=tapealert_from_values(alert) if alert else (),
+        write=counters_from_values(write),
+        read=counters_from_values(read),
+        volume=numbers,
+        available=any(page is not None for page in (alert, write, read)) or bool(numbers),
+    )

@@ -64,6 +64,7 @@ from typing import TypeVar
 
 from . import procinfo
 from .drive import DriveStatus
+from .health import DriveHealth
 from .errors import (
     BlockSizeError,
     DriveError,
@@ -120,6 +121,20 @@ def _held_by_this_process(path: str) -> bool:
     except OSError:
         pass
     return False
+
+
+def sg_device(device_path: str | os.PathLike[str], sysfs: str = "/sys/class/scsi_tape") -> str | None:
+    """The ``/dev/sgN`` node of the drive at ``device_path`` (``/dev/nst0`` or a by-id link), or None.
+
+    sysfs links each st device to its SCSI generic sibling:
+    ``/sys/class/scsi_tape/nst0/device/scsi_generic/sg1``.
+    """
+    name = os.path.basename(os.path.realpath(device_path))
+    try:
+        generic = sorted(os.listdir(os.path.join(sysfs, name, "device", "scsi_generic")))
+    except OSError:
+        return None
+    return f"/dev/{generic[0]}" if generic else None
 
 
 def _close_quietly(fd: int) -> None:
@@ -324,6 +339,17 @@ class StDrive:
         status = self._probe()
         self._block_size = status.block_size if status.online else None
         return status
+
+    def health(self) -> DriveHealth:
+        """TapeAlert flags and error counters through ``sg_logs`` on the drive's SCSI generic node.
+
+        The sg node (found in sysfs) answers while this or another program
+        holds the st node; without one, the st node itself is asked, which
+        the st driver refuses while it is held (then ``available`` is False).
+        """
+        from .sg_logs import read_drive_health
+
+        return read_drive_health(sg_device(self.device_path) or self.device_path)
 
     def capacity(self) -> int | None:
         """Unknown: the st ioctls do not report it (the MAM attributes would; later)."""

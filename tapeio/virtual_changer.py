@@ -4,7 +4,8 @@ A library is a directory::
 
     library.json   name, format, drives (paths relative to the library),
                    slots {"1": barcode or null, ...}, import_export [slot, ...],
-                   drive_sources {"0": slot}, tape_size
+                   drive_sources {"0": slot}, tape_size,
+                   cleaning_uses {"CLN001L1": loads}
     tapes/<BARCODE>/   virtual tapes (see virtual_tape)
     drives/<n>/        virtual drives
     lock               flock'ed while the inventory changes
@@ -27,9 +28,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .changer import Changer, ChangerStatus, DriveElement, StorageElement
+from .changer import Changer, ChangerStatus, DriveElement, StorageElement, is_cleaning_barcode
 from .errors import ChangerError, DriveBusy, TapeIOError
-from .virtual_drive import create_virtual_drive, load_tape, loaded_tape, unload_tape
+from .virtual_drive import clear_cleaning_request, create_virtual_drive, load_tape, loaded_tape, unload_tape
 from .virtual_tape import create_virtual_tape, tape_barcode, write_json
 
 FORMAT_VERSION = 1
@@ -346,7 +347,18 @@ class VirtualChanger(Changer):
                 raise self._busy(drive, err, "load") from err
             lib["slots"][str(slot)] = None
             lib.setdefault("drive_sources", {})[str(drive)] = slot
+            if is_cleaning_barcode(barcode):
+                # A cleaning cartridge cleans on load: its use is counted, and the
+                # drive's "clean now/periodic" TapeAlert flags (20/21) are cleared.
+                uses = lib.setdefault("cleaning_uses", {})
+                uses[barcode] = int(uses.get(barcode, 0)) + 1
+                clear_cleaning_request(drive_dir)
             self._save(lib)
+
+    def cleaning_uses(self) -> dict[str, int]:
+        """How often each cleaning cartridge (``CLN…``) was loaded, by barcode."""
+        with self._locked(exclusive=False) as lib:
+            return {str(k): int(v) for k, v in (lib.get("cleaning_uses") or {}).items()}
 
     def unload(self, slot: int | None, drive: int) -> None:
         """Move the tape in ``drive`` to ``slot``, or back to its source slot when None."""

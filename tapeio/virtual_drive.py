@@ -75,6 +75,7 @@ from pathlib import Path
 from typing import Any
 
 from .drive import UNKNOWN, DriveStatus
+from .health import CLEANING_FLAGS, DriveHealth, ErrorCounters
 from .errors import (
     BlankTape,
     BlockSizeError,
@@ -95,6 +96,8 @@ from .virtual_tape import (
     TAPE_META,
     LoadedTape,
     read_json,
+    read_tape_meta,
+    set_health_faults,
     tape_barcode,
     write_json,
 )
@@ -202,6 +205,67 @@ def read_counters(drive_path: str | os.PathLike[str]) -> DriveCounters:
     lag behind until its next positioning operation or close.
     """
     return DriveCounters.from_dict(_read_state(Path(drive_path)).get("counters"))
+
+
+def configure_drive(
+    drive_path: str | os.PathLike[str],
+    *,
+    tapealert: list[int] | None = None,
+    error_counters: dict[str, dict[str, int]] | None = None,
+) -> None:
+    """Inject the drive's own TapeAlert flags or error counts (``state.json`` ``faults``).
+
+    The keys are those of a tape's faults (:mod:`.virtual_tape`); these are
+    the drive's, reported with or without a tape (20, Clean now, belongs here).
+    An open drive keeps the state it read: configure it while it is closed.
+    """
+    drive = Path(drive_path)
+    state = _read_state(drive)
+    set_health_faults(state.setdefault("faults", {}), tapealert, error_counters)
+    write_json(drive / DRIVE_STATE, state)
+
+
+def clear_cleaning_request(drive_path: str | os.PathLike[str]) -> None:
+    """A cleaning cartridge was loaded: drop TapeAlert 20/21 (clean now/periodic) from the drive's faults."""
+    drive = Path(drive_path)
+    state = _read_state(drive)
+    faults = state.get("faults") or {}
+    flags = faults.get("tapealert") or []
+    if any(n in CLEANING_FLAGS for n in flags):
+        faults["tapealert"] = [n for n in flags if n not in CLEANING_FLAGS]
+        write_json(drive / DRIVE_STATE, state)
+
+
+def _health(state: dict[str, Any], tape: Path | None, counters: DriveCounters) -> DriveHealth:
+    """The health the drive reports: its faults and the loaded tape's, with its byte counters."""
+    blocks = [state.get("faults") or {}]
+    if tape is not None:
+        try:
+            blocks.append(read_tape_meta(tape).get("faults") or {})
+        except TapeIOError:
+            pass  # a tape that cannot be read reports no health of its own
+    flags = sorted({int(n) for block in blocks for n in block.get("tapealert") or ()})
+
+    def direction(name: str, processed: int) -> ErrorCounters:
+        counts = [(block.get("error_counters") or {}).get(name) or {} for block in blocks]
+        return ErrorCounters(
+            corrected=sum(int(c.get("corrected", 0)) for c in counts),
+            uncorrected=sum(int(c.get("uncorrected", 0)) for c in counts),
+            bytes_processed=processed,
+        )
+
+    return DriveHealth(
+        tapealert=tuple(flags),
+        write=direction("write", counters.bytes_written),
+        read=direction("read", counters.bytes_read),
+    )
+
+
+def read_health(drive_path: str | os.PathLike[str]) -> DriveHealth:
+    """The health of a drive, read without opening it (so also while another process uses it)."""
+    drive = Path(drive_path)
+    state = _read_state(drive)
+    return _health(state, _resolve_tape(drive, state.get("tape")), DriveCounters.from_dict(state.get("counters")))
 
 
 def loaded_tape(drive_path: str | os.PathLike[str]) -> Path | None:
@@ -414,6 +478,11 @@ class VirtualDrive:
     def capacity(self) -> int | None:
         """The loaded tape's capacity from its ``tape.json``."""
         return self._tape.capacity if self._tape is not None else None
+
+    def health(self) -> DriveHealth:
+        """TapeAlert flags and error counters from the drive's and the loaded tape's fault configuration."""
+        self._check_open()
+        return _health(self._state, self._tape_path, self._counters)
 
     @property
     def counters(self) -> DriveCounters:

@@ -24,6 +24,16 @@ opened:
     takes the whole blocks that fit and fails with :class:`EndOfMedium`.
     This is the drive whose early warning comes too late to matter, which
     spanning must survive (issue 8).
+``tapealert``
+    ``[4, ...]``: TapeAlert flags (1-64, see :mod:`.health`) the drive reports
+    while this tape is loaded -- media flags such as 4 (Media) or 7 (Media
+    life).  Drive flags such as 20 (Clean now) go in the drive's own
+    ``state.json`` ``faults``, the same keys, set with
+    :func:`.virtual_drive.configure_drive`; the drive reports both.
+``error_counters``
+    ``{"write": {"corrected": N, "uncorrected": N}, "read": {...}}``: added to
+    the drive's error counter pages (0x02/0x03) while this tape is loaded;
+    bytes processed are the drive's real byte counters.
 
 Here tapes are created, inspected and configured (write protection, injected
 faults), and :class:`LoadedTape` is the drive's handle on a loaded
@@ -149,6 +159,8 @@ def configure_tape(
     read_errors: list[tuple[int, int]] | None = None,
     write_errors: list[tuple[int, int]] | None = None,
     end_of_medium_at: int | None = None,
+    tapealert: list[int] | None = None,
+    error_counters: dict[str, dict[str, int]] | None = None,
 ) -> None:
     """Set a tape's write protection or injected faults (None leaves a setting alone).
 
@@ -175,7 +187,31 @@ def configure_tape(
             faults["end_of_medium_at"] = int(end_of_medium_at)
         else:
             faults.pop("end_of_medium_at", None)
+    set_health_faults(faults, tapealert, error_counters)
     write_json(path, meta)
+
+
+def set_health_faults(
+    faults: dict[str, Any], tapealert: list[int] | None, error_counters: dict[str, dict[str, int]] | None
+) -> None:
+    """Check and store ``tapealert``/``error_counters`` in a ``faults`` block (tape or drive)."""
+    if tapealert is not None:
+        numbers = sorted({int(n) for n in tapealert})
+        if any(not 1 <= n <= 64 for n in numbers):
+            raise ValueError(f"TapeAlert flags are numbers from 1 to 64, not {tapealert}.")
+        faults["tapealert"] = numbers
+    if error_counters is not None:
+        checked: dict[str, dict[str, int]] = {}
+        for direction, counts in error_counters.items():
+            if direction not in ("write", "read") or not set(counts) <= {"corrected", "uncorrected"}:
+                raise ValueError(
+                    'error_counters are {"write"|"read": {"corrected"|"uncorrected": N}}, '
+                    f"not {error_counters}."
+                )
+            if any(int(v) < 0 for v in counts.values()):
+                raise ValueError(f"Error counts cannot be negative: {error_counters}.")
+            checked[direction] = {k: int(v) for k, v in counts.items()}
+        faults["error_counters"] = checked
 
 
 # --------------------------------------------------------------------------
