@@ -340,3 +340,9 @@ def test_the_exit_code_table_says_1_only_means_a_partial_job() -> None:
     line = next(line for line in result.stdout.splitlines() if line.strip().startswith("1 "))
     assert "only" in line and "partial" in line, line
     assert "3" in result.stdout and "unexpected" in result.stdout
+
+
+def test_exit_code_table_is_documented() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for code, name, _ in exitcodes.TABLE:
+        assert f"| {code} | {name} |" in readme, f"exit code {code} ({name}) missing from README"

@@ -10,9 +10,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from pytp.catalog.config import read_config
 from pytp.cli.main import cli
 from pytp.tapeio import exitcodes
 from pytp.tapeio.virtual_changer import derive_barcode_prefix
+from tests.cli.runner import invoke
 from tests.conftest import write_library_config
 
 LTO = re.compile(r"[A-Z]{3}[0-9]{3}L9")
@@ -83,3 +85,47 @@ def test_barcodes_known_to_a_shared_catalog_are_refused_or_avoided(
     pytp(host_b, "library", "add-virtual", "hostb", "--path", str(b_dir), "--tape-size", "64M")
     codes = barcodes(host_b, "hostb")
     assert codes and all(LTO.fullmatch(c) and c.startswith("H") and not c.startswith(taken) for c in codes)
+
+
+def test_library_list_load_unload_move(run) -> None:
+    rows = json.loads(run("list", "--format", "json").stdout)
+    assert rows[0]["full"] is False
+    run("load", "2", "-d", "d1")
+    rows = json.loads(run("list", "--format", "json").stdout)
+    assert rows[1]["full"] is True and rows[1]["source_slot"] == 2
+    run("unload", "-d", "d1")
+    run("move", "3", "5")
+    rows = {r["element"]: r for r in json.loads(run("list", "--format", "json").stdout)}
+    assert rows["slot 5"]["full"] and not rows["slot 3"]["full"]
+
+
+def test_library_add_virtual_and_use_it(tmp_path: Path, sqlite_url: str, source_tree: Path) -> None:
+    config = write_library_config(tmp_path / "site", sqlite_url)
+    out = invoke(
+        config,
+        "library",
+        "add-virtual",
+        "small",
+        "--path",
+        str(tmp_path / "small"),
+        "--drives",
+        "1",
+        "--slots",
+        "3",
+        "--tapes",
+        "2",
+        "--tape-size",
+        "32M",
+        "--block-size",
+        "64K",
+    ).stdout
+    assert "Created virtual library 'small'" in out
+    parsed = read_config(config, "x")
+    assert parsed.library("small").drives == ("small-drive0",)
+    assert parsed.drive("small-drive0").block_size == 65536
+    rows = json.loads(invoke(config, "list", "-l", "small", "--format", "json").stdout)
+    barcodes = [r["barcode"] for r in rows if r["full"]]
+    prefix = barcodes[0][:3]  # "S" for small, then two letters unique to this host and library
+    assert re.fullmatch(r"S[A-Z]{2}", prefix) and barcodes == [f"{prefix}001L9", f"{prefix}002L9"]
+    assert f"on tape {prefix}001L9" in invoke(config, "backup", str(source_tree / "docs"), "-l", "small").stdout
+    invoke(config, "library", "add-virtual", "small", expect=exitcodes.EXIT_CONFIG)

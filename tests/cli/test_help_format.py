@@ -115,3 +115,17 @@ def test_one_spelling_for_json_output(tmp_path: Path, sqlite_url: str) -> None:
     assert "--json is deprecated: use --format json" in old.stderr
     assert "--json" not in help_text("config")
     assert "Configuration:" in runner.invoke(cli, ["--config", str(config), "config"]).stdout
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    def walk(group, prefix=""):  # type: ignore[no-untyped-def]
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):
+                yield from walk(command, prefix + name + " ")
+            else:
+                yield prefix + name, command
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for name, command in walk(cli):
+        assert command.help and "Example" in command.help, f"{name} lacks help with an example"
+        assert f"`{name}" in readme or f"`{name.split()[-1]}" in readme, f"{name} is not in the README"
