@@ -429,12 +429,3 @@ def classify_mtx_error(output: str, returncode: int | None) -> MtxFailure:
     status = "was stopped" if returncode is None else f"exited with status {returncode}"
     said = f": {last}" if last else " without a message"
     return MtxFailure(UNKNOWN, f"mtx {status}{said}. Run the same mtx command by hand to see more.", last)
-
-
-def parse_mtx_error(output: str, returncode: int | None) -> str:
-    """The message of :func:`classify_mtx_error`: what failed and what to do.
-
-    :param output: mtx's stderr and stdout.
-    :param returncode: mtx's exit status, None if it was killed.
-    """
-    return classify_mtx_error(output, returncode).message

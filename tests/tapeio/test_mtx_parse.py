@@ -32,7 +32,6 @@ from pytp.tapeio.mtx_parse import (
     MtxHeader,
     SenseData,
     classify_mtx_error,
-    parse_mtx_error,
     parse_mtx_header,
     parse_mtx_status,
     parse_request_sense,
@@ -249,7 +248,6 @@ def test_offline_library_read_element_status_failed() -> None:
     assert failure.detail == "READ ELEMENT STATUS Command Failed"
     assert "Not Ready, logical unit not ready, offline (ASC 04h/ASCQ 12h)" in failure.message
     assert "random (library) mode" in failure.message
-    assert parse_mtx_error(text, 1) == failure.message
 
 
 def test_tgt_load_from_empty_slot() -> None:
@@ -312,7 +310,7 @@ def test_move_failures_by_sense(sense: str, kind: str) -> None:
 
 def test_illegal_request_message_names_the_sense() -> None:
     output = _sense("Illegal Request", "24", "00") + "MOVE MEDIUM from Element Address 1000 to 256 Failed\n"
-    message = parse_mtx_error(output, 1)
+    message = classify_mtx_error(output, 1).message
     assert "Illegal Request, invalid field in CDB (ASC 24h/ASCQ 00h)" in message
 
 
