@@ -72,6 +72,25 @@ def _lock_path(drive: DriveConfig) -> Path:
     return data_home() / "locks" / f"drive-{safe}.lock"
 
 
+def lock_holder(drive: DriveConfig) -> int | None:
+    """The pid of the live process holding ``drive``'s command lock, None when it is free.
+
+    Only reads the lock file (taking the lock to test it would make another
+    pytp starting at that instant see the drive busy); a pid whose process
+    is gone was left by a crash and does not count.
+    """
+    pid = holder(_lock_path(drive))
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return pid
+
+
 def _try_lock(path: Path) -> int | None:
     """An fd holding the lock at ``path``, or None if someone else holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,7 @@ def _register() -> None:
         catalog_cmd,
         config_cmd,
         db_cmd,
+        drives_cmd,
         history_cmd,
         label_cmd,
         library_cmd,
@@ -51,6 +52,7 @@ def _register() -> None:
     for module in (
         tape_cmd,
         library_cmd,
+        drives_cmd,
         label_cmd,
         backup_cmd,
         restore_cmd,

@@ -1,0 +1,186 @@
+"""``pytp drives``: every configured drive with what it holds, who uses it and its health;
+``pytp clean DRIVE``: run a cleaning cartridge through a library drive.
+
+Both use the configuration, the changers and the drives alone: never the
+catalog stack (issue 9), so they answer fast and while the catalog is busy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .app import App, emit, output_option, pass_app, warn
+
+if TYPE_CHECKING:
+    from pytp.catalog.config import DriveConfig, LibraryConfig
+    from pytp.tapeio.health import DriveHealth
+
+COLUMNS = ["name", "type", "device", "library", "barcode", "busy", "needs_cleaning", "tapealert",
+           "write_errors", "read_errors"]
+
+
+def _library_barcodes(library: LibraryConfig) -> dict[int, str | None] | None:
+    """Barcode per drive element of ``library``, None when its changer does not answer."""
+    from pytp.catalog.devices import open_changer
+    from pytp.tapeio.errors import TapeIOError
+
+    try:
+        status = open_changer(library).status()
+    except (TapeIOError, OSError) as err:
+        warn(f"library {library.name}: {err}")
+        return None
+    return {d.index: (d.barcode if d.full else None) for d in status.drives}
+
+
+def _health(drive: DriveConfig) -> DriveHealth:
+    """The drive's health without taking it from whoever uses it."""
+    from pytp.tapeio.errors import TapeIOError
+    from pytp.tapeio.health import DriveHealth
+
+    try:
+        if drive.type == "virtual":
+            from pytp.tapeio.virtual_drive import read_health
+
+            return read_health(drive.device_path)  # the state files: no drive lock needed
+        from pytp.tapeio.st_drive import StDrive
+
+        return StDrive(drive.device_path, name=drive.name).health()  # sg_logs on the sg node
+    except (TapeIOError, OSError) as err:
+        warn(f"drive {drive.name}: health unavailable: {err}")
+        return DriveHealth(available=False)
+
+
+def _standalone_barcode(drive: DriveConfig) -> str | None:
+    """What a drive outside any library holds, where that can be told (virtual drives)."""
+    if drive.type != "virtual":
+        return None
+    from pytp.tapeio.errors import TapeIOError
+    from pytp.tapeio.virtual_drive import loaded_tape
+    from pytp.tapeio.virtual_tape import tape_barcode
+
+    try:
+        tape = loaded_tape(drive.device_path)
+        return tape_barcode(tape) if tape is not None else None
+    except TapeIOError:
+        return None
+
+
+def _counts(counters: dict[str, Any] | None) -> str:
+    """``corrected/uncorrected`` for a table or CSV cell."""
+    if counters is None:
+        return ""
+    return f"{counters.get('corrected') or 0}/{counters.get('uncorrected') or 0}"
+
+
+def drive_rows(app: App) -> list[dict[str, Any]]:
+    """One row per configured drive, JSON-ready."""
+    from pytp.catalog.devices import lock_holder
+
+    config = app.config
+    barcodes: dict[str, dict[int, str | None] | None] = {lib.name: _library_barcodes(lib) for lib in config.libraries}
+    rows = []
+    for drive in config.drives:
+        placed = config.library_of(drive.name)
+        if placed is not None:
+            library, element = placed
+            known = barcodes[library.name]
+            barcode = known.get(element) if known is not None else None
+        else:
+            library, element, barcode = None, None, _standalone_barcode(drive)
+        health = _health(drive).to_dict()
+        pid = lock_holder(drive)
+        rows.append(
+            {
+                "name": drive.name,
+                "type": drive.type,
+                "device": drive.device_path,
+                "library": library.name if library is not None else None,
+                "element": element,
+                "barcode": barcode,
+                "busy": pid is not None,
+                "busy_pid": pid,
+                "health_available": health["available"],
+                "needs_cleaning": health["needs_cleaning"],
+                "tapealert": health["tapealert"],
+                "write_errors": health["write_errors"],
+                "read_errors": health["read_errors"],
+                "volume": health["volume"],
+            }
+        )
+    return rows
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    """A row for a table or CSV: flags by name with severity, counters as corrected/uncorrected."""
+    flags = "; ".join(f"{f['number']} {f['name']} ({f['severity']})" for f in row["tapealert"])
+    return {
+        **row,
+        "busy": f"yes (pid {row['busy_pid']})" if row["busy"] else "no",
+        "needs_cleaning": "yes" if row["needs_cleaning"] else "no",
+        "tapealert": flags if row["health_available"] else "unavailable",
+        "write_errors": _counts(row["write_errors"]),
+        "read_errors": _counts(row["read_errors"]),
+    }
+
+
+@click.command()
+@output_option
+@pass_app
+def drives(app: App, fmt: str) -> None:
+    """List the configured drives: loaded tape, whether in use, TapeAlert flags and error counters.
+
+    Error counters show as corrected/uncorrected (write and read).  A drive
+    with TapeAlert 20 or 21 set needs cleaning (`pytp clean DRIVE`).  On st
+    drives the health comes from `sg_logs` on the drive's SCSI generic node;
+    reading the TapeAlert page resets the drive's flags.
+
+    \b
+    Example:
+        pytp drives --format json
+    """
+    rows = drive_rows(app)
+    if fmt == "json":
+        emit(rows, fmt)
+        return
+    emit([_flat(row) for row in rows], fmt, COLUMNS, empty="No drives are configured.")
+
+
+@click.command()
+@click.argument("drive")
+@pass_app
+def clean(app: App, drive: str) -> None:
+    """Clean DRIVE with a cleaning cartridge (barcode CLN…) from its library, then put the cartridge back.
+
+    A tape in the drive goes back to its home slot first.  The virtual
+    library counts each cartridge's uses.
+
+    \b
+    Example:
+        pytp clean lto9
+    """
+    from pytp.catalog.devices import drive_lock, open_changer
+    from pytp.catalog.errors import ConfigError
+
+    config = app.config
+    selection = config.drive(drive)
+    placed = config.library_of(selection.name)
+    if placed is None:
+        raise ConfigError(
+            f"Drive {selection.name} is not in a library: insert a cleaning cartridge by hand "
+            "(the drive cleans and ejects it)."
+        )
+    library, element = placed
+    with drive_lock(selection):
+        changer = open_changer(library)
+        barcode, slot = changer.clean(element)
+    uses = getattr(changer, "cleaning_uses", None)
+    count = uses().get(barcode) if uses is not None else None
+    click.echo(
+        f"Cleaned drive {selection.name} with {barcode} from slot {slot}"
+        + (f" (use {count} of that cartridge)." if count else ".")
+    )
+
+
+COMMANDS = [drives, clean]
