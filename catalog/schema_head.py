@@ -51,7 +51,9 @@ def head_revision() -> str:
     followed = {parent for parents in known.values() for parent in parents}
     heads = sorted(set(known) - followed)
     if len(heads) != 1:
-        raise CatalogError(f"The catalog migrations have {len(heads)} heads ({', '.join(heads)}): this pytp is damaged.")
+        raise CatalogError(
+            f"The catalog migrations have {len(heads)} heads ({', '.join(heads)}): this pytp is damaged."
+        )
     return heads[0]
 
 
