@@ -88,6 +88,7 @@ DRIVE_AND_CHANGER_COMMANDS = [
     ["retension"],
     ["init"],
     ["list"],
+    ["drives"],
     ["unload"],
     ["move", "2", "9"],
     ["load", "3"],
