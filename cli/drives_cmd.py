@@ -24,11 +24,12 @@ COLUMNS = ["name", "type", "device", "library", "barcode", "busy", "needs_cleani
 def _library_barcodes(library: LibraryConfig) -> dict[int, str | None] | None:
     """Barcode per drive element of ``library``, None when its changer does not answer."""
     from pytp.catalog.devices import open_changer
+    from pytp.catalog.errors import CatalogError
     from pytp.tapeio.errors import TapeIOError
 
     try:
         status = open_changer(library).status()
-    except (TapeIOError, OSError) as err:
+    except (TapeIOError, CatalogError, OSError) as err:
         warn(f"library {library.name}: {err}")
         return None
     return {d.index: (d.barcode if d.full else None) for d in status.drives}

@@ -166,7 +166,10 @@ class DriveHealth:
 # --- from sg_logs' parsed pages --------------------------------------------------------
 
 _BY_SG_KEY = {re.sub(r"[^0-9a-z]+", "_", f.sg_name.lower()).strip("_"): f.number for f in TAPEALERT.values()}
-_HEX_KEY = re.compile(r"^(?:obsolete|reserved)_(?P<code>[0-9a-f]{2})h$|^reserved_parameter_code_0x(?P<pc>[0-9a-f]+)_flag$")
+_HEX_KEY = re.compile(
+    r"^(?:obsolete|reserved)_(?P<code>[0-9a-f]{2})h$"  # Obsolete (28h), Reserved (2Fh)
+    r"|^reserved_parameter_code_0x(?P<pc>[0-9a-f]+)_flag$"  # Reserved parameter code 0x3d, flag
+)
 
 
 def tapealert_from_values(values: dict[str, Any]) -> tuple[int, ...]:

@@ -2,7 +2,8 @@
 
 The pages pytp reads are Volume statistics (0x17: barcode, lifetime megabytes,
 capacity used and remaining per partition, write protect), the Write/Read
-error counters (0x02/0x03) and the TapeAlert flags (0x2E, see :mod:`.health`).  They enrich an inventory; they are never needed,
+error counters (0x02/0x03) and the TapeAlert flags (0x2E, see
+:mod:`.health`).  They enrich an inventory; they are never needed,
 so :func:`read_volume_statistics` answers None when sg_logs is missing or the
 drive does not answer, instead of failing the command that asked.
 

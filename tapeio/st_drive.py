@@ -64,7 +64,6 @@ from typing import TypeVar
 
 from . import procinfo
 from .drive import DriveStatus
-from .health import DriveHealth
 from .errors import (
     BlockSizeError,
     DriveError,
@@ -74,6 +73,7 @@ from .errors import (
     TapeIOError,
     WriteProtected,
 )
+from .health import DriveHealth
 from .st_ioctl import (
     ENOMEDIUM,
     MT_ST_BLKSIZE_MASK,
@@ -349,7 +349,10 @@ class StDrive:
         """
         from .sg_logs import read_drive_health
 
-        return read_drive_health(sg_device(self.device_path) or self.device_path)
+        generic = sg_device(self.device_path)
+        if generic is None:
+            self._check_node()  # sg_logs closing a rewinding node would rewind the tape
+        return read_drive_health(generic or self.device_path)
 
     def capacity(self) -> int | None:
         """Unknown: the st ioctls do not report it (the MAM attributes would; later)."""

@@ -75,7 +75,6 @@ from pathlib import Path
 from typing import Any
 
 from .drive import UNKNOWN, DriveStatus
-from .health import CLEANING_FLAGS, DriveHealth, ErrorCounters
 from .errors import (
     BlankTape,
     BlockSizeError,
@@ -88,6 +87,7 @@ from .errors import (
     TapeIOError,
     WriteProtected,
 )
+from .health import CLEANING_FLAGS, DriveHealth, ErrorCounters
 from .pidlock import holder, try_lock
 from .pidlock import unlock as _unlock_drive
 from .procinfo import describe_holder

@@ -93,6 +93,18 @@ def test_a_drive_in_use_is_busy_and_still_shows_its_health(site: Path) -> None:
     assert _drives_json()["vlib-drive0"]["busy"] is False
 
 
+def test_a_broken_library_or_drive_is_a_warning_not_a_failure(site: Path) -> None:
+    library, (drive0, _) = _library()
+    (library / "library.json").unlink()
+    (drive0 / "state.json").unlink()
+    result = run("drives", "--format", "json")
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["vlib-drive0"]["health_available"] is False and rows["vlib-drive0"]["barcode"] is None
+    assert rows["vlib-drive1"]["health_available"] is True
+    assert "library vlib: " in result.stderr and "drive vlib-drive0: health unavailable" in result.stderr
+    assert "unavailable" in run("drives").stdout
+
+
 def test_drives_never_imports_the_catalog_stack(tmp_path: Path) -> None:
     env = _site_env(tmp_path / "home")
     for args in (["drives"], ["drives", "--format", "json"]):

@@ -3,10 +3,12 @@ virtual drive's health set through its fault configuration (drive and tape)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from pytp.tapeio.errors import DriveError
 from pytp.tapeio.health import (
     CRITICAL,
     INFO,
@@ -22,7 +24,7 @@ from pytp.tapeio.sg_logs import (
     parse_tapealert,
     read_drive_health,
 )
-from pytp.tapeio.st_drive import sg_device
+from pytp.tapeio.st_drive import StDrive, sg_device
 from pytp.tapeio.virtual_drive import (
     VirtualDrive,
     clear_cleaning_request,
@@ -118,6 +120,22 @@ def test_sg_device_found_through_sysfs(tmp_path: Path) -> None:
     (tmp_path / "nst0" / "device" / "scsi_generic" / "sg3").mkdir(parents=True)
     assert sg_device("/dev/nst0", sysfs=str(tmp_path)) == "/dev/sg3"
     assert sg_device("/dev/nst1", sysfs=str(tmp_path)) is None
+
+
+def test_st_drive_health_when_sg_logs_gets_no_answer() -> None:
+    """``/dev/null`` has no sg sibling in sysfs and answers no LOG SENSE: health is unavailable."""
+    assert StDrive("/dev/null", "lto1").health() == DriveHealth(available=False)
+
+
+def test_st_drive_health_never_touches_a_rewinding_node(tmp_path: Path) -> None:
+    """Without an sg node, sg_logs would open the st node itself; closing /dev/st0 rewinds the tape."""
+    node = tmp_path / "st0"
+    try:
+        os.mknod(node, 0o600 | 0o020000, os.makedev(9, 0))  # S_IFCHR, st major, rewinding minor
+    except OSError as err:
+        pytest.skip(f"cannot create a device node here ({err.strerror})")
+    with pytest.raises(DriveError, match="rewinding node"):
+        StDrive(node, "lto1").health()
 
 
 # --- the virtual drive -------------------------------------------------------------------
