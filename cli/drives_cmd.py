@@ -104,6 +104,7 @@ def drive_rows(app: App) -> list[dict[str, Any]]:
                 "busy_pid": pid,
                 "health_available": health["available"],
                 "needs_cleaning": health["needs_cleaning"],
+                "cleaning_required": health["cleaning_required"],
                 "tapealert": health["tapealert"],
                 "write_errors": health["write_errors"],
                 "read_errors": health["read_errors"],
@@ -133,7 +134,8 @@ def drives(app: App, fmt: str) -> None:
     """List the configured drives: loaded tape, whether in use, TapeAlert flags and error counters.
 
     Error counters show as corrected/uncorrected (write and read).  A drive
-    with TapeAlert 20 or 21 set needs cleaning (`pytp clean DRIVE`).  On st
+    with TapeAlert 20 or 21 set, or whose Sequential access page asks for
+    it, needs cleaning (`pytp clean DRIVE`).  On st
     drives the health comes from `sg_logs` on the drive's SCSI generic node;
     reading the TapeAlert page resets the drive's flags.
 

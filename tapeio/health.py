@@ -125,6 +125,8 @@ class DriveHealth:
     :param write: write error counters; None when the drive did not report them.
     :param read: read error counters; None likewise.
     :param volume: extra counters (volume statistics, sequential access page), by name.
+    :param cleaning_required: the Sequential access device page's cleaning bit;
+        None when the drive did not report it.
     :param available: False when nothing could be read (no sg_logs, drive not answering).
     """
 
@@ -132,6 +134,7 @@ class DriveHealth:
     write: ErrorCounters | None = None
     read: ErrorCounters | None = None
     volume: dict[str, int] = field(default_factory=dict)
+    cleaning_required: bool | None = None
     available: bool = True
 
     @property
@@ -141,8 +144,8 @@ class DriveHealth:
 
     @property
     def needs_cleaning(self) -> bool:
-        """TapeAlert 20 (clean now) or 21 (clean periodic) is set."""
-        return any(n in CLEANING_FLAGS for n in self.tapealert)
+        """TapeAlert 20 (clean now) or 21 (clean periodic) is set, or the 0x0C page asks for cleaning."""
+        return bool(self.cleaning_required) or any(n in CLEANING_FLAGS for n in self.tapealert)
 
     @property
     def worst(self) -> str | None:
@@ -157,6 +160,7 @@ class DriveHealth:
             "available": self.available,
             "tapealert": [{"number": f.number, "name": f.name, "severity": f.severity} for f in self.flags],
             "needs_cleaning": self.needs_cleaning,
+            "cleaning_required": self.cleaning_required,
             "write_errors": asdict(self.write) if self.write is not None else None,
             "read_errors": asdict(self.read) if self.read is not None else None,
             "volume": dict(self.volume),

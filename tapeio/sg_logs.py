@@ -301,6 +301,54 @@ def read_volume_statistics(
     return read_log_page(device, VOLUME_STATISTICS, timeout=timeout, sg_logs=sg_logs)
 
 
+#: The pages a drive's health is made of, in the order they are read.
+HEALTH_PAGES = (TAPE_ALERT, WRITE_ERROR_COUNTERS, READ_ERROR_COUNTERS, SEQUENTIAL_ACCESS, VOLUME_STATISTICS)
+_AMOUNT = re.compile(r"^(?P<n>\d+) (?P<unit>[KMGT]B)$")
+
+
+def health_from_pages(pages: dict[int, dict[str, LogValue] | None]) -> DriveHealth:
+    """A :class:`DriveHealth` from the parsed pages in :data:`HEALTH_PAGES` (None: not answered).
+
+    Counters of the Sequential access device page (0x0C) and Volume
+    statistics (0x17) go into ``volume`` as numbers; an amount printed with its
+    unit ("12 GB") gets the unit in its key (``..._gb``).  0x0C also says
+    whether the drive wants cleaning, TapeAlert or not.
+    """
+    extra: dict[str, int] = {}
+    for code in (SEQUENTIAL_ACCESS, VOLUME_STATISTICS):
+        for key, value in (pages.get(code) or {}).items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                extra[key] = value
+            elif isinstance(value, str) and (m := _AMOUNT.match(value)):
+                extra[f"{key}_{m['unit'].lower()}"] = int(m["n"])
+    sequential = pages.get(SEQUENTIAL_ACCESS)
+    cleaning: bool | None = None
+    if sequential:
+        if sequential.get("cleaning_action_required") is True:
+            cleaning = True
+        elif sequential.get("cleaning_action_not_required_or_completed") is True:
+            cleaning = False
+    alert = pages.get(TAPE_ALERT)
+    return DriveHealth(
+        tapealert=tapealert_from_values(alert) if alert else (),
+        write=counters_from_values(pages.get(WRITE_ERROR_COUNTERS)),
+        read=counters_from_values(pages.get(READ_ERROR_COUNTERS)),
+        volume=extra,
+        cleaning_required=cleaning,
+        available=any(pages.get(code) for code in HEALTH_PAGES),
+    )
+
+
+def parse_drive_health(text: str) -> DriveHealth:
+    """The health in one ``sg_logs -a`` output (pages it lacks are left out)."""
+    logs = parse_sg_logs(text)
+    pages: dict[int, dict[str, LogValue] | None] = {}
+    for code in HEALTH_PAGES:
+        page = logs.page(code)
+        pages[code] = dict(page.values) if page is not None and page.values else None
+    return health_from_pages(pages)
+
+
 def read_drive_health(
     device: str | os.PathLike[str], *, timeout: float = 60.0, sg_logs: str = "sg_logs"
 ) -> DriveHealth:
@@ -311,15 +359,6 @@ def read_drive_health(
     Reading the TapeAlert page clears the drive's flags (SSC: they are reset
     when read), so read it once per look and keep what it said.
     """
-    alert = read_log_page(device, TAPE_ALERT, timeout=timeout, sg_logs=sg_logs)
-    write = read_log_page(device, WRITE_ERROR_COUNTERS, timeout=timeout, sg_logs=sg_logs)
-    read = read_log_page(device, READ_ERROR_COUNTERS, timeout=timeout, sg_logs=sg_logs)
-    volume = read_log_page(device, VOLUME_STATISTICS, timeout=timeout, sg_logs=sg_logs) or {}
-    numbers = {k: v for k, v in volume.items() if isinstance(v, int) and not isinstance(v, bool)}
-    return DriveHealth(
-        tapealert=tapealert_from_values(alert) if alert else (),
-        write=counters_from_values(write),
-        read=counters_from_values(read),
-        volume=numbers,
-        available=any(page is not None for page in (alert, write, read)) or bool(numbers),
+    return health_from_pages(
+        {code: read_log_page(device, code, timeout=timeout, sg_logs=sg_logs) for code in HEALTH_PAGES}
     )

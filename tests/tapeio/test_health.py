@@ -21,6 +21,7 @@ from pytp.tapeio.health import (
 from pytp.tapeio.sg_logs import (
     WRITE_ERROR_COUNTERS,
     page_values,
+    parse_drive_health,
     parse_tapealert,
     read_drive_health,
 )
@@ -82,6 +83,24 @@ def test_error_counters_from_real_pages() -> None:
     assert counters_from_values(None) is None
 
 
+def test_health_of_all_pages_of_an_lto10() -> None:
+    health = parse_drive_health(fixture("sg_logs-a--ibm-lto10.txt"))
+    assert health.available and health.tapealert == ()
+    assert health.write == ErrorCounters(corrected=0, uncorrected=0, bytes_processed=262144)
+    assert health.read == ErrorCounters(corrected=0, uncorrected=0, bytes_processed=0)
+    assert health.cleaning_required is False and not health.needs_cleaning
+    assert health.volume["lifetime_megabytes_written"] == 1811222  # 0x17
+    assert health.volume["maximum_native_capacity_in_device_object_buffer_mb"] == 3137  # 0x0C, "3137 MB"
+
+
+def test_sequential_access_page_asking_for_cleaning() -> None:
+    text = fixture("sg_logs-p0c--mhvtl-ibm-ult3580-td6.txt")
+    assert parse_drive_health(text).volume["native_capacity_from_bop_to_eod_mb"] == 500
+    wants = parse_drive_health(text.replace("Cleaning action not required (or completed)", "Cleaning action required"))
+    assert wants.cleaning_required is True and wants.needs_cleaning and wants.tapealert == ()
+    assert parse_drive_health(fixture(P2E)).cleaning_required is None
+
+
 def test_table_rows() -> None:
     assert (tapealert_flag(20).name, tapealert_flag(20).severity) == ("Clean now", CRITICAL)
     assert (tapealert_flag(21).name, tapealert_flag(21).severity) == ("Clean periodic", WARNING)
@@ -104,6 +123,7 @@ def test_drive_health_summary() -> None:
             {"number": 21, "name": "Clean periodic", "severity": WARNING},
         ],
         "needs_cleaning": True,
+        "cleaning_required": None,
         "write_errors": {"corrected": 3, "uncorrected": 1, "bytes_processed": 100},
         "read_errors": None,
         "volume": {},
