@@ -223,10 +223,10 @@ def test_the_trigram_index_serves_substrings_and_literal_parts(history: Path, ca
         assert PG_INDEX in shown, shown
 
 
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)  # SQLite's own index and planner
 def test_a_short_pattern_is_found_by_a_scan(history: Path, sqlite_url: str, catalog_url: str) -> None:
     engine = make_engine(catalog_url)
-    if engine.dialect.name != "sqlite":
-        pytest.skip("the scan fallback is SQLite's choice; PostgreSQL's planner makes its own")
+    assert engine.dialect.name == "sqlite"
     shown = plan(engine, "er")
     assert FTS_TABLE not in shown and "entry" in shown
     with Session(engine) as session:
@@ -236,10 +236,10 @@ def test_a_short_pattern_is_found_by_a_scan(history: Path, sqlite_url: str, cata
 # --- the index follows the table ----------------------------------------------------------
 
 
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)  # SQLite's own index and planner
 def test_the_index_follows_deletes_and_survives_integrity_check(history: Path, catalog_url: str) -> None:
     engine = make_engine(catalog_url)
-    if engine.dialect.name != "sqlite":
-        pytest.skip("the FTS5 table and its triggers are SQLite's")
+    assert engine.dialect.name == "sqlite"
     with engine.begin() as connection:
         connection.execute(text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('integrity-check')"))
         connection.execute(text("DELETE FROM entry WHERE path_text LIKE '%notes.md'"))
@@ -250,12 +250,12 @@ def test_the_index_follows_deletes_and_survives_integrity_check(history: Path, c
         assert [Path(f.entry.path_text).name for f in find(session, ["big.bin.renamed"])] == ["big.bin.renamed"]
 
 
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)  # SQLite's own index and planner
 def test_entries_are_indexed_when_their_job_becomes_good(history: Path, catalog_url: str) -> None:
     """The backup's inserts pay nothing: a running job's entries join the index in
     one statement when the job ends good, and leave it if the job stops being good."""
     engine = make_engine(catalog_url)
-    if engine.dialect.name != "sqlite":
-        pytest.skip("the FTS5 table and its triggers are SQLite's")
+    assert engine.dialect.name == "sqlite"
 
     def indexed() -> list[int]:
         with engine.connect() as connection:
@@ -287,10 +287,10 @@ def test_entries_are_indexed_when_their_job_becomes_good(history: Path, catalog_
     assert indexed() == []
 
 
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)  # SQLite's own index and planner
 def test_the_migration_indexes_the_entries_already_there(history: Path, sqlite_url: str, catalog_url: str) -> None:
     engine = make_engine(catalog_url)
-    if engine.dialect.name != "sqlite":
-        pytest.skip("downgrading a shared PostgreSQL catalog is not part of this test")
+    assert engine.dialect.name == "sqlite"
     with engine.connect() as connection:
         # SQLite batch migrations copy tables; with foreign keys enforced, dropping
         # the old job table (referenced by entry) fails, as alembic's batch docs warn.
