@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
+
+from pytp.tapeio.procinfo import host_name
 
 from .media import MOVES
 
@@ -64,7 +65,7 @@ class JobSummary:
     tape_moves: list[str] = field(default_factory=list)
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
-    host: str = field(default_factory=socket.gethostname)
+    host: str = field(default_factory=host_name)
 
     @property
     def seconds(self) -> float:
@@ -182,7 +183,7 @@ def job_of_this_process(engine: Engine, since: datetime) -> int | None:
     with Session(engine) as session:
         return session.exec(
             select(Job.id)
-            .where(Job.host == socket.gethostname(), Job.pid == os.getpid(), col(Job.started_at) >= since)
+            .where(Job.host == host_name(), Job.pid == os.getpid(), col(Job.started_at) >= since)
             .order_by(col(Job.id).desc())
         ).first()
 

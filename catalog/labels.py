@@ -96,6 +96,7 @@ def label_tape(
         target_pool = pool or (volume.pool if volume else None) or config.default_pool
         config.pool(target_pool)
         problem = _why_not(session, config, label, volume, foreign)
+        _check_barcode_collision(session, media, current_barcode, volume)
         if problem and not force:
             raise WrongTape(f"{problem} Not relabelled. To overwrite it anyway, use --force and type the label again.")
         if problem and confirm != name:
@@ -104,6 +105,23 @@ def label_tape(
             raise WrongTape(f"Barcode {current_barcode} is reserved for another pool by its label prefix.")
         volume = media.write_label(session, text=name, pool=target_pool, barcode=current_barcode, reuse=volume)
         return LabelResult(volume.label, volume.barcode, volume.pool, relabelled=label is not None or foreign)
+
+
+def _check_barcode_collision(session: Session, media: Media, barcode: str | None, volume: Volume | None) -> None:
+    """Refuse a barcode the catalog knows from another library: two cartridges with one barcode (issue 9).
+
+    :raises WrongTape: another library's tape already has ``barcode``.
+    """
+    if not barcode:
+        return
+    here = media.selection.library.name if media.selection.library else None
+    for other in session.exec(select(Volume).where(Volume.barcode == barcode)).all():
+        if (volume is None or other.id != volume.id) and other.library not in (None, here):
+            raise WrongTape(
+                f"Barcode {barcode} is already tape '{other.label}' of library {other.library} in the catalog. "
+                "Barcodes must be unique across libraries sharing a catalog: give this library another "
+                "barcode prefix (or move the cartridge with `pytp library move-cartridge`)."
+            )
 
 
 def _why_not(

@@ -13,7 +13,7 @@ import uuid as uuidlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from pytp.tapeio.changer import Changer, ChangerStatus, DriveElement, StorageElement
 from pytp.tapeio.drive import Drive, ensure_block_size
@@ -25,7 +25,7 @@ from .devices import Selection, drive_lock, open_changer, open_drive
 from .errors import CatalogError, WrongTape
 from .models import TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
 from .pool_choice import Candidate, pool_candidates
-from .volumes import mark_error, pool_accepts, protection, retention_end, write_volume_label
+from .volumes import LabelClash, mark_error, pool_accepts, protection, retention_end, write_volume_label
 
 #: every changer move of a job, for its log (``joblog.MoveRecorder``)
 MOVES = logging.getLogger("pytp.moves")
@@ -199,7 +199,7 @@ class Media:
                 f"No tape in drive {self.selection.drive.name}. Insert a blank tape or one of pool '{pool}'."
             )
         status = self.changer.status()
-        known = {v.barcode: v for v in session.exec(select(Volume)).all() if v.barcode}
+        known = {v.barcode: v for v in self._library_volumes(session) if v.barcode}
         for candidate in self._candidates(session, status, known, pool):
             if not self._load_if_there(candidate.slot):
                 continue
@@ -220,6 +220,18 @@ class Media:
             f"No appendable, blank or expired tape for pool '{pool}' in library {self.changer.name}.{set_aside} "
             "Put blank tapes into the library (see `pytp list`)."
         )
+
+    def _library_volumes(self, session: Session) -> list[Volume]:
+        """The catalog's tapes that may be in this library: labelled here, or before libraries were recorded.
+
+        Another host's library may hold a cartridge with the same barcode; its
+        row does not make a blank of ours "known" (issue 9).
+        """
+        name = self.selection.library.name if self.selection.library else None
+        query = select(Volume)
+        if name is not None:
+            query = query.where((Volume.library == name) | (col(Volume.library).is_(None)))
+        return list(session.exec(query).all())
 
     def _candidates(
         self, session: Session, status: ChangerStatus, known: dict[str, Volume], pool: str
@@ -275,14 +287,22 @@ class Media:
             return None
         barcode = self.current_barcode()
         if label is None:
-            known = session.exec(select(Volume).where(Volume.barcode == barcode)).first() if barcode else None
+            mine = {v.barcode: v for v in self._library_volumes(session) if v.barcode} if barcode else {}
+            known = mine.get(barcode) if barcode else None
             if known is not None:
                 return self._blank_but_known(session, known, pool, fail)
             if not pool_accepts(self.config, pool, barcode):
                 if fail:
                     raise WrongTape(f"The blank tape {barcode} in drive {name} is reserved for another pool.")
                 return None
-            return self._label_blank(session, pool, barcode)
+            try:
+                return self._label_blank(session, pool, barcode)
+            except LabelClash as err:
+                # Another host took the label (or owns a cartridge with this barcode): next blank.
+                self.set_aside.append(f"Blank tape {barcode} was skipped: {err}")
+                if fail:
+                    raise
+                return None
         self.check_barcode(label)
         volume = session.exec(select(Volume).where(Volume.uuid == label.uuid)).first()
         problem = None

@@ -20,14 +20,13 @@ alone: this host cannot see their processes.
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
-from pytp.tapeio.procinfo import process_identity
+from pytp.tapeio.procinfo import host_name, process_identity
 
 from .models import Job, JobStatus, TapeFile, TapeFileStatus, row_id, utcnow
 
@@ -35,7 +34,7 @@ from .models import Job, JobStatus, TapeFile, TapeFileStatus, row_id, utcnow
 def process_fields() -> dict[str, object]:
     """The ``host``, ``pid`` and ``process_start`` of this process, for a new job row."""
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "process_start": process_identity(pid)}
+    return {"host": host_name(), "pid": pid, "process_start": process_identity(pid)}
 
 
 def process_gone(job: Job) -> bool:
@@ -44,7 +43,7 @@ def process_gone(job: Job) -> bool:
     A job without a recorded process (written by an older pytp) or of another
     host is never judged gone.
     """
-    if job.host != socket.gethostname() or job.pid is None or job.process_start is None:
+    if job.host != host_name() or job.pid is None or job.process_start is None:
         return False
     return process_identity(job.pid) != job.process_start
 
@@ -68,7 +67,7 @@ def reconcile_jobs(engine: Engine) -> list[ReconciledJob]:
     closed: list[ReconciledJob] = []
     with Session(engine) as session:
         running = session.exec(
-            select(Job).where(Job.status == JobStatus.RUNNING, Job.host == socket.gethostname())
+            select(Job).where(Job.status == JobStatus.RUNNING, Job.host == host_name())
         ).all()
         for job in running:
             if not process_gone(job):

@@ -14,6 +14,7 @@ import uuid as uuidlib
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from pytp.tapeio.drive import Drive
@@ -95,8 +96,11 @@ def protection(session: Session, config: Config, volume: Volume, now: datetime |
     """Why ``volume`` must not be overwritten, or None when nothing on it needs keeping.
 
     A tape is protected while it holds a good job in retention or the newest
-    catalog snapshot.  Failed jobs protect nothing: no restore offers them.
+    catalog snapshot, and always while it is retired.  Failed jobs protect
+    nothing: no restore offers them.
     """
+    if volume.status == VolumeStatus.RETIRED:
+        return f"Tape '{volume.label}' is retired (`pytp tape unretire {volume.label}` to use it again)."
     end = retention_end(session, config, volume)
     if end is not None and end > (now or utcnow()):
         return f"Tape '{volume.label}' holds data in retention {_until(end)}."
@@ -110,9 +114,9 @@ def shown_status(session: Session, config: Config, volume: Volume, now: datetime
 
     Only a tape that held good jobs expires, and not while it holds the newest
     catalog snapshot; a tape of failed jobs only keeps its stored status (it
-    has no retention end to show).  A tape in ``error`` shows that first.
+    has no retention end to show).  A tape in ``error`` or ``retired`` shows that first.
     """
-    if volume.status == VolumeStatus.ERROR:
+    if volume.status in (VolumeStatus.ERROR, VolumeStatus.RETIRED):
         return volume.status
     end = retention_end(session, config, volume)
     if end is not None and end <= (now or utcnow()) and protection(session, config, volume, now) is None:
@@ -126,6 +130,43 @@ def mark_error(session: Session, volume: Volume, reason: str) -> None:
     volume.status_reason = reason
     session.add(volume)
     session.commit()
+
+
+class LabelClash(WrongTape):
+    """Another tape already holds this label (or barcode) in the catalog: try another blank."""
+
+
+def _reserve(
+    session: Session, text: str, uuid: str, pool: str, block_size: int, barcode: str | None, library: str | None
+) -> Volume:
+    """Insert the volume row for ``text`` in its own transaction, before anything is written to tape.
+
+    The unique label index decides between two hosts labelling at once: the
+    loser gets ``LabelClash`` and has written nothing, so no cartridge carries
+    a label the catalog does not know.  The row stays ``error`` until the label
+    is on tape; a crash in between leaves a blank tape whose barcode the catalog
+    knows, which the next backup labels again (``Media._blank_but_known``).
+    """
+    volume = Volume(
+        label=text,
+        uuid=uuid,
+        pool=pool,
+        block_size=block_size,
+        barcode=barcode,
+        library=library,
+        status=VolumeStatus.ERROR,
+        status_reason="label being written",
+        file_count=0,
+    )
+    session.add(volume)
+    try:
+        session.commit()
+    except IntegrityError as err:
+        session.rollback()
+        raise LabelClash(
+            f"Another pytp labelled a tape {text} at the same moment (barcode {barcode or 'none'}); not written."
+        ) from err
+    return volume
 
 
 def write_volume_label(
@@ -149,7 +190,7 @@ def write_volume_label(
     """
     clash = session.exec(select(Volume).where(Volume.label == text)).first()
     if clash is not None and (reuse is None or clash.id != reuse.id):
-        raise WrongTape(
+        raise LabelClash(
             f"The catalog already has a tape labelled {text} (barcode {clash.barcode or 'none'}). "
             "Choose another label, or check the library for a duplicate barcode."
         )
@@ -161,8 +202,16 @@ def write_volume_label(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         barcode=barcode,
     )
-    write_label(drive, block_size, label)
-    volume = reuse or Volume(label=text, uuid=label.uuid, pool=pool, block_size=block_size)
+    volume = reuse or _reserve(session, text, label.uuid, pool, block_size, barcode, library)
+    try:
+        write_label(drive, block_size, label)
+    except BaseException:
+        if reuse is None:
+            # The label never reached tape: give the name back, leave no row for a blank tape.
+            session.rollback()
+            session.delete(volume)
+            session.commit()
+        raise
     if reuse is not None:
         session.exec(  # type: ignore[call-overload]
             update(TapeFile).where(col(TapeFile.volume_id) == reuse.id).values(status=TapeFileStatus.OVERWRITTEN)
@@ -183,4 +232,26 @@ def write_volume_label(
     volume.last_written_at = None
     session.add(volume)
     session.commit()
+    return volume
+
+
+def set_retired(session: Session, label: str, retired: bool) -> Volume:
+    """Retire the tape ``label`` (never written or recycled again, still read) or bring it back.
+
+    Unretiring makes it ``appendable`` again: what is on it stays, and the end
+    of data is checked against the catalog before any append, as always.
+    :raises NotFound: no tape has that label.
+    """
+    from .errors import NotFound
+
+    volume = session.exec(select(Volume).where(Volume.label == label)).first()
+    if volume is None:
+        raise NotFound(f"No tape labelled '{label}' in the catalog (see `pytp tapes`).")
+    if retired:
+        volume.status = VolumeStatus.RETIRED
+    elif volume.status == VolumeStatus.RETIRED:
+        volume.status = VolumeStatus.APPENDABLE
+    session.add(volume)
+    session.commit()
+    session.refresh(volume)
     return volume

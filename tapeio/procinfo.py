@@ -8,7 +8,19 @@ functions answer "unknown" rather than fail, since they only enrich a message.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
+
+#: overrides this host's name: several "hosts" on one machine share a catalog (tests, demos)
+HOSTNAME_ENV = "PYTP_HOSTNAME"
+
+
+def host_name() -> str:
+    """This host's name as jobs record it and ``--host`` filters by: ``$PYTP_HOSTNAME``, else the system's.
+
+    The one place pytp asks who it is, so the override reaches every use.
+    """
+    return os.environ.get(HOSTNAME_ENV) or socket.gethostname()
 
 
 def process_cmdline(pid: int) -> str | None:

@@ -22,7 +22,6 @@ import fcntl
 import hashlib
 import json
 import os
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 from .changer import Changer, ChangerStatus, DriveElement, StorageElement, is_cleaning_barcode
 from .errors import ChangerError, DriveBusy, TapeIOError
+from .procinfo import host_name
 from .virtual_drive import clear_cleaning_request, create_virtual_drive, load_tape, loaded_tape, unload_tape
 from .virtual_tape import create_virtual_tape, tape_barcode, write_json
 
@@ -66,7 +66,7 @@ def host_identity() -> str:
             break
         except (OSError, ValueError):
             continue
-    return f"{socket.gethostname()}/{machine_id}"
+    return f"{host_name()}/{machine_id}"
 
 
 def derive_barcode_prefix(name: str, path: str | os.PathLike[str], attempt: int = 0) -> str:
