@@ -178,7 +178,7 @@ class JobRecord:
         references = {}
         with self.session() as session:
             for source in sources:
-                reference = reference_for(session, self.job.name, self.job.label, source, level)
+                reference = reference_for(session, self.job.name, self.job.label, source, level, self.job.host)
                 if reference is None:
                     self.notes.append(
                         f"{path_text(source)}: no full backup in this chain yet, so it is backed up in full"

@@ -115,8 +115,8 @@ def _note(volume: Volume, snapshot: int | None) -> str | None:
     return None
 
 
-def job_rows(session: Session, limit: int | None = None) -> list[dict[str, Any]]:
-    """One row per job, newest first."""
+def job_rows(session: Session, limit: int | None = None, host: str | None = None) -> list[dict[str, Any]]:
+    """One row per job, newest first; with ``host``, only that host's jobs."""
     tapes: dict[int, set[str]] = {}
     for job_id, label in session.exec(
         select(TapeFile.job_id, Volume.label).join(Volume, col(Volume.id) == TapeFile.volume_id).distinct()
@@ -124,6 +124,8 @@ def job_rows(session: Session, limit: int | None = None) -> list[dict[str, Any]]
         tapes.setdefault(job_id, set()).add(label)
     # By start time, not id: a rebuilt catalog numbers jobs in the order it read the tapes.
     query = select(Job).order_by(col(Job.started_at).desc(), col(Job.id).desc())
+    if host is not None:
+        query = query.where((Job.host == host) | col(Job.host).is_(None))
     if limit:
         query = query.limit(limit)
     rows = []
@@ -136,6 +138,7 @@ def job_rows(session: Session, limit: int | None = None) -> list[dict[str, Any]]
                 "label": job.label,
                 "level": job.level,
                 "status": job.status,
+                "host": job.host,
                 "pool": job.pool,
                 "start": _iso(job.started_at),
                 "duration": round(duration, 1) if duration is not None else None,

@@ -56,8 +56,14 @@ class Reference:
     state: dict[bytes, Known]
 
 
-def chain_jobs(session: Session, name: str | None, label: str | None, root: bytes) -> list[Job]:
-    """Good jobs of the chain that stored data of ``root``, oldest first."""
+def chain_jobs(
+    session: Session, name: str | None, label: str | None, root: bytes, host: str | None = None
+) -> list[Job]:
+    """Good jobs of the chain that stored data of ``root``, oldest first.
+
+    :param host: only this host's jobs (and jobs from before hosts were recorded):
+        another host's ``/etc`` is not the base of this one's (issue 9).
+    """
     query = (
         select(Job)
         .join(TapeFile, col(TapeFile.job_id) == Job.id)
@@ -72,12 +78,16 @@ def chain_jobs(session: Session, name: str | None, label: str | None, root: byte
     )
     query = query.where(Job.name == name if name is not None else col(Job.name).is_(None))
     query = query.where(Job.label == label if label is not None else col(Job.label).is_(None))
+    if host is not None:
+        query = query.where((Job.host == host) | col(Job.host).is_(None))
     return list(session.exec(query).all())
 
 
-def reference_for(session: Session, name: str | None, label: str | None, root: bytes, level: str) -> Reference | None:
-    """The state to compare with, or None when the chain has no full backup of ``root`` yet."""
-    jobs = chain_jobs(session, name, label, root)
+def reference_for(
+    session: Session, name: str | None, label: str | None, root: bytes, level: str, host: str | None = None
+) -> Reference | None:
+    """The state to compare with, or None when the chain (of ``host``) has no full backup of ``root`` yet."""
+    jobs = chain_jobs(session, name, label, root, host)
     fulls = [job for job in jobs if job.level == "full"]
     if not fulls:
         return None

@@ -68,6 +68,8 @@ class RestoreOptions:
     as_of: str | None = None
     include_deleted: bool = False
     allow_special: bool = False
+    #: only this host's jobs (``--host``); None: every host
+    host: str | None = None
 
 
 @dataclass
@@ -112,6 +114,7 @@ def select_entries(session: Session, options: RestoreOptions, notes: list[str] |
             tape=options.tape,
             as_of=as_of,
             include_deleted=include_deleted,
+            host=options.host,
         )
 
     found = lookup(options.include_deleted)

@@ -226,6 +226,7 @@ def _selection(
     under: bytes | None,
     include_deleted: bool,
     as_of: AsOf | None,
+    host: str | None = None,
 ) -> Select:  # type: ignore[type-arg]
     """The matching entries' ids with the job that deleted them after (``deleted_by``),
     the newest version of each path resolved in SQL unless ``all_versions``.
@@ -251,6 +252,10 @@ def _selection(
             literals = [literal for literal in found if literal]
     if job_id is not None:
         query = query.where(Entry.job_id == job_id)
+    if host is not None:
+        # Before the newest-version window: another host's copy of a path is another path (issue 9).
+        # Jobs without a host (recorded before hosts were) belong to every host.
+        query = query.where((Job.host == host) | col(Job.host).is_(None))
     if tape is not None:
         query = query.where(Volume.label == tape)
     if under is not None:
@@ -272,11 +277,13 @@ def _selection(
     # names the job that saw the path gone.
     newest_first: list[Any] = [col(Job.started_at).desc(), col(Entry.job_id).desc(), col(Entry.id).desc()]
     live = case((col(Entry.kind) != DELETED, 1), else_=0)
+    # The host is part of a path's identity: with every host, each host's newest version.
+    path = [col(Job.host), col(Entry.path)]
     ranked = query.add_columns(
         col(Entry.kind).label("kind"),
-        func.first_value(Entry.kind).over(partition_by=col(Entry.path), order_by=newest_first).label("first_kind"),
-        func.first_value(Entry.job_id).over(partition_by=col(Entry.path), order_by=newest_first).label("first_job"),
-        func.sum(live).over(partition_by=col(Entry.path), order_by=newest_first, rows=(None, 0)).label("live_rank"),
+        func.first_value(Entry.kind).over(partition_by=path, order_by=newest_first).label("first_kind"),
+        func.first_value(Entry.job_id).over(partition_by=path, order_by=newest_first).label("first_job"),
+        func.sum(live).over(partition_by=path, order_by=newest_first, rows=(None, 0)).label("live_rank"),
     ).subquery("ranked")
     newest = select(
         ranked.c.entry_id,
@@ -309,6 +316,7 @@ def find(
     under: bytes | None = None,
     include_deleted: bool = False,
     as_of: AsOf | None = None,
+    host: str | None = None,
 ) -> list[Found]:
     """Entries matching any of ``patterns`` (all entries when there are none).
 
@@ -323,6 +331,7 @@ def find(
         (issue 8, defect 10: deleted files must not come back).
     :param as_of: the tree as a point in time left it (``resolve_as_of``):
         newest versions at or before it, without the paths deleted by then.
+    :param host: only jobs of this host (None: every host).
     """
     selection = _selection(
         session,
@@ -334,6 +343,7 @@ def find(
         under=under,
         include_deleted=include_deleted,
         as_of=as_of,
+        host=host,
     )
     hits, order = _ordered(selection)
     query = _good_entries().add_columns(hits.c.deleted_by).join(hits, hits.c.entry_id == Entry.id).order_by(*order)
@@ -357,6 +367,7 @@ def search_rows(
     under: bytes | None = None,
     include_deleted: bool = False,
     as_of: AsOf | None = None,
+    host: str | None = None,
 ) -> Iterator[Row[Any]]:
     """What :func:`find` finds, as plain rows streamed from the database
     (``HIT_COLUMNS`` and ``deleted_by``, a job id): no objects per hit, so
@@ -371,6 +382,7 @@ def search_rows(
         under=under,
         include_deleted=include_deleted,
         as_of=as_of,
+        host=host,
     )
     hits, order = _ordered(selection)
     query = (
@@ -384,6 +396,7 @@ def search_rows(
             col(Entry.xxh3),
             col(Job.id).label("job"),
             col(Job.level),
+            col(Job.host),
             col(Volume.label).label("tape"),
             col(TapeFile.file_number).label("tape_file"),
             col(Entry.offset),

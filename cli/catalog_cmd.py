@@ -9,6 +9,7 @@ import click
 from pytp.tapeio.exitcodes import EXIT_SUCCESS, EXIT_VERIFY_FAILED, TABLE
 
 from .app import App, emit, human_bytes, output_option, pass_app
+from .host_option import chosen_host, host_option
 from .job_run import job_options
 
 #: matches a search shows in a table on a terminal unless --limit says otherwise
@@ -31,6 +32,7 @@ def _mtime(ns: int) -> str:
     type=click.IntRange(min=0),
     help=f"Show at most N matches (0: all). Default: {DEFAULT_LIMIT} in a table on a terminal, else all.",
 )
+@host_option
 @output_option
 @pass_app
 def search(
@@ -42,6 +44,7 @@ def search(
     all_versions: bool,
     as_of: str | None,
     limit: int | None,
+    host: str | None,
     fmt: str,
 ) -> None:
     """Find backed-up files by name: a substring, a glob (* ? [), or --regex.
@@ -74,12 +77,14 @@ def search(
             all_versions=all_versions,
             as_of=view,
             include_deleted=not all_versions and view is None,
+            host=None if job_id is not None and host is None else chosen_host(host),
         )
         rows = [hit_row(h) for _, h in zip(range(limit or sys.maxsize), hits)]
         more = sum(1 for _ in hits)  # the rest are counted, never built
     if not rows:
         raise NotFound(f"No backed-up file matches '{pattern}'.")
-    emit(rows, fmt, None if fmt != "table" else ["path", "size", "mtime", "job", "tape", "tape_file", "deleted_by"])
+    columns = ["path", "size", "mtime", "host", "job", "tape", "tape_file", "deleted_by"]
+    emit(rows, fmt, None if fmt != "table" else columns)
     if more:
         click.echo(f"{more:,} more match(es) not shown; use --limit N (0: all) to see them.", err=True)
 
@@ -93,6 +98,7 @@ def hit_row(h) -> dict[str, object]:  # type: ignore[no-untyped-def]
         "mode": oct(h.mode),
         "mtime": _mtime(h.mtime_ns) if h.mtime_ns else None,
         "xxh3": h.xxh3,
+        "host": h.host,
         "job": h.job,
         "level": h.level,
         "tape": h.tape,
@@ -117,6 +123,7 @@ def found_row(f) -> dict[str, object]:  # type: ignore[no-untyped-def]
             mode=e.mode,
             mtime_ns=e.mtime_ns,
             xxh3=e.xxh3,
+            host=f.job.host,
             job=f.job.id,
             level=f.job.level,
             tape=f.volume.label,
@@ -130,9 +137,10 @@ def found_row(f) -> dict[str, object]:  # type: ignore[no-untyped-def]
 @click.command()
 @click.argument("job_id", type=int, required=False)
 @click.option("--limit", type=int, help="Only the newest N jobs.")
+@host_option
 @output_option
 @pass_app
-def jobs(app: App, job_id: int | None, limit: int | None, fmt: str) -> None:
+def jobs(app: App, job_id: int | None, limit: int | None, host: str | None, fmt: str) -> None:
     """List backup jobs, newest first; with JOB_ID, one job in detail with its log.
 
     The log holds the job's summary, problems, notes and tape moves, and a
@@ -151,10 +159,10 @@ def jobs(app: App, job_id: int | None, limit: int | None, fmt: str) -> None:
         _show_job(app, job_id, fmt)
         return
     with Session(app.engine) as session:
-        rows = job_rows(session, limit)
+        rows = job_rows(session, limit, chosen_host(host))
     if fmt == "table":
         rows = [{**r, "bytes": human_bytes(r["bytes"])} for r in rows]
-        columns = ["id", "name", "label", "level", "status", "start", "duration", "files", "bytes", "tapes"]
+        columns = ["id", "host", "name", "label", "level", "status", "start", "duration", "files", "bytes", "tapes"]
         emit(rows, fmt, columns, empty="No jobs yet.")
     else:
         emit(rows, fmt)

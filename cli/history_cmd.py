@@ -8,13 +8,15 @@ import click
 
 from .app import App, emit, output_option, pass_app
 from .catalog_cmd import found_row
+from .host_option import chosen_host, host_option
 
 
 @click.command()
 @click.argument("path")
+@host_option
 @output_option
 @pass_app
-def versions(app: App, path: str, fmt: str) -> None:
+def versions(app: App, path: str, host: str | None, fmt: str) -> None:
     """List every version of PATH across jobs and tapes, newest first (deletions too).
 
     \b
@@ -30,12 +32,14 @@ def versions(app: App, path: str, fmt: str) -> None:
     with Session(app.engine) as session:
         found = [
             f
-            for f in find(session, under=os.fsencode(target), all_versions=True, include_deleted=True)
+            for f in find(
+                session, under=os.fsencode(target), all_versions=True, include_deleted=True, host=chosen_host(host)
+            )
             if f.entry.path == os.fsencode(target)
         ]
     if not found:
         raise NotFound(f"The catalog has no version of {target}.")
-    columns = None if fmt != "table" else ["type", "size", "mtime", "xxh3", "job", "level", "tape", "tape_file"]
+    columns = None if fmt != "table" else ["type", "size", "mtime", "xxh3", "host", "job", "level", "tape", "tape_file"]
     emit([found_row(f) for f in found], fmt, columns)
 
 
@@ -43,9 +47,10 @@ def versions(app: App, path: str, fmt: str) -> None:
 @click.argument("path", default="/")
 @click.option("--as-of", "as_of", help="The directory as it was at JOB_ID or a date.")
 @click.option("--include-deleted", is_flag=True, help="Also files a later backup recorded as deleted.")
+@host_option
 @output_option
 @pass_app
-def ls_catalog(app: App, path: str, as_of: str | None, include_deleted: bool, fmt: str) -> None:
+def ls_catalog(app: App, path: str, as_of: str | None, include_deleted: bool, host: str | None, fmt: str) -> None:
     """List a directory as the catalog knows it (newest versions, or --as-of).
 
     Files a later backup recorded as deleted are not listed unless
@@ -64,12 +69,12 @@ def ls_catalog(app: App, path: str, as_of: str | None, include_deleted: bool, fm
     target = os.fsencode(os.path.normpath(os.path.abspath(path)))
     with Session(app.engine) as session:
         view = resolve_as_of(session, as_of) if as_of else None
-        found = find(session, under=target, as_of=view, include_deleted=include_deleted)
+        found = find(session, under=target, as_of=view, include_deleted=include_deleted, host=chosen_host(host))
     prefix = target.rstrip(b"/") + b"/"
     children = [f for f in found if f.entry.path.startswith(prefix) and b"/" not in f.entry.path[len(prefix) :]]
     if not children and not any(f.entry.path == target for f in found):
         raise NotFound(f"The catalog knows nothing under {path}" + (f" as of {as_of}." if as_of else "."))
-    columns = None if fmt != "table" else ["path", "type", "mode", "size", "mtime", "job", "tape"]
+    columns = None if fmt != "table" else ["path", "type", "mode", "size", "mtime", "host", "job", "tape"]
     if columns and include_deleted:
         columns.append("deleted_by")
     emit([found_row(f) for f in children], fmt, columns, empty="(empty directory)")

@@ -10,6 +10,7 @@ import click
 from pytp.tapeio.exitcodes import EXIT_SUCCESS
 
 from .app import App, human_bytes, pass_app
+from .host_option import chosen_host, host_option
 from .job_run import job_options
 
 
@@ -32,6 +33,7 @@ from .job_run import job_options
 @click.option("--plan", "plan_only", is_flag=True, help="Print the plan (tapes, order, blocks, time) and stop.")
 @click.option("-d", "--drive", help="Drive to read with.")
 @click.option("-l", "--library", help="Library to load tapes from.")
+@host_option
 @job_options
 @pass_app
 def restore(
@@ -48,6 +50,7 @@ def restore(
     plan_only: bool,
     drive: str | None,
     library: str | None,
+    host: str | None,
     fmt: str,
     log_file: str | None,
 ) -> None:
@@ -104,6 +107,8 @@ def restore(
         as_of=as_of,
         include_deleted=include_deleted,
         allow_special=allow_special,
+        # --job names its job whatever its host; otherwise this host's newest versions (issue 9)
+        host=None if job_id is not None and host is None else chosen_host(host),
     )
     if plan_only:
         from pytp.catalog.restore import plan_restore
