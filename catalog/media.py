@@ -399,17 +399,40 @@ class Media:
 
 
 @contextmanager
-def open_media(config: Config, selection: Selection) -> Iterator[Media]:
+def open_media(config: Config, selection: Selection, *, borrow: bool = False) -> Iterator[Media]:
     """The drive of ``selection``, taken for this process, with its changer: how every job gets at tape.
 
     The drive lock is held for the block and the device closed at its end.
     The tape stays in the drive (the next job often wants it); it goes back to
     its home slot (``Changer.return_to_home``) when a job needs another tape.
 
+    :param borrow: a restore or verify: leave the library as it was found.  A
+        cartridge loaded only to be read goes back to its slot, and the tape
+        that was in the drive before is loaded again, so the next backup does
+        not append to a tape another host is reading (issue 9).
     :raises DriveBusy: another pytp holds the drive.
     """
     with drive_lock(selection.drive), Media(config, selection) as media:
-        yield media
+        before = media.current_barcode() if borrow else None
+        try:
+            yield media
+        finally:
+            if borrow and media.loads:
+                _put_back(media, before)
+
+
+def _put_back(media: Media, before: str | None) -> None:
+    """Return the borrowed tape to its slot and reload ``before`` (the barcode found in the drive)."""
+    try:
+        if media.has_tape_in_drive() and media.current_barcode() != before:
+            media.unload()
+        if before is not None and media.current_barcode() != before:
+            place = media.changer.status().find_barcode(before)  # type: ignore[union-attr]
+            if isinstance(place, StorageElement):
+                media.load(place.number)
+    except (ChangerError, DriveBusy, NoMedium) as err:
+        # The read itself succeeded (or already failed): a tape left in the drive is not worth failing it.
+        MOVES.warning("could not put the library back as it was: %s", err)
 
 
 def position_at_end_of_data(session: Session, drive: Drive, volume: Volume) -> int:

@@ -325,7 +325,7 @@ def run_restore(
         extraction = GuardedExtraction(target, options.overwrite, options.allow_special)
         splits: dict[int, _SplitMember] = {}
         try:
-            with open_media(config, selection) as media:
+            with open_media(config, selection, borrow=True) as media:
                 members = {t.volume.id: sum(len(f.items) for f in t.files) for t in plan.tapes}
 
                 def mounting(volume: Volume) -> None:

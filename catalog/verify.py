@@ -151,7 +151,7 @@ def verify_tape(
     with Session(engine, expire_on_commit=False) as session:
         rows = _tape_files(session, job_id, tape)
         report.jobs = sorted({row_id(job) for _, _, job in rows})
-        with open_media(config, selection) as media:
+        with open_media(config, selection, borrow=True) as media:
             wanted = [(volume, tape_file, tape_file) for tape_file, volume, _ in rows]
             for tape_file, access in read_tape_files(media, session, wanted, on_mount=_listed_in(report)):
                 label = access.volume.label
