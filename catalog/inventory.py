@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from pytp.tapeio.changer import is_cleaning_barcode
 from pytp.tapeio.errors import TapeIOError
 
 from .config import Config
 from .devices import open_changer
+from .errors import ConfigError, NotFound
 from .levels import DELETED
 from .models import Entry, Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id
 from .volumes import newest_snapshot_volume, retention_end, shown_status
+
+
+#: where a tape is that no configured library holds (vaults come with issue 11, part 1)
+OUTSIDE = "outside"
+#: the status of a cartridge in a library that the catalog does not know
+BLANK = "blank"
 
 
 @dataclass(frozen=True)
@@ -31,11 +39,16 @@ class Location:
 
 
 def locate_barcodes(config: Config) -> dict[str, Location]:
-    """Where each barcode is, from the status of every configured library.
+    """Where each barcode is, from the status of every configured library."""
+    return {barcode: where for barcode, (where, _) in _library_contents(config).items()}
 
-    A library that does not answer is left out: its tapes then show as offline.
+
+def _library_contents(config: Config) -> dict[str, tuple[Location, bool]]:
+    """Each barcode in a configured library: where it is, and whether it is a cleaning cartridge.
+
+    A library that does not answer is left out: its tapes then show as outside.
     """
-    where: dict[str, Location] = {}
+    where: dict[str, tuple[Location, bool]] = {}
     for library in config.libraries:
         try:
             status = open_changer(library).status()
@@ -44,10 +57,10 @@ def locate_barcodes(config: Config) -> dict[str, Location]:
         for drive in status.drives:
             if drive.full and drive.barcode:
                 name = library.drives[drive.index] if drive.index < len(library.drives) else str(drive.index)
-                where[drive.barcode] = Location(library.name, drive=name)
+                where[drive.barcode] = (Location(library.name, drive=name), is_cleaning_barcode(drive.barcode))
         for slot in status.slots:
             if slot.full and slot.barcode:
-                where[slot.barcode] = Location(library.name, slot=slot.number)
+                where[slot.barcode] = (Location(library.name, slot=slot.number), slot.is_cleaning)
     return where
 
 
@@ -58,12 +71,56 @@ def _retention_text(end: datetime | None) -> str | None:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value else None
+    """ISO 8601 with its zone: SQLite hands back naive datetimes, which pytp stores in UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.isoformat(timespec="seconds")
 
 
-def tape_rows(session: Session, config: Config) -> list[dict[str, Any]]:
-    """One row per known tape: label, barcode, location, status, pool, jobs, files, bytes, note."""
-    where = locate_barcodes(config)
+#: the fields of every ``pytp tapes`` row, in every format (blank cartridges fill what they can)
+TAPE_FIELDS = (
+    "label",
+    "barcode",
+    "location",
+    "library",
+    "slot",
+    "drive",
+    "pool",
+    "status",
+    "status_reason",
+    "expired_at",
+    "retention_end",
+    "jobs",
+    "files",
+    "tape_files",
+    "bytes_written",
+    "capacity",
+    "free",
+    "used_pct",
+    "free_pct",
+    "last_written",
+    "last_verified",
+    "errors",
+    "note",
+)
+
+
+def _space(used: int, capacity: int | None) -> dict[str, Any]:
+    if not capacity:
+        return {"free": None, "used_pct": None, "free_pct": None}
+    free = max(capacity - used, 0)
+    return {"free": free, "used_pct": round(100 * used / capacity, 1), "free_pct": round(100 * free / capacity, 1)}
+
+
+def tape_rows(session: Session, config: Config, now: datetime | None = None) -> list[dict[str, Any]]:
+    """One row per known tape, then one per blank cartridge in a library (``TAPE_FIELDS``).
+
+    Blank cartridges come from the changers' inventories (barcodes the catalog
+    does not know); none is loaded to look.  Cleaning cartridges are left out.
+    """
+    contents = _library_contents(config)
     jobs = dict(
         session.exec(
             select(TapeFile.volume_id, func.count(func.distinct(TapeFile.job_id)))
@@ -81,35 +138,115 @@ def tape_rows(session: Session, config: Config) -> list[dict[str, Any]]:
     )
     snapshot = newest_snapshot_volume(session)
     rows = []
+    known: set[str] = set()
     for volume in session.exec(select(Volume).order_by(col(Volume.label))).all():
-        location = where.get(volume.barcode or "")
+        if volume.barcode:
+            known.add(volume.barcode)
+        location = contents.get(volume.barcode or "", (None, False))[0]
+        status = shown_status(session, config, volume, now)
+        end = retention_end(session, config, volume)
         rows.append(
             {
                 "label": volume.label,
                 "barcode": volume.barcode,
+                "location": str(location) if location else OUTSIDE,
                 "library": location.library if location else None,
                 "slot": location.slot if location else None,
                 "drive": location.drive if location else None,
-                "location": str(location) if location else "offline",
-                "status": shown_status(session, config, volume),
-                "retention_end": _retention_text(retention_end(session, config, volume)),
                 "pool": volume.pool,
+                "status": status,
+                "status_reason": volume.status_reason if volume.status == VolumeStatus.ERROR else None,
+                "expired_at": _iso(end) if status == VolumeStatus.EXPIRED else None,
+                "retention_end": _retention_text(end),
                 "jobs": jobs.get(volume.id, 0),
                 "files": files.get(volume.id, 0),
                 "tape_files": volume.file_count,
                 "bytes_written": volume.bytes_written,
                 "capacity": volume.capacity,
+                **_space(volume.bytes_written, volume.capacity),
                 "last_written": _iso(volume.last_written_at),
+                # Not recorded by the catalog yet (issue 11, scrub); read if a later schema adds it.
+                "last_verified": _iso(getattr(volume, "last_verified_at", None)),
+                "errors": getattr(volume, "error_count", None),
                 "note": _note(volume, snapshot),
             }
         )
+    for barcode, (location, cleaning) in sorted(contents.items(), key=lambda item: str(item[1][0])):
+        if barcode in known or cleaning:
+            continue
+        row: dict[str, Any] = dict.fromkeys(TAPE_FIELDS)
+        row.update(
+            barcode=barcode,
+            location=str(location),
+            library=location.library,
+            slot=location.slot,
+            drive=location.drive,
+            status=BLANK,
+            jobs=0,
+            files=0,
+            tape_files=0,
+            bytes_written=0,
+            note="not labelled: a backup labels it when it needs a tape",
+        )
+        rows.append(row)
     return rows
 
 
+def tape_detail(session: Session, config: Config, label: str) -> dict[str, Any]:
+    """``pytp tapes TAPE``: the tape's inventory row, its jobs and its tape files.
+
+    :raises NotFound: no tape has that label (or barcode).
+    """
+    volume = session.exec(
+        select(Volume).where((col(Volume.label) == label) | (col(Volume.barcode) == label))
+    ).first()
+    if volume is None:
+        raise NotFound(f"No tape labelled '{label}' in the catalog (see `pytp tapes`).")
+    row = next(r for r in tape_rows(session, config) if r["label"] == volume.label)
+    tape_files = session.exec(
+        select(TapeFile, Job)
+        .join(Job, col(Job.id) == TapeFile.job_id, isouter=True)
+        .where(TapeFile.volume_id == volume.id)
+        .order_by(col(TapeFile.file_number))
+    ).all()
+    files_rows = [
+        {
+            "file_number": tf.file_number,
+            "kind": tf.kind,
+            "job": tf.job_id,
+            "source": tf.source_root.decode("utf-8", "surrogateescape") if tf.source_root else None,
+            "blocks": tf.blocks,
+            "bytes": tf.total_bytes,
+            "status": tf.status,
+        }
+        for tf, _ in tape_files
+    ]
+    seen: dict[int, Job] = {}
+    for _, job in tape_files:
+        if job is not None:
+            seen.setdefault(row_id(job), job)
+    jobs = [
+        {
+            "id": row_id(job),
+            "name": job.name,
+            "level": job.level,
+            "status": job.status,
+            "start": _iso(job.started_at),
+            "end": _iso(job.ended_at),
+            "files": job.files,
+            "bytes": job.total_bytes,
+        }
+        for job in sorted(seen.values(), key=lambda j: row_id(j))
+    ]
+    return {**row, "job_list": jobs, "tape_file_list": files_rows}
+
+
 def _note(volume: Volume, snapshot: int | None) -> str | None:
-    """Why a tape is in error, or that it holds what a disaster recovery needs."""
+    """Why a tape is in error or retired, or that it holds what a disaster recovery needs."""
     if volume.status == VolumeStatus.ERROR:
         return volume.status_reason or "set aside"
+    if volume.status == VolumeStatus.RETIRED:
+        return "retired: never written or recycled, still read for restores"
     if volume.id == snapshot:
         return "holds the newest catalog snapshot"
     return None
@@ -149,4 +286,55 @@ def job_rows(session: Session, limit: int | None = None, host: str | None = None
                 "message": job.message,
             }
         )
+    return rows
+
+
+#: the fields of every ``pytp pools`` row, in every format
+POOL_FIELDS = (
+    "pool",
+    "retention_days",
+    "label_prefix",
+    "tapes",
+    "blank",
+    "appendable",
+    "full",
+    "error",
+    "retired",
+    "expired",
+    "bytes_written",
+    "capacity",
+    "free",
+)
+
+
+def pool_rows(session: Session, config: Config) -> list[dict[str, Any]]:
+    """One row per configured pool (and per pool the catalog has tapes of): tapes by status, used, free.
+
+    Free space counts appendable tapes only: it is what a backup can still write
+    without recycling.  ``blank`` counts the library's unlabelled cartridges the
+    pool would take (``pool_accepts``), so one blank may count for several pools.
+    """
+    from .volumes import pool_accepts
+
+    tapes = tape_rows(session, config)
+    names = [p.name for p in config.pools]
+    names += sorted({r["pool"] for r in tapes if r["pool"] and r["pool"] not in names})
+    rows = []
+    for name in names:
+        mine = [r for r in tapes if r["pool"] == name]
+        try:
+            settings = config.pool(name)
+            retention, prefix = settings.retention_days, settings.label_prefix
+            blanks = sum(1 for r in tapes if r["status"] == BLANK and pool_accepts(config, name, r["barcode"]))
+        except ConfigError:  # tapes of a pool since removed from the configuration
+            retention, prefix, blanks = None, None, 0
+        row: dict[str, Any] = {"pool": name, "retention_days": retention, "label_prefix": prefix}
+        row["tapes"] = len(mine)
+        row["blank"] = blanks
+        for status in ("appendable", "full", "error", "retired", "expired"):
+            row[status] = sum(1 for r in mine if r["status"] == status)
+        row["bytes_written"] = sum(r["bytes_written"] or 0 for r in mine)
+        row["capacity"] = sum(r["capacity"] or 0 for r in mine)
+        row["free"] = sum(r["free"] or 0 for r in mine if r["status"] == VolumeStatus.APPENDABLE)
+        rows.append(row)
     return rows

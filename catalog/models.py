@@ -84,6 +84,8 @@ class VolumeStatus(StrEnum):
     APPENDABLE = "appendable"
     FULL = "full"
     ERROR = "error"
+    #: set by ``pytp tape retire``: never written or recycled, still read for restores
+    RETIRED = "retired"
     #: not stored: shown for a tape whose every job is past its retention
     EXPIRED = "expired"
 

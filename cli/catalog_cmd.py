@@ -192,43 +192,74 @@ def _show_job(app: App, job_id: int, fmt: str) -> None:
 
 
 @click.command()
+@click.argument("tape", required=False)
 @output_option
 @pass_app
-def tapes(app: App, fmt: str) -> None:
-    """Tape inventory: every known tape with its place, status, jobs and usage.
+def tapes(app: App, tape: str | None, fmt: str) -> None:
+    """Tape inventory: every tape with its place, pool, status, space, jobs and dates.
+
+    Blank cartridges in the libraries are listed too (from the changers'
+    inventories, nothing is loaded); a tape in no configured library is
+    ``outside``.  With TAPE (a label or barcode): its jobs and tape files.
 
     \b
-    Example:
+    Examples:
         pytp tapes --format csv
+        pytp tapes PYT001L9
     """
     from sqlmodel import Session
 
-    from pytp.catalog.inventory import tape_rows
+    from pytp.catalog.inventory import TAPE_FIELDS, tape_detail, tape_rows
 
     with Session(app.engine) as session:
-        rows = tape_rows(session, app.config)
-    if fmt == "table":
-        rows = [
-            {**r, "bytes_written": human_bytes(r["bytes_written"]), "capacity": human_bytes(r["capacity"])}
-            for r in rows
-        ]
-        columns = [
-            "label",
-            "barcode",
-            "location",
-            "status",
-            "pool",
-            "retention_end",
-            "jobs",
-            "files",
-            "bytes_written",
-            "capacity",
-            "last_written",
-            "note",
-        ]
-        emit(rows, fmt, columns, empty="No tapes in the catalog yet.")
-    else:
-        emit(rows, fmt)
+        if tape is not None:
+            detail = tape_detail(session, app.config, tape)
+        else:
+            rows = tape_rows(session, app.config)
+    if tape is not None:
+        _show_tape(detail, fmt)
+        return
+    if fmt != "table":
+        emit(rows, fmt, list(TAPE_FIELDS))
+        return
+    columns = ["label", "barcode", "location", "pool", "status", "used", "free", "jobs", "files", "last_written"]
+    columns += ["last_verified", "note"]
+    emit([_tape_cells(r) for r in rows], fmt, columns, empty="No tapes in the catalog or the libraries yet.")
+
+
+def _tape_cells(row: dict) -> dict:  # type: ignore[type-arg]
+    """A ``pytp tapes`` row as the table shows it: sizes for people, the status with its date or reason."""
+    status = row["status"]
+    if row.get("expired_at"):
+        status = f"expired {row['expired_at']}"
+    elif row.get("status_reason"):
+        status = f"error: {row['status_reason']}"
+    used = human_bytes(row["bytes_written"])
+    if row.get("used_pct") is not None:
+        used += f" ({row['used_pct']}%)"
+    free = f"{human_bytes(row['free'])} ({row['free_pct']}%)" if row.get("free") is not None else ""
+    return {**row, "status": status, "used": used, "free": free, "last_verified": row["last_verified"] or ""}
+
+
+def _show_tape(detail: dict, fmt: str) -> None:  # type: ignore[type-arg]
+    """``pytp tapes TAPE``: the tape's fields, its jobs, then its tape files."""
+    if fmt == "json":
+        emit([detail], fmt)
+        return
+    if fmt == "csv":
+        # One table per CSV: the tape files, which say the tape (label) on every row.
+        emit([{"label": detail["label"], **f} for f in detail["tape_file_list"]], fmt,
+             ["label", "file_number", "kind", "job", "source", "blocks", "bytes", "status"])
+        return
+    for key, value in detail.items():
+        if key not in ("job_list", "tape_file_list"):
+            click.echo(f"{key + ':':<15} {'' if value is None else value}")
+    click.echo("\nJobs:")
+    emit([{**j, "bytes": human_bytes(j["bytes"])} for j in detail["job_list"]], "table", empty="No jobs.")
+    click.echo("\nTape files:")
+    emit(
+        [{**f, "bytes": human_bytes(f["bytes"])} for f in detail["tape_file_list"]], "table", empty="No tape files."
+    )
 
 
 @click.command()

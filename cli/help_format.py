@@ -17,7 +17,7 @@ import click
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Jobs: back up, restore, verify, find", ("backup", "restore", "verify", "search", "versions", "ls-catalog",
                                               "jobs", "report")),
-    ("Tapes and libraries", ("tapes", "label", "list", "load", "unload", "move", "library")),
+    ("Tapes and libraries", ("tapes", "pools", "tape", "label", "list", "load", "unload", "move", "library")),
     ("Drive", ("drives", "status", "position", "goto", "rewind", "ff", "bb", "ls", "init", "retension", "clean")),
     ("Catalog administration", ("catalog", "db")),
     ("Other", ("config", "exit-codes")),

@@ -44,14 +44,18 @@ def _register() -> None:
         history_cmd,
         label_cmd,
         library_cmd,
+        pools_cmd,
         report_cmd,
         restore_cmd,
+        tape_admin_cmd,
         tape_cmd,
     )
 
     for module in (
         tape_cmd,
         library_cmd,
+        pools_cmd,
+        tape_admin_cmd,
         drives_cmd,
         label_cmd,
         backup_cmd,
