@@ -199,4 +199,49 @@ def add_virtual(
     click.echo(summary)
 
 
+@library.command(name="move-cartridge")
+@click.argument("barcode")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    help="The library to carry it to: a configured virtual library's name, or a virtual library directory.",
+)
+@library_option
+@pass_app
+def move_cartridge_command(app: App, barcode: str, to: str, library: str | None) -> None:
+    """Carry the virtual cartridge BARCODE from a slot of this library into an import/export slot of another.
+
+    What an operator does between two hosts' libraries sharing one catalog:
+    the cartridge lands in the first empty import/export slot of the other
+    library, whose host can then read it (`pytp move` puts it into a storage
+    slot).  Virtual libraries only.
+
+    \b
+    Example:
+        pytp library move-cartridge HQA001L9 --to hostb-lib
+    """
+    from pytp.catalog.errors import ConfigError
+    from pytp.tapeio.virtual_changer import move_cartridge
+
+    source = _virtual_path(app, library)
+    named = [lib for lib in app.config.libraries if lib.name == to]
+    destination = named[0].device_path if named and named[0].type == "virtual" else to
+    if not (Path(destination) / "library.json").is_file():
+        raise ConfigError(f"--to {to}: neither a virtual library of the configuration nor a virtual library directory.")
+    slot = move_cartridge(source, barcode, destination)
+    click.echo(f"Moved cartridge {barcode} to import/export slot {slot} of {to}.")
+
+
+def _virtual_path(app: App, library: str | None) -> str:
+    """The directory of the selected library, which must be virtual."""
+    from pytp.catalog.devices import select_library
+    from pytp.catalog.errors import ConfigError
+
+    config = select_library(app.config, library)
+    if config.type != "virtual":
+        raise ConfigError(f"Library {config.name} is not virtual: carry the cartridge over by hand.")
+    return config.device_path
+
+
 COMMANDS = [list_command, load, unload, move, library]

@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -414,3 +415,45 @@ class VirtualChanger(Changer):
             lib["slots"][str(source)] = None
             lib["slots"][str(destination)] = barcode
             self._save(lib)
+
+
+def move_cartridge(source_path: str | os.PathLike[str], barcode: str, destination_path: str | os.PathLike[str]) -> int:
+    """Move the virtual cartridge ``barcode`` from a slot of one virtual library into the
+    first empty import/export slot of another (an operator carrying a cartridge over).
+
+    Both libraries are locked, in path order so two opposite moves cannot deadlock.
+    The tape directory is renamed first, then the destination's inventory lists
+    it, then the source's forgets it: a crash in between leaves the cartridge
+    listed in both (the destination holds it), never in neither.
+
+    :returns: the destination import/export slot.
+    :raises ChangerError: the cartridge is in a drive or not in the source, the
+        destination has the barcode already or no empty import/export slot.
+    """
+    source, destination = VirtualChanger(source_path), VirtualChanger(destination_path)
+    if source.path.resolve() == destination.path.resolve():
+        raise ChangerError(f"Cartridge {barcode} is already in library {source.name}: use `pytp move` within it.")
+    first, second = sorted([source, destination], key=lambda c: str(c.path.resolve()))
+    with first._locked() as lib_first, second._locked() as lib_second:
+        src = source._settled(lib_first if first is source else lib_second)
+        dst = destination._settled(lib_second if first is source else lib_first)
+        slots = [number for number, held in src["slots"].items() if held == barcode]
+        if not slots:
+            where = "in a drive" if barcode in barcodes_in(source.path) else "not in it"
+            raise ChangerError(
+                f"Cartridge {barcode} of library {source.name} is {where}: only a cartridge in a slot can be moved"
+                + (" (unload it first)." if where == "in a drive" else ".")
+            )
+        if (destination.path / "tapes" / barcode).exists():
+            raise ChangerError(f"Library {destination.name} already has a tape {barcode}: barcodes must be unique.")
+        ie = sorted(int(n) for n in dst.get("import_export") or [])
+        free = [n for n in ie if dst["slots"].get(str(n)) is None]
+        if not free:
+            raise ChangerError(f"Library {destination.name} has no empty import/export slot: empty one first.")
+        (destination.path / "tapes").mkdir(exist_ok=True)
+        shutil.move(str(source.path / "tapes" / barcode), str(destination.path / "tapes" / barcode))
+        dst["slots"][str(free[0])] = barcode
+        destination._save(dst)
+        src["slots"][slots[0]] = None
+        source._save(src)
+    return free[0]

@@ -13,7 +13,7 @@ import pytest
 
 from tests.pgserver import postgres_server  # noqa: F401 - session fixture
 
-PRODUCT_VARS = ("PYTP_DEV", "PYTP_LIB", "PYTP_CONFIG", "PYTP_CATALOG_URL")
+PRODUCT_VARS = ("PYTP_DEV", "PYTP_LIB", "PYTP_CONFIG", "PYTP_CATALOG_URL", "PYTP_HOSTNAME")
 REPO = Path(__file__).resolve().parents[1]
 
 
