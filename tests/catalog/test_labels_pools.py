@@ -117,3 +117,29 @@ def test_expired_tape_is_recycled_only_when_nothing_else_is_left(site, source_tr
     third = site("backup", str(source_tree / "docs"), "--pool", "scratch").stdout
     assert "on tape PYT001L9" in third  # the first to expire was recycled
     assert tapes(site)["PYT001L9"]["jobs"] == 1
+
+
+def test_a_failed_label_write_gives_its_reservation_back(site) -> None:  # type: ignore[no-untyped-def]
+    """The volume row is reserved before the label is written (issue 9); a write that fails removes it."""
+    from pytp.tapeio.virtual_tape import configure_tape
+
+    configure_tape(site.library / "tapes" / "PYT001L9", write_errors=[(0, 0)])
+    result = site("label", "--slot", "1", expect=exitcodes.EXIT_DRIVE)
+    assert "Traceback" not in result.output
+    with Session(open_catalog(site.url)) as session:
+        assert session.exec(select(Volume)).all() == []
+    configure_tape(site.library / "tapes" / "PYT001L9", write_errors=[])
+    # The half-written tape needs --force, but the name is free again in the catalog.
+    relabelled = site("label", "--force", "--confirm", "PYT001L9")
+    assert "PYT001L9" in relabelled.stdout
+
+
+def test_a_barcode_another_library_has_is_refused_at_label(site) -> None:  # type: ignore[no-untyped-def]
+    """Two cartridges with one barcode in libraries sharing a catalog: caught at `pytp label`, not at 2 a.m."""
+    with Session(open_catalog(site.url)) as session:
+        session.add(Volume(label="THEIRS1", uuid="u-1", barcode="PYT002L9", pool="default", block_size=65536, library="other"))
+        session.commit()
+    result = site("label", "--slot", "2", expect=exitcodes.EXIT_WRONG_TAPE)
+    assert "Barcode PYT002L9 is already tape 'THEIRS1' of library other" in result.stderr
+    with Session(open_catalog(site.url)) as session:
+        assert [v.label for v in session.exec(select(Volume)).all()] == ["THEIRS1"]

@@ -129,3 +129,25 @@ def test_library_add_virtual_and_use_it(tmp_path: Path, sqlite_url: str, source_
     assert re.fullmatch(r"S[A-Z]{2}", prefix) and barcodes == [f"{prefix}001L9", f"{prefix}002L9"]
     assert f"on tape {prefix}001L9" in invoke(config, "backup", str(source_tree / "docs"), "-l", "small").stdout
     invoke(config, "library", "add-virtual", "small", expect=exitcodes.EXIT_CONFIG)
+
+
+def test_move_cartridge_carries_a_tape_into_another_librarys_import_export_slot(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    from pytp.tapeio.virtual_changer import create_virtual_library
+
+    config = write_library_config(tmp_path / "site", sqlite_url, drives=1)  # library "lib": PYT001L9..PYT004L9
+    other = create_virtual_library(tmp_path / "other", "other", drives=1, slots=2, tapes=0, import_export=1,
+                                   barcode_prefix="OTH")
+    assert "Moved cartridge PYT002L9 to import/export slot 3" in pytp(
+        config, "library", "move-cartridge", "PYT002L9", "--to", str(other)).stdout
+    assert "PYT002L9" not in barcodes(config, "lib")
+    assert (other / "tapes" / "PYT002L9" / "tape.json").is_file()
+    # The one import/export slot is full now; a tape in a drive must be unloaded first.
+    full = pytp(config, "library", "move-cartridge", "PYT003L9", "--to", str(other), expect=exitcodes.EXIT_CHANGER)
+    assert "has no empty import/export slot" in full.stderr
+    pytp(config, "load", "1")
+    loaded = pytp(config, "library", "move-cartridge", "PYT001L9", "--to", str(other), expect=exitcodes.EXIT_CHANGER)
+    assert "is in a drive" in loaded.stderr
+    nowhere = pytp(config, "library", "move-cartridge", "PYT003L9", "--to", "nosuch", expect=exitcodes.EXIT_CONFIG)
+    assert "neither a virtual library" in nowhere.stderr
