@@ -137,7 +137,9 @@ def test_a_failed_label_write_gives_its_reservation_back(site) -> None:  # type:
 def test_a_barcode_another_library_has_is_refused_at_label(site) -> None:  # type: ignore[no-untyped-def]
     """Two cartridges with one barcode in libraries sharing a catalog: caught at `pytp label`, not at 2 a.m."""
     with Session(open_catalog(site.url)) as session:
-        session.add(Volume(label="THEIRS1", uuid="u-1", barcode="PYT002L9", pool="default", block_size=65536, library="other"))
+        theirs = Volume(label="THEIRS1", uuid="u-1", barcode="PYT002L9", pool="default", block_size=65536)
+        theirs.library = "other"
+        session.add(theirs)
         session.commit()
     result = site("label", "--slot", "2", expect=exitcodes.EXIT_WRONG_TAPE)
     assert "Barcode PYT002L9 is already tape 'THEIRS1' of library other" in result.stderr
