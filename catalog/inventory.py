@@ -19,7 +19,6 @@ from .levels import DELETED
 from .models import Entry, Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id
 from .volumes import newest_snapshot_volume, retention_end, shown_status
 
-
 #: where a tape is that no configured library holds (vaults come with issue 11, part 1)
 OUTSIDE = "outside"
 #: the status of a cartridge in a library that the catalog does not know
@@ -197,9 +196,7 @@ def tape_detail(session: Session, config: Config, label: str) -> dict[str, Any]:
 
     :raises NotFound: no tape has that label (or barcode).
     """
-    volume = session.exec(
-        select(Volume).where((col(Volume.label) == label) | (col(Volume.barcode) == label))
-    ).first()
+    volume = session.exec(select(Volume).where((col(Volume.label) == label) | (col(Volume.barcode) == label))).first()
     if volume is None:
         raise NotFound(f"No tape labelled '{label}' in the catalog (see `pytp tapes`).")
     row = next(r for r in tape_rows(session, config) if r["label"] == volume.label)

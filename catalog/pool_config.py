@@ -53,9 +53,7 @@ def create_pool(config: Config, name: str, retention_days: int, label_prefix: st
     _save(config, data)
 
 
-def edit_pool(
-    config: Config, name: str, *, retention_days: int | None = None, label_prefix: str | None = None
-) -> None:
+def edit_pool(config: Config, name: str, *, retention_days: int | None = None, label_prefix: str | None = None) -> None:
     """Change the pool ``name`` in the configuration file; an empty ``label_prefix`` removes it.
 
     :raises ConfigError: no such pool, nothing to change, or an invalid result.
