@@ -9,11 +9,10 @@ relabelling makes everything on the tape unreachable.
 
 from __future__ import annotations
 
-import uuid as uuidlib
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from pytp.tapeio.changer import DriveElement
 from pytp.tapeio.drive import ensure_block_size
@@ -23,7 +22,7 @@ from pytp.tapeio.volume_label import VolumeLabel
 from .config import Config
 from .devices import Selection
 from .errors import ConfigError, WrongTape
-from .media import Media, open_media
+from .media import Media, made_up_label, open_media
 from .models import Volume
 from .volumes import pool_accepts, protection
 
@@ -92,7 +91,7 @@ def label_tape(
         except ForeignTape:
             foreign = True
         volume = session.exec(select(Volume).where(Volume.uuid == label.uuid)).first() if label else None
-        name = text or current_barcode or (label.label if label else None) or f"PYTP-{uuidlib.uuid4().hex[:8].upper()}"
+        name = text or current_barcode or (label.label if label else None) or made_up_label()
         target_pool = pool or (volume.pool if volume else None) or config.default_pool
         config.pool(target_pool)
         problem = _why_not(session, config, label, volume, foreign)
@@ -146,7 +145,10 @@ def label_barcodes(engine: Engine, config: Config, selection: Selection, pool: s
     if selection.library is None:
         raise ConfigError(f"Drive {selection.drive.name} is not in a library: --barcodes needs one.")
     with Session(engine) as session:
-        known = {v.barcode for v in session.exec(select(Volume)).all() if v.barcode}
+        # This library's tapes (and those from before libraries were recorded); another
+        # library's cartridge with the same barcode is reported when its label is tried.
+        ours = (Volume.library == selection.library.name) | (col(Volume.library).is_(None))
+        known = {v.barcode for v in session.exec(select(Volume).where(ours)).all() if v.barcode}
     from .devices import open_changer
 
     status = open_changer(selection.library).status()

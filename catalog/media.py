@@ -27,8 +27,16 @@ from .models import TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
 from .pool_choice import Candidate, pool_candidates
 from .volumes import LabelClash, mark_error, pool_accepts, protection, retention_end, write_volume_label
 
+#: how many made-up labels a blank without barcode tries before giving up
+GENERATED_LABEL_TRIES = 5
+
 #: every changer move of a job, for its log (``joblog.MoveRecorder``)
 MOVES = logging.getLogger("pytp.moves")
+
+
+def made_up_label() -> str:
+    """A label for a blank tape without barcode."""
+    return f"PYTP-{uuidlib.uuid4().hex[:8].upper()}"
 
 
 class NoTapeAvailable(WrongTape):
@@ -365,8 +373,15 @@ class Media:
         return None
 
     def _label_blank(self, session: Session, pool: str, barcode: str | None) -> Volume:
-        text = barcode or f"PYTP-{uuidlib.uuid4().hex[:8].upper()}"
-        return self.write_label(session, text=text, pool=pool, barcode=barcode)
+        if barcode:
+            return self.write_label(session, text=barcode, pool=pool, barcode=barcode)
+        # A made-up name that another host took first is simply made up again.
+        for _ in range(GENERATED_LABEL_TRIES - 1):
+            try:
+                return self.write_label(session, text=made_up_label(), pool=pool, barcode=None)
+            except LabelClash:
+                continue
+        return self.write_label(session, text=made_up_label(), pool=pool, barcode=None)
 
     def write_label(
         self, session: Session, *, text: str, pool: str, barcode: str | None, reuse: Volume | None = None

@@ -26,8 +26,6 @@ from sqlalchemy import create_engine, text
 
 from pytp.tapeio.virtual_changer import add_tape, create_virtual_library
 
-pytestmark = pytest.mark.postgres
-
 HOSTS = {"A": "hosta", "B": "hostb"}
 PYTP = [sys.executable, "-c", "from pytp.cli.main import main; main()"]
 
@@ -87,6 +85,33 @@ def _json(config: Path, host: str, *args: str) -> list[dict]:  # type: ignore[ty
     return json.loads(_run(config, host, *args, "--format", "json").stdout)
 
 
+def test_a_chain_is_per_host(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """B's incremental of a path only A backed up in full has no base: it is a full backup (issue 9)."""
+    from click.testing import CliRunner
+
+    from pytp.cli.main import cli
+    from tests.conftest import write_library_config
+
+    config = write_library_config(tmp_path / "site", sqlite_url)
+    source = tmp_path / "etc"
+    source.mkdir()
+    (source / "hostname").write_text("a\n")
+
+    def pytp(host: str, *args: str) -> str:
+        monkeypatch.setenv("PYTP_HOSTNAME", host)
+        result = CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    pytp("hosta", "backup", str(source))
+    assert "ok (full)" in pytp("hostb", "backup", "--incremental", str(source))  # no full of B's to compare with
+    assert "ok (incremental)" in pytp("hosta", "backup", "--incremental", str(source))
+    assert [j["host"] for j in json.loads(pytp("hostb", "jobs", "--format", "json"))] == ["hostb"]
+    hits = json.loads(pytp("hosta", "search", "hostname", "--format", "json"))
+    assert [h["host"] for h in hits] == ["hosta"]
+
+
+@pytest.mark.postgres
 def test_two_hosts_share_one_catalog(tmp_path: Path, postgres_server) -> None:  # type: ignore[no-untyped-def]
     url = postgres_server.new_database()
     configs = {h: _config(tmp_path / h, h, f"HQ{h}", url) for h in HOSTS}
