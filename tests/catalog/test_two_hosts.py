@@ -196,3 +196,31 @@ def test_two_hosts_share_one_catalog(tmp_path: Path, postgres_server) -> None:  
         _run(configs[h], h, "backup", str(source))
         newest = _json(configs[h], h, "jobs")[0]
         assert tape_of[other] not in newest["tapes"], newest
+
+
+def test_a_restore_puts_a_borrowed_cartridge_back(tmp_path: Path, sqlite_url: str) -> None:
+    """The next backup must not append to a tape a restore left in the drive (issue 9)."""
+    from click.testing import CliRunner
+
+    from pytp.cli.main import cli
+    from tests.conftest import write_library_config
+
+    config = write_library_config(tmp_path / "site", sqlite_url, drives=1)
+    source = tmp_path / "etc"
+    source.mkdir()
+    (source / "hostname").write_text("a\n")
+
+    def pytp(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    pytp("backup", str(source))
+    pytp("unload")
+    pytp("load", "2")  # another tape is in the drive when the restore starts
+    pytp("restore", str(tmp_path / "out"), "--match", "hostname")
+    assert (tmp_path / "out" / str(source / "hostname").lstrip("/")).read_text() == "a\n"
+    listing = json.loads(pytp("list", "--format", "json"))
+    drive = next(r for r in listing if r["element"].startswith("drive"))
+    assert drive["barcode"] == "PYT002L9"  # the tape found in the drive is back in it
+    assert next(r for r in listing if r["element"] == "slot 1")["barcode"] == "PYT001L9"
