@@ -49,11 +49,12 @@ def test_tape_from_another_pool_is_refused(run, source_tree: Path) -> None:
     assert "Job 2 ok" in r.stdout
     tapes = {t["label"]: t for t in json.loads(run("tapes", "--format", "json").stdout) if t["label"]}
     assert sorted(t["pool"] for t in tapes.values()) == ["default", "offsite"]
-    # Restoring from job 1 swaps its tape back into the drive through the changer.
+    # Restoring from job 1 swaps its tape into the drive through the changer, and
+    # afterwards puts the library back as it found it (issue 9): the offsite tape is loaded again.
     run("restore", str(source_tree.parent / "out"), "--job", "1", "-d", "d0")
     assert (source_tree.parent / "out" / str(source_tree).lstrip("/") / "docs" / "report.txt").exists()
     drive0 = json.loads(run("list", "--format", "json").stdout)[0]
-    assert drive0["barcode"] == [t for t in tapes.values() if t["pool"] == "default"][0]["barcode"]
+    assert drive0["barcode"] == [t for t in tapes.values() if t["pool"] == "offsite"][0]["barcode"]
 
 
 def test_full_tape_is_a_clear_error(tmp_path: Path, sqlite_url: str) -> None:
