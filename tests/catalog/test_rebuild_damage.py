@@ -58,7 +58,7 @@ class Site:
             self.database.with_name(self.database.name + suffix).unlink(missing_ok=True)
 
     def search(self) -> list[tuple]:
-        rows = json.loads(self.run("search", "/", "--all-versions", "--format", "json").stdout)
+        rows = json.loads(self.run("search", "/", "--all-versions", "--host", "all", "--format", "json").stdout)
         return sorted((r["path"], r["size"], r["tape"], r["tape_file"], r["offset"]) for r in rows)
 
     def entries(self) -> list[tuple]:
@@ -163,7 +163,8 @@ def test_a_zero_byte_tape_file_does_not_end_the_scan(tmp_path: Path, catalog_url
     result = site.run("catalog", "rebuild", "--all", "-d", "d0")
 
     assert "PYT001L9 file 3: empty tape file" in result.stdout
-    names = sorted(j["name"] for j in json.loads(site.run("jobs", "--format", "json").stdout))
+    # crafted tapes were written by host "crafted": --host all (issue 9)
+    names = sorted(j["name"] for j in json.loads(site.run("jobs", "--host", "all", "--format", "json").stdout))
     assert names == ["after", "before"]
     assert [r[0] for r in site.search()] == ["/data/a.txt", "/data/b.txt"]
     tapes = {t["label"]: t for t in json.loads(site.run("tapes", "--format", "json").stdout)}
@@ -172,7 +173,7 @@ def test_a_zero_byte_tape_file_does_not_end_the_scan(tmp_path: Path, catalog_url
     src = _tree(tmp_path / "src", "new")
     assert "PYT001L9" in site.run("backup", str(src), "--job", "new").stdout
     out = tmp_path / "out"
-    site.run("restore", str(out), "--match", "/data/b.txt")
+    site.run("restore", str(out), "--match", "/data/b.txt", "--host", "all")
     assert (out / "data" / "b.txt").read_text() == "second job\n"
 
 
@@ -259,7 +260,7 @@ def test_recovery_from_headers_spaces_over_data_instead_of_reading_it(tmp_path: 
     assert set(rows) == {"/data/small.txt", "/data/big.bin", "/" + long_name}
     assert all(r[1] is None for r in rows.values())
     out = tmp_path / "out"
-    site.run("restore", str(out), "--match", "/data/big.bin")
+    site.run("restore", str(out), "--match", "/data/big.bin", "--host", "all")
     assert (out / "data" / "big.bin").read_bytes() == big
 
 
@@ -284,7 +285,7 @@ def test_a_manifest_on_the_next_tape_takes_over_what_an_earlier_rebuild_recovere
         ("/data/b.txt", "spanned", "ok"),
     ]
     assert all(r[1] is not None for r in rows)
-    assert [j["name"] for j in json.loads(site.run("jobs", "--format", "json").stdout)] == ["spanned"]
+    assert [j["name"] for j in json.loads(site.run("jobs", "--host", "all", "--format", "json").stdout)] == ["spanned"]
 
 
 def test_recovery_skips_a_damaged_header_to_the_next_member(tmp_path: Path) -> None:
@@ -308,5 +309,5 @@ def test_recovery_skips_a_damaged_header_to_the_next_member(tmp_path: Path) -> N
     assert f"PYT001L9 file 1: no valid tar header at byte {damaged} (bad checksum); skipped to byte" in out
     assert sorted(r[0] for r in site.entries()) == ["/data/first.txt", "/data/last.txt"]
     target = tmp_path / "out"
-    site.run("restore", str(target), "--match", "/data/last.txt")
+    site.run("restore", str(target), "--match", "/data/last.txt", "--host", "all")
     assert (target / "data" / "last.txt").read_text() == "last\n"
