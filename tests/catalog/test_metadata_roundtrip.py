@@ -42,7 +42,7 @@ def _data_home() -> Path:
 
 
 def _tape_dir() -> Path:
-    tapes = json.loads(_pytp("tapes", "--format", "json").stdout)
+    tapes = [t for t in json.loads(_pytp("tapes", "--format", "json").stdout) if t["label"]]  # not the blanks
     return _data_home() / "libraries" / "vlib" / "tapes" / tapes[0]["barcode"]
 
 

@@ -14,7 +14,7 @@ from pytp.catalog.models import Job, JobStatus, TapeFileStatus, Volume, VolumeSt
 def test_the_stored_status_strings_are_unchanged() -> None:
     # Catalogs written before the enums hold exactly these strings (no migration).
     assert [s.value for s in JobStatus] == ["running", "ok", "partial", "failed"]
-    assert [s.value for s in VolumeStatus] == ["appendable", "full", "error", "expired"]
+    assert [s.value for s in VolumeStatus] == ["appendable", "full", "error", "retired", "expired"]
     assert [s.value for s in TapeFileStatus] == ["writing", "complete", "incomplete", "absent", "overwritten"]
     assert JobStatus.GOOD == ("ok", "partial") and "GOOD" not in JobStatus.__members__
     assert f"{JobStatus.PARTIAL}" == "partial" and str(VolumeStatus.FULL) == "full"

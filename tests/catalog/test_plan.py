@@ -31,7 +31,7 @@ def test_restore_from_three_tapes_loads_each_once_in_plan_order(tmp_path: Path, 
         (src / "other.txt").write_text("not wanted")
         run("backup", str(src), "--pool", pool, "-d", "d0")
         sources[pool] = src
-    tapes = {t["pool"]: t["label"] for t in json.loads(run("tapes", "--format", "json").stdout)}
+    tapes = {t["pool"]: t["label"] for t in json.loads(run("tapes", "--format", "json").stdout) if t["label"]}  # not the blanks
     assert len(set(tapes.values())) == 3
 
     plan = run("restore", str(tmp_path / "out"), "--match", "wanted-", "--plan", "-d", "d0").stdout.splitlines()
@@ -44,7 +44,9 @@ def test_restore_from_three_tapes_loads_each_once_in_plan_order(tmp_path: Path, 
     before = read_counters(tmp_path / "site" / "lib" / "drives" / "0")
     out = run("restore", str(tmp_path / "out"), "--match", "wanted-", "-d", "d0").stdout
     after = read_counters(tmp_path / "site" / "lib" / "drives" / "0")
-    assert after.loads - before.loads == 2
+    # Two loads for the two tapes not in the drive, one more to put back the tape
+    # the restore found there (a restore leaves the library as it found it).
+    assert after.loads - before.loads == 3
     assert f"from tape {', '.join(order)}" in out
     for pool, src in sources.items():
         restored = tmp_path / "out" / str(src).lstrip("/")

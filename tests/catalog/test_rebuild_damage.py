@@ -167,7 +167,7 @@ def test_a_zero_byte_tape_file_does_not_end_the_scan(tmp_path: Path, catalog_url
     names = sorted(j["name"] for j in json.loads(site.run("jobs", "--host", "all", "--format", "json").stdout))
     assert names == ["after", "before"]
     assert [r[0] for r in site.search()] == ["/data/a.txt", "/data/b.txt"]
-    tapes = {t["label"]: t for t in json.loads(site.run("tapes", "--format", "json").stdout)}
+    tapes = {t["label"]: t for t in json.loads(site.run("tapes", "--format", "json").stdout) if t["label"]}
     assert tapes["PYT001L9"]["tape_files"] == 6  # label, 2 + empty + 2: what end of data says
     # The catalog agrees with the tape, so the next backup appends to it.
     src = _tree(tmp_path / "src", "new")
