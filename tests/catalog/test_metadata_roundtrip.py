@@ -65,7 +65,7 @@ def rich_tree(tmp_path: Path) -> Path:
     """A 1 GiB sparse file with two small data regions, and a file and a
     directory with xattrs and ACLs."""
     src = tmp_path / "src"
-    (src / "shared").mkdir(parents=True)
+    (src / "team").mkdir(parents=True)
     make_sparse(src / "vm.img", GiB, {8192: b"boot sector" * 300, 900 << 20: b"journal" * 500})
     if os.stat(src / "vm.img").st_blocks * 512 >= GiB:
         pytest.skip(f"SKIPPED LOUDLY: the filesystem of {tmp_path} does not keep holes")
@@ -73,18 +73,18 @@ def rich_tree(tmp_path: Path) -> Path:
         pytest.skip(f"SKIPPED LOUDLY: the filesystem of {tmp_path} does not support user.* xattrs")
     if shutil.which("setfacl") is None or shutil.which("getfacl") is None:
         pytest.skip("SKIPPED LOUDLY: setfacl/getfacl not installed (Debian package acl)")
-    doc = src / "shared" / "plan.txt"
+    doc = src / "team" / "plan.txt"
     doc.write_text("the plan\n")
     os.setxattr(doc, "user.mime_type", b"text/plain")
     os.setxattr(doc, "user.checksum", bytes(range(256)))
     subprocess.run(["setfacl", "-m", "u:4242:rw,g:4343:r", str(doc)], check=True)
-    subprocess.run(["setfacl", "-d", "-m", "g:4343:rx", str(src / "shared")], check=True)
+    subprocess.run(["setfacl", "-d", "-m", "g:4343:rx", str(src / "team")], check=True)
     return src
 
 
 def test_backup_restore_verify_keep_xattrs_acls_and_holes(rich_tree: Path, tmp_path: Path) -> None:
     src = rich_tree
-    image, doc = src / "vm.img", src / "shared" / "plan.txt"
+    image, doc = src / "vm.img", src / "team" / "plan.txt"
     _pytp("config")  # the embedded default library, created before measuring
     before = _rchar()
     backup = _pytp("backup", str(src))
