@@ -124,6 +124,18 @@ class Volume(SQLModel, table=True):
     format_version: int = 1
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(False))
     last_written_at: datetime | None = Field(default=None, sa_column=_ts())
+    #: a copy tape (``pytp copy``) mirrors this tape: its tape file N is the
+    #: source's tape file N, byte for byte, so every catalog position holds on it
+    copy_of_id: int | None = Field(default=None, sa_column=Column(ForeignKey("volume.id"), nullable=True, index=True))
+    #: the named vault the tape was exported to (``pytp vault export``); None
+    #: while it is in a library (where exactly comes from the changer)
+    vault: str | None = None
+    vault_since: datetime | None = Field(default=None, sa_column=_ts())
+    #: the last verify of the whole tape (``pytp scrub``, or ``verify`` of every job on it)
+    last_verified_at: datetime | None = Field(default=None, sa_column=_ts())
+    #: "ok" or "failed"; details in ``last_verify_message``
+    last_verify_result: str | None = None
+    last_verify_message: str | None = Field(default=None, sa_type=Text)
 
 
 class Job(SQLModel, table=True):
@@ -171,6 +183,9 @@ class TapeFile(SQLModel, table=True):
     block_size: int
     blocks: int = Field(default=0, sa_type=BigInteger)
     total_bytes: int = Field(default=0, sa_type=BigInteger)
+    #: on a copy tape: the tape file this one is a block-exact copy of (same
+    #: file number on the source tape); its entries stay on the original row
+    copy_of_id: int | None = Field(default=None, sa_column=Column(ForeignKey("tape_file.id"), nullable=True, index=True))
 
 
 class Entry(SQLModel, table=True):
@@ -229,6 +244,45 @@ class EntryPart(SQLModel, table=True):
     #: where this part's bytes sit in the member's data
     data_start: int = Field(default=0, sa_type=BigInteger)
     data_size: int = Field(default=0, sa_type=BigInteger)
+
+
+class HealthReading(SQLModel, table=True):
+    """What a drive reported (TapeAlert flags, error counters) at one moment.
+
+    Taken before and after each job and by ``pytp drives``/``scrub``; tied to
+    the job and the tape in the drive, so trends per tape and per drive can be
+    read back (``scrub`` prefers tapes whose error counts grow).
+    """
+
+    __tablename__ = "health_reading"
+
+    id: int | None = Field(default=None, primary_key=True)
+    taken_at: datetime = Field(default_factory=utcnow, sa_column=_ts(False))
+    drive: str
+    #: "before" / "after" a job, "scrub", "drives" (a manual look) ...
+    phase: str
+    job_id: int | None = Field(default=None, sa_column=Column(ForeignKey("job.id"), nullable=True, index=True))
+    volume_id: int | None = Field(default=None, sa_column=Column(ForeignKey("volume.id"), nullable=True, index=True))
+    #: comma-separated TapeAlert flag numbers set, "" for none; None: not available
+    tapealert: str | None = None
+    read_errors: int | None = Field(default=None, sa_type=BigInteger)
+    write_errors: int | None = Field(default=None, sa_type=BigInteger)
+    #: why no reading could be taken (e.g. the drive rejects LOG SENSE)
+    unavailable: str | None = Field(default=None, sa_type=Text)
+
+
+class CleaningCartridge(SQLModel, table=True):
+    """A cleaning cartridge (barcode ``CLN…``): never labelled, its uses counted."""
+
+    __tablename__ = "cleaning_cartridge"
+
+    id: int | None = Field(default=None, primary_key=True)
+    barcode: str = Field(unique=True, index=True)
+    uses: int = 0
+    #: uses the cartridge is good for (LTO universal cleaning cartridges: 50)
+    max_uses: int = 50
+    last_used_at: datetime | None = Field(default=None, sa_column=_ts())
+    last_drive: str | None = None
 
 
 class JobProblem(SQLModel, table=True):

@@ -38,7 +38,7 @@ from .models import TapeFile, TapeFileStatus, Volume, utcnow
 
 SNAPSHOT_VERSION = 1
 #: parents before children, so foreign keys hold while importing
-TABLES = ("volume", "job", "tape_file", "entry", "entry_part", "job_problem")
+TABLES = ("volume", "job", "tape_file", "entry", "entry_part", "job_problem", "health_reading", "cleaning_cartridge")
 
 
 def _encode(value: Any) -> Any:
