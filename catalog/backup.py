@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
 from types import FrameType
 from typing import NoReturn
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
 
 from pytp.tapeio.errors import BufferAborted, EndOfMedium, TapeIOError
 
@@ -35,7 +35,8 @@ from .devices import Selection
 from .errors import CatalogError, SourceError, TapeFull
 from .manifest_writer import Spool, manifest_lines, place_manifest
 from .media import Media, open_media
-from .models import path_text
+from .models import Job, JobStatus, path_text
+from .progress import Progress as ProgressEvents
 from .tape_change import TapeChange
 
 __all__ = ["BackupOptions", "BackupResult", "Progress", "normalise_sources", "run_backup"]
@@ -67,7 +68,7 @@ def run_backup(
     config: Config,
     selection: Selection,
     options: BackupOptions,
-    progress: Callable[[Progress], None] | None = None,
+    progress: ProgressEvents | None = None,
 ) -> BackupResult:
     """Back up ``options.sources`` to a tape of the pool, recording everything.
 
@@ -75,7 +76,8 @@ def run_backup(
     :param config: the effective configuration.
     :param selection: the drive (and library) to write with.
     :param options: sources and job options.
-    :param progress: called now and then with the running totals.
+    :param progress: the listener of the job's progress (``catalog/progress.py``); its
+        totals are the previous good job of the same sources and level (no pre-walk).
     :raises SourceError: a source is missing (nothing written).
     :raises TapeFull: the tape filled up; the job is marked failed.
     :raises WrongTape: no usable tape, or the tape disagrees with the catalog.
@@ -89,6 +91,8 @@ def run_backup(
     # The drive is taken before the job row exists: a busy drive leaves no job behind.
     with open_media(config, selection) as media:
         record = JobRecord.create(engine, options, sources, pool, media.block_size)
+        if reporter.active:
+            reporter.events.start("backup", *previous_totals(engine, record.job))
         with EntrySink(engine, record.job_id, reporter.member) as sink:
             tapes = TapeChange(record, media, sink, pool, options.ask_for_tape)
             out = SourceWriter(record, sink, media, tapes, options, reporter)
@@ -100,12 +104,39 @@ def run_backup(
                     with Spool(manifest_lines(engine, record.job_id)) as spool:
                         place_manifest(record, media, spool, tapes.change_tape, final=True)
                     record.close(sink)
+                    reporter.events.done()
             except BaseException as err:
+                reporter.events.done()
                 translated = _fail(err, record, sink, media)
                 if translated is err:
                     raise
                 raise translated from err
     return _result(record, sink, out, time.monotonic() - started)
+
+
+def previous_totals(engine: Engine, job: Job) -> tuple[int | None, int | None]:
+    """Files and bytes of the newest good job of the same sources, level, host and name.
+
+    The progress display's ETA: walking the sources twice would double the
+    cost of a job of millions of files, and the last run of the same job is a
+    good guess.  ``(None, None)`` without one: the display then shows no ETA.
+    """
+    with Session(engine) as session:
+        query = (
+            select(Job)
+            .where(
+                Job.sources == job.sources,
+                Job.level == job.level,
+                Job.host == job.host,
+                Job.name == job.name if job.name is not None else col(Job.name).is_(None),
+                col(Job.status).in_([JobStatus.OK, JobStatus.PARTIAL]),
+                Job.id != job.id,
+            )
+            .order_by(col(Job.id).desc())
+            .limit(1)
+        )
+        previous = session.exec(query).first()
+    return (previous.files, previous.total_bytes) if previous is not None else (None, None)
 
 
 def _check_options(options: BackupOptions) -> None:

@@ -25,10 +25,12 @@ from pytp.tapeio.tarformat import END_OF_ARCHIVE
 from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord, Seen
 
 from .backup_job import EntrySink, JobRecord
-from .backup_options import BackupOptions, Progress
+from .backup_options import BackupOptions
 from .levels import Reference, has_changed
 from .media import Media
 from .models import TapeFile, path_text
+from .progress import NULL
+from .progress import Progress as ProgressEvents
 from .spanning import SpanningSink
 from .staging import RecordSpool, Staged, StagingArea, stage_source
 from .tape_change import EndOfTape, NextTape, TapeChange
@@ -37,30 +39,42 @@ Select = Callable[[bytes, os.stat_result], bool]
 
 
 class ProgressReporter:
-    """Running totals, passed to the caller's callback at most once a second."""
+    """Passes the job's progress to its listener (``catalog/progress.py``), cheaply.
 
-    def __init__(self, callback: Callable[[Progress], None] | None) -> None:
-        self.callback = callback
-        self.progress = Progress()
+    A member costs one call and two additions; the path is decoded only for a
+    listener that shows paths (``--verbose``), and the buffer's fill (a lock)
+    is sampled at most every :data:`FILL_SAMPLE_SECONDS`.
+    """
+
+    def __init__(self, events: ProgressEvents | None) -> None:
+        self.events: ProgressEvents = events if events is not None else NULL
+        self.active = events is not None and events is not NULL
+        self.paths = self.active and self.events.wants_paths
         self.writer: DriveWriter | None = None
-        self._last = 0.0
+        self._sampled = 0.0
 
     def member(self, record: MemberRecord) -> None:
-        self.progress.files += 1
-        self.report()
+        if self.active:
+            # The archive's bytes arrive through bytes(): a member adds none of its own.
+            self.events.file(path_text(record.path) if self.paths else "", 0)
 
     def bytes(self, n: int) -> None:
-        self.progress.bytes += n
-        self.report()
+        if self.active:
+            self.events.bytes(n)
+            writer = self.writer
+            if writer is not None:
+                now = time.monotonic()
+                if now - self._sampled >= FILL_SAMPLE_SECONDS:
+                    self._sampled = now
+                    stats = writer.stats()
+                    self.events.buffer_fill(stats.fill / stats.capacity if stats.capacity else 0.0)
 
     def report(self, force: bool = False) -> None:
-        if self.callback is None:
-            return
-        now = time.monotonic()
-        if force or now - self._last >= 1.0:
-            self._last = now
-            self.progress.buffer = self.writer.stats() if self.writer else None
-            self.callback(self.progress)
+        """A source ended: nothing to do (the listener redraws on its own clock)."""
+
+
+#: how often the memory buffer's fill is read for the progress display
+FILL_SAMPLE_SECONDS = 0.25
 
 
 @dataclass
@@ -98,7 +112,6 @@ class SourceWriter:
         block_size = self.media.block_size
         first = self.record.start_tape_file(self.media.drive, "data", source)
         self.sink.tape_file_id = first.id  # type: ignore[assignment]
-        self.progress.progress.source = path_text(source)
 
         def end_of_tape(resume: Resume, part: int) -> NextTape:
             # The typed hand-off: the writer side says where the tape ended, the job side loads the next.
