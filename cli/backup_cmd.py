@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import TYPE_CHECKING
 
@@ -9,11 +10,12 @@ import click
 
 from pytp.tapeio.exitcodes import EXIT_SUCCESS, EXIT_WARNING
 
-from .app import App, human_bytes, pass_app, warn
+from .app import App, emit, human_bytes, pass_app, warn
 from .job_run import job_options
+from .progress_display import make_progress, progress_options
 
 if TYPE_CHECKING:
-    from pytp.catalog.backup_options import BackupResult, Progress
+    from pytp.catalog.backup_options import BackupResult, BackupOptions
 
 
 @click.command()
@@ -75,7 +77,8 @@ if TYPE_CHECKING:
     type=click.IntRange(0, 100),
     help="Accepted for compatibility; ignored.",
 )
-@click.option("--progress/--no-progress", default=None, help="Show progress (default: when stderr is a terminal).")
+@click.option("--dry-run", is_flag=True, help="Show what would be stored and on which tape; write nothing.")
+@progress_options
 @job_options
 @pass_app
 def backup(
@@ -98,7 +101,10 @@ def backup(
     memory_buffer_percent: int | None,
     double_buffer: bool,
     low_water_mark: int | None,
-    progress: bool | None,
+    dry_run: bool,
+    quiet: bool,
+    verbose: bool,
+    show_progress: bool | None,
     fmt: str,
     log_file: str | None,
 ) -> None:
@@ -132,18 +138,12 @@ def backup(
         buffer_bytes=max(1 << 20, int(buffer_gib * (1 << 30))),
         start_percent=memory_buffer_percent if memory_buffer_percent is not None else config.buffer.start_percent,
     )
-    show = progress if progress is not None else sys.stderr.isatty()
-    report = None
-    if show:
-
-        def report(p: Progress) -> None:
-            fill = f", buffer {p.buffer.fill_percent:.0f}%" if p.buffer else ""
-            click.echo(f"\r  {p.files} files, {human_bytes(p.bytes)}{fill}   ", nl=False, err=True)
-
+    if dry_run:
+        _dry_run(app, options, drive, library, fmt, verbose)
+        return
+    report = make_progress(quiet, verbose, show_progress)
     with job_run(app, "backup", fmt, log_file) as run:
         result = run_backup(app.engine, config, app.select(drive, library), options, progress=report)
-        if show:
-            click.echo("", err=True)
         run.log_jobs.append(result.job_id)
         run.done(
             result.status,
@@ -183,6 +183,51 @@ def _print_result(result: BackupResult) -> None:
         )
     if result.problems:
         click.echo(f"{len(result.problems)} path(s) were not backed up; see the warnings above.")
+
+
+def _dry_run(
+    app: App, options: BackupOptions, drive: str | None, library: str | None, fmt: str, verbose: bool
+) -> None:
+    """``--dry-run``: what would be stored and on which tape (``catalog/dry_run.py``); nothing is written."""
+    from dataclasses import asdict
+
+    from pytp.catalog.dry_run import dry_run_backup
+
+    report = dry_run_backup(app.engine, app.config, app.select(drive, library), options, list_paths=verbose)
+    if fmt != "table":
+        data = {
+            "dry_run": True,
+            "pool": report.pool,
+            "level": report.level,
+            "files": report.files,
+            "bytes": report.bytes,
+            "archive_bytes": report.archive_bytes,
+            "tape": asdict(report.tape),
+            "sources": [asdict(s) if verbose else {k: v for k, v in asdict(s).items() if k != "paths"}
+                        for s in report.sources],
+            "notes": report.notes,
+            "problems": [{"path": p, "message": m} for p, m in report.problems],
+        }
+        if fmt == "json":
+            click.echo(json.dumps(data, indent=2))
+        else:
+            rows = [{k: v for k, v in asdict(s).items() if k != "paths"} for s in report.sources]
+            emit(rows, "csv")
+        return
+    click.echo(f"Dry run: nothing was written. A {report.level} backup to pool '{report.pool}' would store:")
+    for source in report.sources:
+        click.echo(
+            f"  {source.source} ({source.level}): {source.files} files, {source.directories} directories"
+            + (f", {source.other} other" if source.other else "")
+            + f", {human_bytes(source.bytes)} (about {human_bytes(source.archive_bytes)} on tape)"
+        )
+        for path in source.paths:
+            click.echo(f"    {path}")
+    click.echo(f"Tape: {report.tape.message}")
+    for note in report.notes:
+        click.echo(f"Note: {note}", err=True)
+    for path, message in report.problems:
+        warn(f"{path}: {message}")
 
 
 def _ask_operator(request: str) -> bool:
