@@ -19,7 +19,7 @@ from .levels import DELETED
 from .models import Entry, Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id
 from .volumes import newest_snapshot_volume, retention_end, shown_status
 
-#: where a tape is that no configured library holds (vaults come with issue 11, part 1)
+#: where a tape is that no configured library holds and no vault records (``pytp vault``)
 OUTSIDE = "outside"
 #: the status of a cartridge in a library that the catalog does not know
 BLANK = "blank"
@@ -148,7 +148,8 @@ def tape_rows(session: Session, config: Config, now: datetime | None = None) -> 
             {
                 "label": volume.label,
                 "barcode": volume.barcode,
-                "location": str(location) if location else OUTSIDE,
+                # An exported tape no library holds is in its vault (``pytp vault export``).
+                "location": str(location) if location else (f"vault {volume.vault}" if volume.vault else OUTSIDE),
                 "library": location.library if location else None,
                 "slot": location.slot if location else None,
                 "drive": location.drive if location else None,

@@ -36,6 +36,7 @@ from pytp.tapeio.tarwriter import member_name
 from .config import Config
 from .devices import Selection
 from .errors import CatalogError, NotFound, RestoreRefused, VerifyFailed, WrongTape
+from .health_log import HealthWatch
 from .inventory import locate_barcodes
 from .media import open_media
 from .models import Entry, EntryPart, Volume, row_id
@@ -317,15 +318,20 @@ def run_restore(
         check_target(target, entries, options.overwrite)
         plan = _plan(session, config, selection, entries)
         if plan.missing and selection.library is not None:
-            names = ", ".join(f"{v.label} (barcode {v.barcode or '-'})" for v in plan.missing)
+            # An exported tape says which vault to fetch it from (``pytp vault``).
+            names = ", ".join(
+                f"{v.label} (barcode {v.barcode or '-'}" + (f", in vault {v.vault})" if v.vault else ")")
+                for v in plan.missing
+            )
             raise WrongTape(
                 f"The restore needs tapes that are not in library {selection.library.name}: {names}. "
-                "Insert them and run the restore again."
+                "Insert them and run the restore again"
+                + (" (`pytp vault import` takes them from the import/export slots)." if any(v.vault for v in plan.missing) else ".")
             )
         extraction = GuardedExtraction(target, options.overwrite, options.allow_special)
         splits: dict[int, _SplitMember] = {}
         try:
-            with open_media(config, selection, borrow=True) as media:
+            with open_media(config, selection, borrow=True) as media, HealthWatch(engine, media):
                 members = {t.volume.id: sum(len(f.items) for f in t.files) for t in plan.tapes}
 
                 def mounting(volume: Volume) -> None:

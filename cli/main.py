@@ -39,6 +39,7 @@ def _register() -> None:
         catalog_admin_cmd,
         catalog_cmd,
         config_cmd,
+        copy_cmd,
         db_cmd,
         drives_cmd,
         history_cmd,
@@ -49,6 +50,7 @@ def _register() -> None:
         restore_cmd,
         tape_admin_cmd,
         tape_cmd,
+        vault_cmd,
     )
 
     for module in (
@@ -56,10 +58,12 @@ def _register() -> None:
         library_cmd,
         pools_cmd,
         tape_admin_cmd,
+        vault_cmd,
         drives_cmd,
         label_cmd,
         backup_cmd,
         restore_cmd,
+        copy_cmd,
         catalog_cmd,
         history_cmd,
         report_cmd,

@@ -99,6 +99,16 @@ def home_slot(status: ChangerStatus, drive: int, library: str = "the library") -
     return empty[0]
 
 
+def free_mail_slot(status: ChangerStatus) -> int | None:
+    """The first empty import/export (mail) slot, or None when every one is full (or there is none)."""
+    return next((s.number for s in status.slots if s.import_export and not s.full), None)
+
+
+def free_storage_slot(status: ChangerStatus) -> int | None:
+    """The first empty storage slot (never a mail slot), or None when the library is full."""
+    return next((s.number for s in status.slots if not s.import_export and not s.full), None)
+
+
 @runtime_checkable
 class Changer(Protocol):
     """A tape library robot.  Implementations: ``mtx.MtxChanger``, ``virtual_changer.VirtualChanger``.
@@ -158,6 +168,34 @@ class Changer(Protocol):
         self.return_to_home(drive, status)
         self.load(place.number, drive)
         return place.number
+
+    def export_media(self, barcode: str, status: ChangerStatus | None = None) -> int:
+        """Move the cartridge ``barcode`` from a storage slot into the first empty mail slot.
+
+        Proxmox Backup Server's ``MediaChange::export_media`` does the same; a
+        tape in a drive must be returned to a slot first (the caller holds
+        that drive's lock, so no job is using it).  A cartridge already in a
+        mail slot stays where it is (an export cut short by a crash, run again).
+
+        :returns: the mail slot the operator takes it from.
+        :raises ChangerError: it is not in a slot of this library, or no mail slot is empty.
+        """
+        status = status or self.status()
+        place = status.find_barcode(barcode)
+        if isinstance(place, StorageElement) and place.import_export:
+            return place.number
+        # Checked first, so a caller may ask before it unloads a drive: no mail slot, nothing moves.
+        target = free_mail_slot(status)
+        if target is None:
+            raise ChangerError(
+                f"Library {self.name} has no empty import/export slot for {barcode}: "
+                "empty the mail slots (or run `pytp vault import`) and export again."
+            )
+        if not isinstance(place, StorageElement):
+            where = f"in drive element {place.index}" if place is not None else "not in it"
+            raise ChangerError(f"Cartridge {barcode} of library {self.name} is {where}: only a tape in a slot moves.")
+        self.transfer(place.number, target)
+        return target
 
     def clean(self, drive: int) -> tuple[str, int]:
         """Clean ``drive``: load a cleaning cartridge (``CLN…``), then put it back into its slot.

@@ -457,3 +457,52 @@ def move_cartridge(source_path: str | os.PathLike[str], barcode: str, destinatio
         src["slots"][slots[0]] = None
         source._save(src)
     return free[0]
+
+
+def take_out(library_path: str | os.PathLike[str], slot: int) -> str:
+    """An operator taking the cartridge out of import/export ``slot`` (to carry it to a vault).
+
+    The tape's directory stays under ``tapes/`` but no slot lists it: it is
+    outside the library until :func:`put_in` inserts it again.
+
+    :returns: its barcode.
+    :raises ChangerError: ``slot`` is not an import/export slot, or it is empty.
+    """
+    changer = VirtualChanger(library_path)
+    with changer._locked() as lib:
+        lib = changer._settled(lib)
+        changer._check_slot(lib, slot)
+        if slot not in (lib.get("import_export") or []):
+            raise ChangerError(f"Slot {slot} of library {changer.name} is not an import/export slot.")
+        barcode = lib["slots"][str(slot)]
+        if barcode is None:
+            raise ChangerError(f"Import/export slot {slot} of library {changer.name} is empty.")
+        lib["slots"][str(slot)] = None
+        changer._save(lib)
+    return str(barcode)
+
+
+def put_in(library_path: str | os.PathLike[str], barcode: str) -> int:
+    """An operator inserting the cartridge ``barcode`` (outside the library, see :func:`take_out`)
+    into the first empty import/export slot.
+
+    :returns: that slot.
+    :raises ChangerError: no such tape outside the library, or every mail slot is full.
+    """
+    changer = VirtualChanger(library_path)
+    with changer._locked() as lib:
+        lib = changer._settled(lib)
+        if not (changer.path / "tapes" / barcode).is_dir():
+            raise ChangerError(f"Library {changer.name} has no tape {barcode} (create one with add_tape).")
+        if barcode in lib["slots"].values() or any(
+            changer._barcode(t) == barcode
+            for t in (loaded_tape(changer.path / rel) for rel in lib["drives"])
+            if t is not None
+        ):
+            raise ChangerError(f"Cartridge {barcode} is already in library {changer.name}.")
+        free = [n for n in sorted(lib.get("import_export") or []) if lib["slots"].get(str(n)) is None]
+        if not free:
+            raise ChangerError(f"Library {changer.name} has no empty import/export slot: empty one first.")
+        lib["slots"][str(free[0])] = barcode
+        changer._save(lib)
+    return int(free[0])
