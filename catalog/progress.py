@@ -38,12 +38,15 @@ class Progress(Protocol):
     #: decodes paths for :meth:`file` only then.
     wants_paths: bool
 
-    def start(self, what: str, total_files: int | None = None, total_bytes: int | None = None) -> None:
+    def start(
+        self, what: str, total_files: int | None = None, total_bytes: int | None = None, unit: str = "files"
+    ) -> None:
         """A (new phase of an) operation begins.
 
         :param what: a few words: ``"backup"``, ``"verify VHH001L9"``.
         :param total_files: files expected, or ``None`` when unknown.
         :param total_bytes: bytes expected, or ``None`` when unknown.
+        :param unit: what :meth:`file` counts, for the display (``"tapes"`` for a rebuild).
         """
 
     def file(self, path: str, size: int) -> None:
@@ -71,7 +74,9 @@ class NullProgress:
 
     wants_paths = False
 
-    def start(self, what: str, total_files: int | None = None, total_bytes: int | None = None) -> None:
+    def start(
+        self, what: str, total_files: int | None = None, total_bytes: int | None = None, unit: str = "files"
+    ) -> None:
         pass
 
     def file(self, path: str, size: int) -> None:
@@ -97,10 +102,11 @@ NULL: Progress = NullProgress()
 class ProgressTotals:
     """Running totals of one operation: the state a display draws from."""
 
-    __slots__ = ("what", "total_files", "total_bytes", "files", "bytes", "fill", "last_path")
+    __slots__ = ("what", "unit", "total_files", "total_bytes", "files", "bytes", "fill", "last_path")
 
     def __init__(self) -> None:
         self.what = ""
+        self.unit = "files"
         self.total_files: int | None = None
         self.total_bytes: int | None = None
         self.files = 0
@@ -124,9 +130,11 @@ class CountingProgress:
         self.phases: list[str] = []
         self.finished = 0
 
-    def start(self, what: str, total_files: int | None = None, total_bytes: int | None = None) -> None:
+    def start(
+        self, what: str, total_files: int | None = None, total_bytes: int | None = None, unit: str = "files"
+    ) -> None:
         t = self.totals
-        t.what, t.total_files, t.total_bytes = what, total_files, total_bytes
+        t.what, t.unit, t.total_files, t.total_bytes = what, unit, total_files, total_bytes
         t.files = t.bytes = 0
         t.fill = None
         self.phases.append(what)

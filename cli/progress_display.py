@@ -97,9 +97,11 @@ class TerminalProgress(CountingProgress):
         self.redraws = 0
 
     # events --------------------------------------------------------------
-    def start(self, what: str, total_files: int | None = None, total_bytes: int | None = None) -> None:
+    def start(
+        self, what: str, total_files: int | None = None, total_bytes: int | None = None, unit: str = "files"
+    ) -> None:
         self.started = self.clock()
-        super().start(what, total_files, total_bytes)
+        super().start(what, total_files, total_bytes, unit)
 
     def file(self, path: str, size: int) -> None:
         if path:
@@ -129,7 +131,7 @@ class TerminalProgress(CountingProgress):
         t = self.totals
         elapsed = max(now - self.started, 1e-9)
         rate = t.bytes / elapsed
-        parts = [f"{t.what}: {_count(t.files, t.total_files)} files", _bytes_of(t.bytes, t.total_bytes)]
+        parts = [f"{t.what}: {_count(t.files, t.total_files)} {t.unit}", _bytes_of(t.bytes, t.total_bytes)]
         parts.append(f"{rate / 1e6:.1f} MB/s")
         if t.fill is not None:
             parts.append(f"buffer {100.0 * t.fill:.0f}%")
