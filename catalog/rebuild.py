@@ -23,7 +23,7 @@ Disaster recovery must not stop at the first bad tape (issue 8, defect 3):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +42,8 @@ from .errors import CatalogError, NotFound
 from .manifest import ReadManifest
 from .media import Media, open_media
 from .models import Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id, utcnow
+from .progress import NULL
+from .progress import Progress as ProgressEvents
 from .rebuild_import import (
     GONE,
     ImportCounts,
@@ -464,7 +466,7 @@ def rebuild(
     *,
     tape: str | None = None,
     all_tapes: bool = False,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressEvents | None = None,
 ) -> RebuildReport:
     """Recreate volumes, jobs, tape files and entries from tapes.
 
@@ -473,13 +475,16 @@ def rebuild(
     :param all_tapes: every cartridge in the library: the slots, this drive
         and the other drives (each read in place while no one else uses it).
     :returns: what was added, and every problem by tape, tape file and line.
+    :param progress: the listener (``catalog/progress.py``): a note per tape, tapes counted.
     :raises NotFound: the tape is not in the library or drive.
     """
     report = RebuildReport()
+    events = progress if progress is not None else NULL
     with open_media(config, selection) as media:
+        events.start("rebuild", None, None, unit="tapes")
         for place, barcode, where in _places(config, media, tape, all_tapes, report):
-            if progress:
-                progress(f"reading tape {barcode or '(in drive)'} in {where}")
+            events.note(f"reading tape {barcode or '(in drive)'} in {where}")
+            events.file("", 0)
             try:
                 _read_tape(engine, place, barcode, where, tape if not all_tapes else None, report)
             except NotFound:
@@ -493,6 +498,7 @@ def rebuild(
         _second_pass(engine, report)
         _recover_unclaimed(engine, media, report)
         _settle_volumes(engine, report)
+        events.done()
     return report
 
 

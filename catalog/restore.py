@@ -42,6 +42,8 @@ from .media import open_media
 from .models import Entry, EntryPart, Volume, row_id
 from .parts import load_parts
 from .plan import FilePlan, Item, RestorePlan, build_plan
+from .progress import NULL
+from .progress import Progress as ProgressEvents
 from .search import Found, find, find_exact, resolve_as_of
 from .tape_reading import TapeFileAccess, feed_bytes, read_tape_files
 
@@ -292,9 +294,12 @@ def run_restore(
     config: Config,
     selection: Selection,
     options: RestoreOptions,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressEvents | None = None,
 ) -> RestoreResult:
     """Restore the selected files into ``options.target``, following its plan.
+
+    :param progress: the listener of the restore's progress (``catalog/progress.py``):
+        the total is the selected files and their sizes.
 
     Every intact member is restored even when others are damaged, unreadable
     or refused; those are all named in the error raised at the end.
@@ -333,18 +338,18 @@ def run_restore(
         try:
             with open_media(config, selection, borrow=True) as media, HealthWatch(engine, media):
                 members = {t.volume.id: sum(len(f.items) for f in t.files) for t in plan.tapes}
+                events = progress if progress is not None else NULL
+                events.start("restore", len(entries), sum(f.entry.size for f in entries if f.entry.kind == "file"))
 
                 def mounting(volume: Volume) -> None:
-                    if progress:
-                        progress(f"tape {volume.label}: {members[volume.id]} member(s)")
+                    events.note(f"tape {volume.label}: {members[volume.id]} member(s)")
 
                 wanted = [(t.volume, f.tape_file, f) for t in plan.tapes for f in t.files]
                 for file_plan, access in read_tape_files(media, session, wanted, on_mount=mounting):
-                    if progress:
-                        progress(f"tape {access.volume.label} file {access.file_number}")
-                    _restore_file(access, file_plan, extraction, splits)
+                    _restore_file(access, file_plan, extraction, splits, events)
                 for split in splits.values():
                     split.finish()
+                events.done()
                 loads = media.loads
             extraction.finish()
         except BaseException:
@@ -379,15 +384,22 @@ def run_restore(
 
 
 def _restore_file(
-    access: TapeFileAccess, file_plan: FilePlan, extraction: GuardedExtraction, splits: dict[int, _SplitMember]
+    access: TapeFileAccess,
+    file_plan: FilePlan,
+    extraction: GuardedExtraction,
+    splits: dict[int, _SplitMember],
+    events: ProgressEvents = NULL,
 ) -> None:
     """Extract the planned members of one tape file, going on after damage.
 
     After an unreadable block the head's place is unknown, so the next member
     is reached again from the start of the tape file by spacing.
     """
+    paths = events.wants_paths
     for item in file_plan.items:
         entry = item.entry
+        if item.part is None or item.part.part == 1:  # a member cut across tapes counts once
+            events.file(entry.path_text if paths else "", entry.size if entry.kind == "file" else 0)
         try:
             reader = access.at(item.offset)
             if item.part is not None:
