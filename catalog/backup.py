@@ -33,6 +33,7 @@ from .backup_stream import ProgressReporter, SourceWriter, make_stream
 from .config import Config
 from .devices import Selection
 from .errors import CatalogError, SourceError, TapeFull
+from .health_log import HealthWatch
 from .manifest_writer import Spool, manifest_lines, place_manifest
 from .media import Media, open_media
 from .models import Job, JobStatus, path_text
@@ -89,8 +90,9 @@ def run_backup(
     started = time.monotonic()
     reporter = ProgressReporter(progress)
     # The drive is taken before the job row exists: a busy drive leaves no job behind.
-    with open_media(config, selection) as media:
+    with open_media(config, selection) as media, HealthWatch(engine, media) as health:
         record = JobRecord.create(engine, options, sources, pool, media.block_size)
+        health.job_ids.append(record.job_id)
         if reporter.active:
             reporter.events.start("backup", *previous_totals(engine, record.job))
         with EntrySink(engine, record.job_id, reporter.member) as sink:

@@ -49,6 +49,8 @@ class JobSummary:
     :param exit_code: what the command exits with (``pytp exit-codes``).
     :param job_id: the backup job (None for restore and verify).
     :param details: fields of this kind of job only (level, target, ...).
+    :param health: the drive's health around the job (``health_log.summarise``): TapeAlert
+        flags raised, error counter growth, cleaning; None when no reading was taken.
     """
 
     kind: str
@@ -66,6 +68,7 @@ class JobSummary:
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     host: str = field(default_factory=host_name)
+    health: dict[str, Any] | None = None
 
     @property
     def seconds(self) -> float:
@@ -86,6 +89,7 @@ class JobSummary:
             "bytes": self.bytes,
             "tapes": list(self.tapes),
             **self.details,
+            "health": self.health,
             "problems": [{"path": p, "message": m} for p, m in self.problems],
             "notes": list(self.notes),
             "tape_moves": list(self.tape_moves),
@@ -107,6 +111,10 @@ class JobSummary:
                 lines += [f"  {key}: " + " ".join(f"{k}={v}" for k, v in item.items()) for item in value]
             elif value not in (None, [], ""):
                 lines.append(f"  {key}: {', '.join(map(str, value)) if isinstance(value, list) else value}")
+        if self.health is not None:
+            from .health_log import health_text
+
+            lines.append(f"  health: {health_text(self.health)}")
         if self.error:
             lines.append(f"  error: {self.error}")
         lines += _bounded("problem", [f"{p}: {m}" for p, m in self.problems])

@@ -25,10 +25,11 @@ from pytp.tapeio.tarwriter import member_name, walk
 from .config import Config
 from .devices import Selection
 from .errors import CatalogError, NotFound
+from .health_log import JOB_PHASES, HealthWatch
 from .integrity import check_offsets
 from .levels import DELETED
 from .media import Media, open_media
-from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, row_id
+from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id, utcnow
 from .parts import Piece, load_parts, read_split_member
 from .search import find
 from .tape_reading import feed_bytes, read_tape_files
@@ -140,9 +141,14 @@ def verify_tape(
     job_id: int | None = None,
     tape: str | None = None,
     progress: Callable[[str], None] | None = None,
+    phases: tuple[str, str] = JOB_PHASES,
 ) -> VerifyReport:
     """Read back the data of a job (default: the newest good one) or a tape and
     compare every member with the catalog.
+
+    Health readings are taken before and after (``health_log.HealthWatch``,
+    with ``phases``); a tape whose every good job was read gets its
+    ``last_verified_*`` recorded (:func:`record_verification`).
 
     :raises NotFound: there is nothing to verify.
     """
@@ -151,7 +157,9 @@ def verify_tape(
     with Session(engine, expire_on_commit=False) as session:
         rows = _tape_files(session, job_id, tape)
         report.jobs = sorted({row_id(job) for _, _, job in rows})
-        with open_media(config, selection, borrow=True) as media:
+        whole_tapes = _whole_tapes(session, rows)
+        with open_media(config, selection, borrow=True) as media, HealthWatch(engine, media, phases) as health:
+            health.job_ids.extend(report.jobs)
             wanted = [(volume, tape_file, tape_file) for tape_file, volume, _ in rows]
             for tape_file, access in read_tape_files(media, session, wanted, on_mount=_listed_in(report)):
                 label = access.volume.label
@@ -182,7 +190,67 @@ def verify_tape(
                     where = f"tape file {part_file.file_number} of {volume.label}"
                     check_offsets([(entry.path_text, part.offset)], where)
                 _check_split(media, session, entry, pieces, report)
+    record_verification(engine, whole_tapes, report)
     return report
+
+
+def _whole_tapes(session: Session, rows: list[tuple[TapeFile, Volume, Job]]) -> list[int]:
+    """The tapes of ``rows`` whose every complete data tape file of a good job is among them."""
+    chosen: dict[int, set[int]] = {}
+    for tape_file, volume, _ in rows:
+        chosen.setdefault(row_id(volume), set()).add(row_id(tape_file))
+    whole = []
+    for volume_id, ids in chosen.items():
+        on_tape = session.exec(
+            select(TapeFile.id)
+            .join(Job, col(Job.id) == TapeFile.job_id)
+            .where(
+                TapeFile.volume_id == volume_id,
+                TapeFile.kind == "data",
+                TapeFile.status == TapeFileStatus.COMPLETE,
+                col(Job.status).in_(JobStatus.GOOD),
+            )
+        ).all()
+        if set(on_tape) <= ids:
+            whole.append(volume_id)
+    return whole
+
+
+#: the start of the ``status_reason`` of a tape ``pytp scrub`` set aside (``scrub.py``)
+SCRUB_FAILED = "scrub failed"
+
+
+def record_verification(engine: Engine, volume_ids: list[int], report: VerifyReport) -> None:
+    """Record on each tape of ``volume_ids`` (read whole) when it was verified and the result.
+
+    A tape a failed scrub set aside (status ``error``, reason starting with
+    :data:`SCRUB_FAILED`) that now verifies clean becomes ``full``: readable
+    again, but no new job is appended to a tape that once failed.
+    """
+    if not volume_ids:
+        return
+    if report.ok:
+        result, message = "ok", f"{report.checked} member(s) checked, every xxh3 matched"
+    else:
+        path, what = report.problems[0]
+        result = "failed"
+        message = f"{len(report.problems)} problem(s); the first: {path}: {what}"
+    with Session(engine) as session:
+        for volume_id in volume_ids:
+            volume = session.get(Volume, volume_id)
+            if volume is None:
+                continue
+            volume.last_verified_at = utcnow()
+            volume.last_verify_result = result
+            volume.last_verify_message = message
+            if (
+                report.ok
+                and volume.status == VolumeStatus.ERROR
+                and (volume.status_reason or "").startswith(SCRUB_FAILED)
+            ):
+                volume.status, volume.status_reason = VolumeStatus.FULL, None
+            session.add(volume)
+        session.commit()
 
 
 @dataclass

@@ -57,6 +57,7 @@ class JobRun:
     """
 
     def __init__(self, app: App, kind: str, fmt: str, log_file: str | None) -> None:
+        from pytp.catalog.health_log import HealthRecorder
         from pytp.catalog.joblog import MoveRecorder
         from pytp.catalog.models import utcnow
 
@@ -69,6 +70,8 @@ class JobRun:
         #: catalog jobs whose log this run is added to (a backup's own job, the jobs a verify read)
         self.log_jobs: list[int] = []
         self.moves = MoveRecorder()
+        #: the drive's health around the job (``health_log.HealthWatch`` reports here)
+        self.health = HealthRecorder()
 
     @property
     def table(self) -> bool:
@@ -79,6 +82,9 @@ class JobRun:
         from pytp.catalog.joblog import JobSummary
         from pytp.catalog.models import utcnow
 
+        # Critical TapeAlert flags and cleaning go into the job log as notes.
+        fields["notes"] = [*fields.get("notes", []), *self.health.notes]
+        fields.setdefault("health", self.health.last())
         self.summary = JobSummary(
             kind=self.kind,
             status=status,
@@ -132,10 +138,25 @@ class JobRun:
         trouble = run_hook(notify, data) if notify is not None else None
         if trouble:
             warn(trouble)
+        if self.table and summary.health is not None:
+            _print_health(summary.health)
         if self.fmt == "json":
             click.echo(json.dumps(data, indent=2, default=str))
         elif self.fmt == "csv":
             emit([{key: _csv_cell(value) for key, value in data.items()}], "csv")
+
+
+def _print_health(health: dict[str, Any]) -> None:
+    """The drive's health for people, when there is something to say (flags, errors, cleaning, no answer)."""
+    from pytp.catalog.health_log import health_text
+
+    if not health["available"]:
+        click.echo(f"Note: {health_text(health)}", err=True)
+        return
+    grew = any((counts or {}).get(k) for counts in (health["read_errors"], health["write_errors"])
+               for k in ("corrected", "uncorrected"))
+    if health["tapealert"] or grew or health.get("cleaning"):
+        click.echo(f"Drive health: {health_text(health)}")
 
 
 def _csv_cell(value: Any) -> Any:
@@ -144,6 +165,8 @@ def _csv_cell(value: Any) -> Any:
         return "; ".join(
             ":".join(str(v) for v in item.values()) if isinstance(item, dict) else str(item) for item in value
         )
+    if isinstance(value, dict):  # the health: one cell of JSON
+        return json.dumps(value, default=str)
     return value
 
 
@@ -152,7 +175,7 @@ def job_run(app: App, kind: str, fmt: str, log_file: str | None) -> Iterator[Job
     """Run the block as a job of ``kind``: report its summary however it ends, then let its exit code through."""
     run = JobRun(app, kind, fmt, log_file)
     try:
-        with run.moves:
+        with run.moves, run.health:
             yield run
     except click.exceptions.Exit:
         # The command's own exit code (partial, verify failed): its summary is set.
