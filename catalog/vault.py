@@ -18,8 +18,14 @@ from datetime import datetime, timezone
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from pytp.tapeio.changer import Changer, ChangerStatus, DriveElement, free_mail_slot, free_storage_slot
-from pytp.tapeio.changer import is_cleaning_barcode
+from pytp.tapeio.changer import (
+    Changer,
+    ChangerStatus,
+    DriveElement,
+    free_mail_slot,
+    free_storage_slot,
+    is_cleaning_barcode,
+)
 from pytp.tapeio.errors import ChangerError, DriveBusy, ForeignTape, TapeIOError
 from pytp.tapeio.exitcodes import EXIT_USAGE
 
@@ -172,7 +178,9 @@ def _export_one(
         )
     job = _running_job(session, volume)
     if job is not None:
-        raise DriveBusy(f"Tape {volume.label} is being written by running job {job.id}: export it when the job is done.")
+        raise DriveBusy(
+            f"Tape {volume.label} is being written by running job {job.id}: export it when the job is done."
+        )
     found = _locate(config, volume.barcode, library)
     if found is None:
         where = whereabouts(volume) if volume.vault else "in no configured library"
@@ -229,7 +237,8 @@ UNREADABLE = "unreadable"
 class Imported:
     """One cartridge taken from a mail slot into a storage slot, and what it is."""
 
-    mail_slot: int
+    #: None for a tape found in a storage slot while the catalog has it in a vault
+    mail_slot: int | None
     slot: int
     barcode: str | None
     result: str
@@ -239,13 +248,15 @@ class Imported:
     note: str | None = None
 
 
-def import_tapes(engine: Engine, config: Config, selection: Selection, *, now: datetime | None = None) -> Iterator[Imported]:
+def import_tapes(engine: Engine, config: Config, selection: Selection) -> Iterator[Imported]:
     """Take every cartridge from the library's mail slots into storage slots and identify it.
 
     Each cartridge (but a cleaning one) is loaded into the selected drive,
     its label read, and put back into its new slot; the drive's own tape is
     loaded again at the end.  A tape the catalog knows, whose label agrees
-    with its barcode, is recorded as back in the library.
+    with its barcode, is recorded as back in the library.  Tapes the catalog
+    has in a vault that sit in a storage slot (an import cut short, or put
+    straight into a slot) are identified the same way.
 
     :param selection: the drive to read labels with, in the library to import into.
     :returns: one :class:`Imported` per cartridge, as each is done.
@@ -256,8 +267,14 @@ def import_tapes(engine: Engine, config: Config, selection: Selection, *, now: d
     if selection.library is None or selection.element is None:
         raise ConfigError(f"Drive {selection.drive.name} is not in a library: `pytp vault import` needs one.")
     library = selection.library
-    mail = [s for s in open_changer(library).status().slots if s.import_export and s.full]
-    if not mail:
+    status = open_changer(library).status()
+    mail = [s for s in status.slots if s.import_export and s.full]
+    with Session(engine) as session:
+        away = {v.barcode for v in session.exec(select(Volume).where(col(Volume.vault).is_not(None))).all()}
+    # A tape the catalog has in a vault but the library holds in a storage slot: an import
+    # killed between the move and the label read, or an operator who put it straight into a slot.
+    strays = [s for s in status.slots if s.full and not s.import_export and s.barcode in away]
+    if not mail and not strays:
         return
     with open_media(config, selection, borrow=True) as media, Session(engine, expire_on_commit=False) as session:
         assert media.changer is not None
@@ -276,11 +293,16 @@ def import_tapes(engine: Engine, config: Config, selection: Selection, *, now: d
             if is_cleaning_barcode(element.barcode):
                 yield Imported(element.number, target, element.barcode, CLEANING, note="cleaning cartridge")
                 continue
-            yield _identify(session, media, element.number, target, element.barcode, library.name, now or utcnow())
+            yield _identify(session, media, element.number, target, element.barcode, library.name)
+        for element in strays:
+            yield _identify(session, media, None, element.number, element.barcode, library.name)
 
 
 def _read(media: Media, slot: int) -> tuple[str, object]:
-    """Load ``slot``, read its label and return the tape to ``slot``: (``ok``/``foreign``/``unreadable``, label or why)."""
+    """Load ``slot``, read its label, return the tape to ``slot``.
+
+    :returns: (``ok``, the label or None for a blank), or (``foreign``/``unreadable``, why).
+    """
     try:
         media.load(slot)
         try:
@@ -294,7 +316,7 @@ def _read(media: Media, slot: int) -> tuple[str, object]:
 
 
 def _identify(
-    session: Session, media: Media, mail_slot: int, slot: int, barcode: str | None, library: str, now: datetime
+    session: Session, media: Media, mail_slot: int | None, slot: int, barcode: str | None, library: str
 ) -> Imported:
     """What the cartridge now in ``slot`` is; a known tape whose label agrees with its barcode is recorded as back."""
     outcome, value = _read(media, slot)
@@ -332,9 +354,13 @@ def _identify(
         )
     volume = session.exec(select(Volume).where(Volume.uuid == label.uuid)).first()
     if volume is None:
-        note = f"labelled '{label.label}' by pytp, but not in this catalog: `pytp catalog rebuild --tape {barcode or label.label}` adds its jobs"
+        note = (
+            f"labelled '{label.label}' by pytp, but not in this catalog: "
+            f"`pytp catalog rebuild --tape {barcode or label.label}` adds its jobs"
+        )
         if by_barcode is not None:
-            return result(MISMATCH, label.label, by_barcode.vault, note + f"; the catalog knows barcode {barcode} as tape {by_barcode.label}")
+            note += f"; the catalog knows barcode {barcode} as tape {by_barcode.label}"
+            return result(MISMATCH, label.label, by_barcode.vault, note)
         return result(UNKNOWN, label.label, note=note)
     if volume.barcode and barcode and volume.barcode != barcode:
         return result(
@@ -355,7 +381,8 @@ def _identify(
     session.commit()
     if came_from is None:
         return result(KNOWN, volume.label, note="known tape, not recorded in a vault")
-    return result(BACK, volume.label, came_from, f"back from vault {came_from}" + (f" (since {iso(since)})" if since else ""))
+    note = f"back from vault {came_from}" + (f" (since {iso(since)})" if since else "")
+    return result(BACK, volume.label, came_from, note)
 
 
 # ------------------------------------------------------------------ list

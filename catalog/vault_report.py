@@ -61,9 +61,7 @@ def job_copies(session: Session) -> dict[int, tuple[int, set[int]]]:
         for r in (
             _Row(row_id(tf), tf.job_id, tf.volume_id, tf.copy_of_id, tf.status)
             for tf in session.exec(
-                select(TapeFile).where(
-                    col(TapeFile.status).in_((TapeFileStatus.COMPLETE, TapeFileStatus.OVERWRITTEN))
-                )
+                select(TapeFile).where(col(TapeFile.status).in_((TapeFileStatus.COMPLETE, TapeFileStatus.OVERWRITTEN)))
             ).all()
         )
     }
@@ -84,7 +82,9 @@ def job_copies(session: Session) -> dict[int, tuple[int, set[int]]]:
     return result
 
 
-def vault_report(session: Session, config: Config, copies: int = 2, now: datetime | None = None) -> list[dict[str, Any]]:
+def vault_report(
+    session: Session, config: Config, copies: int = 2, now: datetime | None = None
+) -> list[dict[str, Any]]:
     """The rows of ``pytp vault report`` (``REPORT_FIELDS``).
 
     Only good jobs whose data is still kept count (a job whose every tape

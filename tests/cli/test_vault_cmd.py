@@ -110,9 +110,8 @@ def test_export_of_a_tape_in_a_slot_csv_and_idempotent_after_a_cut(tmp_path: Pat
     config, library = _site(tmp_path, sqlite_url)
     invoke(config, "label", "--barcode", "PYT002L9")
     invoke(config, "unload")
-    rows = list(
-        csv.DictReader(io.StringIO(invoke(config, "vault", "export", "PYT002L9", "--to", "bank", "--format", "csv").stdout))
-    )
+    exported = invoke(config, "vault", "export", "PYT002L9", "--to", "bank", "--format", "csv").stdout
+    rows = list(csv.DictReader(io.StringIO(exported)))
     assert rows[0]["mail_slot"] == str(MAIL) and rows[0]["unloaded_from"] == "" and rows[0]["vault"] == "bank"
     # Run again (say the first run was killed after the move): the tape is found in the mail slot.
     again = json.loads(invoke(config, "vault", "export", "PYT002L9", "--to", "bank", "--format", "json").stdout)
@@ -237,6 +236,16 @@ def test_import_distrusts_a_label_written_for_another_barcode(tmp_path: Path, sq
     assert "written for barcode PYT001L9" in found["note"] and "not trusted" in found["note"]
     rows = json.loads(invoke(config, "vault", "list", "--format", "json").stdout)
     assert [(r["label"], r["vault"]) for r in rows] == [("PYT001L9", "offsite-A")]  # still in its vault
+
+
+def test_import_finds_an_exported_tape_put_straight_into_a_storage_slot(tmp_path: Path, sqlite_url: str) -> None:
+    config, library = _site(tmp_path, sqlite_url)
+    invoke(config, "label", "--barcode", "PYT001L9")
+    invoke(config, "vault", "export", "PYT001L9", "--to", "offsite-A")
+    invoke(config, "move", str(MAIL), "5")  # or an import killed between its move and the label read
+    (found,) = _import(config)
+    assert (found["mail_slot"], found["slot"], found["result"], found["vault"]) == (None, 5, "back", "offsite-A")
+    assert invoke(config, "vault", "list").stdout.strip() == "No tape is in a vault."
 
 
 def test_import_stops_when_no_storage_slot_is_free(tmp_path: Path, sqlite_url: str) -> None:
