@@ -324,6 +324,12 @@ class Media:
                 f"Tape '{volume.label}' in drive {name} belongs to pool '{volume.pool}', this job writes "
                 f"to pool '{pool}'. Load a tape of pool '{pool}', or use --pool {volume.pool}."
             )
+        elif volume.copy_of_id is not None:
+            # A copy mirrors its source file by file: a job appended to it would take a file number the copy needs.
+            problem = (
+                f"Tape '{volume.label}' in drive {name} is a copy tape (`pytp copy`); backups do not append "
+                f"to copies. Load another tape of pool '{pool}'."
+            )
         elif volume.status != VolumeStatus.APPENDABLE:
             problem = f"Tape '{volume.label}' in drive {name} is {volume.status}. Load another tape of pool '{pool}'."
         if problem:
@@ -384,7 +390,14 @@ class Media:
         return self.write_label(session, text=made_up_label(), pool=pool, barcode=None)
 
     def write_label(
-        self, session: Session, *, text: str, pool: str, barcode: str | None, reuse: Volume | None = None
+        self,
+        session: Session,
+        *,
+        text: str,
+        pool: str,
+        barcode: str | None,
+        reuse: Volume | None = None,
+        copy_of: Volume | None = None,
     ) -> Volume:
         """Label the tape in the drive (``volumes.write_volume_label``) in this drive's library."""
         ensure_block_size(self.drive, self.block_size)
@@ -398,6 +411,7 @@ class Media:
             barcode=barcode,
             library=self.selection.library.name if self.selection.library else None,
             reuse=reuse,
+            copy_of=copy_of,
         )
 
     def check_barcode(self, label: VolumeLabel) -> None:

@@ -59,6 +59,10 @@ class RestorePlan:
     block_size: int
     members: int
     planning: PlanningConfig
+    #: copy tapes read instead of their original (``copy_read``): copy volume id -> original's label
+    copy_of: dict[int, str] = field(default_factory=dict)
+    #: where to fetch originals (and their copies) that no library holds
+    fetch: list[str] = field(default_factory=list)
 
     @property
     def blocks(self) -> int:
@@ -88,13 +92,18 @@ class RestorePlan:
             f"{self.bytes_to_read / 1e6:.1f} MB to read, about {self.seconds / 60:.1f} min."
         ]
         for number, tape in enumerate(self.tapes, start=1):
-            lines.append(f"{number}. tape {tape.volume.label} (barcode {tape.volume.barcode or '-'}, {tape.location})")
+            original = self.copy_of.get(row_id(tape.volume))
+            copy = f", copy of {original}, which is not in the library" if original else ""
+            lines.append(
+                f"{number}. tape {tape.volume.label} (barcode {tape.volume.barcode or '-'}, {tape.location}{copy})"
+            )
             for fp in tape.files:
                 ranges = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in fp.reads)
                 number_ = fp.tape_file.file_number
                 lines.append(f"   file {number_}: {len(fp.items)} member(s), blocks {ranges} ({fp.blocks} blocks)")
         for volume in self.missing:
             lines.append(f"missing: insert tape {volume.label} (barcode {volume.barcode or '-'}) into the library")
+        lines += [f"missing: {line}" for line in self.fetch]
         return lines
 
 

@@ -52,7 +52,12 @@ def pool_candidates(
     :param now: the time retention is measured against.
     """
     stored = [s for s in slots if s.full and not s.import_export]
-    ours = [(volumes[s.barcode], s.number) for s in stored if s.barcode in volumes and volumes[s.barcode].pool == pool]
+    # Copy tapes (``pytp copy``) are never appended to nor recycled by a backup: they mirror their source.
+    ours = [
+        (volumes[s.barcode], s.number)
+        for s in stored
+        if s.barcode in volumes and volumes[s.barcode].pool == pool and volumes[s.barcode].copy_of_id is None
+    ]
     appendable = sorted(
         ((v, n) for v, n in ours if v.status == VolumeStatus.APPENDABLE),
         key=lambda vn: vn[0].last_written_at or vn[0].created_at,

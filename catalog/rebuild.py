@@ -310,6 +310,9 @@ def _read_tape(
         problem(0, f"the label was written for barcode {label.barcode}, the library reads {barcode}: tape not read")
         return
     ensure_block_size(media.drive, label.block_size)
+    if label.copy_of_uuid:
+        _read_copy_tape(engine, media, label, barcode, name, report)
+        return
     scan = scan_tape(media.drive, label.block_size)
     for finding in scan.findings:
         if finding.problem:
@@ -339,6 +342,25 @@ def _read_tape(
         problem(file, f"and {count} more bad line(s), not listed")
     if not scan.reached_end:
         problem(None, "end of data not reached: the tape is marked 'error' so that no backup appends to it")
+    report.tapes.append(label.label)
+
+
+def _read_copy_tape(
+    engine: Engine, media: Media, label: VolumeLabel, barcode: str | None, name: str, report: RebuildReport
+) -> None:
+    """A copy tape (``pytp copy``) is recorded as a copy of its source, never imported as a second original."""
+    from .copy_rebuild import import_copy_tape
+
+    library = media.selection.library.name if media.selection.library else None
+    with Session(engine) as session:
+        try:
+            note = import_copy_tape(session, media.drive, label, barcode, library)
+            session.commit()
+        except (CatalogError, TapeIOError) as err:
+            session.rollback()
+            report.problems.append(RebuildProblem(name, 0, None, str(err)))
+            return
+    report.notes.append(f"{name}: {note}")
     report.tapes.append(label.label)
 
 

@@ -37,6 +37,7 @@ from .config import Config
 from .devices import Selection
 from .errors import CatalogError, NotFound, RestoreRefused, VerifyFailed, WrongTape
 from .health_log import HealthWatch
+from .copy_read import use_copies
 from .inventory import locate_barcodes
 from .media import open_media
 from .models import Entry, EntryPart, Volume, row_id
@@ -286,7 +287,11 @@ def _plan(session: Session, config: Config, selection: Selection, entries: list[
     if selection.library is not None and selection.element is not None:
         name = selection.drive.name
         loaded = next((b for b, where in locations.items() if where.drive == name), None)
-    return build_plan(entries, parts, locations, loaded, selection.drive.block_size, config.planning)
+    # An original that is away (a vault, not in the library) is read from a copy that is here.
+    entries, parts, copies = use_copies(session, entries, parts, locations, loaded, bool(config.libraries))
+    plan = build_plan(entries, parts, locations, loaded, selection.drive.block_size, config.planning)
+    plan.copy_of, plan.fetch = copies.copy_of, copies.fetch
+    return plan
 
 
 def run_restore(
@@ -332,6 +337,7 @@ def run_restore(
                 f"The restore needs tapes that are not in library {selection.library.name}: {names}. "
                 "Insert them and run the restore again"
                 + (" (`pytp vault import` takes them from the import/export slots)." if any(v.vault for v in plan.missing) else ".")
+                + "".join(f" {line[0].upper()}{line[1:]}." for line in plan.fetch)
             )
         extraction = GuardedExtraction(target, options.overwrite, options.allow_special)
         splits: dict[int, _SplitMember] = {}

@@ -180,8 +180,12 @@ def write_volume_label(
     barcode: str | None,
     library: str | None,
     reuse: Volume | None = None,
+    copy_of: Volume | None = None,
 ) -> Volume:
     """Write a new label at the start of the tape and record the volume.
+
+    :param copy_of: the tape this one will mirror (``pytp copy``): the label
+        names it, and the volume row points to it (``copy_of_id``).
 
     :param reuse: the catalog's volume for this tape when it is relabelled: its
         row is kept (history stays readable) and its old tape files are marked
@@ -201,6 +205,8 @@ def write_volume_label(
         block_size=block_size,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         barcode=barcode,
+        copy_of_uuid=copy_of.uuid if copy_of is not None else None,
+        copy_of_label=copy_of.label if copy_of is not None else None,
     )
     volume = reuse or _reserve(session, text, label.uuid, pool, block_size, barcode, library)
     try:
@@ -230,6 +236,7 @@ def write_volume_label(
     volume.retention_days = config.pool(pool).retention_days
     volume.created_at = utcnow()
     volume.last_written_at = None
+    volume.copy_of_id = copy_of.id if copy_of is not None else None
     session.add(volume)
     session.commit()
     return volume

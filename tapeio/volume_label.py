@@ -26,9 +26,18 @@ class VolumeLabel:
     created: str
     barcode: str | None = None
     format_version: int = FORMAT_VERSION
+    #: on a copy tape (``pytp copy``): the uuid and label of the tape it mirrors.
+    #: Optional keys: labels without them read as before, and a reader that
+    #: does not know them ignores them (``from_json`` takes known keys only).
+    copy_of_uuid: str | None = None
+    copy_of_label: str | None = None
 
     def to_json(self) -> bytes:
-        return (json.dumps({"pytp_volume_label": asdict(self)}, indent=1, sort_keys=True) + "\n").encode()
+        fields = asdict(self)
+        for key in ("copy_of_uuid", "copy_of_label"):
+            if fields[key] is None:
+                del fields[key]  # an ordinary tape's label stays as it always was
+        return (json.dumps({"pytp_volume_label": fields}, indent=1, sort_keys=True) + "\n").encode()
 
     @classmethod
     def from_json(cls, payload: bytes) -> VolumeLabel:

@@ -1,0 +1,129 @@
+"""What ``pytp copy`` copies: per source tape, the tape files its mirror needs (issue 11, part 1).
+
+A copy tape mirrors one source tape file by file (``copy.py``), so it can only
+grow in file-number order: to hold the last tape file a selected job needs, it
+must hold every tape file before it, other jobs' included.  This module turns
+``--job``/``--tape`` into that list, and refuses what cannot be mirrored: a
+tape file that is not complete (a failed job's cut file, a write interrupted)
+stops the copy of its tape, because the copy would otherwise number its files
+differently from the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, col, select
+
+from .errors import CatalogError, NotFound
+from .models import Job, JobStatus, TapeFile, TapeFileStatus, Volume, row_id
+
+
+class CopyRefused(CatalogError):
+    """The copy cannot be made as asked."""
+
+
+@dataclass
+class SourceTape:
+    """One source tape and the tape files (1..``last``) its mirror must hold.
+
+    :param files: the source's complete tape files 1..``last``, in order.
+    :param jobs: the selected jobs with data on this tape.
+    :param other_jobs: jobs that are not selected but whose tape files lie
+        before ``last``: copied too, to keep the numbering.
+    """
+
+    volume: Volume
+    files: list[TapeFile] = field(default_factory=list)
+    jobs: list[int] = field(default_factory=list)
+    other_jobs: list[int] = field(default_factory=list)
+
+    @property
+    def last(self) -> int:
+        return self.files[-1].file_number if self.files else 0
+
+
+def select_sources(session: Session, job_ids: list[int], tapes: list[str]) -> list[SourceTape]:
+    """The source tapes of ``job_ids`` and ``tapes``, each with the tape files to mirror.
+
+    :raises NotFound: a job or tape is not in the catalog, or holds nothing to copy.
+    :raises CopyRefused: a job did not finish, a tape is itself a copy, or a
+        tape file up to the last one needed is not complete.
+    """
+    wanted: dict[int, int] = {}  # volume id -> last file number needed
+    selected_jobs: dict[int, set[int]] = {}
+    volumes: dict[int, Volume] = {}
+    for job_id in job_ids:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"No job {job_id} in the catalog (see `pytp jobs`).")
+        if job.status not in JobStatus.GOOD:
+            raise CopyRefused(f"Job {job_id} is {job.status}: only finished jobs (ok, partial) are copied.")
+        rows = session.exec(
+            select(TapeFile, Volume)
+            .join(Volume, col(Volume.id) == TapeFile.volume_id)
+            .where(TapeFile.job_id == job_id, TapeFile.status == TapeFileStatus.COMPLETE)
+        ).all()
+        if not rows:
+            raise NotFound(f"Job {job_id} has no complete tape file on any tape: nothing to copy.")
+        for tape_file, volume in rows:
+            vid = row_id(volume)
+            volumes[vid] = volume
+            wanted[vid] = max(wanted.get(vid, 0), tape_file.file_number)
+            selected_jobs.setdefault(vid, set()).add(job_id)
+    for label in tapes:
+        volume = session.exec(select(Volume).where(Volume.label == label)).first()
+        if volume is None:
+            raise NotFound(f"No tape labelled '{label}' in the catalog (see `pytp tapes`).")
+        last = session.exec(
+            select(TapeFile.file_number)
+            .where(TapeFile.volume_id == volume.id, TapeFile.status == TapeFileStatus.COMPLETE)
+            .order_by(col(TapeFile.file_number).desc())
+        ).first()
+        if last is None:
+            raise NotFound(f"Tape {label} holds no complete tape file: nothing to copy.")
+        vid = row_id(volume)
+        volumes[vid] = volume
+        wanted[vid] = max(wanted.get(vid, 0), last)
+        selected_jobs.setdefault(vid, set())
+    sources = []
+    for vid in sorted(wanted, key=lambda v: volumes[v].label):
+        volume = volumes[vid]
+        if volume.copy_of_id is not None:
+            original = session.get(Volume, volume.copy_of_id)
+            name = original.label if original is not None else f"volume {volume.copy_of_id}"
+            raise CopyRefused(
+                f"Tape {volume.label} is itself a copy of {name}; copy the original ({name}) instead."
+            )
+        sources.append(_source_tape(session, volume, wanted[vid], selected_jobs[vid]))
+    return sources
+
+
+def _source_tape(session: Session, volume: Volume, last: int, jobs: set[int]) -> SourceTape:
+    """The complete tape files 1..``last`` of ``volume``; refuse a gap."""
+    rows = session.exec(
+        select(TapeFile)
+        .where(TapeFile.volume_id == volume.id, col(TapeFile.file_number) <= last, col(TapeFile.file_number) >= 1)
+        .order_by(col(TapeFile.file_number), col(TapeFile.id))
+    ).all()
+    by_number: dict[int, list[TapeFile]] = {}
+    for row in rows:
+        by_number.setdefault(row.file_number, []).append(row)
+    source = SourceTape(volume, jobs=sorted(jobs))
+    others: set[int] = set()
+    for number in range(1, last + 1):
+        complete = [t for t in by_number.get(number, []) if t.status == TapeFileStatus.COMPLETE]
+        if len(complete) != 1:
+            seen = ", ".join(sorted({t.status for t in by_number.get(number, [])})) or "no record"
+            raise CopyRefused(
+                f"Tape {volume.label}: tape file {number} is not complete ({seen}), so no copy of the tape "
+                f"can reach tape file {last}: a copy holds the source's tape files in order and only complete "
+                "ones. Copy the jobs before it, or back the data up again."
+            )
+        tape_file = complete[0]
+        source.files.append(tape_file)
+        if tape_file.job_id is not None and tape_file.job_id not in jobs:
+            others.add(tape_file.job_id)
+    if jobs:
+        source.other_jobs = sorted(others)
+    return source

@@ -1,0 +1,301 @@
+"""``pytp copy`` at the core: block-exact mirrors, continued, interrupted, too small; restores that read copies.
+
+Real SQLite catalogs, the virtual library at the default 512 KiB blocks, GNU tar
+reading the copy tape's files directly.  Tapes are sent away the way an operator
+does it: out of the drive, into the mail slot, taken out, and recorded in a vault.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, col, select
+
+from pytp.catalog.config import read_config
+from pytp.catalog.copy import CopyOptions, run_copy
+from pytp.catalog.copy_select import CopyRefused
+from pytp.catalog.database import open_catalog
+from pytp.catalog.errors import TapeFull
+from pytp.catalog.models import Entry, TapeFile, TapeFileStatus, Volume, VolumeStatus
+from pytp.tapeio.changer import DriveElement
+from pytp.tapeio.errors import MediumError
+from pytp.tapeio.virtual_changer import VirtualChanger, take_out
+from pytp.tapeio.virtual_tape import configure_tape
+from tests.cli.runner import invoke
+from tests.conftest import write_library_config
+
+BLOCK = 512 << 10  # the default configuration's block size
+SLOTS = 6
+
+
+@pytest.fixture
+def site(tmp_path: Path, sqlite_url: str) -> Path:
+    return write_library_config(tmp_path / "site", sqlite_url, tapes=5, slots=SLOTS, block_size=BLOCK, tape_size=256 << 20)
+
+
+def _library(config: Path) -> Path:
+    return config.parent / "lib"
+
+
+def _tape_dir(config: Path, barcode: str) -> Path:
+    return _library(config) / "tapes" / barcode
+
+
+def _tree(root: Path, name: str, size: int = 3 << 20) -> Path:
+    root.mkdir(parents=True)
+    (root / f"{name}.bin").write_bytes(os.urandom(size))
+    (root / f"{name}.txt").write_text(f"{name}\n" * 500)
+    return root
+
+
+def _backup(config: Path, source: Path) -> int:
+    import json
+
+    out = invoke(config, "backup", str(source), "--pool", "default", "-d", "d0", "--format", "json").stdout
+    return int(json.loads(out)["job_id"])
+
+
+def _session(config: Path) -> Session:
+    return Session(open_catalog(read_config(config, "--config").catalog_url), expire_on_commit=False)
+
+
+def _volume(config: Path, label: str) -> Volume:
+    with _session(config) as session:
+        return session.exec(select(Volume).where(Volume.label == label)).one()
+
+
+def send_away(config: Path, barcode: str, vault: str) -> None:
+    """What `pytp vault export` does, by hand: the cartridge leaves the library, the catalog says where to."""
+    changer = VirtualChanger(_library(config))
+    place = changer.status().find_barcode(barcode)
+    if isinstance(place, DriveElement):
+        changer.unload(None, place.index)
+        place = changer.status().find_barcode(barcode)
+    mail = SLOTS + 1
+    changer.transfer(place.number, mail)  # type: ignore[union-attr]
+    take_out(_library(config), mail)
+    with _session(config) as session:
+        volume = session.exec(select(Volume).where(Volume.barcode == barcode)).one()
+        volume.vault = vault
+        session.add(volume)
+        session.commit()
+
+
+def _copy(config: Path, **kwargs: object):  # type: ignore[no-untyped-def]
+    conf = read_config(config, "--config")
+    return run_copy(open_catalog(conf.catalog_url), conf, CopyOptions(**kwargs))  # type: ignore[arg-type]
+
+
+def test_two_drive_copy_mirrors_the_source_block_for_block_and_a_restore_reads_it(site: Path, tmp_path: Path) -> None:
+    first = _backup(site, _tree(tmp_path / "a", "alpha"))
+    second = _backup(site, _tree(tmp_path / "b", "beta"))
+    result = _copy(site, pool="offsite", job_ids=[second])
+    assert result.mode == "two drives"
+    [tape] = result.tapes
+    assert tape.source == "PYT001L9" and tape.new_tape
+    # job 2's data and manifest are files 3 and 4; job 1's files 1 and 2 come along to keep the numbering
+    assert tape.files == [1, 2, 3, 4] and tape.other_jobs == [first]
+    assert any(f"other job(s) {first}" in note for note in result.notes)
+
+    source, copy = _tape_dir(site, "PYT001L9"), _tape_dir(site, tape.copy_barcode or "")
+    for number in range(1, 5):
+        assert filecmp.cmp(source / f"file-{number:05d}", copy / f"file-{number:05d}", shallow=False)
+    assert not filecmp.cmp(source / "file-00000", copy / "file-00000", shallow=False)  # its own label
+    # GNU tar reads the copy's tape file without pytp
+    listing = subprocess.run(
+        ["tar", "-b", str(BLOCK // 512), "-tf", str(copy / "file-00003")], capture_output=True, text=True, check=True
+    ).stdout
+    assert "beta.bin" in listing
+
+    with _session(site) as session:
+        original = session.exec(select(Volume).where(Volume.label == "PYT001L9")).one()
+        mirror = session.exec(select(Volume).where(Volume.label == tape.copy)).one()
+        assert mirror.copy_of_id == original.id and mirror.pool == "offsite" and mirror.file_count == 5
+        assert mirror.last_verify_result == "ok"
+        rows = session.exec(select(TapeFile).where(TapeFile.volume_id == mirror.id)).all()
+        sources = {t.id: t for t in session.exec(select(TapeFile).where(TapeFile.volume_id == original.id)).all()}
+        assert len(rows) == 4  # one row per tape file, not per file
+        for row in rows:
+            src = sources[row.copy_of_id]  # type: ignore[index]
+            assert (row.file_number, row.blocks, row.block_size, row.status) == (
+                src.file_number, src.blocks, src.block_size, TapeFileStatus.COMPLETE
+            )
+            assert row.job_id is None
+        # entries stay on the original's rows
+        assert not session.exec(select(Entry).where(col(Entry.tape_file_id).in_([r.id for r in rows]))).first()
+
+    send_away(site, "PYT001L9", "offsite-A")
+    plan = invoke(site, "restore", str(tmp_path / "out"), "--match", "beta.bin", "--plan", "-d", "d0").stdout
+    assert f"tape {tape.copy} (barcode {tape.copy_barcode}" in plan and "copy of PYT001L9" in plan
+    out = invoke(site, "restore", str(tmp_path / "out"), "--match", "beta.bin", "-d", "d0").stdout
+    assert f"from tape {tape.copy}" in out
+    restored = tmp_path / "out" / str(tmp_path / "b" / "beta.bin").lstrip("/")
+    assert restored.read_bytes() == (tmp_path / "b" / "beta.bin").read_bytes()
+
+
+def test_one_drive_copy_stages_and_leaves_nothing_behind(site: Path, tmp_path: Path) -> None:
+    job = _backup(site, _tree(tmp_path / "a", "alpha"))
+    result = _copy(site, pool="offsite", job_ids=[job], drive_from="d0", drive_to="d0")
+    assert result.mode == "staging" and result.tapes[0].files == [1, 2]
+    tars = site.parent / "tars"
+    assert not list(tars.iterdir())  # staged tape files removed
+    copy = _tape_dir(site, result.tapes[0].copy_barcode or "")
+    assert filecmp.cmp(_tape_dir(site, "PYT001L9") / "file-00001", copy / "file-00001", shallow=False)
+
+
+def test_a_later_copy_continues_the_same_copy_tape(site: Path, tmp_path: Path) -> None:
+    first = _backup(site, _tree(tmp_path / "a", "alpha"))
+    one = _copy(site, pool="offsite", job_ids=[first]).tapes[0]
+    second = _backup(site, _tree(tmp_path / "b", "beta"))
+    two = _copy(site, pool="offsite", job_ids=[second]).tapes[0]
+    assert (two.copy, two.already, two.files, two.new_tape) == (one.copy, 2, [3, 4], False)
+    again = _copy(site, pool="offsite", tapes=["PYT001L9"]).tapes[0]
+    assert again.files == [] and again.already == 4
+
+
+def test_a_write_error_leaves_no_complete_row_and_the_next_copy_writes_that_file_again(
+    site: Path, tmp_path: Path
+) -> None:
+    job = _backup(site, _tree(tmp_path / "a", "alpha"))
+    blank = "PYT002L9"  # the next blank: the copy tape
+    configure_tape(_tape_dir(site, blank), write_errors=[(2, 0)])  # the manifest's first block
+    with pytest.raises(MediumError):
+        _copy(site, pool="offsite", job_ids=[job])
+    with _session(site) as session:
+        copy = session.exec(select(Volume).where(Volume.barcode == blank)).one()
+        rows = {r.file_number: r.status for r in session.exec(select(TapeFile).where(TapeFile.volume_id == copy.id))}
+    assert rows == {1: TapeFileStatus.COMPLETE, 2: TapeFileStatus.INCOMPLETE}
+    configure_tape(_tape_dir(site, blank), write_errors=[])
+    again = _copy(site, pool="offsite", job_ids=[job]).tapes[0]
+    assert (again.copy_barcode, again.already, again.files) == (blank, 1, [2])
+    assert filecmp.cmp(_tape_dir(site, "PYT001L9") / "file-00002", _tape_dir(site, blank) / "file-00002", shallow=False)
+
+
+def test_a_copy_tape_smaller_than_the_source_fails_cleanly_copies_do_not_span(site: Path, tmp_path: Path) -> None:
+    job = _backup(site, _tree(tmp_path / "a", "alpha", size=8 << 20))
+    small = "PYT002L9"
+    configure_tape(_tape_dir(site, small), end_of_medium_at=4 << 20)  # label fits, the data file does not
+    with pytest.raises(TapeFull, match="copies do not span"):
+        _copy(site, pool="offsite", job_ids=[job])
+    volume = _volume(site, small)
+    assert volume.status == VolumeStatus.FULL
+    with _session(site) as session:
+        statuses = session.exec(select(TapeFile.status).where(TapeFile.volume_id == volume.id)).all()
+    assert TapeFileStatus.COMPLETE not in statuses
+    # the next copy starts a new copy tape instead of continuing the full one
+    again = _copy(site, pool="offsite", job_ids=[job]).tapes[0]
+    assert again.copy_barcode != small and again.new_tape and again.files == [1, 2]
+
+
+def test_restore_when_every_copy_is_away_says_what_to_fetch_from_where(site: Path, tmp_path: Path) -> None:
+    job = _backup(site, _tree(tmp_path / "a", "alpha"))
+    copy = _copy(site, pool="offsite", job_ids=[job]).tapes[0]
+    send_away(site, "PYT001L9", "bank")
+    send_away(site, copy.copy_barcode or "", "offsite-A")
+    plan = invoke(site, "restore", str(tmp_path / "out"), "--match", "alpha.txt", "--plan", "-d", "d0").stdout
+    assert "PYT001L9 (original, barcode PYT001L9) is in vault 'bank'" in plan
+    assert f"copy {copy.copy} (barcode {copy.copy_barcode}) is in vault 'offsite-A'" in plan
+    r = invoke(site, "restore", str(tmp_path / "out"), "--match", "alpha.txt", "-d", "d0", expect=8)
+    assert "vault 'offsite-A'" in r.stderr and "vault 'bank'" in r.stderr
+
+
+def test_refusals(site: Path, tmp_path: Path) -> None:
+    from pytp.catalog.errors import NotFound
+
+    job = _backup(site, _tree(tmp_path / "a", "alpha"))
+    with pytest.raises(NotFound, match="No job 99"):
+        _copy(site, pool="offsite", job_ids=[99])
+    with pytest.raises(CopyRefused, match="in pool 'default' already"):
+        _copy(site, pool="default", job_ids=[job])
+    copy = _copy(site, pool="offsite", job_ids=[job]).tapes[0]
+    with pytest.raises(CopyRefused, match="itself a copy of PYT001L9"):
+        _copy(site, pool="default", tapes=[copy.copy])
+    # A backup never appends to a copy tape, even to the copy pool
+    other = _tree(tmp_path / "c", "gamma")
+    invoke(site, "backup", str(other), "--pool", "offsite", "-d", "d1")
+    with _session(site) as session:
+        mirror = session.exec(select(Volume).where(Volume.label == copy.copy)).one()
+        assert mirror.file_count == 3
+        assert not session.exec(
+            select(TapeFile).where(TapeFile.volume_id == mirror.id, col(TapeFile.job_id).is_not(None))
+        ).first()
+
+
+def test_a_failed_job_in_the_middle_stops_the_copy_of_that_tape(site: Path, tmp_path: Path) -> None:
+    job = _backup(site, _tree(tmp_path / "a", "alpha"))
+    later = _backup(site, _tree(tmp_path / "b", "beta"))
+    with _session(site) as session:  # as if job 1's manifest had been cut short
+        row = session.exec(select(TapeFile).where(TapeFile.job_id == job, TapeFile.kind == "manifest")).one()
+        row.status = TapeFileStatus.INCOMPLETE
+        session.add(row)
+        session.commit()
+    with pytest.raises(CopyRefused, match="tape file 2 is not complete"):
+        _copy(site, pool="offsite", job_ids=[later])
+    with _session(site) as session:
+        assert not session.exec(select(Volume).where(col(Volume.copy_of_id).is_not(None))).first()
+
+
+def test_kill_9_during_a_copy_leaves_no_complete_row_and_the_next_copy_finishes(site: Path, tmp_path: Path) -> None:
+    from tests.crash.victim import Victim, wait_for_size
+
+    job = _backup(site, _tree(tmp_path / "a", "alpha", size=48 << 20))
+    victim = Victim("--config", str(site), "copy", "--job", str(job), "--pool", "offsite")
+    copy_file = _tape_dir(site, "PYT002L9") / "file-00001"
+    reached = wait_for_size(copy_file, BLOCK)
+    victim.signal(9)
+    victim.finish()
+    assert reached, "the copy never started writing"
+    with _session(site) as session:
+        for row in session.exec(select(TapeFile).where(col(TapeFile.copy_of_id).is_not(None))).all():
+            if row.status == TapeFileStatus.COMPLETE:  # only whole, checked files may say so
+                src = session.get(TapeFile, row.copy_of_id)
+                assert src is not None and row.blocks == src.blocks
+    result = _copy(site, pool="offsite", job_ids=[job]).tapes[0]
+    assert result.copy_barcode == "PYT002L9"
+    for number in (1, 2):
+        assert filecmp.cmp(
+            _tape_dir(site, "PYT001L9") / f"file-{number:05d}", _tape_dir(site, "PYT002L9") / f"file-{number:05d}",
+            shallow=False,
+        )
+    assert shutil.which("tar")
+
+
+def test_catalog_rebuild_records_a_copy_tape_as_a_copy_and_refuses_it_without_its_source(
+    site: Path, tmp_path: Path
+) -> None:
+    import json
+
+    job = _backup(site, _tree(tmp_path / "a", "alpha"))
+    copy = _copy(site, pool="offsite", job_ids=[job]).tapes[0]
+    # A second catalog over the same library: as after losing the first one.
+    fresh = json.loads(site.read_text())
+    fresh["catalog"]["url"] = f"sqlite:///{tmp_path / 'rebuilt.db'}"
+    other = site.parent / "fresh.json"
+    other.write_text(json.dumps(fresh))
+
+    r = invoke(other, "catalog", "rebuild", "--tape", copy.copy_barcode or "", "-d", "d0", expect=10)
+    assert "copy of tape PYT001L9, which is not in the catalog: rebuild from PYT001L9 first" in r.output
+    with _session(other) as session:
+        assert session.exec(select(Volume)).all() == []  # nothing imported as an original
+
+    invoke(other, "catalog", "rebuild", "--tape", "PYT001L9", "-d", "d0")
+    invoke(other, "catalog", "rebuild", "--tape", copy.copy_barcode or "", "-d", "d0")
+    with _session(other) as session:
+        original = session.exec(select(Volume).where(Volume.label == "PYT001L9")).one()
+        mirror = session.exec(select(Volume).where(Volume.label == copy.copy)).one()
+        assert mirror.copy_of_id == original.id and mirror.file_count == 3
+        rows = session.exec(select(TapeFile).where(TapeFile.volume_id == mirror.id)).all()
+        assert sorted((r.file_number, r.status, r.job_id) for r in rows) == [
+            (1, TapeFileStatus.COMPLETE, None), (2, TapeFileStatus.COMPLETE, None)
+        ]
+        entries = session.exec(select(Entry).where(col(Entry.tape_file_id).in_([r.id for r in rows]))).all()
+        assert entries == []
+    # the rebuilt catalog restores from the copy once the original is away
+    send_away(other, "PYT001L9", "bank")
+    out = invoke(other, "restore", str(tmp_path / "out"), "--match", "alpha.bin", "--host", "all", "-d", "d0").stdout
+    assert f"from tape {copy.copy}" in out
