@@ -1,4 +1,4 @@
-"""POSIX.1-2001 (pax) tar headers, built byte by byte.
+"""POSIX tar headers, built and parsed byte by byte.
 
 pytp writes its own headers instead of using ``tarfile`` because it must know
 each member's exact byte offset and header length, hash exactly the data bytes
@@ -7,19 +7,36 @@ such names ``hdrcharset=BINARY``, which GNU tar 1.34 answers with a warning on
 every extraction; a raw-bytes ``path`` record is read back byte-exact by GNU
 tar and by Python's tarfile (surrogateescape) alike.
 
+A member gets one 512-byte ustar header, as GNU tar writes, when everything
+about it fits ustar (issue 9, "Tape space"): an ASCII name of at most 100
+bytes or one that splits at a ``/`` into a 155-byte prefix and a 100-byte
+name, an ASCII link name of at most 100 bytes, ids and size that fit their
+octal fields, ASCII user and group names of at most 32 bytes, and a
+modification time in whole seconds.  Anything else adds a pax extended header
+(512 bytes plus its records, padded to 512) with only the records needed:
+``path``, ``linkpath``, ``size``, ``uid``, ``gid``, ``uname``, ``gname``,
+``mtime`` (sub-second or out of range), ``comment`` (continuations), and the
+ones below.  Why sub-second times keep a pax record: docs/format.md.
+
 Metadata beyond the ustar fields goes in pax records the way GNU tar 1.34
 writes and reads them (``tar --xattrs --acls --sparse --format=pax``):
 extended attributes as ``SCHILY.xattr.NAME``, POSIX ACLs as
 ``SCHILY.acl.access`` / ``SCHILY.acl.default`` in the long text form, and
 sparse files in GNU's pax sparse format 1.0 (``GNU.sparse.major=1``,
 ``minor=0``, ``name``, ``realsize``; the map of data regions leads the data).
+
+Headers are parsed here too (``parse_header``), without ``tarfile``: opening a
+``TarFile`` per member was 43 % of a verify of small files (docs/performance.md).
+The parser is at least as strict as ``tarfile`` was: a bad checksum, a
+non-octal numeric field, a pax record whose length does not frame it, a
+non-decimal pax number, or header bytes that do not end exactly where the
+member's headers end are all a ``ValueError``.
 """
 
 from __future__ import annotations
 
-import tarfile
 from dataclasses import dataclass
-from io import BytesIO
+from functools import lru_cache
 
 RECORD = 512
 #: Two zero records end an archive.
@@ -45,6 +62,15 @@ KIND_BY_TYPE = {
     FIFOTYPE: "fifo",
 }
 TYPE_BY_KIND = {kind: flag for flag, kind in KIND_BY_TYPE.items()}
+
+#: Largest values of the octal fields (7 and 11 digits).
+_MAX7 = 8**7
+_MAX11 = 8**11
+_NS = 1_000_000_000
+_NUL = b"\0"
+_PAD12 = b"\0" * 12
+#: Bytes an octal field may hold (digits, the NUL end, the spaces some writers pad with).
+_OCTAL_FIELD_BYTES = b"01234567 \0"
 
 
 def padded(size: int) -> int:
@@ -85,12 +111,7 @@ class MemberHeader:
     realsize: int | None = None
 
 
-def _octal(value: int, width: int) -> bytes | None:
-    """``value`` as a NUL-terminated octal field, or None if it does not fit."""
-    digits = width - 1
-    if 0 <= value < 8**digits:
-        return b"%0*o\0" % (digits, value)
-    return None
+# --------------------------------------------------------------------------- building
 
 
 def _pax_record(key: str | bytes, value: bytes) -> bytes:
@@ -103,39 +124,72 @@ def _pax_record(key: str | bytes, value: bytes) -> bytes:
     return str(length).encode("ascii") + body
 
 
-def _ustar_block(name: bytes, typeflag: bytes, size: int, h: MemberHeader) -> bytes:
-    def field(value: bytes, width: int) -> bytes:
-        return value[:width].ljust(width, b"\0")
+@lru_cache(maxsize=1024)
+def _owner_part(typeflag: bytes, uname: str, gname: str, devmajor: int, devminor: int) -> tuple[bytes, bytes, int]:
+    """Bytes 156–345 of a ustar block but the link name (type flag, magic,
+    owner names, device numbers) and their byte sum: the same for most
+    members of a backup, so built once (issue 9: headers without per-field
+    Python overhead)."""
+    major = b"%07o\0" % devmajor if 0 <= devmajor < _MAX7 else b"0000000\0"
+    minor = b"%07o\0" % devminor if 0 <= devminor < _MAX7 else b"0000000\0"
+    # Names that do not fit go in pax records; the field keeps what fits.
+    user = uname.encode("utf-8", "replace")[:32].ljust(32, _NUL)
+    group = gname.encode("utf-8", "replace")[:32].ljust(32, _NUL)
+    tail = b"ustar\x0000" + user + group + major + minor
+    return typeflag, tail, sum(typeflag) + sum(tail)
 
-    def number(value: int, width: int) -> bytes:
-        # Values that do not fit are carried by a pax record; the ustar field
-        # then holds 0, as GNU tar and bsdtar do.
-        return _octal(value, width) or _octal(0, width)  # type: ignore[return-value]
 
-    seconds = h.mtime_ns // 1_000_000_000
-    parts = [
-        field(name, 100),
-        number(h.mode & 0o7777, 8),
-        number(h.uid, 8),
-        number(h.gid, 8),
-        number(size, 12),
-        number(seconds, 12),
-        b" " * 8,  # checksum placeholder: spaces while summing
-        typeflag,
-        field(h.linkname, 100),
-        b"ustar\0",
-        b"00",
-        field(h.uname.encode("utf-8", "replace"), 32),
-        field(h.gname.encode("utf-8", "replace"), 32),
-        number(h.devmajor, 8),
-        number(h.devminor, 8),
-        field(b"", 155),
-        field(b"", 12),
-    ]
-    block = bytearray(b"".join(parts))
-    assert len(block) == RECORD
-    block[148:156] = b"%06o\0 " % sum(block)
-    return bytes(block)
+def _split_name(name: bytes) -> tuple[bytes, bytes] | None:
+    """``(prefix, name)`` of an ASCII name of 101–255 bytes as GNU tar splits
+    it for ustar (the longest prefix of at most 155 bytes that ends before a
+    ``/``, leaving at most 100 bytes), or None when no ``/`` allows it."""
+    # A directory's trailing "/" is part of the name field, never the split point.
+    cut = name.rfind(b"/", 0, min(len(name) - 1, 156))
+    if cut <= 0 or len(name) - cut - 1 > 100:
+        return None
+    return name[:cut], name[cut + 1 :]
+
+
+def _ustar_block(
+    name: bytes,
+    prefix: bytes,
+    typeflag: bytes,
+    mode: int,
+    uid: int,
+    gid: int,
+    size: int,
+    seconds: int,
+    linkname: bytes,
+    uname: str,
+    gname: str,
+    devmajor: int = 0,
+    devminor: int = 0,
+) -> bytes:
+    """One ustar block; numbers that do not fit hold 0 (a pax record carries
+    them, as GNU tar and bsdtar do) and names are cut to their fields."""
+    numbers = b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (
+        mode & 0o7777,
+        uid if 0 <= uid < _MAX7 else 0,
+        gid if 0 <= gid < _MAX7 else 0,
+        size if 0 <= size < _MAX11 else 0,
+        seconds if 0 <= seconds < _MAX11 else 0,
+    )
+    name, linkname = name[:100], linkname[:100]
+    flag, tail, tail_sum = _owner_part(typeflag, uname, gname, devmajor, devminor)
+    # NUL padding adds nothing to the sum; the checksum field counts as 8 spaces.
+    checksum = sum(name) + sum(numbers) + 256 + tail_sum + sum(linkname) + sum(prefix)
+    return b"".join(
+        (
+            name.ljust(100, _NUL),
+            numbers,
+            b"%06o\0 " % checksum,
+            flag,
+            linkname.ljust(100, _NUL),
+            tail,
+            prefix.ljust(155, _NUL),
+            _PAD12,
+        )
+    )
 
 
 def xattr_keyword(name: bytes) -> bytes:
@@ -144,8 +198,8 @@ def xattr_keyword(name: bytes) -> bytes:
     return b"SCHILY.xattr." + name.replace(b"%", b"%25").replace(b"=", b"%3D")
 
 
-def _xattr_name(keyword: str) -> bytes:
-    raw = keyword[len("SCHILY.xattr.") :].encode("utf-8", "surrogateescape")
+def _xattr_name(keyword: bytes) -> bytes:
+    raw = keyword[len(b"SCHILY.xattr.") :]
     return raw.replace(b"%3D", b"=").replace(b"%25", b"%")
 
 
@@ -162,7 +216,15 @@ def sparse_placeholder(name: bytes) -> bytes:
     return placeholder if len(placeholder) <= 100 and placeholder.isascii() else b"GNUSparseFile.0/" + b"member"
 
 
-def _pax_records(h: MemberHeader) -> bytes:
+def _owner_name_fits(text: str) -> bool:
+    return len(text) <= 32 and text.isascii()
+
+
+def _pax_records(h: MemberHeader, ustar_name: bool) -> bytes:
+    """The pax records ``h`` needs (b"": none).
+
+    :param ustar_name: the name fits the ustar name (and prefix) fields.
+    """
     records = []
     if h.realsize is not None:
         # GNU sparse 1.0: the name is carried by GNU.sparse.name, not ``path``
@@ -173,21 +235,21 @@ def _pax_records(h: MemberHeader) -> bytes:
             _pax_record("GNU.sparse.name", h.name),
             _pax_record("GNU.sparse.realsize", str(h.realsize).encode()),
         ]
-    elif len(h.name) > 100 or not h.name.isascii():
+    elif not ustar_name:
         records.append(_pax_record("path", h.name))
     if h.linkname and (len(h.linkname) > 100 or not h.linkname.isascii()):
         records.append(_pax_record("linkpath", h.linkname))
-    if _octal(h.size, 12) is None:
+    if not 0 <= h.size < _MAX11:
         records.append(_pax_record("size", str(h.size).encode()))
     for key, value in (("uid", h.uid), ("gid", h.gid)):
-        if _octal(value, 8) is None:
+        if not 0 <= value < _MAX7:
             records.append(_pax_record(key, str(value).encode()))
     for key, text in (("uname", h.uname), ("gname", h.gname)):
         raw = text.encode("utf-8", "surrogateescape")
         if len(raw) > 32 or not raw.isascii():
             records.append(_pax_record(key, raw))
-    seconds, nanos = divmod(h.mtime_ns, 1_000_000_000)
-    if nanos or _octal(seconds, 12) is None:
+    seconds, nanos = divmod(h.mtime_ns, _NS)
+    if nanos or not 0 <= seconds < _MAX11:
         records.append(_pax_record("mtime", b"%d.%09d" % (seconds, nanos)))
     if h.comment:
         records.append(_pax_record("comment", h.comment.encode("utf-8")))
@@ -200,76 +262,284 @@ def _pax_records(h: MemberHeader) -> bytes:
     return b"".join(records)
 
 
+def _name_fields(name: bytes) -> tuple[bytes, bytes] | None:
+    """``(prefix, name)`` for the ustar fields, or None: a pax ``path`` is needed."""
+    if not name.isascii():
+        return None
+    if len(name) <= 100:
+        return b"", name
+    return _split_name(name) if len(name) <= 256 else None
+
+
 def build_header(h: MemberHeader) -> bytes:
-    """The header bytes for one member: an optional pax extended header, then ustar.
+    """The header bytes for one member: one ustar block when it fits, else a
+    pax extended header (only the records needed) and then the ustar block.
 
     The data (``h.size`` bytes, padded to 512) follows and is not included.
     """
     typeflag = TYPE_BY_KIND[h.kind]
     size = h.size if h.kind == "file" else 0
-    out = b""
-    records = _pax_records(h)
-    if records:
-        # GNU tar names extended headers "<dir>/PaxHeaders/<base>"; the name is
-        # informational, so a short ASCII form keeps it inside 100 bytes.
-        base = h.name.rstrip(b"/").rsplit(b"/", 1)[-1][:60] or b"member"
-        pax_name = b"PaxHeaders/" + base.decode("ascii", "replace").encode("ascii", "replace")
-        pax_meta = MemberHeader(name=pax_name, kind="file", mode=0o644, mtime_ns=h.mtime_ns)
-        out += _ustar_block(pax_name, PAXTYPE, len(records), pax_meta)
-        out += records.ljust(padded(len(records)), b"\0")
-    name = h.name if h.realsize is None else sparse_placeholder(h.name)
-    out += _ustar_block(name, typeflag, size, h)
-    return out
+    seconds = h.mtime_ns // _NS
+    fields = _name_fields(h.name) if h.realsize is None else (b"", sparse_placeholder(h.name))
+    if (
+        # the common case first, without building any record
+        fields is not None
+        and h.realsize is None
+        and not h.mtime_ns % _NS
+        and 0 <= seconds < _MAX11
+        and 0 <= h.size < _MAX11
+        and 0 <= h.uid < _MAX7
+        and 0 <= h.gid < _MAX7
+        and (not h.linkname or (len(h.linkname) <= 100 and h.linkname.isascii()))
+        and _owner_name_fits(h.uname)
+        and _owner_name_fits(h.gname)
+        and not (h.comment or h.xattrs or h.acl_access is not None or h.acl_default is not None)
+    ):
+        prefix, name = fields
+        return _ustar_block(
+            name, prefix, typeflag, h.mode, h.uid, h.gid, size, seconds,
+            h.linkname, h.uname, h.gname, h.devmajor, h.devminor,
+        )  # fmt: skip
+    records = _pax_records(h, fields is not None and h.realsize is None)
+    # GNU tar names extended headers "<dir>/PaxHeaders/<base>"; the name is
+    # informational, so a short ASCII form keeps it inside 100 bytes.
+    base = h.name.rstrip(b"/").rsplit(b"/", 1)[-1][:60] or b"member"
+    pax_name = b"PaxHeaders/" + base.decode("ascii", "replace").encode("ascii", "replace")
+    out = _ustar_block(pax_name, b"", PAXTYPE, 0o644, 0, 0, len(records), seconds, b"", "", "")
+    out += records.ljust(padded(len(records)), _NUL)
+    prefix, name = fields if fields is not None else (b"", h.name)
+    return out + _ustar_block(
+        name, prefix, typeflag, h.mode, h.uid, h.gid, size, seconds,
+        h.linkname, h.uname, h.gname, h.devmajor, h.devminor,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- parsing
+
+#: Type flags of headers that only describe the member after them: pax
+#: extended and global headers, GNU long name and long link.
+EXTENSION_TYPES = frozenset(b"xgLK")
+#: GNU types whose bytes 345–500 are not a ustar prefix (as tarfile reads them).
+_GNU_TYPES = frozenset(b"LKS")
+
+
+def number_field(field: bytes) -> int:
+    """A numeric header field: octal digits (NUL- or space-ended), or GNU's
+    base-256 form (first byte 0x80, or 0xff for a negative value).
+
+    :raises ValueError: anything else (a sign, a non-octal digit).
+    """
+    first = field[0]
+    if first == 0x80:
+        return int.from_bytes(field[1:], "big")
+    if first == 0xFF:
+        return int.from_bytes(field, "big", signed=True)
+    text = field.split(_NUL, 1)[0].strip()
+    if not text:
+        return 0
+    if text.strip(b"01234567"):
+        raise ValueError(f"non-octal number field {bytes(field)!r}")
+    return int(text, 8)
+
+
+def checksum_ok(block: bytes) -> bool:
+    """Whether a 512-byte header block's checksum field matches its bytes
+    (unsigned sum, or the signed one some old writers used, as tarfile accepts)."""
+    try:
+        stored = number_field(block[148:156])
+    except ValueError:
+        return False
+    unsigned = sum(block) - sum(block[148:156]) + 256
+    if stored == unsigned:
+        return True
+    high = sum(1 for byte in block[:148] + block[156:] if byte >= 128)
+    return stored == unsigned - 256 * high
+
+
+def _pax_number(key: bytes, value: bytes) -> int:
+    if not value.isdigit():
+        raise ValueError(f"pax record {key.decode('ascii', 'replace')} is not a decimal number")
+    return int(value)
+
+
+def _pax_time(value: bytes) -> int:
+    """A pax time (``SECONDS[.FRACTION]``) in nanoseconds, exactly (a float would lose them)."""
+    seconds, dot, fraction = value.partition(b".")
+    digits = seconds[1:] if seconds[:1] == b"-" else seconds
+    if not digits.isdigit() or (dot and not fraction.isdigit()):
+        raise ValueError("pax record mtime is not a decimal time")
+    nanos = int((fraction + b"000000000")[:9]) if dot else 0
+    whole = int(seconds)
+    return whole * _NS - nanos if seconds[:1] == b"-" else whole * _NS + nanos
+
+
+def parse_pax_records(data: bytes, into: dict[bytes, bytes]) -> None:
+    """Add the records of a pax extended header's data to ``into``.
+
+    Each record is ``LENGTH SP KEY=VALUE LF`` where LENGTH counts the whole
+    record; the records end at the data's end or at a NUL where one would start.
+
+    :raises ValueError: a record whose length does not frame it (too short,
+        past the end, not ended by a newline), or without a key.
+    """
+    position, end = 0, len(data)
+    while position < end and data[position] != 0:
+        space = data.find(b" ", position, position + 21)
+        digits = data[position:space] if space > 0 else b""
+        if not digits.isdigit():
+            raise ValueError(f"pax record at byte {position} has no length")
+        length = int(digits)
+        stop = position + length
+        if length < 5 or stop > end or data[stop - 1] != 0x0A:
+            raise ValueError(f"pax record at byte {position} has a bad length ({length})")
+        key, equals, value = data[space + 1 : stop - 1].partition(b"=")
+        if not key or not equals:
+            raise ValueError(f"pax record at byte {position} has no key")
+        into[key] = value
+        position = stop
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _cstring(field: bytes) -> bytes:
+    return field.split(_NUL, 1)[0]
 
 
 def parse_header(data: bytes) -> MemberHeader:
-    """Parse the header bytes of one member (as returned by ``build_header``).
+    """Parse the header bytes of one member: any pax (``x``, ``g``) or GNU
+    long-name (``L``, ``K``) headers, then its ustar block, and nothing more.
 
-    :raises ValueError: when the bytes are not a valid tar header.
+    :raises ValueError: when the bytes are not exactly one member's valid headers.
     """
-    # A sparse 1.0 member's map leads its data, which is not part of the
-    # header bytes: an empty map block lets tarfile read the header alone.
-    stream = BytesIO(data + b"0\n".ljust(RECORD, b"\0") + END_OF_ARCHIVE)
-    try:
-        with tarfile.open(fileobj=stream, mode="r:", encoding="utf-8", errors="surrogateescape") as tf:
-            info = tf.next()
-    except (tarfile.TarError, EOFError) as err:
-        raise ValueError(f"not a valid tar header: {err}") from err
-    if info is None:
-        raise ValueError("not a valid tar header: end of archive")
-    mtime_ns = int(info.mtime) * 1_000_000_000
-    if "mtime" in info.pax_headers:
-        # Parse the decimal text exactly: a float would lose the nanoseconds.
-        sec, _, frac = info.pax_headers["mtime"].partition(".")
-        mtime_ns = int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
-    pax = info.pax_headers
-    size, realsize = info.size, None
-    if pax.get("GNU.sparse.major") == "1" and "GNU.sparse.realsize" in pax:
-        # tarfile reports the apparent size; the archive holds the ustar size.
-        realsize = info.size
-        size = int(pax["size"]) if "size" in pax else tarfile.nti(data[-RECORD:][124:136])
-    acl_access, acl_default = pax.get("SCHILY.acl.access"), pax.get("SCHILY.acl.default")
-    xattrs = tuple(
-        (_xattr_name(key), value.encode("utf-8", "surrogateescape"))
-        for key, value in pax.items()
-        if key.startswith("SCHILY.xattr.")
-    )
+    pax: dict[bytes, bytes] = {}
+    long_name = long_link = None
+    position, end = 0, len(data)
+    while True:
+        if end - position < RECORD:
+            raise ValueError(f"the header is cut short at byte {position}")
+        block = data[position : position + RECORD]
+        if not block.strip(_NUL):
+            raise ValueError(f"an end-of-archive block at byte {position}, not a header")
+        if not checksum_ok(block):
+            raise ValueError(f"bad checksum in the header at byte {position}")
+        typeflag = block[156]
+        if typeflag not in EXTENSION_TYPES:
+            break
+        size = number_field(block[124:136])
+        body_end = position + RECORD + size
+        if size < 0 or position + RECORD + padded(size) > end:
+            raise ValueError(f"the extended header at byte {position} claims {size} bytes it does not have")
+        body = data[position + RECORD : body_end]
+        if typeflag in b"xg":
+            parse_pax_records(body, pax)
+        elif typeflag == ord("L"):
+            long_name = _cstring(body)
+        else:
+            long_link = _cstring(body)
+        position += RECORD + padded(size)
+    if position + RECORD != end:
+        raise ValueError(f"{end} bytes of headers, but the member's own header ends at byte {position + RECORD}")
+    return _member(block, pax, long_name, long_link)
+
+
+def _member(block: bytes, pax: dict[bytes, bytes], long_name: bytes | None, long_link: bytes | None) -> MemberHeader:
+    """The member a ustar block describes, with what its extension headers say."""
+    flag = block[156:157]
+    numbers = [number_field(block[a:b]) for a, b in ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148))]
+    mode, uid, gid, size, seconds = numbers
+    name = _cstring(block[:100])
+    if flag == _NUL and name.endswith(b"/"):
+        flag = DIRTYPE  # an old-style directory (as tarfile reads it)
+    prefix = _cstring(block[345:500])
+    if long_name is not None:
+        name = long_name
+    elif prefix and block[156] not in _GNU_TYPES:
+        name = prefix + b"/" + name
+    linkname = long_link if long_link is not None else _cstring(block[157:257])
+    devmajor, devminor = number_field(block[329:337]), number_field(block[337:345])
+    uname, gname = _text(_cstring(block[265:297])), _text(_cstring(block[297:329]))
+    mtime_ns = seconds * _NS
+    realsize = None
+    xattrs: tuple[tuple[bytes, bytes], ...] = ()
+    comment = acl_access = acl_default = None
+    if pax:
+        get = pax.get
+        if b"path" in pax:
+            name = pax[b"path"]
+        if b"linkpath" in pax:
+            linkname = pax[b"linkpath"]
+        if b"size" in pax:
+            size = _pax_number(b"size", pax[b"size"])
+        if b"uid" in pax:
+            uid = _pax_number(b"uid", pax[b"uid"])
+        if b"gid" in pax:
+            gid = _pax_number(b"gid", pax[b"gid"])
+        if b"uname" in pax:
+            uname = _text(pax[b"uname"])
+        if b"gname" in pax:
+            gname = _text(pax[b"gname"])
+        if b"mtime" in pax:
+            mtime_ns = _pax_time(pax[b"mtime"])
+        if get(b"GNU.sparse.major") == b"1" and b"GNU.sparse.realsize" in pax:
+            realsize = _pax_number(b"GNU.sparse.realsize", pax[b"GNU.sparse.realsize"])
+            if b"GNU.sparse.name" in pax:
+                name = pax[b"GNU.sparse.name"]
+        comment = _text(pax[b"comment"]) if b"comment" in pax else None
+        acl_access = _text(pax[b"SCHILY.acl.access"]) if b"SCHILY.acl.access" in pax else None
+        acl_default = _text(pax[b"SCHILY.acl.default"]) if b"SCHILY.acl.default" in pax else None
+        xattrs = tuple((_xattr_name(k), v) for k, v in pax.items() if k.startswith(b"SCHILY.xattr."))
+    if size < 0:
+        raise ValueError(f"the member claims a negative size ({size})")
+    kind = KIND_BY_TYPE.get(flag, "other")
+    if kind == "dir":
+        name = name.rstrip(b"/") or name  # tarfile's reading: a directory's name has no trailing "/"
     return MemberHeader(
-        name=info.name.encode("utf-8", "surrogateescape"),
-        kind=KIND_BY_TYPE.get(info.type, "other"),
+        name=name,
+        kind=kind,
         size=size,
-        mode=info.mode,
-        uid=info.uid,
-        gid=info.gid,
-        uname=info.uname,
-        gname=info.gname,
+        mode=mode,
+        uid=uid,
+        gid=gid,
+        uname=uname,
+        gname=gname,
         mtime_ns=mtime_ns,
-        linkname=info.linkname.encode("utf-8", "surrogateescape"),
-        devmajor=info.devmajor,
-        devminor=info.devminor,
-        comment=pax.get("comment"),
+        linkname=linkname,
+        devmajor=devmajor,
+        devminor=devminor,
+        comment=comment,
         xattrs=xattrs,
         acl_access=acl_access,
         acl_default=acl_default,
         realsize=realsize,
     )
+
+
+def quick_member(block: bytes) -> tuple[bytes, bytes, int] | None:
+    """``(name, type flag, size)`` of a member whose whole header is this one
+    ustar block, checked as strictly as ``parse_header`` checks it; None
+    when the block needs ``parse_header`` (base-256 numbers, an old-style
+    directory, an extension header) or is not valid: call it to know why.
+
+    Verify compares only these three fields, and calls this for each of
+    thousands of small members: it costs a checksum and a few slices.
+    """
+    flag = block[156:157]
+    if (
+        len(block) != RECORD
+        or flag in (b"x", b"g", b"L", b"K", _NUL)
+        or block[100:148].translate(None, _OCTAL_FIELD_BYTES)
+        or block[329:345].translate(None, _OCTAL_FIELD_BYTES)
+        or not checksum_ok(block)
+    ):
+        return None
+    size_text = block[124:136].split(_NUL, 1)[0].strip()
+    name = _cstring(block[:100])
+    prefix = _cstring(block[345:500])
+    if prefix and flag not in (b"S",):
+        name = prefix + b"/" + name
+    try:
+        return name, flag, int(size_text, 8) if size_text else 0
+    except ValueError:
+        return None  # spaces inside the digits: parse_header says why

@@ -15,11 +15,8 @@ from dataclasses import dataclass
 from .blockio import TapeFileReader
 from .errors import BlankTape, MediumError, TarFormatError
 from .sparse import stored_size
-from .tarformat import RECORD, MemberHeader, padded, parse_header
+from .tarformat import EXTENSION_TYPES, RECORD, MemberHeader, checksum_ok, number_field, padded, parse_header
 
-#: Type flags of headers that only describe the member after them (pax
-#: extended and global headers, GNU long name and long link).
-_EXTENSION_TYPES = frozenset(b"xgLK")
 #: Type flags whose members carry data in the archive (as ``tarfile`` reads
 #: them: regular files, contiguous files, GNU sparse; unknown types too).
 _KNOWN_WITHOUT_DATA = frozenset(b"123456")
@@ -44,24 +41,6 @@ class WalkedMember:
     header_size: int
     complete: bool
     sparse_map: str | None = None
-
-
-def _checksum_ok(record: bytes) -> bool:
-    try:
-        stored = int(record[148:156].split(b"\0", 1)[0].strip() or b"-1", 8)
-    except ValueError:
-        return False
-    unsigned = sum(record[:148]) + 8 * 32 + sum(record[156:])
-    return stored == unsigned
-
-
-def _size_field(record: bytes) -> int:
-    field = record[124:136]
-    if field[0] & 0x80:  # GNU base-256
-        value = int.from_bytes(field[1:], "big")
-        return -value if field[0] & 0x40 else value
-    text = field.split(b"\0", 1)[0].strip()
-    return int(text, 8) if text else 0
 
 
 def _read_sparse_map(reader: TapeFileReader, stored: int) -> str | None:
@@ -150,7 +129,7 @@ def _next_header(reader: TapeFileReader) -> tuple[int, bytes] | None:
         record = reader.read(RECORD)
         if len(record) < RECORD:
             return None
-        if record[257:262] == b"ustar" and _checksum_ok(record):
+        if record[257:262] == b"ustar" and checksum_ok(record):
             return offset, record
 
 
@@ -158,13 +137,13 @@ def _member(reader: TapeFileReader, offset: int, record: bytes) -> WalkedMember 
     """The member whose first header record (at ``offset``) is ``record``; its data is skipped."""
     headers = record
     while True:
-        if not _checksum_ok(record):
+        if not checksum_ok(record):
             raise TarFormatError(f"no valid tar header at byte {offset} (bad checksum)")
         typeflag = record[156]
-        if typeflag not in _EXTENSION_TYPES:
+        if typeflag not in EXTENSION_TYPES:
             break
         try:
-            size = _size_field(record)
+            size = number_field(record[124:136])
         except ValueError as err:
             raise TarFormatError(f"extended header at byte {offset} has a bad size field") from err
         if size < 0 or len(headers) + size > MAX_EXTENSION_BYTES:
