@@ -33,7 +33,7 @@ from .config import Config, LibraryConfig
 from .devices import Selection, drive_lock, open_changer
 from .errors import CatalogError, ConfigError, NotFound, WrongTape
 from .media import MOVES, Media, open_media
-from .models import Job, JobStatus, TapeFile, TapeFileStatus, Volume, utcnow
+from .models import Job, JobStatus, TapeFile, TapeFileStatus, Volume, row_id, utcnow
 
 #: a vault name is shown in tables and typed by hand: keep it short and printable
 MAX_VAULT_NAME = 64
@@ -394,21 +394,24 @@ LIST_FIELDS = ("vault", "label", "barcode", "pool", "since", "retention_end", "d
 def vault_rows(session: Session, config: Config, now: datetime | None = None) -> list[dict[str, object]]:
     """One row per tape in a vault, by vault and label (``LIST_FIELDS``).
 
-    ``due_back`` says nothing on the tape needs keeping any more
-    (``volumes.protection``); ``waiting_in`` names the mail slot of a tape
-    exported but not yet taken out of the library.
+    ``due_back`` says nothing on the tape needs keeping any more (copies
+    counted, ``vault_report.retention``); ``waiting_in`` names the mail slot
+    of a tape exported but not yet taken out of the library.
     """
     from .inventory import locate_barcodes
-    from .volumes import protection, retention_end
+    from .vault_report import retention
 
     now = now or utcnow()
     volumes = session.exec(
         select(Volume).where(col(Volume.vault).is_not(None)).order_by(col(Volume.vault), col(Volume.label))
     ).all()
-    where = locate_barcodes(config) if volumes else {}
+    if not volumes:
+        return []
+    where = locate_barcodes(config)
+    state = retention(session, config, now)
     rows = []
     for volume in volumes:
-        end = retention_end(session, config, volume)
+        end = state.ends.get(row_id(volume))
         place = where.get(volume.barcode or "")
         rows.append(
             {
@@ -418,7 +421,7 @@ def vault_rows(session: Session, config: Config, now: datetime | None = None) ->
                 "pool": volume.pool,
                 "since": iso(volume.vault_since),
                 "retention_end": "forever" if end is not None and end.year == 9999 else iso(end),
-                "due_back": protection(session, config, volume, now) is None,
+                "due_back": row_id(volume) not in state.kept,
                 "waiting_in": str(place) if place else None,
             }
         )

@@ -11,7 +11,7 @@ library it belongs to while it is in none.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from .config import Config
 from .models import Job, JobStatus, TapeFile, TapeFileStatus, Volume, row_id, utcnow
 from .vault import iso
-from .volumes import protection, retention_end
+from .volumes import protection, retention_days, retention_end
 
 #: the fields of every ``pytp vault report`` row, in every format
 REPORT_FIELDS = ("problem", "job", "name", "tape", "vault", "copies", "places", "detail")
@@ -27,6 +27,8 @@ REPORT_FIELDS = ("problem", "job", "name", "tape", "vault", "copies", "places", 
 TOO_FEW = "too few copies"
 ONE_PLACE = "copies in one place"
 DUE_BACK = "due back"
+#: what ``volumes.retention_end`` returns for data kept forever
+FOREVER = datetime.max.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -82,28 +84,72 @@ def job_copies(session: Session) -> dict[int, tuple[int, set[int]]]:
     return result
 
 
+@dataclass(frozen=True)
+class Retention:
+    """Every tape's retention, copies counted: what the vault report and list measure against.
+
+    :ivar ends: per volume id, when the data it holds leaves retention (None: it holds none).
+    :ivar kept: volume ids that must not come back yet (``volumes.protection``, or a copy of data in retention).
+    :ivar copies: per job, its copy count and tapes (:func:`job_copies`).
+    """
+
+    ends: dict[int, datetime | None]
+    kept: set[int]
+    copies: dict[int, tuple[int, set[int]]]
+
+
+def retention(session: Session, config: Config, now: datetime) -> Retention:
+    """Each tape's retention end and whether it is kept, for copy tapes too.
+
+    ``volumes.retention_end`` follows a tape's own jobs; a copy tape's rows
+    carry no job (the entries stay with the source), so its end is measured
+    from the jobs it holds copies of, with the copy's own pool retention.
+    """
+    volumes = {row_id(v): v for v in session.exec(select(Volume)).all()}
+    good = {row_id(j): j for j in session.exec(select(Job).where(col(Job.status).in_(JobStatus.GOOD))).all()}
+    copies = job_copies(session)
+    held: dict[int, set[int]] = {}
+    for job_id, (_, tapes) in copies.items():
+        for tape in tapes:
+            held.setdefault(tape, set()).add(job_id)
+    ends: dict[int, datetime | None] = {}
+    kept: set[int] = set()
+    for vid, volume in volumes.items():
+        end = retention_end(session, config, volume)
+        days = retention_days(config, volume)
+        for job_id in held.get(vid, set()):
+            job = good.get(job_id)
+            if job is None or job.ended_at is None:
+                continue
+            ended = job.ended_at if job.ended_at.tzinfo else job.ended_at.replace(tzinfo=timezone.utc)
+            candidate = FOREVER if days is None else ended + timedelta(days=days)
+            end = candidate if end is None else max(end, candidate)
+        ends[vid] = end
+        if protection(session, config, volume, now) is not None or (end is not None and end > now):
+            kept.add(vid)
+    return Retention(ends, kept, copies)
+
+
 def vault_report(
     session: Session, config: Config, copies: int = 2, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """The rows of ``pytp vault report`` (``REPORT_FIELDS``).
 
-    Only good jobs whose data is still kept count (a job whose every tape
-    left retention needs no copy); a tape is due back when it is in a vault
-    and nothing on it needs keeping (``volumes.protection``).
+    Only good jobs whose data is still in retention count (a job whose every
+    tape left retention needs no copy); a tape is due back when it is in a
+    vault and nothing on it needs keeping (:func:`retention`).
 
     :param copies: how many copies (the original included) each job should have.
     """
     now = now or utcnow()
     volumes = {row_id(v): v for v in session.exec(select(Volume)).all()}
-    kept = {vid for vid, v in volumes.items() if protection(session, config, v, now) is not None}
-    jobs = {
-        row_id(j): j
-        for j in session.exec(select(Job).where(col(Job.status).in_(JobStatus.GOOD)).order_by(col(Job.id))).all()
-    }
+    state = retention(session, config, now)
+    in_retention = {vid for vid, end in state.ends.items() if end is not None and end > now}
+    jobs = {row_id(j): j for j in session.exec(select(Job).where(col(Job.status).in_(JobStatus.GOOD))).all()}
     rows: list[dict[str, Any]] = []
-    for job_id, (count, tapes) in sorted(job_copies(session).items()):
+    for job_id, (count, tapes) in sorted(state.copies.items()):
         job = jobs.get(job_id)
-        if job is None or not (tapes & kept):
+        if job is None or not (tapes & in_retention):
             continue
         labels = ",".join(sorted(volumes[v].label for v in tapes))
         places = sorted({place_of(volumes[v]) for v in tapes})
@@ -113,9 +159,9 @@ def vault_report(
         elif count >= 2 and len(places) == 1:
             rows.append({"problem": ONE_PLACE, **base, "detail": f"all {count} copies are in {places[0]}"})
     for volume in sorted(volumes.values(), key=lambda v: v.label):
-        if volume.vault is None or row_id(volume) in kept:
+        if volume.vault is None or row_id(volume) in state.kept:
             continue
-        end = retention_end(session, config, volume)
+        end = state.ends[row_id(volume)]
         rows.append(
             {
                 "problem": DUE_BACK,
