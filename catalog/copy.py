@@ -48,13 +48,12 @@ from .errors import ConfigError, TapeFull, VerifyFailed, WrongTape
 from .inventory import locate_barcodes
 from .media import Media, made_up_label, open_media
 from .models import TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id, utcnow
+from .progress import NULL, Progress
 from .staging import StagingArea
 from .volumes import LabelClash, mark_error, pool_accepts
 
 #: staged tape files leave this much of the staging file system free
 STAGING_RESERVE = 64 << 20
-
-Progress = Callable[[str], None]
 
 
 @dataclass
@@ -132,7 +131,7 @@ def run_copy(engine: Engine, config: Config, options: CopyOptions, progress: Pro
     :raises TapeFull: a copy tape filled up before its source's last tape file.
     :raises VerifyFailed: a tape file read back from the copy differs from the source.
     """
-    say = progress or (lambda line: None)
+    events = progress if progress is not None else NULL
     config.pool(options.pool)  # an unknown pool is a configuration error before any tape moves
     with Session(engine, expire_on_commit=False) as session:
         sources = select_sources(session, options.job_ids, options.tapes)
@@ -164,7 +163,7 @@ def run_copy(engine: Engine, config: Config, options: CopyOptions, progress: Pro
         for source in sources:
             with Session(engine, expire_on_commit=False) as session:
                 session.add(source.volume)
-                copied = _copy_tape(session, config, options.pool, source, read_media, write_media, result, say)
+                copied = _copy_tape(session, config, options.pool, source, read_media, write_media, result, events)
             result.tapes.append(copied)
         result.loads = read_media.loads + (write_media.loads if write_media is not None else 0)
     return result
@@ -300,7 +299,7 @@ def _copy_tape(
     read_media: Media,
     write_media: Media | None,
     result: CopyResult,
-    say: Progress,
+    events: Progress,
 ) -> CopiedTape:
     volume = source.volume
     in_library = locate_barcodes(config)
@@ -323,14 +322,16 @@ def _copy_tape(
         other_jobs=list(source.other_jobs),
     )
     if not todo:
-        say(f"{volume.label}: copy {copied.copy} already holds tape files 1-{have}")
+        events.note(f"{volume.label}: copy {copied.copy} already holds tape files 1-{have}")
         if mirror is None:  # pragma: no cover - a source always has files
             raise CopyRefused(f"Tape {volume.label}: nothing to copy.")
         return copied
+    events.start(f"copy {volume.label}", len(todo), sum(t.total_bytes for t in todo), unit="tape files")
     if write_media is None:
-        copy = _copy_staged(session, config, pool, volume, mirror, todo, read_media, copied, say)
+        copy = _copy_staged(session, config, pool, volume, mirror, todo, read_media, copied, events)
     else:
-        copy = _copy_two_drives(session, config, pool, volume, mirror, todo, read_media, write_media, copied, say)
+        copy = _copy_two_drives(session, config, pool, volume, mirror, todo, read_media, write_media, copied, events)
+    events.done()
     copy.last_verified_at = utcnow()
     copy.last_verify_result = "ok"
     copy.last_verify_message = (
@@ -357,7 +358,7 @@ def _copy_two_drives(
     read_media: Media,
     write_media: Media,
     copied: CopiedTape,
-    say: Progress,
+    events: Progress,
 ) -> Volume:
     # The writing drive is closed while the source is mounted: if the source
     # sits in it, the reader's mount moves it out through the changer.
@@ -366,13 +367,13 @@ def _copy_two_drives(
     copy, copied.new_tape = _mount_copy(session, config, write_media, pool, volume, mirror)
     copied.copy, copied.copy_barcode = copy.label, copy.barcode
     for tape_file in todo:
-        say(f"{volume.label} file {tape_file.file_number} -> {copy.label} ({tape_file.blocks} blocks)")
+        events.note(f"{volume.label} file {tape_file.file_number} -> {copy.label} ({tape_file.blocks} blocks)")
         goto_file(read_media.drive, tape_file.file_number)
 
         def feed(put: Callable[[bytes], None], tape_file: TapeFile = tape_file) -> tuple[str, int]:
             return _read_tape_file(read_media.drive, volume, tape_file, put)
 
-        _write_copy_file(session, config, write_media.drive, copy, tape_file, feed)
+        _write_copy_file(session, config, write_media.drive, copy, tape_file, feed, events=events)
         copied.files.append(tape_file.file_number)
         copied.bytes += tape_file.total_bytes
     return copy
@@ -387,7 +388,7 @@ def _copy_staged(
     todo: list[TapeFile],
     media: Media,
     copied: CopiedTape,
-    say: Progress,
+    events: Progress,
 ) -> Volume:
     """One drive: stage as many tape files as fit, swap tapes, write them; again until done."""
     assert config.tar_dir
@@ -400,15 +401,15 @@ def _copy_staged(
             staged: list[_Staged] = []
             try:
                 for tape_file in batch:
-                    say(f"{volume.label} file {tape_file.file_number}: staging {tape_file.total_bytes} bytes")
+                    events.note(f"{volume.label} file {tape_file.file_number}: staging {tape_file.total_bytes} bytes")
                     staged.append(_stage(media.drive, volume, tape_file, area.path))
                 copy, new = _mount_copy(session, config, media, pool, volume, copy)
                 copied.new_tape = copied.new_tape or new
                 copied.copy, copied.copy_barcode = copy.label, copy.barcode
                 for item in staged:
-                    say(f"{volume.label} file {item.tape_file.file_number} -> {copy.label}")
+                    events.note(f"{volume.label} file {item.tape_file.file_number} -> {copy.label}")
                     _write_copy_file(
-                        session, config, media.drive, copy, item.tape_file, _staged_feed(item), item.digest
+                        session, config, media.drive, copy, item.tape_file, _staged_feed(item), item.digest, events
                     )
                     item.path.unlink()
                     copied.files.append(item.tape_file.file_number)
@@ -535,6 +536,7 @@ def _write_copy_file(
     source: TapeFile,
     feed: Callable[[Callable[[bytes], None]], tuple[str, int]],
     expected: str | None = None,
+    events: Progress = NULL,
 ) -> TapeFile:
     """Write one tape file to the copy from ``feed``, read it back, and record it complete.
 
@@ -559,8 +561,13 @@ def _write_copy_file(
     buffer = config.buffer
     try:
         writer = DriveWriter(drive.write, int(buffer.memory_gib * 2**30), buffer.start_percent, drive.name)
+        def put(data: bytes) -> None:
+            writer.put(data)
+            events.bytes(len(data))
+            events.buffer_fill(writer.stats().fill_percent / 100)
+
         try:
-            digest, blocks = feed(writer.put)
+            digest, blocks = feed(put)
         except BaseException:
             writer.abort()
             raise
@@ -603,6 +610,7 @@ def _write_copy_file(
     copy.bytes_written += row.total_bytes
     session.add_all([row, copy])
     session.commit()
+    events.file("", 0)  # the bytes were counted as they went through
     return row
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from pytp.tapeio.exitcodes import EXIT_SUCCESS
 
 from .app import App, emit, human_bytes, pass_app
 from .job_run import job_options
+from .progress_display import make_progress, progress_options
 
 
 @click.command()
@@ -22,6 +21,7 @@ from .job_run import job_options
     help="Drive that writes the copies (default: another free drive; the same drive as --drive-from: staging).",
 )
 @click.option("-l", "--library", help="Library holding the source and copy tapes.")
+@progress_options
 @job_options
 @pass_app
 def copy(
@@ -32,6 +32,9 @@ def copy(
     drive_from: str | None,
     drive_to: str | None,
     library: str | None,
+    quiet: bool,
+    verbose: bool,
+    show_progress: bool | None,
     fmt: str,
     log_file: str | None,
 ) -> None:
@@ -70,10 +73,9 @@ def copy(
         drive_to=drive_to,
         library=library,
     )
-    show = sys.stderr.isatty() and fmt == "table"
     with job_run(app, "copy", fmt, log_file) as run:
         run.log_jobs = list(job_ids)
-        result = run_copy(app.engine, app.config, options, (lambda line: click.echo(line, err=True)) if show else None)
+        result = run_copy(app.engine, app.config, options, make_progress(quiet, verbose, show_progress))
         run.log_jobs = sorted({j for t in result.tapes for j in t.jobs + t.other_jobs})
         run.done(
             "ok",

@@ -94,3 +94,12 @@ def test_copy_help_has_an_example() -> None:
     out = CliRunner().invoke(cli, ["copy", "--help"]).output
     assert "Examples:" in out and "pytp copy --job 12 --pool offsite" in out
     assert "copy" in CliRunner().invoke(cli, ["--help"]).output
+
+
+def test_copy_progress_is_drawn_when_asked_and_not_on_a_pipe(site: Path, tmp_path: Path) -> None:
+    job = _backup(site, tmp_path / "a", "alpha")
+    quiet = invoke(site, "copy", "--job", str(job), "--pool", "offsite")
+    assert "copy PYT001L9" not in quiet.stderr  # CliRunner's stderr is not a terminal
+    second = _backup(site, tmp_path / "b", "beta")
+    shown = invoke(site, "copy", "--job", str(second), "--pool", "offsite", "--progress")
+    assert "PYT001L9 file 3 -> PYT002L9" in shown.stderr
