@@ -59,6 +59,24 @@ def _zoned(text: str) -> datetime:
     return value
 
 
+def _into_drive(config: Path, label: str) -> str:
+    """Make sure ``label`` is in a drive (jobs may put their tape back: --keep-loaded); return the drive."""
+    tape = _tapes(config)[label]
+    if tape["drive"] is None:
+        invoke(config, "load", str(tape["slot"]))
+        tape = _tapes(config)[label]
+    assert tape["drive"] is not None, tape
+    return str(tape["drive"])
+
+
+def _unload_all(library: Path) -> None:
+    """Every drive's tape back into the slot it came from (whatever the last command left)."""
+    changer = VirtualChanger(library)
+    for drive in changer.status().drives:
+        if drive.full:
+            changer.unload(None, drive.index)
+
+
 def _import(config: Path, expect: int = 0) -> list[dict]:
     return json.loads(invoke(config, "vault", "import", "--format", "json", expect=expect).stdout)
 
@@ -68,7 +86,7 @@ def test_export_from_a_drive_to_a_vault_and_import_back(tmp_path: Path, sqlite_u
     src = _tree(tmp_path / "src")
     invoke(config, "backup", str(src), "--job", "first")
     (label,) = _tapes(config)
-    assert _tapes(config)[label]["location"].startswith("lib:drive")  # a job leaves its tape in the drive
+    _into_drive(config, label)
 
     out = invoke(config, "vault", "export", label, "--to", "offsite-A").stdout
     assert f"is in import/export slot {MAIL} of library lib: take it out for vault offsite-A" in out
@@ -109,7 +127,7 @@ def test_export_from_a_drive_to_a_vault_and_import_back(tmp_path: Path, sqlite_u
 def test_export_of_a_tape_in_a_slot_csv_and_idempotent_after_a_cut(tmp_path: Path, sqlite_url: str) -> None:
     config, library = _site(tmp_path, sqlite_url)
     invoke(config, "label", "--barcode", "PYT002L9")
-    invoke(config, "unload")
+    _unload_all(library)
     exported = invoke(config, "vault", "export", "PYT002L9", "--to", "bank", "--format", "csv").stdout
     rows = list(csv.DictReader(io.StringIO(exported)))
     assert rows[0]["mail_slot"] == str(MAIL) and rows[0]["unloaded_from"] == "" and rows[0]["vault"] == "bank"
@@ -121,8 +139,9 @@ def test_export_of_a_tape_in_a_slot_csv_and_idempotent_after_a_cut(tmp_path: Pat
 def test_export_refusals_move_and_record_nothing(tmp_path: Path, sqlite_url: str) -> None:
     config, library = _site(tmp_path, sqlite_url)
     invoke(config, "label", "--barcode", "PYT001L9")
-    invoke(config, "unload")
+    _unload_all(library)
     invoke(config, "label", "--barcode", "PYT002L9")
+    _into_drive(config, "PYT002L9")
     before = _slots(library)
 
     # An unknown name: nothing moves, even for the known tape named with it.
@@ -146,7 +165,7 @@ def test_export_refusals_move_and_record_nothing(tmp_path: Path, sqlite_url: str
 def test_export_refuses_a_tape_in_a_drive_a_running_pytp_holds(tmp_path: Path, sqlite_url: str) -> None:
     config, library = _site(tmp_path, sqlite_url)
     invoke(config, "label", "--barcode", "PYT001L9")
-    drive = _tapes(config)["PYT001L9"]["drive"]
+    drive = _into_drive(config, "PYT001L9")
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -196,7 +215,7 @@ def test_import_sorts_blank_cleaning_unknown_and_foreign_cartridges(tmp_path: Pa
     document["catalog"]["url"] = f"sqlite:///{tmp_path / 'other.db'}"
     other.write_text(json.dumps(document))
     invoke(other, "label", "--barcode", "PYT004L9")
-    invoke(other, "unload")
+    _unload_all(library)
     invoke(config, "move", "4", str(MAIL))
     (unknown,) = _import(config)
     assert unknown["result"] == "unknown" and unknown["label"] == "PYT004L9" and unknown["slot"] == 4
