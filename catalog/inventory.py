@@ -16,7 +16,8 @@ from .config import Config
 from .devices import open_changer
 from .errors import ConfigError, NotFound
 from .levels import DELETED
-from .models import Entry, Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id
+from .health_log import newest_per_volume, reading_dict
+from .models import Entry, HealthReading, Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id
 from .volumes import newest_snapshot_volume, retention_end, shown_status
 
 #: where a tape is that no configured library holds and no vault records (``pytp vault``)
@@ -101,7 +102,11 @@ TAPE_FIELDS = (
     "free_pct",
     "last_written",
     "last_verified",
+    "last_verify_result",
     "errors",
+    "read_errors",
+    "write_errors",
+    "tapealert",
     "note",
 )
 
@@ -136,6 +141,8 @@ def tape_rows(session: Session, config: Config, now: datetime | None = None) -> 
         ).all()
     )
     snapshot = newest_snapshot_volume(session)
+    # The error counts and flags of each tape's newest health reading (health_log, issue 11).
+    readings = newest_per_volume(session)
     rows = []
     known: set[str] = set()
     for volume in session.exec(select(Volume).order_by(col(Volume.label))).all():
@@ -165,9 +172,9 @@ def tape_rows(session: Session, config: Config, now: datetime | None = None) -> 
                 "capacity": volume.capacity,
                 **_space(volume.bytes_written, volume.capacity),
                 "last_written": _iso(volume.last_written_at),
-                # Not recorded by the catalog yet (issue 11, scrub); read if a later schema adds it.
-                "last_verified": _iso(getattr(volume, "last_verified_at", None)),
-                "errors": getattr(volume, "error_count", None),
+                "last_verified": _iso(volume.last_verified_at),
+                "last_verify_result": volume.last_verify_result,
+                **_health_fields(readings.get(row_id(volume))),
                 "note": _note(volume, snapshot),
             }
         )
@@ -190,6 +197,24 @@ def tape_rows(session: Session, config: Config, now: datetime | None = None) -> 
         )
         rows.append(row)
     return rows
+
+
+def _health_fields(reading: HealthReading | None) -> dict[str, Any]:
+    """``errors`` (read + write), ``read_errors``, ``write_errors`` and ``tapealert`` of a tape's newest reading.
+
+    The counts are the drive's corrected + uncorrected errors as the reading
+    found them; None when no drive has reported on the tape yet.
+    """
+    if reading is None:
+        return {"errors": None, "read_errors": None, "write_errors": None, "tapealert": None}
+    shown = reading_dict(reading)
+    counts = [n for n in (reading.read_errors, reading.write_errors) if n is not None]
+    return {
+        "errors": sum(counts) if counts else None,
+        "read_errors": reading.read_errors,
+        "write_errors": reading.write_errors,
+        "tapealert": shown["tapealert"],
+    }
 
 
 def tape_detail(session: Session, config: Config, label: str) -> dict[str, Any]:

@@ -208,7 +208,8 @@ def emit(rows: list[dict[str, Any]], fmt: str, columns: list[str] | None = None,
 
 def _cell(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
+        # objects (TapeAlert flags) as their values: "4:Media:critical"
+        return ",".join(":".join(map(str, v.values())) if isinstance(v, dict) else str(v) for v in value)
     return "" if value is None else value
 
 

@@ -223,7 +223,7 @@ def tapes(app: App, tape: str | None, fmt: str) -> None:
         emit(rows, fmt, list(TAPE_FIELDS))
         return
     columns = ["label", "barcode", "location", "pool", "status", "used", "free", "jobs", "files", "last_written"]
-    columns += ["last_verified", "note"]
+    columns += ["last_verified", "errors", "note"]
     emit([_tape_cells(r) for r in rows], fmt, columns, empty="No tapes in the catalog or the libraries yet.")
 
 
@@ -238,7 +238,10 @@ def _tape_cells(row: dict) -> dict:  # type: ignore[type-arg]
     if row.get("used_pct") is not None:
         used += f" ({row['used_pct']}%)"
     free = f"{human_bytes(row['free'])} ({row['free_pct']}%)" if row.get("free") is not None else ""
-    return {**row, "status": status, "used": used, "free": free, "last_verified": row["last_verified"] or ""}
+    verified = row["last_verified"] or ""
+    if verified and row.get("last_verify_result"):
+        verified += f" {row['last_verify_result']}"
+    return {**row, "status": status, "used": used, "free": free, "last_verified": verified}
 
 
 def _show_tape(detail: dict, fmt: str) -> None:  # type: ignore[type-arg]

@@ -1,8 +1,11 @@
 """``pytp drives``: every configured drive with what it holds, who uses it and its health;
 ``pytp clean DRIVE``: run a cleaning cartridge through a library drive.
 
-Both use the configuration, the changers and the drives alone: never the
-catalog stack (issue 9), so they answer fast and while the catalog is busy.
+``pytp drives`` uses the configuration, the changers and the drives alone:
+never the catalog stack (issue 9), so it answers fast and while the catalog
+is busy; ``--recorded`` opens the catalog for each drive's newest recorded
+reading.  ``pytp clean`` counts the cartridge's uses in the catalog
+(``catalog/cleaning.py``).
 """
 
 from __future__ import annotations
@@ -127,10 +130,33 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _recorded(app: App, rows: list[dict[str, Any]]) -> None:
+    """Add each drive's newest reading the catalog recorded (``health_log``): ``recorded``."""
+    from sqlmodel import Session
+
+    from pytp.catalog.health_log import newest_per_drive, reading_dict
+
+    with Session(app.engine) as session:
+        newest = {name: reading_dict(row) for name, row in newest_per_drive(session).items()}
+    for row in rows:
+        row["recorded"] = newest.get(row["name"])
+
+
+def _recorded_text(reading: dict[str, Any] | None) -> str:
+    """A recorded reading in one cell: when, phase, flags, read/write errors."""
+    if reading is None:
+        return ""
+    if not reading["available"]:
+        return f"{reading['taken_at']} {reading['phase']}: unavailable"
+    flags = ",".join(str(f["number"]) for f in reading["tapealert"] or []) or "no flags"
+    return f"{reading['taken_at']} {reading['phase']}: {flags}, errors r/w {reading['read_errors']}/{reading['write_errors']}"
+
+
 @click.command()
+@click.option("--recorded", is_flag=True, help="Also each drive's newest health reading recorded in the catalog.")
 @output_option
 @pass_app
-def drives(app: App, fmt: str) -> None:
+def drives(app: App, recorded: bool, fmt: str) -> None:
     """List the configured drives: loaded tape, whether in use, TapeAlert flags and error counters.
 
     Error counters show as corrected/uncorrected (write and read).  A drive
@@ -144,10 +170,16 @@ def drives(app: App, fmt: str) -> None:
         pytp drives --format json
     """
     rows = drive_rows(app)
+    if recorded:
+        _recorded(app, rows)
     if fmt == "json":
         emit(rows, fmt)
         return
-    emit([_flat(row) for row in rows], fmt, COLUMNS, empty="No drives are configured.")
+    flat = [_flat(row) for row in rows]
+    for row in flat:
+        if recorded:
+            row["recorded"] = _recorded_text(row["recorded"])
+    emit(flat, fmt, COLUMNS + (["recorded"] if recorded else []), empty="No drives are configured.")
 
 
 @click.command()
@@ -156,13 +188,16 @@ def drives(app: App, fmt: str) -> None:
 def clean(app: App, drive: str) -> None:
     """Clean DRIVE with a cleaning cartridge (barcode CLN…) from its library, then put the cartridge back.
 
-    A tape in the drive goes back to its home slot first.  The virtual
-    library counts each cartridge's uses.
+    A tape in the drive goes back to its home slot first.  The catalog
+    counts each cartridge's uses; one that is used up (its uses reached its
+    maximum, 50 by default, or the drive reported TapeAlert 22/23 with it)
+    is not loaded again.
 
     \b
     Example:
         pytp clean lto9
     """
+    from pytp.catalog.cleaning import NoCleaningCartridge, clean_drive
     from pytp.catalog.devices import drive_lock, open_changer
     from pytp.catalog.errors import ConfigError
 
@@ -176,13 +211,12 @@ def clean(app: App, drive: str) -> None:
         )
     library, element = placed
     with drive_lock(selection):
-        changer = open_changer(library)
-        barcode, slot = changer.clean(element)
-    uses = getattr(changer, "cleaning_uses", None)
-    count = uses().get(barcode) if uses is not None else None
+        done = clean_drive(app.engine, open_changer(library), element, selection)
+    if done.expired:
+        raise NoCleaningCartridge(done.describe()[0].upper() + done.describe()[1:])
     click.echo(
-        f"Cleaned drive {selection.name} with {barcode} from slot {slot}"
-        + (f" (use {count} of that cartridge)." if count else ".")
+        f"Cleaned drive {selection.name} with {done.barcode} from slot {done.slot} (use {done.uses} of that "
+        f"cartridge).\nCleaning cartridge {done.barcode}: {done.uses} of {done.max_uses} uses."
     )
 
 
