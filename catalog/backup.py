@@ -90,7 +90,10 @@ def run_backup(
     started = time.monotonic()
     reporter = ProgressReporter(progress)
     # The drive is taken before the job row exists: a busy drive leaves no job behind.
-    with open_media(config, selection) as media, HealthWatch(engine, media) as health:
+    with (
+        open_media(config, selection, keep_loaded=options.keep_loaded) as media,
+        HealthWatch(engine, media) as health,
+    ):
         record = JobRecord.create(engine, options, sources, pool, media.block_size)
         health.job_ids.append(record.job_id)
         if reporter.active:

@@ -46,6 +46,10 @@ class BackupOptions:
     #: a drive without changer fills up: show the request, return once the
     #: operator inserted a tape (False gives up); None fails the job instead
     ask_for_tape: Callable[[str], bool] | None = None
+    #: what the job leaves in the drive (``media.open_media``): False, the
+    #: command's default, returns a library's tape to its home slot; True
+    #: (``--keep-loaded``) and None (callers of the core API) leave it loaded
+    keep_loaded: bool | None = None
 
 
 @dataclass

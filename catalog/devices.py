@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytp.tapeio.changer import Changer
@@ -37,6 +37,9 @@ class Selection:
     drive: DriveConfig
     library: LibraryConfig | None = None
     element: int | None = None
+    #: chosen by pytp (the library's first free drive), not named by the user:
+    #: a restore may take the drive that holds its tape instead (``take_instead``)
+    automatic: bool = field(default=False, compare=False)
 
 
 def open_drive(drive: DriveConfig) -> Drive:
@@ -207,12 +210,35 @@ def select(config: Config, drive_name: str | None = None, library_name: str | No
             drive = config.drive(name)
             # Choosing a drive takes it: a second pytp choosing now sees it busy.
             if _claim(drive):
-                return Selection(drive, library, index)
+                return Selection(drive, library, index, automatic=True)
         drive = config.drive(library.drives[0])
         return Selection(drive, library, 0)  # all busy: the lock will say by whom
     if not config.drives:
         raise ConfigError(f"No tape drives are configured in {config.path}; add one to 'tape_drives'.")
     return Selection(config.drives[0])
+
+
+def take_instead(config: Config, selection: Selection, drive_name: str) -> Selection | None:
+    """The library drive ``drive_name`` instead of the one pytp chose, if it is free.
+
+    A restore whose tape sits in another drive reads it there rather than
+    moving it (issue 11).  A drive the user named is kept.
+
+    :returns: the new selection (the other drive taken, the chosen one let go), or None.
+    """
+    library = selection.library
+    if not selection.automatic or library is None or drive_name not in library.drives:
+        return None
+    if drive_name == selection.drive.name:
+        return None
+    drive = config.drive(drive_name)
+    if not _claim(drive):
+        return None
+    path = _lock_path(selection.drive)
+    held = _own(path)
+    if held is not None and held.users == 0:
+        _release(path)
+    return Selection(drive, library, library.drives.index(drive_name), automatic=True)
 
 
 def select_library(config: Config, library_name: str | None = None) -> LibraryConfig:

@@ -428,17 +428,24 @@ class Media:
 
 
 @contextmanager
-def open_media(config: Config, selection: Selection, *, borrow: bool = False) -> Iterator[Media]:
+def open_media(
+    config: Config, selection: Selection, *, borrow: bool = False, keep_loaded: bool | None = None
+) -> Iterator[Media]:
     """The drive of ``selection``, taken for this process, with its changer: how every job gets at tape.
 
     The drive lock is held for the block and the device closed at its end.
-    The tape stays in the drive (the next job often wants it); it goes back to
-    its home slot (``Changer.return_to_home``) when a job needs another tape.
 
     :param borrow: a restore or verify: leave the library as it was found.  A
         cartridge loaded only to be read goes back to its slot, and the tape
         that was in the drive before is loaded again, so the next backup does
         not append to a tape another host is reading (issue 9).
+    :param keep_loaded: what a job leaves in the drive (issue 11).  False (the
+        job commands without ``--keep-loaded``): with a library, the tape goes
+        back to its home slot (``Changer.return_to_home``) when the block ends,
+        so that no cartridge sits in a drive unattended; a borrowing job then
+        reloads the tape it found in the drive.  True (``--keep-loaded``): the
+        tape stays in the drive, also a borrowed one.  None (labelling,
+        snapshots, copies): the tape stays, a borrowed one goes back.
     :raises DriveBusy: another pytp holds the drive.
     """
     with drive_lock(selection.drive), Media(config, selection) as media:
@@ -446,21 +453,29 @@ def open_media(config: Config, selection: Selection, *, borrow: bool = False) ->
         try:
             yield media
         finally:
-            if borrow and media.loads:
-                _put_back(media, before)
+            if keep_loaded is None:
+                if borrow and media.loads:
+                    _put_back(media, before)
+            elif not keep_loaded:
+                _put_back(media, before, always=True)
 
 
-def _put_back(media: Media, before: str | None) -> None:
-    """Return the borrowed tape to its slot and reload ``before`` (the barcode found in the drive)."""
+def _put_back(media: Media, before: str | None, always: bool = False) -> None:
+    """Return the tape in the drive to its slot and reload ``before`` (the barcode found in the drive).
+
+    :param always: also when this block loaded nothing (the job's tape goes home).
+    """
+    if not (always or media.loads) or media.changer is None:
+        return
     try:
-        if media.has_tape_in_drive() and media.current_barcode() != before:
+        if media.has_tape_in_drive() and (before is None or media.current_barcode() != before):
             media.unload()
         if before is not None and media.current_barcode() != before:
-            place = media.changer.status().find_barcode(before)  # type: ignore[union-attr]
+            place = media.changer.status().find_barcode(before)
             if isinstance(place, StorageElement):
                 media.load(place.number)
     except (ChangerError, DriveBusy, NoMedium) as err:
-        # The read itself succeeded (or already failed): a tape left in the drive is not worth failing it.
+        # The job itself succeeded (or already failed): a tape left in the drive is not worth failing it.
         MOVES.warning("could not put the library back as it was: %s", err)
 
 

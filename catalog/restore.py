@@ -34,7 +34,7 @@ from pytp.tapeio.hashing import ContentHasher
 from pytp.tapeio.tarwriter import member_name
 
 from .config import Config
-from .devices import Selection
+from .devices import Selection, take_instead
 from .errors import CatalogError, NotFound, RestoreRefused, VerifyFailed, WrongTape
 from .health_log import HealthWatch
 from .copy_read import use_copies
@@ -74,6 +74,10 @@ class RestoreOptions:
     allow_special: bool = False
     #: only this host's jobs (``--host``); None: every host
     host: str | None = None
+    #: what the restore leaves in the drive (``media.open_media``): False, the
+    #: command's default, sends the tape home and reloads the one found there;
+    #: True (``--keep-loaded``) leaves it loaded; None: a borrowed tape goes back
+    keep_loaded: bool | None = None
 
 
 @dataclass
@@ -273,6 +277,16 @@ def _copy(reader: TapeFileReader, length: int, feed: Callable[[bytes], None], wh
         raise BlankTape(f"{what}: the tape file ended {missing} bytes early.")
 
 
+def _drive_holding_first_tape(config: Config, selection: Selection, plan: RestorePlan) -> Selection | None:
+    """Another free drive of the library that already holds the plan's first tape (pytp chose the drive)."""
+    if not selection.automatic or not plan.tapes or plan.tapes[0].volume.barcode is None:
+        return None
+    where = locate_barcodes(config).get(plan.tapes[0].volume.barcode)
+    if where is None or where.drive is None or where.drive == selection.drive.name:
+        return None
+    return take_instead(config, selection, where.drive)
+
+
 def plan_restore(engine: Engine, config: Config, selection: Selection, options: RestoreOptions) -> RestorePlan:
     """The plan of a restore, without touching a tape (``pytp restore --plan``)."""
     with Session(engine, expire_on_commit=False) as session:
@@ -327,6 +341,11 @@ def run_restore(
             raise RestoreRefused(f"Cannot create the restore target {target}: {err.strerror}.") from err
         check_target(target, entries, options.overwrite)
         plan = _plan(session, config, selection, entries)
+        holder = _drive_holding_first_tape(config, selection, plan)
+        if holder is not None:
+            # Read the tape where it is instead of moving it (issue 11), and plan again for that drive.
+            selection = holder
+            plan = _plan(session, config, selection, entries)
         if plan.missing and selection.library is not None:
             # An exported tape says which vault to fetch it from (``pytp vault``).
             names = ", ".join(
@@ -336,13 +355,20 @@ def run_restore(
             raise WrongTape(
                 f"The restore needs tapes that are not in library {selection.library.name}: {names}. "
                 "Insert them and run the restore again"
-                + (" (`pytp vault import` takes them from the import/export slots)." if any(v.vault for v in plan.missing) else ".")
+                + (
+                    " (`pytp vault import` takes them from the import/export slots)."
+                    if any(v.vault for v in plan.missing)
+                    else "."
+                )
                 + "".join(f" {line[0].upper()}{line[1:]}." for line in plan.fetch)
             )
         extraction = GuardedExtraction(target, options.overwrite, options.allow_special)
         splits: dict[int, _SplitMember] = {}
         try:
-            with open_media(config, selection, borrow=True) as media, HealthWatch(engine, media):
+            with (
+                open_media(config, selection, borrow=True, keep_loaded=options.keep_loaded) as media,
+                HealthWatch(engine, media),
+            ):
                 members = {t.volume.id: sum(len(f.items) for f in t.files) for t in plan.tapes}
                 events = progress if progress is not None else NULL
                 events.start("restore", len(entries), sum(f.entry.size for f in entries if f.entry.kind == "file"))

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from pytp.tapeio.blockio import TapeFileReader
 from pytp.tapeio.errors import BlankTape, MediumError
@@ -31,6 +31,8 @@ from .levels import DELETED
 from .media import Media, open_media
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id, utcnow
 from .parts import Piece, load_parts, read_split_member
+from .progress import NULL
+from .progress import Progress as ProgressEvents
 from .search import find
 from .tape_reading import feed_bytes, read_tape_files
 
@@ -140,8 +142,9 @@ def verify_tape(
     selection: Selection,
     job_id: int | None = None,
     tape: str | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressEvents | None = None,
     phases: tuple[str, str] = JOB_PHASES,
+    keep_loaded: bool | None = None,
 ) -> VerifyReport:
     """Read back the data of a job (default: the newest good one) or a tape and
     compare every member with the catalog.
@@ -150,6 +153,10 @@ def verify_tape(
     with ``phases``); a tape whose every good job was read gets its
     ``last_verified_*`` recorded (:func:`record_verification`).
 
+    :param keep_loaded: as ``media.open_media``'s (the verify command passes
+        False unless ``--keep-loaded``; None: a borrowed tape goes back).
+    :param progress: the listener of the verify's progress (``catalog/progress.py``);
+        the total is the catalog's count and size of the members to read.
     :raises NotFound: there is nothing to verify.
     """
     report = VerifyReport()
@@ -158,13 +165,17 @@ def verify_tape(
         rows = _tape_files(session, job_id, tape)
         report.jobs = sorted({row_id(job) for _, _, job in rows})
         whole_tapes = _whole_tapes(session, rows)
-        with open_media(config, selection, borrow=True) as media, HealthWatch(engine, media, phases) as health:
+        with (
+            open_media(config, selection, borrow=True, keep_loaded=keep_loaded) as media,
+            HealthWatch(engine, media, phases) as health,
+        ):
             health.job_ids.extend(report.jobs)
+            events = progress if progress is not None else NULL
+            paths = events.wants_paths
+            events.start("verify", *_totals(session, [row_id(t) for t, _, _ in rows]))
             wanted = [(volume, tape_file, tape_file) for tape_file, volume, _ in rows]
             for tape_file, access in read_tape_files(media, session, wanted, on_mount=_listed_in(report)):
                 label = access.volume.label
-                if progress:
-                    progress(f"tape {label} file {tape_file.file_number}")
                 entries = session.exec(
                     select(Entry)
                     .where(Entry.tape_file_id == tape_file.id, Entry.kind != DELETED)
@@ -176,6 +187,7 @@ def verify_tape(
                 where = f"tape file {tape_file.file_number} of {label}"
                 check_offsets(((e.path_text, e.offset) for e in whole), where)
                 for index, entry in enumerate(whole):
+                    events.file(entry.path_text if paths else "", entry.size)
                     try:
                         _check_member(access.at(entry.offset), entry, report)
                     except (MediumError, BlankTape) as err:
@@ -190,8 +202,22 @@ def verify_tape(
                     where = f"tape file {part_file.file_number} of {volume.label}"
                     check_offsets([(entry.path_text, part.offset)], where)
                 _check_split(media, session, entry, pieces, report)
+                events.file(entry.path_text if paths else "", entry.size)
+            events.done()
     record_verification(engine, whole_tapes, report)
     return report
+
+
+def _totals(session: Session, tape_file_ids: list[int]) -> tuple[int, int]:
+    """Members and bytes the catalog records in these tape files (one query: the ETA's total)."""
+    if not tape_file_ids:
+        return 0, 0
+    count, size = session.exec(
+        select(func.count(), func.coalesce(func.sum(Entry.size), 0)).where(
+            col(Entry.tape_file_id).in_(tape_file_ids), Entry.kind != DELETED
+        )
+    ).one()
+    return int(count), int(size)
 
 
 def _whole_tapes(session: Session, rows: list[tuple[TapeFile, Volume, Job]]) -> list[int]:

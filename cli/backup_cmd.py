@@ -79,6 +79,9 @@ if TYPE_CHECKING:
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be stored and on which tape; write nothing.")
 @progress_options
+@click.option(
+    "--keep-loaded", is_flag=True, help="Leave the tape in the drive after the job (default: back to its slot)."
+)
 @job_options
 @pass_app
 def backup(
@@ -102,6 +105,7 @@ def backup(
     double_buffer: bool,
     low_water_mark: int | None,
     dry_run: bool,
+    keep_loaded: bool,
     quiet: bool,
     verbose: bool,
     show_progress: bool | None,
@@ -136,6 +140,7 @@ def backup(
         strategy=strategy,
         pool=pool,
         buffer_bytes=max(1 << 20, int(buffer_gib * (1 << 30))),
+        keep_loaded=keep_loaded,
         start_percent=memory_buffer_percent if memory_buffer_percent is not None else config.buffer.start_percent,
     )
     if dry_run:

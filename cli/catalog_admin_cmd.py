@@ -7,6 +7,7 @@ import click
 from pytp.tapeio.exitcodes import EXIT_VERIFY_FAILED
 
 from .app import App, pass_app
+from .progress_display import make_progress, progress_options
 
 
 @click.group(name="catalog")
@@ -19,8 +20,18 @@ def catalog_group() -> None:
 @click.option("--all", "all_tapes", is_flag=True, help="Every cartridge in the library: slots and drives.")
 @click.option("-d", "--drive", help="Drive to read with.")
 @click.option("-l", "--library", help="Library to load tapes from.")
+@progress_options
 @pass_app
-def rebuild(app: App, tape: str | None, all_tapes: bool, drive: str | None, library: str | None) -> None:
+def rebuild(
+    app: App,
+    tape: str | None,
+    all_tapes: bool,
+    drive: str | None,
+    library: str | None,
+    quiet: bool,
+    verbose: bool,
+    show_progress: bool | None,
+) -> None:
     """Recreate volumes, jobs and entries from tape labels and manifests.
 
     Data files are skipped by filemark: a rebuild reads one block of each.
@@ -39,7 +50,10 @@ def rebuild(app: App, tape: str | None, all_tapes: bool, drive: str | None, libr
 
     if tape and all_tapes:
         raise click.UsageError("Give --tape or --all, not both.")
-    report = run_rebuild(app.engine, app.config, app.select(drive, library), tape=tape, all_tapes=all_tapes)
+    progress = make_progress(quiet, verbose, show_progress)
+    report = run_rebuild(
+        app.engine, app.config, app.select(drive, library), tape=tape, all_tapes=all_tapes, progress=progress
+    )
     for note in report.notes:
         click.echo(f"note: {note}")
     for problem in report.problems:

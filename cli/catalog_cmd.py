@@ -11,6 +11,7 @@ from pytp.tapeio.exitcodes import EXIT_SUCCESS, EXIT_VERIFY_FAILED, TABLE
 from .app import App, emit, human_bytes, output_option, pass_app
 from .host_option import chosen_host, host_option
 from .job_run import job_options
+from .progress_display import make_progress, progress_options
 
 #: matches a search shows in a table on a terminal unless --limit says otherwise
 DEFAULT_LIMIT = 1000
@@ -278,6 +279,10 @@ def _show_tape(detail: dict, fmt: str) -> None:  # type: ignore[type-arg]
 @click.option("--quick", is_flag=True, help="With --against-disk: compare size and time only, no checksums.")
 @click.option("-d", "--drive", help="Drive to read with.")
 @click.option("-l", "--library", help="Library to load tapes from.")
+@progress_options
+@click.option(
+    "--keep-loaded", is_flag=True, help="Leave the tape in the drive after the job (default: back to its slot)."
+)
 @job_options
 @pass_app
 def verify(
@@ -289,6 +294,10 @@ def verify(
     quick: bool,
     drive: str | None,
     library: str | None,
+    quiet: bool,
+    verbose: bool,
+    show_progress: bool | None,
+    keep_loaded: bool,
     fmt: str,
     log_file: str | None,
 ) -> None:
@@ -332,7 +341,15 @@ def verify(
             click.get_current_context().exit(EXIT_VERIFY_FAILED)
         return
     with job_run(app, "verify", fmt, log_file) as run:
-        result = verify_tape(app.engine, app.config, app.select(drive, library), job_id=job_id, tape=tape)
+        result = verify_tape(
+            app.engine,
+            app.config,
+            app.select(drive, library),
+            job_id=job_id,
+            tape=tape,
+            progress=make_progress(quiet, verbose, show_progress),
+            keep_loaded=keep_loaded,
+        )
         run.log_jobs.extend(result.jobs)
         run.done(
             "ok" if result.ok else "failed",

@@ -12,6 +12,7 @@ from pytp.tapeio.exitcodes import EXIT_SUCCESS
 from .app import App, human_bytes, pass_app
 from .host_option import chosen_host, host_option
 from .job_run import job_options
+from .progress_display import make_progress, progress_options
 
 
 @click.command()
@@ -34,6 +35,10 @@ from .job_run import job_options
 @click.option("-d", "--drive", help="Drive to read with.")
 @click.option("-l", "--library", help="Library to load tapes from.")
 @host_option
+@progress_options
+@click.option(
+    "--keep-loaded", is_flag=True, help="Leave the tape in the drive after the job (default: back to its slot)."
+)
 @job_options
 @pass_app
 def restore(
@@ -51,6 +56,10 @@ def restore(
     drive: str | None,
     library: str | None,
     host: str | None,
+    quiet: bool,
+    verbose: bool,
+    show_progress: bool | None,
+    keep_loaded: bool,
     fmt: str,
     log_file: str | None,
 ) -> None:
@@ -109,6 +118,7 @@ def restore(
         allow_special=allow_special,
         # --job names its job whatever its host; otherwise this host's newest versions (issue 9)
         host=None if job_id is not None and host is None else chosen_host(host),
+        keep_loaded=keep_loaded,
     )
     if plan_only:
         from pytp.catalog.restore import plan_restore
@@ -121,7 +131,8 @@ def restore(
     from .job_run import job_run
 
     with job_run(app, "restore", fmt, log_file) as run:
-        result = run_restore(app.engine, app.config, app.select(drive, library), options)
+        progress = make_progress(quiet, verbose, show_progress)
+        result = run_restore(app.engine, app.config, app.select(drive, library), options, progress=progress)
         run.done(
             "ok",
             EXIT_SUCCESS,

@@ -43,8 +43,8 @@ def test_exit_codes_for_bad_input(run, source_tree: Path, tmp_path: Path) -> Non
 
 
 def test_tape_from_another_pool_is_refused(run, source_tree: Path) -> None:
-    run("backup", str(source_tree / "docs"), "-d", "d0")
-    r = run("backup", str(source_tree / "docs"), "-d", "d0", "--pool", "offsite")
+    run("backup", str(source_tree / "docs"), "-d", "d0", "--keep-loaded")
+    r = run("backup", str(source_tree / "docs"), "-d", "d0", "--pool", "offsite", "--keep-loaded")
     # With a changer pytp puts the default-pool tape back and takes a blank one.
     assert "Job 2 ok" in r.stdout
     tapes = {t["label"]: t for t in json.loads(run("tapes", "--format", "json").stdout) if t["label"]}

@@ -37,7 +37,7 @@ def _zoned(text: str) -> datetime:
 
 def test_default_library_lists_tapes_blanks_and_one_tape(tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src")
-    _default("backup", str(src), "--job", "first")
+    _default("backup", str(src), "--job", "first", "--keep-loaded")
     rows = json.loads(_default("tapes", "--format", "json").stdout)
     assert all(list(r) == list(TAPE_FIELDS) for r in rows)
     written = [r for r in rows if r["label"]]

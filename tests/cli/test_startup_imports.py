@@ -63,12 +63,12 @@ def pytp(env: dict[str, str], *args: str, cwd: Path) -> tuple[subprocess.Complet
 
 @pytest.fixture
 def default_site(tmp_path: Path) -> dict[str, str]:
-    """The embedded default library with one backup on its first tape, which stays in drive 0."""
+    """The embedded default library with one backup on its first tape, which stays in drive 0 (--keep-loaded)."""
     env = _site_env(tmp_path / "home")
     src = tmp_path / "src"
     src.mkdir()
     (src / "note.txt").write_text("hello\n")
-    proc, _ = pytp(env, "backup", str(src), cwd=tmp_path)
+    proc, _ = pytp(env, "backup", str(src), "--keep-loaded", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     return env
 
