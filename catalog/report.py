@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -26,6 +27,7 @@ from .config import Config, LibraryConfig
 from .devices import open_changer
 from .errors import CatalogError
 from .models import Job, JobProblem, JobStatus, Volume, VolumeStatus, utcnow
+from .vault_report import DUE_BACK, ONE_PLACE, vault_report
 from .volumes import retention_end, shown_status
 
 #: How many problem paths of one partial job the report names (the rest is a count).
@@ -56,6 +58,8 @@ class TapeInfo:
     last_verified: datetime | None
     retention_end: datetime | None
     reason: str | None = None
+    #: the vault it was exported to (``pytp vault export``), None while in a library
+    vault: str | None = None
 
     @property
     def fill(self) -> float | None:
@@ -189,6 +193,7 @@ def _tapes(session: Session, config: Config, where: dict[str, str], now: datetim
                 last_verified=aware(getattr(volume, "last_verified_at", None)),
                 retention_end=aware(retention_end(session, config, volume)),
                 reason=volume.status_reason if volume.status == VolumeStatus.ERROR else None,
+                vault=volume.vault,
             )
         )
     return tapes
@@ -319,6 +324,18 @@ def _problems(session: Session, tapes: list[TapeInfo], since: datetime) -> list[
     return found
 
 
+def _copy_problems(vaults: list[dict[str, Any]]) -> list[Problem]:
+    """Jobs whose copies are all in one place (``pytp vault report``): one fire or theft takes them all.
+
+    Jobs with a single copy are not listed here: a site that makes no copies would see every job.
+    """
+    return [
+        Problem(ONE_PLACE, f"#{r['job']} {r['name']}" if r["name"] else f"#{r['job']}", None, [r["detail"]], r["job"])
+        for r in vaults
+        if r["problem"] == ONE_PLACE
+    ]
+
+
 def _due_scrub(tapes: list[TapeInfo], now: datetime, max_age_days: int) -> list[DueTape]:
     """Tapes with data never verified, or verified longer ago than ``max_age_days``: never first, then oldest."""
     limit = now - timedelta(days=max_age_days)
@@ -334,10 +351,18 @@ def _due_scrub(tapes: list[TapeInfo], now: datetime, max_age_days: int) -> list[
     return sorted(due, key=lambda d: (d.tape.last_verified or epoch, d.tape.label))
 
 
-def _due_return(tapes: list[TapeInfo]) -> list[DueTape]:
-    """Tapes whose data left retention: outside the library they are due back, inside free to reuse."""
+def _due_return(tapes: list[TapeInfo], vault_due: dict[str, str]) -> list[DueTape]:
+    """Tapes whose data left retention: outside the library they are due back, inside free to reuse.
+
+    :param vault_due: tapes in a vault with nothing left to keep, by label, with why
+        (``vault_report``: it counts copy tapes, whose rows carry no job).
+    """
     due = []
     for tape in tapes:
+        if tape.vault is not None:
+            if tape.label in vault_due:
+                due.append(DueTape(tape, f"{vault_due[tape.label]}: due back from vault {tape.vault}"))
+            continue
         if tape.status != VolumeStatus.EXPIRED:
             continue
         if tape.location is None:
@@ -378,6 +403,7 @@ def collect_report(
     by_barcode = {t.barcode: t for t in tapes if t.barcode}
     by_barcode.update({t.label: t for t in tapes if t.label not in by_barcode})
     per_day, job_count = _jobs_per_day(session, first, zone, day_list)
+    vaults = vault_report(session, config, now=now)
     return Report(
         generated_at=local_now,
         days=days,
@@ -387,8 +413,8 @@ def collect_report(
         pools=_pools(config, tapes),
         jobs_per_day=per_day,
         due_scrub=_due_scrub(tapes, now, scrub_age_days),
-        due_return=_due_return(tapes),
-        problems=_problems(session, tapes, first),
+        due_return=_due_return(tapes, {r["tape"]: r["detail"] for r in vaults if r["problem"] == DUE_BACK}),
+        problems=_problems(session, tapes, first) + _copy_problems(vaults),
         tapes=len(tapes),
         jobs=job_count,
     )

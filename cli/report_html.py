@@ -316,7 +316,8 @@ def _due(items: list[DueTape], empty: str, return_list: bool = False) -> Markup:
     for d in items:
         t = d.tape
         extra = iso(t.retention_end) if return_list else (iso(t.last_verified) or "never")
-        rows.append([t.label, t.barcode or "", t.pool, t.location or "outside", extra, iso(t.last_written), d.reason])
+        where = t.location or (f"vault {t.vault}" if t.vault else "outside")
+        rows.append([t.label, t.barcode or "", t.pool, where, extra, iso(t.last_written), d.reason])
     headers = [
         "label",
         "barcode",

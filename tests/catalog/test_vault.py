@@ -159,3 +159,26 @@ def test_export_refuses_a_tape_a_running_job_writes_and_unknown_or_barcodeless_t
     assert library.status() == before
     with Session(engine) as session:
         assert all(v.vault is None for v in session.exec(select(Volume)).all())
+
+
+def test_the_html_report_lists_copies_in_one_place_and_vault_tapes_due_back(sqlite_lib_config) -> None:  # type: ignore[no-untyped-def]
+    from pytp.catalog.report import collect_report
+    from pytp.cli.report_html import render_report
+
+    engine = open_catalog(sqlite_lib_config.catalog_url)
+    with Session(engine, expire_on_commit=False) as session:
+        a, b = _volume(session, "A"), _volume(session, "B")
+        job = _job(session, "nightly")
+        _file(session, b, 1, None, _file(session, a, 1, job))
+        old = _volume(session, "OLD", vault="bank", vault_since=utcnow())
+        _file(session, old, 1, _job(session, "old", age_days=40))
+        report = collect_report(session, sqlite_lib_config)
+    assert [(p.kind, p.subject, p.job_id) for p in report.problems] == [
+        (ONE_PLACE, f"#{row_id(job)} nightly", row_id(job))
+    ]
+    assert [(d.tape.label, d.reason.split(": ")[-1]) for d in report.due_return] == [
+        ("OLD", "due back from vault bank")
+    ]
+    page = render_report(report)
+    assert "copies in one place" in page and "all 2 copies are in library lib" in page
+    assert "due back from vault bank" in page and "vault bank" in page
