@@ -113,8 +113,8 @@ def clean_drive(engine: Engine, changer: Changer, element: int, drive: DriveConf
 
     with Session(engine) as session:
         slot, row = choose_cartridge(session, changer)
-        session.commit()
-    barcode = row.barcode
+        barcode = row.barcode
+        session.commit()  # a cartridge seen for the first time is counted from now on
     status = changer.status()
     changer.return_to_home(element, status)
     changer.load(slot.number, element)
