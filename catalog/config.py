@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ class LibraryConfig:
     #: drive names in the changer's order: drives[0] is data transfer element 0.
     drives: tuple[str, ...] = ()
     type: str = "mtx"
+    #: seconds one mtx command may take (``timeouts.changer_move_seconds``)
+    move_timeout: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,21 @@ class PlanningConfig:
 
 
 @dataclass(frozen=True)
+class TimeoutsConfig:
+    """How long pytp waits for a library's robot and a drive (``timeouts``, issue 11).
+
+    The defaults are what real libraries need, not what the virtual one does.
+    """
+
+    #: one ``mtx`` command (a load, unload or transfer; a status with inventory):
+    #: a large library's robot may first scan or wait for another move
+    changer_move_seconds: float = 900.0
+    #: after a load, until the drive is ready: a new LTO-9 cartridge's first
+    #: load calibrates for up to two hours (``tapeio.ready.DRIVE_READY_SECONDS``)
+    drive_ready_seconds: float = 2 * 3600 + 10 * 60
+
+
+@dataclass(frozen=True)
 class Config:
     """The effective configuration.
 
@@ -108,6 +125,7 @@ class Config:
     buffer: BufferConfig = field(default_factory=BufferConfig)
     planning: PlanningConfig = field(default_factory=PlanningConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     created: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -231,6 +249,16 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
             notify_raw, "timeout_seconds", "notify", NotifyConfig.timeout_seconds, positive=True
         ),
     )
+    timeouts_raw = check.section(data.get("timeouts", {}), "timeouts", "timeouts")
+    timeouts = TimeoutsConfig(
+        changer_move_seconds=check.number(
+            timeouts_raw, "changer_move_seconds", "timeouts", TimeoutsConfig.changer_move_seconds, positive=True
+        ),
+        drive_ready_seconds=check.number(
+            timeouts_raw, "drive_ready_seconds", "timeouts", TimeoutsConfig.drive_ready_seconds, positive=True
+        ),
+    )
+    libraries = [replace(library, move_timeout=timeouts.changer_move_seconds) for library in libraries]
     names = {d.name for d in drives}
     for library in libraries:
         missing = [n for n in library.drives if n not in names]
@@ -260,6 +288,7 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
         buffer=buffer,
         planning=planning,
         notify=notify,
+        timeouts=timeouts,
         raw=data,
     )
 

@@ -36,6 +36,7 @@ SECTIONS: dict[str, frozenset[str]] = {
             "buffer",
             "restore_planning",
             "notify",
+            "timeouts",
         }
     ),
     "tape_drives[]": frozenset({"name", "device_path", "block_size", "type"}),
@@ -46,6 +47,7 @@ SECTIONS: dict[str, frozenset[str]] = {
     "buffer": frozenset({"memory_buffer", "memory_buffer_percent", "low_water_mark"}),
     "restore_planning": frozenset({"drive_mb_per_s", "load_seconds", "seek_seconds"}),
     "notify": frozenset({"command", "timeout_seconds"}),
+    "timeouts": frozenset({"changer_move_seconds", "drive_ready_seconds"}),
 }
 
 

@@ -67,7 +67,7 @@ def open_changer(library: LibraryConfig) -> Changer:
         return VirtualChanger(library.device_path, name=library.name)
     from pytp.tapeio.mtx import MtxChanger
 
-    return MtxChanger(library.device_path, name=library.name)
+    return MtxChanger(library.device_path, name=library.name, timeout=library.move_timeout)
 
 
 def _lock_path(drive: DriveConfig) -> Path:

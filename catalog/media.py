@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from pytp.tapeio.changer import Changer, ChangerStatus, DriveElement, StorageElement
 from pytp.tapeio.drive import Drive, ensure_block_size
 from pytp.tapeio.errors import ChangerError, DriveBusy, ForeignTape, NoMedium
+from pytp.tapeio.ready import wait_until_ready
 from pytp.tapeio.volume_label import VolumeLabel, read_label
 
 from .config import Config
@@ -110,6 +111,10 @@ class Media:
         self.loads += 1
         barcode = getattr(status.slot(slot), "barcode", None) or "a tape"
         MOVES.info("loaded %s from slot %d into drive %s", barcode, slot, self.selection.drive.name)
+        # The robot is done; the drive threads (and a new cartridge calibrates) before it is ready.
+        waited = wait_until_ready(self.drive, self.config.timeouts.drive_ready_seconds)
+        if waited >= 1.0:
+            MOVES.info("drive %s was ready %.0f s after the load", self.selection.drive.name, waited)
         # The st driver reports file/block -1 after a changer load (DESIGN.md).
         self.drive.rewind()
 

@@ -31,6 +31,10 @@ class NoMedium(DriveError):
     """No tape is loaded in the drive."""
 
 
+class DriveNotReady(DriveError):
+    """The drive holds a tape but is not ready (still loading or calibrating)."""
+
+
 class MediumError(DriveError):
     """The drive could not read or write the tape (I/O error)."""
 

@@ -19,7 +19,8 @@ from .mtx_parse import classify_mtx_error, parse_mtx_status
 
 #: Long enough for a real robot: a load on a large library (fetch, drive
 #: threading) takes minutes, and ``status`` may wait for an inventory scan.
-DEFAULT_TIMEOUT = 600.0
+#: The configuration's ``timeouts.changer_move_seconds`` sets it (issue 11).
+DEFAULT_TIMEOUT = 900.0
 
 
 class MtxError(ChangerError):
@@ -112,7 +113,8 @@ class MtxChanger(Changer):
             raise MtxError(
                 f"mtx {' '.join(args)} on library {self.name} ({self.device_path}) did not finish "
                 f"within {self.timeout:g} s and was stopped. Check the library's display for a "
-                "jammed or waiting robot, then retry.",
+                "jammed or waiting robot, then retry (timeouts.changer_move_seconds in the "
+                "configuration sets the limit).",
                 command=command, returncode=None, stdout=stdout, stderr=stderr, kind="timeout",
             ) from err
         except OSError as err:

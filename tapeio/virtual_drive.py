@@ -70,6 +70,7 @@ reporting EOM), and WRITE FILEMARKS never reports EOM.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ from .errors import (
     BlockSizeError,
     ChangerError,
     DriveBusy,
+    DriveNotReady,
     EndOfMedium,
     MediumError,
     NoMedium,
@@ -212,8 +214,14 @@ def configure_drive(
     *,
     tapealert: list[int] | None = None,
     error_counters: dict[str, dict[str, int]] | None = None,
+    not_ready_for: float | None = None,
 ) -> None:
     """Inject the drive's own TapeAlert flags or error counts (``state.json`` ``faults``).
+
+    ``not_ready_for``: after each load the drive reports "not ready" (``online``
+    False, door closed) for this many seconds, as a real drive does while it
+    threads and calibrates a cartridge (a new LTO-9 cartridge: up to two hours);
+    0 turns it off.  pytp's wait for it is ``tapeio.ready.wait_until_ready``.
 
     The keys are those of a tape's faults (:mod:`.virtual_tape`); these are
     the drive's, reported with or without a tape (20, Clean now, belongs here).
@@ -222,6 +230,8 @@ def configure_drive(
     drive = Path(drive_path)
     state = _read_state(drive)
     set_health_faults(state.setdefault("faults", {}), tapealert, error_counters)
+    if not_ready_for is not None:
+        state["faults"]["not_ready_for"] = float(not_ready_for)
     write_json(drive / DRIVE_STATE, state)
 
 
@@ -327,7 +337,10 @@ def load_tape(drive_path: str | os.PathLike[str], tape_path: str | os.PathLike[s
             raise ChangerError(f"Drive {drive} already holds tape {_barcode_or_path(current)}: unload it first.")
         counters = DriveCounters.from_dict(state["counters"])
         counters.loads += 1
+        delay = float((state.get("faults") or {}).get("not_ready_for") or 0)
         state.update(
+            # wall-clock: another process (the one that opens the drive) compares it
+            ready_at=time.time() + delay if delay > 0 else None,
             tape=os.path.relpath(tape, drive.resolve()),
             ready=True,
             file=UNKNOWN,
@@ -500,8 +513,15 @@ class VirtualDrive:
         if self._closed:
             raise TapeIOError(f"Drive {self.name} is closed: open it again.")
 
+    def _becoming_ready(self) -> bool:
+        """Still "loading" after a load (the ``not_ready_for`` fault)."""
+        ready_at = self._state.get("ready_at")
+        return ready_at is not None and time.time() < float(ready_at)
+
     def _require_tape(self) -> LoadedTape:
         self._check_open()
+        if self._tape is not None and self._becoming_ready():
+            raise DriveNotReady(f"Drive {self.name} is not ready yet: the tape is still loading.")
         if self._tape is None:
             if self._tape_path is not None:
                 raise NoMedium(
@@ -594,6 +614,8 @@ class VirtualDrive:
         tape = self._tape
         if tape is None:
             return DriveStatus(online=False, block_size=self._block_size, door_open=True)
+        if self._becoming_ready():
+            return DriveStatus(online=False, block_size=self._block_size)
         return DriveStatus(
             online=True,
             file_number=self._file,

@@ -37,7 +37,7 @@ def test_embedded_default_is_created_on_first_use(source_tree: Path, tmp_path: P
 def test_environment_selects_drive_and_library(tmp_path: Path, sqlite_url: str, source_tree: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     config = write_library_config(tmp_path / "site", sqlite_url)
     monkeypatch.setenv("PYTP_DEV", "d1")
-    invoke(config, "backup", str(source_tree / "docs"))
+    invoke(config, "backup", str(source_tree / "docs"), "--keep-loaded")
     status = json.loads(invoke(config, "status", "--format", "json").stdout)[0]
     assert status["drive"] == "d1" and status["online"]
     monkeypatch.setenv("PYTP_LIB", "nolib")
@@ -50,7 +50,7 @@ def test_first_free_drive_of_the_library_is_used(tmp_path: Path, sqlite_url: str
     config = write_library_config(tmp_path / "site", sqlite_url)
     parsed = read_config(config, "x")
     with drive_lock(parsed.drive("d0")):  # another pytp is using d0
-        out = invoke(config, "backup", str(source_tree / "docs")).stdout
+        out = invoke(config, "backup", str(source_tree / "docs"), "--keep-loaded").stdout
     assert "Job 1 ok" in out
     status = json.loads(invoke(config, "status", "-d", "d1", "--format", "json").stdout)[0]
     assert status["online"] and status["barcode"] == "PYT001L9"
