@@ -44,6 +44,9 @@ class DriveConfig:
     device_path: str
     block_size: int = DEFAULT_BLOCK_SIZE
     type: str = "st"
+    #: the serial number the library shows for this drive's element: the
+    #: device is then found by serial (``drive_matching``), whatever st node it got
+    serial: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,7 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
             device_path=_resolve(base, check.string(raw, "device_path", where, required=True) or ""),
             block_size=check.integer(raw, "block_size", where, DEFAULT_BLOCK_SIZE) or 0,
             type=check.string(raw, "type", where) or "st",
+            serial=(check.string(raw, "serial", where) or "").strip() or None,
         )
         if drive.type not in ("st", "virtual"):
             raise check.fail(f"drive '{drive.name}': type must be 'st' or 'virtual', not '{drive.type}'.")

@@ -39,7 +39,7 @@ SECTIONS: dict[str, frozenset[str]] = {
             "timeouts",
         }
     ),
-    "tape_drives[]": frozenset({"name", "device_path", "block_size", "type"}),
+    "tape_drives[]": frozenset({"name", "device_path", "block_size", "type", "serial"}),
     "tape_libraries[]": frozenset({"name", "device_path", "slots", "drives", "type"}),
     "catalog": frozenset({"url"}),
     "pools[]": frozenset({"name", "retention_days", "label_prefix", "barcodes"}),

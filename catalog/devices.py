@@ -43,14 +43,17 @@ class Selection:
 
 
 def open_drive(drive: DriveConfig) -> Drive:
-    """Open the drive's device (virtual directory or ``/dev/nst*``)."""
+    """Open the drive's device (virtual directory or ``/dev/nst*``), found by serial when configured."""
+    from .drive_matching import device_for
+
+    device = device_for(drive)
     if drive.type == "virtual":
         from pytp.tapeio.virtual_drive import VirtualDrive
 
-        return VirtualDrive(drive.device_path, name=drive.name)
+        return VirtualDrive(device, name=drive.name)
     from pytp.tapeio.st_drive import StDrive
 
-    return StDrive(drive.device_path, name=drive.name)
+    return StDrive(device, name=drive.name)
 
 
 def open_changer(library: LibraryConfig) -> Changer:

@@ -10,6 +10,7 @@ reading.  ``pytp clean`` counts the cartridge's uses in the catalog
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
     from pytp.catalog.config import DriveConfig, LibraryConfig
     from pytp.tapeio.health import DriveHealth
 
-COLUMNS = ["name", "type", "device", "library", "barcode", "busy", "needs_cleaning", "tapealert",
-           "write_errors", "read_errors"]
+COLUMNS = ["name", "type", "device", "serial", "matched", "library", "barcode", "busy", "needs_cleaning",
+           "tapealert", "write_errors", "read_errors"]
 
 
 def _library_barcodes(library: LibraryConfig) -> dict[int, str | None] | None:
@@ -81,6 +82,7 @@ def _counts(counters: dict[str, Any] | None) -> str:
 def drive_rows(app: App) -> list[dict[str, Any]]:
     """One row per configured drive, JSON-ready."""
     from pytp.catalog.devices import lock_holder
+    from pytp.catalog.drive_matching import match_drive
 
     config = app.config
     barcodes: dict[str, dict[int, str | None] | None] = {lib.name: _library_barcodes(lib) for lib in config.libraries}
@@ -93,13 +95,19 @@ def drive_rows(app: App) -> list[dict[str, Any]]:
             barcode = known.get(element) if known is not None else None
         else:
             library, element, barcode = None, None, _standalone_barcode(drive)
-        health = _health(drive).to_dict()
+        match = match_drive(drive)  # by serial, else the configured order (issue 11)
+        health = _health(replace(drive, device_path=match.device)).to_dict()
         pid = lock_holder(drive)
         rows.append(
             {
                 "name": drive.name,
                 "type": drive.type,
-                "device": drive.device_path,
+                "device": match.device,
+                "configured_device": drive.device_path,
+                "serial": match.serial,
+                "configured_serial": drive.serial,
+                "matched": match.how,
+                "match_note": match.note,
                 "library": library.name if library is not None else None,
                 "element": element,
                 "barcode": barcode,
@@ -180,6 +188,10 @@ def drives(app: App, recorded: bool, fmt: str) -> None:
         if recorded:
             row["recorded"] = _recorded_text(row["recorded"])
     emit(flat, fmt, COLUMNS + (["recorded"] if recorded else []), empty="No drives are configured.")
+    if fmt == "table":
+        for row in rows:
+            if row["matched"] != "serial" or row["device"] != row["configured_device"]:
+                click.echo(f"{row['name']}: {row['matched']}: {row['match_note']}")
 
 
 @click.command()

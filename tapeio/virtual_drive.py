@@ -215,6 +215,7 @@ def configure_drive(
     tapealert: list[int] | None = None,
     error_counters: dict[str, dict[str, int]] | None = None,
     not_ready_for: float | None = None,
+    serial: str | None = None,
 ) -> None:
     """Inject the drive's own TapeAlert flags or error counts (``state.json`` ``faults``).
 
@@ -222,6 +223,8 @@ def configure_drive(
     False, door closed) for this many seconds, as a real drive does while it
     threads and calibrates a cartridge (a new LTO-9 cartridge: up to two hours);
     0 turns it off.  pytp's wait for it is ``tapeio.ready.wait_until_ready``.
+    ``serial``: the drive's serial number (``drive_serial``), as a real drive's
+    Unit Serial Number page gives it; pytp matches drives to library elements by it.
 
     The keys are those of a tape's faults (:mod:`.virtual_tape`); these are
     the drive's, reported with or without a tape (20, Clean now, belongs here).
@@ -232,7 +235,18 @@ def configure_drive(
     set_health_faults(state.setdefault("faults", {}), tapealert, error_counters)
     if not_ready_for is not None:
         state["faults"]["not_ready_for"] = float(not_ready_for)
+    if serial is not None:
+        state["serial"] = serial
     write_json(drive / DRIVE_STATE, state)
+
+
+def drive_serial(drive_path: str | os.PathLike[str]) -> str | None:
+    """The virtual drive's serial number (``configure_drive(serial=...)``), None if it has none."""
+    try:
+        serial = _read_state(Path(drive_path)).get("serial")
+    except TapeIOError:
+        return None
+    return str(serial) if serial else None
 
 
 def clear_cleaning_request(drive_path: str | os.PathLike[str]) -> None:

@@ -55,12 +55,12 @@ def run(config: Path, *args: str, env: dict[str, str] | None = None) -> Result:
 
 
 def backed_up(site: Path, tmp_path: Path) -> Path:
-    """A small tree, backed up once (job 1)."""
+    """A small tree, backed up once (job 1), its tape left in drive d0."""
     src = tmp_path / "src"
     (src / "d").mkdir(parents=True)
     for i in (1, 2, 3):
         (src / "d" / f"f{i}.txt").write_text(f"file {i}\n")
-    result = run(site, "backup", str(src))
+    result = run(site, "backup", str(src), "--keep-loaded")  # the raw commands below read the tape in d0
     assert result.exit_code == 0, result.output
     return src
 
