@@ -3,7 +3,7 @@
 :mod:`bench.search` fills its catalog through ``pytp catalog rebuild``, the
 honest way, which takes minutes per million entries.  To see search and
 catalog size at ten million entries, this fills a new catalog directly with
-``executemany`` of rows as a backup writes them (the same synthetic paths as
+``executemany`` of rows as a backup stores them (the same synthetic paths as
 :mod:`bench.search`, realistic sizes, modes, owners and checksums), then times
 each pattern of :mod:`bench.search` in-process (``search_rows`` as the CLI
 uses it, every row fetched) and, if installed, plocate over the same paths.
@@ -28,6 +28,12 @@ BATCH = 50_000
 
 def build(db: Path, count: int) -> None:
     from pytp.catalog.database import make_engine, upgrade
+    from pytp.catalog.entry_types import HexDigest, RawPath
+
+    # The values as pytp's own inserts store them (path NULL when UTF-8, the digest's bytes).
+    dialect = make_engine("sqlite://").dialect
+    store_path = RawPath().bind_processor(dialect) or (lambda v: v)
+    store_digest = HexDigest().bind_processor(dialect) or (lambda v: v)
 
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
@@ -63,13 +69,13 @@ def build(db: Path, count: int) -> None:
             text = synthetic_path(i)
             rows.append(
                 (
-                    text.encode(),
+                    store_path(text.encode()),
                     text,
                     (i * 7919) % 1_000_000,
                     1_700_000_000_000_000_000 + i * 1_000_003,
                     1_700_000_000_000_000_000 + i * 1_000_033,
                     1_000_000 + i,
-                    f"{(i * 0x9E3779B97F4A7C15) & ((1 << 128) - 1):032x}",
+                    store_digest(f"{(i * 0x9E3779B97F4A7C15) & ((1 << 128) - 1):032x}"),
                     i * 4608,
                 )
             )

@@ -18,6 +18,7 @@ from sqlmodel import Field, SQLModel
 from pytp.tapeio.tarwriter import member_data_size
 
 from . import search_index
+from .entry_types import HexDigest, RawPath
 
 # Named constraints, so SQLite batch migrations can drop and recreate them
 # (alembic docs/build/batch.rst, "Dropping Unnamed or Named Foreign Key Constraints").
@@ -194,7 +195,8 @@ class Entry(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     job_id: int = Field(sa_column=Column(ForeignKey("job.id"), nullable=False, index=True))
     tape_file_id: int = Field(sa_column=Column(ForeignKey("tape_file.id"), nullable=False, index=True))
-    path: bytes = Field(sa_type=LargeBinary)
+    #: the exact name; stored as NULL when it is the UTF-8 of ``path_text`` (``entry_types``)
+    path: bytes = Field(sa_column=Column("path", RawPath, nullable=True))
     #: searched through the trigram index of ``search_index``, not a btree
     path_text: str
     kind: str
@@ -209,7 +211,8 @@ class Entry(SQLModel, table=True):
     inode: int = Field(default=0, sa_type=BigInteger)
     device: int = Field(default=0, sa_type=BigInteger)
     link_target: bytes | None = Field(default=None, sa_type=LargeBinary)
-    xxh3: str | None = None
+    #: hex on the Python side, 16 bytes in the database (``entry_types``)
+    xxh3: str | None = Field(default=None, sa_type=HexDigest)
     offset: int = Field(default=0, sa_type=BigInteger)
     header_size: int = 0
     #: a file stored sparse: its map of data regions (``tapeio.sparse``); the

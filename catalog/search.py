@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from . import search_index
 from .errors import BadPattern, CatalogError, NotFound
 from .levels import DELETED
-from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, path_text, row_id
+from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, path_text, row_id, table_of
 
 GLOB_CHARS = set("*?[")
 
@@ -278,7 +278,9 @@ def _selection(
     newest_first: list[Any] = [col(Job.started_at).desc(), col(Entry.job_id).desc(), col(Entry.id).desc()]
     live = case((col(Entry.kind) != DELETED, 1), else_=0)
     # The host is part of a path's identity: with every host, each host's newest version.
-    path = [col(Job.host), col(Entry.path)]
+    # A path is its text and, for a name that is not UTF-8, its stored bytes (NULL
+    # otherwise, entry_types): two names that differ only there are two paths.
+    path = [col(Job.host), col(Entry.path_text), table_of(Entry).c.path]
     ranked = query.add_columns(
         col(Entry.kind).label("kind"),
         func.first_value(Entry.kind).over(partition_by=path, order_by=newest_first).label("first_kind"),

@@ -111,8 +111,9 @@ def import_catalog(engine: Engine, payload: bytes) -> dict[str, int]:
 def _decode(column_type: Any, value: Any) -> Any:
     if value is None:
         return None
-    if isinstance(column_type, LargeBinary):
-        return base64.b64decode(value["b64"])
+    if isinstance(column_type, LargeBinary) or isinstance(getattr(column_type, "impl_instance", None), LargeBinary):
+        # bytes as exported; a type over bytes (entry.path, entry_types) exports what it reads
+        return base64.b64decode(value["b64"]) if isinstance(value, dict) else value
     if isinstance(column_type, DateTime):
         return datetime.fromisoformat(value)
     return value
