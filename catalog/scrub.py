@@ -35,6 +35,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from pytp.tapeio.errors import TapeIOError
@@ -208,10 +209,15 @@ def rank(candidates: list[Candidate]) -> list[Candidate]:
 
 
 def candidates(session: Session, options: ScrubOptions, now: datetime | None = None) -> list[Candidate]:
-    """Every tape holding a good job's data (of ``options.pool``), with its tier and reason."""
+    """Every tape holding a good job's data or a copy of it (of ``options.pool``), with its tier and reason."""
     now = now or utcnow()
-    with_data = select(TapeFile.volume_id).join(Job, col(Job.id) == TapeFile.job_id).where(
-        TapeFile.kind == "data", TapeFile.status == TapeFileStatus.COMPLETE, col(Job.status).in_(JobStatus.GOOD)
+    source = aliased(TapeFile)  # not correlated with the outer query's TapeFile
+    good = select(source.id).join(Job, col(Job.id) == source.job_id).where(
+        source.kind == "data", source.status == TapeFileStatus.COMPLETE, col(Job.status).in_(JobStatus.GOOD)
+    )
+    with_data = select(TapeFile.volume_id).where(
+        TapeFile.status == TapeFileStatus.COMPLETE,
+        col(TapeFile.id).in_(good) | col(TapeFile.copy_of_id).in_(good),  # a copy tape's rows carry no job
     )
     query = select(Volume).where(col(Volume.id).in_(with_data)).order_by(col(Volume.label))
     if options.pool is not None:

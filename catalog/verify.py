@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
 from pytp.tapeio.blockio import TapeFileReader
@@ -130,10 +131,46 @@ def _tape_files(session: Session, job_id: int | None, tape: str | None) -> list[
             raise NotFound("There is no finished backup job to verify yet.")
         query = query.where(TapeFile.job_id == newest.id)
     rows = list(session.exec(query.order_by(col(Volume.label), col(TapeFile.file_number))).all())
+    if tape is not None and job_id is None:
+        rows += _copy_rows(session, tape)
     if not rows:
         what = f"job {job_id}" if job_id is not None else f"tape {tape}"
         raise NotFound(f"No data written by {what} is in the catalog.")
     return rows
+
+
+def _copy_rows(session: Session, tape: str) -> list[tuple[TapeFile, Volume, Job]]:
+    """A copy tape's tape files (``pytp copy``), each with the job of the source tape file it mirrors.
+
+    Copy rows carry no job and no entries of their own: a copy's tape file N
+    holds the source's tape file N byte for byte, so its members are checked
+    against the source's entries (``_entries_of``).
+    """
+    source = aliased(TapeFile)
+    return [
+        (copy, volume, job)
+        for copy, volume, job in session.exec(
+            select(TapeFile, Volume, Job)
+            .join(Volume, col(Volume.id) == TapeFile.volume_id)
+            .join(source, col(source.id) == TapeFile.copy_of_id)
+            .join(Job, col(Job.id) == source.job_id)
+            .where(
+                Volume.label == tape,
+                TapeFile.status == TapeFileStatus.COMPLETE,
+                source.kind == "data",
+                source.status == TapeFileStatus.COMPLETE,
+                col(Job.status).in_(JobStatus.GOOD),
+            )
+            .order_by(col(TapeFile.file_number))
+        ).all()
+    ]
+
+
+def _entries_of(session: Session, tape_file: TapeFile) -> TapeFile:
+    """The tape file whose entries describe ``tape_file``'s members: its source when it is a copy."""
+    if tape_file.copy_of_id is None:
+        return tape_file
+    return session.get(TapeFile, tape_file.copy_of_id) or tape_file
 
 
 def verify_tape(
@@ -173,7 +210,7 @@ def verify_tape(
             events = progress if progress is not None else NULL
             paths = events.wants_paths
             events.start("verify", *_totals(session, [row_id(t) for t, _, _ in rows]))
-            wanted = [(volume, tape_file, tape_file) for tape_file, volume, _ in rows]
+            wanted = [(volume, tape_file, _entries_of(session, tape_file)) for tape_file, volume, _ in rows]
             for tape_file, access in read_tape_files(media, session, wanted, on_mount=_listed_in(report)):
                 label = access.volume.label
                 entries = session.exec(
