@@ -67,6 +67,8 @@ class CopyOptions:
     :param drive_to: the drive that writes the copies (default: another free
         drive of the library; none free, or the same one: staging).
     :param library: the library holding sources and copy tapes.
+    :param keep_loaded: leave the tapes in the drives afterwards (``--keep-loaded``);
+        by default they go back to their slots, as after every job (issue 11).
     """
 
     pool: str
@@ -75,6 +77,7 @@ class CopyOptions:
     drive_from: str | None = None
     drive_to: str | None = None
     library: str | None = None
+    keep_loaded: bool = False
 
 
 @dataclass
@@ -148,8 +151,8 @@ def run_copy(engine: Engine, config: Config, options: CopyOptions, progress: Pro
             "a changer. Name a library drive with --drive-from."
         )
     with ExitStack() as stack:
-        read_media = stack.enter_context(open_media(config, reader))
-        write_media = _second_drive(stack, config, reader, options.drive_to)
+        read_media = stack.enter_context(open_media(config, reader, keep_loaded=options.keep_loaded))
+        write_media = _second_drive(stack, config, reader, options.drive_to, options.keep_loaded)
         result = CopyResult(
             [],
             "two drives" if write_media is not None else "staging",
@@ -169,7 +172,9 @@ def run_copy(engine: Engine, config: Config, options: CopyOptions, progress: Pro
     return result
 
 
-def _second_drive(stack: ExitStack, config: Config, reader: Selection, drive_to: str | None) -> Media | None:
+def _second_drive(
+    stack: ExitStack, config: Config, reader: Selection, drive_to: str | None, keep_loaded: bool
+) -> Media | None:
     """The writing drive's media, locked; None when the copy goes through staging on one drive."""
     library = reader.library
     assert library is not None
@@ -177,12 +182,13 @@ def _second_drive(stack: ExitStack, config: Config, reader: Selection, drive_to:
         chosen = select_drive(config, drive_to, library.name)
         if chosen.drive.name == reader.drive.name:
             return None  # asked for one drive: staging
-        return stack.enter_context(open_media(config, chosen))
+        return stack.enter_context(open_media(config, chosen, keep_loaded=keep_loaded))
     for index, name in enumerate(library.drives):
         if name == reader.drive.name:
             continue
         try:
-            return stack.enter_context(open_media(config, Selection(config.drive(name), library, index)))
+            selection = Selection(config.drive(name), library, index)
+            return stack.enter_context(open_media(config, selection, keep_loaded=keep_loaded))
         except DriveBusy:
             continue  # another pytp uses it: try the next, else stage
     return None

@@ -21,6 +21,9 @@ from .progress_display import make_progress, progress_options
     help="Drive that writes the copies (default: another free drive; the same drive as --drive-from: staging).",
 )
 @click.option("-l", "--library", help="Library holding the source and copy tapes.")
+@click.option(
+    "--keep-loaded", is_flag=True, help="Leave the tapes in the drives after the copy (default: back to their slots)."
+)
 @progress_options
 @job_options
 @pass_app
@@ -32,6 +35,7 @@ def copy(
     drive_from: str | None,
     drive_to: str | None,
     library: str | None,
+    keep_loaded: bool,
     quiet: bool,
     verbose: bool,
     show_progress: bool | None,
@@ -72,6 +76,7 @@ def copy(
         drive_from=drive_from,
         drive_to=drive_to,
         library=library,
+        keep_loaded=keep_loaded,
     )
     with job_run(app, "copy", fmt, log_file) as run:
         run.log_jobs = list(job_ids)

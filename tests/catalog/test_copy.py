@@ -299,3 +299,19 @@ def test_catalog_rebuild_records_a_copy_tape_as_a_copy_and_refuses_it_without_it
     send_away(other, "PYT001L9", "bank")
     out = invoke(other, "restore", str(tmp_path / "out"), "--match", "alpha.bin", "--host", "all", "-d", "d0").stdout
     assert f"from tape {copy.copy}" in out
+
+
+def test_a_job_spanning_two_tapes_gets_two_copies_and_restores_from_them(tmp_path: Path, sqlite_url: str) -> None:
+    site = write_library_config(tmp_path / "site", sqlite_url, tapes=5, slots=SLOTS, block_size=BLOCK, tape_size=16 << 20)
+    job = _backup(site, _tree(tmp_path / "a", "alpha", size=20 << 20))
+    result = _copy(site, pool="offsite", job_ids=[job])
+    assert [t.source for t in result.tapes] == ["PYT001L9", "PYT002L9"]
+    copies = {t.source: t.copy for t in result.tapes}
+    assert len(set(copies.values())) == 2
+    send_away(site, "PYT001L9", "bank")
+    send_away(site, "PYT002L9", "bank")
+    plan = invoke(site, "restore", str(tmp_path / "out"), "--job", str(job), "--plan", "-d", "d0").stdout
+    assert "copy of PYT001L9" in plan and "copy of PYT002L9" in plan and "missing" not in plan
+    invoke(site, "restore", str(tmp_path / "out"), "--job", str(job), "-d", "d0")
+    restored = tmp_path / "out" / str(tmp_path / "a" / "alpha.bin").lstrip("/")
+    assert restored.read_bytes() == (tmp_path / "a" / "alpha.bin").read_bytes()  # cut across the two copies

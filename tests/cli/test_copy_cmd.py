@@ -103,3 +103,15 @@ def test_copy_progress_is_drawn_when_asked_and_not_on_a_pipe(site: Path, tmp_pat
     second = _backup(site, tmp_path / "b", "beta")
     shown = invoke(site, "copy", "--job", str(second), "--pool", "offsite", "--progress")
     assert "PYT001L9 file 3 -> PYT002L9" in shown.stderr
+
+
+def test_copy_returns_its_tapes_to_their_slots_unless_keep_loaded(site: Path, tmp_path: Path) -> None:
+    from pytp.tapeio.virtual_changer import VirtualChanger
+
+    changer = VirtualChanger(site.parent / "lib")
+    job = _backup(site, tmp_path / "a", "alpha")
+    invoke(site, "copy", "--job", str(job), "--pool", "offsite")
+    assert not any(d.full for d in changer.status().drives)
+    later = _backup(site, tmp_path / "b", "beta")
+    invoke(site, "copy", "--job", str(later), "--pool", "offsite", "--keep-loaded")
+    assert sorted(d.barcode for d in changer.status().drives if d.full) == ["PYT001L9", "PYT002L9"]

@@ -41,7 +41,11 @@ def _plan() -> list[dict[str, Any]]:
     out = "${PYTP_TEST_OUT}"
     return [
         p("backup", "backup", "${SRC}/data", "--job", "data", "-d", "drive0"),
-        p("copy", "copy", "--job", "1", "--pool", "offsite", "--drive-from", "drive0", "--drive-to", "drive1"),
+        p(
+            "copy",
+            *("copy", "--job", "1", "--pool", "offsite", "--drive-from", "drive0", "--drive-to", "drive1"),
+            "--keep-loaded",  # so that the next step finds the copy in drive1
+        ),
         # GNU tar alone reads the copy's data file (tape file 1) from the drive that wrote it.
         {
             "name": "tar-copy",
