@@ -140,9 +140,12 @@ class Media:
                 if isinstance(place, DriveElement):
                     place = self._fetch_from_drive(volume, place.index)
                 if place is None:
+                    # An exported tape says which vault to fetch it from (``pytp vault``).
+                    vault = f", in vault {volume.vault}" if volume.vault else ""
                     raise WrongTape(
-                        f"Tape {volume.label} (barcode {volume.barcode or 'none'}) is not in library "
-                        f"{self.changer.name}. Insert it and run the command again."  # type: ignore[union-attr]
+                        f"Tape {volume.label} (barcode {volume.barcode or 'none'}{vault}) is not in library "
+                        f"{self.changer.name}. Insert it and run the command again"  # type: ignore[union-attr]
+                        + (" (`pytp vault import` takes it from the import/export slots)." if vault else ".")
                     )
                 self.load(place.number)
         label = self._label_or_none()

@@ -109,6 +109,8 @@ def test_export_from_a_drive_to_a_vault_and_import_back(tmp_path: Path, sqlite_u
     # A restore says where the tape is.
     refused = invoke(config, "restore", str(tmp_path / "out"), "--job", "1", expect=exitcodes.EXIT_WRONG_TAPE)
     assert "in vault offsite-A" in refused.stderr and "pytp vault import" in refused.stderr
+    refused = invoke(config, "verify", "--job", "1", expect=exitcodes.EXIT_WRONG_TAPE)
+    assert "in vault offsite-A" in refused.stderr and "pytp vault import" in refused.stderr
     # Backups never pick it (it is not in the library): the next job labels a blank.
     invoke(config, "backup", str(src), "--job", "second")
     jobs = {j["name"]: j for j in json.loads(invoke(config, "jobs", "--format", "json").stdout)}
