@@ -567,6 +567,7 @@ def _write_copy_file(
     buffer = config.buffer
     try:
         writer = DriveWriter(drive.write, int(buffer.memory_gib * 2**30), buffer.start_percent, drive.name)
+
         def put(data: bytes) -> None:
             writer.put(data)
             events.bytes(len(data))

@@ -87,9 +87,7 @@ def use_copies(
             continue
         if copies or volume.vault:
             places = [f"{volume.label} (original, barcode {volume.barcode or '-'}) is in {_where(volume)}"]
-            places += [
-                f"copy {copy.label} (barcode {copy.barcode or '-'}) is in {_where(copy)}" for copy, _ in copies
-            ]
+            places += [f"copy {copy.label} (barcode {copy.barcode or '-'}) is in {_where(copy)}" for copy, _ in copies]
             choice.fetch.append(f"fetch one of: {'; '.join(places)}")
     if not swaps:
         return entries, parts, choice

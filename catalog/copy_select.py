@@ -92,9 +92,7 @@ def select_sources(session: Session, job_ids: list[int], tapes: list[str]) -> li
         if volume.copy_of_id is not None:
             original = session.get(Volume, volume.copy_of_id)
             name = original.label if original is not None else f"volume {volume.copy_of_id}"
-            raise CopyRefused(
-                f"Tape {volume.label} is itself a copy of {name}; copy the original ({name}) instead."
-            )
+            raise CopyRefused(f"Tape {volume.label} is itself a copy of {name}; copy the original ({name}) instead.")
         sources.append(_source_tape(session, volume, wanted[vid], selected_jobs[vid]))
     return sources
 

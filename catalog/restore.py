@@ -34,10 +34,10 @@ from pytp.tapeio.hashing import ContentHasher
 from pytp.tapeio.tarwriter import member_name
 
 from .config import Config
+from .copy_read import use_copies
 from .devices import Selection, take_instead
 from .errors import CatalogError, NotFound, RestoreRefused, VerifyFailed, WrongTape
 from .health_log import HealthWatch
-from .copy_read import use_copies
 from .inventory import locate_barcodes
 from .media import open_media
 from .models import Entry, EntryPart, Volume, row_id

@@ -35,7 +35,9 @@ SLOTS = 6
 
 @pytest.fixture
 def site(tmp_path: Path, sqlite_url: str) -> Path:
-    return write_library_config(tmp_path / "site", sqlite_url, tapes=5, slots=SLOTS, block_size=BLOCK, tape_size=256 << 20)
+    return write_library_config(
+        tmp_path / "site", sqlite_url, tapes=5, slots=SLOTS, block_size=BLOCK, tape_size=256 << 20
+    )
 
 
 def _library(config: Path) -> Path:
@@ -123,7 +125,10 @@ def test_two_drive_copy_mirrors_the_source_block_for_block_and_a_restore_reads_i
         for row in rows:
             src = sources[row.copy_of_id]  # type: ignore[index]
             assert (row.file_number, row.blocks, row.block_size, row.status) == (
-                src.file_number, src.blocks, src.block_size, TapeFileStatus.COMPLETE
+                src.file_number,
+                src.blocks,
+                src.block_size,
+                TapeFileStatus.COMPLETE,
             )
             assert row.job_id is None
         # entries stay on the original's rows
@@ -259,7 +264,8 @@ def test_kill_9_during_a_copy_leaves_no_complete_row_and_the_next_copy_finishes(
     assert result.copy_barcode == "PYT002L9"
     for number in (1, 2):
         assert filecmp.cmp(
-            _tape_dir(site, "PYT001L9") / f"file-{number:05d}", _tape_dir(site, "PYT002L9") / f"file-{number:05d}",
+            _tape_dir(site, "PYT001L9") / f"file-{number:05d}",
+            _tape_dir(site, "PYT002L9") / f"file-{number:05d}",
             shallow=False,
         )
     assert shutil.which("tar")
@@ -291,7 +297,8 @@ def test_catalog_rebuild_records_a_copy_tape_as_a_copy_and_refuses_it_without_it
         assert mirror.copy_of_id == original.id and mirror.file_count == 3
         rows = session.exec(select(TapeFile).where(TapeFile.volume_id == mirror.id)).all()
         assert sorted((r.file_number, r.status, r.job_id) for r in rows) == [
-            (1, TapeFileStatus.COMPLETE, None), (2, TapeFileStatus.COMPLETE, None)
+            (1, TapeFileStatus.COMPLETE, None),
+            (2, TapeFileStatus.COMPLETE, None),
         ]
         entries = session.exec(select(Entry).where(col(Entry.tape_file_id).in_([r.id for r in rows]))).all()
         assert entries == []
@@ -302,7 +309,9 @@ def test_catalog_rebuild_records_a_copy_tape_as_a_copy_and_refuses_it_without_it
 
 
 def test_a_job_spanning_two_tapes_gets_two_copies_and_restores_from_them(tmp_path: Path, sqlite_url: str) -> None:
-    site = write_library_config(tmp_path / "site", sqlite_url, tapes=5, slots=SLOTS, block_size=BLOCK, tape_size=16 << 20)
+    site = write_library_config(
+        tmp_path / "site", sqlite_url, tapes=5, slots=SLOTS, block_size=BLOCK, tape_size=16 << 20
+    )
     job = _backup(site, _tree(tmp_path / "a", "alpha", size=20 << 20))
     result = _copy(site, pool="offsite", job_ids=[job])
     assert [t.source for t in result.tapes] == ["PYT001L9", "PYT002L9"]

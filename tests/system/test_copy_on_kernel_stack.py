@@ -49,7 +49,8 @@ def _plan() -> list[dict[str, Any]]:
         # GNU tar alone reads the copy's data file (tape file 1) from the drive that wrote it.
         {
             "name": "tar-copy",
-            "sh": f"mt -f /dev/nst1 rewind && mt -f /dev/nst1 fsf 1 && tar -b {DEFAULT_BLOCK_SIZE // 512} -tf /dev/nst1",
+            "sh": f"mt -f /dev/nst1 rewind && mt -f /dev/nst1 fsf 1 && tar -b {DEFAULT_BLOCK_SIZE // 512} "
+            "-tf /dev/nst1",
         },
         p("tapes", "tapes", "--format", "json"),
         p("export", "vault", "export", "CPY001L9", "--to", "offsite-A"),
