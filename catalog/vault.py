@@ -29,6 +29,7 @@ from pytp.tapeio.changer import (
 from pytp.tapeio.errors import ChangerError, DriveBusy, ForeignTape, TapeIOError
 from pytp.tapeio.exitcodes import EXIT_USAGE
 
+from .cleaning import cartridge_row
 from .config import Config, LibraryConfig
 from .devices import Selection, drive_lock, open_changer
 from .errors import CatalogError, ConfigError, NotFound, WrongTape
@@ -290,8 +291,13 @@ def import_tapes(engine: Engine, config: Config, selection: Selection) -> Iterat
                 )
             media.changer.transfer(element.number, target)
             MOVES.info("imported %s from import/export slot %d to slot %d", element.barcode, element.number, target)
-            if is_cleaning_barcode(element.barcode):
-                yield Imported(element.number, target, element.barcode, CLEANING, note="cleaning cartridge")
+            if is_cleaning_barcode(element.barcode) and element.barcode:
+                # Not loaded (it would clean the drive); the catalog counts its uses from now on.
+                row = cartridge_row(session, element.barcode)
+                uses, most = row.uses, row.max_uses
+                session.commit()
+                note = f"cleaning cartridge, {uses} of {most} uses"
+                yield Imported(element.number, target, element.barcode, CLEANING, note=note)
                 continue
             yield _identify(session, media, element.number, target, element.barcode, library.name)
         for element in strays:

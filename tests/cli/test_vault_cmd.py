@@ -20,7 +20,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, select
 
+from pytp.catalog.database import open_catalog
+from pytp.catalog.models import CleaningCartridge
 from pytp.catalog.vault import LIST_FIELDS
 from pytp.catalog.vault_report import REPORT_FIELDS
 from pytp.tapeio import exitcodes
@@ -210,6 +213,9 @@ def test_import_sorts_blank_cleaning_unknown_and_foreign_cartridges(tmp_path: Pa
     (cleaning,) = _import(config)
     assert cleaning["result"] == "cleaning" and cleaning["slot"] == 6 and _slots(library)[6] == "CLN001L1"
     assert VirtualChanger(library).cleaning_uses() == {}  # not loaded to look
+    assert cleaning["note"] == "cleaning cartridge, 0 of 50 uses"
+    with Session(open_catalog(json.loads(config.read_text())["catalog"]["url"])) as session:
+        assert [c.barcode for c in session.exec(select(CleaningCartridge)).all()] == ["CLN001L1"]
 
     # A tape labelled by another catalog (another site) on this library.
     other = tmp_path / "other.json"
