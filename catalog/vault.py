@@ -184,7 +184,13 @@ def _export_one(
         )
     found = _locate(config, volume.barcode, library)
     if found is None:
-        where = whereabouts(volume) if volume.vault else "in no configured library"
+        where = (
+            whereabouts(volume)
+            if volume.vault
+            else f"not in library {library}"
+            if library
+            else "in no configured library"
+        )
         raise WrongTape(
             f"Tape {volume.label} (barcode {volume.barcode}) is {where}: only a tape in a library can be exported."
         )

@@ -186,6 +186,11 @@ class Changer(Protocol):
             return place.number
         # Checked first, so a caller may ask before it unloads a drive: no mail slot, nothing moves.
         target = free_mail_slot(status)
+        if target is None and not any(s.import_export for s in status.slots):
+            raise ChangerError(
+                f"Library {self.name} has no import/export slots: pytp cannot hand {barcode} out. "
+                "Take it out through the library's door or magazine instead."
+            )
         if target is None:
             raise ChangerError(
                 f"Library {self.name} has no empty import/export slot for {barcode}: "

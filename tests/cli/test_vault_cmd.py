@@ -314,3 +314,17 @@ def test_vault_report_copies_and_tapes_due_back(tmp_path: Path, sqlite_url: str)
 def test_vault_commands_have_help_with_an_example(tmp_path: Path, sqlite_url: str, command: str) -> None:
     config, _ = _site(tmp_path, sqlite_url)
     assert "Example:" in invoke(config, "vault", command, "--help").stdout
+
+
+def test_export_from_a_library_without_mail_slots_is_refused(tmp_path: Path, sqlite_url: str) -> None:
+    config, library = _site(tmp_path, sqlite_url)
+    document = json.loads((library / "library.json").read_text())
+    del document["slots"][str(MAIL)]
+    document["import_export"] = []
+    (library / "library.json").write_text(json.dumps(document))
+    invoke(config, "label", "--barcode", "PYT001L9")
+    err = invoke(config, "vault", "export", "PYT001L9", "--to", "v", expect=exitcodes.EXIT_CHANGER).stderr
+    assert "Error: Library lib has no import/export slots: pytp cannot hand PYT001L9 out." in err
+    assert invoke(config, "vault", "list").stdout.strip() == "No tape is in a vault."
+    err = invoke(config, "vault", "export", "PYT001L9", "--to", "v", "-l", "nosuch", expect=exitcodes.EXIT_CONFIG)
+    assert "Unknown library 'nosuch'" in err.stderr
