@@ -105,8 +105,13 @@ def free_mail_slot(status: ChangerStatus) -> int | None:
 
 
 def free_storage_slot(status: ChangerStatus) -> int | None:
-    """The first empty storage slot (never a mail slot), or None when the library is full."""
-    return next((s.number for s in status.slots if not s.import_export and not s.full), None)
+    """The first empty storage slot (never a mail slot), or None when the library is full.
+
+    A slot a loaded tape came from is taken last: that tape goes home to it.
+    """
+    homes = {d.source_slot for d in status.drives if d.full and d.source_slot is not None}
+    empty = [s.number for s in status.slots if not s.import_export and not s.full]
+    return min(empty, key=lambda n: (n in homes, n), default=None)
 
 
 @runtime_checkable

@@ -205,9 +205,13 @@ def test_import_sorts_blank_cleaning_unknown_and_foreign_cartridges(tmp_path: Pa
     assert invoke(config, "vault", "import").stdout.strip() == "No cartridges were taken from the import/export slots."
 
     add_tape(library, "NEW001L9", MAIL)
+    invoke(config, "load", "1", "--drive", "d0")
     (blank,) = _import(config)
     assert blank["result"] == "blank" and blank["barcode"] == "NEW001L9" and blank["slot"] == 5
     assert _slots(library)[5] == "NEW001L9"
+    # The label was read in d0, and the tape d0 held is back in it.
+    assert VirtualChanger(library).status().drive(0).barcode == "PYT001L9"  # type: ignore[union-attr]
+    _unload_all(library)
 
     add_tape(library, "CLN001L1", MAIL)
     (cleaning,) = _import(config)
