@@ -96,8 +96,6 @@ def run_backup(
     ):
         record = JobRecord.create(engine, options, sources, pool, media.block_size)
         health.job_ids.append(record.job_id)
-        if reporter.active:
-            reporter.events.start("backup", *previous_totals(engine, record.job))
         with EntrySink(engine, record.job_id, reporter.member) as sink:
             tapes = TapeChange(record, media, sink, pool, options.ask_for_tape)
             out = SourceWriter(record, sink, media, tapes, options, reporter)
@@ -105,6 +103,8 @@ def run_backup(
                 with _interrupt_as_exception():
                     references = record.references(sources)
                     tapes.first_tape()
+                    if reporter.active:  # drawn once the tape is mounted and data is about to flow
+                        reporter.events.start("backup", *previous_totals(engine, record.job))
                     make_stream(options.strategy, out).write(sources, references)
                     with Spool(manifest_lines(engine, record.job_id)) as spool:
                         place_manifest(record, media, spool, tapes.change_tape, final=True)

@@ -138,7 +138,8 @@ class CountingProgress:
         t.files = t.bytes = 0
         t.fill = None
         self.phases.append(what)
-        self.changed(force=True)
+        # No hook here: a display draws once work flows (the first file or bytes), not while
+        # the job still waits for a tape or the catalog.
 
     def file(self, path: str, size: int) -> None:
         t = self.totals
@@ -164,4 +165,4 @@ class CountingProgress:
         self.changed(force=True)
 
     def changed(self, force: bool = False) -> None:
-        """Hook after each event; ``force`` on start and done."""
+        """Hook after each file, bytes and fill event; ``force`` on done."""

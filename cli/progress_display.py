@@ -101,6 +101,7 @@ class TerminalProgress(CountingProgress):
         self, what: str, total_files: int | None = None, total_bytes: int | None = None, unit: str = "files"
     ) -> None:
         self.started = self.clock()
+        self._next = 0.0  # the first event of the phase draws at once
         super().start(what, total_files, total_bytes, unit)
 
     def file(self, path: str, size: int) -> None:

@@ -74,7 +74,12 @@ def test_new_user_backup_search_restore_verify(tmp_path: Path) -> None:
 
 def test_restore_without_selection_extracts_the_tape_file_under_the_head(tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", big_file=1000)
-    _pytp("backup", str(src / "docs"), str(src / "many") if (src / "many").exists() else str(src / "docs" / "deep"))
+    _pytp(
+        "backup",
+        str(src / "docs"),
+        str(src / "many") if (src / "many").exists() else str(src / "docs" / "deep"),
+        "--keep-loaded",
+    )
     _pytp("rewind")
     _pytp("ff", "1")
     out = tmp_path / "out"

@@ -309,7 +309,7 @@ def test_collect_report_as_time_passes(tmp_path: Path, sqlite_url: str) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.txt").write_text("a\n")
-    _pytp("--config", str(config_path), "backup", str(src))
+    _pytp("--config", str(config_path), "backup", str(src), "--keep-loaded")
     config = read_config(config_path, "--config")
     now = datetime.now(timezone.utc)
     with Session(open_catalog(sqlite_url)) as session:
@@ -328,6 +328,6 @@ def test_collect_report_as_time_passes(tmp_path: Path, sqlite_url: str) -> None:
     ]
     assert later.pools[0].expired == 1 and later.pools[0].free == 0  # an expired tape is reused, not appended to
     assert [d.reason for d in later.due_scrub] == ["never verified"]
-    # the tape stays in the drive that wrote it; the picture and its location agree
+    # the tape stays in the drive that wrote it (--keep-loaded); the picture and its location agree
     holding = [e for e in later.libraries[0].elements if e.tape is not None]
     assert [(e.kind, e.name, e.tape.location) for e in holding] == [("drive", "d0", "lib:drive d0")]  # type: ignore[union-attr]

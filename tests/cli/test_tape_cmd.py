@@ -26,7 +26,7 @@ def test_retension_returns_the_loaded_tape_to_an_empty_slot_when_its_own_was_tak
 
 
 def test_tape_commands_move_the_head(run, source_tree: Path) -> None:
-    run("backup", str(source_tree / "docs"))
+    run("backup", str(source_tree / "docs"), "--keep-loaded")
     run("rewind", "-d", "d0")
     assert run("position", "-d", "d0").stdout.strip() == "0"
     run("ff", "1", "-d", "d0")
@@ -41,7 +41,7 @@ def test_tape_commands_move_the_head(run, source_tree: Path) -> None:
 
 def test_goto_retension_status_exit_codes_config(tmp_path: Path, sqlite_url: str, source_tree: Path) -> None:
     config = write_library_config(tmp_path / "site", sqlite_url)
-    invoke(config, "backup", str(source_tree))
+    invoke(config, "backup", str(source_tree), "--keep-loaded")
     invoke(config, "rewind", "-d", "d0")
     invoke(config, "ff", "-d", "d0")
     assert invoke(config, "goto", "3", "-d", "d0").stdout.strip() == "3"
