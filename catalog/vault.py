@@ -28,10 +28,11 @@ from pytp.tapeio.changer import (
 )
 from pytp.tapeio.errors import ChangerError, DriveBusy, ForeignTape, TapeIOError
 from pytp.tapeio.exitcodes import EXIT_USAGE
+from pytp.tapeio.procinfo import describe_holder
 
 from .cleaning import cartridge_row
 from .config import Config, LibraryConfig
-from .devices import Selection, drive_lock, open_changer
+from .devices import Selection, drive_lock, lock_holder, open_changer
 from .errors import CatalogError, ConfigError, NotFound, WrongTape
 from .media import MOVES, Media, open_media
 from .models import Job, JobStatus, TapeFile, TapeFileStatus, Volume, row_id, utcnow
@@ -184,13 +185,10 @@ def _export_one(
         )
     found = _locate(config, volume.barcode, library)
     if found is None:
-        where = (
-            whereabouts(volume)
-            if volume.vault
-            else f"not in library {library}"
-            if library
-            else "in no configured library"
-        )
+        if volume.vault:
+            where = whereabouts(volume)
+        else:
+            where = f"not in library {library}" if library else "in no configured library"
         raise WrongTape(
             f"Tape {volume.label} (barcode {volume.barcode}) is {where}: only a tape in a library can be exported."
         )
@@ -207,15 +205,16 @@ def _export_one(
                 f"Tape {volume.label} is in drive element {place.index} of library {lib.name}, "
                 "which the configuration does not list: unload it by hand first."
             )
+        drive = config.drive(name)
         try:
-            with drive_lock(config.drive(name)):
+            with drive_lock(drive):
                 changer.return_to_home(place.index, status)
                 MOVES.info("unloaded %s from drive %s for export", volume.barcode, name)
                 status = changer.status()
         except DriveBusy as err:
             raise DriveBusy(
-                f"Tape {volume.label} is in drive {name}, which a running pytp holds ({err}) "
-                "Export it when that job is done."
+                f"Tape {volume.label} is in drive {name}, which a running pytp holds "
+                f"({describe_holder(lock_holder(drive))}): export it when that job is done."
             ) from err
         unloaded_from = name
     mail_slot = changer.export_media(volume.barcode, status)

@@ -191,7 +191,8 @@ def test_export_refuses_a_tape_in_a_drive_a_running_pytp_holds(tmp_path: Path, s
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         err = invoke(config, "vault", "export", "PYT001L9", "--to", "v", expect=exitcodes.EXIT_DRIVE).stderr
-        assert f"Error: Tape PYT001L9 is in drive {drive}, which a running pytp holds" in err
+        assert f"Error: Tape PYT001L9 is in drive {drive}, which a running pytp holds (pid {holder.pid} (" in err
+        assert "export it when that job is done." in err
         assert _slots(library)[MAIL] is None
         assert invoke(config, "vault", "list").stdout.strip() == "No tape is in a vault."
     finally:
