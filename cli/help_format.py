@@ -15,7 +15,7 @@ import click
 #: The top-level sections, in the order ``pytp --help`` shows them.  A command
 #: not listed here still shows, under the last section.
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Jobs: back up, restore, verify, find", ("backup", "restore", "copy", "verify", "scrub", "search", "versions",
+    ("Jobs: back up, restore, verify, find", ("backup", "restore", "verify", "copy", "scrub", "search", "versions",
                                               "ls-catalog", "jobs", "report")),
     ("Tapes and libraries", ("tapes", "pools", "tape", "label", "vault", "list", "load", "unload", "move", "library")),
     ("Drive", ("drives", "status", "position", "goto", "rewind", "ff", "bb", "ls", "init", "retension", "clean")),
