@@ -125,9 +125,7 @@ def volume_of(session: Session, barcode: str | None, library: str | None = None)
     )
 
 
-def store_readings(
-    engine: Engine, readings: list[Reading], job_ids: list[int], library: str | None = None
-) -> None:
+def store_readings(engine: Engine, readings: list[Reading], job_ids: list[int], library: str | None = None) -> None:
     """One ``health_reading`` row per reading and job (one without a job when there is none)."""
     with Session(engine) as session:
         for reading in readings:
@@ -253,8 +251,15 @@ def summarise(before: Reading | None, after: Reading | None) -> dict[str, Any]:
     """The job summary's ``health`` field: flags raised (after the job) and error counter growth."""
     last = after or before
     if last is None:
-        return {"drive": None, "available": False, "unavailable": "no reading was taken", "tapealert": [],
-                "read_errors": None, "write_errors": None, "cleaning": None}
+        return {
+            "drive": None,
+            "available": False,
+            "unavailable": "no reading was taken",
+            "tapealert": [],
+            "read_errors": None,
+            "write_errors": None,
+            "cleaning": None,
+        }
     health = last.health
     earlier = before.health if before is not None and after is not None else None
     return {
@@ -376,9 +381,7 @@ class HealthWatch:
             self.before = Reading(self.media.selection.drive.name, self.phases[0], utcnow(), unavailable=str(err))
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
         try:
             self._finish(interrupted=isinstance(err, KeyboardInterrupt))
         except Exception as failure:  # noqa: BLE001 - the job's own outcome stands

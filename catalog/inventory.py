@@ -15,8 +15,8 @@ from pytp.tapeio.errors import TapeIOError
 from .config import Config
 from .devices import open_changer
 from .errors import ConfigError, NotFound
-from .levels import DELETED
 from .health_log import newest_per_volume, reading_dict
+from .levels import DELETED
 from .models import Entry, HealthReading, Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id
 from .volumes import newest_snapshot_volume, retention_end, shown_status
 

@@ -336,19 +336,21 @@ def _copy_problems(vaults: list[dict[str, Any]]) -> list[Problem]:
     ]
 
 
-def _due_scrub(tapes: list[TapeInfo], now: datetime, max_age_days: int) -> list[DueTape]:
-    """Tapes with data never verified, or verified longer ago than ``max_age_days``: never first, then oldest."""
-    limit = now - timedelta(days=max_age_days)
+def _due_scrub(session: Session, tapes: list[TapeInfo], now: datetime, max_age_days: int) -> list[DueTape]:
+    """The tapes ``pytp scrub --max-age {max_age_days}d`` would verify, in its order and with its reasons.
+
+    Never verified, verified too long ago, or error counts grown since
+    (``scrub.rank``); tapes in error are left out (already listed as problems).
+    """
+    from .scrub import ScrubOptions, candidates, rank
+
+    by_label = {t.label: t for t in tapes}
     due = []
-    for tape in tapes:
-        if not tape.has_data or tape.status == VolumeStatus.ERROR:
-            continue  # nothing to read, or already listed as a problem
-        if tape.last_verified is None:
-            due.append(DueTape(tape, "never verified"))
-        elif tape.last_verified < limit:
-            due.append(DueTape(tape, f"last verified {(now - tape.last_verified).days} days ago"))
-    epoch = datetime.min.replace(tzinfo=timezone.utc)
-    return sorted(due, key=lambda d: (d.tape.last_verified or epoch, d.tape.label))
+    for candidate in rank(candidates(session, ScrubOptions(max_age=timedelta(days=max_age_days)), now)):
+        tape = by_label.get(candidate.label)
+        if tape is not None and tape.status != VolumeStatus.ERROR:
+            due.append(DueTape(tape, candidate.reason))
+    return due
 
 
 def _due_return(tapes: list[TapeInfo], vault_due: dict[str, str]) -> list[DueTape]:
@@ -412,7 +414,7 @@ def collect_report(
         outside=[t for t in tapes if t.location is None],
         pools=_pools(config, tapes),
         jobs_per_day=per_day,
-        due_scrub=_due_scrub(tapes, now, scrub_age_days),
+        due_scrub=_due_scrub(session, tapes, now, scrub_age_days),
         due_return=_due_return(tapes, {r["tape"]: r["detail"] for r in vaults if r["problem"] == DUE_BACK}),
         problems=_problems(session, tapes, first) + _copy_problems(vaults),
         tapes=len(tapes),

@@ -212,8 +212,10 @@ def candidates(session: Session, options: ScrubOptions, now: datetime | None = N
     """Every tape holding a good job's data or a copy of it (of ``options.pool``), with its tier and reason."""
     now = now or utcnow()
     source = aliased(TapeFile)  # not correlated with the outer query's TapeFile
-    good = select(source.id).join(Job, col(Job.id) == source.job_id).where(
-        source.kind == "data", source.status == TapeFileStatus.COMPLETE, col(Job.status).in_(JobStatus.GOOD)
+    good = (
+        select(source.id)
+        .join(Job, col(Job.id) == source.job_id)
+        .where(source.kind == "data", source.status == TapeFileStatus.COMPLETE, col(Job.status).in_(JobStatus.GOOD))
     )
     with_data = select(TapeFile.volume_id).where(
         TapeFile.status == TapeFileStatus.COMPLETE,

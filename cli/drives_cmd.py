@@ -157,7 +157,8 @@ def _recorded_text(reading: dict[str, Any] | None) -> str:
     if not reading["available"]:
         return f"{reading['taken_at']} {reading['phase']}: unavailable"
     flags = ",".join(str(f["number"]) for f in reading["tapealert"] or []) or "no flags"
-    return f"{reading['taken_at']} {reading['phase']}: {flags}, errors r/w {reading['read_errors']}/{reading['write_errors']}"
+    errors = f"{reading['read_errors']}/{reading['write_errors']}"
+    return f"{reading['taken_at']} {reading['phase']}: {flags}, errors r/w {errors}"
 
 
 @click.command()

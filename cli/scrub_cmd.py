@@ -54,8 +54,13 @@ def _details(result: ScrubResult, max_age: timedelta, budget: timedelta | None) 
 
 
 @click.command()
-@click.option("--max-age", type=Duration(), default="180d", show_default=True,
-              help="A tape last verified longer ago than this is due (e.g. 180d, 26w).")
+@click.option(
+    "--max-age",
+    type=Duration(),
+    default="180d",
+    show_default=True,
+    help="A tape last verified longer ago than this is due (e.g. 180d, 26w).",
+)
 @click.option("--budget", type=Duration(), help="Start no new tape once this much time is spent (e.g. 4h, 30m).")
 @click.option("--pool", help="Only tapes of this pool.")
 @click.option("--dry-run", is_flag=True, help="List the tapes due, in the order they would be verified; read nothing.")

@@ -70,7 +70,7 @@ def test_a_drive_that_asks_is_cleaned_after_the_job_and_the_use_counted(tmp_path
 
     # pytp clean counts in the same row.
     out = _pytp(config, "clean", "d0").stdout
-    assert f"(use 2 of that cartridge)" in out and f"Cleaning cartridge {CLEANER}: 2 of 50 uses." in out
+    assert "(use 2 of that cartridge)" in out and f"Cleaning cartridge {CLEANER}: 2 of 50 uses." in out
     assert _cartridge(catalog_url).uses == 2  # type: ignore[union-attr]
 
 
@@ -112,4 +112,3 @@ def test_no_cleaning_cartridge_is_a_note_not_a_failure(tmp_path: Path, sqlite_ur
     assert (summary["status"], summary["exit_code"]) == ("ok", 0)
     assert "not cleaned: Library lib holds no cleaning cartridge" in summary["health"]["cleaning"]
     assert any("asks for cleaning (TapeAlert 21), not cleaned" in n for n in summary["notes"])
-

@@ -53,9 +53,9 @@ def test_dry_run_lists_the_order_and_reads_nothing(two_tapes: tuple[Path, str, l
     assert [r["tape"] for r in rows] == [a, b]
     assert set(rows[0]) == {"tape", "pool", "reason", "last_verified", "last_verify_result", "error_growth", "copies"}
     assert _readings(url) == before
-    assert json.loads(_pytp(config, "scrub", "--dry-run", "--pool", "offsite", "--format", "json").stdout)[0][
-        "tape"
-    ] == b
+    assert (
+        json.loads(_pytp(config, "scrub", "--dry-run", "--pool", "offsite", "--format", "json").stdout)[0]["tape"] == b
+    )
 
 
 def test_a_zero_budget_verifies_one_tape_and_names_what_is_left(two_tapes: tuple[Path, str, list[str]]) -> None:
@@ -68,7 +68,7 @@ def test_a_zero_budget_verifies_one_tape_and_names_what_is_left(two_tapes: tuple
     assert scrubbed["checked"] == summary["files"] > 0 and scrubbed["health"]["available"] is True
     # The next run takes the one that was left, then nothing is due.
     out = _pytp(config, "scrub", "--max-age", "180d", "--budget", "4h").stdout
-    assert f"Scrubbed 1 tape(s): 1 ok, 0 failed, 0 not verified." in out and f"{b} ok: " in out
+    assert "Scrubbed 1 tape(s): 1 ok, 0 failed, 0 not verified." in out and f"{b} ok: " in out
     assert "No tape is due for a scrub (2 verified recently)." in _pytp(config, "scrub").stdout
     tapes = {r["label"]: r for r in json.loads(_pytp(config, "tapes", "--format", "json").stdout) if r["label"]}
     assert tapes[a]["last_verify_result"] == tapes[b]["last_verify_result"] == "ok"
