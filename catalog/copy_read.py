@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
+from .config import Config
+from .inventory import locate_barcodes
 from .models import TapeFile, TapeFileStatus, Volume, row_id
 from .parts import Piece
 from .search import Found
@@ -131,3 +133,40 @@ def _complete_copies(
         if set(by_source) >= tape_file_ids:
             result.append((copy, by_source))
     return result
+
+
+def copies_to_read(
+    session: Session,
+    config: Config,
+    needed: Mapping[int, tuple[Volume, set[int]]],
+    loaded_barcode: str | None,
+) -> dict[int, Volume]:
+    """For each original that is away, a copy in the library holding the tape files needed.
+
+    For callers that address tape files by number and keep the source's rows
+    (verify): the entries stay on the source's rows, only the tape mounted changes.
+
+    :param needed: original volume id -> (volume, ids of its tape files to read).
+    :returns: original volume id -> the copy volume to mount instead.
+    """
+    available = locate_barcodes(config)
+    with_library = bool(config.libraries)
+
+    def here(volume: Volume) -> bool:
+        if volume.vault is not None:
+            return False
+        return (
+            not with_library
+            or bool(volume.barcode)
+            and (volume.barcode in available or volume.barcode == loaded_barcode)
+        )
+
+    chosen: dict[int, Volume] = {}
+    for volume_id, (volume, tape_file_ids) in needed.items():
+        if here(volume):
+            continue
+        present = [copy for copy, _ in _complete_copies(session, volume_id, tape_file_ids) if here(copy)]
+        if present:
+            present.sort(key=lambda c: (c.barcode != loaded_barcode, c.label))
+            chosen[volume_id] = present[0]
+    return chosen

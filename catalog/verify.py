@@ -22,6 +22,7 @@ from pytp.tapeio.hashing import ContentHasher, hash_file
 from pytp.tapeio.tarwriter import walk
 
 from .config import Config
+from .copy_read import copies_to_read
 from .devices import Selection
 from .errors import CatalogError, NotFound
 from .health_log import JOB_PHASES, HealthWatch
@@ -176,6 +177,12 @@ def verify_tape(
             paths = events.wants_paths
             events.start("verify", *_totals(session, [row_id(t) for t, _, _ in rows]))
             wanted = [(volume, tape_file, _entries_of(session, tape_file)) for tape_file, volume, _ in rows]
+            # An original that is away is read from a copy in the library (``copy_read``); the
+            # original's last-verified record stays as it was: it was not read.
+            instead = _copies_instead(session, config, media, rows)
+            if instead:
+                wanted = [(instead.get(row_id(v), v), t, e) for v, t, e in wanted]
+                whole_tapes = [v for v in whole_tapes if v not in instead]
             for tape_file, access in read_tape_files(media, session, wanted, on_mount=_listed_in(report)):
                 label = access.volume.label
                 where = f"tape file {tape_file.file_number} of {label}"
@@ -197,6 +204,7 @@ def verify_tape(
                     parts = load_parts(session, [row_id(e) for e in cut])
                     split.extend((e, parts[row_id(e)]) for e in cut)
             for entry, pieces in split:
+                pieces = [(part, f, instead.get(row_id(v), v)) for part, f, v in pieces]
                 for part, part_file, volume in pieces:
                     where = f"tape file {part_file.file_number} of {volume.label}"
                     check_offsets([(entry.path_text, part.offset)], where)
@@ -205,6 +213,16 @@ def verify_tape(
             events.done()
     record_verification(engine, whole_tapes, report)
     return report
+
+
+def _copies_instead(
+    session: Session, config: Config, media: Media, rows: list[tuple[TapeFile, Volume, Job]]
+) -> dict[int, Volume]:
+    """Copy tapes to mount instead of originals that are away (``copy_read.copies_to_read``)."""
+    needed: dict[int, tuple[Volume, set[int]]] = {}
+    for tape_file, volume, _ in rows:
+        needed.setdefault(row_id(volume), (volume, set()))[1].add(row_id(tape_file))
+    return copies_to_read(session, config, needed, media.current_barcode())
 
 
 def _totals(session: Session, tape_file_ids: list[int]) -> tuple[int, int]:

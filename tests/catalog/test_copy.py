@@ -8,6 +8,7 @@ does it: out of the drive, into the mail slot, taken out, and recorded in a vaul
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import shutil
 import subprocess
@@ -56,8 +57,6 @@ def _tree(root: Path, name: str, size: int = 3 << 20) -> Path:
 
 
 def _backup(config: Path, source: Path) -> int:
-    import json
-
     out = invoke(config, "backup", str(source), "--pool", "default", "-d", "d0", "--format", "json").stdout
     return int(json.loads(out)["job_id"])
 
@@ -274,8 +273,6 @@ def test_kill_9_during_a_copy_leaves_no_complete_row_and_the_next_copy_finishes(
 def test_catalog_rebuild_records_a_copy_tape_as_a_copy_and_refuses_it_without_its_source(
     site: Path, tmp_path: Path
 ) -> None:
-    import json
-
     job = _backup(site, _tree(tmp_path / "a", "alpha"))
     copy = _copy(site, pool="offsite", job_ids=[job]).tapes[0]
     # A second catalog over the same library: as after losing the first one.
@@ -324,3 +321,16 @@ def test_a_job_spanning_two_tapes_gets_two_copies_and_restores_from_them(tmp_pat
     invoke(site, "restore", str(tmp_path / "out"), "--job", str(job), "-d", "d0")
     restored = tmp_path / "out" / str(tmp_path / "a" / "alpha.bin").lstrip("/")
     assert restored.read_bytes() == (tmp_path / "a" / "alpha.bin").read_bytes()  # cut across the two copies
+
+
+def test_verify_reads_the_copy_when_the_original_is_away(site: Path, tmp_path: Path) -> None:
+    job = _backup(site, _tree(tmp_path / "a", "alpha"))
+    copy = _copy(site, pool="offsite", job_ids=[job]).tapes[0]
+    send_away(site, "PYT001L9", "bank")
+    out = invoke(site, "verify", "--job", str(job), "-d", "d0", "--format", "json").stdout
+    data = json.loads(out)
+    assert data["status"] == "ok" and data["tapes"] == [copy.copy] and data["checked"] > 0
+    assert _volume(site, "PYT001L9").last_verified_at is None  # the original was not read
+    # damage on the copy is found: the copy is what was read
+    configure_tape(_tape_dir(site, copy.copy_barcode or ""), read_errors=[(1, 0)])
+    invoke(site, "verify", "--job", str(job), "-d", "d0", expect=10)
