@@ -106,7 +106,7 @@ def test_two_backups_started_together_both_succeed_on_different_drives(tmp_path:
     # While the catalog is held neither job can start writing, so both
     # processes are certain to choose their drives while the other is alive.
     with catalog_held(_data_home() / "catalog.db"):
-        victims = [Victim("backup", str(src)) for src in sources]
+        victims = [Victim("backup", str(src), "--keep-loaded") for src in sources]
         pids = {str(v.process.pid) for v in victims}
         assert _wait_for(lambda: {_lock_holder("vlib-drive0"), _lock_holder("vlib-drive1")} == pids), [
             v.finish() for v in victims

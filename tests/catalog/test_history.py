@@ -115,7 +115,7 @@ def test_failed_job_is_not_a_base_for_the_next_incremental(run, tmp_path: Path) 
     src.mkdir()
     for i in range(20):
         write(src / f"f{i:02d}.txt", "x" * 5000, 1_700_000_000 + i)
-    run("backup", str(src), "--job", "chain")
+    run("backup", str(src), "--job", "chain", "--keep-loaded")  # its tape stays in d0 for the fault below
     for i in range(20):
         write(src / f"f{i:02d}.txt", "y" * 5000, 1_700_001_000 + i)
     tape = loaded_tape(Path(json.loads(run("config", "--json").stdout)["tape_drives"][0]["device_path"]))

@@ -177,7 +177,7 @@ def test_damaged_sparse_data_on_tape_fails_verify(rich_tree: Path) -> None:
 
 def test_rebuilt_catalog_keeps_the_sparse_map(rich_tree: Path, tmp_path: Path) -> None:
     image = rich_tree / "vm.img"
-    _pytp("backup", str(rich_tree))
+    _pytp("backup", str(rich_tree), "--keep-loaded")  # `catalog rebuild` below reads the tape in the drive
     catalog = _data_home() / "catalog.db"
     engine = open_catalog(f"sqlite:///{catalog}")
     with Session(engine) as session:
@@ -256,7 +256,7 @@ def test_sparse_file_recovered_from_its_tar_header_when_the_manifest_is_lost(ric
     """A rebuild that must fall back on the data file's headers reads a sparse
     member's map too, so the entry has its real size and restores."""
     image = rich_tree / "vm.img"
-    _pytp("backup", str(rich_tree))
+    _pytp("backup", str(rich_tree), "--keep-loaded")  # `catalog rebuild` below reads the tape in the drive
     catalog = _data_home() / "catalog.db"
     engine = open_catalog(f"sqlite:///{catalog}")
     with Session(engine) as session:

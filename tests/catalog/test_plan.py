@@ -29,7 +29,7 @@ def test_restore_from_three_tapes_loads_each_once_in_plan_order(tmp_path: Path, 
         for i in range(5):
             (src / f"wanted-{pool}-{i}.txt").write_text(f"{pool} {i}\n" * 1000)
         (src / "other.txt").write_text("not wanted")
-        run("backup", str(src), "--pool", pool, "-d", "d0")
+        run("backup", str(src), "--pool", pool, "-d", "d0", "--keep-loaded")
         sources[pool] = src
     tapes = {t["pool"]: t["label"] for t in json.loads(run("tapes", "--format", "json").stdout) if t["label"]}  # not the blanks
     assert len(set(tapes.values())) == 3
@@ -64,7 +64,7 @@ def test_a_restore_needing_a_tape_outside_the_library_lists_it(tmp_path: Path, s
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.txt").write_text("a")
-    run("backup", str(src), "-d", "d0")
+    run("backup", str(src), "-d", "d0", "--keep-loaded")
     run("unload", "-d", "d0")
     run("move", "1", "7")  # the mail slot...
     lib = json.loads((tmp_path / "site" / "lib" / "library.json").read_text())

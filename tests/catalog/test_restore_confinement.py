@@ -271,7 +271,7 @@ def test_raw_commands_do_not_import_the_catalog_stack(site: Path, tmp_path: Path
     src = tmp_path / "src"
     src.mkdir()
     (src / "f.txt").write_text("x\n")
-    CliRunner().invoke(cli, ["--config", str(site), "backup", str(src)], catch_exceptions=False)
+    CliRunner().invoke(cli, ["--config", str(site), "backup", str(src), "--keep-loaded"], catch_exceptions=False)
     CliRunner().invoke(cli, ["--config", str(site), "rewind"], catch_exceptions=False)
     CliRunner().invoke(cli, ["--config", str(site), "ff", "1"], catch_exceptions=False)
     args = [a.replace("OUT", str(tmp_path / "out")) for a in command]

@@ -90,7 +90,7 @@ def test_raw_restore_of_a_damaged_tape_file_names_the_damage_and_extracts_the_re
 ) -> None:
     config, url = site
     first, second = two_roots(tmp_path)
-    assert invoke(config, "backup", str(first), str(second)).exit_code == 0
+    assert invoke(config, "backup", str(first), str(second), "--keep-loaded").exit_code == 0
     flip_header_byte(config, url, b"/f20.bin")
     assert invoke(config, "rewind").exit_code == 0
     assert invoke(config, "ff", "1").exit_code == 0

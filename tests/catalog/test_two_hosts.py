@@ -215,8 +215,7 @@ def test_a_restore_puts_a_borrowed_cartridge_back(tmp_path: Path, sqlite_url: st
         assert result.exit_code == 0, result.output
         return result.stdout
 
-    pytp("backup", str(source))
-    pytp("unload")
+    pytp("backup", str(source))  # its tape goes back to slot 1
     pytp("load", "2")  # another tape is in the drive when the restore starts
     pytp("restore", str(tmp_path / "out"), "--match", "hostname")
     assert (tmp_path / "out" / str(source / "hostname").lstrip("/")).read_text() == "a\n"
