@@ -12,7 +12,7 @@ says what to fetch and from where.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
@@ -37,6 +37,21 @@ class CopyChoice:
     fetch: list[str] = field(default_factory=list)
 
 
+def _presence(
+    available: Mapping[str, object], loaded_barcode: str | None, with_library: bool
+) -> Callable[[Volume], bool]:
+    """Whether a tape can be read now: not in a vault, and (with a library) found by a changer or in the drive."""
+
+    def here(volume: Volume) -> bool:
+        if volume.vault is not None:
+            return False
+        if not with_library:
+            return True
+        return bool(volume.barcode) and (volume.barcode in available or volume.barcode == loaded_barcode)
+
+    return here
+
+
 def _where(volume: Volume) -> str:
     return f"vault '{volume.vault}'" if volume.vault else "outside the library"
 
@@ -58,13 +73,7 @@ def use_copies(
     :returns: the entries and parts to plan with, and what was chosen.
     """
     choice = CopyChoice()
-
-    def here(volume: Volume) -> bool:
-        if volume.vault is not None:
-            return False
-        if not with_library:
-            return True
-        return bool(volume.barcode) and (volume.barcode in available or volume.barcode == loaded_barcode)
+    here = _presence(available, loaded_barcode, with_library)
 
     needed: dict[int, tuple[Volume, set[int]]] = {}  # original volume id -> (volume, source tape file ids)
     for found in entries:
@@ -149,17 +158,7 @@ def copies_to_read(
     :param needed: original volume id -> (volume, ids of its tape files to read).
     :returns: original volume id -> the copy volume to mount instead.
     """
-    available = locate_barcodes(config)
-    with_library = bool(config.libraries)
-
-    def here(volume: Volume) -> bool:
-        if volume.vault is not None:
-            return False
-        return (
-            not with_library
-            or bool(volume.barcode)
-            and (volume.barcode in available or volume.barcode == loaded_barcode)
-        )
+    here = _presence(locate_barcodes(config), loaded_barcode, bool(config.libraries))
 
     chosen: dict[int, Volume] = {}
     for volume_id, (volume, tape_file_ids) in needed.items():
