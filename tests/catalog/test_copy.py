@@ -334,3 +334,19 @@ def test_verify_reads_the_copy_when_the_original_is_away(site: Path, tmp_path: P
     # damage on the copy is found: the copy is what was read
     configure_tape(_tape_dir(site, copy.copy_barcode or ""), read_errors=[(1, 0)])
     invoke(site, "verify", "--job", str(job), "-d", "d0", expect=10)
+
+
+def test_staging_is_removed_when_the_copy_fails_part_way(site: Path, tmp_path: Path) -> None:
+    job = _backup(site, _tree(tmp_path / "a", "alpha"))
+    configure_tape(_tape_dir(site, "PYT002L9"), write_errors=[(2, 0)])
+    with pytest.raises(MediumError):
+        _copy(site, pool="offsite", job_ids=[job], drive_from="d0", drive_to="d0")
+    assert not list((site.parent / "tars").iterdir())  # nothing staged is left behind
+
+
+def test_a_source_sitting_in_the_writing_drive_is_moved_to_the_reading_one(site: Path, tmp_path: Path) -> None:
+    source = _tree(tmp_path / "a", "alpha")
+    invoke(site, "backup", str(source), "-d", "d1", "--keep-loaded")
+    result = _copy(site, pool="offsite", tapes=["PYT001L9"], drive_from="d0", drive_to="d1")
+    assert result.mode == "two drives" and result.tapes[0].files == [1, 2]
+    assert filecmp.cmp(_tape_dir(site, "PYT001L9") / "file-00001", _tape_dir(site, "PYT002L9") / "file-00001")
