@@ -145,7 +145,9 @@ def tape_rows(session: Session, config: Config, now: datetime | None = None) -> 
     readings = newest_per_volume(session)
     rows = []
     known: set[str] = set()
-    for volume in session.exec(select(Volume).order_by(col(Volume.label))).all():
+    volumes = session.exec(select(Volume).order_by(col(Volume.label))).all()
+    labels = {v.id: v.label for v in volumes}
+    for volume in volumes:
         if volume.barcode:
             known.add(volume.barcode)
         location = contents.get(volume.barcode or "", (None, False))[0]
@@ -175,7 +177,9 @@ def tape_rows(session: Session, config: Config, now: datetime | None = None) -> 
                 "last_verified": _iso(volume.last_verified_at),
                 "last_verify_result": volume.last_verify_result,
                 **_health_fields(readings.get(row_id(volume))),
-                "note": _note(volume, snapshot),
+                # A copy tape (``pytp copy``) holds its original's jobs; its own rows name no job.
+                "note": _note(volume, snapshot)
+                or (f"copy of {labels.get(volume.copy_of_id, '?')}" if volume.copy_of_id is not None else None),
             }
         )
     for barcode, (location, cleaning) in sorted(contents.items(), key=lambda item: str(item[1][0])):

@@ -349,4 +349,4 @@ def test_a_source_sitting_in_the_writing_drive_is_moved_to_the_reading_one(site:
     invoke(site, "backup", str(source), "-d", "d1", "--keep-loaded")
     result = _copy(site, pool="offsite", tapes=["PYT001L9"], drive_from="d0", drive_to="d1")
     assert result.mode == "two drives" and result.tapes[0].files == [1, 2]
-    assert filecmp.cmp(_tape_dir(site, "PYT001L9") / "file-00001", _tape_dir(site, "PYT002L9") / "file-00001")
+    assert filecmp.cmp(_tape_dir(site, "PYT001L9") / "file-00001", _tape_dir(site, "PYT002L9") / "file-00001", shallow=False)

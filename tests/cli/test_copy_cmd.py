@@ -115,3 +115,11 @@ def test_copy_returns_its_tapes_to_their_slots_unless_keep_loaded(site: Path, tm
     later = _backup(site, tmp_path / "b", "beta")
     invoke(site, "copy", "--job", str(later), "--pool", "offsite", "--keep-loaded")
     assert sorted(d.barcode for d in changer.status().drives if d.full) == ["PYT001L9", "PYT002L9"]
+
+
+def test_tapes_names_the_original_of_a_copy_tape(site: Path, tmp_path: Path) -> None:
+    job = _backup(site, tmp_path / "a", "alpha")
+    invoke(site, "copy", "--job", str(job), "--pool", "offsite")
+    tapes = {t["label"]: t for t in json.loads(invoke(site, "tapes", "--format", "json").stdout) if t["label"]}
+    assert tapes["PYT002L9"]["note"] == "copy of PYT001L9" and tapes["PYT002L9"]["pool"] == "offsite"
+    assert tapes["PYT001L9"]["note"] is None
