@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from pytp.tapeio.errors import TapeIOError
 from pytp.tapeio.health import CRITICAL, DriveHealth, ErrorCounters, tapealert_flag
@@ -163,8 +162,6 @@ def _flag_dict(number: int) -> dict[str, Any]:
 def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
-    from datetime import timezone
-
     # SQLite hands back naive datetimes of what was stored as UTC.
     return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone().isoformat()
 
@@ -184,18 +181,25 @@ def reading_dict(row: HealthReading) -> dict[str, Any]:
 
 
 def newest_per_volume(session: Session) -> dict[int, HealthReading]:
-    """Each tape's newest reading that the drive answered, by volume id."""
-    rows = session.exec(
-        select(HealthReading)
+    """Each tape's newest reading that the drive answered, by volume id.
+
+    Newest is the last stored (the highest id): a job stores its readings when
+    it ends, the one after the job last.  One row per tape is read, however
+    long the history.
+    """
+    newest = (
+        select(func.max(HealthReading.id))
         .where(col(HealthReading.volume_id).is_not(None), col(HealthReading.unavailable).is_(None))
-        .order_by(col(HealthReading.taken_at), col(HealthReading.id))
-    ).all()
+        .group_by(col(HealthReading.volume_id))
+    )
+    rows = session.exec(select(HealthReading).where(col(HealthReading.id).in_(newest))).all()
     return {row.volume_id: row for row in rows if row.volume_id is not None}
 
 
 def newest_per_drive(session: Session) -> dict[str, HealthReading]:
-    """Each drive's newest recorded reading (available or not), by drive name."""
-    rows = session.exec(select(HealthReading).order_by(col(HealthReading.taken_at), col(HealthReading.id))).all()
+    """Each drive's newest stored reading (available or not), by drive name."""
+    newest = select(func.max(HealthReading.id)).group_by(col(HealthReading.drive))
+    rows = session.exec(select(HealthReading).where(col(HealthReading.id).in_(newest))).all()
     return {row.drive: row for row in rows}
 
 
@@ -209,7 +213,7 @@ def error_growth(session: Session, volume: Volume) -> int:
     rows = session.exec(
         select(HealthReading)
         .where(HealthReading.volume_id == volume.id, col(HealthReading.unavailable).is_(None))
-        .order_by(col(HealthReading.taken_at), col(HealthReading.id))
+        .order_by(col(HealthReading.id))
     ).all()
     if not rows:
         return 0
@@ -225,8 +229,6 @@ def error_growth(session: Session, volume: Volume) -> int:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    from datetime import timezone
-
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
@@ -408,11 +410,3 @@ class HealthWatch:
         for recorder in _recorders:
             recorder.summaries.append(summary)
             recorder.notes.extend(notes)
-
-
-def readings_of_job(session: Session, job_id: int) -> Iterator[dict[str, Any]]:
-    """A job's stored readings, oldest first (``pytp jobs JOB``)."""
-    for row in session.exec(
-        select(HealthReading).where(HealthReading.job_id == job_id).order_by(col(HealthReading.id))
-    ).all():
-        yield {"drive": row.drive, **reading_dict(row)}
