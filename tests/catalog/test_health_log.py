@@ -151,3 +151,23 @@ def test_pytp_drives_recorded_shows_the_newest_reading(tmp_path: Path, sqlite_ur
     assert datetime.fromisoformat(recorded["taken_at"]).tzinfo is not None
     assert rows["d1"]["recorded"] is None
     assert "after: 36, errors r/w 0/0" in _pytp(config, "drives", "--recorded").stdout
+
+
+def test_a_failed_job_still_reports_and_stores_its_health(tmp_path: Path, sqlite_url: str) -> None:
+    config = write_library_config(tmp_path / "site", sqlite_url, block_size=BLOCK)
+    library = tmp_path / "site" / "lib"
+    src = make_tree(tmp_path / "src")
+    first = _json(config, "backup", str(src / "docs"))
+    tape = first["tapes"][0]
+    # The next job's first data block cannot be written, and the tape says why (flag 6, Write failure).
+    configure_tape(library / "tapes" / tape, write_errors=[(3, 0)], tapealert=[6])
+    result = _pytp(config, "backup", str(src / "docs"), "--format", "json", expect=6)
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "failed" and summary["error"]
+    assert summary["health"]["tapealert"] == [{"number": 6, "name": "Write failure", "severity": "critical"}]
+    assert "drive d0: TapeAlert 6 Write failure (critical)" in summary["notes"]
+    with Session(open_catalog(sqlite_url)) as session:
+        phases = [
+            r.phase for r in session.exec(select(HealthReading).where(HealthReading.job_id == summary["job_id"])).all()
+        ]
+    assert phases == ["before", "after"]
