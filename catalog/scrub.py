@@ -9,8 +9,9 @@ Which tapes, in which order (:func:`rank`):
    (a copy tape's ``copy_of_id`` names its source; either side counts as copied).
 
 Tapes verified within ``max_age`` whose error counts did not grow are not due.
-Tapes in ``error`` status, tapes in a vault or outside the library, and tapes
-of another library are skipped, each with the reason.
+Tapes in ``error`` status, expired tapes (nothing on them is kept), tapes in a
+vault or outside the library, and tapes of another library are skipped, each
+with the reason.
 
 Each tape is verified whole by ``verify.verify_tape`` (every member of every
 good job on it read back and its xxh3 compared with the catalog), which also
@@ -48,6 +49,7 @@ from .inventory import locate_barcodes
 from .joblog import store_log
 from .models import Job, JobStatus, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id, utcnow
 from .verify import SCRUB_FAILED, verify_tape
+from .volumes import shown_status
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
@@ -281,6 +283,8 @@ def run_scrub(
             volume = session.get(Volume, candidate.volume_id)
             assert volume is not None
             why = _skip_reason(volume, places.get(volume.barcode or ""), selection)
+            if why is None and shown_status(session, config, volume, now) == VolumeStatus.EXPIRED:
+                why = "expired: nothing on it is kept any more"
             if why is not None:
                 result.skipped.append((candidate.label, why))
             else:

@@ -181,6 +181,17 @@ def test_a_damaged_tape_fails_is_set_aside_and_its_copy_named(site: tuple[Path, 
     assert (volume.status, volume.status_reason, volume.last_verify_result) == (VolumeStatus.FULL, None, "ok")
 
 
+def test_an_expired_tape_is_skipped(site: tuple[Path, str, Path]) -> None:
+    config, url, src = site
+    a = _backup(config, src / "docs")["tapes"][0]  # pool default: 30 days of retention
+    b = _backup(config, src / "docs", "--pool", "offsite")["tapes"][0]  # 365 days
+    cfg = read_config(config, "--config")
+    later = datetime.now(timezone.utc) + timedelta(days=40)
+    result = run_scrub(open_catalog(url), cfg, select_drive(cfg), ScrubOptions(dry_run=True), now=later)
+    assert [c.label for c in result.planned] == [b]
+    assert result.skipped == [(a, "expired: nothing on it is kept any more")]
+
+
 def test_a_verify_of_one_job_does_not_count_for_a_tape_holding_two(site: tuple[Path, str, Path]) -> None:
     config, url, src = site
     first = _backup(config, src / "docs")
