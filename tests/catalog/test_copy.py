@@ -10,7 +10,6 @@ from __future__ import annotations
 import filecmp
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -245,29 +244,35 @@ def test_a_failed_job_in_the_middle_stops_the_copy_of_that_tape(site: Path, tmp_
 
 
 def test_kill_9_during_a_copy_leaves_no_complete_row_and_the_next_copy_finishes(site: Path, tmp_path: Path) -> None:
-    from tests.crash.victim import Victim, wait_for_size
+    from tests.crash.victim import Victim, catalog_held, wait_for_size
 
-    job = _backup(site, _tree(tmp_path / "a", "alpha", size=48 << 20))
+    job = _backup(site, _tree(tmp_path / "a", "alpha", size=12 << 20))
+    with _session(site) as session:
+        data = session.exec(select(TapeFile).where(TapeFile.job_id == job, TapeFile.kind == "data")).one()
+    database = tmp_path / "catalog.db"
     victim = Victim("--config", str(site), "copy", "--job", str(job), "--pool", "offsite")
     copy_file = _tape_dir(site, "PYT002L9") / "file-00001"
-    reached = wait_for_size(copy_file, BLOCK)
-    victim.signal(9)
-    victim.finish()
-    assert reached, "the copy never started writing"
+    started = wait_for_size(copy_file, BLOCK)
+    # The tape file is being written: hold the catalog so the copy cannot record it complete, let the
+    # whole file reach the tape, then kill: the worst moment, data on tape and the row still 'writing'.
+    with catalog_held(database):
+        whole = wait_for_size(copy_file, data.total_bytes)
+        victim.signal(9)
+        victim.finish()
+    assert started and whole, victim.stderr.decode(errors="replace")
     with _session(site) as session:
-        for row in session.exec(select(TapeFile).where(col(TapeFile.copy_of_id).is_not(None))).all():
-            if row.status == TapeFileStatus.COMPLETE:  # only whole, checked files may say so
-                src = session.get(TapeFile, row.copy_of_id)
-                assert src is not None and row.blocks == src.blocks
+        copy = session.exec(select(Volume).where(Volume.barcode == "PYT002L9")).one()
+        rows = {r.file_number: r.status for r in session.exec(select(TapeFile).where(TapeFile.volume_id == copy.id))}
+    assert rows == {1: TapeFileStatus.WRITING}  # never 'complete' without the check
     result = _copy(site, pool="offsite", job_ids=[job]).tapes[0]
-    assert result.copy_barcode == "PYT002L9"
+    assert (result.copy_barcode, result.already, result.files) == ("PYT002L9", 0, [1, 2])
     for number in (1, 2):
         assert filecmp.cmp(
             _tape_dir(site, "PYT001L9") / f"file-{number:05d}",
             _tape_dir(site, "PYT002L9") / f"file-{number:05d}",
             shallow=False,
         )
-    assert shutil.which("tar")
+    assert sorted(p.name for p in _tape_dir(site, "PYT002L9").glob("file-*")) == [f"file-{n:05d}" for n in range(3)]
 
 
 def test_catalog_rebuild_records_a_copy_tape_as_a_copy_and_refuses_it_without_its_source(
@@ -349,4 +354,6 @@ def test_a_source_sitting_in_the_writing_drive_is_moved_to_the_reading_one(site:
     invoke(site, "backup", str(source), "-d", "d1", "--keep-loaded")
     result = _copy(site, pool="offsite", tapes=["PYT001L9"], drive_from="d0", drive_to="d1")
     assert result.mode == "two drives" and result.tapes[0].files == [1, 2]
-    assert filecmp.cmp(_tape_dir(site, "PYT001L9") / "file-00001", _tape_dir(site, "PYT002L9") / "file-00001", shallow=False)
+    assert filecmp.cmp(
+        _tape_dir(site, "PYT001L9") / "file-00001", _tape_dir(site, "PYT002L9") / "file-00001", shallow=False
+    )
