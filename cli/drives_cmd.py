@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from pytp.catalog.config import DriveConfig, LibraryConfig
     from pytp.tapeio.health import DriveHealth
 
-COLUMNS = ["name", "type", "device", "serial", "matched", "library", "barcode", "busy", "needs_cleaning",
-           "tapealert", "write_errors", "read_errors"]
+# serial and matched last: scripts reading the CSV by position keep working
+COLUMNS = ["name", "type", "device", "library", "barcode", "busy", "needs_cleaning", "tapealert",
+           "write_errors", "read_errors", "serial", "matched"]
 
 
 def _library_barcodes(library: LibraryConfig) -> dict[int, str | None] | None:

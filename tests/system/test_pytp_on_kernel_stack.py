@@ -128,7 +128,8 @@ def _plan() -> list[dict[str, Any]]:
         p("tapes-labelled", "tapes", "--format", "json"),
         # 2. two jobs, search, restore, verify
         p("backup-one", "backup", "${SRC}/one", "--job", "one"),
-        p("backup-two", "backup", "${SRC}/two", "--job", "two"),
+        # --keep-loaded: the tape stays in drive0 for the drive commands below (a job sends it home otherwise)
+        p("backup-two", "backup", "${SRC}/two", "--job", "two", "--keep-loaded"),
         p("jobs", "jobs", "--format", "json"),
         p("tapes", "tapes", "--format", "json"),
         p("search-two", "search", "${SRC}/two", "--format", "json"),
