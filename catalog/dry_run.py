@@ -72,6 +72,8 @@ class TapeChoice:
     slot: int | None = None
     where: str = ""
     message: str = ""
+    #: bytes left on the tape, when the catalog knows its capacity
+    free: int | None = None
 
 
 @dataclass
@@ -129,7 +131,17 @@ def dry_run_backup(
         for source in sources:
             report.sources.append(_walk_source(source, references.get(source), options, report, list_paths))
         report.tape = choose_tape(session, config, selection, pool)
+    if report.tape.free is not None and report.archive_bytes > report.tape.free:
+        # Only a warning: compression and the real end of medium decide (docs/format.md, spanning).
+        report.notes.append(
+            f"about {report.archive_bytes} bytes to write and {report.tape.free} free on tape "
+            f"{report.tape.label}: the job would continue on another tape of the pool"
+        )
     return report
+
+
+def _free(volume: Volume) -> int | None:
+    return max(0, volume.capacity - volume.bytes_written) if volume.capacity else None
 
 
 def _walk_source(
@@ -192,6 +204,7 @@ def choose_tape(session: Session, config: Config, selection: Selection, pool: st
                     volume.barcode,
                     where=f"drive {selection.drive.name}",
                     message=f"append to tape {volume.label}, already in drive {selection.drive.name}",
+                    free=_free(volume),
                 )
     now = utcnow()
     ours = [v for v in volumes.values() if v.pool == pool]
@@ -225,4 +238,7 @@ def choose_tape(session: Session, config: Config, selection: Selection, pool: st
     volume = first.volume
     action = "recycle" if first.reuse else "append"
     verb = "recycle the expired tape" if first.reuse else "append to tape"
-    return TapeChoice(action, volume.label, volume.barcode, first.slot, where, f"{verb} {volume.label} in {where}")
+    free = volume.capacity if first.reuse else _free(volume)
+    return TapeChoice(
+        action, volume.label, volume.barcode, first.slot, where, f"{verb} {volume.label} in {where}", free
+    )

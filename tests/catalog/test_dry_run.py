@@ -158,3 +158,20 @@ def test_cli_dry_run_table_and_json(site: Path, tmp_path: Path) -> None:
 def test_cli_dry_run_missing_source_is_an_error(site: Path, tmp_path: Path) -> None:
     result = invoke(site, "backup", str(tmp_path / "nope"), "--dry-run", expect=EXIT_ERROR)
     assert "Error: Source not found" in result.output + result.stderr
+
+
+def test_dry_run_says_when_the_data_would_not_fit_on_the_tape(tmp_path: Path, sqlite_url: str) -> None:
+    site = write_library_config(tmp_path / "site", sqlite_url, block_size=BLOCK, tape_size=8 << 20)
+    config = read_config(site, "--config")
+    engine = open_catalog(config.catalog_url)
+    small = _tree(tmp_path / "small")
+    first = run_backup(engine, config, select_drive(config), BackupOptions(sources=[str(small)], keep_loaded=False))
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "blob").write_bytes(os.urandom(10 << 20))
+    report = dry_run_backup(engine, config, select_drive(config), BackupOptions(sources=[str(big)]))
+    assert report.tape.action == "append" and report.tape.label == first.tapes[0]
+    assert report.tape.free is not None and 0 < report.tape.free < 8 << 20
+    assert any("would continue on another tape" in n for n in report.notes)
+    fits = dry_run_backup(engine, config, select_drive(config), BackupOptions(sources=[str(small)]))
+    assert not any("another tape" in n for n in fits.notes)
