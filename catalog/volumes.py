@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from pytp.tapeio.drive import Drive
@@ -54,16 +55,33 @@ def retention_days(config: Config, volume: Volume) -> int | None:
 
 
 def retention_end(session: Session, config: Config, volume: Volume) -> datetime | None:
-    """When the newest good data on ``volume`` leaves retention (None: no data, or kept forever)."""
-    newest = session.exec(
-        select(func.max(Job.ended_at))
-        .join(TapeFile, col(TapeFile.job_id) == Job.id)
-        .where(
-            TapeFile.volume_id == volume.id,
-            col(TapeFile.status) != TapeFileStatus.OVERWRITTEN,
-            col(Job.status).in_(JobStatus.GOOD),
-        )
-    ).one()
+    """When the newest good data on ``volume`` leaves retention (None: no data, or kept forever).
+
+    A copy tape (``pytp copy``) holds its original's jobs through its rows'
+    ``copy_of_id``: it is kept as long as they are, by its own pool's retention.
+    """
+    if volume.copy_of_id is not None:
+        source = aliased(TapeFile)
+        newest = session.exec(
+            select(func.max(Job.ended_at))
+            .join(source, col(source.job_id) == Job.id)
+            .join(TapeFile, col(TapeFile.copy_of_id) == source.id)
+            .where(
+                TapeFile.volume_id == volume.id,
+                col(TapeFile.status) != TapeFileStatus.OVERWRITTEN,
+                col(Job.status).in_(JobStatus.GOOD),
+            )
+        ).one()
+    else:
+        newest = session.exec(
+            select(func.max(Job.ended_at))
+            .join(TapeFile, col(TapeFile.job_id) == Job.id)
+            .where(
+                TapeFile.volume_id == volume.id,
+                col(TapeFile.status) != TapeFileStatus.OVERWRITTEN,
+                col(Job.status).in_(JobStatus.GOOD),
+            )
+        ).one()
     if newest is None:
         return None
     days = retention_days(config, volume)

@@ -123,3 +123,12 @@ def test_tapes_names_the_original_of_a_copy_tape(site: Path, tmp_path: Path) -> 
     tapes = {t["label"]: t for t in json.loads(invoke(site, "tapes", "--format", "json").stdout) if t["label"]}
     assert tapes["PYT002L9"]["note"] == "copy of PYT001L9" and tapes["PYT002L9"]["pool"] == "offsite"
     assert tapes["PYT001L9"]["note"] is None
+
+
+def test_a_copy_tape_is_kept_as_long_as_the_jobs_it_copies(site: Path, tmp_path: Path) -> None:
+    job = _backup(site, tmp_path / "a", "alpha")
+    invoke(site, "copy", "--job", str(job), "--pool", "offsite")
+    r = invoke(site, "label", "--barcode", "PYT002L9", expect=exitcodes.EXIT_WRONG_TAPE)
+    assert "holds data in retention" in r.stderr
+    tapes = {t["label"]: t for t in json.loads(invoke(site, "tapes", "--format", "json").stdout) if t["label"]}
+    assert tapes["PYT002L9"]["retention_end"] is not None  # offsite's 365 days from the job's end
