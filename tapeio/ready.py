@@ -59,7 +59,9 @@ def wait_until_ready(
         now = clock()
         if status is not None and status.door_open and now - start >= min(NO_TAPE_SECONDS, timeout):
             # Right after the robot's move some drives say "no medium" for a moment; not for minutes.
-            raise NoMedium(f"Drive {_name(drive)} still holds no tape {now - start:.0f} s after the load: check the library.")
+            raise NoMedium(
+                f"Drive {_name(drive)} still holds no tape {now - start:.0f} s after the load: check the library."
+            )
         if now >= deadline:
             raise DriveNotReady(
                 f"Drive {_name(drive)} was not ready {timeout:g} s after the tape was loaded. A new cartridge's "

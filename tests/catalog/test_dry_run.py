@@ -124,7 +124,8 @@ def test_dry_run_socket_is_a_note(site: Path, tmp_path: Path) -> None:
     try:
         sock.bind(str(src / "daemon.sock"))
         config = read_config(site, "--config")
-        report = dry_run_backup(open_catalog(config.catalog_url), config, select_drive(config), BackupOptions([str(src)]))
+        engine = open_catalog(config.catalog_url)
+        report = dry_run_backup(engine, config, select_drive(config), BackupOptions([str(src)]))
     finally:
         sock.close()
     assert not report.problems

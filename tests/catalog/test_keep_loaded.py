@@ -106,7 +106,8 @@ def test_verify_core_default_leaves_the_library_as_found(site: Path, tmp_path: P
     config = read_config(site, "--config")
     engine = open_catalog(config.catalog_url)
     src = make_tree(tmp_path / "src", big_file=1 << 20)
-    backup = run_backup(engine, config, select_drive(config, "d0"), BackupOptions(sources=[str(src)], keep_loaded=False))
+    options = BackupOptions(sources=[str(src)], keep_loaded=False)
+    backup = run_backup(engine, config, select_drive(config, "d0"), options)
     release_unused()
     assert _drives(config) == [None, None]
     report = verify_tape(engine, config, select_drive(config, "d0"), job_id=backup.job_id)

@@ -76,7 +76,9 @@ def test_null_listener_is_the_default_and_counts_nothing() -> None:
     NULL.done()
 
 
-def test_backup_events_totals_from_the_previous_job_and_paths_only_when_asked(config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_backup_events_totals_from_the_previous_job_and_paths_only_when_asked(  # type: ignore[no-untyped-def]
+    config, tmp_path: Path
+) -> None:
     engine = open_catalog(config.catalog_url)
     src = _tree(tmp_path / "src")
     first = Recorder()
@@ -95,14 +97,15 @@ def test_backup_events_totals_from_the_previous_job_and_paths_only_when_asked(co
     assert previous_totals.__doc__  # the documented estimate
 
 
-def test_restore_and_verify_count_every_file_against_the_catalog(config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_restore_and_verify_count_every_file_against_the_catalog(  # type: ignore[no-untyped-def]
+    config, tmp_path: Path
+) -> None:
     engine = open_catalog(config.catalog_url)
     src = _tree(tmp_path / "src")
     backup = _backup(engine, config, src)
     restored = Recorder(paths=True)
-    result = run_restore(
-        engine, config, select_drive(config), RestoreOptions(target=str(tmp_path / "out"), job_id=backup.job_id), restored
-    )
+    options = RestoreOptions(target=str(tmp_path / "out"), job_id=backup.job_id)
+    result = run_restore(engine, config, select_drive(config), options, restored)
     release_unused()
     (what, files, size, _), = restored.starts
     assert (what, files, size) == ("restore", result.files, result.bytes)
