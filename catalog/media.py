@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from pytp.tapeio.changer import Changer, ChangerStatus, DriveElement, StorageElement
 from pytp.tapeio.drive import Drive, ensure_block_size
-from pytp.tapeio.errors import ChangerError, DriveBusy, ForeignTape, NoMedium
+from pytp.tapeio.errors import ChangerError, DriveBusy, ForeignTape, NoMedium, TapeIOError
 from pytp.tapeio.ready import wait_until_ready
 from pytp.tapeio.volume_label import VolumeLabel, read_label
 
@@ -482,8 +482,9 @@ def _put_back(media: Media, before: str | None, always: bool = False) -> None:
             place = media.changer.status().find_barcode(before)
             if isinstance(place, StorageElement):
                 media.load(place.number)
-    except (ChangerError, DriveBusy, NoMedium) as err:
-        # The job itself succeeded (or already failed): a tape left in the drive is not worth failing it.
+    except TapeIOError as err:
+        # The job itself succeeded (or already failed, and that error is the one to report, not this
+        # one raised in a finally): a tape left in the drive is not worth failing it.
         MOVES.warning("could not put the library back as it was: %s", err)
 
 
