@@ -309,7 +309,7 @@ def health_text(summary: dict[str, Any]) -> str:
 _recorders: list[HealthRecorder] = []
 
 
-@dataclass
+@dataclass(eq=False)  # recorders nest (scrub in a job run): each leaves by identity, not by equal contents
 class HealthRecorder:
     """Collects what the watches that end while it is installed saw (``with HealthRecorder() as h``).
 
@@ -326,7 +326,7 @@ class HealthRecorder:
 
     def __exit__(self, *exc: object) -> None:
         if self in _recorders:
-            _recorders.remove(self)
+            _recorders.remove(self)  # by identity (eq=False)
 
     def last(self) -> dict[str, Any] | None:
         return self.summaries[-1] if self.summaries else None

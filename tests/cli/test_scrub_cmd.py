@@ -16,6 +16,7 @@ from pytp.catalog.database import open_catalog
 from pytp.catalog.models import HealthReading
 from pytp.cli.main import cli
 from pytp.tapeio.exitcodes import EXIT_CONFIG, EXIT_USAGE, EXIT_VERIFY_FAILED
+from pytp.tapeio.virtual_tape import configure_tape
 from tests.conftest import make_tree, write_library_config
 
 BLOCK = 512 << 10
@@ -111,3 +112,16 @@ def test_bad_input(two_tapes: tuple[Path, str, list[str]], args: list[str], code
 def test_help_has_an_example() -> None:
     out = CliRunner().invoke(cli, ["scrub", "--help"]).output
     assert "pytp scrub --max-age 180d --budget 4h" in out
+
+
+def test_every_tapes_health_is_in_the_summary_and_critical_flags_in_its_notes(
+    two_tapes: tuple[Path, str, list[str]], tmp_path: Path
+) -> None:
+    config, _, (a, b) = two_tapes
+    configure_tape(tmp_path / "site" / "lib" / "tapes" / b, tapealert=[4])  # Media, critical: the second tape
+    summary = json.loads(_pytp(config, "scrub", "--format", "json").stdout)
+    assert [t["tape"] for t in summary["scrubbed"]] == [a, b]
+    assert [[f["number"] for f in t["health"]["tapealert"]] for t in summary["scrubbed"]] == [[], [4]]
+    assert summary["health"]["tapealert"] == [{"number": 4, "name": "Media", "severity": "critical"}]
+    assert summary["notes"] == ["drive d0: TapeAlert 4 Media (critical)"]
+    assert summary["status"] == "ok"  # the data verified: a flag is reported, not a failure
