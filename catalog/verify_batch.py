@@ -5,8 +5,8 @@ opened Python's ``tarfile`` on each member's header; at 50,000 small files
 that was ~65 % of its time (docs/performance.md).  Here the catalog rows come
 from one query as plain tuples, ordered by offset, the tape file is read in
 chunks of several megabytes that hold many members (``ChunkedReader``), a
-one-record header is checked by ``tarformat.quick_member`` (checksum and
-fields, as strictly as the full parser), and a small member's data is hashed
+header is checked by ``tarformat.member_essentials`` (as strictly as the
+full parser, without building a whole header object), and a small member's data is hashed
 in one call.
 
 Members cut across tapes (they have ``EntryPart`` rows) are left to the
@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from pytp.tapeio.errors import BlankTape, MediumError
 from pytp.tapeio.hashing import ContentHasher, hash_bytes
-from pytp.tapeio.tarformat import KIND_BY_TYPE, RECORD, parse_header, quick_member
+from pytp.tapeio.tarformat import member_essentials
 from pytp.tapeio.tarwriter import member_data_size, member_name
 
 from .integrity import check_offsets
@@ -161,16 +161,10 @@ def _check(
     raw = chunks.read_at(offset, header_size)
     if len(raw) < header_size:
         return "missing: the tape file ends before this member"
-    found = quick_member(bytes(raw)) if header_size == RECORD else None
-    if found is not None:
-        name, flag, header_size_field = found
-        header_kind = KIND_BY_TYPE.get(flag, "other")
-    else:
-        try:
-            header = parse_header(bytes(raw))
-        except ValueError as err:
-            return f"damaged tar header ({err})"
-        name, header_kind, header_size_field = header.name, header.kind, header.size
+    try:
+        name, header_kind, header_size_field = member_essentials(bytes(raw))
+    except ValueError as err:
+        return f"damaged tar header ({err})"
     # data_size: a sparse file's map and data regions
     data_size = member_data_size(kind, size, sparse_map)
     if (

@@ -69,8 +69,9 @@ _MAX11 = 8**11
 _NS = 1_000_000_000
 _NUL = b"\0"
 _PAD12 = b"\0" * 12
-#: Bytes an octal field may hold (digits, the NUL end, the spaces some writers pad with).
-_OCTAL_FIELD_BYTES = b"01234567 \0"
+#: Bytes of the numeric fields as GNU tar and pytp write them (digits and NULs):
+#: such fields need no more checking than this (spaces, signs or base-256 do).
+_PLAIN_NUMBER_BYTES = b"01234567\0"
 
 
 def padded(size: int) -> int:
@@ -321,6 +322,8 @@ def build_header(h: MemberHeader) -> bytes:
 EXTENSION_TYPES = frozenset(b"xgLK")
 #: GNU types whose bytes 345–500 are not a ustar prefix (as tarfile reads them).
 _GNU_TYPES = frozenset(b"LKS")
+#: pax keywords whose values are numbers the parser checks
+_PAX_NUMBERS = (b"size", b"uid", b"gid")
 
 
 def number_field(field: bytes) -> int:
@@ -345,11 +348,15 @@ def number_field(field: bytes) -> int:
 def checksum_ok(block: bytes) -> bool:
     """Whether a 512-byte header block's checksum field matches its bytes
     (unsigned sum, or the signed one some old writers used, as tarfile accepts)."""
-    try:
-        stored = number_field(block[148:156])
-    except ValueError:
-        return False
-    unsigned = sum(block) - sum(block[148:156]) + 256
+    field = block[148:156]
+    if field[6:] == b"\0 " and not field[:6].translate(None, b"01234567"):
+        stored = int(field[:6], 8)  # as GNU tar and pytp write it: six digits, NUL, space
+    else:
+        try:
+            stored = number_field(field)
+        except ValueError:
+            return False
+    unsigned = sum(block) - sum(field) + 256
     if stored == unsigned:
         return True
     high = sum(1 for byte in block[:148] + block[156:] if byte >= 128)
@@ -407,11 +414,12 @@ def _cstring(field: bytes) -> bytes:
     return field.split(_NUL, 1)[0]
 
 
-def parse_header(data: bytes) -> MemberHeader:
-    """Parse the header bytes of one member: any pax (``x``, ``g``) or GNU
-    long-name (``L``, ``K``) headers, then its ustar block, and nothing more.
+def _headers(data: bytes) -> tuple[bytes, dict[bytes, bytes], bytes | None, bytes | None]:
+    """Walk one member's header bytes: its ustar block, the pax records and
+    GNU long name and link that came before it.
 
-    :raises ValueError: when the bytes are not exactly one member's valid headers.
+    :raises ValueError: a bad checksum, an extension header that claims more
+        bytes than there are, bad pax records, or bytes left after the block.
     """
     pax: dict[bytes, bytes] = {}
     long_name = long_link = None
@@ -420,18 +428,17 @@ def parse_header(data: bytes) -> MemberHeader:
         if end - position < RECORD:
             raise ValueError(f"the header is cut short at byte {position}")
         block = data[position : position + RECORD]
-        if not block.strip(_NUL):
-            raise ValueError(f"an end-of-archive block at byte {position}, not a header")
         if not checksum_ok(block):
+            if not block.strip(_NUL):
+                raise ValueError(f"an end-of-archive block at byte {position}, not a header")
             raise ValueError(f"bad checksum in the header at byte {position}")
         typeflag = block[156]
         if typeflag not in EXTENSION_TYPES:
             break
         size = number_field(block[124:136])
-        body_end = position + RECORD + size
         if size < 0 or position + RECORD + padded(size) > end:
             raise ValueError(f"the extended header at byte {position} claims {size} bytes it does not have")
-        body = data[position + RECORD : body_end]
+        body = data[position + RECORD : position + RECORD + size]
         if typeflag in b"xg":
             parse_pax_records(body, pax)
         elif typeflag == ord("L"):
@@ -441,7 +448,16 @@ def parse_header(data: bytes) -> MemberHeader:
         position += RECORD + padded(size)
     if position + RECORD != end:
         raise ValueError(f"{end} bytes of headers, but the member's own header ends at byte {position + RECORD}")
-    return _member(block, pax, long_name, long_link)
+    return block, pax, long_name, long_link
+
+
+def parse_header(data: bytes) -> MemberHeader:
+    """Parse the header bytes of one member: any pax (``x``, ``g``) or GNU
+    long-name (``L``, ``K``) headers, then its ustar block, and nothing more.
+
+    :raises ValueError: when the bytes are not exactly one member's valid headers.
+    """
+    return _member(*_headers(data))
 
 
 def _member(block: bytes, pax: dict[bytes, bytes], long_name: bytes | None, long_link: bytes | None) -> MemberHeader:
@@ -516,30 +532,54 @@ def _member(block: bytes, pax: dict[bytes, bytes], long_name: bytes | None, long
     )
 
 
-def quick_member(block: bytes) -> tuple[bytes, bytes, int] | None:
-    """``(name, type flag, size)`` of a member whose whole header is this one
-    ustar block, checked as strictly as ``parse_header`` checks it; None
-    when the block needs ``parse_header`` (base-256 numbers, an old-style
-    directory, an extension header) or is not valid: call it to know why.
+def member_essentials(data: bytes) -> tuple[bytes, str, int]:
+    """``(name, kind, size)`` of one member's header bytes, exactly as
+    ``parse_header`` would give them, and refused exactly when it refuses them.
 
-    Verify compares only these three fields, and calls this for each of
-    thousands of small members: it costs a checksum and a few slices.
+    Verify compares only these three fields for each of thousands of small
+    members; building a whole :class:`MemberHeader` was most of its time
+    (issue 9).  Headers as GNU tar and pytp write them (numeric fields of
+    digits and NULs, no GNU long names, not sparse) are read here with a few
+    slices; anything else goes through ``parse_header``.
+
+    :raises ValueError: the bytes are not exactly one member's valid headers.
     """
+    if len(data) == RECORD:
+        block, pax, long_name, long_link = data, {}, None, None
+        if block[156] in EXTENSION_TYPES or not checksum_ok(block):
+            return _essentials(parse_header(data))  # raises, and says why
+    else:
+        block, pax, long_name, long_link = _headers(data)
     flag = block[156:157]
     if (
-        len(block) != RECORD
-        or flag in (b"x", b"g", b"L", b"K", _NUL)
-        or block[100:148].translate(None, _OCTAL_FIELD_BYTES)
-        or block[329:345].translate(None, _OCTAL_FIELD_BYTES)
-        or not checksum_ok(block)
+        long_name is not None
+        or long_link is not None
+        or flag == _NUL
+        or block[100:148].translate(None, _PLAIN_NUMBER_BYTES)
+        or block[329:345].translate(None, _PLAIN_NUMBER_BYTES)
+        or b"GNU.sparse.major" in pax
     ):
-        return None
-    size_text = block[124:136].split(_NUL, 1)[0].strip()
-    name = _cstring(block[:100])
-    prefix = _cstring(block[345:500])
-    if prefix and flag not in (b"S",):
-        name = prefix + b"/" + name
-    try:
-        return name, flag, int(size_text, 8) if size_text else 0
-    except ValueError:
-        return None  # spaces inside the digits: parse_header says why
+        return _essentials(_member(block, pax, long_name, long_link))
+    if pax:
+        # parse_header checks these values; so must this
+        for key in _PAX_NUMBERS:
+            if key in pax:
+                _pax_number(key, pax[key])
+        if b"mtime" in pax:
+            _pax_time(pax[b"mtime"])
+    size = int(pax[b"size"]) if b"size" in pax else int(block[124:136].split(_NUL, 1)[0] or b"0", 8)
+    if b"path" in pax:
+        name = pax[b"path"]
+    else:
+        name = _cstring(block[:100])
+        prefix = _cstring(block[345:500])
+        if prefix and flag != b"S":
+            name = prefix + b"/" + name
+    kind = KIND_BY_TYPE.get(flag, "other")
+    if kind == "dir":
+        name = name.rstrip(b"/") or name
+    return name, kind, size
+
+
+def _essentials(header: MemberHeader) -> tuple[bytes, str, int]:
+    return header.name, header.kind, header.size
