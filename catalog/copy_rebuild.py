@@ -45,7 +45,8 @@ def import_copy_tape(
     if source is None:
         raise CopyNotImported(
             f"it is a copy of tape {label.copy_of_label}, which is not in the catalog: rebuild from "
-            f"{label.copy_of_label} first, then from this copy (tape not read)"
+            f"{label.copy_of_label} first, then from this copy (tape not read; a second `pytp catalog rebuild "
+            "--all` reads it once its source is in)"
         )
     copy = session.exec(select(Volume).where(Volume.uuid == label.uuid)).first()
     if copy is None:
