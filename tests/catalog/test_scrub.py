@@ -9,12 +9,13 @@ counts through the tape's fault configuration.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from pytp.catalog.config import read_config
 from pytp.catalog.database import open_catalog
@@ -204,3 +205,34 @@ def test_a_verify_of_one_job_does_not_count_for_a_tape_holding_two(site: tuple[P
     with Session(open_catalog(url)) as session:
         volume = session.exec(select(Volume).where(Volume.label == first["tapes"][0])).one()
     assert volume.last_verified_at is not None and volume.last_verify_result == "ok"
+
+
+def test_kill_9_mid_scrub_records_nothing_false_and_the_next_scrub_completes(tmp_path: Path, sqlite_url: str) -> None:
+    """A power cut mid-scrub: no tape is marked verified that was not, and the next run does the work."""
+    from pytp.tapeio.virtual_drive import loaded_tape
+    from tests.crash.victim import Victim, catalog_held
+
+    config = write_library_config(tmp_path / "site", sqlite_url, tapes=5, slots=7, block_size=BLOCK)
+    src = make_tree(tmp_path / "src", big_file=8 << 20)
+    tapes = [_backup(config, src)["tapes"][0], _backup(config, src, "--pool", "offsite")["tapes"][0]]
+    drive = tmp_path / "site" / "lib" / "drives" / "0"
+    database = tmp_path / "catalog.db"
+    assert loaded_tape(drive) is None  # jobs put their tape back: the scrub's load is what we wait for
+    # Held write lock: the scrub reads its tape but cannot record anything, so the kill lands before
+    # any record however fast the machine is.
+    with catalog_held(database):
+        victim = Victim("--config", str(config), "scrub")
+        deadline = time.monotonic() + 60
+        while loaded_tape(drive) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert loaded_tape(drive) is not None, victim.stderr.decode(errors="replace")
+        victim.signal(9)
+        victim.finish()
+    with Session(open_catalog(sqlite_url)) as session:
+        volumes = session.exec(select(Volume).where(col(Volume.label).in_(tapes))).all()
+        assert [(v.last_verified_at, v.last_verify_result, v.status) for v in volumes] == [
+            (None, None, VolumeStatus.APPENDABLE)
+        ] * 2
+    # The next scrub takes the drive (the dead process's lock is gone) and the tape left in it.
+    result = _scrub(config, sqlite_url)
+    assert [(t.tape, t.result) for t in result.tapes] == [(tapes[0], "ok"), (tapes[1], "ok")]
