@@ -18,6 +18,7 @@ Cleaning cartridges are never labelled or written
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -29,6 +30,9 @@ from pytp.tapeio.health import DriveHealth
 from .config import DriveConfig
 from .health_log import take_reading
 from .models import CleaningCartridge, utcnow
+
+if TYPE_CHECKING:
+    from .media import Media
 
 #: TapeAlert flags a drive sets when the cleaning cartridge it was given cannot clean
 EXPIRED_FLAGS = (22, 23)
@@ -135,7 +139,7 @@ def clean_drive(engine: Engine, changer: Changer, element: int, drive: DriveConf
         return Cleaned(drive.name, barcode, slot.number, row.uses, row.max_uses, expired)
 
 
-def clean_after_job(engine: Engine, media: object, health: DriveHealth) -> str:
+def clean_after_job(engine: Engine, media: Media, health: DriveHealth) -> str:
     """The drive asked for cleaning (``health.needs_cleaning``) after a job: clean it if it can be done.
 
     Never raises: a drive outside a library, no usable cartridge or a failed
@@ -145,12 +149,11 @@ def clean_after_job(engine: Engine, media: object, health: DriveHealth) -> str:
     :returns: what happened, for the job log.
     """
     flags = ",".join(str(n) for n in health.tapealert if n in (20, 21)) or "cleaning bit"
-    selection = media.selection  # type: ignore[attr-defined]
-    changer = media.changer  # type: ignore[attr-defined]
+    selection, changer = media.selection, media.changer
     if changer is None or selection.element is None:
         return f"asks for cleaning (TapeAlert {flags}) and is not in a library: insert a cleaning cartridge by hand"
     try:
-        media.close()  # type: ignore[attr-defined] # the device holds the medium; the changer needs the drive
+        media.close()  # the open device holds the medium; the changer needs the drive
         done = clean_drive(engine, changer, selection.element, selection.drive)
     except (TapeIOError, OSError) as err:
         return f"asks for cleaning (TapeAlert {flags}), not cleaned: {err}"

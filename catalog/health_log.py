@@ -28,7 +28,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
@@ -38,6 +38,9 @@ from pytp.tapeio.health import CRITICAL, DriveHealth, ErrorCounters, tapealert_f
 
 from .config import DriveConfig
 from .models import HealthReading, Volume, utcnow
+
+if TYPE_CHECKING:
+    from .media import Media
 
 log = logging.getLogger("pytp.health")
 
@@ -347,7 +350,7 @@ class HealthWatch:
     :param clean: after the job, load a cleaning cartridge if the drive asks for one.
     """
 
-    def __init__(self, engine: Engine, media: Any, phases: tuple[str, str] = JOB_PHASES, clean: bool = True) -> None:
+    def __init__(self, engine: Engine, media: Media, phases: tuple[str, str] = JOB_PHASES, clean: bool = True) -> None:
         self.engine = engine
         self.media = media
         self.phases = phases
