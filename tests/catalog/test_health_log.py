@@ -171,3 +171,20 @@ def test_a_failed_job_still_reports_and_stores_its_health(tmp_path: Path, sqlite
             r.phase for r in session.exec(select(HealthReading).where(HealthReading.job_id == summary["job_id"])).all()
         ]
     assert phases == ["before", "after"]
+
+
+def test_a_restore_reports_and_stores_the_health_of_the_tape_it_read(tmp_path: Path, sqlite_url: str) -> None:
+    config = write_library_config(tmp_path / "site", sqlite_url, block_size=BLOCK)
+    src = make_tree(tmp_path / "src")
+    backup = _json(config, "backup", str(src / "docs"))
+    tape = backup["tapes"][0]
+    configure_tape(tmp_path / "site" / "lib" / "tapes" / tape, error_counters={"read": {"corrected": 2}})
+    restored = _json(config, "restore", str(tmp_path / "out"), "--job", str(backup["job_id"]))
+    assert restored["health"]["drive"] == "d0" and restored["health"]["tapealert"] == []
+    with Session(open_catalog(sqlite_url)) as session:
+        volume = session.exec(select(Volume).where(Volume.label == tape)).one()
+        after = session.exec(
+            select(HealthReading).where(HealthReading.job_id.is_(None), HealthReading.phase == "after")  # type: ignore[union-attr]
+        ).one()  # a restore is no catalog job: its readings carry the tape only
+    assert (after.volume_id, after.read_errors) == (volume.id, 2)
+    assert _tape_row(config, tape)["read_errors"] == 2
