@@ -13,9 +13,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, Select, and_, case, column, func, literal_column, null, or_, table, union
+from sqlalchemy import Select, and_, case, column, func, literal_column, null, or_, table, union
+from sqlalchemy import text as sql_text
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 from sqlmodel import Session, col, select
@@ -114,6 +115,14 @@ def required_literal(pattern: str, regex: bool = False) -> str | None:
     or after an alternation ``|`` gives no literal: a wrong guess here would
     lose matches, a missing one only costs a scan.
     """
+    best = max(required_literals(pattern, regex), key=len, default="")
+    return best or None
+
+
+def required_literals(pattern: str, regex: bool = False) -> list[str]:
+    """Every run of at least three characters every match must contain (see
+    :func:`required_literal`): ``*/project-delta/*.pdf`` gives ``/project-delta/``
+    and ``.pdf``, whose trigrams together narrow far more than either's."""
     pattern, kind = _normalise(pattern, regex)
     if kind == "substring":
         runs = _LIKE_WILDCARDS.split(pattern)
@@ -123,8 +132,7 @@ def required_literal(pattern: str, regex: bool = False) -> str | None:
             for run in _regex_literals(glob_to_regex(pattern) if kind == "glob" else pattern)
             for r in _LIKE_WILDCARDS.split(run)
         ]
-    best = max(runs, key=len, default="")
-    return best if len(best) >= TRIGRAM else None
+    return [run for run in runs if len(run) >= TRIGRAM]
 
 
 def _regex_literals(pattern: str) -> list[str]:
@@ -185,8 +193,21 @@ def _regex_literals(pattern: str) -> list[str]:
     return runs
 
 
-def _trigram_candidates(session: Session, literals: list[str]) -> ColumnElement[bool] | None:
-    """``entry.id IN`` the rows the SQLite trigram index offers for any of ``literals``.
+#: rows of one trigram counted exactly (a walk of this many costs ~0.1 ms)
+_RARE = 5_000
+#: paths looked at to rank common trigrams: their shares, to 1/512
+_SAMPLE = 512
+#: a run's trigram in more than this share of the paths narrows too little for its walk
+_TOO_COMMON = 0.5
+#: other trigrams of a run are added when in less than this share of the paths
+_SELECTIVE = 0.05
+#: at most this many trigrams are asked for together: each costs a walk of its rows
+_MOST_TRIGRAMS = 3
+
+
+def _trigram_candidates(session: Session, patterns: list[list[str]]) -> ColumnElement[bool] | None:
+    """``entry.id IN`` the rows the SQLite trigram index offers for any of
+    ``patterns`` (each: the literal runs one pattern requires).
 
     PostgreSQL needs no such help: its planner takes the ``pg_trgm`` index
     for ``LIKE`` and ``~`` on ``path_text`` by itself.
@@ -195,8 +216,84 @@ def _trigram_candidates(session: Session, literals: list[str]) -> ColumnElement[
         return None
     rowid: Any = literal_column("rowid")
     fts = table(search_index.FTS_TABLE, column("path_text"))
-    selects = [select(rowid).select_from(fts).where(fts.c.path_text.like(f"%{literal}%")) for literal in literals]
+    selects = []
+    for runs in patterns:
+        chosen = _rare_trigrams(session, runs)
+        if chosen:
+            match = " AND ".join(_phrase(t) for t in chosen)
+            where = literal_column(search_index.FTS_TABLE).op("MATCH")(match)
+        else:  # every trigram is common: the index is asked for the longest run as it is
+            where = fts.c.path_text.like(f"%{max(runs, key=len)}%")
+        selects.append(select(rowid).select_from(fts).where(where))
     return col(Entry.id).in_(selects[0] if len(selects) == 1 else union(*selects))
+
+
+def _phrase(trigram: str) -> str:
+    return '"' + trigram.replace('"', '""') + '"'
+
+
+def _rare_trigrams(session: Session, runs: list[str]) -> list[str]:
+    """The trigrams of ``runs`` that narrow most, if some are not common.
+
+    Asked ``LIKE '%literal%'``, FTS5 (``detail=none``) walks the whole row
+    list of every trigram of it, and ``/us`` or ``.tx`` is in millions of
+    paths: at 10M entries ``/user042/`` cost 196 ms that way, against 4 ms for
+    its rare trigrams ``042`` and ``r04`` (issue 9, docs/performance.md).
+    So: each trigram's rows are counted up to a few thousand (a walk that
+    stops there); if some are that rare, the rarest are matched together.
+    Otherwise their shares are estimated on a sample of paths, and the
+    rarest of each run is matched (runs lie apart in a path, so they narrow
+    independently), with the run's other selective ones.  The candidates are
+    checked against the pattern after: this chooses how few rows to check,
+    never which rows match.
+    """
+    per_run = [list(dict.fromkeys(run[i : i + TRIGRAM] for i in range(len(run) - TRIGRAM + 1))) for run in runs]
+    trigrams = sorted({t for run in per_run for t in run})
+    counts = _count_rows(session, trigrams, _RARE)
+    rare = sorted((n, t) for t, n in counts.items() if n < _RARE)
+    if rare:
+        if rare[0][0] == 0:
+            return [rare[0][1]]  # a trigram no path has: nothing matches, and one says so at once
+        return [t for _, t in rare[:_MOST_TRIGRAMS]]
+    shares = _sampled_shares(session, trigrams)
+    firsts: list[str] = []  # each run's rarest
+    extras: list[str] = []  # the runs' other selective ones
+    for run in per_run:
+        ranked = sorted(run, key=lambda t: shares[t])
+        if shares[ranked[0]] <= _TOO_COMMON:
+            firsts.append(ranked[0])
+            extras.extend(t for t in ranked[1:_MOST_TRIGRAMS] if shares[t] < _SELECTIVE)
+    chosen = sorted(set(firsts), key=lambda t: shares[t])
+    chosen += sorted(set(extras) - set(chosen), key=lambda t: shares[t])
+    return chosen[:_MOST_TRIGRAMS]
+
+
+def _sampled_shares(session: Session, trigrams: list[str]) -> dict[str, float]:
+    """The share of paths holding each trigram (folded to lower case, as the index
+    matches), estimated on paths spread evenly over the entry ids."""
+    # two subqueries: min() and max() together would scan the table
+    bounds = "SELECT (SELECT min(id) FROM entry), (SELECT max(id) FROM entry)"
+    low, high = session.connection().execute(sql_text(bounds)).one()
+    if low is None:
+        return dict.fromkeys(trigrams, 0.0)
+    step = max(1, (high - low) // _SAMPLE)
+    ids = ",".join(str(i) for i in range(low, high + 1, step))  # integers of our own: safe to inline
+    paths = [
+        p.lower() for (p,) in session.connection().execute(sql_text(f"SELECT path_text FROM entry WHERE id IN ({ids})"))
+    ]
+    return {t: sum(t.lower() in p for p in paths) / max(1, len(paths)) for t in trigrams}
+
+
+def _count_rows(session: Session, trigrams: list[str], cap: int) -> dict[str, int]:
+    """Each trigram's rows in the index, counted up to ``cap``, in one statement."""
+    table_name = search_index.FTS_TABLE
+    counts = ", ".join(
+        f"(SELECT count(*) FROM (SELECT 1 FROM {table_name} WHERE {table_name} MATCH :t{i} LIMIT :cap))"
+        for i in range(len(trigrams))
+    )
+    params: dict[str, Any] = {f"t{i}": _phrase(t) for i, t in enumerate(trigrams)}
+    row = session.connection().execute(sql_text(f"SELECT {counts}"), {**params, "cap": cap}).one()
+    return dict(zip(trigrams, row))
 
 
 def _good_entries():  # type: ignore[no-untyped-def]
@@ -213,6 +310,62 @@ def find_exact(session: Session, job_id: int, path: bytes) -> Found | None:
     """The entry for exactly ``path`` in job ``job_id``, if it is good."""
     row = session.exec(_good_entries().where(Entry.job_id == job_id, Entry.path == path)).first()
     return Found(*row) if row else None
+
+
+def _filtered(
+    session: Session,
+    query: Any,
+    patterns: list[str] | None,
+    *,
+    regex: bool,
+    job_id: int | None,
+    tape: str | None,
+    all_versions: bool,
+    under: bytes | None,
+    include_deleted: bool,
+    as_of: AsOf | None,
+    host: str | None = None,
+) -> Any:
+    """``query`` (a select of entry columns) joined to its job, tape file and
+    tape, and narrowed to the good entries that match: the trigram index
+    offers the candidates, the exact condition checks them."""
+    query = (
+        query.join(Job, col(Job.id) == Entry.job_id)
+        .join(TapeFile, col(TapeFile.id) == Entry.tape_file_id)
+        .join(Volume, col(Volume.id) == TapeFile.volume_id)
+        .where(col(Job.status).in_(JobStatus.GOOD), TapeFile.status == TapeFileStatus.COMPLETE)
+    )
+    if as_of is not None:
+        query = query.where(as_of.condition())
+    if all_versions and not include_deleted:
+        query = query.where(Entry.kind != DELETED)
+    literals: list[list[str]] = []  # for each pattern, the runs it requires
+    if patterns:
+        query = query.where(or_(*(pattern_condition(p, regex) for p in patterns)))
+        found = [required_literals(p, regex) for p in patterns]
+        if all(found):  # one pattern without a literal needs a scan anyway
+            literals = found
+    if job_id is not None:
+        query = query.where(Entry.job_id == job_id)
+    if host is not None:
+        # Before the newest-version window: another host's copy of a path is another path (issue 9).
+        # Jobs without a host (recorded before hosts were) belong to every host.
+        query = query.where((Job.host == host) | col(Job.host).is_(None))
+    if tape is not None:
+        query = query.where(Volume.label == tape)
+    if under is not None:
+        prefix = under.rstrip(b"/")
+        text = prefix.decode("utf-8", "backslashreplace")
+        query = query.where(
+            or_(col(Entry.path_text) == text, and_(col(Entry.path_text).startswith(text + "/", autoescape=True)))
+        )
+        if not literals:
+            run = max(_LIKE_WILDCARDS.split(text), key=len, default="")
+            literals = [[run]] if len(run) >= TRIGRAM else []
+    candidates = _trigram_candidates(session, literals) if literals else None
+    if candidates is not None:
+        query = query.where(candidates)
+    return query
 
 
 def _selection(
@@ -233,43 +386,19 @@ def _selection(
 
     Returns the statement of ``(entry_id, deleted_by)`` rows.
     """
-    query: Any = (
-        select(col(Entry.id).label("entry_id"))
-        .join(Job, col(Job.id) == Entry.job_id)
-        .join(TapeFile, col(TapeFile.id) == Entry.tape_file_id)
-        .join(Volume, col(Volume.id) == TapeFile.volume_id)
-        .where(col(Job.status).in_(JobStatus.GOOD), TapeFile.status == TapeFileStatus.COMPLETE)
+    query = _filtered(
+        session,
+        select(col(Entry.id).label("entry_id")),
+        patterns,
+        regex=regex,
+        job_id=job_id,
+        tape=tape,
+        all_versions=all_versions,
+        under=under,
+        include_deleted=include_deleted,
+        as_of=as_of,
+        host=host,
     )
-    if as_of is not None:
-        query = query.where(as_of.condition())
-    if all_versions and not include_deleted:
-        query = query.where(Entry.kind != DELETED)
-    literals: list[str] = []
-    if patterns:
-        query = query.where(or_(*(pattern_condition(p, regex) for p in patterns)))
-        found = [required_literal(p, regex) for p in patterns]
-        if all(found):
-            literals = [literal for literal in found if literal]
-    if job_id is not None:
-        query = query.where(Entry.job_id == job_id)
-    if host is not None:
-        # Before the newest-version window: another host's copy of a path is another path (issue 9).
-        # Jobs without a host (recorded before hosts were) belong to every host.
-        query = query.where((Job.host == host) | col(Job.host).is_(None))
-    if tape is not None:
-        query = query.where(Volume.label == tape)
-    if under is not None:
-        prefix = under.rstrip(b"/")
-        text = prefix.decode("utf-8", "backslashreplace")
-        query = query.where(
-            or_(col(Entry.path_text) == text, and_(col(Entry.path_text).startswith(text + "/", autoescape=True)))
-        )
-        if not literals:
-            run = max(_LIKE_WILDCARDS.split(text), key=len, default="")
-            literals = [run] if len(run) >= TRIGRAM else []
-    candidates = _trigram_candidates(session, literals) if literals else None
-    if candidates is not None:
-        query = query.where(candidates)
     if all_versions:
         return query.add_columns(null().label("deleted_by"))
     # Newest first within each path: the first row that is not a deletion is the
@@ -358,6 +487,45 @@ def find(
     return results
 
 
+class Hit(NamedTuple):
+    """One search result, plain values (what ``search_rows`` yields)."""
+
+    path: str
+    path_bytes: bytes
+    type: str
+    size: int
+    mode: int
+    mtime_ns: int
+    xxh3: str | None
+    job: int
+    level: str
+    host: str | None
+    tape: str
+    tape_file: int
+    offset: int
+    #: the job that recorded the path as deleted after this version, if any
+    deleted_by: int | None
+
+
+#: what a hit shows, in ``Hit``'s order (``deleted_by`` aside)
+_HIT_COLUMNS: list[Any] = [
+    col(Entry.path_text).label("path"),
+    col(Entry.path).label("path_bytes"),
+    col(Entry.kind).label("type"),
+    col(Entry.size),
+    col(Entry.mode),
+    col(Entry.mtime_ns),
+    col(Entry.xxh3),
+    col(Job.id).label("job"),
+    col(Job.level),
+    col(Job.host),
+    col(Volume.label).label("tape"),
+    col(TapeFile.file_number).label("tape_file"),
+    col(Entry.offset),
+]
+_FIELDS = len(_HIT_COLUMNS)
+
+
 def search_rows(
     session: Session,
     patterns: list[str] | None = None,
@@ -370,12 +538,24 @@ def search_rows(
     include_deleted: bool = False,
     as_of: AsOf | None = None,
     host: str | None = None,
-) -> Iterator[Row[Any]]:
+) -> Iterator[Hit]:
     """What :func:`find` finds, as plain rows streamed from the database
-    (``HIT_COLUMNS`` and ``deleted_by``, a job id): no objects per hit, so
-    millions of hits cost neither time nor memory until they are printed."""
-    selection = _selection(
+    (:class:`Hit`): no objects per hit, so millions of hits cost neither time
+    nor memory until they are printed.
+
+    One sorted pass: the matching rows come sorted by path and, within a
+    path, newest first, so the newest version of each path is the first row
+    of its run and is picked as the rows stream by. (The window functions of
+    :func:`find` sort the rows twice and cost about twice as much: issue 9,
+    docs/performance.md.)
+    """
+    raw = table_of(Entry).c.path  # NULL for a UTF-8 name: with path_text, the path's identity
+    newest_first: list[Any] = [col(Job.started_at).desc(), col(Entry.job_id).desc(), col(Entry.id).desc()]
+    keys: list[Any] = [col(Job.host), raw.label("raw_path"), col(Job.started_at), col(Entry.id).label("entry_id")]
+    keys = [] if all_versions else keys
+    query = _filtered(
         session,
+        select(*_HIT_COLUMNS, *keys),
         patterns,
         regex=regex,
         job_id=job_id,
@@ -386,32 +566,50 @@ def search_rows(
         as_of=as_of,
         host=host,
     )
-    hits, order = _ordered(selection)
-    query = (
-        select(  # type: ignore[call-overload]  # thirteen columns: more than its overloads spell out
-            col(Entry.path_text).label("path"),
-            col(Entry.path).label("path_bytes"),
-            col(Entry.kind).label("type"),
-            col(Entry.size),
-            col(Entry.mode),
-            col(Entry.mtime_ns),
-            col(Entry.xxh3),
-            col(Job.id).label("job"),
-            col(Job.level),
-            col(Job.host),
-            col(Volume.label).label("tape"),
-            col(TapeFile.file_number).label("tape_file"),
-            col(Entry.offset),
-            hits.c.deleted_by,
-        )
-        .select_from(hits)
-        .join(Entry, col(Entry.id) == hits.c.entry_id)
-        .join(Job, col(Job.id) == Entry.job_id)
-        .join(TapeFile, col(TapeFile.id) == Entry.tape_file_id)
-        .join(Volume, col(Volume.id) == TapeFile.volume_id)
-        .order_by(*order)
+    # Core rows, not the ORM's: its per-row bookkeeping cost as much as the query (profiled).
+    rows = session.connection().execute(
+        query.order_by(col(Entry.path_text), *([] if all_versions else [col(Job.host), raw]), *newest_first),
+        execution_options={"yield_per": 2000},
     )
-    yield from session.execute(query, execution_options={"yield_per": 2000})
+    if all_versions:
+        yield from (Hit(*row, None) for row in rows)  # type: ignore[call-arg]
+    else:
+        yield from _newest(rows, include_deleted)
+
+
+def _newest(rows: Iterator[Any], include_deleted: bool) -> Iterator[Hit]:
+    """The newest version of each path from rows sorted by path, host and bytes, newest first.
+
+    The rule of :func:`_selection`: the first row that is not a deletion is the
+    path's version; a deletion before it names the job that saw the path gone
+    (``deleted_by``), and without ``include_deleted`` leaves the path out.
+    Several hosts' versions of one path_text come newest first, as ``find`` orders them.
+    """
+    same_text: list[tuple[Any, Hit]] = []  # the hits of the current path_text (one per host, mostly one)
+    group: Any = None  # (path_text, host, raw) of the current run
+    first: Any = None  # the run's newest row
+    picked = False
+    for row in rows:
+        key = (row[0], row[_FIELDS], row[_FIELDS + 1])
+        if key != group:
+            group, first, picked = key, row, False
+            if same_text and row[0] != same_text[0][1].path:
+                yield from _by_age(same_text)
+                same_text = []
+        if picked or row[2] == DELETED:
+            continue
+        picked = True
+        deleted_by = first[7] if first[2] == DELETED else None
+        if deleted_by is not None and not include_deleted:
+            continue
+        same_text.append((row, Hit(*row[:_FIELDS], deleted_by)))  # type: ignore[call-arg]
+    yield from _by_age(same_text)
+
+
+def _by_age(hits: list[tuple[Any, Hit]]) -> list[Hit]:
+    if len(hits) > 1:  # several hosts' (or byte-different names') versions of one path_text: newest first
+        hits = sorted(hits, key=lambda item: (item[0][_FIELDS + 2], item[0][7], item[0][_FIELDS + 3]), reverse=True)
+    return [hit for _, hit in hits]
 
 
 @dataclass(frozen=True)
