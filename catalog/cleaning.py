@@ -7,10 +7,12 @@ cartridge (barcode ``CLN…``) from the drive's library, lets the drive clean
 cartridge back and counts the use in ``cleaning_cartridge``.  ``pytp clean
 DRIVE`` is :func:`clean_drive` on demand.
 
-A cartridge is used up when its uses reach ``max_uses`` (50 by default, what
-LTO universal cleaning cartridges are good for) or when the drive reported
+A cartridge is used up when its uses reach ``max_uses`` (``cleaning.max_uses``
+in the configuration, default 50: what LTO universal cleaning cartridges are
+good for; every cartridge follows the configured value) or when the drive reported
 TapeAlert 22 (expired cleaning media) or 23 (invalid cleaning tape) with it
-loaded: then it is never loaded again, and the message says to replace it.
+loaded: its ``max_uses`` becomes 0 (the drive's word is final, whatever the
+configuration says), it is never loaded again, and the message says to replace it.
 Cleaning cartridges are never labelled or written
 (``tapeio.changer.is_cleaning_barcode``).
 """
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 
 #: TapeAlert flags a drive sets when the cleaning cartridge it was given cannot clean
 EXPIRED_FLAGS = (22, 23)
+#: ``max_uses`` of a cartridge the drive reported used up (``EXPIRED_FLAGS``)
+REJECTED = 0
 
 
 class NoCleaningCartridge(ChangerError):
@@ -69,19 +73,30 @@ class Cleaned:
         return f"cleaned with {self.barcode} from slot {self.slot} (use {self.uses} of {self.max_uses})"
 
 
-def cartridge_row(session: Session, barcode: str) -> CleaningCartridge:
-    """The catalog's row of cleaning cartridge ``barcode``, added (0 uses) the first time it is seen."""
+def cartridge_row(session: Session, barcode: str, max_uses: int | None = None) -> CleaningCartridge:
+    """The catalog's row of cleaning cartridge ``barcode``, added (0 uses) the first time it is seen.
+
+    :param max_uses: the configured uses per cartridge, which every cartridge
+        follows except one the drive rejected (:data:`REJECTED`).
+    """
     row = session.exec(select(CleaningCartridge).where(CleaningCartridge.barcode == barcode)).first()
     if row is None:
-        row = CleaningCartridge(barcode=barcode)
+        row = CleaningCartridge(barcode=barcode, **({"max_uses": max_uses} if max_uses else {}))
+        session.add(row)
+        session.flush()
+    elif max_uses and row.max_uses not in (REJECTED, max_uses):
+        row.max_uses = max_uses
         session.add(row)
         session.flush()
     return row
 
 
-def choose_cartridge(session: Session, changer: Changer) -> tuple[StorageElement, CleaningCartridge]:
+def choose_cartridge(
+    session: Session, changer: Changer, max_uses: int | None = None
+) -> tuple[StorageElement, CleaningCartridge]:
     """The cleaning cartridge to use: a storage slot before a mail slot, the fewest uses first.
 
+    :param max_uses: the configured uses per cartridge (``cartridge_row``).
     :raises NoCleaningCartridge: none is in a slot, or every one is used up (named, with its uses).
     """
     status = changer.status()
@@ -90,10 +105,15 @@ def choose_cartridge(session: Session, changer: Changer) -> tuple[StorageElement
         raise NoCleaningCartridge(
             f"Library {changer.name} holds no cleaning cartridge (barcode CLN…) in a slot: insert one and retry."
         )
-    rows = {s.barcode: cartridge_row(session, s.barcode) for s in cleaners if s.barcode}
+    rows = {s.barcode: cartridge_row(session, s.barcode, max_uses) for s in cleaners if s.barcode}
     usable = [s for s in cleaners if rows[s.barcode].uses < rows[s.barcode].max_uses]  # type: ignore[index]
     if not usable:
-        spent = ", ".join(f"{b} ({r.uses} of {r.max_uses} uses)" for b, r in rows.items())
+        spent = ", ".join(
+            f"{b} ({r.uses} use(s); the drive reported it expired)"
+            if r.max_uses == REJECTED
+            else f"{b} ({r.uses} of {r.max_uses} uses)"
+            for b, r in rows.items()
+        )
         raise NoCleaningCartridge(
             f"Every cleaning cartridge in library {changer.name} is used up: {spent}. "
             "Replace it with a new one (a new barcode) and retry."
@@ -103,12 +123,16 @@ def choose_cartridge(session: Session, changer: Changer) -> tuple[StorageElement
     return chosen, rows[chosen.barcode]  # type: ignore[index]
 
 
-def clean_drive(engine: Engine, changer: Changer, element: int, drive: DriveConfig) -> Cleaned:
+def clean_drive(
+    engine: Engine, changer: Changer, element: int, drive: DriveConfig, max_uses: int | None = None
+) -> Cleaned:
     """Clean the drive at ``element`` of ``changer``'s library and count the use.
 
     The caller holds the drive's lock and has closed its device.  A tape in
     the drive goes back to its home slot first.  The drive's health is read
     while the cartridge is in it: TapeAlert 22/23 marks the cartridge used up.
+
+    :param max_uses: the configured uses per cartridge (``Config.cleaning_max_uses``).
 
     :raises NoCleaningCartridge: no usable cleaning cartridge.
     :raises ChangerError: a move failed.
@@ -116,7 +140,7 @@ def clean_drive(engine: Engine, changer: Changer, element: int, drive: DriveConf
     from .media import MOVES
 
     with Session(engine) as session:
-        slot, row = choose_cartridge(session, changer)
+        slot, row = choose_cartridge(session, changer, max_uses)
         barcode = row.barcode
         session.commit()  # a cartridge seen for the first time is counted from now on
     status = changer.status()
@@ -133,7 +157,7 @@ def clean_drive(engine: Engine, changer: Changer, element: int, drive: DriveConf
         row.last_used_at = utcnow()
         row.last_drive = drive.name
         if expired:
-            row.max_uses = min(row.max_uses, row.uses)  # used up: never chosen again
+            row.max_uses = REJECTED  # used up: never chosen again
         session.add(row)
         session.commit()
         return Cleaned(drive.name, barcode, slot.number, row.uses, row.max_uses, expired)
@@ -154,7 +178,7 @@ def clean_after_job(engine: Engine, media: Media, health: DriveHealth) -> str:
         return f"asks for cleaning (TapeAlert {flags}) and is not in a library: insert a cleaning cartridge by hand"
     try:
         media.close()  # the open device holds the medium; the changer needs the drive
-        done = clean_drive(engine, changer, selection.element, selection.drive)
+        done = clean_drive(engine, changer, selection.element, selection.drive, media.config.cleaning_max_uses)
     except (TapeIOError, OSError) as err:
         return f"asks for cleaning (TapeAlert {flags}), not cleaned: {err}"
     return done.describe()

@@ -129,6 +129,8 @@ class Config:
     planning: PlanningConfig = field(default_factory=PlanningConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    #: uses a cleaning cartridge is good for (``cleaning.max_uses``; LTO universal cartridges: 50)
+    cleaning_max_uses: int = 50
     created: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -262,6 +264,8 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
             timeouts_raw, "drive_ready_seconds", "timeouts", TimeoutsConfig.drive_ready_seconds, positive=True
         ),
     )
+    cleaning_raw = check.section(data.get("cleaning", {}), "cleaning", "cleaning")
+    cleaning_max_uses = check.integer(cleaning_raw, "max_uses", "cleaning", Config.cleaning_max_uses, minimum=1)
     libraries = [replace(library, move_timeout=timeouts.changer_move_seconds) for library in libraries]
     names = {d.name for d in drives}
     for library in libraries:
@@ -293,6 +297,7 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
         planning=planning,
         notify=notify,
         timeouts=timeouts,
+        cleaning_max_uses=cleaning_max_uses or Config.cleaning_max_uses,
         raw=data,
     )
 

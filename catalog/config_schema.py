@@ -37,6 +37,7 @@ SECTIONS: dict[str, frozenset[str]] = {
             "restore_planning",
             "notify",
             "timeouts",
+            "cleaning",
         }
     ),
     "tape_drives[]": frozenset({"name", "device_path", "block_size", "type", "serial"}),
@@ -48,6 +49,7 @@ SECTIONS: dict[str, frozenset[str]] = {
     "restore_planning": frozenset({"drive_mb_per_s", "load_seconds", "seek_seconds"}),
     "notify": frozenset({"command", "timeout_seconds"}),
     "timeouts": frozenset({"changer_move_seconds", "drive_ready_seconds"}),
+    "cleaning": frozenset({"max_uses"}),
 }
 
 

@@ -225,7 +225,7 @@ def clean(app: App, drive: str) -> None:
         )
     library, element = placed
     with drive_lock(selection):
-        done = clean_drive(app.engine, open_changer(library), element, selection)
+        done = clean_drive(app.engine, open_changer(library), element, selection, config.cleaning_max_uses)
     if done.expired:
         raise NoCleaningCartridge(done.describe()[0].upper() + done.describe()[1:])
     click.echo(

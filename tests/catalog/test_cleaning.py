@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from pytp.catalog.database import open_catalog
 from pytp.catalog.models import CleaningCartridge
 from pytp.cli.main import cli
-from pytp.tapeio.exitcodes import EXIT_CHANGER
+from pytp.tapeio.exitcodes import EXIT_CHANGER, EXIT_CONFIG
 from pytp.tapeio.virtual_changer import VirtualChanger, add_tape
 from pytp.tapeio.virtual_drive import configure_drive, read_health
 from pytp.tapeio.virtual_tape import configure_tape
@@ -98,11 +98,16 @@ def test_expired_cleaning_media_reported_by_the_drive_retires_the_cartridge(tmp_
     result = _pytp(config, "clean", "d0", expect=EXIT_CHANGER)
     assert f"rejected cleaning cartridge {CLEANER}" in result.stderr and "replace the cartridge" in result.stderr
     row = _cartridge(sqlite_url)
-    assert row is not None and (row.uses, row.max_uses) == (1, 1)
+    assert row is not None and (row.uses, row.max_uses) == (1, 0)
     assert VirtualChanger(library).status().slot(CLEANER_SLOT).barcode == CLEANER  # put back all the same
     result = _pytp(config, "clean", "d0", expect=EXIT_CHANGER)
-    assert "is used up" in result.stderr
+    assert f"is used up: {CLEANER} (1 use(s); the drive reported it expired)." in result.stderr
     assert VirtualChanger(library).cleaning_uses() == {CLEANER: 1}  # not loaded a second time
+    # The drive's word is final: a larger configured number of uses does not bring it back.
+    data = json.loads(config.read_text())
+    data["cleaning"] = {"max_uses": 100}
+    config.write_text(json.dumps(data))
+    _pytp(config, "clean", "d0", expect=EXIT_CHANGER)
 
 
 def test_no_cleaning_cartridge_is_a_note_not_a_failure(tmp_path: Path, sqlite_url: str) -> None:
@@ -112,3 +117,27 @@ def test_no_cleaning_cartridge_is_a_note_not_a_failure(tmp_path: Path, sqlite_ur
     assert (summary["status"], summary["exit_code"]) == ("ok", 0)
     assert "not cleaned: Library lib holds no cleaning cartridge" in summary["health"]["cleaning"]
     assert any("asks for cleaning (TapeAlert 21), not cleaned" in n for n in summary["notes"])
+
+
+def test_the_configured_uses_per_cartridge(tmp_path: Path, sqlite_url: str) -> None:
+    config, library, _ = _site(tmp_path, sqlite_url)
+    data = json.loads(config.read_text())
+    data["cleaning"] = {"max_uses": 2}
+    config.write_text(json.dumps(data))
+    assert "Cleaning cartridge CLN001L1: 1 of 2 uses." in _pytp(config, "clean", "d0").stdout
+    assert "Cleaning cartridge CLN001L1: 2 of 2 uses." in _pytp(config, "clean", "d1").stdout
+    result = _pytp(config, "clean", "d0", expect=EXIT_CHANGER)
+    assert f"used up: {CLEANER} (2 of 2 uses)" in result.stderr
+    assert VirtualChanger(library).cleaning_uses() == {CLEANER: 2}
+    # A larger number of uses (a mistake corrected, another make of cartridge) applies at once.
+    data["cleaning"] = {"max_uses": 3}
+    config.write_text(json.dumps(data))
+    assert "Cleaning cartridge CLN001L1: 3 of 3 uses." in _pytp(config, "clean", "d0").stdout
+    # A value that is not a positive integer is a configuration error (exit 4) naming the key.
+    for bad in (0, "many", -3):
+        data["cleaning"] = {"max_uses": bad}
+        config.write_text(json.dumps(data))
+        assert "cleaning.max_uses must be" in _pytp(config, "clean", "d0", expect=EXIT_CONFIG).stderr
+    data["cleaning"] = {"max_use": 3}
+    config.write_text(json.dumps(data))
+    assert "max_uses" in _pytp(config, "clean", "d0", expect=EXIT_CONFIG).stderr  # did you mean
