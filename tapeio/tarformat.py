@@ -251,7 +251,10 @@ def _pax_records(h: MemberHeader, ustar_name: bool) -> bytes:
             records.append(_pax_record(key, raw))
     seconds, nanos = divmod(h.mtime_ns, _NS)
     if nanos or not 0 <= seconds < _MAX11:
-        records.append(_pax_record("mtime", b"%d.%09d" % (seconds, nanos)))
+        # The sign applies to the fraction too: -1.5 s is "-1.500000000" (POSIX, GNU tar, tarfile).
+        whole, fraction = divmod(abs(h.mtime_ns), _NS)
+        sign = b"-" if h.mtime_ns < 0 else b""
+        records.append(_pax_record("mtime", b"%s%d.%09d" % (sign, whole, fraction)))
     if h.comment:
         records.append(_pax_record("comment", h.comment.encode("utf-8")))
     if h.acl_access is not None:
@@ -282,11 +285,11 @@ def build_header(h: MemberHeader) -> bytes:
     size = h.size if h.kind == "file" else 0
     seconds = h.mtime_ns // _NS
     fields = _name_fields(h.name) if h.realsize is None else (b"", sparse_placeholder(h.name))
+    nanos = h.mtime_ns % _NS
     if (
         # the common case first, without building any record
         fields is not None
         and h.realsize is None
-        and not h.mtime_ns % _NS
         and 0 <= seconds < _MAX11
         and 0 <= h.size < _MAX11
         and 0 <= h.uid < _MAX7
@@ -297,22 +300,31 @@ def build_header(h: MemberHeader) -> bytes:
         and not (h.comment or h.xattrs or h.acl_access is not None or h.acl_default is not None)
     ):
         prefix, name = fields
-        return _ustar_block(
+        block = _ustar_block(
             name, prefix, typeflag, h.mode, h.uid, h.gid, size, seconds,
             h.linkname, h.uname, h.gname, h.devmajor, h.devminor,
         )  # fmt: skip
+        if not nanos:
+            return block
+        # Only the sub-second time needs pax (most files written on ext4 or XFS).
+        records = _pax_record(b"mtime", b"%d.%09d" % (seconds, nanos))
+        return _pax_header(h.name, records, seconds) + block
     records = _pax_records(h, fields is not None and h.realsize is None)
-    # GNU tar names extended headers "<dir>/PaxHeaders/<base>"; the name is
-    # informational, so a short ASCII form keeps it inside 100 bytes.
-    base = h.name.rstrip(b"/").rsplit(b"/", 1)[-1][:60] or b"member"
-    pax_name = b"PaxHeaders/" + base.decode("ascii", "replace").encode("ascii", "replace")
-    out = _ustar_block(pax_name, b"", PAXTYPE, 0o644, 0, 0, len(records), seconds, b"", "", "")
-    out += records.ljust(padded(len(records)), _NUL)
     prefix, name = fields if fields is not None else (b"", h.name)
-    return out + _ustar_block(
+    return _pax_header(h.name, records, seconds) + _ustar_block(
         name, prefix, typeflag, h.mode, h.uid, h.gid, size, seconds,
         h.linkname, h.uname, h.gname, h.devmajor, h.devminor,
     )  # fmt: skip
+
+
+def _pax_header(member: bytes, records: bytes, seconds: int) -> bytes:
+    """The pax extended header (ustar block and records, padded) of the member named ``member``."""
+    # GNU tar names extended headers "<dir>/PaxHeaders/<base>"; the name is
+    # informational, so a short ASCII form keeps it inside 100 bytes.
+    base = member.rstrip(b"/").rsplit(b"/", 1)[-1][:60] or b"member"
+    pax_name = b"PaxHeaders/" + base.decode("ascii", "replace").encode("ascii", "replace")
+    head = _ustar_block(pax_name, b"", PAXTYPE, 0o644, 0, 0, len(records), seconds, b"", "", "")
+    return head + records.ljust(padded(len(records)), _NUL)
 
 
 # --------------------------------------------------------------------------- parsing

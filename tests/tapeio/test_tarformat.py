@@ -51,6 +51,7 @@ VARIANTS = [
     ("big-uid", MemberHeader(name=b"u", kind="file", uid=8**7, gid=3_000_000, mtime_ns=T), 1536),
     ("long-owner", MemberHeader(name=b"o", kind="file", uname="x" * 33, gname="grüppe", mtime_ns=T), 1536),
     ("old-time", MemberHeader(name=b"old", kind="file", mtime_ns=-5 * SECOND), 1536),
+    ("old-subsecond", MemberHeader(name=b"older", kind="file", mtime_ns=-1_500_000_000), 1536),
     ("comment", MemberHeader(name=b"c", kind="file", size=1, mtime_ns=T, comment="pytp continuation"), 1536),
     ("xattr", MemberHeader(name=b"x", kind="file", size=1, mtime_ns=T, xattrs=((b"user.k=%", b"v\0\xff"),)), 1536),
 ]
@@ -119,6 +120,8 @@ def test_a_sub_second_time_keeps_its_pax_record_and_a_whole_second_does_not() ->
     assert b"mtime=" not in whole and len(whole) == RECORD
     assert b" mtime=1700000000.000000001\n" in fine
     assert parse_header(fine).mtime_ns == T + 1
+    before_1970 = build_header(MemberHeader(name=b"w", kind="file", mtime_ns=-1_500_000_000))
+    assert b" mtime=-1.500000000\n" in before_1970  # the sign applies to the fraction too (POSIX)
 
 
 def test_the_prefix_split_is_gnu_tars_longest_prefix() -> None:
