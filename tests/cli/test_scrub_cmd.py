@@ -15,7 +15,7 @@ from sqlmodel import Session, func, select
 from pytp.catalog.database import open_catalog
 from pytp.catalog.models import HealthReading
 from pytp.cli.main import cli
-from pytp.tapeio.exitcodes import EXIT_CONFIG, EXIT_USAGE, EXIT_VERIFY_FAILED
+from pytp.tapeio.exitcodes import EXIT_CONFIG, EXIT_DRIVE, EXIT_USAGE, EXIT_VERIFY_FAILED
 from pytp.tapeio.virtual_tape import configure_tape
 from tests.conftest import make_tree, write_library_config
 
@@ -125,3 +125,17 @@ def test_every_tapes_health_is_in_the_summary_and_critical_flags_in_its_notes(
     assert summary["health"]["tapealert"] == [{"number": 4, "name": "Media", "severity": "critical"}]
     assert summary["notes"] == ["drive d0: TapeAlert 4 Media (critical)"]
     assert summary["status"] == "ok"  # the data verified: a flag is reported, not a failure
+
+
+def test_a_tape_that_cannot_be_read_at_all_is_not_verified_and_nothing_recorded_on_it(
+    two_tapes: tuple[Path, str, list[str]], tmp_path: Path
+) -> None:
+    config, _, (a, b) = two_tapes
+    tapes = tmp_path / "site" / "lib" / "tapes"
+    (tapes / b).rename(tmp_path / "away")  # the cartridge's data is gone: its load fails
+    result = _pytp(config, "scrub", expect=EXIT_DRIVE)
+    assert f"{a} ok: " in result.stdout and f"{b} not verified: " in result.stdout
+    assert f"Warning: tape {b} was not verified: " in result.stderr
+    rows = {r["label"]: r for r in json.loads(_pytp(config, "tapes", "--format", "json").stdout) if r["label"]}
+    assert rows[a]["last_verify_result"] == "ok"
+    assert (rows[b]["last_verified"], rows[b]["last_verify_result"], rows[b]["status"]) == (None, None, "appendable")
