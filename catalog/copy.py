@@ -217,13 +217,14 @@ def _mirror(session: Session, source: Volume, pool: str, in_library: dict[str, o
 
 
 def _stale(session: Session, copy: Volume) -> bool:
-    """Whether a complete row of ``copy`` points at a source row that is no longer complete."""
+    """Whether a complete row of ``copy`` points at a source row that is no longer on the source tape."""
     rows = session.exec(
         select(TapeFile).where(TapeFile.volume_id == copy.id, TapeFile.status == TapeFileStatus.COMPLETE)
     ).all()
     for row in rows:
         original = session.get(TapeFile, row.copy_of_id) if row.copy_of_id is not None else None
-        if original is None or original.status != TapeFileStatus.COMPLETE:
+        # A mirrored failed job's tape file points at an incomplete row: still on the source.
+        if original is None or original.status not in (TapeFileStatus.COMPLETE, TapeFileStatus.INCOMPLETE):
             return True
     return False
 
@@ -494,7 +495,8 @@ def _read_tape_file(drive: Drive, volume: Volume, tape_file: TapeFile, put: Call
         hasher.update(data)
         blocks += len(data) // block_size
         put(data)
-    if blocks != tape_file.blocks:
+    # A failed job's cut tape file is mirrored as it is: its recorded block count may be short.
+    if blocks != tape_file.blocks and tape_file.status == TapeFileStatus.COMPLETE:
         raise CopyRefused(
             f"Tape {volume.label} file {tape_file.file_number} holds {blocks} blocks, the catalog recorded "
             f"{tape_file.blocks}: not copied. Verify the tape (`pytp verify --tape {volume.label}`)."

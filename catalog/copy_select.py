@@ -12,7 +12,10 @@ differently from the source.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from sqlalchemy import and_, exists
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from .errors import CatalogError, NotFound
@@ -41,6 +44,41 @@ class SourceTape:
     @property
     def last(self) -> int:
         return self.files[-1].file_number if self.files else 0
+
+
+def uncopied_jobs(session: Session, pool: str, since: datetime | None = None) -> list[int]:
+    """Good jobs with a tape file that has no complete copy on a tape of ``pool``: what a scheduled copy takes.
+
+    Jobs on tapes of ``pool`` itself and on copy tapes are not candidates.
+    :param since: only jobs started at or after this time.
+    """
+    copy_row = aliased(TapeFile)
+    copy_tape = aliased(Volume)
+    has_copy = exists().where(
+        and_(
+            copy_row.copy_of_id == TapeFile.id,
+            copy_row.status == TapeFileStatus.COMPLETE,
+            copy_tape.id == copy_row.volume_id,
+            copy_tape.pool == pool,
+        )
+    )
+    query = (
+        select(Job.id)
+        .join(TapeFile, col(TapeFile.job_id) == Job.id)
+        .join(Volume, col(Volume.id) == TapeFile.volume_id)
+        .where(
+            col(Job.status).in_(list(JobStatus.GOOD)),
+            TapeFile.status == TapeFileStatus.COMPLETE,
+            col(Volume.copy_of_id).is_(None),
+            Volume.pool != pool,
+            ~has_copy,
+        )
+        .distinct()
+        .order_by(col(Job.id))
+    )
+    if since is not None:
+        query = query.where(col(Job.started_at) >= since)
+    return [job_id for job_id in session.exec(query).all() if job_id is not None]
 
 
 def select_sources(session: Session, job_ids: list[int], tapes: list[str]) -> list[SourceTape]:
@@ -97,6 +135,25 @@ def select_sources(session: Session, job_ids: list[int], tapes: list[str]) -> li
     return sources
 
 
+def _on_tape(rows: list[TapeFile]) -> TapeFile | None:
+    """The row that describes what is physically tape file N, or None when unknown.
+
+    A complete row wins.  A failed job's cut tape file (``incomplete``, closed
+    by a filemark, later jobs after it) is on the tape too: it is mirrored as
+    it is, so a failed job never keeps the jobs after it from being copied;
+    its entries are never offered by restore, on either tape.  Rows that are
+    not on the tape (``absent``, ``overwritten``) are ignored; a ``writing``
+    row is a job still running (or dead and not yet reconciled): unknown.
+    """
+    complete = [t for t in rows if t.status == TapeFileStatus.COMPLETE]
+    if len(complete) == 1:
+        return complete[0]
+    if complete or any(t.status == TapeFileStatus.WRITING for t in rows):
+        return None
+    cut = [t for t in rows if t.status == TapeFileStatus.INCOMPLETE]
+    return cut[-1] if len(cut) == 1 else None
+
+
 def _source_tape(session: Session, volume: Volume, last: int, jobs: set[int]) -> SourceTape:
     """The complete tape files 1..``last`` of ``volume``; refuse a gap."""
     rows = session.exec(
@@ -110,15 +167,14 @@ def _source_tape(session: Session, volume: Volume, last: int, jobs: set[int]) ->
     source = SourceTape(volume, jobs=sorted(jobs))
     others: set[int] = set()
     for number in range(1, last + 1):
-        complete = [t for t in by_number.get(number, []) if t.status == TapeFileStatus.COMPLETE]
-        if len(complete) != 1:
+        tape_file = _on_tape(by_number.get(number, []))
+        if tape_file is None:
             seen = ", ".join(sorted({t.status for t in by_number.get(number, [])})) or "no record"
             raise CopyRefused(
-                f"Tape {volume.label}: tape file {number} is not complete ({seen}), so no copy of the tape "
-                f"can reach tape file {last}: a copy holds the source's tape files in order and only complete "
-                "ones. Copy the jobs before it, or back the data up again."
+                f"Tape {volume.label}: tape file {number} is not known to be on the tape ({seen}), so no copy "
+                f"of the tape can reach tape file {last}: a copy holds the source's tape files in order. "
+                "Wait for a running job to end (or `pytp jobs` to reconcile a dead one), then copy again."
             )
-        tape_file = complete[0]
         source.files.append(tape_file)
         if tape_file.job_id is not None and tape_file.job_id not in jobs:
             others.add(tape_file.job_id)

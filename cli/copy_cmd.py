@@ -14,6 +14,12 @@ from .progress_display import make_progress, progress_options
 @click.command()
 @click.option("--job", "job_ids", type=int, multiple=True, help="Copy the tape files this job needs (repeatable).")
 @click.option("--tape", "tapes", multiple=True, help="Copy every complete tape file of this tape (repeatable).")
+@click.option(
+    "--uncopied",
+    is_flag=True,
+    help="Copy every good job that has a tape file without a copy in POOL (what a scheduled copy runs).",
+)
+@click.option("--since", metavar="DURATION", help="With --uncopied: only jobs started in the last DURATION (e.g. 7d).")
 @click.option("--pool", required=True, help="The pool of the copy tapes (another pool than the source's).")
 @click.option("--drive-from", help="Drive that reads the source tapes (default: the library's first free drive).")
 @click.option(
@@ -31,6 +37,8 @@ def copy(
     app: App,
     job_ids: tuple[int, ...],
     tapes: tuple[str, ...],
+    uncopied: bool,
+    since: str | None,
     pool: str,
     drive_from: str | None,
     drive_to: str | None,
@@ -62,10 +70,19 @@ def copy(
         pytp copy --job 12 --pool offsite
         pytp copy --tape PYT001L9 --tape PYT002L9 --pool offsite
         pytp copy --job 12 --pool offsite --drive-from d0 --drive-to d0   # one drive: staging
+        pytp copy --uncopied --since 30d --pool offsite   # the weekly copy (configs/systemd)
     """
-    if not job_ids and not tapes:
-        raise click.UsageError("Say what to copy: --job ID and/or --tape LABEL.")
+    if since is not None and not uncopied:
+        raise click.UsageError("--since goes with --uncopied.")
+    if not job_ids and not tapes and not uncopied:
+        raise click.UsageError("Say what to copy: --job ID, --tape LABEL or --uncopied.")
     from pytp.catalog.copy import CopyOptions, run_copy, summary_details
+
+    if uncopied:
+        job_ids = job_ids + tuple(_uncopied(app, pool, since))
+        if not job_ids and not tapes:
+            click.echo(f"Nothing to copy: every good job has a copy in pool '{pool}'.")
+            return
 
     from .job_run import job_run
 
@@ -111,6 +128,26 @@ def copy(
         f"Copied {result.files} tape file(s), {human_bytes(result.bytes)} ({result.mode}: "
         f"{', '.join(result.drives)}; {result.loads} load(s)); every tape file read back and checked."
     )
+
+
+def _uncopied(app: App, pool: str, since: str | None) -> list[int]:
+    from datetime import timedelta
+
+    from sqlmodel import Session
+
+    from pytp.catalog.copy_select import uncopied_jobs
+    from pytp.catalog.models import utcnow
+    from pytp.catalog.scrub import parse_duration
+
+    start = None
+    if since is not None:
+        try:
+            age: timedelta = parse_duration(since)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--since") from None
+        start = utcnow() - age
+    with Session(app.engine) as session:
+        return uncopied_jobs(session, pool, start)
 
 
 def _ranges(numbers: list[int]) -> str:

@@ -229,15 +229,35 @@ def test_refusals(site: Path, tmp_path: Path) -> None:
         ).first()
 
 
-def test_a_failed_job_in_the_middle_stops_the_copy_of_that_tape(site: Path, tmp_path: Path) -> None:
+def test_a_failed_jobs_tape_file_in_the_middle_is_mirrored_as_it_is(site: Path, tmp_path: Path) -> None:
+    """A failed job must not keep the jobs after it from ever being copied (a weekly copy would stall)."""
     job = _backup(site, _tree(tmp_path / "a", "alpha"))
     later = _backup(site, _tree(tmp_path / "b", "beta"))
     with _session(site) as session:  # as if job 1's manifest had been cut short
         row = session.exec(select(TapeFile).where(TapeFile.job_id == job, TapeFile.kind == "manifest")).one()
         row.status = TapeFileStatus.INCOMPLETE
+        row.blocks = 0  # a cut file's recorded count may be short: the blocks on tape are copied
         session.add(row)
         session.commit()
-    with pytest.raises(CopyRefused, match="tape file 2 is not complete"):
+        cut_id = row.id
+    _copy(site, pool="offsite", job_ids=[later])
+    with _session(site) as session:
+        mirror = session.exec(select(Volume).where(col(Volume.copy_of_id).is_not(None))).one()
+        rows = session.exec(select(TapeFile).where(TapeFile.volume_id == mirror.id)).all()
+        by_number = {r.file_number: r for r in rows if r.status == TapeFileStatus.COMPLETE}
+        assert sorted(by_number) == [1, 2, 3, 4]
+        assert by_number[2].copy_of_id == cut_id and by_number[2].blocks > 0
+
+
+def test_a_tape_file_still_being_written_stops_the_copy_of_that_tape(site: Path, tmp_path: Path) -> None:
+    job = _backup(site, _tree(tmp_path / "a", "alpha"))
+    later = _backup(site, _tree(tmp_path / "b", "beta"))
+    with _session(site) as session:  # as if job 1 were still running (or died and was not reconciled)
+        row = session.exec(select(TapeFile).where(TapeFile.job_id == job, TapeFile.kind == "manifest")).one()
+        row.status = TapeFileStatus.WRITING
+        session.add(row)
+        session.commit()
+    with pytest.raises(CopyRefused, match="tape file 2 is not known to be on the tape"):
         _copy(site, pool="offsite", job_ids=[later])
     with _session(site) as session:
         assert not session.exec(select(Volume).where(col(Volume.copy_of_id).is_not(None))).first()

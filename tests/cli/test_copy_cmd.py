@@ -67,7 +67,11 @@ def test_copy_reports_for_people_and_as_data_and_logs_into_the_copied_jobs(site:
 def test_copy_errors_have_their_exit_codes(site: Path, tmp_path: Path) -> None:
     job = _backup(site, tmp_path / "a", "alpha")
     r = invoke(site, "copy", "--pool", "offsite", expect=exitcodes.EXIT_USAGE)
-    assert "Say what to copy: --job ID and/or --tape LABEL." in r.output
+    assert "Say what to copy: --job ID, --tape LABEL or --uncopied." in r.output
+    r = invoke(site, "copy", "--since", "7d", "--pool", "offsite", expect=exitcodes.EXIT_USAGE)
+    assert "--since goes with --uncopied" in r.output
+    r = invoke(site, "copy", "--uncopied", "--since", "7", "--pool", "offsite", expect=exitcodes.EXIT_USAGE)
+    assert "not a duration" in r.output
     r = invoke(site, "copy", "--job", "77", "--pool", "offsite", expect=exitcodes.EXIT_NOT_FOUND)
     assert "Error: No job 77 in the catalog" in r.stderr
     r = invoke(site, "copy", "--job", str(job), "--pool", "nosuch", expect=exitcodes.EXIT_CONFIG)
@@ -132,3 +136,17 @@ def test_a_copy_tape_is_kept_as_long_as_the_jobs_it_copies(site: Path, tmp_path:
     assert "holds data in retention" in r.stderr
     tapes = {t["label"]: t for t in json.loads(invoke(site, "tapes", "--format", "json").stdout) if t["label"]}
     assert tapes["PYT002L9"]["retention_end"] is not None  # offsite's 365 days from the job's end
+
+
+def test_uncopied_copies_what_has_no_copy_yet_and_then_nothing(site: Path, tmp_path: Path) -> None:
+    """The weekly copy (configs/systemd/pytp-copy.service): run it twice, the second run has nothing to do."""
+    first = _backup(site, tmp_path / "a", "alpha")
+    invoke(site, "copy", "--job", str(first), "--pool", "offsite")
+    second = _backup(site, tmp_path / "b", "beta")
+    data = json.loads(
+        invoke(site, "copy", "--uncopied", "--since", "7d", "--pool", "offsite", "--format", "json").stdout
+    )
+    assert data["status"] == "ok" and data["files"] == 2  # only the second job's data and manifest
+    assert [c["jobs"] for c in data["copies"]] == [str(second)]
+    out = invoke(site, "copy", "--uncopied", "--pool", "offsite").stdout
+    assert "Nothing to copy: every good job has a copy in pool 'offsite'." in out
