@@ -10,9 +10,9 @@ Every destination's parent chain is opened component by component with
 ``O_NOFOLLOW | O_DIRECTORY`` from a descriptor on the target, so no symlink
 is ever followed on the way, whoever put it there.
 
-Member headers are read here with Python's ``tarfile`` (the same reading as
-``tarformat.parse_header``) and judged the way ``tarfile``'s ``data`` filter
-judges them: absolute names and ``..`` are refused, hard links must stay
+Member headers are read here with ``tarformat.read_member`` (as strict as
+Python's ``tarfile``, which read them before issue 9) and judged the way
+``tarfile``'s ``data`` filter judges them: absolute names and ``..`` are refused, hard links must stay
 inside the target, device nodes and fifos are refused, and setuid, setgid and
 sticky bits are cleared, unless the caller allows special files (root only).
 """
@@ -22,14 +22,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import tarfile
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 
 from . import exitcodes
 from .errors import TapeIOError
-from .tarformat import END_OF_ARCHIVE, KIND_BY_TYPE, RECORD
+from .tarformat import RECORD, MemberHeader, read_member
 
 #: setuid, setgid and sticky: what a foreign tape must not plant by default
 SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
@@ -39,6 +37,10 @@ _PAX_PREFIXES = ("SCHILY.xattr.", "SCHILY.acl.", "LIBARCHIVE.xattr.", "GNU.spars
 _PAX_KEYS = {
     "path", "linkpath", "size", "uid", "gid", "uname", "gname", "mtime", "atime", "ctime", "comment", "hdrcharset",
 }  # fmt: skip
+#: type flags whose members carry data (regular, old-style regular, contiguous, old GNU sparse)
+_DATA_TYPES = frozenset((b"0", b"\0", b"7", b"S"))
+#: type flags tarfile knows; an unknown one is read as carrying data, as POSIX says
+_KNOWN_TYPES = frozenset((b"0", b"\0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"S"))
 _DIRFLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -127,33 +129,24 @@ def judge(header: bytes, allow_special: bool = False) -> Member:
     :raises DamagedMember: the bytes are not a valid tar header.
     :raises UnsafeMember: the member must not be extracted (named in the message).
     """
-    # A sparse 1.0 member's map leads its data: an empty map block lets
-    # tarfile read the header alone (as ``tarformat.parse_header`` does).
-    stream = BytesIO(header + b"0\n".ljust(RECORD, b"\0") + END_OF_ARCHIVE)
+    # pytp's own parser (issue 9: a whole ``tarfile`` per member was most of a
+    # restore's per-file cost); it refuses at least what tarfile refused, and
+    # the header bytes must end exactly where the member's data starts, or tar
+    # and this check would read different members.
     try:
-        with tarfile.open(fileobj=stream, mode="r:", encoding="utf-8", errors="surrogateescape") as archive:
-            info = archive.next()
-    except (tarfile.TarError, EOFError, ValueError) as err:
+        parsed, flag, pax = read_member(header)
+    except ValueError as err:
         raise DamagedMember(f"damaged tar header ({err})") from err
-    if info is None:
-        raise DamagedMember("damaged tar header (an end-of-archive block where a header should be)")
-    pax = info.pax_headers
-    sparse = pax.get("GNU.sparse.major") == "1" and "GNU.sparse.realsize" in pax
-    size = info.size
-    if sparse:
-        # tarfile reports the apparent size; the archive holds the ustar (or pax) size.
-        size = int(pax["size"]) if "size" in pax else tarfile.nti(header[-RECORD:][124:136])
-    if info.offset_data != len(header) + (RECORD if sparse else 0):
-        # The data must start where the caller will feed it, or tar and this
-        # check would read different members.
-        raise DamagedMember(f"damaged tar header: {info.offset_data} bytes of headers, not {len(header)}")
-    skip = -(-size // RECORD) * RECORD if info.isreg() or info.type not in tarfile.SUPPORTED_TYPES else 0
+    # A sparse member's size is its stored bytes (map and regions), as the header says.
+    size = parsed.size
+    # tarfile's reading: regular (also old-style and contiguous) and unknown types carry data.
+    skip = -(-size // RECORD) * RECORD if flag in _DATA_TYPES or flag not in _KNOWN_TYPES else 0
     try:
-        kind, name, linkname = _check(info, allow_special)
+        kind, name, linkname = _check(parsed, flag, pax, allow_special)
     except UnsafeMember as err:
         err.skip = skip  # the data to pass over, so a stream reader stays in step
         raise
-    mode = info.mode
+    mode = parsed.mode
     if mode & SPECIAL_BITS and not allow_special and kind in ("file", "dir"):
         mode &= ~SPECIAL_BITS
         header = _clear_mode_bits(header, mode)
@@ -164,31 +157,32 @@ def judge(header: bytes, allow_special: bool = False) -> Member:
         kind=kind,
         size=size if kind == "file" else 0,
         mode=mode,
-        uid=info.uid,
-        gid=info.gid,
-        mtime_ns=int(info.mtime * 1_000_000_000),
+        uid=parsed.uid,
+        gid=parsed.gid,
+        mtime_ns=parsed.mtime_ns,
         linkname=linkname,
         header=header,
-        cleared=mode != info.mode,
+        cleared=mode != parsed.mode,
     )
 
 
-def _check(info: tarfile.TarInfo, allow_special: bool) -> tuple[str, bytes, bytes]:
+def _check(parsed: MemberHeader, flag: bytes, pax: dict[bytes, bytes], allow_special: bool) -> tuple[str, bytes, bytes]:
     """The member's kind, safe name and link name.  :raises UnsafeMember: it must not be extracted."""
-    raw_name = info.name.encode("utf-8", "surrogateescape")
+    raw_name = parsed.name
     shown = raw_name.decode("utf-8", "backslashreplace")
-    odd = sorted(k for k in info.pax_headers if k not in _PAX_KEYS and not k.startswith(_PAX_PREFIXES))
+    keys = [key.decode("utf-8", "surrogateescape") for key in pax]
+    odd = sorted(k for k in keys if k not in _PAX_KEYS and not k.startswith(_PAX_PREFIXES))
     if odd:
         raise UnsafeMember(f"{shown}: unknown pax keyword(s) {', '.join(odd)}; refused.")
-    kind = KIND_BY_TYPE.get(info.type, "other")
-    if info.type == tarfile.AREGTYPE and not info.name.endswith("/"):
-        kind = "file"
+    kind = parsed.kind
+    if flag == b"\0" and kind != "dir":
+        kind = "file"  # an old-style regular file
     name = safe_name(raw_name)
-    linkname = info.linkname.encode("utf-8", "surrogateescape")
+    linkname = parsed.linkname
     if kind == "hardlink":
         linkname = safe_name(linkname, "hard link target")
     if kind == "other":
-        raise UnsafeMember(f"{shown}: tar member type {info.type!r} is not restored by pytp; refused.")
+        raise UnsafeMember(f"{shown}: tar member type {flag!r} is not restored by pytp; refused.")
     if kind in ("chardev", "blockdev", "fifo") and not allow_special:
         raise UnsafeMember(f"{shown}: a {kind} from tape is not created without --allow-special (root only); refused.")
     return kind, name, linkname

@@ -472,6 +472,19 @@ def parse_header(data: bytes) -> MemberHeader:
     return _member(*_headers(data))
 
 
+def read_member(data: bytes) -> tuple[MemberHeader, bytes, dict[bytes, bytes]]:
+    """``parse_header``, and also what the restore guard judges besides:
+    the type flag as it is on tape (``MemberHeader.kind`` is "other" for
+    any type pytp does not write) and every pax record, global ones included.
+
+    :raises ValueError: as ``parse_header``.
+    """
+    block, pax, long_name, long_link = _headers(data)
+    member = _member(block, pax, long_name, long_link)
+    flag = block[156:157]
+    return member, DIRTYPE if flag == _NUL and member.kind == "dir" else flag, pax
+
+
 def _member(block: bytes, pax: dict[bytes, bytes], long_name: bytes | None, long_link: bytes | None) -> MemberHeader:
     """The member a ustar block describes, with what its extension headers say."""
     flag = block[156:157]
@@ -495,7 +508,7 @@ def _member(block: bytes, pax: dict[bytes, bytes], long_name: bytes | None, long
     if pax:
         get = pax.get
         if b"path" in pax:
-            name = pax[b"path"]
+            name = pax[b"path"].rstrip(b"/") or pax[b"path"]  # as tarfile reads it
         if b"linkpath" in pax:
             linkname = pax[b"linkpath"]
         if b"size" in pax:
@@ -581,7 +594,7 @@ def member_essentials(data: bytes) -> tuple[bytes, str, int]:
             _pax_time(pax[b"mtime"])
     size = int(pax[b"size"]) if b"size" in pax else int(block[124:136].split(_NUL, 1)[0] or b"0", 8)
     if b"path" in pax:
-        name = pax[b"path"]
+        name = pax[b"path"].rstrip(b"/") or pax[b"path"]
     else:
         name = _cstring(block[:100])
         prefix = _cstring(block[345:500])
