@@ -197,7 +197,9 @@ def _second_drive(
 # finding and starting the mirror -------------------------------------------------
 
 
-def _mirror(session: Session, source: Volume, pool: str, in_library: dict[str, object]) -> Volume | None:
+def _mirror(
+    session: Session, source: Volume, pool: str, in_library: dict[str, object], reading: Volume | None = None
+) -> Volume | None:
     """The appendable copy of ``source`` in ``pool`` that this library holds and that still mirrors it.
 
     A copy whose rows point at source rows no longer complete (the source was
@@ -209,6 +211,8 @@ def _mirror(session: Session, source: Volume, pool: str, in_library: dict[str, o
         .order_by(col(Volume.id).desc())
     ).all()
     for copy in copies:
+        if reading is not None and copy.id == reading.id:
+            continue  # the copy being read is not the one being written
         if copy.vault is not None or not copy.barcode or copy.barcode not in in_library:
             continue
         if not _stale(session, copy):
@@ -310,7 +314,7 @@ def _copy_tape(
 ) -> CopiedTape:
     volume = source.volume
     in_library = locate_barcodes(config)
-    mirror = _mirror(session, volume, pool, in_library)  # type: ignore[arg-type]
+    mirror = _mirror(session, volume, pool, in_library, source.read_from)  # type: ignore[arg-type]
     have = _copy_holds(session, mirror) if mirror is not None else 0
     todo = [t for t in source.files if t.file_number > have]
     others = [t for t in source.files if t.file_number > have and t.job_id in source.other_jobs]
@@ -335,9 +339,9 @@ def _copy_tape(
         return copied
     events.start(f"copy {volume.label}", len(todo), sum(t.total_bytes for t in todo), unit="tape files")
     if write_media is None:
-        copy = _copy_staged(session, config, pool, volume, mirror, todo, read_media, copied, events)
+        copy = _copy_staged(session, config, pool, source, mirror, todo, read_media, copied, events)
     else:
-        copy = _copy_two_drives(session, config, pool, volume, mirror, todo, read_media, write_media, copied, events)
+        copy = _copy_two_drives(session, config, pool, source, mirror, todo, read_media, write_media, copied, events)
     events.done()
     copy.last_verified_at = utcnow()
     copy.last_verify_result = "ok"
@@ -359,7 +363,7 @@ def _copy_two_drives(
     session: Session,
     config: Config,
     pool: str,
-    volume: Volume,
+    source: SourceTape,
     mirror: Volume | None,
     todo: list[TapeFile],
     read_media: Media,
@@ -367,10 +371,11 @@ def _copy_two_drives(
     copied: CopiedTape,
     events: Progress,
 ) -> Volume:
+    volume = source.volume
     # The writing drive is closed while the source is mounted: if the source
     # sits in it, the reader's mount moves it out through the changer.
     write_media.close()
-    _mount_source(session, read_media, volume)
+    _mount_source(session, read_media, source.reading)
     copy, copied.new_tape = _mount_copy(session, config, write_media, pool, volume, mirror)
     copied.copy, copied.copy_barcode = copy.label, copy.barcode
     for tape_file in todo:
@@ -390,7 +395,7 @@ def _copy_staged(
     session: Session,
     config: Config,
     pool: str,
-    volume: Volume,
+    source: SourceTape,
     mirror: Volume | None,
     todo: list[TapeFile],
     media: Media,
@@ -399,12 +404,13 @@ def _copy_staged(
 ) -> Volume:
     """One drive: stage as many tape files as fit, swap tapes, write them; again until done."""
     assert config.tar_dir
+    volume = source.volume
     copy = mirror
     remaining = list(todo)
     with StagingArea(config.tar_dir, row_id(volume)) as area:
         while remaining:
             batch = _batch(area.path, remaining)
-            _mount_source(session, media, volume)
+            _mount_source(session, media, source.reading)
             staged: list[_Staged] = []
             try:
                 for tape_file in batch:

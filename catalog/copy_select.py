@@ -40,6 +40,14 @@ class SourceTape:
     files: list[TapeFile] = field(default_factory=list)
     jobs: list[int] = field(default_factory=list)
     other_jobs: list[int] = field(default_factory=list)
+    #: a copy of ``volume`` to read instead of it (``pytp copy --tape COPY``:
+    #: a new copy made from an existing one, e.g. after the original failed a scrub)
+    read_from: Volume | None = None
+
+    @property
+    def reading(self) -> Volume:
+        """The tape the blocks are read from."""
+        return self.read_from if self.read_from is not None else self.volume
 
     @property
     def last(self) -> int:
@@ -127,12 +135,34 @@ def select_sources(session: Session, job_ids: list[int], tapes: list[str]) -> li
     sources = []
     for vid in sorted(wanted, key=lambda v: volumes[v].label):
         volume = volumes[vid]
-        if volume.copy_of_id is not None:
-            original = session.get(Volume, volume.copy_of_id)
-            name = original.label if original is not None else f"volume {volume.copy_of_id}"
-            raise CopyRefused(f"Tape {volume.label} is itself a copy of {name}; copy the original ({name}) instead.")
-        sources.append(_source_tape(session, volume, wanted[vid], selected_jobs[vid]))
+        if volume.copy_of_id is None:
+            sources.append(_source_tape(session, volume, wanted[vid], selected_jobs[vid]))
+            continue
+        # A copy named with --tape: a new copy of its original, read from this copy.
+        original = session.get(Volume, volume.copy_of_id)
+        if original is None:  # pragma: no cover - a foreign key keeps it
+            raise CopyRefused(f"Tape {volume.label} is a copy of a tape the catalog no longer has.")
+        source = _source_tape(session, original, wanted[vid], selected_jobs[vid])
+        _check_copy_holds(session, volume, source.files)
+        source.read_from = volume
+        sources.append(source)
     return sources
+
+
+def _check_copy_holds(session: Session, copy: Volume, files: list[TapeFile]) -> None:
+    """Refuse to read ``copy`` in place of its original unless it holds every one of ``files`` complete."""
+    held = {
+        row.copy_of_id
+        for row in session.exec(
+            select(TapeFile).where(TapeFile.volume_id == copy.id, TapeFile.status == TapeFileStatus.COMPLETE)
+        ).all()
+    }
+    missing = [t.file_number for t in files if t.id not in held]
+    if missing:
+        raise CopyRefused(
+            f"Tape {copy.label} is a copy that does not hold tape file(s) {', '.join(map(str, missing))} of its "
+            "original complete: a new copy cannot be made from it."
+        )
 
 
 def _on_tape(rows: list[TapeFile]) -> TapeFile | None:

@@ -186,6 +186,21 @@ def _copies(session: Session, volume: Volume) -> list[str]:
     return labels
 
 
+def _recopy_command(engine: Engine, failed_id: int, other: str) -> str:
+    """The `pytp copy` that makes a new good copy of a failed tape's data, read from ``other``.
+
+    A failed original is copied again from its copy (``--tape COPY`` mirrors the
+    original) into the copy's pool; a failed copy is made again from its
+    original into its own pool.
+    """
+    with Session(engine) as session:
+        failed = session.get(Volume, failed_id)
+        partner = session.exec(select(Volume).where(Volume.label == other)).first()
+    copy = failed if failed is not None and failed.copy_of_id is not None else partner
+    pool = f" --pool {copy.pool}" if copy is not None else ""
+    return f"pytp copy --tape {other}{pool}"
+
+
 def _tier(volume: Volume, growth: int, now: datetime, max_age: timedelta) -> tuple[int | None, str]:
     last = _aware(volume.last_verified_at)
     if last is None:
@@ -332,7 +347,7 @@ def _scrub_tape(engine: Engine, config: Config, selection: Selection, candidate:
         done.message = f"{len(report.problems)} problem(s); the first: {path}: {what}"
         _set_aside(engine, candidate.volume_id, f"{SCRUB_FAILED} on {stamp}: {done.message}")
         if candidate.copies:
-            done.recopy = f"pytp copy --tape {candidate.copies[0]}"
+            done.recopy = _recopy_command(engine, candidate.volume_id, candidate.copies[0])
     line = f"{stamp} scrub of tape {candidate.label}: {done.result}, {done.message}"
     if done.recopy:
         line += f"; its copy {candidate.copies[0]} holds the data: {done.recopy}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -216,8 +217,8 @@ def test_refusals(site: Path, tmp_path: Path) -> None:
     with pytest.raises(CopyRefused, match="in pool 'default' already"):
         _copy(site, pool="default", job_ids=[job])
     copy = _copy(site, pool="offsite", job_ids=[job]).tapes[0]
-    with pytest.raises(CopyRefused, match="itself a copy of PYT001L9"):
-        _copy(site, pool="default", tapes=[copy.copy])
+    with pytest.raises(CopyRefused, match="PYT001L9 is in pool 'default' already"):
+        _copy(site, pool="default", tapes=[copy.copy])  # a copy of a copy: its original's pool counts
     # A backup never appends to a copy tape, even to the copy pool
     other = _tree(tmp_path / "c", "gamma")
     invoke(site, "backup", str(other), "--pool", "offsite", "-d", "d1")
@@ -249,6 +250,46 @@ def test_a_failed_jobs_tape_file_in_the_middle_is_mirrored_as_it_is(site: Path, 
         assert by_number[2].copy_of_id == cut_id and by_number[2].blocks > 0
 
 
+def test_a_new_copy_made_from_a_copy_mirrors_the_original_and_restores_when_both_are_away(
+    site: Path, tmp_path: Path
+) -> None:
+    """After the original failed a scrub, `pytp copy --tape COPY` makes a second good copy from the first."""
+    source = _tree(tmp_path / "a", "alpha")
+    job = _backup(site, source)
+    first = _copy(site, pool="offsite", job_ids=[job]).tapes[0]
+    second = _copy(site, pool="offsite", tapes=[first.copy]).tapes[0]
+    assert second.copy not in (first.copy, "PYT001L9") and second.new_tape
+    assert second.source == "PYT001L9"
+    with _session(site) as session:
+        original = session.exec(select(Volume).where(Volume.label == "PYT001L9")).one()
+        made = session.exec(select(Volume).where(Volume.label == second.copy)).one()
+        assert made.copy_of_id == original.id  # mirrors the original, not the copy it was read from
+        sources = {
+            r.copy_of_id for r in session.exec(select(TapeFile).where(TapeFile.volume_id == made.id)).all()
+        }
+        originals = {r.id for r in session.exec(select(TapeFile).where(TapeFile.volume_id == original.id)).all()}
+        assert sources == originals
+    send_away(site, "PYT001L9", "bank")
+    send_away(site, first.copy_barcode or "", "offsite-A")
+    out = tmp_path / "out"
+    invoke(site, "restore", str(out), "--job", str(job), "-d", "d0")
+    restored = out / source.relative_to("/")
+    assert filecmp.cmp(restored / "alpha.bin", source / "alpha.bin", shallow=False)
+
+
+def test_a_copy_that_lacks_a_tape_file_is_not_read_for_a_new_copy(site: Path, tmp_path: Path) -> None:
+    job = _backup(site, _tree(tmp_path / "a", "alpha"))
+    first = _copy(site, pool="offsite", job_ids=[job]).tapes[0]
+    with _session(site) as session:
+        made = session.exec(select(Volume).where(Volume.label == first.copy)).one()
+        row = session.exec(select(TapeFile).where(TapeFile.volume_id == made.id, TapeFile.file_number == 1)).one()
+        row.status = TapeFileStatus.INCOMPLETE
+        session.add(row)
+        session.commit()
+    with pytest.raises(CopyRefused, match=r"does not hold tape file\(s\) 1 "):
+        _copy(site, pool="offsite", tapes=[first.copy])
+
+
 def test_a_tape_file_still_being_written_stops_the_copy_of_that_tape(site: Path, tmp_path: Path) -> None:
     job = _backup(site, _tree(tmp_path / "a", "alpha"))
     later = _backup(site, _tree(tmp_path / "b", "beta"))
@@ -266,16 +307,19 @@ def test_a_tape_file_still_being_written_stops_the_copy_of_that_tape(site: Path,
 def test_kill_9_during_a_copy_leaves_no_complete_row_and_the_next_copy_finishes(site: Path, tmp_path: Path) -> None:
     from tests.crash.victim import Victim, catalog_held, wait_for_size
 
-    job = _backup(site, _tree(tmp_path / "a", "alpha", size=12 << 20))
+    job = _backup(site, _tree(tmp_path / "a", "alpha", size=48 << 20))
     with _session(site) as session:
         data = session.exec(select(TapeFile).where(TapeFile.job_id == job, TapeFile.kind == "data")).one()
     database = tmp_path / "catalog.db"
     victim = Victim("--config", str(site), "copy", "--job", str(job), "--pool", "offsite")
     copy_file = _tape_dir(site, "PYT002L9") / "file-00001"
     started = wait_for_size(copy_file, BLOCK)
-    # The tape file is being written: hold the catalog so the copy cannot record it complete, let the
-    # whole file reach the tape, then kill: the worst moment, data on tape and the row still 'writing'.
+    # The tape file is being written: stop the copy at once (48 MiB take far longer to write and read
+    # back than one poll), hold the catalog so it cannot record the file complete, let the whole file
+    # reach the tape, then kill: the worst moment, data on tape and the row still 'writing'.
+    victim.signal(signal.SIGSTOP)
     with catalog_held(database):
+        victim.signal(signal.SIGCONT)
         whole = wait_for_size(copy_file, data.total_bytes)
         victim.signal(9)
         victim.finish()
@@ -283,9 +327,21 @@ def test_kill_9_during_a_copy_leaves_no_complete_row_and_the_next_copy_finishes(
     with _session(site) as session:
         copy = session.exec(select(Volume).where(Volume.barcode == "PYT002L9")).one()
         rows = {r.file_number: r.status for r in session.exec(select(TapeFile).where(TapeFile.volume_id == copy.id))}
-    assert rows == {1: TapeFileStatus.WRITING}  # never 'complete' without the check
+    # The kill lands in tape file 1 or, when the copy got that far before the catalog was held, in
+    # file 2: either way the file being written is 'writing', never 'complete' without its check,
+    # and what is 'complete' is the source's tape file byte for byte.
+    last = max(rows)
+    assert rows[last] == TapeFileStatus.WRITING
+    done = [n for n in rows if n != last]
+    assert all(rows[n] == TapeFileStatus.COMPLETE for n in done) and last in (1, 2)
+    for number in done:
+        assert filecmp.cmp(
+            _tape_dir(site, "PYT001L9") / f"file-{number:05d}",
+            _tape_dir(site, "PYT002L9") / f"file-{number:05d}",
+            shallow=False,
+        )
     result = _copy(site, pool="offsite", job_ids=[job]).tapes[0]
-    assert (result.copy_barcode, result.already, result.files) == ("PYT002L9", 0, [1, 2])
+    assert (result.copy_barcode, result.already, result.files) == ("PYT002L9", last - 1, list(range(last, 3)))
     for number in (1, 2):
         assert filecmp.cmp(
             _tape_dir(site, "PYT001L9") / f"file-{number:05d}",

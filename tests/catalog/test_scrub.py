@@ -160,7 +160,7 @@ def test_a_damaged_tape_fails_is_set_aside_and_its_copy_named(site: tuple[Path, 
     assert [t.tape for t in result.tapes] == [a]  # the copy was read back when it was written
     bad = result.tapes[0]
     assert bad.result == "failed" and "checksum mismatch" in bad.message and "big.bin" in bad.message
-    assert bad.recopy == f"pytp copy --tape {copy}" and bad.copies == [copy]
+    assert bad.recopy == f"pytp copy --tape {copy} --pool offsite" and bad.copies == [copy]
     with Session(engine) as session:
         volume = session.exec(select(Volume).where(Volume.label == a)).one()
         assert (volume.status, volume.last_verify_result) == (VolumeStatus.ERROR, "failed")
@@ -173,6 +173,13 @@ def test_a_damaged_tape_fails_is_set_aside_and_its_copy_named(site: tuple[Path, 
     again = _scrub(config, url, max_age=timedelta(0))
     assert (a, f"status error ({volume.status_reason}): left to the operator") in again.skipped
     assert [(t.tape, t.result) for t in again.tapes] == [(copy, "ok")]  # the copy still holds good data
+
+    # The advice works as given: a second good copy, made from the first, mirroring the damaged original.
+    _pytp(config, *bad.recopy.split()[1:])
+    with Session(engine) as session:
+        source = session.exec(select(Volume).where(Volume.label == a)).one()
+        copies = session.exec(select(Volume).where(Volume.copy_of_id == source.id)).all()
+    assert len(copies) == 2 and {c.pool for c in copies} == {"offsite"}
 
     # The bytes were only misread (say, a dirty head): a whole-tape verify that passes makes it full again.
     data.write_bytes(original)
