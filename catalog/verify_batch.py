@@ -49,7 +49,8 @@ class TapeFileResult:
 
 def _member_rows(session: Session, tape_file_id: int):  # type: ignore[no-untyped-def]
     """The entries of a tape file as plain rows, in offset order, streamed."""
-    return session.execute(
+    # On the session's connection: Core rows, without the ORM's per-row loading.
+    return session.connection().execute(
         select(
             Entry.id,
             Entry.path,

@@ -35,6 +35,7 @@ member's headers end are all a ``ValueError``.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -357,6 +358,18 @@ def number_field(field: bytes) -> int:
     return int(text, 8)
 
 
+def byte_sum(data: bytes) -> int:
+    """The sum of the bytes of ``data``, computed in C: Adler-32's low half is
+    1 + the byte sum modulo 65521, which is the exact sum for 256 bytes or
+    fewer (256 × 255 < 65521).  Five times faster than ``sum(data)`` on a
+    header block, and a header checksum was the largest single cost of a
+    verify of small files (issue 9)."""
+    adler = zlib.adler32
+    if len(data) == RECORD:
+        return (adler(data[:256]) & 0xFFFF) + (adler(data[256:]) & 0xFFFF) - 2
+    return sum((adler(data[start : start + 256]) & 0xFFFF) - 1 for start in range(0, len(data), 256))
+
+
 def checksum_ok(block: bytes) -> bool:
     """Whether a 512-byte header block's checksum field matches its bytes
     (unsigned sum, or the signed one some old writers used, as tarfile accepts)."""
@@ -368,7 +381,7 @@ def checksum_ok(block: bytes) -> bool:
             stored = number_field(field)
         except ValueError:
             return False
-    unsigned = sum(block) - sum(field) + 256
+    unsigned = byte_sum(block) - sum(field) + 256
     if stored == unsigned:
         return True
     high = sum(1 for byte in block[:148] + block[156:] if byte >= 128)

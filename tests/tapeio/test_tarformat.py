@@ -19,6 +19,7 @@ from pytp.tapeio.tarformat import (
     RECORD,
     MemberHeader,
     build_header,
+    byte_sum,
     member_essentials,
     padded,
     parse_header,
@@ -122,6 +123,12 @@ def test_a_sub_second_time_keeps_its_pax_record_and_a_whole_second_does_not() ->
     assert parse_header(fine).mtime_ns == T + 1
     before_1970 = build_header(MemberHeader(name=b"w", kind="file", mtime_ns=-1_500_000_000))
     assert b" mtime=-1.500000000\n" in before_1970  # the sign applies to the fraction too (POSIX)
+
+
+@pytest.mark.parametrize("length", [0, 1, 255, 256, 257, 511, 512, 513, 4097])
+def test_byte_sum_is_the_sum_of_the_bytes(length: int) -> None:
+    for data in (b"\xff" * length, os.urandom(length), b"\0" * length):
+        assert byte_sum(data) == sum(data)
 
 
 def test_the_prefix_split_is_gnu_tars_longest_prefix() -> None:
