@@ -544,15 +544,13 @@ def search_rows(
     nor memory until they are printed.
 
     One sorted pass: the matching rows come sorted by path and, within a
-    path, newest first, so the newest version of each path is the first row
-    of its run and is picked as the rows stream by. (The window functions of
+    path, newest first, so the newest version of each path is picked as the
+    rows stream by. (The window functions of
     :func:`find` sort the rows twice and cost about twice as much: issue 9,
     docs/performance.md.)
     """
-    raw = table_of(Entry).c.path  # NULL for a UTF-8 name: with path_text, the path's identity
-    newest_first: list[Any] = [col(Job.started_at).desc(), col(Entry.job_id).desc(), col(Entry.id).desc()]
-    keys: list[Any] = [col(Job.host), raw.label("raw_path"), col(Job.started_at), col(Entry.id).label("entry_id")]
-    keys = [] if all_versions else keys
+    raw = table_of(Entry).c.path  # NULL for a UTF-8 name: with path_text and host, the path's identity
+    keys: list[Any] = [] if all_versions else [col(Job.host).label("host_key"), raw.label("raw_path")]
     query = _filtered(
         session,
         select(*_HIT_COLUMNS, *keys),
@@ -568,7 +566,9 @@ def search_rows(
     )
     # Core rows, not the ORM's: its per-row bookkeeping cost as much as the query (profiled).
     rows = session.connection().execute(
-        query.order_by(col(Entry.path_text), *([] if all_versions else [col(Job.host), raw]), *newest_first),
+        query.order_by(
+            col(Entry.path_text), col(Job.started_at).desc(), col(Entry.job_id).desc(), col(Entry.id).desc()
+        ),
         execution_options={"yield_per": 2000},
     )
     if all_versions:
@@ -578,38 +578,34 @@ def search_rows(
 
 
 def _newest(rows: Iterator[Any], include_deleted: bool) -> Iterator[Hit]:
-    """The newest version of each path from rows sorted by path, host and bytes, newest first.
+    """The newest version of each path, from rows sorted by path_text, newest first.
 
     The rule of :func:`_selection`: the first row that is not a deletion is the
     path's version; a deletion before it names the job that saw the path gone
     (``deleted_by``), and without ``include_deleted`` leaves the path out.
-    Several hosts' versions of one path_text come newest first, as ``find`` orders them.
+    A path is its path_text, its host and its bytes (a name that is not UTF-8):
+    the few such paths one path_text has are told apart in a dict, and their
+    hits come newest first, as ``find`` orders them.
     """
-    same_text: list[tuple[Any, Hit]] = []  # the hits of the current path_text (one per host, mostly one)
-    group: Any = None  # (path_text, host, raw) of the current run
-    first: Any = None  # the run's newest row
-    picked = False
+    fields = _FIELDS
+    text: Any = None
+    paths: dict[tuple[Any, Any], int | bool | None] = {}  # path → None (picked) or the deleting job
     for row in rows:
-        key = (row[0], row[_FIELDS], row[_FIELDS + 1])
-        if key != group:
-            group, first, picked = key, row, False
-            if same_text and row[0] != same_text[0][1].path:
-                yield from _by_age(same_text)
-                same_text = []
-        if picked or row[2] == DELETED:
+        if row[0] != text:
+            text, paths = row[0], {}
+        key = (row[fields], row[fields + 1])
+        deleted_by = paths.get(key, False)
+        if deleted_by is None:
+            continue  # its version was picked
+        if deleted_by is False:  # the path's newest row
+            deleted_by = row[7] if row[2] == DELETED else None
+        if row[2] == DELETED:
+            paths.setdefault(key, deleted_by)
             continue
-        picked = True
-        deleted_by = first[7] if first[2] == DELETED else None
+        paths[key] = None
         if deleted_by is not None and not include_deleted:
             continue
-        same_text.append((row, Hit(*row[:_FIELDS], deleted_by)))  # type: ignore[call-arg]
-    yield from _by_age(same_text)
-
-
-def _by_age(hits: list[tuple[Any, Hit]]) -> list[Hit]:
-    if len(hits) > 1:  # several hosts' (or byte-different names') versions of one path_text: newest first
-        hits = sorted(hits, key=lambda item: (item[0][_FIELDS + 2], item[0][7], item[0][_FIELDS + 3]), reverse=True)
-    return [hit for _, hit in hits]
+        yield Hit(*row[:fields], deleted_by)  # type: ignore[call-arg]
 
 
 @dataclass(frozen=True)
