@@ -159,15 +159,17 @@ def _check(
     header_size: int,
 ) -> str | None:
     """What is wrong with the member at ``offset``, or None when it matches its row."""
-    raw = chunks.read_at(offset, header_size)
+    # data_size: a sparse file's map and data regions
+    data_size = member_data_size(kind, size, sparse_map)
+    # A small member's headers and data come in one slice of the chunk.
+    whole = kind == "file" and data_size <= _ONE_PIECE
+    raw = chunks.read_at(offset, header_size + data_size if whole else header_size)
     if len(raw) < header_size:
         return "missing: the tape file ends before this member"
     try:
-        name, header_kind, header_size_field = member_essentials(bytes(raw))
+        name, header_kind, header_size_field = member_essentials(bytes(raw[:header_size]))
     except ValueError as err:
         return f"damaged tar header ({err})"
-    # data_size: a sparse file's map and data regions
-    data_size = member_data_size(kind, size, sparse_map)
     if (
         name.rstrip(b"/") != member_name(path).rstrip(b"/")
         or header_kind != kind
@@ -177,8 +179,8 @@ def _check(
     if kind != "file":
         return None
     start = offset + header_size
-    if data_size <= _ONE_PIECE:
-        data = chunks.read_at(start, data_size)
+    if whole:
+        data = raw[header_size:]
         missing, digest = data_size - len(data), hash_bytes(data)
     else:
         hasher = ContentHasher()
