@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, case, column, func, literal_column, null, or_, table, union
+from sqlalchemy import Select, and_, case, func, literal_column, null, or_, table, union
 from sqlalchemy import text as sql_text
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
@@ -207,7 +207,8 @@ _MOST_TRIGRAMS = 3
 
 def _trigram_candidates(session: Session, patterns: list[list[str]]) -> ColumnElement[bool] | None:
     """``entry.id IN`` the rows the SQLite trigram index offers for any of
-    ``patterns`` (each: the literal runs one pattern requires).
+    ``patterns`` (each: the literal runs one pattern requires); None where
+    the index would not narrow (a scan then).
 
     PostgreSQL needs no such help: its planner takes the ``pg_trgm`` index
     for ``LIKE`` and ``~`` on ``path_text`` by itself.
@@ -215,16 +216,16 @@ def _trigram_candidates(session: Session, patterns: list[list[str]]) -> ColumnEl
     if session.get_bind().dialect.name != "sqlite":
         return None
     rowid: Any = literal_column("rowid")
-    fts = table(search_index.FTS_TABLE, column("path_text"))
+    fts = table(search_index.FTS_TABLE)
     selects = []
     for runs in patterns:
         chosen = _rare_trigrams(session, runs)
-        if chosen:
-            match = " AND ".join(_phrase(t) for t in chosen)
-            where = literal_column(search_index.FTS_TABLE).op("MATCH")(match)
-        else:  # every trigram is common: the index is asked for the longest run as it is
-            where = fts.c.path_text.like(f"%{max(runs, key=len)}%")
-        selects.append(select(rowid).select_from(fts).where(where))
+        if not chosen:
+            # Every trigram is in most paths: so are the matches, and reading the
+            # table in order costs less than walking those lists, then every row.
+            return None
+        match = " AND ".join(_phrase(t) for t in chosen)
+        selects.append(select(rowid).select_from(fts).where(literal_column(search_index.FTS_TABLE).op("MATCH")(match)))
     return col(Entry.id).in_(selects[0] if len(selects) == 1 else union(*selects))
 
 

@@ -158,6 +158,14 @@ def test_rare_trigrams_are_matched_and_the_results_are_a_scans(many, monkeypatch
     assert _searched(many, "report-")[0] == ["/srv/odd/report-lower.txt"]
 
 
+def test_a_pattern_in_most_paths_is_found_by_a_scan(many, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Walking the lists of trigrams every path has, then reading every row, costs more than reading the table."""
+    monkeypatch.setattr(search, "_RARE", 10)
+    found, statements = _searched(many, "/srv/home/user")
+    assert found == _scan(many, "/srv/home/user") and len(found) == COUNT
+    assert FTS_TABLE not in statements[-1]
+
+
 def test_the_rarest_trigrams_of_each_run_are_chosen(many, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     with Session(many) as session:
         # A trigram under the exact count: the rarest are taken as counted.
