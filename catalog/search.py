@@ -75,14 +75,50 @@ def glob_to_regex(pattern: str) -> str:
     return "".join(out)
 
 
-def pattern_condition(pattern: str, regex: bool = False) -> ColumnElement[bool]:
-    """The SQL condition on ``Entry.path_text`` for one pattern."""
+def pattern_condition(pattern: str, regex: bool = False, *, sqlite: bool = False) -> ColumnElement[bool]:
+    """The SQL condition on ``Entry.path_text`` for one pattern.
+
+    :param sqlite: for SQLite, whose REGEXP calls Python once per row: a glob
+        is checked by its own ``GLOB`` operator (in C) where it reads the same.
+    """
     pattern, kind = _normalise(pattern, regex)
     if kind == "regex":
         return col(Entry.path_text).regexp_match(pattern)
     if kind == "glob":
+        native = sqlite_glob(pattern) if sqlite else None
+        if native is not None:
+            return col(Entry.path_text).op("GLOB")(native)  # type: ignore[no-any-return]
         return col(Entry.path_text).regexp_match(glob_to_regex(pattern))
     return col(Entry.path_text).contains(pattern, autoescape=True)
+
+
+def sqlite_glob(pattern: str) -> str | None:
+    """``pattern`` for SQLite's ``GLOB``, matching what :func:`glob_to_regex` matches; None
+    where a bracket expression is unusual enough that the two might read it apart.
+
+    Both anchor the whole path, ``*`` crosses ``/``, ``?`` is one character, and
+    both are case-sensitive; a class's ``!`` is GLOB's ``^``; a lone ``[`` is a
+    literal (``[[]`` to GLOB).
+    """
+    out = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "[":
+            negate = pattern[i + 1 : i + 2] in ("!", "^")
+            end = pattern.find("]", i + 2 if negate else i + 1)
+            if end == -1:
+                out.append("[[]")
+            else:
+                body = pattern[i + 1 + negate : end]
+                if not body or any(ch in body for ch in "[]\\^!"):
+                    return None
+                out.append("[" + ("^" if negate else "") + body + "]")
+                i = end
+        else:
+            out.append(c)  # * and ? mean the same; anything else is itself (] too, outside a class)
+        i += 1
+    return "".join(out)
 
 
 def _normalise(pattern: str, regex: bool) -> tuple[str, str]:
@@ -342,7 +378,8 @@ def _filtered(
         query = query.where(Entry.kind != DELETED)
     literals: list[list[str]] = []  # for each pattern, the runs it requires
     if patterns:
-        query = query.where(or_(*(pattern_condition(p, regex) for p in patterns)))
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        query = query.where(or_(*(pattern_condition(p, regex, sqlite=sqlite) for p in patterns)))
         found = [required_literals(p, regex) for p in patterns]
         if all(found):  # one pattern without a literal needs a scan anyway
             literals = found
@@ -550,8 +587,7 @@ def search_rows(
     :func:`find` sort the rows twice and cost about twice as much: issue 9,
     docs/performance.md.)
     """
-    raw = table_of(Entry).c.path  # NULL for a UTF-8 name: with path_text and host, the path's identity
-    keys: list[Any] = [] if all_versions else [col(Job.host).label("host_key"), raw.label("raw_path")]
+    keys: list[Any] = [] if all_versions else [col(Job.host).label("host_key")]
     query = _filtered(
         session,
         select(*_HIT_COLUMNS, *keys),
@@ -584,9 +620,9 @@ def _newest(rows: Iterator[Any], include_deleted: bool) -> Iterator[Hit]:
     The rule of :func:`_selection`: the first row that is not a deletion is the
     path's version; a deletion before it names the job that saw the path gone
     (``deleted_by``), and without ``include_deleted`` leaves the path out.
-    A path is its path_text, its host and its bytes (a name that is not UTF-8):
-    the few such paths one path_text has are told apart in a dict, and their
-    hits come newest first, as ``find`` orders them.
+    A path is its bytes and its host: the few paths one path_text has (other
+    hosts, a name that is not UTF-8 beside one that reads the same) are told
+    apart in a dict, and their hits come newest first, as ``find`` orders them.
     """
     fields = _FIELDS
     text: Any = None
@@ -594,7 +630,7 @@ def _newest(rows: Iterator[Any], include_deleted: bool) -> Iterator[Hit]:
     for row in rows:
         if row[0] != text:
             text, paths = row[0], {}
-        key = (row[fields], row[fields + 1])
+        key = (row[fields], row[1])  # host, path bytes
         deleted_by = paths.get(key, False)
         if deleted_by is None:
             continue  # its version was picked

@@ -179,3 +179,54 @@ def test_the_rarest_trigrams_of_each_run_are_chosen(many, monkeypatch) -> None: 
         assert len(chosen) <= search._MOST_TRIGRAMS
         # A run in every path narrows nothing: not asked for.
         assert search._rare_trigrams(session, ["/srv/home/"]) == []
+
+
+NAMES = [
+    "/a/b.txt",
+    "/a/B.TXT",
+    "/srv/x[1].log",
+    "/srv/star*name",
+    "/srv/q?mark",
+    "/srv/back\\slash",
+    "/srv/café-é.txt",
+    "/srv/dash-a",
+    "/srv/caf\\xe9/na\\xefve",
+    "/deep/a/b/c/d.pdf",
+]
+GLOBS = [
+    "*.txt",
+    "/a/?.txt",
+    "*[0-9]*",
+    "*/x[[]1]*",
+    "/srv/x[!a-z]*",
+    "/srv/[^s]*",
+    "*caf?-?.txt",
+    "*\\*",
+    "*[*]*",
+    "/srv/star*",
+    "*/[a-c]/*",
+    "/deep/*/d.pdf",
+    "*[-a]",
+    "*caf\\\\xe9*",
+    "/srv/x[1",
+]
+
+
+def test_sqlites_glob_reads_a_pattern_as_the_regular_expression_does(tmp_path: Path) -> None:
+    """Where ``sqlite_glob`` translates a glob, GLOB (in C) and the regex (a Python call a row) agree."""
+    import sqlite3
+
+    from pytp.catalog.search import sqlite_glob
+
+    db = sqlite3.connect(tmp_path / "glob.db")
+    translated = 0
+    for pattern in GLOBS:
+        native = sqlite_glob(pattern)
+        if native is None:
+            continue
+        translated += 1
+        for name in NAMES:
+            by_regex = re.search(glob_to_regex(pattern), name) is not None
+            by_glob = bool(db.execute("SELECT ? GLOB ?", (name, native)).fetchone()[0])
+            assert by_glob == by_regex, (pattern, native, name)
+    assert translated >= len(GLOBS) - 3
