@@ -224,9 +224,12 @@ def walk(
             on_problem(Problem(path, f"cannot list directory: {err.strerror}"))
             continue
         children = []
+        # Without patterns there is nothing to match per name (--one-file-system is checked above).
+        patterns = exclude if exclude is not None and exclude.patterns else None
+        parent = path.rstrip(b"/") + b"/"
         for name in names:
-            child = path.rstrip(b"/") + b"/" + name
-            if exclude is not None and exclude.excluded(child, child[prefix:]):
+            child = parent + name
+            if patterns is not None and patterns.excluded(child, child[prefix:]):
                 if on_prune is not None:
                     on_prune(child)
                 continue
