@@ -335,6 +335,8 @@ def _pax_header(member: bytes, records: bytes, seconds: int) -> bytes:
 EXTENSION_TYPES = frozenset(b"xgLK")
 #: GNU types whose bytes 345–500 are not a ustar prefix (as tarfile reads them).
 _GNU_TYPES = frozenset(b"LKS")
+#: mode, uid, gid, size, mtime, devmajor, devminor: where they are in a ustar block
+_NUMBER_FIELDS = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (329, 337), (337, 345))
 #: pax keywords whose values are numbers the parser checks
 _PAX_NUMBERS = (b"size", b"uid", b"gid")
 
@@ -501,8 +503,12 @@ def read_member(data: bytes) -> tuple[MemberHeader, bytes, dict[bytes, bytes]]:
 def _member(block: bytes, pax: dict[bytes, bytes], long_name: bytes | None, long_link: bytes | None) -> MemberHeader:
     """The member a ustar block describes, with what its extension headers say."""
     flag = block[156:157]
-    numbers = [number_field(block[a:b]) for a, b in ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148))]
-    mode, uid, gid, size, seconds = numbers
+    if block[100:148].translate(None, _PLAIN_NUMBER_BYTES) or block[329:345].translate(None, _PLAIN_NUMBER_BYTES):
+        fields = [number_field(block[a:b]) for a, b in _NUMBER_FIELDS]  # spaces, base-256: checked one by one
+    else:
+        # Digits and NULs only, as GNU tar and pytp write them: each is valid octal up to its first NUL.
+        fields = [int(block[a:b].split(_NUL, 1)[0] or b"0", 8) for a, b in _NUMBER_FIELDS]
+    mode, uid, gid, size, seconds, devmajor, devminor = fields
     name = _cstring(block[:100])
     if flag == _NUL and name.endswith(b"/"):
         flag = DIRTYPE  # an old-style directory (as tarfile reads it)
@@ -512,7 +518,6 @@ def _member(block: bytes, pax: dict[bytes, bytes], long_name: bytes | None, long
     elif prefix and block[156] not in _GNU_TYPES:
         name = prefix + b"/" + name
     linkname = long_link if long_link is not None else _cstring(block[157:257])
-    devmajor, devminor = number_field(block[329:337]), number_field(block[337:345])
     uname, gname = _text(_cstring(block[265:297])), _text(_cstring(block[297:329]))
     mtime_ns = seconds * _NS
     realsize = None
@@ -543,7 +548,7 @@ def _member(block: bytes, pax: dict[bytes, bytes], long_name: bytes | None, long
         comment = _text(pax[b"comment"]) if b"comment" in pax else None
         acl_access = _text(pax[b"SCHILY.acl.access"]) if b"SCHILY.acl.access" in pax else None
         acl_default = _text(pax[b"SCHILY.acl.default"]) if b"SCHILY.acl.default" in pax else None
-        xattrs = tuple((_xattr_name(k), v) for k, v in pax.items() if k.startswith(b"SCHILY.xattr."))
+        xattrs = tuple([(_xattr_name(k), v) for k, v in pax.items() if k.startswith(b"SCHILY.xattr.")])
     if size < 0:
         raise ValueError(f"the member claims a negative size ({size})")
     kind = KIND_BY_TYPE.get(flag, "other")
