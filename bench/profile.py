@@ -1,7 +1,8 @@
-"""Where the time goes: ``python -m bench.profile backup|verify [--files N]``.
+"""Where the time goes: ``python -m bench.profile backup|verify|restore [--files N]``.
 
 Builds N files of 4 KiB (default 50,000) and a sandbox, then samples one
-``pytp backup`` (or, after an unmeasured backup, one ``pytp verify``) with
+``pytp backup`` (or, after an unmeasured backup, one ``pytp verify`` or one
+``pytp restore`` of the whole job into an empty directory) with
 py-spy (all threads, 250 samples/s; ``pip install py-spy``) and prints the
 functions with the largest share of samples: *self* (the function itself was
 running) and *total* (it was on the stack), plus the share per source file.
@@ -80,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench.profile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("work", choices=["backup", "verify"])
+    parser.add_argument("work", choices=["backup", "verify", "restore"])
     parser.add_argument("--files", type=int, default=50_000)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path, help="keep the raw samples (py-spy) or the .prof (cProfile) here")
@@ -92,6 +93,9 @@ def main() -> None:
         if args.work == "verify":
             site.call("backup", str(source))
             command = ["verify", "--job", "1"]
+        elif args.work == "restore":
+            site.call("backup", str(source))
+            command = ["restore", str(tmp / "restored"), "--job", "1"]
         else:
             command = ["backup", str(source)]
         spy = shutil.which("py-spy")
