@@ -184,4 +184,4 @@ def test_an_entry_takes_at_most_250_bytes(catalog_url: str) -> None:
             ).all()
         )
     assert set(pages) >= {"entry", "entry_trigram_data", "ix_entry_job_id"}
-    assert sum(pages.values()) / count <= 250, pages
+    assert sum(pages.values()) / count <= 250, pages  # ~290 before schema 0007, 217 after
