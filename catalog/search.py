@@ -239,6 +239,8 @@ _TOO_COMMON = 0.5
 _SELECTIVE = 0.05
 #: at most this many trigrams are asked for together: each costs a walk of its rows
 _MOST_TRIGRAMS = 3
+#: at most this many are counted (SQLite takes 2,000 columns in a statement)
+_MOST_PROBED = 64
 
 
 def _trigram_candidates(session: Session, patterns: list[list[str]]) -> ColumnElement[bool] | None:
@@ -285,6 +287,10 @@ def _rare_trigrams(session: Session, runs: list[str]) -> list[str]:
     never which rows match.
     """
     per_run = [list(dict.fromkeys(run[i : i + TRIGRAM] for i in range(len(run) - TRIGRAM + 1))) for run in runs]
+    total = sum(len(run) for run in per_run)
+    if total > _MOST_PROBED:  # a long pattern: every k-th trigram still finds rare ones, in one statement
+        step = -(-total // _MOST_PROBED)
+        per_run = [run[::step] for run in per_run]
     trigrams = sorted({t for run in per_run for t in run})
     counts = _count_rows(session, trigrams, _RARE)
     rare = sorted((n, t) for t, n in counts.items() if n < _RARE)

@@ -8,6 +8,7 @@ another case.
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
@@ -156,6 +157,18 @@ def test_rare_trigrams_are_matched_and_the_results_are_a_scans(many, monkeypatch
         query = statements[-1]
         assert f"{FTS_TABLE} MATCH" in query and f"{FTS_TABLE}.path_text LIKE" not in query, (pattern, query)
     assert _searched(many, "report-")[0] == ["/srv/odd/report-lower.txt"]
+
+
+def test_a_pattern_longer_than_any_path_is_searched_like_any_other(many) -> None:  # type: ignore[no-untyped-def]
+    """Thousands of trigrams: a few are counted (a statement takes 2,000 columns at most)."""
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    pick = random.Random(9)  # the same pattern every run
+    long = "/srv/home/" + "".join(pick.choice(letters) for _ in range(6000))
+    assert len({long[i : i + 3] for i in range(len(long) - 2)}) > 2000
+    assert _searched(many, long)[0] == []
+    assert _searched(many, "*" + long[5:] + "*")[0] == []
+    with Session(many) as session:
+        assert len(search._rare_trigrams(session, [long])) <= search._MOST_TRIGRAMS
 
 
 def test_a_pattern_in_most_paths_is_found_by_a_scan(many, monkeypatch) -> None:  # type: ignore[no-untyped-def]
