@@ -48,6 +48,7 @@ from .health_log import SCRUB_PHASES, HealthRecorder, error_growth
 from .inventory import locate_barcodes
 from .joblog import store_log
 from .models import Job, JobStatus, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id, utcnow
+from .progress import Progress as ProgressEvents
 from .verify import SCRUB_FAILED, verify_tape
 from .volumes import shown_status
 
@@ -282,10 +283,12 @@ def run_scrub(
     selection: Selection,
     options: ScrubOptions,
     now: datetime | None = None,
+    progress: ProgressEvents | None = None,
 ) -> ScrubResult:
     """Verify the tapes most in need, whole, until the budget is spent.
 
     :param selection: the drive (and library) to read with; held for the whole scrub.
+    :param progress: the listener of each tape's verify (``catalog/progress.py``).
     :raises DriveBusy: another pytp holds the drive.
     """
     now = now or utcnow()
@@ -314,17 +317,21 @@ def run_scrub(
             if index and options.budget is not None and spent >= options.budget.total_seconds():
                 result.left = result.planned[index:]
                 break
-            result.tapes.append(_scrub_tape(engine, config, selection, candidate))
+            result.tapes.append(_scrub_tape(engine, config, selection, candidate, progress))
     return result
 
 
-def _scrub_tape(engine: Engine, config: Config, selection: Selection, candidate: Candidate) -> TapeScrub:
+def _scrub_tape(
+    engine: Engine, config: Config, selection: Selection, candidate: Candidate, progress: ProgressEvents | None = None
+) -> TapeScrub:
     """Verify one tape whole, record the outcome on it and in its jobs' logs."""
     started = time.monotonic()
     done = TapeScrub(candidate.label, "ok", candidate.reason, copies=list(candidate.copies))
     with HealthRecorder() as health:
         try:
-            report = verify_tape(engine, config, selection, tape=candidate.label, phases=SCRUB_PHASES)
+            report = verify_tape(
+                engine, config, selection, tape=candidate.label, phases=SCRUB_PHASES, progress=progress
+            )
         except (CatalogError, TapeIOError) as err:
             # It could not be read at all (not in the library, a changer or drive failure):
             # that says nothing about its data, so nothing is recorded on the tape.

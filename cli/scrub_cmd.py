@@ -10,6 +10,7 @@ from pytp.tapeio.exitcodes import EXIT_SUCCESS, EXIT_VERIFY_FAILED
 
 from .app import App, emit, human_bytes, pass_app
 from .job_run import job_options
+from .progress_display import make_progress, progress_options
 
 if TYPE_CHECKING:
     from datetime import timedelta
@@ -66,6 +67,7 @@ def _details(result: ScrubResult, max_age: timedelta, budget: timedelta | None) 
 @click.option("--dry-run", is_flag=True, help="List the tapes due, in the order they would be verified; read nothing.")
 @click.option("-d", "--drive", help="Drive to read with (default: $PYTP_DEV, then the library's first free drive).")
 @click.option("-l", "--library", help="Library whose tapes to scrub (default: $PYTP_LIB, then the first one).")
+@progress_options
 @job_options
 @pass_app
 def scrub(
@@ -76,6 +78,9 @@ def scrub(
     dry_run: bool,
     drive: str | None,
     library: str | None,
+    quiet: bool,
+    verbose: bool,
+    show_progress: bool | None,
     fmt: str,
     log_file: str | None,
 ) -> None:
@@ -113,7 +118,8 @@ def scrub(
                 click.echo(f"skipped {tape}: {why}")
         return
     with job_run(app, "scrub", fmt, log_file) as run:
-        result = run_scrub(app.engine, app.config, app.select(drive, library), options)
+        progress = make_progress(quiet, verbose, show_progress)
+        result = run_scrub(app.engine, app.config, app.select(drive, library), options, progress=progress)
         code = exit_code(result)
         run.done(
             "failed" if code else "ok",

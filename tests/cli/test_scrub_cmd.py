@@ -139,3 +139,11 @@ def test_a_tape_that_cannot_be_read_at_all_is_not_verified_and_nothing_recorded_
     rows = {r["label"]: r for r in json.loads(_pytp(config, "tapes", "--format", "json").stdout) if r["label"]}
     assert rows[a]["last_verify_result"] == "ok"
     assert (rows[b]["last_verified"], rows[b]["last_verify_result"], rows[b]["status"]) == (None, None, "appendable")
+
+
+def test_progress_is_drawn_when_asked_and_not_on_a_pipe(two_tapes: tuple[Path, str, list[str]]) -> None:
+    config, _url, _tapes = two_tapes
+    quiet = _pytp(config, "scrub", "--budget", "0")  # CliRunner's stderr is not a terminal: nothing drawn
+    assert "MB/s" not in quiet.stderr
+    shown = _pytp(config, "scrub", "--budget", "0", "--max-age", "0", "--progress")
+    assert "verify: " in shown.stderr and "MB/s" in shown.stderr
