@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from pytp.catalog import search
 from pytp.catalog.database import make_engine, upgrade
 from pytp.catalog.models import Entry, Job, TapeFile, Volume, path_text
-from pytp.catalog.search import find, glob_to_regex, search_rows
+from pytp.catalog.search import find, glob_to_regex, resolve_as_of, search_rows
 from pytp.catalog.search_index import FTS_TABLE
 from pytp.cli.main import cli
 from tests.conftest import write_library_config
@@ -64,6 +64,21 @@ def test_search_rows_gives_what_find_gives(two_hosts, all_versions: bool, includ
                     for h in search_rows(session, patterns, **options)  # type: ignore[arg-type]
                 ]
                 assert got == expected, (patterns, host)
+        # and with the other selections: one job, one tape, a point in time, a directory
+        tape = session.exec(select(Volume.label)).first()
+        for options in (
+            {"job_id": 1},
+            {"job_id": 3, "include_deleted": True},
+            {"tape": tape},
+            {"as_of": resolve_as_of(session, "1")},
+            {"under": b"/", "all_versions": all_versions},
+        ):
+            expected = [
+                (f.entry.path, f.job.id, f.deleted_by.id if f.deleted_by else None)
+                for f in find(session, ["docs"], **options)
+            ]  # type: ignore[arg-type]
+            got = [(h.path_bytes, h.job, h.deleted_by) for h in search_rows(session, ["docs"], **options)]  # type: ignore[arg-type]
+            assert got == expected and got, options
         # the cases that matter, spelled out: each host's newest version, the deletion on a only
         newest = [(h.host, h.job, h.deleted_by) for h in search_rows(session, ["gone"], include_deleted=True)]
         assert newest == [("b", 2, None), ("a", 1, 3)]
