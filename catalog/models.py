@@ -186,7 +186,9 @@ class TapeFile(SQLModel, table=True):
     total_bytes: int = Field(default=0, sa_type=BigInteger)
     #: on a copy tape: the tape file this one is a block-exact copy of (same
     #: file number on the source tape); its entries stay on the original row
-    copy_of_id: int | None = Field(default=None, sa_column=Column(ForeignKey("tape_file.id"), nullable=True, index=True))
+    copy_of_id: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("tape_file.id"), nullable=True, index=True)
+    )
 
 
 class Entry(SQLModel, table=True):

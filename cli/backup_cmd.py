@@ -15,7 +15,7 @@ from .job_run import job_options
 from .progress_display import make_progress, progress_options
 
 if TYPE_CHECKING:
-    from pytp.catalog.backup_options import BackupResult, BackupOptions
+    from pytp.catalog.backup_options import BackupOptions, BackupResult
 
 
 @click.command()

@@ -31,7 +31,9 @@ def test_restore_from_three_tapes_loads_each_once_in_plan_order(tmp_path: Path, 
         (src / "other.txt").write_text("not wanted")
         run("backup", str(src), "--pool", pool, "-d", "d0", "--keep-loaded")
         sources[pool] = src
-    tapes = {t["pool"]: t["label"] for t in json.loads(run("tapes", "--format", "json").stdout) if t["label"]}  # not the blanks
+    tapes = {
+        t["pool"]: t["label"] for t in json.loads(run("tapes", "--format", "json").stdout) if t["label"]
+    }  # not the blanks
     assert len(set(tapes.values())) == 3
 
     plan = run("restore", str(tmp_path / "out"), "--match", "wanted-", "--plan", "-d", "d0").stdout.splitlines()

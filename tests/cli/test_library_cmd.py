@@ -36,7 +36,7 @@ def test_two_libraries_named_alike_get_their_own_barcodes(tmp_path: Path, sqlite
     config = write_library_config(tmp_path / "site", sqlite_url)
     for name in ("hosta", "hostb"):
         out = pytp(config, "library", "add-virtual", name, "--slots", "3", "--tape-size", "64M").stdout
-        assert re.search(rf"barcodes (?P<p>H[A-Z]{{2}})001L9 to (?P=p)003L9\.$", out.strip()), out
+        assert re.search(r"barcodes (?P<p>H[A-Z]{2})001L9 to (?P=p)003L9\.$", out.strip()), out
     a, b = barcodes(config, "hosta"), barcodes(config, "hostb")
     assert len(a) == len(b) == 3 and not set(a) & set(b)
     assert all(LTO.fullmatch(code) and code.startswith("H") for code in a + b)

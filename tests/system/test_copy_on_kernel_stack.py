@@ -10,10 +10,8 @@ the copy and be identical.
 
 from __future__ import annotations
 
-import json
 import random
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from pytp.catalog.config import DEFAULT_BLOCK_SIZE
 
 from . import harness
 from .conftest import LibraryFactory
-from .test_pytp_on_kernel_stack import SCRIPT, Run, digests, restored
+from .test_pytp_on_kernel_stack import Run, digests, restored, run_plan
 
 BARCODES = {1: "CPY001L9", 2: "CPY002L9", 3: "CPY003L9"}
 SPEC = harness.LibrarySpec(
@@ -98,29 +96,8 @@ def copy_run(
 ) -> Run:
     base = tmp_path_factory.mktemp("pytp-copy")
     src = _sources(base)
-    state = base / "state"
-    state.mkdir()
-    (state / "config.in.json").write_text(json.dumps(_config(), indent=1))
-    plan = base / "plan.json"
-    plan.write_text(json.dumps({"steps": _plan()}, indent=1))
     library = module_library_factory(SPEC)
-    t0 = time.monotonic()
-    result = harness.run_in_guest(
-        guest_image,
-        library,
-        SCRIPT,
-        timeout=600,
-        env={"STATE": str(state), "PLAN": str(plan), "SRC": str(src)},
-        workdir=base / "jobs",
-    )
-    path = result.out_dir / "pytp.json"
-    assert path.is_file(), f"the driver wrote no results:\n{result.describe()}"
-    document = json.loads(path.read_text())
-    print(f"copy on tgt: {time.monotonic() - t0:.1f} s wall")
-    for s in document["steps"]:
-        print(f"  {s['name']:16s} {s['seconds']:7.2f} s  rc={s['exit_code']}")
-    result.step("driver").check()
-    return Run(result, document, src)
+    return run_plan(guest_image, library, base, src, _config(), _plan(), "copy on tgt", timeout=600)
 
 
 def test_copy_between_the_two_drives_and_restore_from_the_copy(copy_run: Run) -> None:

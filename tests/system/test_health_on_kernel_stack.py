@@ -14,9 +14,7 @@ One guest boot runs the plan (``guest_pytp.py run``), as the other scenarios do.
 
 from __future__ import annotations
 
-import json
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ import pytest
 
 from . import harness
 from .conftest import LibraryFactory
-from .test_pytp_on_kernel_stack import SCRIPT, Run, _mtx_status
+from .test_pytp_on_kernel_stack import Run, _mtx_status, run_plan
 
 TAPE_MB = 16
 CLEANER = "CLN001L1"
@@ -87,29 +85,8 @@ def health_run(
 ) -> Run:
     base = tmp_path_factory.mktemp("pytp-health")
     src = _sources(base)
-    state = base / "state"
-    state.mkdir()
-    (state / "config.in.json").write_text(json.dumps(_config(), indent=1))
-    plan = base / "plan.json"
-    plan.write_text(json.dumps({"steps": _plan()}, indent=1))
     library = module_library_factory(SPEC)
-    t0 = time.monotonic()
-    result = harness.run_in_guest(
-        guest_image,
-        library,
-        SCRIPT,
-        timeout=600,
-        env={"STATE": str(state), "PLAN": str(plan), "SRC": str(src)},
-        workdir=base / "jobs",
-    )
-    path = result.out_dir / "pytp.json"
-    assert path.is_file(), f"the driver wrote no results:\n{result.describe()}"
-    document = json.loads(path.read_text())
-    print(f"health scenario: {time.monotonic() - t0:.1f} s wall")
-    for s in document["steps"]:
-        print(f"  {s['name']:18s} {s['seconds']:7.2f} s  rc={s['exit_code']}")
-    result.step("driver").check()
-    return Run(result, document, src)
+    return run_plan(guest_image, library, base, src, _config(), _plan(), "health scenario", timeout=600)
 
 
 def test_a_drive_without_log_sense_records_unavailable_and_the_job_succeeds(health_run: Run) -> None:

@@ -305,26 +305,31 @@ class Run:
         return self.steps[name]
 
 
-@pytest.fixture(scope="module")
-def run(
+def run_plan(
     guest_image: harness.GuestImage,
-    module_library_factory: LibraryFactory,
-    tmp_path_factory: pytest.TempPathFactory,
+    library: harness.TapeLibrary,
+    base: Path,
+    src: Path,
+    config: dict[str, Any],
+    steps: list[dict[str, Any]],
+    title: str,
+    timeout: int = 600,
 ) -> Run:
-    base = tmp_path_factory.mktemp("pytp-kernel")
-    src = _sources(base)
+    """Boot the guest once and run ``steps`` with ``config`` (``SCRIPT``); what each step printed.
+
+    Shown with -rP or on failure: the wall time and each step's time and exit code.
+    """
     state = base / "state"
     state.mkdir()
-    (state / "config.in.json").write_text(json.dumps(_config(), indent=1))
+    (state / "config.in.json").write_text(json.dumps(config, indent=1))
     plan = base / "plan.json"
-    plan.write_text(json.dumps({"steps": _plan()}, indent=1))
-    library = module_library_factory(SPEC)
+    plan.write_text(json.dumps({"steps": steps}, indent=1))
     t0 = time.monotonic()
     result = harness.run_in_guest(
         guest_image,
         library,
         SCRIPT,
-        timeout=900,
+        timeout=timeout,
         env={"STATE": str(state), "PLAN": str(plan), "SRC": str(src)},
         workdir=base / "jobs",
     )
@@ -333,17 +338,29 @@ def run(
     path = result.out_dir / "pytp.json"
     assert path.is_file(), f"the driver wrote no results:\n{driver.stderr[-4000:]}\n{result.describe()}"
     document = json.loads(path.read_text())
-    meta = document["meta"]
-    # Shown with -rP or on failure: where the time goes.
-    print(f"pytp scenarios: {wall:.1f} s wall, guest timings {result.timings}")
-    print(f"  imports: cli {meta.get('import_cli_seconds')} s, catalog {meta.get('import_catalog_seconds')} s")
+    print(f"{title}: {wall:.1f} s wall, guest timings {result.timings}")
     for s in document["steps"]:
         print(f"  {s['name']:26s} {s['seconds']:7.2f} s  rc={s['exit_code']}")
-    entry = result.steps.get("entry-point")
-    if entry:
-        print(f"  console script `pytp exit-codes`: {entry.seconds:.2f} s (beside the driver)")
     driver.check()
     return Run(result, document, src)
+
+
+@pytest.fixture(scope="module")
+def run(
+    guest_image: harness.GuestImage,
+    module_library_factory: LibraryFactory,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Run:
+    base = tmp_path_factory.mktemp("pytp-kernel")
+    src = _sources(base)
+    library = module_library_factory(SPEC)
+    done = run_plan(guest_image, library, base, src, _config(), _plan(), "pytp scenarios", timeout=900)
+    meta = done.meta
+    print(f"  imports: cli {meta.get('import_cli_seconds')} s, catalog {meta.get('import_catalog_seconds')} s")
+    entry = done.result.steps.get("entry-point")
+    if entry:
+        print(f"  console script `pytp exit-codes`: {entry.seconds:.2f} s (beside the driver)")
+    return done
 
 
 def _mtx_status(text: str) -> dict[str, Any]:

@@ -11,10 +11,8 @@ One guest boot runs the plan (``guest_pytp.py run``, one Python process, as in
 
 from __future__ import annotations
 
-import json
 import random
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from pytp.catalog.config import DEFAULT_BLOCK_SIZE
 
 from . import harness
 from .conftest import LibraryFactory
-from .test_pytp_on_kernel_stack import SCRIPT, Run, _entries, digests, restored
+from .test_pytp_on_kernel_stack import Run, _entries, digests, restored, run_plan
 
 TAPE_MB = 16
 BARCODES = {1: "SPN001L9", 2: "SPN002L9", 3: "SPN003L9", 4: "SPN004L9"}
@@ -90,29 +88,9 @@ def span_run(
 ) -> Run:
     base = tmp_path_factory.mktemp("pytp-span")
     src = _sources(base)
-    state = base / "state"
-    state.mkdir()
-    (state / "config.in.json").write_text(json.dumps(_config(), indent=1))
-    plan = base / "plan.json"
-    plan.write_text(json.dumps({"steps": _plan()}, indent=1))
     library = module_library_factory(SPEC)
-    t0 = time.monotonic()
-    result = harness.run_in_guest(
-        guest_image,
-        library,
-        SCRIPT,
-        timeout=900,
-        env={"STATE": str(state), "PLAN": str(plan), "SRC": str(src)},
-        workdir=base / "jobs",
-    )
-    path = result.out_dir / "pytp.json"
-    assert path.is_file(), f"the driver wrote no results:\n{result.describe()}"
-    document = json.loads(path.read_text())
-    print(f"spanning at {DEFAULT_BLOCK_SIZE} bytes: {time.monotonic() - t0:.1f} s wall")
-    for s in document["steps"]:
-        print(f"  {s['name']:16s} {s['seconds']:7.2f} s  rc={s['exit_code']}")
-    result.step("driver").check()
-    return Run(result, document, src)
+    title = f"spanning at {DEFAULT_BLOCK_SIZE} bytes"
+    return run_plan(guest_image, library, base, src, _config(), _plan(), title, timeout=900)
 
 
 def test_the_job_spans_16_mb_cartridges_at_the_default_block_size(span_run: Run) -> None:

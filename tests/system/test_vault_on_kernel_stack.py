@@ -13,9 +13,7 @@ One guest boot runs the plan (``guest_pytp.py run``, one Python process, as in
 
 from __future__ import annotations
 
-import json
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from pytp.tapeio import exitcodes
 
 from . import harness
 from .conftest import LibraryFactory
-from .test_pytp_on_kernel_stack import SCRIPT, Run, _mtx_status, digests, restored
+from .test_pytp_on_kernel_stack import Run, _mtx_status, digests, restored, run_plan
 
 TAPE_MB = 16
 TAPES = {1: "VLT001L9", 2: "VLT002L9"}
@@ -92,29 +90,8 @@ def vault_run(
 ) -> Run:
     base = tmp_path_factory.mktemp("pytp-vault")
     src = _sources(base)
-    state = base / "state"
-    state.mkdir()
-    (state / "config.in.json").write_text(json.dumps(_config(), indent=1))
-    plan = base / "plan.json"
-    plan.write_text(json.dumps({"steps": _plan()}, indent=1))
     library = module_library_factory(SPEC)
-    t0 = time.monotonic()
-    result = harness.run_in_guest(
-        guest_image,
-        library,
-        SCRIPT,
-        timeout=600,
-        env={"STATE": str(state), "PLAN": str(plan), "SRC": str(src)},
-        workdir=base / "jobs",
-    )
-    path = result.out_dir / "pytp.json"
-    assert path.is_file(), f"the driver wrote no results:\n{result.describe()}"
-    document = json.loads(path.read_text())
-    print(f"vault scenario: {time.monotonic() - t0:.1f} s wall")
-    for s in document["steps"]:
-        print(f"  {s['name']:18s} {s['seconds']:7.2f} s  rc={s['exit_code']}")
-    result.step("driver").check()
-    return Run(result, document, src)
+    return run_plan(guest_image, library, base, src, _config(), _plan(), "vault scenario", timeout=600)
 
 
 def test_export_puts_the_tape_into_the_mail_slot_and_records_the_vault(vault_run: Run) -> None:

@@ -35,7 +35,9 @@ def upgrade() -> None:
     with op.batch_alter_table("tape_file", schema=None) as batch_op:
         batch_op.add_column(sa.Column("copy_of_id", sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f("ix_tape_file_copy_of_id"), ["copy_of_id"], unique=False)
-        batch_op.create_foreign_key(batch_op.f("fk_tape_file_copy_of_id_tape_file"), "tape_file", ["copy_of_id"], ["id"])
+        batch_op.create_foreign_key(
+            batch_op.f("fk_tape_file_copy_of_id_tape_file"), "tape_file", ["copy_of_id"], ["id"]
+        )
     op.create_table(
         "health_reading",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -80,5 +82,12 @@ def downgrade() -> None:
     with op.batch_alter_table("volume", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_volume_copy_of_id_volume"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_volume_copy_of_id"))
-        for column in ("last_verify_message", "last_verify_result", "last_verified_at", "vault_since", "vault", "copy_of_id"):
+        for column in (
+            "last_verify_message",
+            "last_verify_result",
+            "last_verified_at",
+            "vault_since",
+            "vault",
+            "copy_of_id",
+        ):
             batch_op.drop_column(column)
