@@ -89,6 +89,31 @@ def uncopied_jobs(session: Session, pool: str, since: datetime | None = None) ->
     return [job_id for job_id in session.exec(query).all() if job_id is not None]
 
 
+def away_in_vaults(session: Session, job_ids: list[int]) -> dict[int, list[str]]:
+    """Of ``job_ids``, those with a tape in a vault: ``{job: ["LABEL (vault NAME)", ...]}``.
+
+    A scheduled ``--uncopied`` run skips them (with a note) instead of failing
+    on the first tape it cannot load: the other jobs still get their copies.
+    """
+    if not job_ids:
+        return {}
+    rows = session.exec(
+        select(TapeFile.job_id, Volume.label, Volume.vault)
+        .join(Volume, col(Volume.id) == TapeFile.volume_id)
+        .where(
+            col(TapeFile.job_id).in_(job_ids),
+            TapeFile.status == TapeFileStatus.COMPLETE,
+            col(Volume.vault).is_not(None),
+        )
+        .distinct()
+    ).all()
+    away: dict[int, list[str]] = {}
+    for job_id, label, vault in rows:
+        if job_id is not None:
+            away.setdefault(job_id, []).append(f"{label} (vault {vault})")
+    return away
+
+
 def select_sources(session: Session, job_ids: list[int], tapes: list[str]) -> list[SourceTape]:
     """The source tapes of ``job_ids`` and ``tapes``, each with the tape files to mirror.
 

@@ -81,7 +81,7 @@ def copy(
     if uncopied:
         job_ids = job_ids + tuple(_uncopied(app, pool, since))
         if not job_ids and not tapes:
-            click.echo(f"Nothing to copy: every good job has a copy in pool '{pool}'.")
+            click.echo(f"Nothing to copy now: every good job in reach has a copy in pool '{pool}'.")
             return
 
     from .job_run import job_run
@@ -135,7 +135,7 @@ def _uncopied(app: App, pool: str, since: str | None) -> list[int]:
 
     from sqlmodel import Session
 
-    from pytp.catalog.copy_select import uncopied_jobs
+    from pytp.catalog.copy_select import away_in_vaults, uncopied_jobs
     from pytp.catalog.models import utcnow
     from pytp.catalog.scrub import parse_duration
 
@@ -147,7 +147,11 @@ def _uncopied(app: App, pool: str, since: str | None) -> list[int]:
             raise click.BadParameter(str(err), param_hint="--since") from None
         start = utcnow() - age
     with Session(app.engine) as session:
-        return uncopied_jobs(session, pool, start)
+        jobs = uncopied_jobs(session, pool, start)
+        away = away_in_vaults(session, jobs)
+    for job_id, tapes in sorted(away.items()):
+        click.echo(f"Note: job {job_id} is not copied now: {', '.join(tapes)} is away (`pytp vault import` first).")
+    return [job_id for job_id in jobs if job_id not in away]
 
 
 def _ranges(numbers: list[int]) -> str:

@@ -149,4 +149,12 @@ def test_uncopied_copies_what_has_no_copy_yet_and_then_nothing(site: Path, tmp_p
     assert data["status"] == "ok" and data["files"] == 2  # only the second job's data and manifest
     assert [c["jobs"] for c in data["copies"]] == [str(second)]
     out = invoke(site, "copy", "--uncopied", "--pool", "offsite").stdout
-    assert "Nothing to copy: every good job has a copy in pool 'offsite'." in out
+    assert "Nothing to copy now: every good job in reach has a copy in pool 'offsite'." in out
+
+
+def test_uncopied_skips_a_job_whose_tape_is_in_a_vault_with_a_note(site: Path, tmp_path: Path) -> None:
+    job = _backup(site, tmp_path / "a", "alpha")
+    invoke(site, "vault", "export", "PYT001L9", "--to", "bank")
+    r = invoke(site, "copy", "--uncopied", "--pool", "offsite")
+    assert f"Note: job {job} is not copied now: PYT001L9 (vault bank) is away" in r.stdout
+    assert "Nothing to copy now" in r.stdout
