@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -142,7 +142,7 @@ class SourceWriter:
         self.record.place(opened.spanning.parts, opened.spanning.cuts)
         if reference is not None:
             # What was excluded is not part of the tree: not deleted (issue 11).
-            self.record.record_deleted(opened.first, seen.missing(reference.state))
+            self.record.record_deleted(opened.first, seen.missing())
         self.progress.report(force=True)
 
     def select(self, reference: Reference | None) -> Select | None:
@@ -151,6 +151,11 @@ class SourceWriter:
             return None
         state, checksum = reference.state, self.options.checksum
         return lambda path, st: has_changed(state.get(path), path, st, checksum)
+
+
+def known_paths(reference: Reference | None) -> Iterable[bytes] | None:
+    """The paths a walk must report unseen (deleted since): the reference's, if any."""
+    return reference.state.keys() if reference is not None else None
 
 
 class Stream(Protocol):
@@ -178,7 +183,7 @@ class DirectStream:
             blocks, out.sink.add, record.problems.append, out.progress.bytes, opened.spanning.starts.append
         )
         try:
-            seen = archive.add_tree(source, out.select(reference), out.options.exclude)
+            seen = archive.add_tree(source, out.select(reference), out.options.exclude, known_paths(reference))
             blocks.write(END_OF_ARCHIVE)
             blocks.finish()
             writer.close()
@@ -214,6 +219,7 @@ class StagedStream:
                         out.select(references.get(source)),
                         out.progress.bytes,
                         out.options.exclude,
+                        known_paths(references.get(source)),
                     )
                     for index, source in enumerate(sources)
                 ]
@@ -229,7 +235,7 @@ class StagedStream:
     def _write_staged(self, staged: Staged, reference: Reference | None) -> None:
         out = self.out
         opened = out.begin(staged.source)
-        opened.spanning.starts.extend(staged.starts)
+        opened.spanning.starts.follow(staged.starts)
         out.record.problems.extend(staged.problems)
         for record in staged.records:
             out.sink.add(record)
@@ -247,8 +253,9 @@ class StagedStream:
             raise
         finally:
             staged.path.unlink(missing_ok=True)
-            if isinstance(staged.records, RecordSpool):
-                staged.records.remove()
+            for spool in (staged.records, staged.starts):
+                if isinstance(spool, RecordSpool):
+                    spool.remove()
         out.end(opened, reference, staged.seen, writer)
 
 

@@ -11,7 +11,8 @@ the tape file and offset where each member really is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import insert, update
@@ -47,6 +48,55 @@ class Cut:
     header_size: int
 
 
+class MemberStarts:
+    """The member starts a cut may still fall into: those not wholly on tape yet.
+
+    Spanning needs, at end of medium, only the member the cut falls in: the
+    last one begun at or before it.  Keeping every start for the whole source
+    held about half a KiB per file (issue 9: 853 MiB for a million files), so
+    the writer thread drops a start as soon as the next member's header is on
+    tape; what is left is the members still in the memory buffer.
+
+    The producer appends (a ``deque`` append and the writer's
+    ``popleft`` are atomic); a staged archive's starts come from a spool on
+    disk instead, read as the writer gets to them (:meth:`follow`).
+    """
+
+    def __init__(self) -> None:
+        self._window: deque[MemberStart] = deque()
+        self._later: Iterator[MemberStart] | None = None
+
+    def append(self, start: MemberStart) -> None:
+        """A member's header is going out (producer thread)."""
+        self._window.append(start)
+
+    def follow(self, starts: Iterable[MemberStart]) -> None:
+        """Take the starts from ``starts`` (in stream order), read only as far as the writer gets."""
+        self._later = iter(starts)
+
+    def __len__(self) -> int:
+        return len(self._window)
+
+    def advance(self, position: int) -> None:
+        """Forget the members that end before stream offset ``position`` (writer thread)."""
+        window = self._window
+        if self._later is not None:
+            while not window or window[-1].offset <= position:
+                start = next(self._later, None)
+                if start is None:
+                    self._later = None
+                    break
+                window.append(start)
+        while len(window) > 1 and window[1].offset <= position:
+            window.popleft()
+
+    def before(self, cut: int) -> list[MemberStart]:
+        """The start ``plan_resume`` needs for a cut at ``cut``: the last one at or before it."""
+        self.advance(cut)
+        window = self._window
+        return [window[0]] if window and window[0].offset <= cut else []
+
+
 class SpanningSink:
     """Writes the stream of one source, moving to the next tape at end of medium.
 
@@ -68,7 +118,7 @@ class SpanningSink:
         self.drive = drive
         self.block_size = block_size
         self.next_tape = next_tape
-        self.starts: list[MemberStart] = []
+        self.starts = MemberStarts()
         self.parts = [Part(first, 0, 0)]
         self.cuts: list[Cut] = []
         self._pending = bytearray()
@@ -118,6 +168,7 @@ class SpanningSink:
                 view = self._switch(view)
             else:
                 self.written += len(view)
+                self.starts.advance(self.stream_position)
                 return
 
     def _switch(self, rest: memoryview) -> memoryview:
@@ -126,7 +177,7 @@ class SpanningSink:
             # The new tape took nothing at all: do not go round in circles.
             raise EndOfMedium("The next tape was full before its first block; load tapes with room left.")
         cut = self.stream_position
-        resume = plan_resume(self.starts, cut)
+        resume = plan_resume(self.starts.before(cut), cut)
         skip = resume.resume_at - cut
         if skip > len(rest):
             self._skip = skip - len(rest)

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Generic, TypeVar
 
 from pytp.tapeio.blockio import BlockAssembler
 from pytp.tapeio.continuation import MemberStart
@@ -35,6 +35,8 @@ from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord, Problem, Seen, wa
 
 from .errors import ConfigError
 
+T = TypeVar("T")
+
 _STAGE_DIR = re.compile(r"^pytp-job\d+-pid(\d+)-")
 
 
@@ -42,8 +44,9 @@ class StagingCancelled(Exception):
     """Raised in a staging thread when the job stops."""
 
 
-class RecordSpool:
-    """A staged archive's member records, pickled to a file beside it until the archive goes to tape.
+class RecordSpool(Generic[T]):
+    """A staged archive's member records (or member starts), pickled to a file
+    beside it until the archive goes to tape.
 
     A source of millions of files would otherwise hold every record in memory
     while it waits its turn (issue 9).  Written by one staging thread, read
@@ -54,7 +57,7 @@ class RecordSpool:
         self.path = path
         self._file: BinaryIO | None = open(path, "wb")
 
-    def append(self, record: MemberRecord) -> None:
+    def append(self, record: T) -> None:
         assert self._file is not None
         pickle.dump(record, self._file, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -63,7 +66,7 @@ class RecordSpool:
             self._file.close()
             self._file = None
 
-    def __iter__(self) -> Iterator[MemberRecord]:
+    def __iter__(self) -> Iterator[T]:
         self.close()
         with open(self.path, "rb") as spool:
             while True:
@@ -84,7 +87,8 @@ class Staged:
     source: bytes
     path: Path
     records: Iterable[MemberRecord] = field(default_factory=list)
-    starts: list[MemberStart] = field(default_factory=list)
+    #: where each member begins, for spanning (spooled like the records)
+    starts: Iterable[MemberStart] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     seen: Seen = field(default_factory=Seen)
 
@@ -157,10 +161,15 @@ def stage_source(
     select: Callable[[bytes, os.stat_result], bool] | None,
     on_bytes: Callable[[int], None] | None = None,
     exclude: Exclusions | None = None,
+    known: Iterable[bytes] | None = None,
 ) -> Staged:
-    """Write the archive of ``source`` into the staging area, block-padded as on tape."""
-    records = RecordSpool(area.path / f"{index:04d}.records")
-    staged = Staged(source, area.path / f"{index:04d}.tar", records)
+    """Write the archive of ``source`` into the staging area, block-padded as on tape.
+
+    :param known: the paths an earlier backup had (``ArchiveWriter.add_tree``).
+    """
+    records: RecordSpool[MemberRecord] = RecordSpool(area.path / f"{index:04d}.records")
+    starts: RecordSpool[MemberStart] = RecordSpool(area.path / f"{index:04d}.starts")
+    staged = Staged(source, area.path / f"{index:04d}.tar", records, starts)
 
     def progress(count: int) -> None:
         if area.cancelled.is_set():
@@ -171,10 +180,11 @@ def stage_source(
     try:
         with open(staged.path, "wb") as out_file:
             out = BlockAssembler(out_file.write, block_size)
-            archive = ArchiveWriter(out, records.append, staged.problems.append, progress, staged.starts.append)
-            staged.seen = archive.add_tree(source, select, exclude)
+            archive = ArchiveWriter(out, records.append, staged.problems.append, progress, starts.append)
+            staged.seen = archive.add_tree(source, select, exclude, known)
             out.write(END_OF_ARCHIVE)
             out.finish()
     finally:
         records.close()  # read back by the job; closed here on failure too
+        starts.close()
     return staged

@@ -106,20 +106,32 @@ class Problem:
     note: bool = False
 
 
-class Seen(set[bytes]):
-    """The paths a walk saw, and the subtrees it did not enter (``pruned``).
+class Seen:
+    """What a walk saw of the paths an earlier backup knew, and the subtrees it did not enter.
 
-    A set, so callers that only need the paths keep using it as one.
+    Only an incremental or differential backup asks (``known``: the chain's
+    paths), to find the deleted ones; it keeps the known paths not seen yet,
+    never every path of the tree (issue 9: a full backup of a million files
+    held them all).  Without ``known`` nothing is kept.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, known: Iterable[bytes] | None = None) -> None:
+        self._unseen: set[bytes] | None = set(known) if known is not None else None
         #: excluded paths and mount points not entered: what is below them was not looked at
         self.pruned: set[bytes] = set()
 
-    def missing(self, known: Iterable[bytes]) -> list[bytes]:
+    def add(self, path: bytes) -> None:
+        if self._unseen:
+            self._unseen.discard(path)
+
+    def prune(self, path: bytes) -> None:
+        """``path`` and what is below it were left out (not deleted)."""
+        if self._unseen:
+            self.pruned.add(path)
+
+    def missing(self) -> list[bytes]:
         """The ``known`` paths this walk did not see and did not leave out: deleted since, sorted."""
-        return sorted(p for p in known if p not in self and not self._below_pruned(p))
+        return sorted(p for p in self._unseen or () if not self._below_pruned(p))
 
     def _below_pruned(self, path: bytes) -> bool:
         if not self.pruned:
@@ -287,18 +299,19 @@ class ArchiveWriter:
         root: bytes,
         select: Callable[[bytes, os.stat_result], bool] | None = None,
         exclude: Exclusions | None = None,
+        known: Iterable[bytes] | None = None,
     ) -> Seen:
         """Add ``root`` (an absolute path) and everything below it.
 
         :param select: for an incremental backup, says which members to store;
             directories are always stored (their metadata is part of the tree).
         :param exclude: what to leave out (``--exclude``, ``--one-file-system``).
-        :returns: every path seen, stored or not, and the subtrees left out
-            (deleted files are the ones an earlier backup had and this walk
-            neither saw nor left out: ``Seen.missing``).
+        :param known: the paths an earlier backup had (incremental, differential).
+        :returns: which of ``known`` the walk neither saw nor left out: the
+            deleted ones (``Seen.missing``); nothing is kept without ``known``.
         """
-        seen = Seen()
-        for path, st in walk(root, self.on_problem, exclude, seen.pruned.add):
+        seen = Seen(known)
+        for path, st in walk(root, self.on_problem, exclude, seen.prune):
             seen.add(path)
             if select is None or stat.S_ISDIR(st.st_mode) or select(path, st):
                 self.add(path, st)
