@@ -12,8 +12,6 @@ read, and the message says to rebuild the source first.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlmodel import Session, col, select
 
 from pytp.tapeio.drive import Drive
@@ -23,6 +21,7 @@ from pytp.tapeio.volume_label import VolumeLabel
 
 from .errors import CatalogError
 from .models import TapeFile, TapeFileStatus, Volume, row_id
+from .rebuild import volume_from_label
 
 
 class CopyNotImported(CatalogError):
@@ -52,16 +51,7 @@ def import_copy_tape(
     if copy is None:
         if session.exec(select(Volume).where(Volume.label == label.label)).first() is not None:
             raise CopyNotImported(f"another tape with label '{label.label}' is in the catalog: tape not read")
-        copy = Volume(
-            label=label.label,
-            barcode=label.barcode or barcode,
-            uuid=label.uuid,
-            pool=label.pool,
-            block_size=label.block_size,
-            library=library,
-            created_at=datetime.fromisoformat(label.created),
-            copy_of_id=source.id,
-        )
+        copy = volume_from_label(label, barcode, library, copy_of_id=source.id)
         session.add(copy)
         session.flush()
     elif copy.copy_of_id != source.id or copy.label != label.label:

@@ -153,7 +153,21 @@ def _volume_for(session: Session, label: VolumeLabel, barcode: str | None, libra
             f"another tape with label '{label.label}' (uuid {other.uuid}) is in the catalog; this one has uuid "
             f"{label.uuid}: tape not read"
         )
-    volume = Volume(
+    volume = volume_from_label(label, barcode, library)
+    session.add(volume)
+    session.flush()
+    return volume
+
+
+def volume_from_label(
+    label: VolumeLabel, barcode: str | None, library: str | None, copy_of_id: int | None = None
+) -> Volume:
+    """The catalog row a rebuild makes for a tape it read the label of (not yet added to a session).
+
+    :param barcode: the changer's barcode, used when the label names none.
+    :param copy_of_id: the source tape's row, for a copy tape.
+    """
+    return Volume(
         label=label.label,
         barcode=label.barcode or barcode,
         uuid=label.uuid,
@@ -161,10 +175,8 @@ def _volume_for(session: Session, label: VolumeLabel, barcode: str | None, libra
         block_size=label.block_size,
         library=library,
         created_at=datetime.fromisoformat(label.created),
+        copy_of_id=copy_of_id,
     )
-    session.add(volume)
-    session.flush()
-    return volume
 
 
 def _orphan_runs(scan: TapeScan, claimed: set[int]) -> list[tuple[list[int], ReadManifest | None]]:
