@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,6 +142,26 @@ def make_tree(root: Path, big_file: int = 2 << 20) -> Path:
 @pytest.fixture
 def source_tree(tmp_path: Path) -> Path:
     return make_tree(tmp_path / "src")
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, size: str = "4m") -> Iterator[Path]:
+    """A real file system of ``size`` mounted at ``path`` (created), for a full
+    disk or a mount point: a tmpfs, unmounted after.  Needs root (CI runs as
+    root); elsewhere the test skips loudly rather than pretend with a stub.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip(f"SKIPPED LOUDLY: a {size} file system needs root to mount a tmpfs")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "pytp-test", str(path)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"SKIPPED LOUDLY: mount -t tmpfs failed: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=True)
 
 
 @contextlib.contextmanager

@@ -21,14 +21,14 @@ from pytp.catalog.config import read_config
 from pytp.catalog.copy import CopyOptions, run_copy
 from pytp.catalog.copy_select import CopyRefused
 from pytp.catalog.database import open_catalog
-from pytp.catalog.errors import TapeFull
+from pytp.catalog.errors import ConfigError, TapeFull
 from pytp.catalog.models import Entry, TapeFile, TapeFileStatus, Volume, VolumeStatus
 from pytp.tapeio.changer import DriveElement
 from pytp.tapeio.errors import MediumError
 from pytp.tapeio.virtual_changer import VirtualChanger, take_out
 from pytp.tapeio.virtual_tape import configure_tape
 from tests.cli.runner import invoke
-from tests.conftest import write_library_config
+from tests.conftest import small_filesystem, write_library_config
 
 BLOCK = 512 << 10  # the default configuration's block size
 SLOTS = 6
@@ -423,6 +423,23 @@ def test_staging_is_removed_when_the_copy_fails_part_way(site: Path, tmp_path: P
     with pytest.raises(MediumError):
         _copy(site, pool="offsite", job_ids=[job], drive_from="d0", drive_to="d0")
     assert not list((site.parent / "tars").iterdir())  # nothing staged is left behind
+
+
+def test_staging_on_a_disk_too_small_for_a_tape_file_refuses_before_writing_anything(
+    site: Path, tmp_path: Path
+) -> None:
+    job = _backup(site, _tree(tmp_path / "a", "alpha", size=12 << 20))
+    tapes_before = sorted(p.name for p in (_library(site) / "tapes").iterdir() if (p / "file-00000").exists())
+    # a real file system with 8 MiB free beyond the 64 MiB staging reserve: the 12 MiB tape file cannot fit
+    with small_filesystem(site.parent / "tars", "72m"):
+        with pytest.raises(ConfigError, match=r"Staging tape file 1 needs .* nothing was written"):
+            _copy(site, pool="offsite", job_ids=[job], drive_from="d0", drive_to="d0")
+        assert not list((site.parent / "tars").iterdir())
+    labelled = sorted(p.name for p in (_library(site) / "tapes").iterdir() if (p / "file-00000").exists())
+    assert labelled == tapes_before  # no copy tape was labelled
+    with _session(site) as session:
+        assert session.exec(select(Volume).where(col(Volume.copy_of_id).is_not(None))).all() == []
+        assert session.exec(select(TapeFile).where(col(TapeFile.copy_of_id).is_not(None))).all() == []
 
 
 def test_a_source_sitting_in_the_writing_drive_is_moved_to_the_reading_one(site: Path, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from pytp.catalog.models import Entry, JobProblem
 from pytp.cli.main import cli
 from pytp.tapeio.exclude import Exclusions, read_patterns
 from pytp.tapeio.virtual_drive import loaded_tape
-from tests.conftest import write_library_config
+from tests.conftest import small_filesystem, write_library_config
 
 BLOCK = 512 << 10
 
@@ -124,24 +124,12 @@ def test_socket_is_a_note_and_the_job_stays_ok(config, tmp_path: Path) -> None:
         assert session.exec(select(JobProblem)).all() == []
 
 
-def _mount_tmpfs(path: Path) -> bool:
-    path.mkdir()
-    if os.geteuid() != 0:
-        return False
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "pytp-test", str(path)]).returncode == 0
-
-
 def test_one_file_system_stores_the_mount_point_but_not_what_is_on_it(config, tmp_path: Path) -> None:
     src = _tree(tmp_path / "src")
-    mounted = src / "keep" / "mnt"
-    if not _mount_tmpfs(mounted):
-        pytest.skip("SKIPPED LOUDLY: --one-file-system needs a mount point: run the tests as root (mount -t tmpfs)")
-    try:
+    with small_filesystem(src / "keep" / "mnt") as mounted:
         (mounted / "other-fs.txt").write_text("on another file system\n")
         engine, full = _backup(config, [src], job_name="m")
         _, fs_only = _backup(config, [src], job_name="m", level="incremental", exclude=Exclusions(one_file_system=True))
-    finally:
-        subprocess.run(["umount", str(mounted)], check=True)
     assert fs_only.status == "ok"
     assert any("keep/mnt" in n and "--one-file-system" in n for n in fs_only.notes)
     with Session(engine) as session:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from click.testing import CliRunner
 from pytp.cli.main import cli
 from pytp.tapeio import exitcodes
 from pytp.tapeio.virtual_tape import configure_tape
-from tests.conftest import make_tree, write_library_config
+from tests.conftest import make_tree, small_filesystem, write_library_config
 
 
 @pytest.fixture
@@ -108,15 +107,14 @@ def test_staged_files_are_removed_after_an_interrupt(site, tmp_path: Path) -> No
     assert staged_leftovers(site) == []
 
 
-def test_staging_space_is_checked_before_starting(site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_staging_space_is_checked_before_starting(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     src = tmp_path / "src"
     src.mkdir()
     # A file with holes is staged sparse now (issue 8, defect 12), so a big
     # one no longer needs the room; the disk reports less room than 8 MiB of data.
     (src / "enormous.bin").write_bytes(os.urandom(8 << 20))
-    real_usage = shutil.disk_usage
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: real_usage(path)._replace(free=1 << 20))
-    r = site("backup", str(src), "--strategy", "tar", expect=exitcodes.EXIT_CONFIG)
-    assert "Staging needs up to" in r.stderr and "nothing was written" in r.stderr
-    assert staged_leftovers(site) == []
+    with small_filesystem(site.tar_dir, "2m"):  # a real disk with less room than 8 MiB of data
+        r = site("backup", str(src), "--strategy", "tar", expect=exitcodes.EXIT_CONFIG)
+        assert "Staging needs up to" in r.stderr and "nothing was written" in r.stderr
+        assert staged_leftovers(site) == []
     assert not (site.library / "tapes" / "PYT001L9" / "file-00001").exists()
