@@ -33,6 +33,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import NamedTuple
 
 from .blockio import BlockAssembler
 from .continuation import MemberStart
@@ -47,9 +48,11 @@ READ_CHUNK = 1 << 20
 SMALL_FILE = 1 << 20
 
 
-@dataclass(frozen=True)
-class MemberRecord:
+class MemberRecord(NamedTuple):
     """One member as it went to tape: what the catalog and manifest store.
+
+    A named tuple, not a frozen dataclass: one is made per file, and a frozen
+    dataclass sets each of its 17 fields through ``object.__setattr__`` (issue 9).
 
     :param path: the absolute path on the source host (raw bytes).
     :param offset: byte offset of the member's first header in the tape file.
