@@ -22,9 +22,7 @@ from sqlmodel import Session, col, select
 from pytp.tapeio.hashing import hash_file
 
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, row_id
-
-#: the kind of an entry that records a path deleted since the previous backup
-DELETED = "deleted"
+from .statuses import DELETED  # noqa: F401 - re-exported: listings read it without the ORM
 
 
 @dataclass(frozen=True)

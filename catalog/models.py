@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from datetime import datetime, timezone
-from enum import StrEnum, nonmember
 from typing import Protocol
 
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, LargeBinary, MetaData, Table, Text, event
@@ -19,6 +18,7 @@ from pytp.tapeio.tarwriter import member_data_size
 
 from . import search_index
 from .entry_types import HexDigest, RawPath
+from .statuses import JobStatus, TapeFileStatus, VolumeStatus  # noqa: F401 - re-exported: defined without the ORM
 
 # Named constraints, so SQLite batch migrations can drop and recreate them
 # (alembic docs/build/batch.rst, "Dropping Unnamed or Named Foreign Key Constraints").
@@ -65,41 +65,6 @@ def table_of(model: type[SQLModel]) -> Table:
 
 def _ts(nullable: bool = True) -> Column:  # type: ignore[type-arg]
     return Column(DateTime(timezone=True), nullable=nullable)
-
-
-# The statuses are StrEnums: each member is the very string stored in the
-# (plain text) status column, so rows, queries and JSON output see "ok", not
-# an enum, and no migration was needed to introduce them.
-
-
-class JobStatus(StrEnum):
-    RUNNING = "running"
-    OK = "ok"
-    PARTIAL = "partial"
-    FAILED = "failed"
-    #: statuses whose entries search and restore offer as good data
-    GOOD = nonmember(("ok", "partial"))
-
-
-class VolumeStatus(StrEnum):
-    APPENDABLE = "appendable"
-    FULL = "full"
-    ERROR = "error"
-    #: set by ``pytp tape retire``: never written or recycled, still read for restores
-    RETIRED = "retired"
-    #: not stored: shown for a tape whose every job is past its retention
-    EXPIRED = "expired"
-
-
-class TapeFileStatus(StrEnum):
-    WRITING = "writing"
-    COMPLETE = "complete"
-    #: the write failed part-way; the tape file exists but is not trusted
-    INCOMPLETE = "incomplete"
-    #: recorded as started but never reached the tape (crash before any block)
-    ABSENT = "absent"
-    #: the tape was relabelled (recycled); what was there is gone
-    OVERWRITTEN = "overwritten"
 
 
 class Volume(SQLModel, table=True):
