@@ -360,9 +360,16 @@ def open_catalog(url: str, on_reconciled: Callable[[object], None] | None = None
 
 
 def _reconcile(engine: Engine, on_reconciled: Callable[[object], None] | None) -> None:
-    from .reconcile import reconcile_jobs
+    from .light_sql import CoreReader, left_running
 
     try:
+        # One cheap query first: closing jobs needs the ORM, which costs more
+        # than a listing itself, and there is nothing to close nearly always.
+        with engine.connect() as connection:
+            if not left_running(CoreReader(connection)):
+                return
+        from .reconcile import reconcile_jobs
+
         closed = reconcile_jobs(engine)
     except SQLAlchemyError:
         # Best effort: a command must not fail because it cannot close a dead

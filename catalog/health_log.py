@@ -34,9 +34,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from pytp.tapeio.errors import TapeIOError
-from pytp.tapeio.health import CRITICAL, DriveHealth, ErrorCounters, tapealert_flag
+from pytp.tapeio.health import CRITICAL, DriveHealth, ErrorCounters
 
 from .config import DriveConfig
+from .health_rows import flag_dict as _flag_dict
+from .health_rows import local_iso as _iso  # noqa: F401 - cleaning's times are shown alike
+from .health_rows import reading_dict  # noqa: F401 - re-exported for ``pytp drives``
 from .models import HealthReading, Volume, utcnow
 
 if TYPE_CHECKING:
@@ -148,55 +151,6 @@ def store_readings(engine: Engine, readings: list[Reading], job_ids: list[int], 
                     )
                 )
         session.commit()
-
-
-def _flags(text: str | None) -> list[dict[str, Any]] | None:
-    """``"4,20"`` as the flags' table rows (number, name, severity); None when not available."""
-    if text is None:
-        return None
-    return [_flag_dict(int(n)) for n in text.split(",") if n.strip()]
-
-
-def _flag_dict(number: int) -> dict[str, Any]:
-    flag = tapealert_flag(number)
-    return {"number": flag.number, "name": flag.name, "severity": flag.severity}
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    # SQLite hands back naive datetimes of what was stored as UTC.
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone().isoformat()
-
-
-def reading_dict(row: HealthReading) -> dict[str, Any]:
-    """A stored reading, JSON-ready, with the field names of ``pytp drives`` and the job summary."""
-    return {
-        "taken_at": _iso(row.taken_at),
-        "phase": row.phase,
-        "job_id": row.job_id,
-        "available": row.unavailable is None,
-        "unavailable": row.unavailable,
-        "tapealert": _flags(row.tapealert),
-        "read_errors": row.read_errors,
-        "write_errors": row.write_errors,
-    }
-
-
-def newest_per_volume(session: Session) -> dict[int, HealthReading]:
-    """Each tape's newest reading that the drive answered, by volume id.
-
-    Newest is the last stored (the highest id): a job stores its readings when
-    it ends, the one after the job last.  One row per tape is read, however
-    long the history.
-    """
-    newest = (
-        select(func.max(HealthReading.id))
-        .where(col(HealthReading.volume_id).is_not(None), col(HealthReading.unavailable).is_(None))
-        .group_by(col(HealthReading.volume_id))
-    )
-    rows = session.exec(select(HealthReading).where(col(HealthReading.id).in_(newest))).all()
-    return {row.volume_id: row for row in rows if row.volume_id is not None}
 
 
 def newest_per_drive(session: Session) -> dict[str, HealthReading]:

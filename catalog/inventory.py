@@ -1,4 +1,9 @@
-"""Listings from the catalog: tapes (inventory) and jobs."""
+"""Listings from the catalog: tapes (inventory), jobs and pools.
+
+Read with plain SQL through a ``light_sql.Reader``, so a listing needs
+neither the ORM nor SQLAlchemy on a SQLite catalog (issue 9); the same SQL
+runs through SQLAlchemy Core on PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,23 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
-
 from pytp.tapeio.changer import is_cleaning_barcode
 from pytp.tapeio.errors import TapeIOError
 
 from .config import Config
 from .devices import open_changer
 from .errors import ConfigError, NotFound
-from .health_log import newest_per_volume, reading_dict
-from .levels import DELETED
-from .models import Entry, HealthReading, Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id
-from .volumes import newest_snapshot_volume, retention_end, shown_status
+from .health_rows import flags, newest_per_volume
+from .light_sql import Reader, Row, as_datetime
+from .retention import (
+    end_of_retention,
+    newest_good_ends,
+    newest_snapshot_volume,
+    pool_accepts,
+    pool_retention_days,
+    status_shown,
+)
+from .statuses import DELETED, TapeFileStatus, VolumeStatus
 
 #: where a tape is that no configured library holds and no vault records (``pytp vault``)
 OUTSIDE = "outside"
@@ -70,8 +79,9 @@ def _retention_text(end: datetime | None) -> str | None:
     return "forever" if end.year == 9999 else _iso(end)
 
 
-def _iso(value: datetime | None) -> str | None:
+def _iso(value: datetime | str | None) -> str | None:
     """ISO 8601 with its zone: SQLite hands back naive datetimes, which pytp stores in UTC."""
+    value = as_datetime(value)
     if value is None:
         return None
     if value.tzinfo is None:
@@ -118,68 +128,79 @@ def _space(used: int, capacity: int | None) -> dict[str, Any]:
     return {"free": free, "used_pct": round(100 * used / capacity, 1), "free_pct": round(100 * free / capacity, 1)}
 
 
-def tape_rows(session: Session, config: Config, now: datetime | None = None) -> list[dict[str, Any]]:
+#: by tape, the jobs with data on it (a copy tape's own rows name no job)
+TAPE_JOBS = """
+SELECT volume_id, COUNT(DISTINCT job_id) AS jobs FROM tape_file WHERE status != :overwritten GROUP BY volume_id
+"""
+#: by tape, the entries it holds (deletions recorded by a job are not on tape)
+TAPE_ENTRIES = """
+SELECT tf.volume_id AS volume_id, COUNT(e.id) AS files
+FROM tape_file tf JOIN entry e ON e.tape_file_id = tf.id
+WHERE tf.status != :overwritten AND e.kind != :deleted
+GROUP BY tf.volume_id
+"""
+#: the columns of every tape that a ``pytp tapes`` row shows or decides with
+VOLUMES = """
+SELECT id, label, barcode, pool, status, status_reason, retention_days, file_count, bytes_written, capacity,
+       last_written_at, last_verified_at, last_verify_result, vault, copy_of_id
+FROM volume ORDER BY label
+"""
+
+
+def tape_rows(reader: Reader, config: Config, now: datetime | None = None) -> list[dict[str, Any]]:
     """One row per known tape, then one per blank cartridge in a library (``TAPE_FIELDS``).
 
     Blank cartridges come from the changers' inventories (barcodes the catalog
     does not know); none is loaded to look.  Cleaning cartridges are left out.
     """
     contents = _library_contents(config)
-    jobs = dict(
-        session.exec(
-            select(TapeFile.volume_id, func.count(func.distinct(TapeFile.job_id)))
-            .where(col(TapeFile.status) != TapeFileStatus.OVERWRITTEN)
-            .group_by(TapeFile.volume_id)
-        ).all()
-    )
-    files = dict(
-        session.exec(
-            select(TapeFile.volume_id, func.count(Entry.id))
-            .join(Entry, col(Entry.tape_file_id) == TapeFile.id)
-            .where(col(TapeFile.status) != TapeFileStatus.OVERWRITTEN, Entry.kind != DELETED)
-            .group_by(TapeFile.volume_id)
-        ).all()
-    )
-    snapshot = newest_snapshot_volume(session)
+    counted = {"overwritten": TapeFileStatus.OVERWRITTEN, "deleted": DELETED}
+    jobs = {row["volume_id"]: row["jobs"] for row in reader.rows(TAPE_JOBS, **counted)}
+    files = {row["volume_id"]: row["files"] for row in reader.rows(TAPE_ENTRIES, **counted)}
+    snapshot = newest_snapshot_volume(reader)
+    newest = newest_good_ends(reader)
     # The error counts and flags of each tape's newest health reading (health_log, issue 11).
-    readings = newest_per_volume(session)
+    readings = newest_per_volume(reader)
+    now = now or datetime.now(timezone.utc)
     rows = []
     known: set[str] = set()
-    volumes = session.exec(select(Volume).order_by(col(Volume.label))).all()
-    labels = {v.id: v.label for v in volumes}
+    volumes = reader.rows(VOLUMES)
+    labels = {v["id"]: v["label"] for v in volumes}
     for volume in volumes:
-        if volume.barcode:
-            known.add(volume.barcode)
-        location = contents.get(volume.barcode or "", (None, False))[0]
-        status = shown_status(session, config, volume, now)
-        end = retention_end(session, config, volume)
+        if volume["barcode"]:
+            known.add(volume["barcode"])
+        location = contents.get(volume["barcode"] or "", (None, False))[0]
+        end = end_of_retention(
+            newest.get(volume["id"]), pool_retention_days(config, volume["pool"], volume["retention_days"])
+        )
+        status = status_shown(volume["status"], end, volume["id"] == snapshot, now)
         rows.append(
             {
-                "label": volume.label,
-                "barcode": volume.barcode,
+                "label": volume["label"],
+                "barcode": volume["barcode"],
                 # An exported tape no library holds is in its vault (``pytp vault export``).
-                "location": str(location) if location else (f"vault {volume.vault}" if volume.vault else OUTSIDE),
+                "location": str(location) if location else (f"vault {volume['vault']}" if volume["vault"] else OUTSIDE),
                 "library": location.library if location else None,
                 "slot": location.slot if location else None,
                 "drive": location.drive if location else None,
-                "pool": volume.pool,
+                "pool": volume["pool"],
                 "status": status,
-                "status_reason": volume.status_reason if volume.status == VolumeStatus.ERROR else None,
+                "status_reason": volume["status_reason"] if volume["status"] == VolumeStatus.ERROR else None,
                 "expired_at": _iso(end) if status == VolumeStatus.EXPIRED else None,
                 "retention_end": _retention_text(end),
-                "jobs": jobs.get(volume.id, 0),
-                "files": files.get(volume.id, 0),
-                "tape_files": volume.file_count,
-                "bytes_written": volume.bytes_written,
-                "capacity": volume.capacity,
-                **_space(volume.bytes_written, volume.capacity),
-                "last_written": _iso(volume.last_written_at),
-                "last_verified": _iso(volume.last_verified_at),
-                "last_verify_result": volume.last_verify_result,
-                **_health_fields(readings.get(row_id(volume))),
+                "jobs": jobs.get(volume["id"], 0),
+                "files": files.get(volume["id"], 0),
+                "tape_files": volume["file_count"],
+                "bytes_written": volume["bytes_written"],
+                "capacity": volume["capacity"],
+                **_space(volume["bytes_written"], volume["capacity"]),
+                "last_written": _iso(volume["last_written_at"]),
+                "last_verified": _iso(volume["last_verified_at"]),
+                "last_verify_result": volume["last_verify_result"],
+                **_health_fields(readings.get(volume["id"])),
                 # A copy tape (``pytp copy``) holds its original's jobs; its own rows name no job.
                 "note": _note(volume, snapshot)
-                or (f"copy of {labels.get(volume.copy_of_id, '?')}" if volume.copy_of_id is not None else None),
+                or (f"copy of {labels.get(volume['copy_of_id'], '?')}" if volume["copy_of_id"] is not None else None),
             }
         )
     for barcode, (location, cleaning) in sorted(contents.items(), key=lambda item: str(item[1][0])):
@@ -203,7 +224,7 @@ def tape_rows(session: Session, config: Config, now: datetime | None = None) -> 
     return rows
 
 
-def _health_fields(reading: HealthReading | None) -> dict[str, Any]:
+def _health_fields(reading: Row | None) -> dict[str, Any]:
     """``errors`` (read + write), ``read_errors``, ``write_errors`` and ``tapealert`` of a tape's newest reading.
 
     The counts are the drive's corrected + uncorrected errors as the reading
@@ -211,106 +232,128 @@ def _health_fields(reading: HealthReading | None) -> dict[str, Any]:
     """
     if reading is None:
         return {"errors": None, "read_errors": None, "write_errors": None, "tapealert": None}
-    shown = reading_dict(reading)
-    counts = [n for n in (reading.read_errors, reading.write_errors) if n is not None]
+    counts = [n for n in (reading["read_errors"], reading["write_errors"]) if n is not None]
     return {
         "errors": sum(counts) if counts else None,
-        "read_errors": reading.read_errors,
-        "write_errors": reading.write_errors,
-        "tapealert": shown["tapealert"],
+        "read_errors": reading["read_errors"],
+        "write_errors": reading["write_errors"],
+        "tapealert": flags(reading["tapealert"]),
     }
 
 
-def tape_detail(session: Session, config: Config, label: str) -> dict[str, Any]:
+#: the tape ``pytp tapes TAPE`` names, by label or barcode
+TAPE_BY_NAME = "SELECT id, label FROM volume WHERE label = :name OR barcode = :name"
+#: a tape's tape files in order, each with the job that wrote it (none for a label or catalog file)
+TAPE_FILES = """
+SELECT tf.file_number, tf.kind, tf.job_id, tf.source_root, tf.blocks, tf.total_bytes, tf.status,
+       j.id AS job_row, j.name AS job_name, j.level AS job_level, j.status AS job_status, j.started_at AS job_start,
+       j.ended_at AS job_end, j.files AS job_files, j.total_bytes AS job_bytes
+FROM tape_file tf LEFT JOIN job j ON j.id = tf.job_id
+WHERE tf.volume_id = :volume_id
+ORDER BY tf.file_number
+"""
+
+
+def tape_detail(reader: Reader, config: Config, label: str) -> dict[str, Any]:
     """``pytp tapes TAPE``: the tape's inventory row, its jobs and its tape files.
 
     :raises NotFound: no tape has that label (or barcode).
     """
-    volume = session.exec(select(Volume).where((col(Volume.label) == label) | (col(Volume.barcode) == label))).first()
-    if volume is None:
+    found = reader.rows(TAPE_BY_NAME, name=label)
+    if not found:
         raise NotFound(f"No tape labelled '{label}' in the catalog (see `pytp tapes`).")
-    row = next(r for r in tape_rows(session, config) if r["label"] == volume.label)
-    tape_files = session.exec(
-        select(TapeFile, Job)
-        .join(Job, col(Job.id) == TapeFile.job_id, isouter=True)
-        .where(TapeFile.volume_id == volume.id)
-        .order_by(col(TapeFile.file_number))
-    ).all()
+    volume = found[0]
+    row = next(r for r in tape_rows(reader, config) if r["label"] == volume["label"])
+    tape_files = reader.rows(TAPE_FILES, volume_id=volume["id"])
     files_rows = [
         {
-            "file_number": tf.file_number,
-            "kind": tf.kind,
-            "job": tf.job_id,
-            "source": tf.source_root.decode("utf-8", "surrogateescape") if tf.source_root else None,
-            "blocks": tf.blocks,
-            "bytes": tf.total_bytes,
-            "status": tf.status,
+            "file_number": tf["file_number"],
+            "kind": tf["kind"],
+            "job": tf["job_id"],
+            "source": bytes(tf["source_root"]).decode("utf-8", "surrogateescape") if tf["source_root"] else None,
+            "blocks": tf["blocks"],
+            "bytes": tf["total_bytes"],
+            "status": tf["status"],
         }
-        for tf, _ in tape_files
+        for tf in tape_files
     ]
-    seen: dict[int, Job] = {}
-    for _, job in tape_files:
-        if job is not None:
-            seen.setdefault(row_id(job), job)
+    seen: dict[int, Row] = {}
+    for tf in tape_files:
+        if tf["job_row"] is not None:
+            seen.setdefault(tf["job_row"], tf)
     jobs = [
         {
-            "id": row_id(job),
-            "name": job.name,
-            "level": job.level,
-            "status": job.status,
-            "start": _iso(job.started_at),
-            "end": _iso(job.ended_at),
-            "files": job.files,
-            "bytes": job.total_bytes,
+            "id": job_id,
+            "name": tf["job_name"],
+            "level": tf["job_level"],
+            "status": tf["job_status"],
+            "start": _iso(tf["job_start"]),
+            "end": _iso(tf["job_end"]),
+            "files": tf["job_files"],
+            "bytes": tf["job_bytes"],
         }
-        for job in sorted(seen.values(), key=lambda j: row_id(j))
+        for job_id, tf in sorted(seen.items())
     ]
     return {**row, "job_list": jobs, "tape_file_list": files_rows}
 
 
-def _note(volume: Volume, snapshot: int | None) -> str | None:
+def _note(volume: Row, snapshot: int | None) -> str | None:
     """Why a tape is in error or retired, or that it holds what a disaster recovery needs."""
-    if volume.status == VolumeStatus.ERROR:
-        return volume.status_reason or "set aside"
-    if volume.status == VolumeStatus.RETIRED:
+    if volume["status"] == VolumeStatus.ERROR:
+        return volume["status_reason"] or "set aside"
+    if volume["status"] == VolumeStatus.RETIRED:
         return "retired: never written or recycled, still read for restores"
-    if volume.id == snapshot:
+    if volume["id"] == snapshot:
         return "holds the newest catalog snapshot"
     return None
 
 
-def job_rows(session: Session, limit: int | None = None, host: str | None = None) -> list[dict[str, Any]]:
-    """One row per job, newest first; with ``host``, only that host's jobs."""
+#: the tapes each job has tape files on
+JOB_TAPES = """
+SELECT DISTINCT tf.job_id AS job_id, v.label AS label FROM tape_file tf JOIN volume v ON v.id = tf.volume_id
+"""
+#: the jobs, newest first; ``{where}`` and ``{limit}`` are the optional host and count clauses.
+#: By start time, not id: a rebuilt catalog numbers jobs in the order it read the tapes.
+_JOBS = """
+SELECT id, name, label, level, status, host, pool, started_at, ended_at, files, total_bytes, problems, message
+FROM job {where}
+ORDER BY started_at DESC, id DESC {limit}
+"""
+#: by (only one host's, only the newest N)
+JOBS = {
+    (of_host, newest): _JOBS.format(
+        where="WHERE host = :host OR host IS NULL" if of_host else "", limit="LIMIT :limit" if newest else ""
+    )
+    for of_host in (False, True)
+    for newest in (False, True)
+}
+
+
+def job_rows(reader: Reader, limit: int | None = None, host: str | None = None) -> list[dict[str, Any]]:
+    """One row per job, newest first; with ``host``, only that host's jobs (and those that name none)."""
     tapes: dict[int, set[str]] = {}
-    for job_id, label in session.exec(
-        select(TapeFile.job_id, Volume.label).join(Volume, col(Volume.id) == TapeFile.volume_id).distinct()
-    ).all():
-        tapes.setdefault(job_id, set()).add(label)
-    # By start time, not id: a rebuilt catalog numbers jobs in the order it read the tapes.
-    query = select(Job).order_by(col(Job.started_at).desc(), col(Job.id).desc())
-    if host is not None:
-        query = query.where((Job.host == host) | col(Job.host).is_(None))
-    if limit:
-        query = query.limit(limit)
+    for row in reader.rows(JOB_TAPES):
+        tapes.setdefault(row["job_id"], set()).add(row["label"])
     rows = []
-    for job in session.exec(query).all():
-        duration = (job.ended_at - job.started_at).total_seconds() if job.ended_at else None
+    for job in reader.rows(JOBS[host is not None, bool(limit)], host=host, limit=limit):
+        started, ended = as_datetime(job["started_at"]), as_datetime(job["ended_at"])
+        duration = (ended - started).total_seconds() if ended and started else None
         rows.append(
             {
-                "id": job.id,
-                "name": job.name,
-                "label": job.label,
-                "level": job.level,
-                "status": job.status,
-                "host": job.host,
-                "pool": job.pool,
-                "start": _iso(job.started_at),
+                "id": job["id"],
+                "name": job["name"],
+                "label": job["label"],
+                "level": job["level"],
+                "status": job["status"],
+                "host": job["host"],
+                "pool": job["pool"],
+                "start": _iso(started),
                 "duration": round(duration, 1) if duration is not None else None,
-                "files": job.files,
-                "bytes": job.total_bytes,
-                "problems": job.problems,
-                "tapes": sorted(tapes.get(row_id(job), set())),
-                "message": job.message,
+                "files": job["files"],
+                "bytes": job["total_bytes"],
+                "problems": job["problems"],
+                "tapes": sorted(tapes.get(job["id"], set())),
+                "message": job["message"],
             }
         )
     return rows
@@ -334,16 +377,14 @@ POOL_FIELDS = (
 )
 
 
-def pool_rows(session: Session, config: Config) -> list[dict[str, Any]]:
+def pool_rows(reader: Reader, config: Config) -> list[dict[str, Any]]:
     """One row per configured pool (and per pool the catalog has tapes of): tapes by status, used, free.
 
     Free space counts appendable tapes only: it is what a backup can still write
     without recycling.  ``blank`` counts the library's unlabelled cartridges the
     pool would take (``pool_accepts``), so one blank may count for several pools.
     """
-    from .volumes import pool_accepts
-
-    tapes = tape_rows(session, config)
+    tapes = tape_rows(reader, config)
     names = [p.name for p in config.pools]
     names += sorted({r["pool"] for r in tapes if r["pool"] and r["pool"] not in names})
     rows = []

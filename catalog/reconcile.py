@@ -28,6 +28,7 @@ from sqlmodel import Session, col, func, select
 
 from pytp.tapeio.procinfo import host_name, process_identity
 
+from . import light_sql
 from .models import Job, JobStatus, TapeFile, TapeFileStatus, row_id, utcnow
 
 
@@ -43,9 +44,7 @@ def process_gone(job: Job) -> bool:
     A job without a recorded process (written by an older pytp) or of another
     host is never judged gone.
     """
-    if job.host != host_name() or job.pid is None or job.process_start is None:
-        return False
-    return process_identity(job.pid) != job.process_start
+    return light_sql.process_gone(job.host, job.pid, job.process_start)
 
 
 @dataclass(frozen=True)

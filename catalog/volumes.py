@@ -11,99 +11,42 @@ snapshot is kept as well (``protection``).
 from __future__ import annotations
 
 import uuid as uuidlib
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
-from sqlalchemy import func, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from pytp.tapeio.drive import Drive
 from pytp.tapeio.volume_label import VolumeLabel, write_label
 
-from .config import Config, PoolConfig
+from .config import Config
 from .errors import WrongTape
-from .models import Job, JobStatus, TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
-
-
-def _claims(pool: PoolConfig, barcode: str | None) -> bool:
-    if not barcode:
-        return False
-    return barcode in pool.barcodes or bool(pool.label_prefix and barcode.startswith(pool.label_prefix))
-
-
-def pool_accepts(config: Config, pool: str, barcode: str | None) -> bool:
-    """Whether a blank cartridge with ``barcode`` may be labelled into ``pool``.
-
-    A pool with a ``label_prefix`` or a ``barcodes`` list takes only the
-    cartridges they name; a pool without either takes any cartridge that no
-    other pool claims.
-    """
-    wanted = config.pool(pool)
-    if wanted.label_prefix or wanted.barcodes:
-        return _claims(wanted, barcode)
-    return not any(_claims(other, barcode) for other in config.pools if other.name != pool)
+from .light_sql import CoreReader
+from .models import TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
+from .retention import (  # noqa: F401 - pool_accepts and newest_snapshot_volume are re-exported
+    end_of_retention,
+    newest_good_ends,
+    newest_snapshot_volume,
+    pool_accepts,
+    pool_retention_days,
+    status_shown,
+)
 
 
 def retention_days(config: Config, volume: Volume) -> int | None:
     """The pool's retention as configured now, else what was recorded at labelling."""
-    try:
-        days = config.pool(volume.pool).retention_days
-    except Exception:  # noqa: BLE001 - a pool removed from the config
-        days = None
-    return days if days is not None else volume.retention_days
+    return pool_retention_days(config, volume.pool, volume.retention_days)
 
 
 def retention_end(session: Session, config: Config, volume: Volume) -> datetime | None:
     """When the newest good data on ``volume`` leaves retention (None: no data, or kept forever).
 
-    A copy tape (``pytp copy``) holds its original's jobs through its rows'
-    ``copy_of_id``: it is kept as long as they are, by its own pool's retention.
+    A copy tape (``pytp copy``) is kept as long as its original's jobs are,
+    by its own pool's retention (``retention.GOOD_ENDS``).
     """
-    if volume.copy_of_id is not None:
-        source = aliased(TapeFile)
-        newest = session.exec(
-            select(func.max(Job.ended_at))
-            .join(source, col(source.job_id) == Job.id)
-            .join(TapeFile, col(TapeFile.copy_of_id) == source.id)
-            .where(
-                TapeFile.volume_id == volume.id,
-                col(TapeFile.status) != TapeFileStatus.OVERWRITTEN,
-                col(Job.status).in_(JobStatus.GOOD),
-            )
-        ).one()
-    else:
-        newest = session.exec(
-            select(func.max(Job.ended_at))
-            .join(TapeFile, col(TapeFile.job_id) == Job.id)
-            .where(
-                TapeFile.volume_id == volume.id,
-                col(TapeFile.status) != TapeFileStatus.OVERWRITTEN,
-                col(Job.status).in_(JobStatus.GOOD),
-            )
-        ).one()
-    if newest is None:
-        return None
-    days = retention_days(config, volume)
-    if days is None:
-        return datetime.max.replace(tzinfo=timezone.utc)
-    if newest.tzinfo is None:  # SQLite hands back naive datetimes
-        newest = newest.replace(tzinfo=timezone.utc)
-    return newest + timedelta(days=days)
-
-
-def newest_snapshot_volume(session: Session) -> int | None:
-    """The volume id of the newest complete catalog snapshot on tape (None: there is none).
-
-    It is what a disaster recovery starts from (``pytp catalog restore``), so
-    its tape is protected like data in retention.
-    """
-    return session.exec(
-        select(TapeFile.volume_id)
-        .where(TapeFile.kind == "catalog", TapeFile.status == TapeFileStatus.COMPLETE)
-        .order_by(col(TapeFile.id).desc())
-        .limit(1)
-    ).first()
+    newest = None if volume.id is None else newest_good_ends(CoreReader(session), volume.id).get(volume.id)
+    return end_of_retention(newest, retention_days(config, volume))
 
 
 def _until(end: datetime | None) -> str:
@@ -122,7 +65,7 @@ def protection(session: Session, config: Config, volume: Volume, now: datetime |
     end = retention_end(session, config, volume)
     if end is not None and end > (now or utcnow()):
         return f"Tape '{volume.label}' holds data in retention {_until(end)}."
-    if newest_snapshot_volume(session) == volume.id:
+    if newest_snapshot_volume(CoreReader(session)) == volume.id:
         return f"Tape '{volume.label}' holds the newest catalog snapshot (`pytp catalog backup`)."
     return None
 
@@ -130,16 +73,15 @@ def protection(session: Session, config: Config, volume: Volume, now: datetime |
 def shown_status(session: Session, config: Config, volume: Volume, now: datetime | None = None) -> str:
     """The status to show: the stored one, or ``expired`` once its good data left retention.
 
-    Only a tape that held good jobs expires, and not while it holds the newest
-    catalog snapshot; a tape of failed jobs only keeps its stored status (it
-    has no retention end to show).  A tape in ``error`` or ``retired`` shows that first.
+    The rule is ``retention.status_shown``; the snapshot is looked up only for a tape past its retention.
     """
     if volume.status in (VolumeStatus.ERROR, VolumeStatus.RETIRED):
         return volume.status
     end = retention_end(session, config, volume)
-    if end is not None and end <= (now or utcnow()) and protection(session, config, volume, now) is None:
-        return VolumeStatus.EXPIRED
-    return volume.status
+    now = now or utcnow()
+    if end is None or end > now:
+        return volume.status
+    return status_shown(volume.status, end, newest_snapshot_volume(CoreReader(session)) == volume.id, now)
 
 
 def mark_error(session: Session, volume: Volume, reason: str) -> None:

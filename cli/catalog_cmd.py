@@ -56,6 +56,7 @@ def search(
         pytp search '/home/*/*.pdf' --format json
     """
     import sys
+    from itertools import islice
 
     from sqlmodel import Session
 
@@ -79,15 +80,23 @@ def search(
             as_of=view,
             include_deleted=not all_versions and view is None,
             host=None if job_id is not None and host is None else chosen_host(host),
+            # One more than shown, to know there are more. The rest are not counted: that
+            # costs what showing them costs (every candidate read, each path's newest
+            # version chosen: seconds for a million hits), and the trigram index counts
+            # candidates, not hits, so an estimate could be off by the versions per path.
+            limit=limit + 1 if limit else None,
         )
-        rows = [hit_row(h) for _, h in zip(range(limit or sys.maxsize), hits)]
-        more = sum(1 for _ in hits)  # the rest are counted, never built
+        rows = [hit_row(h) for h in islice(hits, limit or None)]
+        more = next(hits, None) is not None
     if not rows:
         raise NotFound(f"No backed-up file matches '{pattern}'.")
     columns = ["path", "size", "mtime", "host", "job", "tape", "tape_file", "deleted_by"]
     emit(rows, fmt, None if fmt != "table" else columns)
     if more:
-        click.echo(f"{more:,} more match(es) not shown; use --limit N (0: all) to see them.", err=True)
+        click.echo(
+            f"More matches not shown (these are the first {limit:,} by path); use --limit N (0: all) to see them.",
+            err=True,
+        )
 
 
 def hit_row(h) -> dict[str, object]:  # type: ignore[no-untyped-def]
@@ -152,15 +161,14 @@ def jobs(app: App, job_id: int | None, limit: int | None, host: str | None, fmt:
         pytp jobs --limit 10
         pytp jobs 12
     """
-    from sqlmodel import Session
-
     from pytp.catalog.inventory import job_rows
+    from pytp.catalog.light_sql import listing_reader
 
     if job_id is not None:
         _show_job(app, job_id, fmt)
         return
-    with Session(app.engine) as session:
-        rows = job_rows(session, limit, chosen_host(host))
+    with listing_reader(app.config.catalog_url, lambda: app.engine) as reader:
+        rows = job_rows(reader, limit, chosen_host(host))
     if fmt == "table":
         rows = [{**r, "bytes": human_bytes(r["bytes"])} for r in rows]
         columns = ["id", "host", "name", "label", "level", "status", "start", "duration", "files", "bytes", "tapes"]
@@ -208,15 +216,14 @@ def tapes(app: App, tape: str | None, fmt: str) -> None:
         pytp tapes --format csv
         pytp tapes PYT001L9
     """
-    from sqlmodel import Session
-
     from pytp.catalog.inventory import TAPE_FIELDS, tape_detail, tape_rows
+    from pytp.catalog.light_sql import listing_reader
 
-    with Session(app.engine) as session:
+    with listing_reader(app.config.catalog_url, lambda: app.engine) as reader:
         if tape is not None:
-            detail = tape_detail(session, app.config, tape)
+            detail = tape_detail(reader, app.config, tape)
         else:
-            rows = tape_rows(session, app.config)
+            rows = tape_rows(reader, app.config)
     if tape is not None:
         _show_tape(detail, fmt)
         return

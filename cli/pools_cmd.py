@@ -25,12 +25,11 @@ def pools(ctx: click.Context, app: App, fmt: str) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from sqlmodel import Session
-
     from pytp.catalog.inventory import POOL_FIELDS, pool_rows
+    from pytp.catalog.light_sql import listing_reader
 
-    with Session(app.engine) as session:
-        rows = pool_rows(session, app.config)
+    with listing_reader(app.config.catalog_url, lambda: app.engine) as reader:
+        rows = pool_rows(reader, app.config)
     if fmt != "table":
         emit(rows, fmt, list(POOL_FIELDS))
         return

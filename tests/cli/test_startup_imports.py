@@ -2,9 +2,13 @@
 
 Drive and changer commands must never import the catalog stack (sqlmodel,
 sqlalchemy, alembic, pydantic): importing it costs several times the command
-itself.  Catalog commands open a catalog that is already at the head without
-alembic: the schema version is read with one plain query and compared with
-the head read from the migration files, which must agree with alembic's own.
+itself.  Neither do the listings (``tapes``, ``jobs``, ``pools``) of a SQLite
+catalog at the head: they read it with stdlib sqlite3 (``light_sql``), and
+take the full open only to create the catalog, refuse a stale one or close a
+job whose process is gone.  Other catalog commands open a catalog that is
+already at the head without alembic: the schema version is read with one
+plain query and compared with the head read from the migration files, which
+must agree with alembic's own.
 
 Each command runs in a fresh interpreter (``sys.modules`` of this test process
 has everything loaded), on the embedded default virtual library that a new
@@ -24,6 +28,7 @@ import pytest
 
 from pytp.catalog.database import alembic_config, head_revision
 from pytp.catalog.schema_head import revisions
+from pytp.tapeio.procinfo import host_name, process_identity
 
 #: the catalog stack: none of it may be imported by a drive or changer command
 CATALOG_STACK = ("sqlmodel", "sqlalchemy", "alembic", "pydantic")
@@ -122,22 +127,114 @@ def test_raw_ls_lists_what_the_backup_wrote_without_the_catalog(default_site: di
     assert stack == set()
 
 
-@pytest.mark.parametrize("command", [["tapes"], ["jobs"], ["search", "note.txt"], ["tapes", "--format", "json"]])
+@pytest.mark.parametrize(
+    ("command", "shown"), [(["search", "note.txt"], "note.txt"), (["jobs", "1"], "status:     ok")]
+)
 def test_catalog_commands_check_the_schema_without_alembic(
-    default_site: dict[str, str], tmp_path: Path, command: list[str]
+    default_site: dict[str, str], tmp_path: Path, command: list[str], shown: str
 ) -> None:
     proc, stack = pytp(default_site, *command, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "alembic" not in stack
     assert "sqlalchemy" in stack  # it did open the catalog
-    assert ("note.txt" if command[0] == "search" else "ok" if command[0] == "jobs" else "appendable") in proc.stdout
+    assert shown in proc.stdout
+
+
+def _catalog(env: dict[str, str]) -> Path:
+    return Path(env["XDG_DATA_HOME"]) / "pytp" / "catalog.db"
+
+
+#: the listings, each with what its output must hold after the default site's one backup
+LISTINGS = [
+    (["tapes"], "appendable"),
+    (["tapes", "--format", "json"], '"status": "appendable"'),
+    (["tapes", "--format", "csv"], ",appendable,"),
+    (["jobs"], " ok "),
+    (["jobs", "--format", "json"], '"status": "ok"'),
+    (["jobs", "--limit", "1", "--host", "all", "--format", "csv"], ",ok,"),
+    (["pools"], "default"),
+    (["pools", "--format", "json"], '"appendable": 1'),
+]
+
+
+@pytest.mark.parametrize(("command", "shown"), LISTINGS)
+def test_listings_of_a_sqlite_catalog_at_the_head_import_no_catalog_stack(
+    default_site: dict[str, str], tmp_path: Path, command: list[str], shown: str
+) -> None:
+    """``tapes``, ``jobs`` and ``pools`` read SQLite with stdlib sqlite3 (``light_sql``)."""
+    proc, stack = pytp(default_site, *command, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert stack == set()
+    assert shown in proc.stdout
+
+
+def test_one_tape_in_detail_imports_no_catalog_stack(default_site: dict[str, str], tmp_path: Path) -> None:
+    proc, _ = pytp(default_site, "tapes", "--format", "json", cwd=tmp_path)
+    label = next(row["label"] for row in json.loads(proc.stdout) if row["label"])
+    for fmt in ("table", "json", "csv"):
+        proc, stack = pytp(default_site, "tapes", label, "--format", fmt, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert stack == set()
+        assert label in proc.stdout and "manifest" in proc.stdout
+    proc, stack = pytp(default_site, "tapes", "NOSUCH", cwd=tmp_path)
+    assert proc.returncode != 0 and "No tape labelled 'NOSUCH'" in proc.stderr
+    assert stack == set()
+
+
+def test_the_first_listing_creates_the_catalog_the_full_way(tmp_path: Path) -> None:
+    """No catalog yet: the listing takes the full open, which creates it; the next one needs none of the stack."""
+    env = _site_env(tmp_path / "home")
+    proc, stack = pytp(env, "tapes", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "blank" in proc.stdout
+    assert "sqlalchemy" in stack and _catalog(env).stat().st_size > 0
+    proc, stack = pytp(env, "jobs", cwd=tmp_path)
+    assert proc.returncode == 0 and "No jobs yet." in proc.stdout
+    assert stack == set()
+
+
+def _mark_running(catalog: Path, pid: int, process_start: str | None) -> None:
+    """Job 1 as if its process, ``pid`` of this host started at ``process_start``, were still writing it."""
+    import sqlite3
+
+    with sqlite3.connect(catalog) as db:
+        db.execute(
+            "UPDATE job SET status = 'running', ended_at = NULL, host = ?, pid = ?, process_start = ? WHERE id = 1",
+            (host_name(), pid, process_start),
+        )
+    db.close()
+
+
+def test_a_listing_closes_a_job_whose_process_is_gone_the_full_way(
+    default_site: dict[str, str], tmp_path: Path
+) -> None:
+    gone = subprocess.Popen(["true"])  # a pid of this host whose process has ended
+    gone.wait()
+    _mark_running(_catalog(default_site), gone.pid, f"{process_identity(os.getpid())}-not-this-one")
+    proc, stack = pytp(default_site, "jobs", "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "job 1 was left running" in proc.stderr
+    assert "sqlmodel" in stack  # reconcile closed it, as every catalog command does
+    job = json.loads(proc.stdout)[0]
+    assert job["status"] == "failed" and job["message"].startswith("interrupted")
+    # closed for good: the next listing has nothing to reconcile
+    proc, stack = pytp(default_site, "jobs", cwd=tmp_path)
+    assert "left running" not in proc.stderr and stack == set()
+
+
+def test_a_listing_leaves_a_job_whose_process_lives_running(default_site: dict[str, str], tmp_path: Path) -> None:
+    _mark_running(_catalog(default_site), os.getpid(), process_identity(os.getpid()))
+    proc, stack = pytp(default_site, "jobs", "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["status"] == "running" and "left running" not in proc.stderr
+    assert stack == set()
 
 
 def test_a_stale_catalog_is_still_refused_without_alembic(default_site: dict[str, str], tmp_path: Path) -> None:
     """The cheap check still tells an old catalog from a current one."""
     import sqlite3
 
-    catalog = Path(default_site["XDG_DATA_HOME"]) / "pytp" / "catalog.db"
+    catalog = _catalog(default_site)
     older = sorted(revisions())[0] if len(revisions()) > 1 else None
     if older is None:
         pytest.skip("only one migration: no older schema to stamp")
@@ -157,3 +254,18 @@ def test_the_head_read_from_the_migration_files_is_alembics_head() -> None:
     assert set(revisions()) == {rev.revision for rev in script.walk_revisions()}
     for rev in script.walk_revisions():
         assert set(revisions()[rev.revision]) == set(rev._all_down_revisions)
+
+
+@pytest.mark.postgres
+def test_a_postgresql_listing_needs_sqlalchemy_core_alone(tmp_path: Path, postgres_server) -> None:  # type: ignore[no-untyped-def]
+    """A server catalog is read with the same SQL through SQLAlchemy Core: no ORM, no pydantic, no alembic."""
+    from tests.conftest import write_library_config
+
+    env = _site_env(tmp_path / "home")
+    config = write_library_config(tmp_path / "site", postgres_server.new_database())
+    proc, _ = pytp(env, "--config", str(config), "tapes", cwd=tmp_path)  # creates the schema
+    assert proc.returncode == 0, proc.stderr
+    for command in (["tapes"], ["jobs"], ["pools"]):
+        proc, stack = pytp(env, "--config", str(config), *command, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert stack == {"sqlalchemy"}, command
