@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Select, and_, case, func, literal_column, null, or_, table, union
 from sqlalchemy import text as sql_text
@@ -21,10 +21,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 from sqlmodel import Session, col, select
 
-from . import search_index
+from . import search_hits, search_index
 from .errors import BadPattern, CatalogError, NotFound
 from .levels import DELETED
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, path_text, row_id, table_of
+from .search_hits import Hit
 
 GLOB_CHARS = set("*?[")
 
@@ -531,45 +532,6 @@ def find(
     return results
 
 
-class Hit(NamedTuple):
-    """One search result, plain values (what ``search_rows`` yields)."""
-
-    path: str
-    path_bytes: bytes
-    type: str
-    size: int
-    mode: int
-    mtime_ns: int
-    xxh3: str | None
-    job: int
-    level: str
-    host: str | None
-    tape: str
-    tape_file: int
-    offset: int
-    #: the job that recorded the path as deleted after this version, if any
-    deleted_by: int | None
-
-
-#: what a hit shows, in ``Hit``'s order (``deleted_by`` aside)
-_HIT_COLUMNS: list[Any] = [
-    col(Entry.path_text).label("path"),
-    col(Entry.path).label("path_bytes"),
-    col(Entry.kind).label("type"),
-    col(Entry.size),
-    col(Entry.mode),
-    col(Entry.mtime_ns),
-    col(Entry.xxh3),
-    col(Job.id).label("job"),
-    col(Job.level),
-    col(Job.host),
-    col(Volume.label).label("tape"),
-    col(TapeFile.file_number).label("tape_file"),
-    col(Entry.offset),
-]
-_FIELDS = len(_HIT_COLUMNS)
-
-
 def search_rows(
     session: Session,
     patterns: list[str] | None = None,
@@ -582,73 +544,50 @@ def search_rows(
     include_deleted: bool = False,
     as_of: AsOf | None = None,
     host: str | None = None,
+    limit: int | None = None,
 ) -> Iterator[Hit]:
     """What :func:`find` finds, as plain rows streamed from the database
-    (:class:`Hit`): no objects per hit, so millions of hits cost neither time
-    nor memory until they are printed.
+    (:class:`Hit`), in the same order: no objects per hit, so millions of
+    hits cost neither time nor memory until they are printed.
 
-    One sorted pass: the matching rows come sorted by path and, within a
-    path, newest first, so the newest version of each path is picked as the
-    rows stream by. (The window functions of
-    :func:`find` sort the rows twice and cost about twice as much: issue 9,
-    docs/performance.md.)
+    The entries are read without joins, as the driver's tuples, sorted by
+    path only; their jobs and tapes come from one small query, and the
+    newest version of each path is picked as they stream by
+    (:mod:`.search_hits`; issue 9, docs/performance.md).
+
+    :param limit: at most this many hits: the first ones of the whole
+        search, found without sorting or making the others.
     """
-    keys: list[Any] = [] if all_versions else [col(Job.host).label("host_key")]
-    query = _filtered(
+    found = search_hits.sources(
+        session, job_id=job_id, tape=tape, host=host, roots=None if as_of is None else as_of.roots
+    )
+    where = [found.condition()]
+    if all_versions and not include_deleted:
+        where.append(col(Entry.kind) != DELETED)
+    literals: list[list[str]] = []  # for each pattern, the runs it requires
+    if patterns:
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        where.append(or_(*(pattern_condition(p, regex, sqlite=sqlite) for p in patterns)))
+        required = [required_literals(p, regex) for p in patterns]
+        if all(required):  # one pattern without a literal needs a scan anyway
+            literals = required
+    if under is not None:
+        text = under.rstrip(b"/").decode("utf-8", "backslashreplace")
+        where.append(or_(col(Entry.path_text) == text, col(Entry.path_text).startswith(text + "/", autoescape=True)))
+        if not literals:
+            run = max(_LIKE_WILDCARDS.split(text), key=len, default="")
+            literals = [[run]] if len(run) >= TRIGRAM else []
+    candidates = _trigram_candidates(session, literals) if literals else None
+    if candidates is not None:
+        where.append(candidates)
+    yield from search_hits.stream(
         session,
-        select(*_HIT_COLUMNS, *keys),
-        patterns,
-        regex=regex,
-        job_id=job_id,
-        tape=tape,
+        search_hits.entry_select(where),
+        found,
         all_versions=all_versions,
-        under=under,
         include_deleted=include_deleted,
-        as_of=as_of,
-        host=host,
+        limit=limit,
     )
-    # Core rows, not the ORM's: its per-row bookkeeping cost as much as the query (profiled).
-    rows = session.connection().execute(
-        query.order_by(
-            col(Entry.path_text), col(Job.started_at).desc(), col(Entry.job_id).desc(), col(Entry.id).desc()
-        ),
-        execution_options={"yield_per": 2000},
-    )
-    if all_versions:
-        yield from (Hit(*row, None) for row in rows)  # type: ignore[call-arg]
-    else:
-        yield from _newest(rows, include_deleted)
-
-
-def _newest(rows: Iterator[Any], include_deleted: bool) -> Iterator[Hit]:
-    """The newest version of each path, from rows sorted by path_text, newest first.
-
-    The rule of :func:`_selection`: the first row that is not a deletion is the
-    path's version; a deletion before it names the job that saw the path gone
-    (``deleted_by``), and without ``include_deleted`` leaves the path out.
-    A path is its bytes and its host: the few paths one path_text has (other
-    hosts, a name that is not UTF-8 beside one that reads the same) are told
-    apart in a dict, and their hits come newest first, as ``find`` orders them.
-    """
-    fields = _FIELDS
-    text: Any = None
-    paths: dict[tuple[Any, Any], int | bool | None] = {}  # path → None (picked) or the deleting job
-    for row in rows:
-        if row[0] != text:
-            text, paths = row[0], {}
-        key = (row[fields], row[1])  # host, path bytes
-        deleted_by = paths.get(key, False)
-        if deleted_by is None:
-            continue  # its version was picked
-        if deleted_by is False:  # the path's newest row
-            deleted_by = row[7] if row[2] == DELETED else None
-        if row[2] == DELETED:
-            paths.setdefault(key, deleted_by)
-            continue
-        paths[key] = None
-        if deleted_by is not None and not include_deleted:
-            continue
-        yield Hit(*row[:fields], deleted_by)  # type: ignore[call-arg]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,351 @@
+"""The rows of ``pytp search``: hits streamed as plain tuples (issue 9).
+
+At ten million entries a glob with 28,572 hits spent more time in Python
+than in SQLite: SQLAlchemy's rows (~1.5 µs each), the joins of every entry
+to its job, tape file and tape (the same few rows each time), and the
+newest-version loop.  So (docs/performance.md, "Search at 10M entries"):
+
+- the good tape files and jobs, with the columns a hit shows and the other
+  selections (a job, a tape, a host, a point in time), are read first in
+  two small queries (:class:`Sources`); the entries are then filtered on
+  their ids, and the hit's job and tape columns are added in Python;
+- the entries come from the DBAPI cursor as the driver's tuples (the
+  statement compiled once), in ``path_text`` order only: the rows of one
+  path (a few versions, hosts) are put newest first here, by the jobs'
+  order the small query gave (``started_at``, then id, as the database
+  orders them), and the newest version of each path is picked as they go;
+- with a ``limit`` the database keeps only the first rows by path
+  (``ORDER BY … LIMIT``, a bounded sort instead of a sort of every hit) and
+  the search stops there: ``pytp search`` on a terminal shows 1,000 hits,
+  and a pattern with a million of them costs the reading of its candidates
+  only, not the making of a million hits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sqlalchemy import LargeBinary, Select, and_, false, or_, select, type_coerce
+from sqlalchemy import text as sql_text
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col
+
+from .levels import DELETED
+from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, table_of
+
+
+class Hit(NamedTuple):
+    """One search result, plain values (what ``search_rows`` yields)."""
+
+    path: str
+    path_bytes: bytes
+    type: str
+    size: int
+    mode: int
+    mtime_ns: int
+    xxh3: str | None
+    job: int
+    level: str
+    host: str | None
+    tape: str
+    tape_file: int
+    offset: int
+    #: the job that recorded the path as deleted after this version, if any
+    deleted_by: int | None
+
+
+class _Job(NamedTuple):
+    level: str
+    host: str | None
+    #: 0 for the newest job: the order of ``started_at DESC, id DESC`` in the database
+    rank: int
+
+
+@dataclass
+class Sources:
+    """The good jobs and complete tape files an entry may come from, with what a hit shows of them."""
+
+    jobs: dict[int, _Job]
+    #: tape file id → (tape label, file number, source root)
+    tape_files: dict[int, tuple[str, int, bytes | None]]
+    #: with a point in time: source root → the jobs whose entries make up its tree
+    roots: dict[bytes, tuple[int, ...]] | None = None
+
+    def condition(self) -> ColumnElement[bool]:
+        """The entries of these jobs and tape files (what joining them selected).
+
+        The ids are written into the statement (integers of our own): a few
+        hundred ids are no burden, and no bound-parameter limit applies.  A
+        unary ``+`` keeps SQLite from walking an entry index for them: the
+        trigram index is the narrow way in, and an id list looks selective.
+        """
+        if not self.jobs or not self.tape_files:
+            return false()
+        jobs = _in("+entry.job_id", self.jobs)
+        if self.roots is None:
+            return and_(jobs, _in("+entry.tape_file_id", self.tape_files))
+        # as of a point in time: per source root, its tape files and that tree's jobs
+        terms = []
+        for root, job_ids in self.roots.items():
+            files = [i for i, (_, _, source) in self.tape_files.items() if source == root]
+            if files and job_ids:
+                terms.append(and_(_in("+entry.tape_file_id", files), _in("+entry.job_id", job_ids)))
+        return and_(jobs, or_(*terms)) if terms else false()
+
+
+def _in(column: str, ids: Any) -> ColumnElement[bool]:
+    return sql_text(f"{column} IN ({','.join(str(int(i)) for i in ids)})")  # type: ignore[return-value]
+
+
+def sources(
+    session: Session,
+    *,
+    job_id: int | None,
+    tape: str | None,
+    host: str | None,
+    roots: dict[bytes, tuple[int, ...]] | None,
+) -> Sources:
+    """The good jobs (of ``host``, or the one job) and complete tape files (on ``tape``)."""
+    jobs = select(Job.id, Job.level, Job.host).where(col(Job.status).in_(JobStatus.GOOD))
+    if job_id is not None:
+        jobs = jobs.where(Job.id == job_id)
+    if host is not None:
+        # Jobs without a host (recorded before hosts were) belong to every host.
+        jobs = jobs.where((Job.host == host) | col(Job.host).is_(None))
+    jobs = jobs.order_by(col(Job.started_at).desc(), col(Job.id).desc())
+    files = (
+        select(TapeFile.id, Volume.label, TapeFile.file_number, TapeFile.source_root)
+        .join(Volume, col(Volume.id) == TapeFile.volume_id)
+        .where(TapeFile.status == TapeFileStatus.COMPLETE)
+    )
+    if tape is not None:
+        files = files.where(Volume.label == tape)
+    connection = session.connection()
+    return Sources(
+        {row[0]: _Job(row[1], row[2], rank) for rank, row in enumerate(connection.execute(jobs))},
+        {row[0]: (row[1], row[2], row[3]) for row in connection.execute(files)},
+        roots,
+    )
+
+
+#: what is read of each entry, in this order (the indexes below name them)
+_COLUMNS: list[Any] = [
+    col(Entry.path_text),
+    # as stored: NULL when the name is the UTF-8 of path_text (entry_types); filled in here
+    type_coerce(table_of(Entry).c.path, LargeBinary),
+    col(Entry.kind),
+    col(Entry.size),
+    col(Entry.mode),
+    col(Entry.mtime_ns),
+    # as stored: 16 bytes (or the hex of an older row, entry_types); bytes.hex() costs
+    # a fifth of SQLite's lower(hex()) and the text it makes (measured at 10M entries)
+    type_coerce(table_of(Entry).c.xxh3, LargeBinary),
+    col(Entry.job_id),
+    col(Entry.offset),
+    col(Entry.tape_file_id),
+    col(Entry.id),
+]
+_TEXT, _PATH, _KIND, _XXH3, _JOB, _OFFSET, _TAPE_FILE, _ID = 0, 1, 2, 6, 7, 8, 9, 10
+#: SQLite maps at most this much of the catalog (its own limit is 2 GiB unless built otherwise)
+MMAP_SIZE = 1 << 34
+#: a limited search reads twice the hits it needs and this many rows more at first
+_SLACK = 16
+#: rows fetched from the cursor at a time
+_FETCH = 2000
+
+
+def entry_select(where: list[ColumnElement[bool]]) -> Select[Any]:
+    """The entries that satisfy ``where``, with the columns a hit needs."""
+    return select(*_COLUMNS).where(*where)
+
+
+def stream(
+    session: Session,
+    query: Select[Any],
+    found: Sources,
+    *,
+    all_versions: bool,
+    include_deleted: bool,
+    limit: int | None = None,
+) -> Iterator[Hit]:
+    """The hits of ``query`` (from :func:`entry_select`, its rows already
+    limited to ``found``) in ``find``'s order: by path, newest first.
+
+    :param limit: stop after this many hits, and have the database sort no
+        more rows than that needs.
+    """
+    if not found.jobs or not found.tape_files:
+        return
+    pick = _Picker(found, all_versions, include_deleted)
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        # The candidates are rows spread over the whole table, read by id: through
+        # a memory map instead of a read() per page, a third less (glob at 10M).
+        connection.exec_driver_sql(f"PRAGMA mmap_size={MMAP_SIZE}")
+    if limit is None:
+        yield from pick.hits(_execute(connection, query.order_by(col(Entry.path_text))))
+        return
+    if limit <= 0:
+        return
+    # Rows, not hits, are limited: a path's versions make one hit.  Most paths
+    # have a few versions, so twice the hits is one pass, mostly; a batch's last
+    # path may be cut, so it is read again with the next batch, which starts there.
+    batch = 2 * limit + _SLACK
+    after: str | None = None
+    left = limit
+    while True:
+        page = query if after is None else query.where(col(Entry.path_text) > after)
+        rows = [
+            row for chunk in _execute(connection, page.order_by(col(Entry.path_text)).limit(batch)) for row in chunk
+        ]
+        complete = len(rows) < batch
+        if not complete:
+            last = rows[-1][_TEXT]
+            cut = len(rows)
+            while cut and rows[cut - 1][_TEXT] == last:
+                cut -= 1
+            if cut == 0:  # one path's versions fill the batch: a larger one
+                batch *= 4
+                continue
+            rows = rows[:cut]
+            after = rows[-1][_TEXT]
+        for hit in pick.hits([rows]):
+            yield hit
+            left -= 1
+            if left == 0:
+                return
+        if complete:
+            return
+
+
+def _execute(connection: Connection, query: Select[Any]) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of ``query`` as the driver gives them, in chunks.
+
+    SQLAlchemy's result rows cost ~1.5 µs each (measured: as much as the
+    whole query for a glob at 10M entries), so the statement is executed
+    through SQLAlchemy (compiled once, its events and logging as for any)
+    and its rows are fetched from the DBAPI cursor.  The columns read need
+    no conversion: the digest is hexed by SQL, the path filled in here.
+    """
+    result = connection.execute(query)
+    try:
+        while chunk := result.cursor.fetchmany(_FETCH):
+            yield chunk
+    finally:
+        result.close()
+
+
+class _Picker:
+    """Hits from entry rows sorted by ``path_text``: each path's rows newest
+    first, then (unless ``all_versions``) its newest version.
+
+    The rule of ``search._selection``: the first row that is not a deletion is
+    the path's version; a deletion before it names the job that saw the path
+    gone (``deleted_by``), and without ``include_deleted`` leaves the path out.
+    A path is its bytes and its host: the few paths one ``path_text`` has
+    (other hosts, a name that is not UTF-8 beside one that reads the same)
+    are told apart, and their hits come newest first, as ``find`` orders them.
+    """
+
+    def __init__(self, found: Sources, all_versions: bool, include_deleted: bool) -> None:
+        self.jobs = found.jobs
+        self.tape_files = found.tape_files
+        self.all_versions = all_versions
+        self.include_deleted = include_deleted
+        #: (job id, tape file id) → the hit's level, host, tape and file number
+        self.places: dict[tuple[int, int], tuple[str, str | None, str, int]] = {}
+
+    def hits(self, chunks: Any) -> Iterator[Hit]:
+        """The hits of rows in chunks (a million paths with one row each is the
+        case to be quick for: that row's hit is made here, without a call)."""
+        places, place_of, make = self.places, self._place, tuple.__new__
+        lone_deletions = not self.all_versions  # a deletion with no version before it: no hit
+        single: tuple[Any, ...] | None = None  # the last row, while its path has no other
+        group: list[tuple[Any, ...]] = []  # the rows of a path with several
+        for chunk in chunks:
+            for row in chunk:
+                if single is not None:
+                    if row[0] == single[0]:
+                        group = [single, row]
+                        single = None
+                        continue
+                    if not (lone_deletions and single[2] == DELETED):
+                        text, digest = single[0], single[6]
+                        place = places.get((single[7], single[9])) or place_of(single)
+                        yield make(
+                            Hit,
+                            (
+                                text,
+                                single[1] or text.encode(),
+                                single[2],
+                                single[3],
+                                single[4],
+                                single[5],
+                                digest.hex() if digest.__class__ is bytes else digest,
+                                single[7],
+                                *place,
+                                single[8],
+                                None,
+                            ),
+                        )
+                elif group:
+                    if row[0] == group[0][0]:
+                        group.append(row)
+                        continue
+                    yield from self._several(group)
+                    group = []
+                single = row
+        if single is not None:
+            group = [single]
+        if group:
+            yield from self._several(group)
+
+    def _place(self, row: tuple[Any, ...]) -> tuple[str, str | None, str, int]:
+        job, tape_file = self.jobs[row[_JOB]], self.tape_files[row[_TAPE_FILE]]
+        place = self.places[row[_JOB], row[_TAPE_FILE]] = (job.level, job.host, tape_file[0], tape_file[1])
+        return place
+
+    def _hit(self, row: tuple[Any, ...], deleted_by: int | None) -> Hit:
+        text, digest = row[_TEXT], row[_XXH3]
+        place = self.places.get((row[_JOB], row[_TAPE_FILE])) or self._place(row)
+        return Hit(
+            text,
+            row[_PATH] or text.encode(),
+            row[_KIND],
+            row[3],
+            row[4],
+            row[5],
+            digest.hex() if isinstance(digest, bytes) else digest,
+            row[_JOB],
+            *place,
+            row[_OFFSET],
+            deleted_by,
+        )
+
+    def _several(self, rows: list[tuple[Any, ...]]) -> Iterator[Hit]:
+        jobs = self.jobs
+        if len(rows) > 1:
+            rows.sort(key=lambda r: (jobs[r[_JOB]].rank, -r[_ID]))  # newest first
+        if self.all_versions:
+            yield from (self._hit(row, None) for row in rows)
+            return
+        paths: dict[tuple[Any, Any], int | bool | None] = {}  # path → None (picked) or the deleting job
+        hits: list[Hit] = []
+        for row in rows:
+            key = (jobs[row[_JOB]].host, row[_PATH] or row[_TEXT].encode())
+            deleted_by = paths.get(key, False)
+            if deleted_by is None:
+                continue  # its version was picked
+            if deleted_by is False:  # the path's newest row
+                deleted_by = row[_JOB] if row[_KIND] == DELETED else None
+            if row[_KIND] == DELETED:
+                paths.setdefault(key, deleted_by)
+                continue
+            paths[key] = None
+            if deleted_by is not None and not self.include_deleted:
+                continue
+            hits.append(self._hit(row, deleted_by))  # type: ignore[arg-type]
+        yield from hits

@@ -1,0 +1,122 @@
+"""``search_rows`` as ``pytp search`` runs it (issue 9, catalog/search_hits.py):
+the same hits as the former implementation (deletions, versions, a point in
+time, names that are not UTF-8, several hosts), the first N of a limited
+search are the first N of the whole one however the versions of a path fall
+across the batches it is read in, and the entries are read by id through the
+trigram index, never through an index on their job or tape file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+
+from pytp.catalog import search_hits
+from pytp.catalog.database import make_engine
+from pytp.catalog.models import Entry
+from pytp.catalog.search import resolve_as_of, search_rows
+from pytp.catalog.search_index import FTS_TABLE
+from tests.catalog.test_search_index import PATTERNS, executed, history, model, run  # noqa: F401 - fixtures
+from tests.catalog.test_search_scale import two_hosts  # noqa: F401 - a fixture
+
+
+def _expected(session: Session, pattern: str, regex: bool, all_versions: bool, include_deleted: bool, as_of):  # type: ignore[no-untyped-def]
+    """The former implementation's hits (``model``) as (path, job, deleted_by)."""
+    hits = []
+    for entry_id, deleted_by in model(session, pattern, regex, all_versions, include_deleted, as_of):
+        entry = session.get(Entry, entry_id)
+        assert entry is not None
+        hits.append((entry.path, entry.job_id, deleted_by))
+    return hits
+
+
+@pytest.mark.parametrize("all_versions", [False, True])
+@pytest.mark.parametrize("include_deleted", [False, True])
+def test_hits_are_those_of_the_former_implementation(
+    history: Path,  # noqa: F811 - the fixture
+    catalog_url: str,
+    all_versions: bool,
+    include_deleted: bool,
+) -> None:
+    engine = make_engine(catalog_url)
+    with Session(engine) as session:
+        for as_of in (None, resolve_as_of(session, "1")):
+            for pattern, regex in PATTERNS:
+                expected = _expected(session, pattern, regex, all_versions, include_deleted, as_of)
+                options = dict(regex=regex, all_versions=all_versions, include_deleted=include_deleted, as_of=as_of)
+                got = [(h.path_bytes, h.job, h.deleted_by) for h in search_rows(session, [pattern], **options)]  # type: ignore[arg-type]
+                assert got == expected, (pattern, regex, as_of)
+        # the name that is not UTF-8 comes back as its bytes, shown with \xNN
+        (odd,) = search_rows(session, ["na\\xefve"])
+        assert odd.path_bytes.endswith(b"/caf\xe9/na\xefve-\xff.txt") and odd.path.endswith(
+            "/caf\\xe9/na\\xefve-\\xff.txt"
+        )
+        assert odd.xxh3 is not None and len(odd.xxh3) == 32 and int(odd.xxh3, 16) >= 0
+
+
+def _full_and_limited(session: Session, **options):  # type: ignore[no-untyped-def]
+    full = list(search_rows(session, **options))
+    for n in range(1, len(full) + 2):
+        yield full, n, list(search_rows(session, limit=n, **options))
+
+
+@pytest.mark.parametrize("slack", [16, 0])  # 0: batches of 2N rows, which cut the versions of a path
+def test_a_limited_search_gives_the_first_hits_of_the_whole_one(two_hosts, monkeypatch, slack: int) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    monkeypatch.setattr(search_hits, "_SLACK", slack)
+    with Session(two_hosts) as session:
+        checked = 0
+        for patterns in (["docs"], ["report"], ["gone"], ["*/docs/*.txt"], None):
+            for host in (None, "a", "b"):
+                for all_versions in (False, True):
+                    for include_deleted in (False, True):
+                        options = dict(
+                            patterns=patterns, host=host, all_versions=all_versions, include_deleted=include_deleted
+                        )
+                        for full, n, limited in _full_and_limited(session, **options):
+                            assert limited == full[:n], (options, n)
+                            checked += bool(full)
+        assert checked > 100
+        # a path whose three rows (two versions on a, one on b) fill a batch of two, then are cut by one
+        full = list(search_rows(session, ["report"], all_versions=True))
+        assert len(full) == 3 and len({h.path for h in full}) == 1
+        assert list(search_rows(session, ["report"], all_versions=True, limit=1)) == full[:1]
+        assert list(search_rows(session, ["report"], limit=1)) == list(search_rows(session, ["report"]))[:1]
+
+
+def test_a_limited_search_asks_the_database_for_the_first_rows_only(two_hosts) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    with Session(two_hosts) as session:
+        statements = executed(two_hosts, lambda: list(search_rows(session, ["docs"], limit=2)))
+    (query,) = [(s, p) for s, p in statements if "FROM entry " in s and "ORDER BY entry.path_text" in s]
+    values = list(query[1].values()) if isinstance(query[1], dict) else list(query[1])
+    assert "LIMIT" in query[0] and 2 * 2 + search_hits._SLACK in values, query
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)  # SQLite's own index and planner
+@pytest.mark.parametrize("pattern", ["report", "*/docs/*.txt", "na\\xefve"])
+def test_entries_are_read_by_id_from_the_trigram_index(history: Path, catalog_url: str, pattern: str) -> None:  # noqa: F811
+    """The candidates come from the index and each is read by its id; an index on the
+    entry's job or tape file (the ids the search keeps, which look selective) is not used."""
+    engine = make_engine(catalog_url)
+    with Session(engine) as session:
+        statements = executed(engine, lambda: list(search_rows(session, [pattern], job_id=1)))
+    (statement, parameters) = next((s, p) for s, p in statements if "ORDER BY entry.path_text" in s)
+    with engine.connect() as connection:
+        shown = [str(r[-1]) for r in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+    assert f"SCAN {FTS_TABLE} VIRTUAL TABLE INDEX 0:M1" in shown, shown
+    assert "SEARCH entry USING INTEGER PRIMARY KEY (rowid=?)" in shown, shown
+    assert not any("ix_entry" in line or line.startswith("SCAN entry ") for line in shown), shown
+
+
+def test_selections_need_good_jobs_and_complete_tape_files(two_hosts) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """A job that failed or a tape file that is not complete offers nothing, as before."""
+    with Session(two_hosts) as session:
+        before = [h.job for h in search_rows(session, ["docs"], all_versions=True)]
+        assert 2 in before
+        session.connection().exec_driver_sql("UPDATE job SET status = 'failed' WHERE id = 2")
+        assert [h.job for h in search_rows(session, ["docs"], all_versions=True)] == [j for j in before if j != 2]
+        session.connection().exec_driver_sql("UPDATE tape_file SET status = 'incomplete' WHERE job_id = 1")
+        assert {h.job for h in search_rows(session, ["docs"], all_versions=True)} == {3}
+        assert list(search_rows(session, ["docs"], tape="NOSUCH")) == []
+        session.rollback()
