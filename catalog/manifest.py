@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pytp.tapeio.sparse import parse_map
+
+from .record_spool import Segment, SegmentWriter
 
 MANIFEST_MEMBER = "PYTP-MANIFEST.jsonl"
 #: the member of a catalog snapshot tape file (catalog/snapshot.py)
@@ -74,19 +77,39 @@ class ManifestProblem:
 
 @dataclass
 class ReadManifest:
-    """A manifest as read from tape.
+    """A manifest as read from tape; its member lines wait on disk (issue 9: bounded memory).
 
     :param job: the header's job object, checked; None when the header is unreadable.
-    :param lines: ``(line number, member line)`` of every line that passed the checks.
+    :param spooled: ``(line number, member line)`` of every line that passed
+        the checks, in a spool (``record_spool``); iterate :attr:`lines`.
+    :param problems: the first problems found (``keep_problems`` of :func:`read_manifest`).
+    :param problem_count: every problem found, listed or not.
+    :param bad_lines: member lines refused (the header line aside).
     """
 
     job: dict[str, Any] | None
-    lines: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    spooled: Segment | None = None
     problems: list[ManifestProblem] = field(default_factory=list)
+    problem_count: int = 0
+    bad_lines: int = 0
 
     @property
     def final(self) -> bool:
         return bool(self.job.get("final", True)) if self.job else False
+
+    @property
+    def lines(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The checked member lines, read again from the spool on each call."""
+        return iter(self.spooled) if self.spooled is not None else iter(())
+
+    @property
+    def line_count(self) -> int:
+        return len(self.spooled) if self.spooled is not None else 0
+
+    @property
+    def damaged(self) -> bool:
+        """Some member lines were refused: members they described are missing."""
+        return self.bad_lines > 0
 
 
 def _is_int(value: Any, low: int = -_INT64, high: int = _INT64 - 1) -> bool:
@@ -273,45 +296,134 @@ def _check_job(job: Any) -> tuple[dict[str, Any] | None, list[str]]:
     return clean, problems
 
 
-def read_manifest(payload: bytes) -> ReadManifest:
+class _Problems:
+    """The problems of one manifest: the first ``keep`` listed, all counted."""
+
+    def __init__(self, result: ReadManifest, keep: int) -> None:
+        self.result = result
+        self.keep = keep
+
+    def add(self, line: int | None, message: str) -> None:
+        self.result.problem_count += 1
+        if len(self.result.problems) < self.keep:
+            self.result.problems.append(ManifestProblem(line, message))
+
+
+def read_manifest(pieces: Iterable[bytes], spool: SegmentWriter, keep_problems: int = 1 << 62) -> ReadManifest:
     """Parse and check a manifest read from tape; never raises on its content.
 
     Lines that are not JSON, have wrong-typed or absurd fields, unsafe paths,
     or are longer than :data:`MAX_MEMBER_LINE` are reported and left out.
+    The lines that pass go to ``spool`` as they are read: a manifest of
+    millions of members is never held in memory.
+
+    :param pieces: the manifest's bytes, in pieces of any size.
+    :param keep_problems: problems listed (the rest are only counted).
+    :raises: only what iterating ``pieces`` raises (a tape read error, a cut manifest).
     """
-    lines = payload.split(b"\n")
     result = ReadManifest(job=None)
-    try:
-        header = json.loads(lines[0]) if lines[0].strip() else None
-    except (ValueError, RecursionError):
-        header = None
-        result.problems.append(ManifestProblem(1, "the header line is not JSON"))
-    else:
-        if not (isinstance(header, dict) and header.get("pytp_manifest") == MANIFEST_VERSION):
-            message = f"the header line is not a version {MANIFEST_VERSION} manifest header"
-            result.problems.append(ManifestProblem(1, message))
-        else:
-            result.job, messages = _check_job(header.get("job"))
-            result.problems += [ManifestProblem(1, m) for m in messages]
-    for number, raw in enumerate(lines[1:], start=2):
-        if not raw.strip():
+    problems = _Problems(result, keep_problems)
+    for number, raw, length in split_lines(pieces):
+        if number == 1:
+            _read_header(raw, result, problems)
             continue
-        if len(raw) > MAX_MEMBER_LINE:
-            result.problems.append(ManifestProblem(number, f"is {len(raw)} bytes long, not a member line"))
+        if raw is None:
+            problems.add(number, f"is {length} bytes long, not a member line")
+            result.bad_lines += 1
             continue
         try:
             line = json.loads(raw)
         except (ValueError, RecursionError):
-            result.problems.append(ManifestProblem(number, "is not JSON"))
+            problems.add(number, "is not JSON")
+            result.bad_lines += 1
             continue
         if isinstance(line, dict) and "cut" in line and "type" not in line:
             continue  # a part manifest's note of the member continued on the next tape
         why = check_member_line(line)
         if why:
-            result.problems.append(ManifestProblem(number, why))
+            problems.add(number, why)
+            result.bad_lines += 1
             continue
-        result.lines.append((number, line))
+        spool.append((number, line))
+    result.spooled = spool.finish()
     return result
+
+
+def _read_header(raw: bytes | None, result: ReadManifest, problems: _Problems) -> None:
+    try:
+        header = json.loads(raw) if raw is not None and raw.strip() else None
+    except (ValueError, RecursionError):
+        problems.add(1, "the header line is not JSON")
+        return
+    if not (isinstance(header, dict) and header.get("pytp_manifest") == MANIFEST_VERSION):
+        problems.add(1, f"the header line is not a version {MANIFEST_VERSION} manifest header")
+        return
+    result.job, messages = _check_job(header.get("job"))
+    for message in messages:
+        problems.add(1, message)
+
+
+#: The header line holds the job, its tape files and its problems: per
+#: problem, not per member, and read whole (as the backup keeps its problems).
+MAX_HEADER_LINE = 1 << 30
+
+
+def split_lines(pieces: Iterable[bytes]) -> Iterator[tuple[int, bytes | None, int]]:
+    """``(line number, line, length)`` of each line that is not blank, from the bytes in pieces.
+
+    A member line longer than :data:`MAX_MEMBER_LINE` (the header line: than
+    :data:`MAX_HEADER_LINE`) is not kept: its line is None, its length counted,
+    so no line of a hostile manifest is held whole.  Blank lines (ASCII
+    whitespace) are numbered but not given, as ``bytes.split`` then ``strip``
+    would; the header line always is, even empty.
+    """
+    number = 1
+    line = _LineParts()
+    for piece in pieces:
+        start = 0
+        while True:
+            cut = piece.find(b"\n", start)
+            if cut < 0:
+                line.add(piece[start:], MAX_HEADER_LINE if number == 1 else MAX_MEMBER_LINE)
+                break
+            if not line.length:
+                # The common case, a whole line inside the piece: no copy but the slice.
+                whole = piece[start:cut]
+                if whole.strip() or number == 1:
+                    too_long = len(whole) > (MAX_HEADER_LINE if number == 1 else MAX_MEMBER_LINE)
+                    yield number, None if too_long else whole, len(whole)
+            else:
+                line.add(piece[start:cut], MAX_HEADER_LINE if number == 1 else MAX_MEMBER_LINE)
+                if line.keep or number == 1:
+                    yield number, line.join(), line.length
+                line = _LineParts()
+            number += 1
+            start = cut + 1
+    if line.length and (line.keep or number == 1):
+        yield number, line.join(), line.length
+    elif number == 1:
+        yield 1, b"", 0
+
+
+class _LineParts:
+    """A line that goes on over pieces; dropped (counted only) once longer than its limit."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] | None = []
+        self.length = 0
+        #: not whitespace alone
+        self.keep = False
+
+    def add(self, part: bytes, limit: int) -> None:
+        self.length += len(part)
+        self.keep = self.keep or bool(part.strip())
+        if self.parts is not None:
+            self.parts.append(part)
+            if self.length > limit:
+                self.parts = None
+
+    def join(self) -> bytes | None:
+        return None if self.parts is None else b"".join(self.parts)
 
 
 def entry_fields(line: dict[str, Any]) -> dict[str, Any]:

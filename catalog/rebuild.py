@@ -55,6 +55,7 @@ from .rebuild_import import (
     settle_totals,
 )
 from .rebuild_scan import DATA, EMPTY, MANIFEST, MAX_LINES_REPORTED, SNAPSHOT, TapeScan, scan_tape
+from .record_spool import RecordSpool
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ class RebuildReport(ImportCounts):
     #: data files at the end of a tape no manifest has claimed yet: its
     #: manifest may be on a tape read later (a job that spanned tapes)
     unclaimed: list[_Unclaimed] = field(default_factory=list)
+    #: spools of the tapes whose manifests ``pending`` holds, closed at the end
+    spools: list[RecordSpool] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -258,7 +261,7 @@ def import_tape(
             continue
         job = _recovered(session, volume, run, "its manifest is unreadable", report, problem)
         jobs[job.id] = job
-        if lost_header is not None and lost_header.lines:
+        if lost_header is not None and lost_header.line_count:
             # The header line is lost, not the member lines: what they say
             # (checksums included) is better than the headers alone.
             lost_header.job = {"uuid": job.uuid, "final": False, "tape_files": []}
@@ -326,6 +329,28 @@ def _read_tape(
         _read_copy_tape(engine, media, label, barcode, name, report)
         return
     scan = scan_tape(media.drive, label.block_size)
+    pending = len(report.pending)
+    try:
+        _import_scan(engine, media, label, barcode, name, scan, report, problem, unlisted)
+    finally:
+        if len(report.pending) > pending:
+            report.spools.append(scan.spool)  # their lines are read again by the second pass
+        else:
+            scan.spool.close()
+
+
+def _import_scan(
+    engine: Engine,
+    media: Media,
+    label: VolumeLabel,
+    barcode: str | None,
+    name: str,
+    scan: TapeScan,
+    report: RebuildReport,
+    problem: Problem,
+    unlisted: dict[int | None, int],
+) -> None:
+    """Import what ``scan`` read of the tape ``label`` in one transaction; report what went wrong."""
     for finding in scan.findings:
         if finding.problem:
             problem(finding.file, finding.message, finding.line)
@@ -529,7 +554,12 @@ def rebuild(
             except Exception as err:  # noqa: BLE001 - a tape that trips pytp must not hide the others
                 message = f"tape not read: unexpected {type(err).__name__}: {err}"
                 report.problems.append(RebuildProblem(barcode or where, None, None, message))
-        _second_pass(engine, report)
+        try:
+            _second_pass(engine, report)
+        finally:
+            for spool in report.spools:
+                spool.close()
+            report.spools = []
         _recover_unclaimed(engine, media, report)
         _settle_volumes(engine, report)
         events.done()

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, func, insert
 from sqlmodel import Session, col, select
 
 from pytp.tapeio.blockio import TapeFileReader
@@ -28,15 +28,34 @@ from pytp.tapeio.tarformat import padded
 from pytp.tapeio.tarwalk import Damage, walk_headers
 from pytp.tapeio.tarwriter import member_data_size
 
+from .backup_job import ENTRY_BATCH
+from .key_set import KeySet
 from .manifest import ReadManifest, entry_fields, path_text_of, safe_path
-from .models import Entry, EntryPart, Job, JobProblem, JobStatus, TapeFile, TapeFileStatus, Volume, row_id, utcnow
+from .models import (
+    Entry,
+    EntryPart,
+    Job,
+    JobProblem,
+    JobStatus,
+    TapeFile,
+    TapeFileStatus,
+    Volume,
+    row_id,
+    table_of,
+    utcnow,
+)
 from .rebuild_scan import DATA, goto_file
+from .record_spool import RecordSpool, SegmentWriter
 
 #: Recovered jobs get a uuid derived from the tape and their first tape file,
 #: so rebuilding the same tape again merges instead of adding them twice.
 _RECOVERED_NAMESPACE = uuidlib.UUID("6c1f4f38-5d0e-4c58-9d43-0b7c39b5a7e1")
 #: Continuations of members cut across tapes are parts, not members.
 _CONTINUATION = "pytp continuation"
+#: every column of an entry row but ``id``
+_ENTRY_INSERT = table_of(Entry).insert()
+#: rows fetched at a time from the catalog into a key set
+_FETCH = 10_000
 
 
 @dataclass
@@ -60,10 +79,14 @@ def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def job_for(session: Session, info: dict[str, Any], final: bool, counts: ImportCounts) -> Job:
-    """The job of a manifest, created on first sight; a final manifest settles its status."""
+def job_for(session: Session, info: dict[str, Any], counts: ImportCounts) -> tuple[Job, bool]:
+    """The job of a manifest, created on first sight (then True): ``running`` until :func:`settle_job`.
+
+    A job is offered to search once good (``search_index``): created running,
+    its entries are indexed in one statement when it settles, not one by one.
+    """
     job = session.exec(select(Job).where(Job.uuid == info["uuid"])).first()
-    problems = info.get("problems", [])
+    created = job is None
     if job is None:
         job = Job(
             uuid=info["uuid"],
@@ -75,13 +98,13 @@ def job_for(session: Session, info: dict[str, Any], final: bool, counts: ImportC
             host=info.get("host"),
             sources=json.dumps(info.get("sources", [])),
             started_at=_when(info.get("started_at")) or utcnow(),
-            # Until its final manifest is read, only parts of the job are known.
-            status=JobStatus.PARTIAL,
+            status=JobStatus.RUNNING,
             message="rebuilt from tape",
         )
         session.add(job)
         session.flush()
         counts.jobs_added.append(row_id(job))
+        problems = info.get("problems", [])
         if problems:
             session.execute(
                 insert(JobProblem),
@@ -93,11 +116,18 @@ def job_for(session: Session, info: dict[str, Any], final: bool, counts: ImportC
     elif job.id not in counts.jobs_added and job.id not in counts.jobs_seen:
         counts.jobs_known += 1
     counts.jobs_seen.add(row_id(job))
+    return job, created
+
+
+def settle_job(job: Job, info: dict[str, Any], final: bool, created: bool) -> None:
+    """A final manifest settles its job's status; until it is read, only parts of the job are known."""
+    problems = info.get("problems", [])
     if final:
         job.status = JobStatus.PARTIAL if problems else JobStatus.OK
         job.ended_at = _when(info.get("written_at"))
         job.problems = len(problems)
-    return job
+    elif created:
+        job.status = JobStatus.PARTIAL
 
 
 def _known_tape_files(session: Session, job: Job) -> dict[tuple[str, int], TapeFile]:
@@ -162,8 +192,8 @@ def import_manifest(
     """
     assert manifest.job is not None
     info = manifest.job
-    job = job_for(session, info, manifest.final, counts)
-    outcome = ManifestOutcome(job, damaged=any(p.line is not None and p.line > 1 for p in manifest.problems))
+    job, created = job_for(session, info, counts)
+    outcome = ManifestOutcome(job, damaged=manifest.damaged)
     known = _known_tape_files(session, job)
     volumes: dict[str, Volume | None] = {volume.label: volume}
     for piece in info["tape_files"]:
@@ -212,15 +242,16 @@ def import_manifest(
                 total_bytes=blocks * volume.block_size,
             )
         )
-    rows, with_parts = _member_rows(session, volume, job, known, manifest, outcome, problem, number)
-    if rows:
-        session.execute(insert(Entry), rows)
-        counts.entries += len(rows)
-    if manifest.final:
-        members = [line for _, line in manifest.lines if line["type"] != "deleted"]
-        job.files = len(members)
-        job.total_bytes = sum(m["size"] for m in members)
-    _import_parts(session, job, known, with_parts, counts, outcome)
+    session.flush()
+    with RecordSpool() as parts_spool:
+        with_parts = SegmentWriter(parts_spool)
+        members = _add_members(session, volume, job, created, known, manifest, outcome, problem, number, with_parts)
+        counts.entries += members.added
+        if manifest.final:
+            job.files = members.files
+            job.total_bytes = members.bytes
+        _import_parts(session, job, known, with_parts.finish(), counts, outcome)
+    settle_job(job, info, manifest.final, created)
     if outcome.damaged:
         job.status = JobStatus.PARTIAL
         note = f"manifest on tape {volume.label} file {number} is damaged"
@@ -291,54 +322,115 @@ def _take_over(session: Session, tape_file: TapeFile, job: Job, piece: dict[str,
     session.flush()
 
 
-def _member_rows(
+class EntryRows:
+    """Entry rows inserted a batch at a time, in the caller's transaction (one per tape).
+
+    The backup's ``EntrySink`` commits each batch on a thread and connection
+    of its own; a rebuild must not: a tape is imported whole or not at all.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.rows: list[dict[str, Any]] = []
+        self.added = 0
+
+    def __enter__(self) -> EntryRows:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.flush()
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= ENTRY_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            # A Core executemany: the ORM's bulk insert costs as much again (see ``backup_job``).
+            self.session.execute(_ENTRY_INSERT, self.rows)
+            self.added += len(self.rows)
+            self.rows = []
+
+
+@dataclass
+class _Members:
+    """What the member lines of a manifest add up to."""
+
+    added: int = 0
+    files: int = 0
+    bytes: int = 0
+
+
+def _add_members(
     session: Session,
     volume: Volume,
     job: Job,
+    created: bool,
     known: dict[tuple[str, int], TapeFile],
     manifest: ReadManifest,
     outcome: ManifestOutcome,
     problem: Problem,
     number: int,
-) -> tuple[list[dict[str, Any]], list[tuple[int, int, list[dict[str, Any]]]]]:
-    """Entry rows for the member lines whose tape file is known and who fit in it."""
-    # Deleted-path markers all sit at offset -1: the path tells them apart.
-    present = set(
-        session.exec(select(Entry.tape_file_id, Entry.offset, Entry.path).where(Entry.job_id == job.id)).all()
-    )
-    taken = {(t, o) for t, o, _ in present if o >= 0}
-    rows: list[dict[str, Any]] = []
-    with_parts: list[tuple[int, int, list[dict[str, Any]]]] = []
-    for line_number, line in manifest.lines:
-        tape_file = known.get((line["tape"], line["tape_file"]))
-        if tape_file is None:
-            if line["tape"] == volume.label:
-                problem(
-                    number, f"names tape file {line['tape_file']}, which is not a data file of this job", line_number
-                )
-                outcome.damaged = True
-            else:
-                outcome.pending = True  # on a tape not read (yet)
-            continue
-        fields = entry_fields(line)
-        offset = line["offset"]
-        key = (tape_file.id, offset, fields["path"])
-        if key in present:
-            continue
-        if line["type"] != "deleted":
-            why = _misplaced(line, tape_file)
-            if why is None and (tape_file.id, offset) in taken:
-                why = f"offset {offset} is already another member's"
-            if why:
-                problem(number, f"{path_text_of(fields['path'])!r}: {why}", line_number)
-                outcome.damaged = True
+    with_parts: SegmentWriter,
+) -> _Members:
+    """Insert entries for the member lines whose tape file is known and who fit in it.
+
+    Every member line is counted (the job's totals, from its final manifest);
+    members already in the catalog are not added again, and no two may share
+    an offset: both are checked in a :class:`KeySet` on disk, filled from the
+    catalog first unless the job is new.  Members cut across tapes go to
+    ``with_parts``.
+    """
+    totals = _Members()
+    with KeySet() as present, EntryRows(session) as rows:
+        # Deleted-path markers all sit at offset -1: the path tells them apart.
+        if not created:
+            query = select(Entry.tape_file_id, Entry.offset, Entry.path).where(Entry.job_id == job.id)
+            for chunk in session.execute(query.execution_options(yield_per=_FETCH)).partitions():
+                present.update((t, o, bytes(p)) for t, o, p in chunk)
+        for line_number, line in manifest.lines:
+            if line["type"] != "deleted":
+                totals.files += 1
+                totals.bytes += line["size"]
+            tape_file = known.get((line["tape"], line["tape_file"]))
+            if tape_file is None:
+                if line["tape"] == volume.label:
+                    problem(
+                        number,
+                        f"names tape file {line['tape_file']}, which is not a data file of this job",
+                        line_number,
+                    )
+                    outcome.damaged = True
+                else:
+                    outcome.pending = True  # on a tape not read (yet)
                 continue
-            taken.add((row_id(tape_file), offset))
-        rows.append({**fields, "job_id": job.id, "tape_file_id": tape_file.id})
-        present.add(key)
-        if line.get("parts"):
-            with_parts.append((row_id(tape_file), offset, line["parts"]))
-    return rows, with_parts
+            fields = entry_fields(line)
+            offset = line["offset"]
+            tape_file_id = row_id(tape_file)
+            if line["type"] == "deleted":
+                if (tape_file_id, offset, fields["path"]) in present:
+                    continue
+            else:
+                found = present.find(tape_file_id, offset, fields["path"])
+                if found == KeySet.PRESENT:
+                    continue
+                why = _misplaced(line, tape_file)
+                if why is None and found == KeySet.OTHER_NAME:
+                    why = f"offset {offset} is already another member's"
+                if why:
+                    problem(number, f"{path_text_of(fields['path'])!r}: {why}", line_number)
+                    outcome.damaged = True
+                    continue
+            fields["job_id"] = job.id
+            fields["tape_file_id"] = tape_file_id
+            rows.add(fields)
+            present.add(tape_file_id, offset, fields["path"])
+            if line.get("parts"):
+                with_parts.append((tape_file_id, offset, line["parts"]))
+    totals.added = rows.added
+    return totals
 
 
 def _misplaced(line: dict[str, Any], tape_file: TapeFile) -> str | None:
@@ -362,7 +454,7 @@ def _import_parts(
     session: Session,
     job: Job,
     known: dict[tuple[str, int], TapeFile],
-    with_parts: list[tuple[int, int, list[dict[str, Any]]]],
+    with_parts: Iterable[tuple[int, int, list[dict[str, Any]]]],
     counts: ImportCounts,
     outcome: ManifestOutcome,
 ) -> None:
@@ -423,7 +515,8 @@ def recovered_job(session: Session, volume: Volume, files: list[int], why: str, 
             uuid=uuid,
             name=f"recovered-{volume.label}-{span}",
             pool=volume.pool,
-            status=JobStatus.PARTIAL,
+            # partial once its entries are in (``settle_totals``): indexed for search in one statement
+            status=JobStatus.RUNNING,
             message=(
                 f"recovered from the tar headers of tape {volume.label} file(s) {span} ({why}): "
                 "no checksums, nothing verified"
@@ -469,49 +562,50 @@ def recover_from_headers(
     tape_file = _tape_file_owner(session, volume, number)
     if tape_file is None or tape_file.job_id != job.id:
         return
-    present = set(session.exec(select(Entry.offset).where(Entry.tape_file_id == tape_file.id)).all())
-    rows: list[dict[str, Any]] = []
     end = 0
-    try:
-        goto_file(drive, number)
-        reader = TapeFileReader(drive, volume.block_size)
-        for member in walk_headers(reader, resync=True):
-            if isinstance(member, Damage):
-                # As GNU tar does: skip to the next valid header, name what was lost.
-                to = f"byte {member.resumed}" if member.resumed is not None else "the end of the tape file"
-                problem(
-                    number,
-                    f"{member.reason}; skipped to {to}: members in between are not recovered",
-                    None,
-                )
-                continue
-            h = member.header
-            end = max(end, member.offset + member.header_size + (padded(h.size) if member.complete else 0))
-            shown = path_text_of(h.name)
-            if not member.complete:
-                problem(number, f"member {shown!r} at byte {member.offset} is cut short: not recovered", None)
-                continue
-            if (h.comment or "").startswith(_CONTINUATION) or member.offset in present:
-                continue
-            row = _recovered_row(h, member.offset, member.header_size)
-            if isinstance(row, dict) and h.realsize is not None:
-                # A sparse file: its map says how many bytes it has on tape.
-                row["sparse_map"] = member.sparse_map
-                if member.sparse_map is None:
-                    row = "is a sparse file whose map cannot be read"
-            why = row if isinstance(row, str) else None
-            if why:
-                problem(number, f"member {shown!r} at byte {member.offset} {why}: not recovered", None)
-                continue
-            rows.append({**row, "job_id": row_id(job), "tape_file_id": row_id(tape_file)})  # type: ignore[dict-item]
-    except TarFormatError as err:
-        problem(number, f"{err}: the members after it are not recovered", None)
-    except TapeIOError as err:
-        problem(number, f"reading the tar headers failed ({err}): the members after it are not recovered", None)
-    if rows:
-        session.execute(insert(Entry), rows)
-        counts.recovered_entries += len(rows)
-        counts.entries += len(rows)
+    with KeySet() as present, EntryRows(session) as rows:
+        # Members a manifest's good lines brought: by offset (a damaged manifest's tape file).
+        query = select(Entry.offset).where(Entry.tape_file_id == tape_file.id)
+        for chunk in session.execute(query.execution_options(yield_per=_FETCH)).partitions():
+            present.update((0, offset, b"") for (offset,) in chunk)
+        try:
+            goto_file(drive, number)
+            reader = TapeFileReader(drive, volume.block_size)
+            for member in walk_headers(reader, resync=True):
+                if isinstance(member, Damage):
+                    # As GNU tar does: skip to the next valid header, name what was lost.
+                    to = f"byte {member.resumed}" if member.resumed is not None else "the end of the tape file"
+                    problem(
+                        number,
+                        f"{member.reason}; skipped to {to}: members in between are not recovered",
+                        None,
+                    )
+                    continue
+                h = member.header
+                end = max(end, member.offset + member.header_size + (padded(h.size) if member.complete else 0))
+                shown = path_text_of(h.name)
+                if not member.complete:
+                    problem(number, f"member {shown!r} at byte {member.offset} is cut short: not recovered", None)
+                    continue
+                if (h.comment or "").startswith(_CONTINUATION) or (0, member.offset, b"") in present:
+                    continue
+                row = _recovered_row(h, member.offset, member.header_size)
+                if isinstance(row, dict) and h.realsize is not None:
+                    # A sparse file: its map says how many bytes it has on tape.
+                    row["sparse_map"] = member.sparse_map
+                    if member.sparse_map is None:
+                        row = "is a sparse file whose map cannot be read"
+                why = row if isinstance(row, str) else None
+                if why:
+                    problem(number, f"member {shown!r} at byte {member.offset} {why}: not recovered", None)
+                    continue
+                rows.add({**row, "job_id": row_id(job), "tape_file_id": row_id(tape_file)})  # type: ignore[dict-item]
+        except TarFormatError as err:
+            problem(number, f"{err}: the members after it are not recovered", None)
+        except TapeIOError as err:
+            problem(number, f"reading the tar headers failed ({err}): the members after it are not recovered", None)
+    counts.recovered_entries += rows.added
+    counts.entries += rows.added
     if not tape_file.blocks and end:
         tape_file.blocks = -(-end // volume.block_size)
         tape_file.total_bytes = tape_file.blocks * volume.block_size
@@ -520,9 +614,18 @@ def recover_from_headers(
 
 
 def settle_totals(session: Session, job: Job) -> None:
-    """A recovered or damaged job's file count and bytes: what its entries now hold."""
-    rows = session.exec(select(Entry.size).where(Entry.job_id == job.id, Entry.kind != "deleted")).all()
-    job.files, job.total_bytes = len(rows), sum(rows)
+    """A recovered or damaged job's file count and bytes: what its entries now hold.
+
+    A recovered job, ``running`` while its entries went in, is ``partial`` from now on.
+    """
+    files, total = session.execute(
+        select(func.count(), func.coalesce(func.sum(Entry.size), 0)).where(
+            Entry.job_id == job.id, Entry.kind != "deleted"
+        )
+    ).one()
+    job.files, job.total_bytes = int(files), int(total)
+    if job.status == JobStatus.RUNNING:
+        job.status = JobStatus.PARTIAL
     session.add(job)
 
 
@@ -562,4 +665,5 @@ def _recovered_row(h: Any, offset: int, header_size: int) -> dict[str, Any] | st
         xxh3=None,  # nothing was read to check: a recovered entry has no checksum
         offset=offset,
         header_size=header_size,
+        sparse_map=None,
     )

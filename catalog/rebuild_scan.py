@@ -9,14 +9,16 @@ rest of the tape.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pytp.tapeio.drive import UNKNOWN, Drive
 from pytp.tapeio.errors import BlankTape, BlockSizeError, MediumError, TapeIOError
-from pytp.tapeio.smallarchive import peek_member_name, read_small_archive
+from pytp.tapeio.smallarchive import peek_member_name, stream_small_archive
 from pytp.tapeio.tarformat import END_OF_ARCHIVE, padded
 
 from .manifest import MANIFEST_MEMBER, SNAPSHOT_MEMBER, ReadManifest, read_manifest
+from .record_spool import RecordSpool, SegmentWriter
 
 DATA = "data"
 MANIFEST = "manifest"
@@ -26,8 +28,10 @@ EMPTY = "empty"
 #: its first block could not be read
 UNREADABLE = "unreadable"
 
-#: The largest manifest read into memory: a million members take ~350 MB.
-MAX_MANIFEST = 1 << 30
+#: The largest manifest read: a million members take ~350 MB, so 4 GiB is
+#: some twelve million.  Its lines are spooled to disk, not held in memory;
+#: the limit only refuses a header that claims absurd sizes.
+MAX_MANIFEST = 4 << 30
 #: Bad lines listed one by one per manifest; a manifest of garbage must not
 #: bury the other tapes' problems under millions of lines.
 MAX_LINES_REPORTED = 50
@@ -59,10 +63,16 @@ class Finding:
 
 @dataclass
 class TapeScan:
+    """What ``scan_tape`` found; the manifests' member lines wait in ``spool`` (close it when done).
+
+    A manifest still to be imported again (``rebuild``'s second pass) keeps the spool open.
+    """
+
     files: list[SeenFile] = field(default_factory=list)
     #: end of data was reached: the tape's file count is known
     reached_end: bool = False
     findings: list[Finding] = field(default_factory=list)
+    spool: RecordSpool = field(default_factory=RecordSpool)
 
     @property
     def file_count(self) -> int:
@@ -139,18 +149,32 @@ def scan_tape(drive: Drive, block_size: int) -> TapeScan:
 
 def _read_manifest_file(drive: Drive, block_size: int, number: int, first: bytes, scan: TapeScan) -> SeenFile:
     try:
-        _, payload = read_small_archive(
+        _, pieces = stream_small_archive(
             drive, block_size, max_size=MAX_MANIFEST, first_block=first, expect=MANIFEST_MEMBER
         )
+        size = _Counted(pieces)
+        manifest = read_manifest(size, SegmentWriter(scan.spool), keep_problems=MAX_LINES_REPORTED)
     except TapeIOError as err:  # not tar, cut short, an I/O error
         scan.findings.append(Finding(number, f"manifest unreadable ({err})"))
         return SeenFile(number, MANIFEST)
-    manifest = read_manifest(payload)
-    for problem in manifest.problems[:MAX_LINES_REPORTED]:
+    for problem in manifest.problems:
         scan.findings.append(Finding(number, problem.message, line=problem.line))
-    if len(manifest.problems) > MAX_LINES_REPORTED:
-        more = len(manifest.problems) - MAX_LINES_REPORTED
+    if manifest.problem_count > MAX_LINES_REPORTED:
+        more = manifest.problem_count - MAX_LINES_REPORTED
         scan.findings.append(Finding(number, f"and {more} more bad line(s), not listed"))
     # One ustar header, the padded content, the end-of-archive marker.
-    blocks = -(-(512 + padded(len(payload)) + len(END_OF_ARCHIVE)) // block_size)
+    blocks = -(-(512 + padded(size.bytes) + len(END_OF_ARCHIVE)) // block_size)
     return SeenFile(number, MANIFEST, blocks, manifest)
+
+
+class _Counted:
+    """The pieces of a manifest, counted as they pass."""
+
+    def __init__(self, pieces: Iterable[bytes]) -> None:
+        self.pieces = pieces
+        self.bytes = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for piece in self.pieces:
+            self.bytes += len(piece)
+            yield piece

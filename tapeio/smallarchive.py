@@ -8,9 +8,9 @@ closed with a filemark.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-from .blockio import BlockAssembler, TapeFileReader
+from .blockio import TRANSFER_BYTES, BlockAssembler, TapeFileReader
 from .drive import Drive
 from .errors import TarFormatError
 from .tarformat import END_OF_ARCHIVE, MemberHeader, build_header, padded, parse_header
@@ -82,6 +82,21 @@ def read_small_archive(
     :param expect: the member name wanted; any other is refused before more is read.
     :raises TarFormatError: the tape file is not such an archive.
     """
+    name, pieces = stream_small_archive(drive, block_size, max_size, first_block, expect)
+    return name, b"".join(pieces)
+
+
+def stream_small_archive(
+    drive: Drive, block_size: int, max_size: int = 1 << 30, first_block: bytes = b"", expect: str | None = None
+) -> tuple[str, Iterator[bytes]]:
+    """:func:`read_small_archive`'s member, its content in pieces as they are read.
+
+    A job's manifest can be larger than memory should hold (issue 9): its
+    reader takes it piece by piece.  The header is checked before this
+    returns; a member cut short raises from the iteration, at its end.
+
+    :raises TarFormatError: the tape file is not such an archive, or (iterating) is cut short.
+    """
     reader = TapeFileReader(drive, block_size, prefetched=first_block)
     start = reader.read(max(block_size, 4096))
     found = _leading_header(start)
@@ -94,9 +109,16 @@ def read_small_archive(
         raise TarFormatError(f"the tape file holds '{name}', not {expect}")
     if header.size > max_size:
         raise TarFormatError(f"member {name!r} is {header.size} bytes, more than expected")
-    payload = start[header_size : header_size + header.size]
-    if len(payload) < header.size:
-        payload += reader.read(header.size - len(payload))
-    if len(payload) != header.size:
-        raise TarFormatError(f"member {name!r} is cut short on tape")
-    return name, payload
+    return name, _pieces(reader, start[header_size : header_size + header.size], header.size, name)
+
+
+def _pieces(reader: TapeFileReader, first: bytes, size: int, name: str) -> Iterator[bytes]:
+    if first:
+        yield first
+    left = size - len(first)
+    while left > 0:
+        piece = reader.read(min(left, TRANSFER_BYTES))
+        if not piece:
+            raise TarFormatError(f"member {name!r} is cut short on tape")
+        left -= len(piece)
+        yield piece
