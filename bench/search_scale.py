@@ -5,14 +5,18 @@ honest way, which takes minutes per million entries.  To see search and
 catalog size at ten million entries, this fills a new catalog directly with
 ``executemany`` of rows as a backup stores them (the same synthetic paths as
 :mod:`bench.search`, realistic sizes, modes, owners and checksums), then times
-each pattern of :mod:`bench.search` in-process (``search_rows`` as the CLI
-uses it, every row fetched) and, if installed, plocate over the same paths.
-The database file is kept, so ``--search-only`` can time it again.
+each pattern of :mod:`bench.search` in-process three ways: ``rows``
+(``search_rows``, every hit), ``table`` (what ``pytp search`` does on a
+terminal: the first 1,000 hits in a table) and ``csv`` (``--format csv``:
+every hit), the last two printed to /dev/null; and, if installed, plocate
+over the same paths.  The database file is kept, so ``--search-only`` can
+time it again.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -20,6 +24,8 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
+
+from sqlmodel import Session
 
 from .search import patterns, synthetic_path
 
@@ -97,10 +103,9 @@ def close_job(con: sqlite3.Connection) -> None:
 
 
 def time_search(db: Path, count: int, repeat: int) -> None:
-    from sqlmodel import Session
-
     from pytp.catalog.database import make_engine
     from pytp.catalog.search import search_rows
+    from pytp.cli.catalog_cmd import DEFAULT_LIMIT
 
     engine = make_engine(f"sqlite:///{db}")
     paths = db.with_suffix(".paths")
@@ -117,16 +122,7 @@ def time_search(db: Path, count: int, repeat: int) -> None:
     if plocate_db.exists():
         print(f"plocate {plocate_db.stat().st_size / count:.0f} B per path")
     for kind, pattern in patterns(count):
-        seconds, cpu, hits = [], [], 0
-        for _ in range(repeat + 1):
-            start, start_cpu = time.perf_counter(), time.process_time()
-            with Session(engine) as session:
-                hits = sum(1 for _ in search_rows(session, [pattern]))
-            seconds.append(time.perf_counter() - start)
-            cpu.append(time.process_time() - start_cpu)
-        # The first run warms the page cache; the CPU time is the steadier figure on a loaded machine.
-        ours, ours_cpu = statistics.median(seconds[1:]), statistics.median(cpu[1:])
-        ref = ""
+        ref, plo = "", None
         if plocate_db.exists():
             times = []
             for _ in range(repeat):
@@ -134,8 +130,47 @@ def time_search(db: Path, count: int, repeat: int) -> None:
                 subprocess.run(["plocate", "-d", str(plocate_db), "--", pattern], stdout=subprocess.DEVNULL)
                 times.append(time.perf_counter() - start)
             plo = statistics.median(times)
-            ref = f", plocate {plo * 1000:.1f} ms, ratio {plo / ours:.3f}"
-        print(f"{kind:7} {pattern!r:32} {hits:>9,} hits  {ours * 1000:8.1f} ms (CPU {ours_cpu * 1000:.1f} ms){ref}")
+            ref = f", plocate {plo * 1000:.1f} ms"
+        for mode, run in (
+            ("rows", lambda session: sum(1 for _ in search_rows(session, [pattern]))),
+            ("table", lambda session: cli_output(session, pattern, DEFAULT_LIMIT)),
+            ("csv", lambda session: cli_output(session, pattern, None)),
+        ):
+            seconds, cpu, hits = [], [], 0
+            for _ in range(repeat + 1):
+                start, start_cpu = time.perf_counter(), time.process_time()
+                with Session(engine) as session:
+                    hits = run(session)
+                seconds.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - start_cpu)
+            # The first run warms the page cache; the CPU time is the steadier figure on a loaded machine.
+            ours, ours_cpu = statistics.median(seconds[1:]), statistics.median(cpu[1:])
+            ratio = f", ratio {plo / ours:.3f}" if plo is not None and mode == "rows" else ""
+            print(
+                f"{kind:7} {pattern!r:24} {mode:5} {hits:>9,} hits  {ours * 1000:8.1f} ms "
+                f"(CPU {ours_cpu * 1000:.1f} ms){ref if mode == 'rows' else ''}{ratio}"
+            )
+
+
+def cli_output(session: Session, pattern: str, limit: int | None) -> int:
+    """What ``pytp search PATTERN`` does after opening the catalog: a table of the first
+    ``limit`` hits (a terminal's default) or, without a limit, every hit as CSV; printed
+    to /dev/null.  Returns the hits shown."""
+    from itertools import islice
+
+    from pytp.catalog.search import search_rows
+    from pytp.cli.app import emit
+    from pytp.cli.catalog_cmd import hit_row
+
+    hits = search_rows(session, [pattern], include_deleted=True, limit=limit + 1 if limit else None)
+    rows = [hit_row(h) for h in islice(hits, limit)]
+    next(hits, None)  # whether there are more
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+        if limit:
+            emit(rows, "table", ["path", "size", "mtime", "host", "job", "tape", "tape_file", "deleted_by"])
+        else:
+            emit(rows, "csv")
+    return len(rows)
 
 
 def main() -> None:
