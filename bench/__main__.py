@@ -28,13 +28,15 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
-from . import backup_small, large_files, memory, real_tree, scaling, search, startup, verify
+from . import backup_small, large_files, memory, real_tree, restore, scaling, search, startup, verify
 from .context import Context
 from .measure import BenchError, Runner, default_cpu
 from .report import Figure, markdown, note
 
 #: in the order of issue 9's table
-BENCHMARKS = {m.NAME: m for m in (backup_small, real_tree, scaling, memory, verify, search, startup, large_files)}
+BENCHMARKS = {
+    m.NAME: m for m in (backup_small, real_tree, scaling, memory, verify, restore, search, startup, large_files)
+}
 
 
 def machine() -> str:

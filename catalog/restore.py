@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -34,18 +35,17 @@ from pytp.tapeio.hashing import ContentHasher
 from pytp.tapeio.tarwriter import member_name
 
 from .config import Config
-from .copy_read import use_copies
 from .devices import Selection, take_instead
-from .errors import CatalogError, NotFound, RestoreRefused, VerifyFailed, WrongTape
+from .errors import CatalogError, RestoreRefused, VerifyFailed, WrongTape
 from .health_log import HealthWatch
 from .inventory import locate_barcodes
 from .media import open_media
-from .models import Entry, EntryPart, Volume, row_id
-from .parts import load_parts
-from .plan import FilePlan, Item, RestorePlan, build_plan
+from .models import EntryPart, Volume, row_id
+from .plan import FilePlan, Item, RestorePlan
 from .progress import NULL
 from .progress import Progress as ProgressEvents
-from .search import Found, find, find_exact, resolve_as_of
+from .restore_selection import Query, SelectionSpool, spool_selection
+from .search import Found, FoundEntry, resolve_as_of
 from .tape_reading import TapeFileAccess, feed_bytes, read_tape_files
 
 
@@ -94,64 +94,37 @@ class RestoreResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _destination_name(entry: Entry) -> bytes:
+def _destination_name(entry: FoundEntry) -> bytes:
     """The entry's name below the target.  :raises UnsafeMember: it would leave the target."""
     return safe_name(member_name(entry.path))
 
 
-def select_entries(session: Session, options: RestoreOptions, notes: list[str] | None = None) -> list[Found]:
-    """The entries a restore extracts, hard-link targets included.
+def select_entries(
+    session: Session, options: RestoreOptions, block_size: int, notes: list[str] | None = None
+) -> SelectionSpool:
+    """The entries a restore extracts, hard-link targets included, spooled in tape order
+    (``restore_selection``: memory does not grow with their number).
 
     Files a later backup recorded as deleted are left out unless
     ``include_deleted``; a selection that finds nothing else but names
     exactly one deleted file restores its last version (said in ``notes``).
+    Close the spool when done.
 
     :raises NotFound: nothing matches.
     :raises CatalogError: neither patterns nor a job were given.
     """
     if not options.patterns and options.job_id is None and options.as_of is None:
         raise CatalogError("Say what to restore: --match PATTERN, --job ID and/or --as-of JOB_ID|DATE.")
-    as_of = resolve_as_of(session, options.as_of) if options.as_of else None
-
-    def lookup(include_deleted: bool) -> list[Found]:
-        return find(
-            session,
-            options.patterns or None,
-            regex=options.regex,
-            job_id=options.job_id,
-            tape=options.tape,
-            as_of=as_of,
-            include_deleted=include_deleted,
-            host=options.host,
-        )
-
-    found = lookup(options.include_deleted)
-    if not found and not options.include_deleted and as_of is None:
-        deleted = lookup(True)
-        if len(deleted) == 1 and deleted[0].deleted_by is not None:
-            found = deleted
-            if notes is not None:
-                notes.append(
-                    f"{deleted[0].entry.path_text} was deleted (recorded by job {deleted[0].deleted_by.id}); "
-                    f"restoring its last version, from job {deleted[0].job.id}."
-                )
-        elif deleted:
-            hint = f"{len(deleted)} deleted file(s) match; add --include-deleted to restore them."
-            raise NotFound(f"No backed-up file that still exists matches {', '.join(options.patterns)}. {hint}")
-    if not found:
-        what = ", ".join(options.patterns) if options.patterns else f"job {options.job_id}"
-        raise NotFound(f"No backed-up file matches {what}. Try `pytp search` with part of the name.")
-    chosen = {f.entry.id: f for f in found}
-    present = {(f.job.id, f.entry.path) for f in found}
-    # A hard link can only be extracted next to the file it links to.
-    for f in found:
-        link = f.entry.link_target
-        if f.entry.kind == "hardlink" and link is not None and (f.job.id, link) not in present:
-            target = find_exact(session, f.job.id, link)
-            if target is not None:
-                chosen[target.entry.id] = target
-                present.add((f.job.id, link))
-    return sorted(chosen.values(), key=lambda f: (f.volume.label, f.tape_file.file_number, f.entry.offset))
+    query = Query(
+        patterns=options.patterns or None,
+        regex=options.regex,
+        job_id=options.job_id,
+        tape=options.tape,
+        as_of=resolve_as_of(session, options.as_of) if options.as_of else None,
+        include_deleted=options.include_deleted,
+        host=options.host,
+    )
+    return spool_selection(session, query, block_size, notes)
 
 
 def check_target(target: Path, entries: Iterable[Found], overwrite: bool) -> None:
@@ -163,7 +136,7 @@ def check_target(target: Path, entries: Iterable[Found], overwrite: bool) -> Non
     :raises RestoreRefused: listing the first conflicts.
     """
     tree = SafeTree(target)
-    existing = []
+    existing, shown = 0, []
     try:
         for f in entries:
             try:
@@ -175,13 +148,15 @@ def check_target(target: Path, entries: Iterable[Found], overwrite: bool) -> Non
             except UnsafeMember as err:
                 raise RestoreRefused(f"{err} Nothing was restored.") from None
             if st is not None and f.entry.kind != "dir" and not overwrite:
-                existing.append(str(target / os.fsdecode(name)))
+                existing += 1
+                if len(shown) < 3:
+                    shown.append(str(target / os.fsdecode(name)))
     finally:
         tree.close()
     if existing:
-        sample = ", ".join(existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        sample = ", ".join(shown) + (f" and {existing - 3} more" if existing > 3 else "")
         raise RestoreRefused(
-            f"{len(existing)} file(s) already exist under {target}: {sample}. Nothing was restored. "
+            f"{existing} file(s) already exist under {target}: {sample}. Nothing was restored. "
             "Use --overwrite to replace them, or restore into an empty directory."
         )
 
@@ -193,7 +168,7 @@ def _read_exactly(reader: TapeFileReader, size: int, what: str) -> bytes:
     return data
 
 
-def _member_of(entry: Entry, header: bytes, allow_special: bool) -> Member:
+def _member_of(entry: FoundEntry, header: bytes, allow_special: bool) -> Member:
     """The member whose headers are ``header``, checked against its catalog entry.
 
     :raises DamagedMember: the header is damaged or is not the catalog's member.
@@ -207,7 +182,7 @@ def _member_of(entry: Entry, header: bytes, allow_special: bool) -> Member:
     return member
 
 
-def _stored_size(entry: Entry) -> int:
+def _stored_size(entry: FoundEntry) -> int:
     # Entry.data_size counts what a sparse file holds on tape (map + regions).
     return int(getattr(entry, "data_size", entry.size))
 
@@ -219,7 +194,7 @@ class _SplitMember:
     jobs in conflicting order) waits in a spool file.
     """
 
-    def __init__(self, entry: Entry, extraction: GuardedExtraction) -> None:
+    def __init__(self, entry: FoundEntry, extraction: GuardedExtraction) -> None:
         self.entry = entry
         self.extraction = extraction
         self.member: Member | None = None
@@ -290,22 +265,11 @@ def _drive_holding_first_tape(config: Config, selection: Selection, plan: Restor
 def plan_restore(engine: Engine, config: Config, selection: Selection, options: RestoreOptions) -> RestorePlan:
     """The plan of a restore, without touching a tape (``pytp restore --plan``)."""
     with Session(engine, expire_on_commit=False) as session:
-        entries = select_entries(session, options)
-        return _plan(session, config, selection, entries)
-
-
-def _plan(session: Session, config: Config, selection: Selection, entries: list[Found]) -> RestorePlan:
-    parts = load_parts(session, [row_id(f.entry) for f in entries])
-    locations = locate_barcodes(config)
-    loaded = None
-    if selection.library is not None and selection.element is not None:
-        name = selection.drive.name
-        loaded = next((b for b, where in locations.items() if where.drive == name), None)
-    # An original that is away (a vault, not in the library) is read from a copy that is here.
-    entries, parts, copies = use_copies(session, entries, parts, locations, loaded, bool(config.libraries))
-    plan = build_plan(entries, parts, locations, loaded, selection.drive.block_size, config.planning)
-    plan.copy_of, plan.fetch = copies.copy_of, copies.fetch
-    return plan
+        spool = select_entries(session, options, selection.drive.block_size)
+        try:
+            return spool.plan(config, selection)
+        finally:
+            spool.close()
 
 
 def run_restore(
@@ -333,19 +297,21 @@ def run_restore(
         raise RestoreRefused("--allow-special creates device nodes and setuid files: run the restore as root.")
     target = Path(os.path.realpath(options.target))
     notes: list[str] = []
-    with Session(engine, expire_on_commit=False) as session:
-        entries = select_entries(session, options, notes)
+    with (
+        Session(engine, expire_on_commit=False) as session,
+        closing(select_entries(session, options, selection.drive.block_size, notes)) as entries,
+    ):
         try:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise RestoreRefused(f"Cannot create the restore target {target}: {err.strerror}.") from err
-        check_target(target, entries, options.overwrite)
-        plan = _plan(session, config, selection, entries)
+        check_target(target, entries.found(), options.overwrite)
+        plan = entries.plan(config, selection)
         holder = _drive_holding_first_tape(config, selection, plan)
         if holder is not None:
             # Read the tape where it is instead of moving it (issue 11), and plan again for that drive.
             selection = holder
-            plan = _plan(session, config, selection, entries)
+            plan = entries.plan(config, selection)
         if plan.missing and selection.library is not None:
             # An exported tape says which vault to fetch it from (``pytp vault``).
             names = ", ".join(
@@ -371,7 +337,7 @@ def run_restore(
             ):
                 members = {t.volume.id: sum(len(f.items) for f in t.files) for t in plan.tapes}
                 events = progress if progress is not None else NULL
-                events.start("restore", len(entries), sum(f.entry.size for f in entries if f.entry.kind == "file"))
+                events.start("restore", entries.count, entries.bytes)
 
                 def mounting(volume: Volume) -> None:
                     events.note(f"tape {volume.label}: {members[volume.id]} member(s)")
@@ -390,21 +356,21 @@ def run_restore(
             raise
         finally:
             extraction.close()
-    notes += extraction.notes()
-    # Refused and damaged members are named already; the checksum pass checks the rest.
-    left_out = {name.lstrip("/") for name, _ in extraction.refused + extraction.damaged}
-    kept = [f for f in entries if f.entry.path_text.lstrip("/") not in left_out]
-    verified, mismatches = verify_restored(target, kept)
-    result = RestoreResult(
-        files=len(entries),
-        bytes=sum(f.entry.size for f in entries if f.entry.kind == "file"),
-        tapes=[t.volume.label for t in plan.tapes],
-        target=str(target),
-        verified=verified,
-        mismatches=mismatches,
-        loads=loads,
-        notes=notes,
-    )
+        notes += extraction.notes()
+        # Refused and damaged members are named already; the checksum pass checks the rest.
+        left_out = {name.lstrip("/") for name, _ in extraction.refused + extraction.damaged}
+        kept = (f for f in entries.found() if f.entry.path_text.lstrip("/") not in left_out)
+        verified, mismatches = verify_restored(target, kept)
+        result = RestoreResult(
+            files=entries.count,
+            bytes=entries.bytes,
+            tapes=[t.volume.label for t in plan.tapes],
+            target=str(target),
+            verified=verified,
+            mismatches=mismatches,
+            loads=loads,
+            notes=notes,
+        )
     problems = extraction.problems() + [f"{m}" for m in mismatches]
     if problems:
         error = RestoreRefused if extraction.refused else VerifyFailed

@@ -13,13 +13,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, and_, case, func, literal_column, null, or_, table, union
 from sqlalchemy import text as sql_text
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import Subquery
 from sqlmodel import Session, col, select
+
+from pytp.tapeio.tarwriter import member_data_size
 
 from . import search_hits, search_index
 from .errors import BadPattern, CatalogError, NotFound
@@ -30,11 +31,44 @@ from .search_hits import Hit
 GLOB_CHARS = set("*?[")
 
 
-@dataclass(frozen=True)
+class FoundEntry(NamedTuple):
+    """A found entry's columns as plain values: what :func:`find` gives instead of an
+    ORM ``Entry`` (issue 9: an object per row with the ORM's bookkeeping cost as much
+    as the query, and a restore of a million files held a million of them)."""
+
+    id: int
+    job_id: int
+    tape_file_id: int
+    path: bytes
+    path_text: str
+    kind: str
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    uname: str
+    gname: str
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    device: int
+    link_target: bytes | None
+    xxh3: str | None
+    offset: int
+    header_size: int
+    sparse_map: str | None
+
+    @property
+    def data_size(self) -> int:
+        """Data bytes the member has on tape, after its headers (as ``Entry.data_size``)."""
+        return member_data_size(self.kind, self.size, self.sparse_map)
+
+
+@dataclass(frozen=True, slots=True)
 class Found:
     """An entry with where it is on tape."""
 
-    entry: Entry
+    entry: FoundEntry
     job: Job
     tape_file: TapeFile
     volume: Volume
@@ -340,20 +374,75 @@ def _count_rows(session: Session, trigrams: list[str], cap: int) -> dict[str, in
     return dict(zip(trigrams, row))
 
 
-def _good_entries():  # type: ignore[no-untyped-def]
-    return (
-        select(Entry, Job, TapeFile, Volume)
-        .join(Job, col(Job.id) == Entry.job_id)
-        .join(TapeFile, col(TapeFile.id) == Entry.tape_file_id)
-        .join(Volume, col(Volume.id) == TapeFile.volume_id)
-        .where(col(Job.status).in_(JobStatus.GOOD), TapeFile.status == TapeFileStatus.COMPLETE)
-    )
+#: the columns of a found row: the entry's, then where it is (``Found``'s related rows)
+_FOUND_FIELDS = len(FoundEntry._fields)
+
+
+def found_columns() -> list[Any]:
+    """The entry's columns in :class:`FoundEntry`'s order, then its tape's id: a Core
+    select of them needs ``entry`` joined to ``tape_file`` (``_filtered`` joins it)."""
+    entry = table_of(Entry).c
+    return [entry[name] for name in FoundEntry._fields] + [col(TapeFile.volume_id)]
+
+
+class Related:
+    """The jobs, tape files and tapes of found entries: few of them for any number of
+    entries, each loaded once as an ORM object and shared by every :class:`Found`."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._jobs: dict[int, Job] = {}
+        self._tape_files: dict[int, TapeFile] = {}
+        self._volumes: dict[int, Volume] = {}
+
+    def job(self, job_id: int) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            job = self._jobs[job_id] = self._get(Job, job_id)
+        return job
+
+    def tape_file(self, tape_file_id: int) -> TapeFile:
+        tape_file = self._tape_files.get(tape_file_id)
+        if tape_file is None:
+            tape_file = self._tape_files[tape_file_id] = self._get(TapeFile, tape_file_id)
+        return tape_file
+
+    def volume(self, volume_id: int) -> Volume:
+        volume = self._volumes.get(volume_id)
+        if volume is None:
+            volume = self._volumes[volume_id] = self._get(Volume, volume_id)
+        return volume
+
+    def found(self, row: Any, deleted_by: int | None = None) -> Found:
+        """A :class:`Found` of a row of :func:`found_columns` (more columns may follow)."""
+        entry = FoundEntry(*row[:_FOUND_FIELDS])
+        return Found(
+            entry,
+            self.job(entry.job_id),
+            self.tape_file(entry.tape_file_id),
+            self.volume(row[_FOUND_FIELDS]),
+            None if deleted_by is None else self.job(deleted_by),
+        )
+
+    def _get(self, model: Any, key: int) -> Any:
+        row = self.session.get(model, key)
+        if row is None:  # joined in the same query a moment ago: only a concurrent delete gets here
+            raise NotFound(f"{model.__name__} {key} is no longer in the catalog.")
+        return row
 
 
 def find_exact(session: Session, job_id: int, path: bytes) -> Found | None:
     """The entry for exactly ``path`` in job ``job_id``, if it is good."""
-    row = session.exec(_good_entries().where(Entry.job_id == job_id, Entry.path == path)).first()
-    return Found(*row) if row else None
+    query = (
+        select(*found_columns())
+        .join(Job, col(Job.id) == Entry.job_id)
+        .join(TapeFile, col(TapeFile.id) == Entry.tape_file_id)
+        .where(col(Job.status).in_(JobStatus.GOOD), TapeFile.status == TapeFileStatus.COMPLETE)
+        .where(Entry.job_id == job_id, Entry.path == path)
+        .limit(1)
+    )
+    row = session.connection().execute(query).first()
+    return Related(session).found(row) if row is not None else None
 
 
 def _filtered(
@@ -470,17 +559,6 @@ def _selection(
     return newest
 
 
-def _ordered(selection: Select) -> tuple[Subquery, list[ColumnElement[Any]]]:  # type: ignore[type-arg]
-    """``selection`` as a subquery to join, and the order of hits: by path, newest first."""
-    hits = selection.subquery("hits")
-    return hits, [
-        col(Entry.path_text).asc(),
-        col(Job.started_at).desc(),
-        col(Entry.job_id).desc(),
-        col(Entry.id).desc(),
-    ]
-
-
 def find(
     session: Session,
     patterns: list[str] | None = None,
@@ -494,7 +572,8 @@ def find(
     as_of: AsOf | None = None,
     host: str | None = None,
 ) -> list[Found]:
-    """Entries matching any of ``patterns`` (all entries when there are none).
+    """Entries matching any of ``patterns`` (all entries when there are none),
+    sorted by path, newest first (:func:`iter_found` streams them).
 
     :param job_id: only this job's entries.
     :param tape: only entries on the tape with this label.
@@ -509,8 +588,41 @@ def find(
         newest versions at or before it, without the paths deleted by then.
     :param host: only jobs of this host (None: every host).
     """
-    selection = _selection(
+    return list(
+        iter_found(
+            session,
+            patterns,
+            regex=regex,
+            job_id=job_id,
+            tape=tape,
+            all_versions=all_versions,
+            under=under,
+            include_deleted=include_deleted,
+            as_of=as_of,
+            host=host,
+        )
+    )
+
+
+def iter_found(
+    session: Session,
+    patterns: list[str] | None = None,
+    *,
+    regex: bool = False,
+    job_id: int | None = None,
+    tape: str | None = None,
+    all_versions: bool = False,
+    under: bytes | None = None,
+    include_deleted: bool = False,
+    as_of: AsOf | None = None,
+    host: str | None = None,
+) -> Iterator[Found]:
+    """What :func:`find` finds, streamed: one query of plain rows sorted by path and,
+    within a path, newest first; the newest version of each path is picked as they
+    pass (:func:`_newest_found`), each job, tape file and tape loaded once."""
+    query = _filtered(
         session,
+        select(*found_columns(), col(Job.host).label("host_key")),
         patterns,
         regex=regex,
         job_id=job_id,
@@ -520,16 +632,47 @@ def find(
         include_deleted=include_deleted,
         as_of=as_of,
         host=host,
-    )
-    hits, order = _ordered(selection)
-    query = _good_entries().add_columns(hits.c.deleted_by).join(hits, hits.c.entry_id == Entry.id).order_by(*order)
-    deleters: dict[int, Job | None] = {}
-    results = []
-    for entry, job, tape_file, volume, deleted_by in session.exec(query).all():
-        if deleted_by is not None and deleted_by not in deleters:
-            deleters[deleted_by] = session.get(Job, deleted_by)
-        results.append(Found(entry, job, tape_file, volume, deleters.get(deleted_by) if deleted_by else None))
-    return results
+    ).order_by(col(Entry.path_text), col(Job.started_at).desc(), col(Entry.job_id).desc(), col(Entry.id).desc())
+    rows = session.connection().execute(query, execution_options={"yield_per": 2000})
+    related = Related(session)
+    if all_versions:
+        yield from (related.found(row) for row in rows)
+    else:
+        yield from (related.found(row, deleted_by) for row, deleted_by in _newest_found(rows, include_deleted))
+
+
+#: where :func:`iter_found`'s rows hold what the newest-version rule reads
+_JOB, _PATH, _TEXT, _KIND = (FoundEntry._fields.index(name) for name in ("job_id", "path", "path_text", "kind"))
+_HOST = _FOUND_FIELDS + 1
+
+
+def _newest_found(rows: Iterator[Any], include_deleted: bool) -> Iterator[tuple[Any, int | None]]:
+    """The newest version of each path and the job that deleted it after, from rows
+    sorted by path_text, newest first.
+
+    The rule of :func:`_selection`: the first row of a path that is not a deletion
+    is its version; a deletion before it names the job that saw the path gone, and
+    without ``include_deleted`` leaves the path out.  A path is its bytes and its
+    host: the few paths one path_text has are told apart in a dict.
+    """
+    text: Any = None
+    paths: dict[tuple[Any, Any], int | bool | None] = {}  # path → None (picked) or the deleting job
+    for row in rows:
+        if row[_TEXT] != text:
+            text, paths = row[_TEXT], {}
+        key = (row[_HOST], row[_PATH])
+        deleted_by = paths.get(key, False)
+        if deleted_by is None:
+            continue  # its version was picked
+        if deleted_by is False:  # the path's newest row
+            deleted_by = row[_JOB] if row[_KIND] == DELETED else None
+        if row[_KIND] == DELETED:
+            paths.setdefault(key, deleted_by)
+            continue
+        paths[key] = None
+        if deleted_by is not None and not include_deleted:
+            continue
+        yield row, deleted_by  # type: ignore[misc]
 
 
 def search_rows(
