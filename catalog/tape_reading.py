@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from sqlmodel import Session
 
-from pytp.tapeio.blockio import TapeFileReader
+from pytp.tapeio.blockio import TapeFileReader, blocks_per_transfer
 from pytp.tapeio.drive import Drive, ensure_block_size
 from pytp.tapeio.positioning import goto_file
 
@@ -99,41 +99,58 @@ class ChunkedReader:
     """Bytes of one tape file at increasing offsets, read in large chunks.
 
     Verify asks for every member of a tape file in offset order: the header
-    and data of thousands of small members sit in each chunk, so they are
+    and data of hundreds of small members sit in each chunk, so they are
     sliced out of it instead of each asking the drive reader (issue 9:
     verify in batches).  A gap larger than a chunk is spaced over by
     ``TapeFileAccess.at``.
 
+    A chunk is one drive transfer by default: the reader then hands over
+    the drive's own bytes object, and nothing is copied but a member that
+    straddles two chunks (its bytes alone).
+
     :param chunk: bytes read at once (a whole number of blocks is read).
     """
 
-    def __init__(self, access: TapeFileAccess, chunk: int = 4 << 20) -> None:
+    def __init__(self, access: TapeFileAccess, chunk: int | None = None) -> None:
         self._access = access
-        self._chunk = max(chunk, access.block_size)
-        self._buf = memoryview(b"")
+        self._chunk = max(chunk or blocks_per_transfer(access.block_size) * access.block_size, access.block_size)
+        self._buf = b""
         #: offset in the tape file of ``_buf[0]``
         self._start = 0
+
+    def window(self, offset: int, length: int) -> tuple[bytes, int]:
+        """``(buf, index)``: ``buf[index : index + length]`` are the ``length``
+        bytes at ``offset`` (fewer when the tape file ends first).
+
+        ``buf`` is the whole chunk when the bytes lie in it, so that a caller
+        slices members out of it without copying; the bytes of a member that
+        straddles a chunk's end come in a buffer of their own.
+
+        :raises MediumError, BlankTape: as ``TapeFileAccess.at`` and reading.
+        """
+        buf, start = self._buf, self._start
+        index = offset - start
+        if 0 <= index and index + length <= len(buf):
+            return buf, index
+        end = start + len(buf)
+        if start <= offset < end:
+            # Straddling: the next chunk goes on from the end of this one, and
+            # only this member's bytes are joined.
+            head = buf[index:]
+            more = self._access.at(end).read(max(length - len(head), self._chunk))
+            self._buf, self._start = more, end
+            return head + more[: length - len(head)], 0
+        self._buf = self._access.at(offset).read(max(length, self._chunk))
+        self._start = offset
+        return self._buf, 0
 
     def read_at(self, offset: int, length: int) -> memoryview:
         """The ``length`` bytes at ``offset``; fewer when the tape file ends first.
 
         :raises MediumError, BlankTape: as ``TapeFileAccess.at`` and reading.
         """
-        index = offset - self._start
-        if 0 <= index and index + length <= len(self._buf):
-            return self._buf[index : index + length]
-        end = self._start + len(self._buf)
-        if self._start <= offset < end:
-            # The member straddles the chunk's end: keep its head, read on from there.
-            head = bytes(self._buf[index:])
-            reader = self._access.at(end)
-        else:
-            head = b""
-            reader = self._access.at(offset)
-        more = reader.read(max(length - len(head), self._chunk))
-        self._buf = memoryview(head + more if head else more)
-        self._start = offset
-        return self._buf[:length]
+        buf, index = self.window(offset, length)
+        return memoryview(buf)[index : index + length]
 
     def feed(self, offset: int, length: int, feed: Callable[[memoryview], None]) -> int:
         """Pass ``length`` bytes from ``offset`` to ``feed``, a chunk at a time.
@@ -141,7 +158,10 @@ class ChunkedReader:
         :returns: how many bytes are missing because the tape file ended early (0: none).
         """
         while length:
-            data = self.read_at(offset, min(length, self._chunk))
+            # The rest of the chunk in hand first, then whole chunks: no piece straddles two.
+            rest = self._start + len(self._buf) - offset
+            piece = min(length, rest if self._start <= offset and rest > 0 else self._chunk)
+            data = self.read_at(offset, piece)
             if not data:
                 break
             feed(data)

@@ -193,7 +193,8 @@ def verify_tape(
                     row_id(tape_file),
                     where,
                     report.problems,
-                    on_member=lambda path, size: events.file(path if paths else "", size),
+                    # nobody listening: no call per member
+                    on_member=None if progress is None else lambda path, size: events.file(path if paths else "", size),
                 )
                 report.checked += found.checked
                 report.bytes += found.bytes

@@ -339,6 +339,10 @@ _GNU_TYPES = frozenset(b"LKS")
 _NUMBER_FIELDS = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (329, 337), (337, 345))
 #: pax keywords whose values are numbers the parser checks
 _PAX_NUMBERS = (b"size", b"uid", b"gid")
+#: digits 0-7 and NUL to "0", any other byte to "x": translated by it, a numeric
+#: field as GNU tar writes it is all "0" (one C call with no table to build)
+_NUMBER_CLASS = bytes(0x30 if byte in _PLAIN_NUMBER_BYTES else 0x78 for byte in range(256))
+_ZEROS = b"0" * 48
 
 
 def number_field(field: bytes) -> int:
@@ -581,47 +585,117 @@ def member_essentials(data: bytes) -> tuple[bytes, str, int]:
 
     Verify compares only these three fields for each of thousands of small
     members; building a whole :class:`MemberHeader` was most of its time
-    (issue 9).  Headers as GNU tar and pytp write them (numeric fields of
-    digits and NULs, no GNU long names, not sparse) are read here with a few
-    slices; anything else goes through ``parse_header``.
+    (issue 9).  The usual layouts are read by :func:`quick_essentials`;
+    anything else goes through ``parse_header``, which also says why bytes
+    are refused.
 
     :raises ValueError: the bytes are not exactly one member's valid headers.
     """
-    if len(data) == RECORD:
-        block, pax, long_name, long_link = data, {}, None, None
-        if block[156] in EXTENSION_TYPES or not checksum_ok(block):
-            return _essentials(parse_header(data))  # raises, and says why
-    else:
-        block, pax, long_name, long_link = _headers(data)
+    quick = quick_essentials(data, 0, len(data))
+    return quick if quick is not None else _essentials(parse_header(data))
+
+
+def quick_essentials(buf: bytes, pos: int, length: int) -> tuple[bytes, str, int] | None:
+    """``member_essentials(buf[pos : pos + length])`` for the headers GNU tar
+    and pytp write, read in place; None when it cannot tell quickly (then ask
+    ``member_essentials``, which also gives the reason of a refusal).
+
+    Read here: one ustar block, or one pax ``x`` header and its ustar block,
+    with numeric fields of digits and NULs, checksums and the pax header's
+    size as GNU tar writes them, and no GNU long names or sparse records.
+    Everything it accepts, ``parse_header`` accepts with the same name, kind
+    and size (``tests/tapeio/test_tarformat.py`` flips every byte of every
+    variant); what it does not accept, ``member_essentials`` decides.  Each
+    step is a C call on the bytes where it can be: verify reads every member
+    of a tape file this way (issue 9).
+    """
+    pax: dict[bytes, bytes] | None = None
+    if length < RECORD or len(buf) < pos + length:
+        return None
+    if buf[pos + 156] == 0x78:  # "x": a pax header first
+        head = buf[pos : pos + RECORD]
+        digits = head[124:135]
+        if head[135] or not digits.isdigit() or not _quick_checksum_ok(head):
+            return None
+        try:
+            records = int(digits, 8)
+        except ValueError:  # an 8 or a 9
+            return None
+        # exactly the records, padded, then one ustar block (what _headers insists on)
+        if records <= 0 or length != 2 * RECORD + padded(records):
+            return None
+        body = buf[pos + RECORD : pos + RECORD + records]
+        space = body.find(b" ", 0, 21)
+        digits = body[:space]
+        if space > 0 and digits.isdigit() and int(digits) == records >= 5 and body[-1] == 0x0A:
+            # one record, as most members have (mtime): parse_pax_records' checks, inline
+            key, equals, value = body[space + 1 : -1].partition(b"=")
+            if not key or not equals:
+                return None
+            pax = {key: value}
+        else:
+            pax = {}
+            try:
+                parse_pax_records(body, pax)
+            except ValueError:
+                return None
+        pos += length - RECORD
+    elif length != RECORD:
+        return None
+    block = buf[pos : pos + RECORD]
     flag = block[156:157]
     if (
-        long_name is not None
-        or long_link is not None
+        block[156] in EXTENSION_TYPES
         or flag == _NUL
-        or block[100:148].translate(None, _PLAIN_NUMBER_BYTES)
-        or block[329:345].translate(None, _PLAIN_NUMBER_BYTES)
-        or b"GNU.sparse.major" in pax
+        or block[100:148].translate(_NUMBER_CLASS) != _ZEROS[:48]
+        or block[329:345].translate(_NUMBER_CLASS) != _ZEROS[:16]
+        or not _quick_checksum_ok(block)
     ):
-        return _essentials(_member(block, pax, long_name, long_link))
+        return None
+    name = None
     if pax:
+        if b"GNU.sparse.major" in pax:
+            return None
         # parse_header checks these values; so must this
         for key in _PAX_NUMBERS:
-            if key in pax:
-                _pax_number(key, pax[key])
+            if key in pax and not pax[key].isdigit():
+                return None
         if b"mtime" in pax:
-            _pax_time(pax[b"mtime"])
-    size = int(pax[b"size"]) if b"size" in pax else int(block[124:136].split(_NUL, 1)[0] or b"0", 8)
-    if b"path" in pax:
-        name = pax[b"path"].rstrip(b"/") or pax[b"path"]
+            seconds, dot, fraction = pax[b"mtime"].partition(b".")  # as _pax_time checks it
+            if not (seconds.isdigit() or seconds[:1] == b"-" and seconds[1:].isdigit()) or (
+                dot and not fraction.isdigit()
+            ):
+                return None
+        size = int(pax[b"size"]) if b"size" in pax else int(block[124:136].split(_NUL, 1)[0] or b"0", 8)
+        if b"path" in pax:
+            name = pax[b"path"].rstrip(b"/") or pax[b"path"]
     else:
-        name = _cstring(block[:100])
-        prefix = _cstring(block[345:500])
-        if prefix and flag != b"S":
-            name = prefix + b"/" + name
+        size = int(block[124:136].split(_NUL, 1)[0] or b"0", 8)
+    if name is None:
+        end = block.find(0, 0, 100)
+        name = block[:end] if end >= 0 else block[:100]
+        if block[345] and flag != b"S":  # a ustar prefix
+            name = block[345:500].split(_NUL, 1)[0] + b"/" + name
     kind = KIND_BY_TYPE.get(flag, "other")
     if kind == "dir":
         name = name.rstrip(b"/") or name
     return name, kind, size
+
+
+def _quick_checksum_ok(block: bytes) -> bool:
+    """``checksum_ok`` for a checksum written as GNU tar and pytp write it (six
+    octal digits, NUL, space); False for any other form (``checksum_ok`` decides)."""
+    digits = block[148:154]
+    if block[154:156] != b"\0 " or not digits.isdigit():
+        return False
+    try:
+        stored = int(digits, 8)
+    except ValueError:  # an 8 or a 9
+        return False
+    adler = zlib.adler32
+    # the exact byte sums (see byte_sum) of the block and of the digits, which count as spaces
+    total = (adler(block[:256]) & 0xFFFF) + (adler(block[256:]) & 0xFFFF) - 2
+    return stored == total - ((adler(digits) & 0xFFFF) - 1) - 32 + 256
 
 
 def _essentials(header: MemberHeader) -> tuple[bytes, str, int]:
