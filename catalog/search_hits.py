@@ -219,6 +219,9 @@ def stream(
                 return
         if complete:
             return
+        # Every pass reads all the candidates again: when paths gave fewer hits than
+        # hoped (many versions, deletions left out), the next pass takes more at once.
+        batch *= 2
 
 
 def _execute(connection: Connection, query: Select[Any]) -> Iterator[list[tuple[Any, ...]]]:
@@ -264,6 +267,8 @@ class _Picker:
         places, place_of, make = self.places, self._place, tuple.__new__
         lone_deletions = not self.all_versions  # a deletion with no version before it: no hit
         single: tuple[Any, ...] | None = None  # the last row, while its path has no other
+        job = tape_file = None  # of the last hit made here, and its place
+        place: tuple[str, str | None, str, int] = ("", None, "", 0)
         group: list[tuple[Any, ...]] = []  # the rows of a path with several
         for chunk in chunks:
             for row in chunk:
@@ -274,7 +279,9 @@ class _Picker:
                         continue
                     if not (lone_deletions and single[2] == DELETED):
                         text, digest = single[0], single[6]
-                        place = places.get((single[7], single[9])) or place_of(single)
+                        if single[7] != job or single[9] != tape_file:  # rows of one tape file come together
+                            job, tape_file = single[7], single[9]
+                            place = places.get((job, tape_file)) or place_of(single)
                         yield make(
                             Hit,
                             (
@@ -285,11 +292,10 @@ class _Picker:
                                 single[4],
                                 single[5],
                                 digest.hex() if digest.__class__ is bytes else digest,
-                                single[7],
-                                *place,
-                                single[8],
-                                None,
-                            ),
+                                job,
+                            )
+                            + place
+                            + (single[8], None),
                         )
                 elif group:
                     if row[0] == group[0][0]:
