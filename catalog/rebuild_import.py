@@ -384,6 +384,9 @@ def _add_members(
     ``with_parts``.
     """
     totals = _Members()
+    job_id = row_id(job)
+    # Read once: an ORM attribute per line costs as much as the line's own checks.
+    places = {key: _Place(row_id(t), t.file_number, t.blocks * t.block_size) for key, t in known.items()}
     with KeySet() as present, EntryRows(session) as rows:
         # Deleted-path markers all sit at offset -1: the path tells them apart.
         if not created:
@@ -394,8 +397,8 @@ def _add_members(
             if line["type"] != "deleted":
                 totals.files += 1
                 totals.bytes += line["size"]
-            tape_file = known.get((line["tape"], line["tape_file"]))
-            if tape_file is None:
+            place = places.get((line["tape"], line["tape_file"]))
+            if place is None:
                 if line["tape"] == volume.label:
                     problem(
                         number,
@@ -408,7 +411,7 @@ def _add_members(
                 continue
             fields = entry_fields(line)
             offset = line["offset"]
-            tape_file_id = row_id(tape_file)
+            tape_file_id = place.id
             if line["type"] == "deleted":
                 if (tape_file_id, offset, fields["path"]) in present:
                     continue
@@ -416,14 +419,14 @@ def _add_members(
                 found = present.find(tape_file_id, offset, fields["path"])
                 if found == KeySet.PRESENT:
                     continue
-                why = _misplaced(line, tape_file)
+                why = _misplaced(line, place)
                 if why is None and found == KeySet.OTHER_NAME:
                     why = f"offset {offset} is already another member's"
                 if why:
                     problem(number, f"{path_text_of(fields['path'])!r}: {why}", line_number)
                     outcome.damaged = True
                     continue
-            fields["job_id"] = job.id
+            fields["job_id"] = job_id
             fields["tape_file_id"] = tape_file_id
             rows.add(fields)
             present.add(tape_file_id, offset, fields["path"])
@@ -433,11 +436,20 @@ def _add_members(
     return totals
 
 
-def _misplaced(line: dict[str, Any], tape_file: TapeFile) -> str | None:
-    """Why a member line cannot be where it says in ``tape_file`` (None: it can)."""
-    if not tape_file.blocks:
+@dataclass(frozen=True)
+class _Place:
+    """A tape file as the member lines need it: its row, number and size in bytes (0: not known)."""
+
+    id: int
+    number: int
+    size: int
+
+
+def _misplaced(line: dict[str, Any], place: _Place) -> str | None:
+    """Why a member line cannot be where it says in tape file ``place`` (None: it can)."""
+    size = place.size
+    if not size:
         return None  # its length is not known (a tape file recovered, or never completed)
-    size = tape_file.blocks * tape_file.block_size
     end = line["offset"] + line["header_size"]
     if not line.get("parts") and line["type"] == "file":
         # A member cut across tapes goes on elsewhere; a sparse one holds its map and data regions.
@@ -445,7 +457,7 @@ def _misplaced(line: dict[str, Any], tape_file: TapeFile) -> str | None:
     if end > size:
         return (
             f"offset {line['offset']} and size {line['size']} reach past the end of "
-            f"tape file {tape_file.file_number} ({size} bytes)"
+            f"tape file {place.number} ({size} bytes)"
         )
     return None
 
