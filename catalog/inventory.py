@@ -15,7 +15,6 @@ from pytp.tapeio.changer import is_cleaning_barcode
 from pytp.tapeio.errors import TapeIOError
 
 from .config import Config
-from .devices import open_changer
 from .errors import ConfigError, NotFound
 from .health_rows import flags, newest_per_volume
 from .light_sql import Reader, Row, as_datetime
@@ -57,6 +56,8 @@ def _library_contents(config: Config) -> dict[str, tuple[Location, bool]]:
 
     A library that does not answer is left out: its tapes then show as outside.
     """
+    from .devices import open_changer  # the drive and changer code: only listings of tapes read a changer
+
     where: dict[str, tuple[Location, bool]] = {}
     for library in config.libraries:
         try:
