@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import click
@@ -86,17 +87,48 @@ def search(
             # candidates, not hits, so an estimate could be off by the versions per path.
             limit=limit + 1 if limit else None,
         )
-        rows = [hit_row(h) for h in islice(hits, limit or None)]
+        shown = (hit_row(h) for h in islice(hits, limit or None))
+        if fmt == "csv":
+            printed = _print_csv(shown)  # as the rows stream from the catalog
+        else:
+            rows = list(shown)
+            printed = len(rows)
         more = next(hits, None) is not None
-    if not rows:
+    if not printed:
         raise NotFound(f"No backed-up file matches '{pattern}'.")
-    columns = ["path", "size", "mtime", "host", "job", "tape", "tape_file", "deleted_by"]
-    emit(rows, fmt, None if fmt != "table" else columns)
+    if fmt != "csv":
+        columns = ["path", "size", "mtime", "host", "job", "tape", "tape_file", "deleted_by"]
+        emit(rows, fmt, None if fmt != "table" else columns)
     if more:
         click.echo(
             f"More matches not shown (these are the first {limit:,} by path); use --limit N (0: all) to see them.",
             err=True,
         )
+
+
+def _print_csv(rows: Iterator[dict[str, object]]) -> int:
+    """What ``emit(rows, "csv")`` prints, written as the rows come, a few thousand
+    at a time: a million hits were a list of a million dicts first (~1 GB at 10M
+    entries), and making the list and its CSV in one piece cost a third more.
+    Returns how many rows were printed (none: nothing is printed)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    count = 0
+    for row in rows:
+        if not count:
+            writer.writerow(list(row))
+        writer.writerow(["" if value is None else value for value in row.values()])
+        count += 1
+        if not count % 5000:
+            click.echo(buffer.getvalue(), nl=False)
+            buffer.seek(0)
+            buffer.truncate()
+    if count:
+        click.echo(buffer.getvalue(), nl=False)
+    return count
 
 
 def hit_row(h) -> dict[str, object]:  # type: ignore[no-untyped-def]

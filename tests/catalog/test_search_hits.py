@@ -19,7 +19,7 @@ from pytp.catalog.models import Entry
 from pytp.catalog.search import resolve_as_of, search_rows
 from pytp.catalog.search_index import FTS_TABLE
 from tests.catalog.test_search_index import PATTERNS, executed, history, model, run  # noqa: F401 - fixtures
-from tests.catalog.test_search_scale import two_hosts  # noqa: F401 - a fixture
+from tests.catalog.test_search_scale import many, two_hosts  # noqa: F401 - fixtures
 
 
 def _expected(session: Session, pattern: str, regex: bool, all_versions: bool, include_deleted: bool, as_of):  # type: ignore[no-untyped-def]
@@ -120,3 +120,59 @@ def test_selections_need_good_jobs_and_complete_tape_files(two_hosts) -> None:  
         assert {h.job for h in search_rows(session, ["docs"], all_versions=True)} == {3}
         assert list(search_rows(session, ["docs"], tape="NOSUCH")) == []
         session.rollback()
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def _emitted(rows) -> str:  # type: ignore[no-untyped-def]
+    """What ``emit(rows, "csv")`` prints: the CSV of a list of rows, as search printed it before
+    (with ``\n`` line ends, as click's test runner shows them)."""
+    import contextlib
+    import io
+
+    from pytp.cli.app import emit
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        emit(rows, "csv")
+    return out.getvalue().replace("\r\n", "\n")
+
+
+def test_the_csv_streamed_is_what_a_list_of_rows_printed(run, history: Path, catalog_url: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Deletions (empty cells), a name that is not UTF-8, several versions: byte for byte."""
+    from pytp.cli.catalog_cmd import hit_row
+
+    engine = make_engine(catalog_url)
+    for pattern, options in (("report", []), ("empty", []), ("na\\xefve", []), ("txt", ["--all-versions"])):
+        with Session(engine) as session:
+            expected = _emitted(
+                [
+                    hit_row(h)
+                    for h in search_rows(
+                        session, [pattern], include_deleted="--all-versions" not in options, **_cli_options(options)
+                    )
+                ]
+            )
+        assert run("search", "--format", "csv", *options, pattern).stdout == expected, pattern
+    assert "deleted_by" in expected and expected.count("\n") > 3
+
+
+def _cli_options(options: list[str]) -> dict[str, object]:
+    return {"all_versions": True} if "--all-versions" in options else {}
+
+
+def test_a_csv_of_many_hits_is_printed_in_pieces_and_whole(many, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    from click.testing import CliRunner
+
+    from pytp.cli.catalog_cmd import hit_row
+    from pytp.cli.main import cli
+    from tests.conftest import write_library_config
+
+    config = write_library_config(tmp_path / "site", f"sqlite:///{tmp_path / 'catalog.db'}")
+    monkeypatch.setenv("PYTP_HOSTNAME", "h")  # the host of the fixture's job
+    with Session(many) as session:
+        expected = _emitted([hit_row(h) for h in search_rows(session, ["/srv/"], include_deleted=True)])
+    assert expected.count("\n") > 12_000  # more than two pieces of 5,000
+    result = CliRunner().invoke(cli, ["--config", str(config), "search", "--format", "csv", "/srv/"])
+    assert result.exit_code == 0 and result.stdout == expected
