@@ -19,6 +19,7 @@ import stat
 import subprocess
 import tarfile
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -108,6 +109,8 @@ class TarProcess:
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
             stdout, stderr = _piped(self.process.stdout), _piped(self.process.stderr)
+            #: bytes of ours the pipe to tar can hold, not yet read by tar
+            self.capacity = _pipe_capacity(self.process.stdin)
             self._threads = [
                 threading.Thread(target=lambda: self._out.append(stdout.read()), daemon=True),
                 threading.Thread(target=lambda: self._err.append(stderr.read()), daemon=True),
@@ -166,6 +169,26 @@ class _Written:
     name: bytes
     size: int
     before: tuple[int, int] | None
+    #: where its data ends in the stream of the tar it was fed to (None: a tar of its own)
+    end: int | None = None
+
+
+#: bytes fed to a tar that it may not have read yet besides the pipe's own
+#: capacity: the buffer of Python's file on the pipe and GNU tar's record,
+#: with room to spare (``GuardedExtraction._forget_finished``)
+_UNREAD_MARGIN = 1 << 20
+#: fcntl's F_GETPIPE_SZ (Linux)
+_F_GETPIPE_SZ = 1032
+
+
+def _pipe_capacity(stream: IO[bytes] | None) -> int:
+    """Bytes the pipe to tar holds; a generous guess where the kernel does not say."""
+    try:
+        import fcntl
+
+        return int(fcntl.fcntl(_piped(stream).fileno(), _F_GETPIPE_SZ))
+    except (OSError, ValueError, RuntimeError):
+        return 16 << 20
 
 
 @dataclass
@@ -200,7 +223,13 @@ class GuardedExtraction:
         self._fed = 0
         self._links: list[Member] = []
         self._dirs: dict[bytes, int] = {}
-        self._written: list[_Written] = []
+        #: files handed to tar that it may still be writing, oldest first: what
+        #: ``abort`` checks.  Files tar has certainly read past are dropped as the
+        #: restore goes (``_forget_finished``), so this does not grow with the file count.
+        self._written: deque[_Written] = deque()
+        #: files given to tars of their own (members cut across tapes): few, kept
+        self._written_apart: list[_Written] = []
+        self._admitted: _Written | None = None
 
     # ------------------------------------------------------------ feeding
     def _process(self) -> TarProcess:
@@ -215,12 +244,25 @@ class GuardedExtraction:
         self._process().feed(data)
         self._fed += len(data)
 
+    def _forget_finished(self) -> None:
+        """Drop the files tar has certainly finished: a later member's header is in
+        what it has read.  Everything fed but what the pipe and the buffers before
+        tar can hold has been read (a write returns once its bytes are in the pipe),
+        and GNU tar writes a file whole before it reads the next header."""
+        tar = self._tar
+        if tar is None:
+            return
+        read = self._fed - tar.capacity - _UNREAD_MARGIN
+        while self._written and self._written[0].end is not None and self._written[0].end <= read:
+            self._written.popleft()
+
     def _close_tar(self) -> None:
         if self._tar is None:
             return
         self._tar.feed(end_of_stream(self._fed))
         status, _, err = self._tar.close()
         self._tar = None
+        self._written.clear()  # tar has exited: every file it was given is finished
         if status != 0:
             lines = [line for line in err.splitlines() if line and "Exiting with failure status" not in line]
             self.tar_errors.extend(lines or [f"tar exited with status {status}"])
@@ -256,7 +298,7 @@ class GuardedExtraction:
             self._dirs[member.name] = member.mtime_ns
         elif member.kind == "file":
             before = (existing.st_dev, existing.st_ino) if existing is not None else None
-            self._written.append(_Written(member.name, member.size, before))
+            self._admitted = _Written(member.name, member.size, before)
         return True
 
     def extract(self, member: Member, read: Callable[[int], bytes]) -> bool:
@@ -266,9 +308,14 @@ class GuardedExtraction:
         :raises MediumError, BlankTape: reading failed; the member was completed
             with zeros so tar stays in step, and the caller names it damaged.
         """
+        self._admitted = None
         if not self.admit(member):
             return False
         self._feed(member.header)
+        if self._admitted is not None:
+            self._admitted.end = self._fed + member.data_length
+            self._written.append(self._admitted)
+            self._admitted = None
         remaining = member.data_length
         try:
             while remaining:
@@ -283,6 +330,7 @@ class GuardedExtraction:
                 remaining -= min(remaining, _CHUNK)
             raise
         self.extracted += 1
+        self._forget_finished()
         return True
 
     def open_member(self, member: Member) -> TarProcess | None:
@@ -290,8 +338,12 @@ class GuardedExtraction:
 
         The header is fed; the caller feeds the data and calls :meth:`close_member`.
         """
+        self._admitted = None
         if not self.admit(member):
             return None
+        if self._admitted is not None:
+            self._written_apart.append(self._admitted)
+            self._admitted = None
         tar = TarProcess(self.command, self._processes)
         tar.feed(member.header)
         return tar
@@ -348,7 +400,7 @@ class GuardedExtraction:
         self._tar = None
         if self.tree.fd < 0:
             return
-        for written in self._written:
+        for written in [*self._written, *self._written_apart]:
             try:
                 st = self.tree.lstat(written.name)
             except (UnsafeMember, OSError):
