@@ -160,16 +160,15 @@ def cli_output(session: Session, pattern: str, limit: int | None) -> int:
 
     from pytp.catalog.search import search_rows
     from pytp.cli.app import emit
-    from pytp.cli.catalog_cmd import hit_row
+    from pytp.cli.catalog_cmd import hit_row, print_csv
 
     hits = search_rows(session, [pattern], include_deleted=True, limit=limit + 1 if limit else None)
-    rows = [hit_row(h) for h in islice(hits, limit)]
-    next(hits, None)  # whether there are more
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
-        if limit:
-            emit(rows, "table", ["path", "size", "mtime", "host", "job", "tape", "tape_file", "deleted_by"])
-        else:
-            emit(rows, "csv")
+        if not limit:
+            return print_csv(hit_row(h) for h in hits)
+        rows = [hit_row(h) for h in islice(hits, limit)]
+        next(hits, None)  # whether there are more
+        emit(rows, "table", ["path", "size", "mtime", "host", "job", "tape", "tape_file", "deleted_by"])
     return len(rows)
 
 

@@ -89,7 +89,7 @@ def search(
         )
         shown = (hit_row(h) for h in islice(hits, limit or None))
         if fmt == "csv":
-            printed = _print_csv(shown)  # as the rows stream from the catalog
+            printed = print_csv(shown)  # as the rows stream from the catalog
         else:
             rows = list(shown)
             printed = len(rows)
@@ -106,7 +106,7 @@ def search(
         )
 
 
-def _print_csv(rows: Iterator[dict[str, object]]) -> int:
+def print_csv(rows: Iterator[dict[str, object]]) -> int:
     """What ``emit(rows, "csv")`` prints, written as the rows come, a few thousand
     at a time: a million hits were a list of a million dicts first (~1 GB at 10M
     entries), and making the list and its CSV in one piece cost a third more.
