@@ -26,13 +26,13 @@ def versions(app: App, path: str, host: str | None, fmt: str) -> None:
     from sqlmodel import Session
 
     from pytp.catalog.errors import NotFound
-    from pytp.catalog.search import find
+    from pytp.catalog.search import iter_found
 
     target = os.path.normpath(os.path.abspath(path))
     with Session(app.engine) as session:
         found = [
             f
-            for f in find(
+            for f in iter_found(
                 session, under=os.fsencode(target), all_versions=True, include_deleted=True, host=chosen_host(host)
             )
             if f.entry.path == os.fsencode(target)
@@ -64,15 +64,21 @@ def ls_catalog(app: App, path: str, as_of: str | None, include_deleted: bool, ho
     from sqlmodel import Session
 
     from pytp.catalog.errors import NotFound
-    from pytp.catalog.search import find, resolve_as_of
+    from pytp.catalog.search import iter_found, resolve_as_of
 
     target = os.fsencode(os.path.normpath(os.path.abspath(path)))
+    prefix = target.rstrip(b"/") + b"/"
+    children, itself = [], False
     with Session(app.engine) as session:
         view = resolve_as_of(session, as_of) if as_of else None
-        found = find(session, under=target, as_of=view, include_deleted=include_deleted, host=chosen_host(host))
-    prefix = target.rstrip(b"/") + b"/"
-    children = [f for f in found if f.entry.path.startswith(prefix) and b"/" not in f.entry.path[len(prefix) :]]
-    if not children and not any(f.entry.path == target for f in found):
+        # Streamed: only the directory's own children are kept, not the whole tree below it.
+        for f in iter_found(session, under=target, as_of=view, include_deleted=include_deleted, host=chosen_host(host)):
+            name = f.entry.path
+            if name.startswith(prefix) and b"/" not in name[len(prefix) :]:
+                children.append(f)
+            elif name == target:
+                itself = True
+    if not children and not itself:
         raise NotFound(f"The catalog knows nothing under {path}" + (f" as of {as_of}." if as_of else "."))
     columns = None if fmt != "table" else ["path", "type", "mode", "size", "mtime", "host", "job", "tape"]
     if columns and include_deleted:
