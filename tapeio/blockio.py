@@ -26,46 +26,74 @@ def blocks_per_transfer(block_size: int) -> int:
 class BlockAssembler:
     """Collects bytes and emits them as chunks of whole blocks.
 
+    Bytes are gathered in a chunk of :func:`blocks_per_transfer` blocks,
+    allocated once at its full size; a full chunk is handed to ``emit`` as it
+    is (a ``bytearray`` the receiver keeps: the assembler starts a new one)
+    instead of being copied out of a growing buffer.  Growing a buffer a file
+    at a time made the kernel fault in its pages anew for every megabyte, about
+    5 µs per small file (issue 9).  :meth:`room` and :meth:`commit` let a
+    reader fill the chunk directly, with no copy at all.
+
     :param emit: called with each chunk; its length is a multiple of ``block_size``.
     :param block_size: the tape block size.
     """
 
-    def __init__(self, emit: Callable[[bytes], None], block_size: int) -> None:
+    def __init__(self, emit: Callable[[bytes | bytearray | memoryview], None], block_size: int) -> None:
         self._emit = emit
         self.block_size = block_size
-        self._chunk = blocks_per_transfer(block_size) * block_size
-        self._pending = bytearray()
+        self._size = blocks_per_transfer(block_size) * block_size
+        self._chunk = bytearray(self._size)
+        #: bytes of the chunk filled so far
+        self._fill = 0
         #: bytes accepted so far: the offset of the next byte in the tape file.
         self.offset = 0
 
-    def write(self, data: bytes | memoryview) -> None:
-        self.offset += len(data)
-        view = memoryview(data)
-        if len(self._pending) + len(view) < self._chunk:
-            self._pending += view
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        size = len(data)
+        self.offset += size
+        fill = self._fill
+        end = fill + size
+        if end < self._size:  # the usual case: it fits in the chunk
+            self._chunk[fill:end] = data
+            self._fill = end
             return
-        # Complete the pending bytes to a whole block, then hand over the
-        # block-aligned middle of ``data`` with a single copy (the caller may
-        # reuse its buffer), and keep the unaligned tail.
-        head = -len(self._pending) % self.block_size
-        self._pending += view[:head]
-        view = view[head:]
-        if self._pending:
-            self._emit(bytes(self._pending))
-            self._pending.clear()
-        aligned = len(view) - len(view) % self.block_size
-        if aligned:
-            self._emit(bytes(view[:aligned]))
-        self._pending += view[aligned:]
+        view = memoryview(data)
+        while view:
+            take = min(len(view), self._size - self._fill)
+            self._chunk[self._fill : self._fill + take] = view[:take]
+            self._fill += take
+            view = view[take:]
+            if self._fill == self._size:
+                self._hand_over()
+
+    def room(self) -> memoryview:
+        """The free part of the chunk, for a reader to fill (then :meth:`commit`).
+
+        Valid until the next call on the assembler; never empty.
+        """
+        return memoryview(self._chunk)[self._fill :]
+
+    def commit(self, count: int) -> None:
+        """``count`` bytes were put at the start of :meth:`room`."""
+        if not 0 <= count <= self._size - self._fill:
+            raise ValueError(f"{count} bytes do not fit the {self._size - self._fill} left in the chunk")
+        self._fill += count
+        self.offset += count
+        if self._fill == self._size:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        chunk, self._chunk, self._fill = self._chunk, bytearray(self._size), 0
+        self._emit(chunk)
 
     def finish(self) -> int:
         """Pad the last block with zeros, emit the rest; return the number of blocks."""
-        remainder = len(self._pending) % self.block_size
-        if remainder:
-            self._pending += b"\0" * (self.block_size - remainder)
-        if self._pending:
-            self._emit(bytes(self._pending))
-            self._pending.clear()
+        if self._fill:
+            end = -(-self._fill // self.block_size) * self.block_size
+            chunk, self._chunk = self._chunk, bytearray(self._size)
+            chunk[self._fill : end] = bytes(end - self._fill)  # a reader may have used room() past its count
+            self._fill = 0
+            self._emit(memoryview(chunk)[:end])
         return (self.offset + self.block_size - 1) // self.block_size
 
 

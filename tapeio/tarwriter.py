@@ -43,9 +43,12 @@ from .hashing import ContentHasher, hash_bytes
 from .sparse import data_regions, map_block, map_text, stored_size
 from .tarformat import MemberHeader, build_header, padded
 
-READ_CHUNK = 1 << 20
 #: Files up to this size are read, hashed and written with one call each.
 SMALL_FILE = 1 << 20
+#: listxattr's errors for a file system without extended attributes (``fsmeta.read_meta``'s too)
+_NO_XATTRS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+#: the padding of a member's data to a whole 512-byte record
+_PADDING = bytes(512)
 
 
 class MemberRecord(NamedTuple):
@@ -295,7 +298,6 @@ class ArchiveWriter:
         self.on_bytes = on_bytes
         self.on_start = on_start
         self._hardlinks: dict[tuple[int, int], bytes] = {}
-        self._buffer = bytearray(READ_CHUNK)
 
     def add_tree(
         self,
@@ -348,7 +350,17 @@ class ArchiveWriter:
 
     def _meta(self, path: bytes, target: bytes | int) -> FileMeta:
         """The member's xattrs and ACLs; a failure to read them is reported
-        (the member is stored with what could be read)."""
+        (the member is stored with what could be read).
+
+        Most files have none: one ``listxattr`` says so, and ``read_meta``
+        (which lists them again) runs only for the others (issue 9, per-file cost).
+        """
+        try:
+            if not os.listxattr(target, follow_symlinks=isinstance(target, int)):
+                return NO_META
+        except OSError as err:
+            if err.errno in _NO_XATTRS:
+                return NO_META  # as read_meta: the file system keeps none
         meta = read_meta(target)
         if meta.problem is not None:
             self.on_problem(Problem(path, meta.problem + " (stored without them)"))
@@ -501,7 +513,12 @@ class ArchiveWriter:
             problem = f"shrank while being read (ended at byte {len(data)}, expected {size})"
         # Zeros where the data is short keep the archive valid for tar (the file
         # stays out of the catalog), then the padding to a whole record.
-        self.out.write(b"".join((encoded, data, bytes(padded(size) - len(data)))))
+        out = self.out
+        out.write(encoded)
+        out.write(data)
+        pad = padded(size) - len(data)
+        if pad:
+            out.write(_PADDING[:pad] if pad <= 512 else bytes(pad))
         if self.on_bytes is not None and data:
             self.on_bytes(len(data))
         if problem is None:
@@ -532,20 +549,23 @@ class ArchiveWriter:
     def _copy_range(self, fd: int, start: int, length: int, hasher: ContentHasher) -> str | None:
         """Copy ``length`` bytes at ``start`` to the archive and the hasher.
 
+        Read straight into the block assembler's chunk and hashed there: the
+        bytes are copied once, by the kernel (issue 9: large files at tape speed).
+
         :returns: what went wrong, or None.
         """
-        view = memoryview(self._buffer)
+        out = self.out
         position, end = start, start + length
         while position < end:
+            room = out.room()
             try:
-                n = os.preadv(fd, [view[: min(READ_CHUNK, end - position)]], position)
+                n = os.preadv(fd, [room[: end - position]], position)
             except OSError as err:
                 return f"read error at byte {position}: {err.strerror}"
             if n == 0:
                 return f"shrank while being read (ended at byte {position}, expected {end})"
-            chunk = view[:n]
-            hasher.update(chunk)
-            self.out.write(chunk)
+            hasher.update(room[:n])
+            out.commit(n)
             position += n
             if self.on_bytes:
                 self.on_bytes(n)
