@@ -32,9 +32,15 @@ def pytp_command() -> list[str]:
 class Sandbox:
     """A site under ``root``: ``config.json``, ``catalog.db``, library ``lib/``."""
 
-    def __init__(self, root: Path, *, tape_size: str = "8192G") -> None:
+    def __init__(self, root: Path, *, tape_size: str = "8192G", library: Path | None = None) -> None:
+        """:param library: where the virtual library (its tapes) goes; default ``root/lib``.
+
+        A real drive takes the bytes through ``write()``; a virtual tape is a
+        file, so where it lies (a disk, or memory) is part of what is measured.
+        """
         self.root = root
         root.mkdir(parents=True)
+        self.library = library if library is not None else root / "lib"
         self.config = root / "config.json"
         self.catalog = root / "catalog.db"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PYTP_")}
@@ -45,7 +51,7 @@ class Sandbox:
         )
         self.write_catalog_url(self.catalog)
         self.call(
-            "library", "add-virtual", "bench", "--path", str(root / "lib"),
+            "library", "add-virtual", "bench", "--path", str(self.library),
             "--drives", "1", "--slots", "2", "--tapes", "2", "--tape-size", tape_size,
         )  # fmt: skip
         # Create the catalog now, so no measured run pays for the schema.
@@ -70,7 +76,7 @@ class Sandbox:
         return done.stdout
 
     def tapes_dir(self) -> Path:
-        return self.root / "lib" / "tapes"
+        return self.library / "tapes"
 
     def used_tape(self) -> Path:
         """The directory of the one tape that holds data (barcodes are pytp's choice)."""
@@ -84,3 +90,4 @@ class Sandbox:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.library, ignore_errors=True)
