@@ -380,60 +380,83 @@ def _add_members(
     Every member line is counted (the job's totals, from its final manifest);
     members already in the catalog are not added again, and no two may share
     an offset: both are checked in a :class:`KeySet` on disk, filled from the
-    catalog first unless the job is new.  Members cut across tapes go to
-    ``with_parts``.
+    catalog.  A new job's lines need none while each lies past every offset
+    of its tape file accepted so far (pytp writes them in offset order), so
+    the key set is made only when a line does: from the rows inserted until
+    then.  Members cut across tapes go to ``with_parts``.
     """
     totals = _Members()
     job_id = row_id(job)
     # Read once: an ORM attribute per line costs as much as the line's own checks.
     places = {key: _Place(row_id(t), t.file_number, t.blocks * t.block_size) for key, t in known.items()}
-    with KeySet() as present, EntryRows(session) as rows:
-        # Deleted-path markers all sit at offset -1: the path tells them apart.
-        if not created:
-            query = select(Entry.tape_file_id, Entry.offset, Entry.path).where(Entry.job_id == job.id)
-            for chunk in session.execute(query.execution_options(yield_per=_FETCH)).partitions():
-                present.update((t, o, bytes(p)) for t, o, p in chunk)
-        for line_number, line in manifest.lines:
-            if line["type"] != "deleted":
-                totals.files += 1
-                totals.bytes += line["size"]
-            place = places.get((line["tape"], line["tape_file"]))
-            if place is None:
-                if line["tape"] == volume.label:
-                    problem(
-                        number,
-                        f"names tape file {line['tape_file']}, which is not a data file of this job",
-                        line_number,
-                    )
-                    outcome.damaged = True
-                else:
-                    outcome.pending = True  # on a tape not read (yet)
-                continue
-            fields = entry_fields(line)
-            offset = line["offset"]
-            tape_file_id = place.id
-            if line["type"] == "deleted":
-                if (tape_file_id, offset, fields["path"]) in present:
+    present = None if created else _present_keys(session, job_id)
+    #: a new job's highest offset accepted so far, by tape file
+    last: dict[int, int] = {}
+    with EntryRows(session) as rows:
+        try:
+            for line_number, line in manifest.lines:
+                if line["type"] != "deleted":
+                    totals.files += 1
+                    totals.bytes += line["size"]
+                place = places.get((line["tape"], line["tape_file"]))
+                if place is None:
+                    if line["tape"] == volume.label:
+                        problem(
+                            number,
+                            f"names tape file {line['tape_file']}, which is not a data file of this job",
+                            line_number,
+                        )
+                        outcome.damaged = True
+                    else:
+                        outcome.pending = True  # on a tape not read (yet)
                     continue
-            else:
-                found = present.find(tape_file_id, offset, fields["path"])
+                fields = entry_fields(line)
+                offset = line["offset"]
+                tape_file_id = place.id
+                deleted = line["type"] == "deleted"
+                if created and not deleted and offset > last.get(tape_file_id, -1):
+                    found = KeySet.ABSENT  # past every member of this job's tape file
+                else:
+                    if present is None:
+                        rows.flush()
+                        present = _present_keys(session, job_id)
+                    if deleted:
+                        # Deleted-path markers all sit at offset -1: only the whole key tells them apart.
+                        found = KeySet.PRESENT if (tape_file_id, offset, fields["path"]) in present else KeySet.ABSENT
+                    else:
+                        found = present.find(tape_file_id, offset, fields["path"])
                 if found == KeySet.PRESENT:
                     continue
-                why = _misplaced(line, place)
-                if why is None and found == KeySet.OTHER_NAME:
-                    why = f"offset {offset} is already another member's"
-                if why:
-                    problem(number, f"{path_text_of(fields['path'])!r}: {why}", line_number)
-                    outcome.damaged = True
-                    continue
-            fields["job_id"] = job_id
-            fields["tape_file_id"] = tape_file_id
-            rows.add(fields)
-            present.add(tape_file_id, offset, fields["path"])
-            if line.get("parts"):
-                with_parts.append((tape_file_id, offset, line["parts"]))
+                if not deleted:
+                    why = _misplaced(line, place)
+                    if why is None and found == KeySet.OTHER_NAME:
+                        why = f"offset {offset} is already another member's"
+                    if why:
+                        problem(number, f"{path_text_of(fields['path'])!r}: {why}", line_number)
+                        outcome.damaged = True
+                        continue
+                    last[tape_file_id] = max(last.get(tape_file_id, -1), offset)
+                fields["job_id"] = job_id
+                fields["tape_file_id"] = tape_file_id
+                rows.add(fields)
+                if present is not None:
+                    present.add(tape_file_id, offset, fields["path"])
+                if line.get("parts"):
+                    with_parts.append((tape_file_id, offset, line["parts"]))
+        finally:
+            if present is not None:
+                present.close()
     totals.added = rows.added
     return totals
+
+
+def _present_keys(session: Session, job_id: int) -> KeySet:
+    """The ``(tape file, offset, path)`` of every entry of the job in the catalog, in a key set."""
+    keys = KeySet()
+    query = select(Entry.tape_file_id, Entry.offset, Entry.path).where(Entry.job_id == job_id)
+    for chunk in session.execute(query.execution_options(yield_per=_FETCH)).partitions():
+        keys.update((t, o, bytes(p)) for t, o, p in chunk)
+    return keys
 
 
 @dataclass(frozen=True)
