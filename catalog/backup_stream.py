@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from pytp.tapeio.blockio import BlockAssembler, blocks_per_transfer
+from pytp.tapeio.blockio import BlockAssembler, ChunkPool, blocks_per_transfer
 from pytp.tapeio.buffer import DriveWriter
 from pytp.tapeio.continuation import Resume
 from pytp.tapeio.tarformat import END_OF_ARCHIVE
@@ -121,10 +121,17 @@ class SourceWriter:
         spanning = SpanningSink(self.media.drive, block_size, first, end_of_tape)
         return OpenSource(source, first, spanning)
 
-    def buffer(self, opened: OpenSource) -> DriveWriter:
-        """The memory buffer in front of the drive (its own thread writes to tape)."""
+    def buffer(self, opened: OpenSource, pool: ChunkPool | None = None) -> DriveWriter:
+        """The memory buffer in front of the drive (its own thread writes to tape).
+
+        :param pool: gets each chunk back once it is on tape.
+        """
         writer = DriveWriter(
-            opened.spanning.write, self.options.buffer_bytes, self.options.start_percent, self.media.drive.name
+            opened.spanning.write,
+            self.options.buffer_bytes,
+            self.options.start_percent,
+            self.media.drive.name,
+            pool.give if pool is not None else None,
         )
         self.progress.writer = writer
         return writer
@@ -177,8 +184,10 @@ class DirectStream:
     def _write_source(self, source: bytes, reference: Reference | None) -> None:
         out, record = self.out, self.out.record
         opened = out.begin(source)
-        writer = out.buffer(opened)
-        blocks = BlockAssembler(writer.put, out.media.block_size)
+        # The chunks the drive writer has written come back to be filled again (no new memory).
+        pool = ChunkPool()
+        writer = out.buffer(opened, pool)
+        blocks = BlockAssembler(writer.put, out.media.block_size, pool)
         archive = ArchiveWriter(
             blocks, out.sink.add, record.problems.append, out.progress.bytes, opened.spanning.starts.append
         )

@@ -9,6 +9,7 @@ of reading them when that is cheaper.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 from .drive import Drive
@@ -21,6 +22,34 @@ TRANSFER_BYTES = 1 << 20
 
 def blocks_per_transfer(block_size: int) -> int:
     return max(1, TRANSFER_BYTES // block_size)
+
+
+class ChunkPool:
+    """Chunks handed back once they are on tape, for an assembler to fill again.
+
+    A new chunk is a megabyte the kernel must fault in and Python must zero;
+    one that has been written is neither (issue 9: ``bytearray()``'s memset and
+    the page faults were a tenth of a large file's backup).  The drive writer
+    gives chunks back (:meth:`give`, from its thread: a deque's append and pop
+    are atomic); at most ``keep`` wait here, the rest go to the allocator.
+    """
+
+    def __init__(self, keep: int = 16) -> None:
+        self.keep = keep
+        self._free: deque[bytearray] = deque()
+
+    def take(self, size: int) -> bytearray:
+        """A chunk of ``size`` bytes (its content is whatever was there)."""
+        try:
+            chunk = self._free.pop()
+        except IndexError:
+            return bytearray(size)
+        return chunk if len(chunk) == size else bytearray(size)
+
+    def give(self, chunk: object) -> None:
+        """``chunk`` is written and nothing refers to it any more."""
+        if type(chunk) is bytearray and len(self._free) < self.keep:
+            self._free.append(chunk)
 
 
 class BlockAssembler:
@@ -36,13 +65,18 @@ class BlockAssembler:
 
     :param emit: called with each chunk; its length is a multiple of ``block_size``.
     :param block_size: the tape block size.
+    :param pool: where new chunks come from: only when whoever receives the
+        chunks gives each back once it is done with it.
     """
 
-    def __init__(self, emit: Callable[[bytes | bytearray | memoryview], None], block_size: int) -> None:
+    def __init__(
+        self, emit: Callable[[bytes | bytearray | memoryview], None], block_size: int, pool: ChunkPool | None = None
+    ) -> None:
         self._emit = emit
         self.block_size = block_size
         self._size = blocks_per_transfer(block_size) * block_size
-        self._chunk = bytearray(self._size)
+        self._new: Callable[[int], bytearray] = pool.take if pool is not None else bytearray
+        self._chunk = self._new(self._size)
         #: bytes of the chunk filled so far
         self._fill = 0
         #: bytes accepted so far: the offset of the next byte in the tape file.
@@ -83,15 +117,16 @@ class BlockAssembler:
             self._hand_over()
 
     def _hand_over(self) -> None:
-        chunk, self._chunk, self._fill = self._chunk, bytearray(self._size), 0
+        chunk, self._chunk, self._fill = self._chunk, self._new(self._size), 0
         self._emit(chunk)
 
     def finish(self) -> int:
         """Pad the last block with zeros, emit the rest; return the number of blocks."""
         if self._fill:
             end = -(-self._fill // self.block_size) * self.block_size
-            chunk, self._chunk = self._chunk, bytearray(self._size)
-            chunk[self._fill : end] = bytes(end - self._fill)  # a reader may have used room() past its count
+            chunk, self._chunk = self._chunk, self._new(self._size)
+            # not zeros: a reader may have used room() past its count, or the chunk is a recycled one
+            chunk[self._fill : end] = bytes(end - self._fill)
             self._fill = 0
             self._emit(memoryview(chunk)[:end])
         return (self.offset + self.block_size - 1) // self.block_size

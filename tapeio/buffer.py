@@ -41,12 +41,22 @@ class DriveWriter:
     :param capacity: buffer size in bytes; ``put`` blocks while it is full.
     :param start_percent: the writer starts once the buffer is this full, or
         when the producer closes the stream (mbuffer ``-P``).
+    :param written: called with each chunk once it is on the drive (the
+        producer's ``blockio.ChunkPool`` takes it back to fill again).
     """
 
-    def __init__(self, write: Callable[[bytes], None], capacity: int, start_percent: int = 20, name: str = "") -> None:
+    def __init__(
+        self,
+        write: Callable[[bytes], None],
+        capacity: int,
+        start_percent: int = 20,
+        name: str = "",
+        written: Callable[[bytes], None] | None = None,
+    ) -> None:
         if capacity <= 0:
             raise ValueError("buffer capacity must be positive")
         self._write = write
+        self._written_hook = written
         self.capacity = capacity
         self._start_at = capacity * max(0, min(start_percent, 100)) // 100
         self._chunks: deque[bytes] = deque()
@@ -156,3 +166,5 @@ class DriveWriter:
                 self._written += len(chunk)
                 self._fill -= len(chunk)
                 self._cond.notify_all()
+            if self._written_hook is not None:
+                self._written_hook(chunk)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pytp.tapeio.blockio import BlockAssembler, blocks_per_transfer
+from pytp.tapeio.blockio import BlockAssembler, ChunkPool, blocks_per_transfer
+from pytp.tapeio.buffer import DriveWriter
 from pytp.tapeio.tarwriter import SMALL_FILE, ArchiveWriter
 
 BLOCK = 512 << 10  # the default block size
@@ -69,3 +70,30 @@ def test_a_large_files_data_goes_into_the_chunks_without_passing_through_write(t
     assert out.written < 4096  # the headers and the padding only
     archive = b"".join(out.received)
     assert archive[record.header_size : record.header_size + len(content)] == content
+
+
+class CountingPool(ChunkPool):
+    def __init__(self) -> None:
+        super().__init__()
+        self.new = 0
+
+    def take(self, size: int) -> bytearray:
+        before = len(self._free)
+        chunk = super().take(size)
+        self.new += before == 0
+        return chunk
+
+
+def test_chunks_the_drive_writer_has_written_are_filled_again_and_old_bytes_never_reach_tape() -> None:
+    received = bytearray()
+    pool = CountingPool()
+    writer = DriveWriter(received.extend, capacity=4 * CHUNK, start_percent=0, written=pool.give)
+    out = BlockAssembler(writer.put, BLOCK, pool)
+    data = b"\xff" * (40 * CHUNK)
+    for n in range(0, len(data), 5632):
+        out.write(data[n : n + 5632])
+    out.write(b"end")  # the last chunk is a recycled one full of 0xff: its padding must still be zeros
+    blocks = out.finish()
+    writer.close()
+    assert bytes(received) == data + b"end" + bytes(blocks * BLOCK - len(data) - 3)
+    assert pool.new <= 4 + 2  # the buffer's capacity in chunks, and the one being filled: not one per megabyte
