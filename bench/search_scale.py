@@ -159,8 +159,8 @@ def cli_output(session: Session, pattern: str, limit: int | None) -> int:
     from itertools import islice
 
     from pytp.catalog.search import search_rows
-    from pytp.cli.app import emit
     from pytp.cli.catalog_cmd import hit_row, print_csv
+    from pytp.cli.hit_table import print_table
 
     hits = search_rows(session, [pattern], include_deleted=True, limit=limit + 1 if limit else None)
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
@@ -168,7 +168,7 @@ def cli_output(session: Session, pattern: str, limit: int | None) -> int:
             return print_csv(hit_row(h) for h in hits)
         rows = [hit_row(h) for h in islice(hits, limit)]
         next(hits, None)  # whether there are more
-        emit(rows, "table", ["path", "size", "mtime", "host", "job", "tape", "tape_file", "deleted_by"])
+        print_table(rows, ["path", "size", "mtime", "host", "job", "tape", "tape_file", "deleted_by"])
     return len(rows)
 
 

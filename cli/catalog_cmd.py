@@ -96,9 +96,12 @@ def search(
         more = next(hits, None) is not None
     if not printed:
         raise NotFound(f"No backed-up file matches '{pattern}'.")
-    if fmt != "csv":
-        columns = ["path", "size", "mtime", "host", "job", "tape", "tape_file", "deleted_by"]
-        emit(rows, fmt, None if fmt != "table" else columns)
+    if fmt == "table":
+        from .hit_table import print_table
+
+        print_table(rows, ["path", "size", "mtime", "host", "job", "tape", "tape_file", "deleted_by"])
+    elif fmt != "csv":
+        emit(rows, fmt)
     if more:
         click.echo(
             f"More matches not shown (these are the first {limit:,} by path); use --limit N (0: all) to see them.",

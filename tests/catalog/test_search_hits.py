@@ -176,3 +176,64 @@ def test_a_csv_of_many_hits_is_printed_in_pieces_and_whole(many, tmp_path: Path,
     assert expected.count("\n") > 12_000  # more than two pieces of 5,000
     result = CliRunner().invoke(cli, ["--config", str(config), "search", "--format", "csv", "/srv/"])
     assert result.exit_code == 0 and result.stdout == expected
+
+
+COLUMNS = ["path", "size", "mtime", "host", "job", "tape", "tape_file", "deleted_by"]
+
+
+def _tabulated(rows) -> str:  # type: ignore[no-untyped-def]
+    """The table ``emit(rows, "table", COLUMNS)`` prints (tabulate's "simple")."""
+    from tabulate import tabulate
+
+    return tabulate([["" if r.get(c) is None else r.get(c) for c in COLUMNS] for r in rows], COLUMNS, "simple")
+
+
+def test_the_table_is_tabulates_made_quicker(run, history: Path, catalog_url: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Plain rows are made without tabulate, the same text; "txt" and "/" also find the tree's odd
+    names (other scripts, spaces), which are left to tabulate."""
+    from pytp.cli.catalog_cmd import hit_row
+    from pytp.cli.hit_table import hit_table
+
+    engine = make_engine(catalog_url)
+    for pattern in ("report", "empty", "na\\xefve", "txt", "/"):
+        with Session(engine) as session:
+            rows = [hit_row(h) for h in search_rows(session, [pattern], include_deleted=True)]
+        quick = hit_table(rows, COLUMNS)
+        assert quick == _tabulated(rows) if pattern not in ("txt", "/") else quick in (None, _tabulated(rows)), pattern
+        assert run("search", "--limit", "1000", pattern).stdout == _tabulated(rows) + "\n", pattern
+
+
+def test_the_quick_table_is_tabulates_or_leaves_it_to_tabulate() -> None:
+    import random
+
+    from pytp.cli.hit_table import hit_table
+
+    texts = ["/srv/a", "/x/y z.txt", "/caf\\xe9", "2026-12-02T18:19:49+00:00", "", None, "vm", "BEN001L9", "x:1", "/"]
+    odd = ["/café", "123", "1e5", "nan", "0x1f", " lead", "a\nb", "x\ty", "T", "db01"]
+    numbers = [0, 1, 5, 123456, 10**12, None]
+    pick = random.Random(7)
+    quick = 0
+    for case in range(3000):
+        choices = texts + (odd if case % 2 else [])
+        rows = [
+            {
+                "path": pick.choice(choices),
+                "size": pick.choice(numbers),
+                "mtime": pick.choice(choices),
+                "host": pick.choice(choices),
+                "job": pick.choice(numbers[:-1]),
+                "tape": pick.choice(choices),
+                "tape_file": pick.choice(numbers),
+                "deleted_by": pick.choice([None, None, 3, 12]),
+            }
+            for _ in range(pick.choice([1, 2, 3, 7]))
+        ]
+        table = hit_table(rows, COLUMNS)
+        if table is not None:
+            quick += 1
+            assert table == _tabulated(rows), rows
+        elif case % 2 == 0:
+            raise AssertionError(f"plain cells left to tabulate: {rows}")
+    assert quick > 1500
+    for cell in odd:
+        assert hit_table([{"path": "/a", "host": cell}], COLUMNS) is None, cell
