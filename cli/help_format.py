@@ -5,12 +5,19 @@ one line ("Back up DIRS to tape: one tar archive per directory,...").  Here
 the top level shows sections in the order a user needs them, each command
 with the original pytp's aliases, and every summary is the whole first
 sentence of the command's help, wrapped rather than cut (also in sub-groups
-such as ``pytp catalog --help``).
+such as ``pytp catalog --help``).  A group given a table of its commands
+(:class:`~pytp.cli.lazy_commands.CommandEntry`) lists them from the table and
+imports a command's module only to run it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import click
+
+from .lazy_commands import CommandEntry, LazyCommands
 
 #: The top-level sections, in the order ``pytp --help`` shows them.  A command
 #: not listed here still shows, under the last section.
@@ -57,13 +64,27 @@ class GroupedHelp(click.Group):
 
     aliases: dict[str, str] = {}
 
+    def __init__(self, *args: Any, lazy_commands: Iterable[CommandEntry] = (), **kwargs: Any) -> None:
+        """:param lazy_commands: commands imported only when looked up (see :class:`LazyCommands`)."""
+        super().__init__(*args, **kwargs)
+        if lazy_commands:
+            self.commands = LazyCommands(lazy_commands, on_load=spell_out_summaries)
+
+    def summary(self, ctx: click.Context, name: str) -> str | None:
+        """The first sentence of command ``name``, None if it is hidden or unknown; imports nothing if it can."""
+        entry = self.commands.entry(name) if isinstance(self.commands, LazyCommands) else None
+        if entry is not None:
+            return None if entry.hidden else entry.summary
+        command = self.get_command(ctx, name)
+        return None if command is None or command.hidden else first_sentence(command)
+
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         spell_out_summaries(cmd)
         super().add_command(cmd, name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        visible = {name: self.get_command(ctx, name) for name in self.list_commands(ctx)}
-        commands = {name: cmd for name, cmd in visible.items() if cmd is not None and not cmd.hidden}
+        summaries = {name: self.summary(ctx, name) for name in self.list_commands(ctx)}
+        commands = {name: summary for name, summary in summaries.items() if summary is not None}
         by_command: dict[str, list[str]] = {}
         for alias, name in self.aliases.items():
             by_command.setdefault(name, []).append(alias)
@@ -79,7 +100,7 @@ class GroupedHelp(click.Group):
         width = max(map(len, shown.values()), default=0)  # one column for every section
         for title, listed in sections:
             with formatter.section(title):
-                formatter.write_dl([(shown[name].ljust(width), first_sentence(commands[name])) for name in listed])
+                formatter.write_dl([(shown[name].ljust(width), commands[name]) for name in listed])
         if ctx.parent is None:  # the top level only
             with formatter.section("Shell completion (add the line to your shell's start-up file)"):
                 formatter.write_dl(list(COMPLETION))

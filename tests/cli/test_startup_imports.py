@@ -10,6 +10,10 @@ already at the head without alembic: the schema version is read with one
 plain query and compared with the head read from the migration files, which
 must agree with alembic's own.
 
+Every command imports only the module that defines it (``cli/main.py``'s
+table of commands), so a drive command never pays for the catalog commands'
+modules, nor they for each other's.
+
 Each command runs in a fresh interpreter (``sys.modules`` of this test process
 has everything loaded), on the embedded default virtual library that a new
 user gets, through the real ``pytp`` group.  No timing is asserted here: the
@@ -42,7 +46,8 @@ try:
 except SystemExit as exit:
     code = exit.code
 stack = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(%r)))
-print("LOADED " + json.dumps(stack))
+commands = sorted(m for m in sys.modules if m.startswith("pytp.cli.") and m.endswith("_cmd"))
+print("LOADED " + json.dumps({"stack": stack, "command_modules": commands}))
 sys.exit(code or 0)
 """
 
@@ -54,8 +59,8 @@ def _site_env(home: Path) -> dict[str, str]:
     return env
 
 
-def pytp(env: dict[str, str], *args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    """Run ``pytp ARGS`` in a new interpreter; its result and the catalog-stack packages it imported."""
+def probe(env: dict[str, str], *args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, list[str]]]:
+    """Run ``pytp ARGS`` in a new interpreter; its result and what it imported (PROBE's report)."""
     script = PROBE % json.dumps(CATALOG_STACK)
     proc = subprocess.run(
         [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
@@ -63,7 +68,13 @@ def pytp(env: dict[str, str], *args: str, cwd: Path) -> tuple[subprocess.Complet
     output, marker, loaded = proc.stdout.rpartition("LOADED ")
     assert marker, (args, proc.stdout, proc.stderr)
     proc.stdout = output  # the command's own output
-    return proc, set(json.loads(loaded))
+    return proc, json.loads(loaded)
+
+
+def pytp(env: dict[str, str], *args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run ``pytp ARGS`` in a new interpreter; its result and the catalog-stack packages it imported."""
+    proc, loaded = probe(env, *args, cwd=cwd)
+    return proc, set(loaded["stack"])
 
 
 @pytest.fixture
@@ -116,6 +127,38 @@ def test_drive_and_changer_commands_never_import_the_catalog_stack(
     elements = {row["element"]: row for row in json.loads(proc.stdout)}
     assert not elements["slot 2"]["full"] and elements["i/e slot 9"]["full"]
     assert elements["drive 0"]["source_slot"] == 1 and elements["slot 3"]["full"]
+
+
+#: commands (an alias, help and a mistyped name too) and the only command modules they may import
+OWN_MODULE = [
+    (["status"], ["pytp.cli.tape_cmd"]),
+    (["stat", "--format", "json"], ["pytp.cli.tape_cmd"]),  # the original pytp's alias
+    (["tapes"], ["pytp.cli.catalog_cmd"]),
+    (["inventory", "--format", "csv"], ["pytp.cli.catalog_cmd"]),
+    (["list"], ["pytp.cli.library_cmd"]),
+    (["drives"], ["pytp.cli.drives_cmd"]),
+    (["pools"], ["pytp.cli.pools_cmd"]),
+    (["--help"], []),
+    (["catalog", "--help"], ["pytp.cli.catalog_admin_cmd"]),
+]
+
+
+def test_a_command_imports_its_own_module_alone(default_site: dict[str, str], tmp_path: Path) -> None:
+    """The command modules are imported on demand (``cli/lazy_commands.py``), not all before any command runs."""
+    imported = {}
+    for command, modules in OWN_MODULE:
+        proc, loaded = probe(default_site, *command, cwd=tmp_path)
+        assert proc.returncode == 0, (command, proc.stderr)
+        imported[" ".join(command)] = loaded["command_modules"]
+    assert imported == {" ".join(command): modules for command, modules in OWN_MODULE}
+
+
+def test_a_mistyped_command_imports_no_command_module(tmp_path: Path) -> None:
+    env = _site_env(tmp_path / "home")
+    proc, loaded = probe(env, "statu", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Error: No such command 'statu'. Did you mean 'status'?" in proc.stderr
+    assert loaded == {"stack": [], "command_modules": []}
 
 
 def test_raw_ls_lists_what_the_backup_wrote_without_the_catalog(default_site: dict[str, str], tmp_path: Path) -> None:
