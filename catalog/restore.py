@@ -45,7 +45,7 @@ from .plan import FilePlan, Item, RestorePlan
 from .progress import NULL
 from .progress import Progress as ProgressEvents
 from .restore_selection import Query, SelectionSpool, spool_selection
-from .search import Found, FoundEntry, resolve_as_of
+from .search import FoundEntry, resolve_as_of
 from .tape_reading import TapeFileAccess, feed_bytes, read_tape_files
 
 
@@ -127,7 +127,7 @@ def select_entries(
     return spool_selection(session, query, block_size, notes)
 
 
-def check_target(target: Path, entries: Iterable[Found], overwrite: bool) -> None:
+def check_target(target: Path, entries: Iterable[FoundEntry], overwrite: bool) -> None:
     """Refuse before reading anything if the restore would go through a symlink or overwrite.
 
     Names that would leave the target are not refused here: the extraction
@@ -138,16 +138,16 @@ def check_target(target: Path, entries: Iterable[Found], overwrite: bool) -> Non
     tree = SafeTree(target)
     existing, shown = 0, []
     try:
-        for f in entries:
+        for entry in entries:
             try:
-                name = _destination_name(f.entry)
+                name = _destination_name(entry)
             except UnsafeMember:
                 continue  # refused by name during the extraction
             try:
                 st = tree.lstat(name) if name else None
             except UnsafeMember as err:
                 raise RestoreRefused(f"{err} Nothing was restored.") from None
-            if st is not None and f.entry.kind != "dir" and not overwrite:
+            if st is not None and entry.kind != "dir" and not overwrite:
                 existing += 1
                 if len(shown) < 3:
                     shown.append(str(target / os.fsdecode(name)))
@@ -168,14 +168,16 @@ def _read_exactly(reader: TapeFileReader, size: int, what: str) -> bytes:
     return data
 
 
-def _member_of(entry: FoundEntry, header: bytes, allow_special: bool) -> Member:
+def _member_of(entry: FoundEntry, header: bytes, allow_special: bool, expected: bytes | None = None) -> Member:
     """The member whose headers are ``header``, checked against its catalog entry.
 
+    :param expected: the entry's destination name, if the caller has it already.
     :raises DamagedMember: the header is damaged or is not the catalog's member.
     :raises UnsafeMember: the member must not be extracted.
     """
     member = judge(header, allow_special)
-    expected = _destination_name(entry)
+    if expected is None:
+        expected = _destination_name(entry)
     kind = "dir" if member.kind == "root" else member.kind
     if member.name != expected or kind != entry.kind or (kind == "file" and member.size != _stored_size(entry)):
         raise DamagedMember(f"the tar header on tape ({member.text}, {member.kind}) does not match the catalog")
@@ -305,7 +307,7 @@ def run_restore(
             target.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise RestoreRefused(f"Cannot create the restore target {target}: {err.strerror}.") from err
-        check_target(target, entries.found(), options.overwrite)
+        check_target(target, entries.entries(), options.overwrite)
         plan = entries.plan(config, selection)
         holder = _drive_holding_first_tape(config, selection, plan)
         if holder is not None:
@@ -359,7 +361,7 @@ def run_restore(
         notes += extraction.notes()
         # Refused and damaged members are named already; the checksum pass checks the rest.
         left_out = {name.lstrip("/") for name, _ in extraction.refused + extraction.damaged}
-        kept = (f for f in entries.found() if f.entry.path_text.lstrip("/") not in left_out)
+        kept = (e for e in entries.entries() if e.path_text.lstrip("/") not in left_out)
         verified, mismatches = verify_restored(target, kept)
         result = RestoreResult(
             files=entries.count,
@@ -420,11 +422,11 @@ def _restore_file(
 def _restore_member(reader: TapeFileReader, item: Item, extraction: GuardedExtraction) -> None:
     entry = item.entry
     try:
-        _destination_name(entry)
+        expected = _destination_name(entry)
     except UnsafeMember as err:
         raise UnsafeMember(f"{entry.path_text}: {str(err).split(': ', 1)[-1]}") from None
     header = _read_exactly(reader, entry.header_size, entry.path_text)
-    member = _member_of(entry, header, extraction.allow_special)
+    member = _member_of(entry, header, extraction.allow_special, expected)
     extraction.extract(member, reader.read)
 
 
@@ -434,25 +436,25 @@ def _give_up_split(splits: dict[int, _SplitMember], item: Item) -> None:
         split.finish()
 
 
-def verify_restored(target: Path, entries: Iterable[Found]) -> tuple[int, list[str]]:
+def verify_restored(target: Path, entries: Iterable[FoundEntry]) -> tuple[int, list[str]]:
     """Hash each restored regular file and compare with the catalog (no symlink followed)."""
     checked, mismatches = 0, []
     tree = SafeTree(target)
     try:
-        for f in entries:
-            if f.entry.kind != "file" or f.entry.xxh3 is None:
+        for entry in entries:
+            if entry.kind != "file" or entry.xxh3 is None:
                 continue
             try:
-                digest = _hash_restored(tree, _destination_name(f.entry), getattr(f.entry, "sparse_map", None))
+                digest = _hash_restored(tree, _destination_name(entry), entry.sparse_map)
             except UnsafeMember as err:
-                mismatches.append(f"{f.entry.path_text}: not checked ({err})")
+                mismatches.append(f"{entry.path_text}: not checked ({err})")
                 continue
             except OSError as err:
-                mismatches.append(f"{f.entry.path_text}: not restored ({err.strerror})")
+                mismatches.append(f"{entry.path_text}: not restored ({err.strerror})")
                 continue
             checked += 1
-            if digest != f.entry.xxh3:
-                mismatches.append(f"{f.entry.path_text}: checksum differs from the catalog")
+            if digest != entry.xxh3:
+                mismatches.append(f"{entry.path_text}: checksum differs from the catalog")
     finally:
         tree.close()
     return checked, mismatches

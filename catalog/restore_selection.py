@@ -31,7 +31,7 @@ from .devices import Selection
 from .errors import NotFound
 from .integrity import check_offsets
 from .inventory import locate_barcodes
-from .models import Entry, TapeFile, Volume, row_id
+from .models import Entry, EntryPart, TapeFile, Volume, row_id
 from .parts import Piece, load_parts
 from .plan import FilePlan, Item, RestorePlan, TapePlan, _tape_order
 from .search import AsOf, Found, FoundEntry, Related, _selection, find_exact, found_columns
@@ -113,7 +113,7 @@ class SelectionSpool:
     :param block_size: the drive's block size, for the block ranges of the plan.
     """
 
-    def __init__(self, session: Session, block_size: int) -> None:
+    def __init__(self, session: Session, block_size: int, job_id: int | None = None) -> None:
         self.session = session
         self.block_size = block_size
         self.related = Related(session)
@@ -128,6 +128,13 @@ class SelectionSpool:
         self.split: dict[int, Found] = {}
         #: (job id, path) each selected hard link needs beside it
         self.link_targets: set[tuple[int, bytes]] = set()
+        #: every entry (of ``job_id``) that has parts: members cut across tapes are
+        #: few in any catalog, and one query for them all costs less than asking
+        #: for the parts of each batch of entries (profiled: ~50 µs a file)
+        with_parts = select(EntryPart.entry_id).distinct()
+        if job_id is not None:
+            with_parts = with_parts.join(Entry, col(Entry.id) == EntryPart.entry_id).where(Entry.job_id == job_id)
+        self.with_parts: set[int] = set(session.connection().execute(with_parts).scalars())
 
     def close(self) -> None:
         self.file.close()
@@ -152,7 +159,8 @@ class SelectionSpool:
     def _flush(self, segment: _Segment | None, batch: list[tuple[Any, ...]]) -> None:
         if segment is None or not batch:
             return
-        parts = load_parts(self.session, [row[_ID] for row in batch])
+        split = [row[_ID] for row in batch if row[_ID] in self.with_parts]
+        parts = load_parts(self.session, split) if split else {}
         self.parts.update(parts)
         for row in batch:
             self._account(segment, row, row[_ID] in parts)
@@ -231,10 +239,16 @@ class SelectionSpool:
         return sorted(self.segments.values(), key=key)
 
     def found(self) -> Iterator[Found]:
-        """Every selected entry, in tape order (label, tape file, offset)."""
+        """Every selected entry with its job and tape, in tape order (label, tape file, offset)."""
         for segment in self._in_order():
             for row in self._rows(segment):
                 yield self.related.found(row, row[-1])
+
+    def entries(self) -> Iterator[FoundEntry]:
+        """Every selected entry alone, in the same order (what the target check and the checksums need)."""
+        for segment in self._in_order():
+            for row in self._rows(segment):
+                yield FoundEntry(*row[:_FIELDS])
 
     # ------------------------------------------------------------ the plan
     def plan(self, config: Config, selection: Selection, locations: dict[str, Any] | None = None) -> RestorePlan:
@@ -372,7 +386,7 @@ def spool_selection(session: Session, query: Query, block_size: int, notes: list
 
     :raises NotFound: nothing matches.
     """
-    spool = SelectionSpool(session, block_size)
+    spool = SelectionSpool(session, block_size, query.job_id)
     try:
         _fill(spool, query, notes)
         spool.add_missing_link_targets()
