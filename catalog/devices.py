@@ -16,15 +16,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pytp.tapeio.changer import Changer
-from pytp.tapeio.drive import Drive
 from pytp.tapeio.errors import DriveBusy
 from pytp.tapeio.pidlock import holder, try_lock, unlock
-from pytp.tapeio.procinfo import describe_holder
 
 from .config import Config, DriveConfig, LibraryConfig, data_home
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # the drive and changer code is imported by open_drive/open_changer, when a device is opened
+    from pytp.tapeio.changer import Changer
+    from pytp.tapeio.drive import Drive
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,8 @@ def drive_lock(drive: DriveConfig) -> Iterator[None]:
     if held is None:
         fd = _try_lock(path)
         if fd is None:
+            from pytp.tapeio.procinfo import describe_holder  # only for this message
+
             raise DriveBusy(
                 f"Drive {drive.name} is busy: used by {describe_holder(holder(path))}. "
                 "Wait for it to finish, or choose another drive with --drive."

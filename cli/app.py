@@ -7,13 +7,11 @@ imported only by commands that use it, so tape commands start quickly.
 
 from __future__ import annotations
 
-import csv
 import errno
 import io
 import json
 import os
 import sys
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -21,7 +19,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from pytp.catalog.config import Config, load_config
 from pytp.catalog.errors import CatalogError
 from pytp.tapeio.errors import TapeIOError
 from pytp.tapeio.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_WARNING
@@ -31,6 +28,7 @@ from .help_format import GroupedHelp
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from pytp.catalog.config import Config
     from pytp.catalog.devices import Selection
     from pytp.tapeio.drive import Drive
 
@@ -43,6 +41,9 @@ class App:
 
     @cached_property
     def config(self) -> Config:
+        # Imported here: help, exit-codes and usage errors read no configuration.
+        from pytp.catalog.config import load_config
+
         config = load_config(self.config_path)
         if config.created:
             lib = config.libraries[0]
@@ -160,6 +161,8 @@ def os_error_message(err: OSError) -> str:
 def fail(ctx: click.Context, message: str, code: int) -> NoReturn:
     """Print ``Error: message`` (after the traceback under --debug) and exit with ``code``."""
     if ctx.find_root().params.get("debug"):  # --debug, or PYTP_DEBUG=1 through click's envvar
+        import traceback  # only here: most commands end without an error
+
         traceback.print_exc(file=sys.stderr)
     click.echo(f"Error: {message}", err=True)
     ctx.exit(code)
@@ -188,6 +191,8 @@ def emit(rows: list[dict[str, Any]], fmt: str, columns: list[str] | None = None,
         return
     columns = columns or (list(rows[0]) if rows else [])
     if fmt == "csv":
+        import csv  # only here: tables and JSON are the common outputs
+
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(columns)
