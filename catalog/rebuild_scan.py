@@ -152,8 +152,8 @@ def _read_manifest_file(drive: Drive, block_size: int, number: int, first: bytes
         _, pieces = stream_small_archive(
             drive, block_size, max_size=MAX_MANIFEST, first_block=first, expect=MANIFEST_MEMBER
         )
-        size = _Counted(pieces)
-        manifest = read_manifest(size, SegmentWriter(scan.spool), keep_problems=MAX_LINES_REPORTED)
+        counted = _Counted(pieces)
+        manifest = read_manifest(counted, SegmentWriter(scan.spool), keep_problems=MAX_LINES_REPORTED)
     except TapeIOError as err:  # not tar, cut short, an I/O error
         scan.findings.append(Finding(number, f"manifest unreadable ({err})"))
         return SeenFile(number, MANIFEST)
@@ -163,7 +163,7 @@ def _read_manifest_file(drive: Drive, block_size: int, number: int, first: bytes
         more = manifest.problem_count - MAX_LINES_REPORTED
         scan.findings.append(Finding(number, f"and {more} more bad line(s), not listed"))
     # One ustar header, the padded content, the end-of-archive marker.
-    blocks = -(-(512 + padded(size.bytes) + len(END_OF_ARCHIVE)) // block_size)
+    blocks = -(-(512 + padded(counted.bytes) + len(END_OF_ARCHIVE)) // block_size)
     return SeenFile(number, MANIFEST, blocks, manifest)
 
 
