@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import click
 
 
-@dataclass(frozen=True)
-class CommandEntry:
+class CommandEntry(NamedTuple):  # not a dataclass: making one costs ~0.4 ms of every start
     """What ``pytp --help`` shows of a command before its module is imported.
 
     :param module: the module that defines it, in its ``COMMANDS`` list.
