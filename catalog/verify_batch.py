@@ -3,11 +3,12 @@
 Before issue 9 a verify loaded every entry of a tape file as an ORM object and
 opened Python's ``tarfile`` on each member's header; at 50,000 small files
 that was ~65 % of its time (docs/performance.md).  Here the catalog rows come
-from one query as plain tuples, ordered by offset, the tape file is read in
-chunks of several megabytes that hold many members (``ChunkedReader``), a
-header is checked by ``tarformat.member_essentials`` (as strictly as the
-full parser, without building a whole header object), and a small member's data is hashed
-in one call.
+from one query as plain tuples, a batch at a time, ordered by offset; the tape
+file is read in chunks of one drive transfer that hold hundreds of small
+members (``ChunkedReader.window``); a small member's headers are checked in
+place by ``tarformat.quick_essentials`` (as strictly as the full parser,
+which decides whatever it cannot) and its data hashed from a slice of the
+chunk in one call, all in the loop itself, without a call per step.
 
 Members cut across tapes (they have ``EntryPart`` rows) are left to the
 caller, which reads them part by part: their ids are returned.
