@@ -16,9 +16,12 @@ data streams; search and restore ignore them until the job is good.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import NoReturn
 
@@ -87,6 +90,35 @@ def run_backup(
     sources = normalise_sources(options.sources)
     pool = options.pool or config.default_pool
     config.pool(pool)
+    with _gc_frozen():
+        return _run(engine, config, selection, options, progress, sources, pool)
+
+
+@contextmanager
+def _gc_frozen() -> Iterator[None]:
+    """The objects alive before the job (modules, the ORM's metadata) are left out of
+    the garbage collector's passes while it runs, and given back after.
+
+    A job of many files allocates a few objects per file, and every so often
+    the collector walks everything alive: a tenth of a small file's backup
+    went there, half of it over what had been imported (issue 9).
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _run(
+    engine: Engine,
+    config: Config,
+    selection: Selection,
+    options: BackupOptions,
+    progress: ProgressEvents | None,
+    sources: list[bytes],
+    pool: str,
+) -> BackupResult:
     started = time.monotonic()
     reporter = ProgressReporter(progress)
     # The drive is taken before the job row exists: a busy drive leaves no job behind.

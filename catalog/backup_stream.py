@@ -184,8 +184,12 @@ class DirectStream:
     def _write_source(self, source: bytes, reference: Reference | None) -> None:
         out, record = self.out, self.out.record
         opened = out.begin(source)
-        # The chunks the drive writer has written come back to be filled again (no new memory).
-        pool = ChunkPool()
+        # The chunks the drive writer has written come back to be filled again (no new
+        # memory). When the drive is faster than the files come, the buffer runs dry and
+        # refills to its start level again and again: keep that many.
+        chunk = blocks_per_transfer(out.media.block_size) * out.media.block_size
+        start_level = out.options.buffer_bytes * out.options.start_percent // 100
+        pool = ChunkPool(keep=max(16, start_level // chunk + 2))
         writer = out.buffer(opened, pool)
         blocks = BlockAssembler(writer.put, out.media.block_size, pool)
         archive = ArchiveWriter(
