@@ -65,8 +65,13 @@ def run(ctx: Context) -> list[Figure]:
         if place is not None:
             shutil.rmtree(place, ignore_errors=True)
     rate = data / pytp.wall / 1e6
-    steady = pytp.wall - startup.wall
-    after = f"; {data / steady / 1e6:.0f} MB/s after start-up ({startup.wall:.2f} s)" if steady > 0 else ""
+    steady, steady_cpu = pytp.wall - startup.wall, pytp.cpu - startup.cpu
+    after = (
+        f"; after start-up ({startup.wall:.2f} s, CPU {startup.cpu:.2f} s) {data / steady / 1e6:.0f} MB/s, "
+        f"{data / steady_cpu / 1e6:.0f} MB per CPU second"
+        if steady > 0 and steady_cpu > 0
+        else ""
+    )
     text = f"{timing(pytp)}, {rate:.0f} MB/s{after}"
     work = f"{COUNT} × {size >> 20} MiB random files, backup, tape on {'tmpfs' if place else 'disk'}"
     return [
