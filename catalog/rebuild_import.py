@@ -44,7 +44,7 @@ from .models import (
     table_of,
     utcnow,
 )
-from .rebuild_scan import DATA, goto_file
+from .rebuild_scan import DATA, MAX_LINES_REPORTED, goto_file
 from .record_spool import RecordSpool, SegmentWriter
 
 #: Recovered jobs get a uuid derived from the tape and their first tape file,
@@ -598,6 +598,18 @@ def recover_from_headers(
     if tape_file is None or tape_file.job_id != job.id:
         return
     end = 0
+    listed = unlisted = 0
+
+    def lost(message: str) -> None:
+        # A hostile archive of a million unsafe members must not make a report
+        # of a million lines: list the first ones, as for bad manifest lines.
+        nonlocal listed, unlisted
+        if listed >= MAX_LINES_REPORTED:
+            unlisted += 1
+            return
+        listed += 1
+        problem(number, message, None)
+
     with KeySet() as present, EntryRows(session) as rows:
         # Members a manifest's good lines brought: by offset (a damaged manifest's tape file).
         query = select(Entry.offset).where(Entry.tape_file_id == tape_file.id)
@@ -610,17 +622,13 @@ def recover_from_headers(
                 if isinstance(member, Damage):
                     # As GNU tar does: skip to the next valid header, name what was lost.
                     to = f"byte {member.resumed}" if member.resumed is not None else "the end of the tape file"
-                    problem(
-                        number,
-                        f"{member.reason}; skipped to {to}: members in between are not recovered",
-                        None,
-                    )
+                    lost(f"{member.reason}; skipped to {to}: members in between are not recovered")
                     continue
                 h = member.header
                 end = max(end, member.offset + member.header_size + (padded(h.size) if member.complete else 0))
                 shown = path_text_of(h.name)
                 if not member.complete:
-                    problem(number, f"member {shown!r} at byte {member.offset} is cut short: not recovered", None)
+                    lost(f"member {shown!r} at byte {member.offset} is cut short: not recovered")
                     continue
                 if (h.comment or "").startswith(_CONTINUATION) or (0, member.offset, b"") in present:
                     continue
@@ -632,13 +640,15 @@ def recover_from_headers(
                         row = "is a sparse file whose map cannot be read"
                 why = row if isinstance(row, str) else None
                 if why:
-                    problem(number, f"member {shown!r} at byte {member.offset} {why}: not recovered", None)
+                    lost(f"member {shown!r} at byte {member.offset} {why}: not recovered")
                     continue
                 rows.add({**row, "job_id": row_id(job), "tape_file_id": row_id(tape_file)})  # type: ignore[dict-item]
         except TarFormatError as err:
             problem(number, f"{err}: the members after it are not recovered", None)
         except TapeIOError as err:
             problem(number, f"reading the tar headers failed ({err}): the members after it are not recovered", None)
+    if unlisted:
+        problem(number, f"and {unlisted} more member(s) not recovered, not listed", None)
     counts.recovered_entries += rows.added
     counts.entries += rows.added
     if not tape_file.blocks and end:

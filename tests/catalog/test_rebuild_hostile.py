@@ -14,6 +14,7 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
+from pytp.catalog.rebuild_scan import MAX_LINES_REPORTED
 from pytp.cli.main import cli
 from pytp.tapeio.exitcodes import EXIT_VERIFY_FAILED
 from tests.conftest import write_library_config
@@ -167,6 +168,23 @@ def test_hostile_archive_names_are_refused_when_recovering_from_headers(tmp_path
     assert "'ok/../../escape.txt'" in out and "contains a '..' component" in out
     assert "'ok/hard'" in out and "hard link pointing outside the archive" in out
     assert _paths(database) == [b"/ok/after.txt", b"/ok/fine.txt", b"/ok/soft"]
+
+
+def test_an_archive_of_many_unsafe_members_lists_the_first_ones_and_counts_the_rest(tmp_path: Path) -> None:
+    """A report names each refused member only up to the cap, like bad manifest lines: a hostile
+    archive of millions of unsafe names must not make a report (and memory) of millions of lines."""
+    config, library, database = _site(tmp_path)
+    members = [file_member(f"/etc/absolute-{i:04d}.txt", b"x\n") for i in range(MAX_LINES_REPORTED + 30)]
+    write_tape(
+        library_tape(library, TAPE), [tar_bytes([*members, file_member("ok/after.txt", b"after\n")])], label=TAPE
+    )
+
+    out = _run(config, "catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED).stdout
+
+    assert out.count("has an absolute name") == MAX_LINES_REPORTED
+    assert "'/etc/absolute-0000.txt'" in out and f"'/etc/absolute-{MAX_LINES_REPORTED:04d}.txt'" not in out
+    assert "and 30 more member(s) not recovered, not listed" in out
+    assert _paths(database) == [b"/ok/after.txt"]
 
 
 def test_manifest_header_lies_and_broken_manifests(tmp_path: Path) -> None:
