@@ -260,16 +260,18 @@ def walk(
         stack.extend(reversed(children))
 
 
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
 def _open_for_reading(path: bytes) -> int:
-    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    noatime = getattr(os, "O_NOATIME", 0)
-    if noatime:
+    if _NOATIME:
         try:
             # A backup should not touch atimes; only the owner or root may ask.
-            return os.open(path, flags | noatime)
+            return os.open(path, _READ_FLAGS | _NOATIME)
         except PermissionError:
             pass
-    return os.open(path, flags)
+    return os.open(path, _READ_FLAGS)
 
 
 class ArchiveWriter:
