@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import Select, and_, case, func, literal_column, null, or_, table, union
@@ -26,6 +28,7 @@ from . import search_hits, search_index
 from .errors import BadPattern, CatalogError, NotFound
 from .levels import DELETED
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, path_text, row_id, table_of
+from .newest_version import newest_versions
 from .search_hits import Hit
 
 GLOB_CHARS = set("*?[")
@@ -559,49 +562,9 @@ def _selection(
     return newest
 
 
-def find(
-    session: Session,
-    patterns: list[str] | None = None,
-    *,
-    regex: bool = False,
-    job_id: int | None = None,
-    tape: str | None = None,
-    all_versions: bool = False,
-    under: bytes | None = None,
-    include_deleted: bool = False,
-    as_of: AsOf | None = None,
-    host: str | None = None,
-) -> list[Found]:
-    """Entries matching any of ``patterns`` (all entries when there are none),
-    sorted by path, newest first (:func:`iter_found` streams them).
-
-    :param job_id: only this job's entries.
-    :param tape: only entries on the tape with this label.
-    :param all_versions: every version, not only the newest of each path.
-    :param under: only paths equal to or below this absolute path.
-    :param include_deleted: with ``all_versions``, also the markers of paths
-        deleted since an earlier backup; otherwise, also paths whose newest
-        record is a deletion, as their last version with ``deleted_by`` set.
-        Without it, a path a later backup recorded as deleted is left out
-        (issue 8, defect 10: deleted files must not come back).
-    :param as_of: the tree as a point in time left it (``resolve_as_of``):
-        newest versions at or before it, without the paths deleted by then.
-    :param host: only jobs of this host (None: every host).
-    """
-    return list(
-        iter_found(
-            session,
-            patterns,
-            regex=regex,
-            job_id=job_id,
-            tape=tape,
-            all_versions=all_versions,
-            under=under,
-            include_deleted=include_deleted,
-            as_of=as_of,
-            host=host,
-        )
-    )
+def find(session: Session, patterns: list[str] | None = None, **options: Any) -> list[Found]:
+    """:func:`iter_found`'s entries as a list (same options)."""
+    return list(iter_found(session, patterns, **options))
 
 
 def iter_found(
@@ -617,9 +580,24 @@ def iter_found(
     as_of: AsOf | None = None,
     host: str | None = None,
 ) -> Iterator[Found]:
-    """What :func:`find` finds, streamed: one query of plain rows sorted by path and,
-    within a path, newest first; the newest version of each path is picked as they
-    pass (:func:`_newest_found`), each job, tape file and tape loaded once."""
+    """Entries matching any of ``patterns`` (all entries when there are none),
+    sorted by path, newest first, streamed: one query of plain rows; the newest
+    version of each path is picked as they pass (:func:`_newest_found`), each job,
+    tape file and tape loaded once.
+
+    :param job_id: only this job's entries.
+    :param tape: only entries on the tape with this label.
+    :param all_versions: every version, not only the newest of each path.
+    :param under: only paths equal to or below this absolute path.
+    :param include_deleted: with ``all_versions``, also the markers of paths
+        deleted since an earlier backup; otherwise, also paths whose newest
+        record is a deletion, as their last version with ``deleted_by`` set.
+        Without it, a path a later backup recorded as deleted is left out
+        (issue 8, defect 10: deleted files must not come back).
+    :param as_of: the tree as a point in time left it (``resolve_as_of``):
+        newest versions at or before it, without the paths deleted by then.
+    :param host: only jobs of this host (None: every host).
+    """
     query = _filtered(
         session,
         select(*found_columns(), col(Job.host).label("host_key")),
@@ -648,31 +626,15 @@ _HOST = _FOUND_FIELDS + 1
 
 def _newest_found(rows: Iterator[Any], include_deleted: bool) -> Iterator[tuple[Any, int | None]]:
     """The newest version of each path and the job that deleted it after, from rows
-    sorted by path_text, newest first.
-
-    The rule of :func:`_selection`: the first row of a path that is not a deletion
-    is its version; a deletion before it names the job that saw the path gone, and
-    without ``include_deleted`` leaves the path out.  A path is its bytes and its
-    host: the few paths one path_text has are told apart in a dict.
-    """
-    text: Any = None
-    paths: dict[tuple[Any, Any], int | bool | None] = {}  # path → None (picked) or the deleting job
-    for row in rows:
-        if row[_TEXT] != text:
-            text, paths = row[_TEXT], {}
-        key = (row[_HOST], row[_PATH])
-        deleted_by = paths.get(key, False)
-        if deleted_by is None:
-            continue  # its version was picked
-        if deleted_by is False:  # the path's newest row
-            deleted_by = row[_JOB] if row[_KIND] == DELETED else None
-        if row[_KIND] == DELETED:
-            paths.setdefault(key, deleted_by)
-            continue
-        paths[key] = None
-        if deleted_by is not None and not include_deleted:
-            continue
-        yield row, deleted_by  # type: ignore[misc]
+    sorted by path_text, newest first (:func:`.newest_version.newest_versions`'s rule,
+    the rule of :func:`_selection`)."""
+    for _, group in groupby(rows, key=itemgetter(_TEXT)):
+        yield from newest_versions(
+            group,
+            key=lambda row: (row[_HOST], row[_PATH]),
+            deleting_job=lambda row: row[_JOB] if row[_KIND] == DELETED else None,
+            include_deleted=include_deleted,
+        )
 
 
 def search_rows(

@@ -35,6 +35,7 @@ from sqlmodel import Session, col
 
 from .levels import DELETED
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, table_of
+from .newest_version import newest_versions
 
 
 class Hit(NamedTuple):
@@ -338,20 +339,10 @@ class _Picker:
         if self.all_versions:
             yield from (self._hit(row, None) for row in rows)
             return
-        paths: dict[tuple[Any, Any], int | bool | None] = {}  # path → None (picked) or the deleting job
-        hits: list[Hit] = []
-        for row in rows:
-            key = (jobs[row[_JOB]].host, row[_PATH] or row[_TEXT].encode())
-            deleted_by = paths.get(key, False)
-            if deleted_by is None:
-                continue  # its version was picked
-            if deleted_by is False:  # the path's newest row
-                deleted_by = row[_JOB] if row[_KIND] == DELETED else None
-            if row[_KIND] == DELETED:
-                paths.setdefault(key, deleted_by)
-                continue
-            paths[key] = None
-            if deleted_by is not None and not self.include_deleted:
-                continue
-            hits.append(self._hit(row, deleted_by))  # type: ignore[arg-type]
-        yield from hits
+        picked = newest_versions(
+            rows,
+            key=lambda row: (jobs[row[_JOB]].host, row[_PATH] or row[_TEXT].encode()),
+            deleting_job=lambda row: row[_JOB] if row[_KIND] == DELETED else None,
+            include_deleted=self.include_deleted,
+        )
+        yield from [self._hit(row, deleted_by) for row, deleted_by in picked]
