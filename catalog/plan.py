@@ -13,14 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pytp.tapeio.blockio import TapeFileReader
-from pytp.tapeio.tarformat import padded
 
 from .config import PlanningConfig
-from .integrity import check_offsets
-from .inventory import Location
 from .models import Entry, EntryPart, TapeFile, Volume, row_id
-from .parts import Piece
-from .search import Found
 
 
 @dataclass
@@ -107,24 +102,29 @@ class RestorePlan:
         return lines
 
 
-def _member_length(entry: Entry) -> int:
-    return entry.header_size + padded(entry.data_size)
+def extend_ranges(ranges: list[tuple[int, int]], offset: int, length: int, block_size: int) -> None:
+    """Add the blocks of a member at ``offset`` to ``ranges`` (members come in offset order)."""
+    first = offset // block_size
+    last = (offset + max(length, 1) - 1) // block_size
+    if ranges and first - ranges[-1][1] - 1 < TapeFileReader.SPACE_THRESHOLD_BLOCKS:
+        # Close enough: reading through the gap is cheaper than stopping to space.
+        ranges[-1] = (ranges[-1][0], max(ranges[-1][1], last))
+    else:
+        ranges.append((first, last))
 
 
-def _merge(items: list[Item], block_size: int) -> list[tuple[int, int]]:
-    ranges: list[tuple[int, int]] = []
-    for item in sorted(items, key=lambda i: i.offset):
-        first = item.offset // block_size
-        last = (item.offset + max(item.length, 1) - 1) // block_size
-        if ranges and first - ranges[-1][1] - 1 < TapeFileReader.SPACE_THRESHOLD_BLOCKS:
-            # Close enough: reading through the gap is cheaper than stopping to space.
-            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], last))
+def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Block ranges in order, neighbours closer than spacing is worth joined (:func:`extend_ranges`'s rule)."""
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if merged and first - merged[-1][1] - 1 < TapeFileReader.SPACE_THRESHOLD_BLOCKS:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
         else:
-            ranges.append((first, last))
-    return ranges
+            merged.append((first, last))
+    return merged
 
 
-def _tape_order(volumes: dict[int, Volume], edges: set[tuple[int, int]], first: int | None) -> list[int]:
+def tape_order(volumes: dict[int, Volume], edges: set[tuple[int, int]], first: int | None) -> list[int]:
     """Volume ids in an order that respects ``edges`` (a before b); ``first`` leads if it can."""
     remaining = set(volumes)
     incoming = {v: {a for a, b in edges if b == v} for v in remaining}
@@ -138,52 +138,3 @@ def _tape_order(volumes: dict[int, Volume], edges: set[tuple[int, int]], first: 
         remaining.discard(pick)  # type: ignore[arg-type]
         first = None
     return order
-
-
-def build_plan(
-    entries: list[Found],
-    parts: dict[int, list[Piece]],
-    locations: dict[str, Location],
-    loaded_barcode: str | None,
-    block_size: int,
-    planning: PlanningConfig,
-) -> RestorePlan:
-    """Plan the reads for ``entries`` (split members' ``parts`` included)."""
-    volumes: dict[int, Volume] = {}
-    files: dict[tuple[int, int], FilePlan] = {}
-
-    def add(volume: Volume, tape_file: TapeFile, item: Item) -> None:
-        volumes[row_id(volume)] = volume
-        key = (volume.id, tape_file.file_number)
-        files.setdefault(key, FilePlan(tape_file)).items.append(item)  # type: ignore[arg-type]
-
-    edges: set[tuple[int, int]] = set()
-    for found in entries:
-        pieces = parts.get(row_id(found.entry))
-        if not pieces:
-            add(found.volume, found.tape_file, Item(found.entry, found.entry.offset, _member_length(found.entry)))
-            continue
-        for part, tape_file, volume in pieces:
-            add(volume, tape_file, Item(found.entry, part.offset, part.header_size + part.data_size, part))
-        for (_, _, a), (_, _, b) in zip(pieces, pieces[1:]):
-            if a.id != b.id:
-                edges.add((row_id(a), row_id(b)))
-    for (volume_id, file_number), file_plan in files.items():
-        where = f"tape file {file_number} of {volumes[volume_id].label}"
-        check_offsets(((item.entry.path_text, item.offset) for item in file_plan.items), where)
-    loaded = next((v.id for v in volumes.values() if loaded_barcode and v.barcode == loaded_barcode), None)
-    tapes, missing = [], []
-    for volume_id in _tape_order(volumes, edges, loaded):
-        volume = volumes[volume_id]
-        where = locations.get(volume.barcode or "")
-        if where is None and volume_id != loaded:
-            missing.append(volume)
-        location = "drive (loaded)" if volume_id == loaded else str(where) if where else "offline"
-        plan = TapePlan(volume, location)
-        for (vid, _), fp in sorted(files.items(), key=lambda kv: kv[0]):
-            if vid == volume_id:
-                fp.items.sort(key=lambda i: i.offset)
-                fp.reads = _merge(fp.items, block_size)
-                plan.files.append(fp)
-        tapes.append(plan)
-    return RestorePlan(tapes, missing, block_size, len(entries), planning)

@@ -22,7 +22,6 @@ from typing import IO, Any
 
 from sqlmodel import Session, col, func, select
 
-from pytp.tapeio.blockio import TapeFileReader
 from pytp.tapeio.tarformat import padded
 
 from .config import Config
@@ -33,7 +32,7 @@ from .integrity import check_offsets
 from .inventory import locate_barcodes
 from .models import Entry, EntryPart, TapeFile, Volume, row_id
 from .parts import Piece, load_parts
-from .plan import FilePlan, Item, RestorePlan, TapePlan, _tape_order
+from .plan import FilePlan, Item, RestorePlan, TapePlan, extend_ranges, merge_ranges, tape_order
 from .search import AsOf, Found, FoundEntry, Related, _selection, find_exact, found_columns
 
 #: rows pickled together in the spool (and entry ids per query for their parts)
@@ -100,7 +99,7 @@ class _Segment:
     rows: int = 0
     #: of those, members cut across tapes (read from their parts instead)
     split: int = 0
-    #: block ranges read (first, last), merged as ``plan._merge`` merges them
+    #: block ranges read (first, last), merged by ``plan.extend_ranges``
     reads: list[tuple[int, int]] = field(default_factory=list)
     #: an entry of it whole in this tape file (no parts): what ``use_copies`` looks at
     sample: Found | None = None
@@ -190,7 +189,7 @@ class SelectionSpool:
             check_offsets(([segment.last] if segment.last else []) + [(path, offset)], where)
         segment.last = (path, offset)
         entry = FoundEntry(*row[:_FIELDS])
-        _extend(segment.reads, offset, entry.header_size + padded(entry.data_size), self.block_size)
+        extend_ranges(segment.reads, offset, entry.header_size + padded(entry.data_size), self.block_size)
 
     def add_missing_link_targets(self) -> None:
         """Add the files hard links of the selection link to that it does not hold.
@@ -252,7 +251,7 @@ class SelectionSpool:
 
     # ------------------------------------------------------------ the plan
     def plan(self, config: Config, selection: Selection, locations: dict[str, Any] | None = None) -> RestorePlan:
-        """The restore's plan (``plan.build_plan``'s, computed per tape file): each
+        """The restore's plan (tapes ordered by ``plan.tape_order``, computed per tape file): each
         tape file's items are read from the spool when the restore gets there."""
         locations = locate_barcodes(config) if locations is None else locations
         loaded = None
@@ -297,7 +296,7 @@ class SelectionSpool:
             items.finish(f"tape file {file_number} of {volumes[volume_id].label}")
         first = next((v.id for v in volumes.values() if loaded and v.barcode == loaded), None)
         tapes, missing = [], []
-        for volume_id in _tape_order(volumes, edges, first):
+        for volume_id in tape_order(volumes, edges, first):
             volume = volumes[volume_id]
             place = locations.get(volume.barcode or "")
             if place is None and volume_id != first:
@@ -333,8 +332,8 @@ class _SpooledItems:
     def ranges(self) -> list[tuple[int, int]]:
         pieces: list[tuple[int, int]] = []
         for item in self.pieces:
-            _extend(pieces, item.offset, item.length, self.spool.block_size)
-        return _merged([*pieces, *(r for s in self.segments for r in s.reads)])
+            extend_ranges(pieces, item.offset, item.length, self.spool.block_size)
+        return merge_ranges([*pieces, *(r for s in self.segments for r in s.reads)])
 
     def __len__(self) -> int:
         return sum(s.rows - s.split for s in self.segments) + len(self.pieces)
@@ -354,27 +353,6 @@ class _SpooledItems:
 
 def _item(entry: FoundEntry) -> Item:
     return Item(entry, entry.offset, entry.header_size + padded(entry.data_size))  # type: ignore[arg-type]
-
-
-def _extend(ranges: list[tuple[int, int]], offset: int, length: int, block_size: int) -> None:
-    """Add the blocks of a member at ``offset`` (members come in offset order): ``plan._merge``'s rule."""
-    first = offset // block_size
-    last = (offset + max(length, 1) - 1) // block_size
-    if ranges and first - ranges[-1][1] - 1 < TapeFileReader.SPACE_THRESHOLD_BLOCKS:
-        # Close enough: reading through the gap is cheaper than stopping to space.
-        ranges[-1] = (ranges[-1][0], max(ranges[-1][1], last))
-    else:
-        ranges.append((first, last))
-
-
-def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for first, last in sorted(ranges):
-        if merged and first - merged[-1][1] - 1 < TapeFileReader.SPACE_THRESHOLD_BLOCKS:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
-        else:
-            merged.append((first, last))
-    return merged
 
 
 def spool_selection(session: Session, query: Query, block_size: int, notes: list[str] | None = None) -> SelectionSpool:
