@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -47,10 +47,22 @@ class VerifyReport:
     tapes: list[str] = field(default_factory=list)
     jobs: list[int] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, what)
+    #: each tape's own share (volume id → members checked, problems found on it), so
+    #: that a job read from several tapes marks only the tape its damage is on
+    tape_checked: dict[int, int] = field(default_factory=dict)
+    tape_problems: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def charge(self, volume_ids: Iterable[int], checked_before: int, problems_before: int) -> None:
+        """Count what was checked and found since ``checked_before``/``problems_before`` to these tapes."""
+        found = self.problems[problems_before:]
+        for volume_id in volume_ids:
+            self.tape_checked[volume_id] = self.tape_checked.get(volume_id, 0) + self.checked - checked_before
+            if found:
+                self.tape_problems.setdefault(volume_id, []).extend(found)
 
 
 def _check_split(media: Media, session: Session, entry: Entry, pieces: list[Piece], report: VerifyReport) -> None:
@@ -187,6 +199,7 @@ def verify_tape(
                 label = access.volume.label
                 where = f"tape file {tape_file.file_number} of {label}"
                 # Rows streamed in offset order, blocks read in chunks (verify_batch, issue 9).
+                problems_before = len(report.problems)
                 found = check_tape_file(
                     session,
                     access,
@@ -198,6 +211,7 @@ def verify_tape(
                 )
                 report.checked += found.checked
                 report.bytes += found.bytes
+                report.charge([tape_file.volume_id], report.checked - found.checked, problems_before)
                 if found.split:
                     cut = session.exec(
                         select(Entry).where(col(Entry.id).in_(found.split)).order_by(col(Entry.offset))
@@ -209,7 +223,10 @@ def verify_tape(
                 for part, part_file, volume in pieces:
                     where = f"tape file {part_file.file_number} of {volume.label}"
                     check_offsets([(entry.path_text, part.offset)], where)
+                checked_before, problems_before = report.checked, len(report.problems)
                 _check_split(media, session, entry, pieces, report)
+                # a member cut across tapes: its damage cannot be placed on one of them
+                report.charge({f.volume_id for _, f, _ in pieces}, checked_before, problems_before)
                 events.file(entry.path_text if paths else "", entry.size)
             events.done()
     record_verification(engine, whole_tapes, report)
@@ -260,6 +277,15 @@ def _whole_tapes(session: Session, rows: list[tuple[TapeFile, Volume, Job]]) -> 
     return whole
 
 
+def _verdict(report: VerifyReport, volume_id: int) -> tuple[str, str]:
+    """The result and message recorded on one tape: its own members and problems only."""
+    problems = report.tape_problems.get(volume_id)
+    if not problems:
+        return "ok", f"{report.tape_checked.get(volume_id, 0)} member(s) checked, every xxh3 matched"
+    path, what = problems[0]
+    return "failed", f"{len(problems)} problem(s); the first: {path}: {what}"
+
+
 #: the start of the ``status_reason`` of a tape ``pytp scrub`` set aside (``scrub.py``)
 SCRUB_FAILED = "scrub failed"
 
@@ -273,22 +299,17 @@ def record_verification(engine: Engine, volume_ids: list[int], report: VerifyRep
     """
     if not volume_ids:
         return
-    if report.ok:
-        result, message = "ok", f"{report.checked} member(s) checked, every xxh3 matched"
-    else:
-        path, what = report.problems[0]
-        result = "failed"
-        message = f"{len(report.problems)} problem(s); the first: {path}: {what}"
     with Session(engine) as session:
         for volume_id in volume_ids:
             volume = session.get(Volume, volume_id)
             if volume is None:
                 continue
+            result, message = _verdict(report, volume_id)
             volume.last_verified_at = utcnow()
             volume.last_verify_result = result
             volume.last_verify_message = message
             if (
-                report.ok
+                result == "ok"
                 and volume.status == VolumeStatus.ERROR
                 and (volume.status_reason or "").startswith(SCRUB_FAILED)
             ):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import tarfile
 from pathlib import Path
@@ -356,3 +357,27 @@ def test_tapes_of_16_blocks_span_at_any_block_size(
     assert len(_job_tapes(run)) >= 3
     _assert_restores_identical(run, src, "out")
     _assert_rebuild_gives_the_same_catalog(run, src)
+
+
+def test_verify_of_a_job_on_four_tapes_marks_only_the_damaged_one_failed(tmp_path: Path, sqlite_url: str) -> None:
+    """Each tape's last verify says what was found on that tape: damage on the third of a job's
+    four tapes does not mark the other three failed (scrub would set them aside)."""
+    run = _site(tmp_path, sqlite_url, tapes=6, tape_size=16 << 20)
+    src = _random_tree(tmp_path / "src", [1 << 20] * 48)
+    run("backup", str(src))
+    tapes = _job_tapes(run)
+    assert len(tapes) == 4
+    data = run.tapes / tapes[2] / "file-00002"  # after the part manifest of the tape before
+    damaged = bytearray(data.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # mid-tape: inside a member wholly on this tape
+    data.write_bytes(bytes(damaged))
+
+    out = run("verify", "--job", "1", expect=10).stdout
+    assert "checksum mismatch" in out
+    verdicts = {t["label"]: t for t in json.loads(run("tapes", "--format", "json").stdout)}
+    assert [verdicts[label]["last_verify_result"] for label in tapes] == ["ok", "ok", "failed", "ok"]
+    with sqlite3.connect(run.database) as db:
+        messages = dict(db.execute("SELECT label, last_verify_message FROM volume").fetchall())
+    assert "checksum mismatch" in messages[tapes[2]]
+    checked = [int(messages[label].split()[0]) for label in tapes if label != tapes[2]]
+    assert all(0 < n < 48 for n in checked), messages  # each tape counts its own members, not the job's
