@@ -129,14 +129,19 @@ def _space(used: int, capacity: int | None) -> dict[str, Any]:
     return {"free": free, "used_pct": round(100 * used / capacity, 1), "free_pct": round(100 * free / capacity, 1)}
 
 
-#: by tape, the jobs with data on it (a copy tape's own rows name no job)
+#: by tape, the jobs with data on it; a copy tape's rows name no job of their own (``pytp
+#: copy``): they count the jobs of the tape files they mirror
 TAPE_JOBS = """
-SELECT volume_id, COUNT(DISTINCT job_id) AS jobs FROM tape_file WHERE status != :overwritten GROUP BY volume_id
+SELECT tf.volume_id AS volume_id, COUNT(DISTINCT COALESCE(tf.job_id, source.job_id)) AS jobs
+FROM tape_file tf LEFT JOIN tape_file source ON source.id = tf.copy_of_id
+WHERE tf.status != :overwritten
+GROUP BY tf.volume_id
 """
-#: by tape, the entries it holds (deletions recorded by a job are not on tape)
+#: by tape, the entries it holds (deletions recorded by a job are not on tape); a copy
+#: tape holds the entries of the tape files it mirrors
 TAPE_ENTRIES = """
 SELECT tf.volume_id AS volume_id, COUNT(e.id) AS files
-FROM tape_file tf JOIN entry e ON e.tape_file_id = tf.id
+FROM tape_file tf JOIN entry e ON e.tape_file_id = COALESCE(tf.copy_of_id, tf.id)
 WHERE tf.status != :overwritten AND e.kind != :deleted
 GROUP BY tf.volume_id
 """

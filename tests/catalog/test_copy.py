@@ -133,6 +133,11 @@ def test_two_drive_copy_mirrors_the_source_block_for_block_and_a_restore_reads_i
         # entries stay on the original's rows
         assert not session.exec(select(Entry).where(col(Entry.tape_file_id).in_([r.id for r in rows]))).first()
 
+    # `pytp tapes` counts on the copy the jobs and files of the tape files it mirrors
+    listed = {t["label"]: t for t in json.loads(invoke(site, "tapes", "--format", "json").stdout)}
+    assert (listed[tape.copy]["jobs"], listed[tape.copy]["files"]) == (2, listed["PYT001L9"]["files"])
+    assert listed["PYT001L9"]["jobs"] == 2 and listed["PYT001L9"]["files"] > 0
+
     send_away(site, "PYT001L9", "offsite-A")
     plan = invoke(site, "restore", str(tmp_path / "out"), "--match", "beta.bin", "--plan", "-d", "d0").stdout
     assert f"tape {tape.copy} (barcode {tape.copy_barcode}" in plan and "copy of PYT001L9" in plan
@@ -264,9 +269,7 @@ def test_a_new_copy_made_from_a_copy_mirrors_the_original_and_restores_when_both
         original = session.exec(select(Volume).where(Volume.label == "PYT001L9")).one()
         made = session.exec(select(Volume).where(Volume.label == second.copy)).one()
         assert made.copy_of_id == original.id  # mirrors the original, not the copy it was read from
-        sources = {
-            r.copy_of_id for r in session.exec(select(TapeFile).where(TapeFile.volume_id == made.id)).all()
-        }
+        sources = {r.copy_of_id for r in session.exec(select(TapeFile).where(TapeFile.volume_id == made.id)).all()}
         originals = {r.id for r in session.exec(select(TapeFile).where(TapeFile.volume_id == original.id)).all()}
         assert sources == originals
     send_away(site, "PYT001L9", "bank")
