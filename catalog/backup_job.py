@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 from sqlalchemy import insert
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from pytp.tapeio.drive import Drive
@@ -31,6 +31,7 @@ from pytp.tapeio.errors import EndOfMedium, TapeIOError
 from pytp.tapeio.tarwriter import MemberRecord, Problem
 
 from .backup_options import BackupOptions
+from .entry_insert import insert_rows, stored_row
 from .levels import DELETED, Reference, reference_for
 from .media import Media, position_at_end_of_data
 from .models import (
@@ -48,23 +49,6 @@ from .models import (
 )
 from .reconcile import process_fields
 from .spanning import Cut, Part, place_entries
-
-#: the columns an ``entry`` row is inserted with (``id`` is the database's), in
-#: the order of the tuples ``EntrySink`` builds: the member record's fields
-#: with the stored forms of ``path`` and ``xxh3`` first
-_INSERT_COLUMNS = (
-    "job_id",
-    "tape_file_id",
-    "path",
-    "path_text",
-    "xxh3",
-    *(name for name in MemberRecord._fields if name not in ("path", "xxh3")),
-)
-#: where ``xxh3`` sits in a member record (``path`` is first; the rest are copied as they are)
-_XXH3 = MemberRecord._fields.index("xxh3")
-assert MemberRecord._fields[0] == "path"
-#: placeholders of the DB-API paramstyles pytp's drivers use (sqlite3: qmark; psycopg: pyformat)
-_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 ENTRY_BATCH = 2000
 #: batches that may wait for the inserter thread before the producer waits too
@@ -94,7 +78,6 @@ class EntrySink:
         self._lock = threading.Lock()
         self._inserter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pytp-entries")
         self._pending: deque[Future[None]] = deque()
-        self._sql = entry_insert_sql(engine.dialect)
 
     def __enter__(self) -> EntrySink:
         return self
@@ -104,31 +87,12 @@ class EntrySink:
 
     def add(self, record: MemberRecord) -> None:
         with self._lock:
-            self.rows.append(self._row(record))
+            self.rows.append(stored_row(self.job_id, self.tape_file_id, record))
             self.files += 1
             self.bytes += record.size
             if len(self.rows) >= ENTRY_BATCH:
                 self._submit(PENDING_BATCHES)
         self.on_member(record)
-
-    def _row(self, record: MemberRecord) -> tuple[object, ...]:
-        """The row's values in ``_INSERT_COLUMNS`` order, as the database stores them.
-
-        What ``entry_types.RawPath`` and ``HexDigest`` would do per value, done
-        here once: the path is NULL when ``path_text`` is its UTF-8, the digest
-        is its 16 bytes (issue 9: the bind processors were a fifth of the insert).
-        """
-        path = record.path
-        try:
-            text, stored = path.decode(), None
-        except UnicodeDecodeError:
-            text, stored = path_text(path), path
-        digest: bytes | str | None = record.xxh3
-        if digest is not None:
-            raw = bytes.fromhex(digest)
-            if raw.hex() == digest:  # an upper-case digest stays text, as HexDigest keeps it
-                digest = raw
-        return (self.job_id, self.tape_file_id, stored, text, digest, *record[1:_XXH3], *record[_XXH3 + 1 :])
 
     def flush(self) -> None:
         """Insert every row collected so far; return once they are in the catalog.
@@ -146,23 +110,8 @@ class EntrySink:
             self._pending.popleft().result()
 
     def _insert(self, rows: list[tuple[object, ...]]) -> None:
-        # The DB-API's executemany with one SQL string and the values in column
-        # order: a Core insert compiled the statement, ran a bind processor per
-        # value and built a parameter dict per row, which cost twice SQLite's
-        # own work (issue 9, backup profile).  exec_driver_sql keeps the
-        # engine's events and its exception types.
         with self.engine.begin() as connection:
-            connection.exec_driver_sql(self._sql, rows)
-
-
-def entry_insert_sql(dialect: Dialect) -> str:
-    """The plain ``INSERT INTO entry`` of ``EntrySink``, in ``dialect``'s quoting and paramstyle."""
-    placeholder = _PLACEHOLDER.get(dialect.paramstyle)
-    if placeholder is None:
-        raise ValueError(f"No entry insert for the {dialect.paramstyle!r} paramstyle of {dialect.name}")
-    quote = dialect.identifier_preparer.quote
-    columns = ", ".join(quote(name) for name in _INSERT_COLUMNS)
-    return f"INSERT INTO entry ({columns}) VALUES ({', '.join(placeholder for _ in _INSERT_COLUMNS)})"
+            insert_rows(connection, rows)
 
 
 class JobRecord:

@@ -29,6 +29,7 @@ from pytp.tapeio.tarwalk import Damage, walk_headers
 from pytp.tapeio.tarwriter import member_data_size
 
 from .backup_job import ENTRY_BATCH
+from .entry_insert import insert_rows, member_values, stored_row
 from .key_set import KeySet
 from .manifest import ReadManifest, entry_fields, path_text_of, safe_path
 from .models import (
@@ -41,7 +42,6 @@ from .models import (
     TapeFileStatus,
     Volume,
     row_id,
-    table_of,
     utcnow,
 )
 from .rebuild_scan import DATA, MAX_LINES_REPORTED, goto_file
@@ -53,7 +53,6 @@ _RECOVERED_NAMESPACE = uuidlib.UUID("6c1f4f38-5d0e-4c58-9d43-0b7c39b5a7e1")
 #: Continuations of members cut across tapes are parts, not members.
 _CONTINUATION = "pytp continuation"
 #: every column of an entry row but ``id``
-_ENTRY_INSERT = table_of(Entry).insert()
 #: rows fetched at a time from the catalog into a key set
 _FETCH = 10_000
 
@@ -327,11 +326,12 @@ class EntryRows:
 
     The backup's ``EntrySink`` commits each batch on a thread and connection
     of its own; a rebuild must not: a tape is imported whole or not at all.
+    Rows are plain tuples sent with one executemany a batch (``entry_insert``).
     """
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[tuple[object, ...]] = []
         self.added = 0
 
     def __enter__(self) -> EntryRows:
@@ -341,15 +341,15 @@ class EntryRows:
         if exc_type is None:
             self.flush()
 
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
+    def add(self, job_id: int, tape_file_id: int, fields: dict[str, Any]) -> None:
+        """One entry: its columns as ``manifest.entry_fields`` gives them."""
+        self.rows.append(stored_row(job_id, tape_file_id, member_values(fields)))
         if len(self.rows) >= ENTRY_BATCH:
             self.flush()
 
     def flush(self) -> None:
         if self.rows:
-            # A Core executemany: the ORM's bulk insert costs as much again (see ``backup_job``).
-            self.session.execute(_ENTRY_INSERT, self.rows)
+            insert_rows(self.session.connection(), self.rows)
             self.added += len(self.rows)
             self.rows = []
 
@@ -436,9 +436,7 @@ def _add_members(
                         outcome.damaged = True
                         continue
                     last[tape_file_id] = max(last.get(tape_file_id, -1), offset)
-                fields["job_id"] = job_id
-                fields["tape_file_id"] = tape_file_id
-                rows.add(fields)
+                rows.add(job_id, tape_file_id, fields)
                 if present is not None:
                     present.add(tape_file_id, offset, fields["path"])
                 if line.get("parts"):
@@ -642,7 +640,7 @@ def recover_from_headers(
                 if why:
                     lost(f"member {shown!r} at byte {member.offset} {why}: not recovered")
                     continue
-                rows.add({**row, "job_id": row_id(job), "tape_file_id": row_id(tape_file)})  # type: ignore[dict-item]
+                rows.add(row_id(job), row_id(tape_file), row)  # type: ignore[arg-type]
         except TarFormatError as err:
             problem(number, f"{err}: the members after it are not recovered", None)
         except TapeIOError as err:

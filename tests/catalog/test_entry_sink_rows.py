@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import event
+from sqlmodel import Session
 
 from pytp.catalog.backup import BackupOptions, run_backup
 from pytp.catalog.backup_job import ENTRY_BATCH, EntrySink
 from pytp.catalog.database import open_catalog
 from pytp.catalog.devices import select as select_drive
 from pytp.catalog.models import Entry, TapeFile, path_text, table_of
+from pytp.catalog.rebuild_import import EntryRows
 from pytp.tapeio.tarwriter import MemberRecord
 
 #: every column a backup writes, read back as stored (no type decorators: the bytes in the table)
@@ -118,3 +120,23 @@ def test_each_batch_is_one_executemany_of_the_same_plain_statement(sqlite_lib_co
         sink.flush()
     assert [(size, many) for _, size, many in calls] == [(ENTRY_BATCH, True), (ENTRY_BATCH, True), (3, True)]
     assert len({statement for statement, _, _ in calls}) == 1  # one SQL string, nothing compiled per batch
+
+
+def test_the_rebuilds_rows_are_stored_as_the_core_insert_stores_them(lib_config, tmp_path: Path) -> None:
+    """``catalog rebuild`` sends the same plain rows (entry_insert), built from a manifest line's
+    columns, in the rebuild's one transaction per tape."""
+    engine = open_catalog(lib_config.catalog_url)
+    rebuilt_file, core_file, rebuilt_job, core_job = _two_tape_files(engine, lib_config, tmp_path)
+    records = _records()
+    fields = [dict(record._asdict(), path_text=path_text(record.path)) for record in records]
+    with Session(engine) as session:
+        with EntryRows(session) as rows:
+            for one in fields:
+                rows.add(rebuilt_job, rebuilt_file, one)
+        assert rows.added == len(records)
+        session.commit()
+    with engine.begin() as connection:
+        connection.execute(table_of(Entry).insert(), [dict(f, job_id=core_job, tape_file_id=core_file) for f in fields])
+    stored = _stored(engine, rebuilt_file)
+    assert stored == _stored(engine, core_file)
+    assert [row[0] for row in stored] == [None, b"/srv/latin-\xe9\xff", None, None]
