@@ -1,5 +1,9 @@
 """Search at catalog scale without a backup: ``python -m bench.search_scale N DB``.
 
+DB is a SQLite file to make, or the URL of a new, empty PostgreSQL database
+(``postgresql+psycopg://user@host:port/name``): the rows then go in with
+``COPY`` and the ``pg_trgm`` index is made once they are in.
+
 :mod:`bench.search` fills its catalog through ``pytp catalog rebuild``, the
 honest way, which takes minutes per million entries.  To see search and
 catalog size at ten million entries, this fills a new catalog directly with
@@ -22,8 +26,12 @@ import shutil
 import sqlite3
 import statistics
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session
 
@@ -69,29 +77,91 @@ def build(db: Path, count: int) -> None:
         " VALUES (1, 1, ?, ?, 'file', ?, 33188, 1000, 1000, 'user', 'user', ?, ?, ?, 2049, NULL, ?, ?, 512)"
     )
     start = time.perf_counter()
-    for first in range(0, count, BATCH):
-        rows = []
-        for i in range(first, min(count, first + BATCH)):
-            text = synthetic_path(i)
-            rows.append(
-                (
-                    store_path(text.encode()),
-                    text,
-                    (i * 7919) % 1_000_000,
-                    1_700_000_000_000_000_000 + i * 1_000_003,
-                    1_700_000_000_000_000_000 + i * 1_000_033,
-                    1_000_000 + i,
-                    store_digest(f"{(i * 0x9E3779B97F4A7C15) & ((1 << 128) - 1):032x}"),
-                    i * 4608,
-                )
-            )
-        con.executemany(sql, rows)
+    rows = _rows(count, store_path, store_digest)
+    while batch := list(islice(rows, BATCH)):
+        con.executemany(sql, batch)
         con.commit()
     print(f"built {count:,} entries in {time.perf_counter() - start:.0f} s")
     close_job(con)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.execute("VACUUM")
     con.close()
+
+
+def _rows(count: int, store_path: Any, store_digest: Any) -> Iterator[tuple[Any, ...]]:
+    """The entries' varying columns: path (stored form), path_text, size, mtime, ctime, inode, xxh3, offset."""
+    for i in range(count):
+        text = synthetic_path(i)
+        yield (
+            store_path(text.encode()),
+            text,
+            (i * 7919) % 1_000_000,
+            1_700_000_000_000_000_000 + i * 1_000_003,
+            1_700_000_000_000_000_000 + i * 1_000_033,
+            1_000_000 + i,
+            store_digest(f"{(i * 0x9E3779B97F4A7C15) & ((1 << 128) - 1):032x}"),
+            i * 4608,
+        )
+
+
+def build_postgresql(url: str, count: int) -> None:
+    """The same rows in a PostgreSQL catalog (a new, empty database at ``url``), sent with
+    ``COPY``; the ``pg_trgm`` index is dropped while they go in and made again after (one
+    build instead of a GIN insert per row), then the table analysed, as autovacuum would."""
+    from pytp.catalog import search_index
+    from pytp.catalog.database import make_engine, upgrade
+    from pytp.catalog.entry_types import HexDigest, RawPath
+
+    engine = make_engine(url)
+    dialect = engine.dialect
+    store_path = RawPath().bind_processor(dialect) or (lambda v: v)
+    store_digest = HexDigest().bind_processor(dialect) or (lambda v: v)
+    upgrade(engine)
+    now = "2026-12-01 00:00:00+00"
+    with engine.begin() as connection:
+        run = connection.exec_driver_sql
+        run(
+            "INSERT INTO volume (label, uuid, pool, status, block_size, bytes_written, file_count, format_version,"
+            " created_at) VALUES ('BEN001L9', 'u1', 'default', 'appendable', 524288, 0, 3, 1, %s)",
+            (now,),
+        )
+        run(
+            "INSERT INTO job (uuid, level, strategy, status, sources, started_at, files, total_bytes, problems)"
+            " VALUES ('j1', 'full', 'direct', 'running', '[\"/srv\"]', %s, %s, 0, 0)",
+            (now, count),
+        )
+        run(
+            "INSERT INTO tape_file (job_id, volume_id, file_number, kind, source_root, status, block_size, blocks,"
+            " total_bytes) VALUES (1, 1, 1, 'data', %s, 'complete', 524288, 0, 0)",
+            (b"/srv",),
+        )
+        search_index.drop(connection)
+    start = time.perf_counter()
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cursor:  # type: ignore[attr-defined]
+            columns = (
+                "job_id, tape_file_id, path, path_text, kind, size, mode, uid, gid, uname, gname, mtime_ns, ctime_ns,"
+                ' inode, device, link_target, xxh3, "offset", header_size'
+            )
+            with cursor.copy(f"COPY entry ({columns}) FROM STDIN") as copy:
+                for path, text, size, mtime, ctime, inode, digest, offset in _rows(count, store_path, store_digest):
+                    copy.write_row(
+                        (1, 1, path, text, "file", size, 33188, 1000, 1000, "user", "user", mtime, ctime, inode,
+                         2049, None, digest, offset, 512)
+                    )  # fmt: skip
+        raw.commit()
+    finally:
+        raw.close()
+    print(f"built {count:,} entries in {time.perf_counter() - start:.0f} s")
+    start = time.perf_counter()
+    with engine.begin() as connection:
+        search_index.install(connection)
+        connection.exec_driver_sql("UPDATE job SET status = 'ok' WHERE id = 1")
+    print(f"trigram index made and the job closed in {time.perf_counter() - start:.1f} s")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM ANALYZE")
+    engine.dispose()
 
 
 def close_job(con: sqlite3.Connection) -> None:
@@ -102,14 +172,24 @@ def close_job(con: sqlite3.Connection) -> None:
     print(f"job closed (entries indexed) in {time.perf_counter() - start:.1f} s")
 
 
-def time_search(db: Path, count: int, repeat: int) -> None:
+def time_search(db: Path | str, count: int, repeat: int) -> None:
+    """Each pattern in-process, against plocate over the same paths.
+
+    :param db: a SQLite catalog file, or the URL of a PostgreSQL catalog.
+    """
     from pytp.catalog.database import make_engine
     from pytp.catalog.search import search_rows
     from pytp.cli.catalog_cmd import DEFAULT_LIMIT
 
-    engine = make_engine(f"sqlite:///{db}")
-    paths = db.with_suffix(".paths")
-    plocate_db = db.with_suffix(".plocate")
+    if isinstance(db, str):
+        engine = make_engine(db)
+        # plocate's files beside nothing of the server's: in the temp dir, named by the count
+        base = Path(tempfile.gettempdir()) / f"pytp-search-scale-{count}.db"
+    else:
+        engine = make_engine(f"sqlite:///{db}")
+        base = db
+    paths = base.with_suffix(".paths")
+    plocate_db = base.with_suffix(".plocate")
     builder = shutil.which("plocate-build", path="/usr/sbin:/sbin:/usr/bin:/bin")
     if builder and shutil.which("plocate") and not plocate_db.exists():
         with open(paths, "w") as out:
@@ -117,7 +197,11 @@ def time_search(db: Path, count: int, repeat: int) -> None:
                 out.write(synthetic_path(i) + "\n")
         subprocess.run([builder, "-l", "no", "-p", str(paths), str(plocate_db)], check=True)
         paths.unlink()
-    size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
+    if isinstance(db, str):
+        with engine.connect() as connection:
+            size = connection.exec_driver_sql("SELECT pg_database_size(current_database())").scalar_one()
+    else:
+        size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
     print(f"catalog {size / count:.0f} B per entry ({size >> 20} MiB)")
     if plocate_db.exists():
         print(f"plocate {plocate_db.stat().st_size / count:.0f} B per path")
@@ -175,15 +259,21 @@ def cli_output(session: Session, pattern: str, limit: int | None) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("count", type=int)
-    parser.add_argument("db", type=Path)
+    parser.add_argument(
+        "db", help="a SQLite file to make, or the URL of a new, empty PostgreSQL database (postgresql+psycopg://…)"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--search-only", action="store_true")
     args = parser.parse_args()
+    db: Path | str = args.db if "://" in args.db else Path(args.db)
     if not args.search_only:
-        if args.db.exists():
-            raise SystemExit(f"{args.db} exists; remove it or give --search-only")
-        build(args.db, args.count)
-    time_search(args.db, args.count, args.repeat)
+        if isinstance(db, str):
+            build_postgresql(db, args.count)
+        elif db.exists():
+            raise SystemExit(f"{db} exists; remove it or give --search-only")
+        else:
+            build(db, args.count)
+    time_search(db, args.count, args.repeat)
 
 
 if __name__ == "__main__":
