@@ -152,6 +152,8 @@ _COLUMNS: list[Any] = [
 _TEXT, _PATH, _KIND, _XXH3, _JOB, _OFFSET, _TAPE_FILE, _ID = 0, 1, 2, 6, 7, 8, 9, 10
 #: SQLite maps at most this much of the catalog (its own limit is 2 GiB unless built otherwise)
 MMAP_SIZE = 1 << 34
+#: PostgreSQL's memory for one search's bitmap and sort, in this transaction only
+PG_WORK_MEM = "64MB"
 #: a limited search reads twice the hits it needs and this many rows more at first
 _SLACK = 16
 #: rows fetched from the cursor at a time
@@ -186,6 +188,12 @@ def stream(
         # The candidates are rows spread over the whole table, read by id: through
         # a memory map instead of a read() per page, a third less (glob at 10M).
         connection.exec_driver_sql(f"PRAGMA mmap_size={MMAP_SIZE}")
+    elif connection.dialect.name == "postgresql":
+        # The pg_trgm index hands over its candidates as a bitmap; in the server's
+        # default 4 MB it turns lossy at about a hundred thousand rows, and every row
+        # of a lossy page is read and checked again: the glob at 10M entries read
+        # 1.3M rows for its 100,000 candidates (2.6 s; 0.97 s with 64 MB).
+        connection.exec_driver_sql(f"SET LOCAL work_mem = '{PG_WORK_MEM}'")
     if limit is None:
         yield from pick.hits(_execute(connection, query.order_by(col(Entry.path_text))))
         return
