@@ -333,10 +333,12 @@ def open_catalog(url: str, on_reconciled: Callable[[object], None] | None = None
     try:
         with engine.connect() as connection:
             current = _stamped_revision(connection)
-            empty = current is None and _is_empty(connection)
-        if empty:
-            # An empty database (a new PostgreSQL catalog): create it under the
-            # schema lock, checking again once the lock is ours.
+        if current is None:
+            # A new database (a new PostgreSQL catalog), or one that another pytp is
+            # creating right now: decided under the schema lock, where the creation
+            # is either not begun or committed whole. Unlocked, "no version" then
+            # "has tables" could both be read around the other's commit: a new
+            # catalog refused as "not a pytp catalog" (two hosts' first start, issue 9).
             with _schema_lock(engine) as connection:
                 if _is_empty(connection):
                     _create_schema(connection)

@@ -57,6 +57,34 @@ def test_foreign_database_is_not_taken_for_a_catalog(tmp_path: Path) -> None:
         open_catalog(url)
 
 
+@pytest.mark.parametrize("catalog_url", ["postgres"], indirect=True)  # a new SQLite file is linked in whole
+def test_a_catalog_another_pytp_creates_between_two_reads_is_opened(
+    catalog_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two hosts' first start on a new PostgreSQL catalog: this process reads "no schema
+    version", then the other one commits the new catalog. Read without the schema lock, "has tables" came next and the
+    catalog was refused as "not a pytp catalog" (exit 5; seen in the two-host test); the
+    decision is taken under the lock now."""
+    from pytp.catalog import database
+
+    real = database._stamped_revision
+    reads: list[str | None] = []
+
+    def racing(connection):  # type: ignore[no-untyped-def]
+        seen = real(connection)
+        reads.append(seen)
+        if len(reads) == 1:
+            monkeypatch.setattr(database, "_stamped_revision", real)
+            open_catalog(catalog_url)  # the other pytp creates the catalog and commits, just now
+            monkeypatch.setattr(database, "_stamped_revision", racing)
+        return seen
+
+    monkeypatch.setattr(database, "_stamped_revision", racing)
+    engine = open_catalog(catalog_url)
+    assert reads == [None, head_revision()]  # read again, under the lock
+    assert current_revision(engine) == head_revision()
+
+
 def test_db_upgrade_command_on_a_new_catalog(tmp_path: Path, sqlite_url: str) -> None:
     config = write_library_config(tmp_path / "site", sqlite_url)
     result = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
