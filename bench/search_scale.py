@@ -40,44 +40,73 @@ from .search import patterns, synthetic_path
 BATCH = 50_000
 
 
+#: when the job ran (text SQLite stores and PostgreSQL reads alike)
+NOW = "2026-12-01 00:00:00.000000+00:00"
+
+
+def _setup(execute: Any, placeholder: str, count: int) -> None:
+    """The one tape, running job and tape file the entries belong to (ids 1)."""
+    p = placeholder
+    execute(
+        "INSERT INTO volume (label, uuid, pool, status, block_size, bytes_written, file_count, format_version,"
+        f" created_at) VALUES ('BEN001L9', 'u1', 'default', 'appendable', 524288, 0, 3, 1, {p})",
+        (NOW,),
+    )
+    execute(
+        "INSERT INTO job (uuid, level, strategy, status, sources, started_at, files, total_bytes, problems)"
+        f" VALUES ('j1', 'full', 'direct', 'running', '[\"/srv\"]', {p}, {p}, 0, 0)",
+        (NOW, count),
+    )
+    execute(
+        "INSERT INTO tape_file (job_id, volume_id, file_number, kind, source_root, status, block_size, blocks,"
+        f" total_bytes) VALUES (1, 1, 1, 'data', {p}, 'complete', 524288, 0, 0)",
+        (b"/srv",),
+    )
+
+
+def _rows(count: int) -> Iterator[tuple[object, ...]]:
+    """The entries as a backup stores them (``entry_insert.stored_row``: path NULL when
+    UTF-8, the digest's bytes), with realistic sizes, times, inodes and checksums."""
+    from pytp.catalog.entry_insert import stored_row
+    from pytp.tapeio.tarwriter import MemberRecord
+
+    for i in range(count):
+        member = MemberRecord(
+            path=synthetic_path(i).encode(),
+            kind="file",
+            size=(i * 7919) % 1_000_000,
+            mode=0o100644,
+            uid=1000,
+            gid=1000,
+            uname="user",
+            gname="user",
+            mtime_ns=1_700_000_000_000_000_000 + i * 1_000_003,
+            ctime_ns=1_700_000_000_000_000_000 + i * 1_000_033,
+            inode=1_000_000 + i,
+            device=2049,
+            link_target=None,
+            xxh3=f"{(i * 0x9E3779B97F4A7C15) & ((1 << 128) - 1):032x}",
+            offset=i * 4608,
+            header_size=512,
+        )
+        yield stored_row(1, 1, member)
+
+
 def build(db: Path, count: int) -> None:
     from pytp.catalog.database import make_engine, upgrade
-    from pytp.catalog.entry_types import HexDigest, RawPath
-
-    # The values as pytp's own inserts store them (path NULL when UTF-8, the digest's bytes).
-    dialect = make_engine("sqlite://").dialect
-    store_path = RawPath().bind_processor(dialect) or (lambda v: v)
-    store_digest = HexDigest().bind_processor(dialect) or (lambda v: v)
+    from pytp.catalog.entry_insert import entry_insert_sql
 
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
+    sql = entry_insert_sql(engine.dialect)
     engine.dispose()
+    # sqlite3 itself, without fsync: only the rows matter here, not a backup's durability
     con = sqlite3.connect(db)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=OFF")
-    now = "2026-12-01 00:00:00.000000+00:00"
-    con.execute(
-        "INSERT INTO volume (label, uuid, pool, status, block_size, bytes_written, file_count, format_version,"
-        " created_at) VALUES ('BEN001L9', 'u1', 'default', 'appendable', 524288, 0, 3, 1, ?)",
-        (now,),
-    )
-    con.execute(
-        "INSERT INTO job (uuid, level, strategy, status, sources, started_at, files, total_bytes, problems)"
-        " VALUES ('j1', 'full', 'direct', 'running', '[\"/srv\"]', ?, ?, 0, 0)",
-        (now, count),
-    )
-    con.execute(
-        "INSERT INTO tape_file (job_id, volume_id, file_number, kind, source_root, status, block_size, blocks,"
-        " total_bytes) VALUES (1, 1, 1, 'data', ?, 'complete', 524288, 0, 0)",
-        (b"/srv",),
-    )
-    sql = (
-        "INSERT INTO entry (job_id, tape_file_id, path, path_text, kind, size, mode, uid, gid, uname, gname,"
-        " mtime_ns, ctime_ns, inode, device, link_target, xxh3, offset, header_size)"
-        " VALUES (1, 1, ?, ?, 'file', ?, 33188, 1000, 1000, 'user', 'user', ?, ?, ?, 2049, NULL, ?, ?, 512)"
-    )
+    _setup(con.execute, "?", count)
     start = time.perf_counter()
-    rows = _rows(count, store_path, store_digest)
+    rows = _rows(count)
     while batch := list(islice(rows, BATCH)):
         con.executemany(sql, batch)
         con.commit()
@@ -88,71 +117,25 @@ def build(db: Path, count: int) -> None:
     con.close()
 
 
-def _rows(count: int, store_path: Any, store_digest: Any) -> Iterator[tuple[Any, ...]]:
-    """The entries' varying columns: path (stored form), path_text, size, mtime, ctime, inode, xxh3, offset."""
-    for i in range(count):
-        text = synthetic_path(i)
-        yield (
-            store_path(text.encode()),
-            text,
-            (i * 7919) % 1_000_000,
-            1_700_000_000_000_000_000 + i * 1_000_003,
-            1_700_000_000_000_000_000 + i * 1_000_033,
-            1_000_000 + i,
-            store_digest(f"{(i * 0x9E3779B97F4A7C15) & ((1 << 128) - 1):032x}"),
-            i * 4608,
-        )
-
-
 def build_postgresql(url: str, count: int) -> None:
-    """The same rows in a PostgreSQL catalog (a new, empty database at ``url``), sent with
-    ``COPY``; the ``pg_trgm`` index is dropped while they go in and made again after (one
-    build instead of a GIN insert per row), then the table analysed, as autovacuum would."""
+    """The same rows in a PostgreSQL catalog (a new, empty database at ``url``), sent as a
+    backup sends them (``entry_insert.insert_rows``: ``COPY``); the ``pg_trgm`` index is
+    dropped while they go in and made again after (one build instead of a GIN insert per
+    row), then the table analysed, as autovacuum would."""
     from pytp.catalog import search_index
     from pytp.catalog.database import make_engine, upgrade
-    from pytp.catalog.entry_types import HexDigest, RawPath
+    from pytp.catalog.entry_insert import insert_rows
 
     engine = make_engine(url)
-    dialect = engine.dialect
-    store_path = RawPath().bind_processor(dialect) or (lambda v: v)
-    store_digest = HexDigest().bind_processor(dialect) or (lambda v: v)
     upgrade(engine)
-    now = "2026-12-01 00:00:00+00"
     with engine.begin() as connection:
-        run = connection.exec_driver_sql
-        run(
-            "INSERT INTO volume (label, uuid, pool, status, block_size, bytes_written, file_count, format_version,"
-            " created_at) VALUES ('BEN001L9', 'u1', 'default', 'appendable', 524288, 0, 3, 1, %s)",
-            (now,),
-        )
-        run(
-            "INSERT INTO job (uuid, level, strategy, status, sources, started_at, files, total_bytes, problems)"
-            " VALUES ('j1', 'full', 'direct', 'running', '[\"/srv\"]', %s, %s, 0, 0)",
-            (now, count),
-        )
-        run(
-            "INSERT INTO tape_file (job_id, volume_id, file_number, kind, source_root, status, block_size, blocks,"
-            " total_bytes) VALUES (1, 1, 1, 'data', %s, 'complete', 524288, 0, 0)",
-            (b"/srv",),
-        )
+        _setup(connection.exec_driver_sql, "%s", count)
         search_index.drop(connection)
     start = time.perf_counter()
-    raw = engine.raw_connection()
-    try:
-        with raw.cursor() as cursor:  # type: ignore[attr-defined]
-            columns = (
-                "job_id, tape_file_id, path, path_text, kind, size, mode, uid, gid, uname, gname, mtime_ns, ctime_ns,"
-                ' inode, device, link_target, xxh3, "offset", header_size'
-            )
-            with cursor.copy(f"COPY entry ({columns}) FROM STDIN") as copy:
-                for path, text, size, mtime, ctime, inode, digest, offset in _rows(count, store_path, store_digest):
-                    copy.write_row(
-                        (1, 1, path, text, "file", size, 33188, 1000, 1000, "user", "user", mtime, ctime, inode,
-                         2049, None, digest, offset, 512)
-                    )  # fmt: skip
-        raw.commit()
-    finally:
-        raw.close()
+    rows = _rows(count)
+    with engine.begin() as connection:
+        while batch := list(islice(rows, BATCH)):
+            insert_rows(connection, batch)
     print(f"built {count:,} entries in {time.perf_counter() - start:.0f} s")
     start = time.perf_counter()
     with engine.begin() as connection:
