@@ -146,6 +146,31 @@ def test_the_rebuilds_rows_are_stored_as_the_core_insert_stores_them(lib_config,
 
 
 @pytest.mark.parametrize("catalog_url", ["postgres"], indirect=True)
+def test_on_postgresql_every_batch_of_the_sink_arrives_by_copy(lib_config, tmp_path: Path) -> None:
+    """More rows than two batches, through the sink's thread: each batch one COPY, each row
+    stored once, in order, the last partial batch too."""
+    engine = open_catalog(lib_config.catalog_url)
+    tape_file, _, job, _ = _two_tape_files(engine, lib_config, tmp_path)
+    count = 2 * ENTRY_BATCH + 3
+    record = _records()[0]
+    with EntrySink(engine, job, lambda record: None) as sink:
+        sink.tape_file_id = tape_file
+        for n in range(count):
+            sink.add(record._replace(path=b"/many/%d" % n, offset=n * 512))
+        sink.flush()
+    with engine.connect() as connection:
+        offsets = (
+            connection.exec_driver_sql(
+                f'SELECT "offset" FROM entry WHERE tape_file_id = {int(tape_file)} AND path_text LIKE %(p)s ORDER BY id',
+                {"p": "/many/%"},
+            )
+            .scalars()
+            .all()
+        )
+    assert offsets == [n * 512 for n in range(count)]
+
+
+@pytest.mark.parametrize("catalog_url", ["postgres"], indirect=True)
 def test_on_postgresql_a_copy_that_fails_raises_sqlalchemys_error_and_leaves_no_row(lib_config, tmp_path: Path) -> None:
     """Rows go to PostgreSQL by COPY, outside SQLAlchemy's executemany: its errors must still
     be SQLAlchemy's (what the job's failure handling and the exit codes expect), and the
