@@ -21,12 +21,13 @@ applied, so datetimes stored by SQLite come back as text (:func:`as_datetime`).
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from pytp.tapeio.procinfo import host_name, process_identity
 
@@ -38,12 +39,40 @@ if TYPE_CHECKING:
 
 #: one result row: column name (or label) → the driver's value
 Row = dict[str, Any]
+#: rows fetched from a cursor at a time by :meth:`Reader.batches`
+FETCH = 2000
+
+
+class Condition(NamedTuple):
+    """A piece of a WHERE clause and its ``:name`` parameters."""
+
+    sql: str
+    params: dict[str, Any]
 
 
 class Reader(Protocol):
-    """Runs one SQL text with named parameters and returns its rows."""
+    """Runs SQL texts with named parameters."""
 
-    def rows(self, sql: str, **params: object) -> list[Row]: ...
+    #: the database's dialect, as SQLAlchemy names it: ``sqlite`` or ``postgresql``
+    dialect: str
+
+    def rows(self, sql: str, **params: object) -> list[Row]:
+        """The rows of one query, as dicts."""
+        ...
+
+    def batches(self, sql: str, params: dict[str, Any]) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of one query as the driver's tuples, a few thousand at a time: no
+        object per row (SQLAlchemy's rows cost ~1.5 µs each; issue 9)."""
+        ...
+
+    def run(self, sql: str) -> None:
+        """A statement without rows (a ``PRAGMA`` or ``SET``)."""
+        ...
+
+
+def _regexp(pattern: str, value: str | None) -> bool | None:
+    """SQLite's ``value REGEXP pattern``, as SQLAlchemy's SQLite dialect defines it."""
+    return None if value is None else re.search(pattern, value) is not None
 
 
 class SqliteReader:
@@ -52,9 +81,14 @@ class SqliteReader:
     :param raw: let ``sqlite3.Error`` through as it is (the checks of :func:`open_sqlite`).
     """
 
+    dialect = "sqlite"
+
     def __init__(self, connection: sqlite3.Connection, raw: bool = False) -> None:
         self.connection = connection
         self.raw = raw
+        # What the full open sets on every connection (``database``) that decides a query's answer.
+        connection.create_function("regexp", 2, _regexp, deterministic=True)
+        connection.execute("PRAGMA case_sensitive_like=ON")
 
     def rows(self, sql: str, **params: object) -> list[Row]:
         try:
@@ -64,12 +98,37 @@ class SqliteReader:
         except sqlite3.Error as err:
             if self.raw:
                 raise
-            # Damage or a lock found mid-listing: raised as SQLAlchemy's error
-            # for the driver's, which the CLI already turns into the message
-            # and exit code of the full path (``database.catalog_error``).
-            from sqlalchemy.exc import DBAPIError
+            raise _as_sqlalchemy(err, sql, params) from err
 
-            raise DBAPIError.instance(sql, params, err, sqlite3.Error) from err
+    def batches(self, sql: str, params: dict[str, Any]) -> Iterator[list[tuple[Any, ...]]]:
+        try:
+            cursor = self.connection.execute(sql, params)
+            try:
+                while chunk := cursor.fetchmany(FETCH):
+                    yield chunk
+            finally:
+                cursor.close()
+        except sqlite3.Error as err:
+            if self.raw:
+                raise
+            raise _as_sqlalchemy(err, sql, params) from err
+
+    def run(self, sql: str) -> None:
+        try:
+            self.connection.execute(sql).close()
+        except sqlite3.Error as err:
+            if self.raw:
+                raise
+            raise _as_sqlalchemy(err, sql, {}) from err
+
+
+def _as_sqlalchemy(err: sqlite3.Error, sql: str, params: object) -> Exception:
+    """Damage or a lock found mid-listing, as SQLAlchemy's error for the driver's: the
+    CLI already turns that into the message and exit code of the full path
+    (``database.catalog_error``)."""
+    from sqlalchemy.exc import DBAPIError
+
+    return DBAPIError.instance(sql, params, err, sqlite3.Error)  # type: ignore[arg-type]
 
 
 class CoreReader:
@@ -77,11 +136,32 @@ class CoreReader:
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
+        bind = connection.get_bind() if hasattr(connection, "get_bind") else connection
+        self.dialect: str = bind.dialect.name
 
     def rows(self, sql: str, **params: object) -> list[Row]:
         from sqlalchemy import text
 
         return [dict(row._mapping) for row in self.connection.execute(text(sql), params)]
+
+    def batches(self, sql: str, params: dict[str, Any]) -> Iterator[list[tuple[Any, ...]]]:
+        from sqlalchemy import text
+
+        # Executed through SQLAlchemy (its events and logging as for any statement),
+        # the rows taken from the DBAPI cursor.
+        result = self._core().execute(text(sql), params)
+        try:
+            while chunk := result.cursor.fetchmany(FETCH):
+                yield chunk
+        finally:
+            result.close()
+
+    def run(self, sql: str) -> None:
+        self._core().exec_driver_sql(sql)
+
+    def _core(self) -> Any:
+        """The Core ``Connection`` (a ``Session``'s, in its transaction)."""
+        return self.connection.connection() if hasattr(self.connection, "get_bind") else self.connection
 
 
 def as_datetime(value: datetime | str | None) -> datetime | None:

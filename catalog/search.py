@@ -1,15 +1,14 @@
-"""Finding backed-up files in the catalog.
+"""Finding backed-up files in the catalog, as entries with their job, tape file and tape.
 
-A pattern without ``* ? [`` matches as a substring of the path; with them it
-is a glob over the whole path (``*`` also crosses ``/``); ``regex=True`` takes
-it as a regular expression.  Only entries of good jobs (``ok``/``partial``) in
-complete tape files are offered; by default the newest version of each path.
+What restore selects from and what ``versions`` and ``ls-catalog`` list.  The
+patterns (substring, glob, regex) and the trigram index's candidates are
+:mod:`.search_query`'s, the SQL ``pytp search`` itself runs.  Only entries of
+good jobs (``ok``/``partial``) in complete tape files are offered; by default
+the newest version of each path.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,21 +16,21 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, case, func, literal_column, null, or_, table, union
+from sqlalchemy import Select, and_, case, func, null, or_
 from sqlalchemy import text as sql_text
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from pytp.tapeio.tarwriter import member_data_size
 
-from . import search_hits, search_index
-from .errors import BadPattern, CatalogError, NotFound
+from . import search_query
+from .errors import CatalogError, NotFound
 from .levels import DELETED
-from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, path_text, row_id, table_of
+from .light_sql import Condition, CoreReader
+from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, row_id, table_of
 from .newest_version import newest_versions
 from .search_hits import Hit
-
-GLOB_CHARS = set("*?[")
+from .search_query import glob_to_regex, required_literal, required_literals, sqlite_glob  # noqa: F401 - re-exported
 
 
 class FoundEntry(NamedTuple):
@@ -79,302 +78,9 @@ class Found:
     deleted_by: Job | None = None
 
 
-def glob_to_regex(pattern: str) -> str:
-    """Translate a shell glob into an anchored regular expression.
-
-    The result uses only syntax that Python's ``re`` (SQLite REGEXP) and
-    PostgreSQL's ``~`` read alike: ``.``, ``.*``, bracket classes, escapes.
-    """
-    out = ["^"]
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "[":
-            end = pattern.find("]", i + 2 if i + 1 < len(pattern) and pattern[i + 1] in "!^" else i + 1)
-            if end == -1:
-                out.append(r"\[")
-            else:
-                body = pattern[i + 1 : end]
-                negate = body[:1] in ("!", "^")
-                body = body[1:] if negate else body
-                body = body.replace("\\", "\\\\")
-                out.append("[" + ("^" if negate else "") + body + "]")
-                i = end
-        elif c.isalnum() or c in "/_- ":
-            out.append(c)
-        else:
-            out.append("\\" + c)
-        i += 1
-    out.append("$")
-    return "".join(out)
-
-
-def pattern_condition(pattern: str, regex: bool = False, *, sqlite: bool = False) -> ColumnElement[bool]:
-    """The SQL condition on ``Entry.path_text`` for one pattern.
-
-    :param sqlite: for SQLite, whose REGEXP calls Python once per row: a glob
-        is checked by its own ``GLOB`` operator (in C) where it reads the same.
-    """
-    pattern, kind = _normalise(pattern, regex)
-    if kind == "regex":
-        return col(Entry.path_text).regexp_match(pattern)
-    if kind == "glob":
-        native = sqlite_glob(pattern) if sqlite else None
-        if native is not None:
-            return col(Entry.path_text).op("GLOB")(native)  # type: ignore[no-any-return]
-        return col(Entry.path_text).regexp_match(glob_to_regex(pattern))
-    return col(Entry.path_text).contains(pattern, autoescape=True)
-
-
-def sqlite_glob(pattern: str) -> str | None:
-    """``pattern`` for SQLite's ``GLOB``, matching what :func:`glob_to_regex` matches; None
-    where a bracket expression is unusual enough that the two might read it apart.
-
-    Both anchor the whole path, ``*`` crosses ``/``, ``?`` is one character, and
-    both are case-sensitive; a class's ``!`` is GLOB's ``^``; a lone ``[`` is a
-    literal (``[[]`` to GLOB).
-    """
-    out = []
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "[":
-            negate = pattern[i + 1 : i + 2] in ("!", "^")
-            end = pattern.find("]", i + 2 if negate else i + 1)
-            if end == -1:
-                out.append("[[]")
-            else:
-                body = pattern[i + 1 + negate : end]
-                if not body or any(ch in body for ch in "[]\\^!"):
-                    return None
-                out.append("[" + ("^" if negate else "") + body + "]")
-                i = end
-        else:
-            out.append(c)  # * and ? mean the same; anything else is itself (] too, outside a class)
-        i += 1
-    return "".join(out)
-
-
-def _normalise(pattern: str, regex: bool) -> tuple[str, str]:
-    """The pattern in ``path_text`` form and how it matches: substring, glob or regex."""
-    if not pattern:
-        raise CatalogError("An empty pattern matches nothing; give part of a file name.")
-    # A name that is not UTF-8 arrives with surrogate escapes, which no database
-    # takes; path_text shows those bytes as \xNN, and so must the pattern.
-    pattern = path_text(os.fsencode(pattern))
-    if regex:
-        try:
-            re.compile(pattern)  # SQLite runs Python's re; a bad pattern would fail inside the query
-        except re.error as err:
-            raise BadPattern(f"'{pattern}' is not a valid regular expression: {err}.") from err
-        return pattern, "regex"
-    return pattern, "glob" if GLOB_CHARS & set(pattern) else "substring"
-
-
-#: the trigram index needs three characters in a row; LIKE's own wildcards break a run
-TRIGRAM = 3
-_LIKE_WILDCARDS = re.compile(r"[%_]")
-
-
-def required_literal(pattern: str, regex: bool = False) -> str | None:
-    """The longest run of at least three characters every match must contain, if any.
-
-    It feeds the trigram index, which narrows the entries to check; the exact
-    pattern is then checked on those alone.  A glob is read through its regular
-    expression.  Anything optional (``x?``, ``x*``, ``x{0,}``), inside a group,
-    or after an alternation ``|`` gives no literal: a wrong guess here would
-    lose matches, a missing one only costs a scan.
-    """
-    best = max(required_literals(pattern, regex), key=len, default="")
-    return best or None
-
-
-def required_literals(pattern: str, regex: bool = False) -> list[str]:
-    """Every run of at least three characters every match must contain (see
-    :func:`required_literal`): ``*/project-delta/*.pdf`` gives ``/project-delta/``
-    and ``.pdf``, whose trigrams together narrow far more than either's."""
-    pattern, kind = _normalise(pattern, regex)
-    if kind == "substring":
-        runs = _LIKE_WILDCARDS.split(pattern)
-    else:
-        runs = [
-            r
-            for run in _regex_literals(glob_to_regex(pattern) if kind == "glob" else pattern)
-            for r in _LIKE_WILDCARDS.split(run)
-        ]
-    return [run for run in runs if len(run) >= TRIGRAM]
-
-
-def _regex_literals(pattern: str) -> list[str]:
-    """Literal runs outside groups that any match of ``pattern`` contains (conservative)."""
-    if "|" in pattern or "(?" in pattern:  # alternatives, inline flags (?i): no guarantee
-        return []
-    runs: list[str] = []
-    current: list[str] = []
-    depth = 0
-    i = 0
-
-    def flush() -> None:
-        if current:
-            runs.append("".join(current))
-            current.clear()
-
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\":
-            escaped = pattern[i + 1 : i + 2]
-            i += 2
-            if escaped and not escaped.isalnum():
-                if depth == 0:
-                    current.append(escaped)  # \. \/ \* and the like are the character itself
-                continue
-            flush()  # \d \w \b \x41 …: a class or an assertion
-        elif c == "(":
-            flush()
-            depth += 1
-            i += 1
-        elif c == ")":
-            flush()
-            depth = max(0, depth - 1)
-            i += 1
-        elif c == "[":
-            flush()
-            end = i + 2 if pattern[i + 1 : i + 2] in ("^",) else i + 1
-            end += 1 if pattern[end : end + 1] == "]" else 0
-            while end < len(pattern) and pattern[end] != "]":
-                end += 2 if pattern[end] == "\\" else 1
-            i = end + 1
-        elif c in "*?{":
-            if current:
-                current.pop()  # the character before may be absent
-            flush()
-            i = pattern.index("}", i) + 1 if c == "{" and "}" in pattern[i:] else i + 1
-        elif c in "+":
-            flush()
-            i += 1
-        elif c in ".^$":
-            flush()
-            i += 1
-        else:
-            if depth == 0:
-                current.append(c)
-            i += 1
-    flush()
-    return runs
-
-
-#: rows of one trigram counted exactly (a walk of this many costs ~0.1 ms)
-_RARE = 5_000
-#: paths looked at to rank common trigrams: their shares, to 1/512
-_SAMPLE = 512
-#: a run's trigram in more than this share of the paths narrows too little for its walk
-_TOO_COMMON = 0.5
-#: other trigrams of a run are added when in less than this share of the paths
-_SELECTIVE = 0.05
-#: at most this many trigrams are asked for together: each costs a walk of its rows
-_MOST_TRIGRAMS = 3
-#: at most this many are counted (SQLite takes 2,000 columns in a statement)
-_MOST_PROBED = 64
-
-
-def _trigram_candidates(session: Session, patterns: list[list[str]]) -> ColumnElement[bool] | None:
-    """``entry.id IN`` the rows the SQLite trigram index offers for any of
-    ``patterns`` (each: the literal runs one pattern requires); None where
-    the index would not narrow (a scan then).
-
-    PostgreSQL needs no such help: its planner takes the ``pg_trgm`` index
-    for ``LIKE`` and ``~`` on ``path_text`` by itself.
-    """
-    if session.get_bind().dialect.name != "sqlite":
-        return None
-    rowid: Any = literal_column("rowid")
-    fts = table(search_index.FTS_TABLE)
-    selects = []
-    for runs in patterns:
-        chosen = _rare_trigrams(session, runs)
-        if not chosen:
-            # Every trigram is in most paths: so are the matches, and reading the
-            # table in order costs less than walking those lists, then every row.
-            return None
-        match = " AND ".join(_phrase(t) for t in chosen)
-        selects.append(select(rowid).select_from(fts).where(literal_column(search_index.FTS_TABLE).op("MATCH")(match)))
-    return col(Entry.id).in_(selects[0] if len(selects) == 1 else union(*selects))
-
-
-def _phrase(trigram: str) -> str:
-    return '"' + trigram.replace('"', '""') + '"'
-
-
-def _rare_trigrams(session: Session, runs: list[str]) -> list[str]:
-    """The trigrams of ``runs`` that narrow most, if some are not common.
-
-    Asked ``LIKE '%literal%'``, FTS5 (``detail=none``) walks the whole row
-    list of every trigram of it, and ``/us`` or ``.tx`` is in millions of
-    paths: at 10M entries ``/user042/`` cost 196 ms that way, against 4 ms for
-    its rare trigrams ``042`` and ``r04`` (issue 9, docs/performance.md).
-    So: each trigram's rows are counted up to a few thousand (a walk that
-    stops there); if some are that rare, the rarest are matched together.
-    Otherwise their shares are estimated on a sample of paths, and the
-    rarest of each run is matched (runs lie apart in a path, so they narrow
-    independently), with the run's other selective ones.  The candidates are
-    checked against the pattern after: this chooses how few rows to check,
-    never which rows match.
-    """
-    per_run = [list(dict.fromkeys(run[i : i + TRIGRAM] for i in range(len(run) - TRIGRAM + 1))) for run in runs]
-    total = sum(len(run) for run in per_run)
-    if total > _MOST_PROBED:  # a long pattern: every k-th trigram still finds rare ones, in one statement
-        step = -(-total // _MOST_PROBED)
-        per_run = [run[::step] for run in per_run]
-    trigrams = sorted({t for run in per_run for t in run})
-    counts = _count_rows(session, trigrams, _RARE)
-    rare = sorted((n, t) for t, n in counts.items() if n < _RARE)
-    if rare:
-        if rare[0][0] == 0:
-            return [rare[0][1]]  # a trigram no path has: nothing matches, and one says so at once
-        return [t for _, t in rare[:_MOST_TRIGRAMS]]
-    shares = _sampled_shares(session, trigrams)
-    firsts: list[str] = []  # each run's rarest
-    extras: list[str] = []  # the runs' other selective ones
-    for run in per_run:
-        ranked = sorted(run, key=lambda t: shares[t])
-        if shares[ranked[0]] <= _TOO_COMMON:
-            firsts.append(ranked[0])
-            extras.extend(t for t in ranked[1:_MOST_TRIGRAMS] if shares[t] < _SELECTIVE)
-    chosen = sorted(set(firsts), key=lambda t: shares[t])
-    chosen += sorted(set(extras) - set(chosen), key=lambda t: shares[t])
-    return chosen[:_MOST_TRIGRAMS]
-
-
-def _sampled_shares(session: Session, trigrams: list[str]) -> dict[str, float]:
-    """The share of paths holding each trigram (folded to lower case, as the index
-    matches), estimated on paths spread evenly over the entry ids."""
-    # two subqueries: min() and max() together would scan the table
-    bounds = "SELECT (SELECT min(id) FROM entry), (SELECT max(id) FROM entry)"
-    low, high = session.connection().execute(sql_text(bounds)).one()
-    if low is None:
-        return dict.fromkeys(trigrams, 0.0)
-    step = max(1, (high - low) // _SAMPLE)
-    ids = ",".join(str(i) for i in range(low, high + 1, step))  # integers of our own: safe to inline
-    paths = [
-        p.lower() for (p,) in session.connection().execute(sql_text(f"SELECT path_text FROM entry WHERE id IN ({ids})"))
-    ]
-    return {t: sum(t.lower() in p for p in paths) / max(1, len(paths)) for t in trigrams}
-
-
-def _count_rows(session: Session, trigrams: list[str], cap: int) -> dict[str, int]:
-    """Each trigram's rows in the index, counted up to ``cap``, in one statement."""
-    table_name = search_index.FTS_TABLE
-    counts = ", ".join(
-        f"(SELECT count(*) FROM (SELECT 1 FROM {table_name} WHERE {table_name} MATCH :t{i} LIMIT :cap))"
-        for i in range(len(trigrams))
-    )
-    params: dict[str, Any] = {f"t{i}": _phrase(t) for i, t in enumerate(trigrams)}
-    row = session.connection().execute(sql_text(f"SELECT {counts}"), {**params, "cap": cap}).one()
-    return dict(zip(trigrams, row))
+def _core(condition: Condition) -> ColumnElement[bool]:
+    """A :class:`.light_sql.Condition` in a Core statement."""
+    return sql_text(condition.sql).bindparams(**condition.params)  # type: ignore[return-value]
 
 
 #: the columns of a found row: the entry's, then where it is (``Found``'s related rows)
@@ -475,10 +181,10 @@ def _filtered(
         query = query.where(as_of.condition())
     if all_versions and not include_deleted:
         query = query.where(Entry.kind != DELETED)
+    reader = CoreReader(session)
     literals: list[list[str]] = []  # for each pattern, the runs it requires
     if patterns:
-        sqlite = session.get_bind().dialect.name == "sqlite"
-        query = query.where(or_(*(pattern_condition(p, regex, sqlite=sqlite) for p in patterns)))
+        query = query.where(_core(search_query.any_pattern(reader.dialect, patterns, regex)))
         found = [required_literals(p, regex) for p in patterns]
         if all(found):  # one pattern without a literal needs a scan anyway
             literals = found
@@ -491,17 +197,11 @@ def _filtered(
     if tape is not None:
         query = query.where(Volume.label == tape)
     if under is not None:
-        prefix = under.rstrip(b"/")
-        text = prefix.decode("utf-8", "backslashreplace")
-        query = query.where(
-            or_(col(Entry.path_text) == text, and_(col(Entry.path_text).startswith(text + "/", autoescape=True)))
-        )
-        if not literals:
-            run = max(_LIKE_WILDCARDS.split(text), key=len, default="")
-            literals = [[run]] if len(run) >= TRIGRAM else []
-    candidates = _trigram_candidates(session, literals) if literals else None
+        query = query.where(_core(search_query.under_sql(under)))
+        literals = literals or search_query.under_literals(under)
+    candidates = search_query.trigram_candidates(reader, literals) if literals else None
     if candidates is not None:
-        query = query.where(candidates)
+        query = query.where(_core(candidates))
     return query
 
 
@@ -637,62 +337,13 @@ def _newest_found(rows: Iterator[Any], include_deleted: bool) -> Iterator[tuple[
         )
 
 
-def search_rows(
-    session: Session,
-    patterns: list[str] | None = None,
-    *,
-    regex: bool = False,
-    job_id: int | None = None,
-    tape: str | None = None,
-    all_versions: bool = False,
-    under: bytes | None = None,
-    include_deleted: bool = False,
-    as_of: AsOf | None = None,
-    host: str | None = None,
-    limit: int | None = None,
-) -> Iterator[Hit]:
-    """What :func:`find` finds, as plain rows streamed from the database
-    (:class:`Hit`), in the same order: no objects per hit, so millions of
-    hits cost neither time nor memory until they are printed.
-
-    The entries are read without joins, as the driver's tuples, sorted by
-    path only; their jobs and tapes come from one small query, and the
-    newest version of each path is picked as they stream by
-    (:mod:`.search_hits`; issue 9, docs/performance.md).
-
-    :param limit: at most this many hits: the first ones of the whole
-        search, found without sorting or making the others.
-    """
-    found = search_hits.sources(
-        session, job_id=job_id, tape=tape, host=host, roots=None if as_of is None else as_of.roots
-    )
-    where = [found.condition()]
-    if all_versions and not include_deleted:
-        where.append(col(Entry.kind) != DELETED)
-    literals: list[list[str]] = []  # for each pattern, the runs it requires
-    if patterns:
-        sqlite = session.get_bind().dialect.name == "sqlite"
-        where.append(or_(*(pattern_condition(p, regex, sqlite=sqlite) for p in patterns)))
-        required = [required_literals(p, regex) for p in patterns]
-        if all(required):  # one pattern without a literal needs a scan anyway
-            literals = required
-    if under is not None:
-        text = under.rstrip(b"/").decode("utf-8", "backslashreplace")
-        where.append(or_(col(Entry.path_text) == text, col(Entry.path_text).startswith(text + "/", autoescape=True)))
-        if not literals:
-            run = max(_LIKE_WILDCARDS.split(text), key=len, default="")
-            literals = [[run]] if len(run) >= TRIGRAM else []
-    candidates = _trigram_candidates(session, literals) if literals else None
-    if candidates is not None:
-        where.append(candidates)
-    yield from search_hits.stream(
-        session,
-        search_hits.entry_select(where),
-        found,
-        all_versions=all_versions,
-        include_deleted=include_deleted,
-        limit=limit,
-    )
+def search_rows(session: Session, patterns: list[str] | None = None, **options: Any) -> Iterator[Hit]:
+    """:func:`.search_query.search_rows` in ``session``'s transaction; ``as_of`` (an
+    :class:`AsOf`) may stand for its ``roots``."""
+    as_of: AsOf | None = options.pop("as_of", None)
+    if as_of is not None:
+        options["roots"] = as_of.roots
+    return search_query.search_rows(CoreReader(session), patterns, **options)
 
 
 @dataclass(frozen=True)

@@ -27,15 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import LargeBinary, Select, and_, false, or_, select, type_coerce
-from sqlalchemy import text as sql_text
-from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session, col
-
-from .levels import DELETED
-from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, table_of
+from .light_sql import Condition, Reader
 from .newest_version import newest_versions
+from .statuses import DELETED, JobStatus, TapeFileStatus
 
 
 class Hit(NamedTuple):
@@ -65,6 +59,10 @@ class _Job(NamedTuple):
     rank: int
 
 
+#: never true: a search with no job or tape file to offer (``false()`` reads so in SQLite and PostgreSQL)
+NOTHING = Condition("1 = 0", {})
+
+
 @dataclass
 class Sources:
     """The good jobs and complete tape files an entry may come from, with what a hit shows of them."""
@@ -75,7 +73,7 @@ class Sources:
     #: with a point in time: source root → the jobs whose entries make up its tree
     roots: dict[bytes, tuple[int, ...]] | None = None
 
-    def condition(self) -> ColumnElement[bool]:
+    def condition(self) -> Condition:
         """The entries of these jobs and tape files (what joining them selected).
 
         The ids are written into the statement (integers of our own): a few
@@ -84,25 +82,25 @@ class Sources:
         trigram index is the narrow way in, and an id list looks selective.
         """
         if not self.jobs or not self.tape_files:
-            return false()
+            return NOTHING
         jobs = _in("+entry.job_id", self.jobs)
         if self.roots is None:
-            return and_(jobs, _in("+entry.tape_file_id", self.tape_files))
+            return Condition(f"{jobs} AND {_in('+entry.tape_file_id', self.tape_files)}", {})
         # as of a point in time: per source root, its tape files and that tree's jobs
         terms = []
         for root, job_ids in self.roots.items():
             files = [i for i, (_, _, source) in self.tape_files.items() if source == root]
             if files and job_ids:
-                terms.append(and_(_in("+entry.tape_file_id", files), _in("+entry.job_id", job_ids)))
-        return and_(jobs, or_(*terms)) if terms else false()
+                terms.append(f"({_in('+entry.tape_file_id', files)} AND {_in('+entry.job_id', job_ids)})")
+        return Condition(f"{jobs} AND ({' OR '.join(terms)})", {}) if terms else NOTHING
 
 
-def _in(column: str, ids: Any) -> ColumnElement[bool]:
-    return sql_text(f"{column} IN ({','.join(str(int(i)) for i in ids)})")  # type: ignore[return-value]
+def _in(column: str, ids: Any) -> str:
+    return f"{column} IN ({','.join(str(int(i)) for i in ids)})"
 
 
 def sources(
-    session: Session,
+    reader: Reader,
     *,
     job_id: int | None,
     tape: str | None,
@@ -110,45 +108,45 @@ def sources(
     roots: dict[bytes, tuple[int, ...]] | None,
 ) -> Sources:
     """The good jobs (of ``host``, or the one job) and complete tape files (on ``tape``)."""
-    jobs = select(Job.id, Job.level, Job.host).where(col(Job.status).in_(JobStatus.GOOD))
+    jobs = "SELECT id, level, host FROM job WHERE status IN (:ok, :partial)"
+    params: dict[str, Any] = dict(zip(("ok", "partial"), JobStatus.GOOD))
     if job_id is not None:
-        jobs = jobs.where(Job.id == job_id)
+        jobs += " AND id = :job_id"
+        params["job_id"] = job_id
     if host is not None:
         # Jobs without a host (recorded before hosts were) belong to every host.
-        jobs = jobs.where((Job.host == host) | col(Job.host).is_(None))
-    jobs = jobs.order_by(col(Job.started_at).desc(), col(Job.id).desc())
+        jobs += " AND (host = :host OR host IS NULL)"
+        params["host"] = host
+    jobs += " ORDER BY started_at DESC, id DESC"
     files = (
-        select(TapeFile.id, Volume.label, TapeFile.file_number, TapeFile.source_root)
-        .join(Volume, col(Volume.id) == TapeFile.volume_id)
-        .where(TapeFile.status == TapeFileStatus.COMPLETE)
+        "SELECT tape_file.id, volume.label, tape_file.file_number, tape_file.source_root"
+        " FROM tape_file JOIN volume ON volume.id = tape_file.volume_id WHERE tape_file.status = :complete"
     )
     if tape is not None:
-        files = files.where(Volume.label == tape)
-    connection = session.connection()
+        files += " AND volume.label = :tape"
     return Sources(
-        {row[0]: _Job(row[1], row[2], rank) for rank, row in enumerate(connection.execute(jobs))},
-        {row[0]: (row[1], row[2], row[3]) for row in connection.execute(files)},
+        {row["id"]: _Job(row["level"], row["host"], rank) for rank, row in enumerate(reader.rows(jobs, **params))},
+        {
+            row["id"]: (row["label"], row["file_number"], _bytes(row["source_root"]))
+            for row in reader.rows(files, complete=TapeFileStatus.COMPLETE, tape=tape)
+        },
         roots,
     )
 
 
-#: what is read of each entry, in this order (the indexes below name them)
-_COLUMNS: list[Any] = [
-    col(Entry.path_text),
-    # as stored: NULL when the name is the UTF-8 of path_text (entry_types); filled in here
-    type_coerce(table_of(Entry).c.path, LargeBinary),
-    col(Entry.kind),
-    col(Entry.size),
-    col(Entry.mode),
-    col(Entry.mtime_ns),
-    # as stored: 16 bytes (or the hex of an older row, entry_types); bytes.hex() costs
-    # a fifth of SQLite's lower(hex()) and the text it makes (measured at 10M entries)
-    type_coerce(table_of(Entry).c.xxh3, LargeBinary),
-    col(Entry.job_id),
-    col(Entry.offset),
-    col(Entry.tape_file_id),
-    col(Entry.id),
-]
+def _bytes(value: bytes | memoryview | None) -> bytes | None:
+    """A binary column as ``bytes`` (psycopg may hand back a ``memoryview``)."""
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
+#: what is read of each entry, in this order (the indexes below name them): the path
+#: and the digest as stored (NULL when the name is the UTF-8 of path_text, and 16
+#: bytes or an older row's hex: entry_types), filled in and hexed here: bytes.hex()
+#: costs a fifth of SQLite's lower(hex()) and the text it makes (measured at 10M entries)
+ENTRY_COLUMNS = (
+    "entry.path_text, entry.path, entry.kind, entry.size, entry.mode, entry.mtime_ns, entry.xxh3,"
+    ' entry.job_id, entry."offset", entry.tape_file_id, entry.id'
+)
 _TEXT, _PATH, _KIND, _XXH3, _JOB, _OFFSET, _TAPE_FILE, _ID = 0, 1, 2, 6, 7, 8, 9, 10
 #: SQLite maps at most this much of the catalog (its own limit is 2 GiB unless built otherwise)
 MMAP_SIZE = 1 << 34
@@ -156,26 +154,34 @@ MMAP_SIZE = 1 << 34
 PG_WORK_MEM = "64MB"
 #: a limited search reads twice the hits it needs and this many rows more at first
 _SLACK = 16
-#: rows fetched from the cursor at a time
-_FETCH = 2000
 
 
-def entry_select(where: list[ColumnElement[bool]]) -> Select[Any]:
-    """The entries that satisfy ``where``, with the columns a hit needs."""
-    return select(*_COLUMNS).where(*where)
+def entry_query(where: list[Condition], after: str | None = None, limit: int | None = None) -> Condition:
+    """The entries that satisfy ``where`` (after the path ``after``), with the columns a
+    hit needs, by path (the first ``limit`` rows)."""
+    conditions = [c.sql for c in where]
+    params = {k: v for c in where for k, v in c.params.items()}
+    if after is not None:
+        conditions.append("entry.path_text > :after")
+        params["after"] = after
+    sql = f"SELECT {ENTRY_COLUMNS} FROM entry WHERE {' AND '.join(conditions)} ORDER BY entry.path_text"
+    if limit is not None:
+        sql += " LIMIT :limit"
+        params["limit"] = limit
+    return Condition(sql, params)
 
 
 def stream(
-    session: Session,
-    query: Select[Any],
+    reader: Reader,
+    where: list[Condition],
     found: Sources,
     *,
     all_versions: bool,
     include_deleted: bool,
     limit: int | None = None,
 ) -> Iterator[Hit]:
-    """The hits of ``query`` (from :func:`entry_select`, its rows already
-    limited to ``found``) in ``find``'s order: by path, newest first.
+    """The hits of the entries that satisfy ``where`` (which limits them to
+    ``found``) in ``find``'s order: by path, newest first.
 
     :param limit: stop after this many hits, and have the database sort no
         more rows than that needs.
@@ -183,19 +189,18 @@ def stream(
     if not found.jobs or not found.tape_files:
         return
     pick = _Picker(found, all_versions, include_deleted)
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
+    if reader.dialect == "sqlite":
         # The candidates are rows spread over the whole table, read by id: through
         # a memory map instead of a read() per page, a third less (glob at 10M).
-        connection.exec_driver_sql(f"PRAGMA mmap_size={MMAP_SIZE}")
-    elif connection.dialect.name == "postgresql":
+        reader.run(f"PRAGMA mmap_size={MMAP_SIZE}")
+    elif reader.dialect == "postgresql":
         # The pg_trgm index hands over its candidates as a bitmap; in the server's
         # default 4 MB it turns lossy at about a hundred thousand rows, and every row
         # of a lossy page is read and checked again: the glob at 10M entries read
         # 1.3M rows for its 100,000 candidates (2.6 s; 0.97 s with 64 MB).
-        connection.exec_driver_sql(f"SET LOCAL work_mem = '{PG_WORK_MEM}'")
+        reader.run(f"SET LOCAL work_mem = '{PG_WORK_MEM}'")
     if limit is None:
-        yield from pick.hits(_execute(connection, query.order_by(col(Entry.path_text))))
+        yield from pick.hits(reader.batches(*entry_query(where)))
         return
     if limit <= 0:
         return
@@ -206,10 +211,7 @@ def stream(
     after: str | None = None
     left = limit
     while True:
-        page = query if after is None else query.where(col(Entry.path_text) > after)
-        rows = [
-            row for chunk in _execute(connection, page.order_by(col(Entry.path_text)).limit(batch)) for row in chunk
-        ]
+        rows = [row for chunk in reader.batches(*entry_query(where, after, batch)) for row in chunk]
         complete = len(rows) < batch
         if not complete:
             last = rows[-1][_TEXT]
@@ -231,23 +233,6 @@ def stream(
         # Every pass reads all the candidates again: when paths gave fewer hits than
         # hoped (many versions, deletions left out), the next pass takes more at once.
         batch *= 2
-
-
-def _execute(connection: Connection, query: Select[Any]) -> Iterator[list[tuple[Any, ...]]]:
-    """The rows of ``query`` as the driver gives them, in chunks.
-
-    SQLAlchemy's result rows cost ~1.5 µs each (measured: as much as the
-    whole query for a glob at 10M entries), so the statement is executed
-    through SQLAlchemy (compiled once, its events and logging as for any)
-    and its rows are fetched from the DBAPI cursor.  The columns read need
-    no conversion: the digest is hexed by SQL, the path filled in here.
-    """
-    result = connection.execute(query)
-    try:
-        while chunk := result.cursor.fetchmany(_FETCH):
-            yield chunk
-    finally:
-        result.close()
 
 
 class _Picker:

@@ -161,7 +161,8 @@ def test_on_postgresql_every_batch_of_the_sink_arrives_by_copy(lib_config, tmp_p
     with engine.connect() as connection:
         offsets = (
             connection.exec_driver_sql(
-                f'SELECT "offset" FROM entry WHERE tape_file_id = {int(tape_file)} AND path_text LIKE %(p)s ORDER BY id',
+                f'SELECT "offset" FROM entry WHERE tape_file_id = {int(tape_file)}'
+                " AND path_text LIKE %(p)s ORDER BY id",
                 {"p": "/many/%"},
             )
             .scalars()

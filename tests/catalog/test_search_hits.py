@@ -250,3 +250,70 @@ def test_the_quick_table_is_tabulates_or_leaves_it_to_tabulate() -> None:
     assert quick > 1500
     for cell in odd:
         assert hit_table([{"path": "/a", "host": cell}], COLUMNS) is None, cell
+
+
+# --- the same search through stdlib sqlite3 ------------------------------------------------------
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_sqlite3_finds_what_sqlalchemy_finds(history: Path, catalog_url: str) -> None:  # noqa: F811
+    """``pytp search`` reads a SQLite catalog with stdlib sqlite3 (``light_sql.open_sqlite``):
+    the same statements as through SQLAlchemy, so the same hits, field for field, for every
+    kind of pattern and selection; REGEXP is registered the way SQLAlchemy registers it."""
+    from pytp.catalog import search_query
+    from pytp.catalog.light_sql import SqliteReader, open_sqlite
+
+    engine = make_engine(catalog_url)
+    connection = open_sqlite(catalog_url)
+    assert connection is not None
+    light = SqliteReader(connection)
+    selections: list[dict[str, object]] = [
+        {},
+        {"all_versions": True},
+        {"all_versions": True, "include_deleted": True},
+        {"include_deleted": True},
+        {"job_id": 1},
+        {"tape": "NOSUCH"},
+        {"host": "no-such-host"},
+        {"limit": 1},
+        {"limit": 3, "include_deleted": True},
+        {"under": history.as_posix().encode() + b"/docs"},
+    ]
+    compared = 0
+    with Session(engine) as session:
+        for pattern, regex in [*PATTERNS, ("/", False), (r"\.txt$", True)]:
+            for options in selections:
+                expected = list(search_rows(session, [pattern], regex=regex, **options))  # type: ignore[arg-type]
+                got = list(search_query.search_rows(light, [pattern], regex=regex, **options))  # type: ignore[arg-type]
+                assert got == expected, (pattern, regex, options)
+                compared += len(got)
+        as_of = resolve_as_of(session, "1").roots
+        assert list(search_query.search_rows(light, ["txt"], roots=as_of)) == list(
+            search_rows(session, ["txt"], as_of=resolve_as_of(session, "1"))
+        )
+    connection.close()
+    assert compared > 100  # the patterns do find things
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_damage_found_mid_search_is_the_catalogs_error(history: Path, catalog_url: str) -> None:  # noqa: F811
+    """An error from sqlite3 while the hits stream is raised as SQLAlchemy's, which the CLI
+    turns into the catalog's message and exit code, as on the full path."""
+    from sqlalchemy.exc import DBAPIError
+
+    from pytp.catalog import search_query
+    from pytp.catalog.light_sql import SqliteReader, open_sqlite
+
+    connection = open_sqlite(catalog_url)
+    assert connection is not None
+    with pytest.raises(DBAPIError):
+        list(SqliteReader(connection).batches("SELECT no_such_column FROM entry", {}))
+    connection.close()
+    connection = open_sqlite(catalog_url)
+    assert connection is not None
+    reader = SqliteReader(connection)
+    hits = search_query.search_rows(reader, ["txt"])
+    next(hits)
+    connection.close()  # the catalog goes away under a search
+    with pytest.raises(DBAPIError):
+        list(hits)

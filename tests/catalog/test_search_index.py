@@ -23,8 +23,9 @@ from sqlmodel import Session, col, select
 from pytp.catalog.database import alembic_config, make_engine, upgrade
 from pytp.catalog.levels import DELETED
 from pytp.catalog.models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume
-from pytp.catalog.search import find, glob_to_regex, pattern_condition, required_literal, resolve_as_of
+from pytp.catalog.search import find, glob_to_regex, required_literal, resolve_as_of
 from pytp.catalog.search_index import FTS_TABLE, PG_INDEX
+from pytp.catalog.search_query import pattern_sql
 from pytp.cli.main import cli
 from tests.conftest import make_tree, write_library_config
 
@@ -202,11 +203,12 @@ def plan(engine: Engine, pattern: str, regex: bool = False) -> str:
         with engine.connect() as connection:
             rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
             return "\n".join(str(r[-1]) for r in rows)
-    query = select(Entry.id).where(pattern_condition(pattern, regex))
-    sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+    condition = pattern_sql(pattern, regex, engine.dialect.name)
     with engine.connect() as connection:
         connection.exec_driver_sql("SET enable_seqscan = off")
-        return "\n".join(r[0] for r in connection.exec_driver_sql("EXPLAIN " + sql).all())
+        query = text("EXPLAIN SELECT entry.id FROM entry WHERE " + condition.sql)
+        explained = connection.execute(query, condition.params)
+        return "\n".join(r[0] for r in explained.all())
 
 
 @pytest.mark.parametrize(

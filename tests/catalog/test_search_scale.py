@@ -17,8 +17,9 @@ from click.testing import CliRunner
 from sqlalchemy import event, insert
 from sqlmodel import Session, select
 
-from pytp.catalog import search
+from pytp.catalog import search_query
 from pytp.catalog.database import make_engine, upgrade
+from pytp.catalog.light_sql import CoreReader
 from pytp.catalog.models import Entry, Job, TapeFile, Volume, path_text
 from pytp.catalog.search import find, glob_to_regex, resolve_as_of, search_rows
 from pytp.catalog.search_index import FTS_TABLE
@@ -163,9 +164,9 @@ PATTERNS = [
 ]
 
 
-@pytest.mark.parametrize("rare", [search._RARE, 10])  # 10: every trigram counts as common, shares decide
+@pytest.mark.parametrize("rare", [search_query._RARE, 10])  # 10: every trigram counts as common, shares decide
 def test_rare_trigrams_are_matched_and_the_results_are_a_scans(many, monkeypatch, rare: int) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(search, "_RARE", rare)
+    monkeypatch.setattr(search_query, "_RARE", rare)
     for pattern in PATTERNS:
         found, statements = _searched(many, pattern)
         assert found == _scan(many, pattern), pattern
@@ -183,12 +184,12 @@ def test_a_pattern_longer_than_any_path_is_searched_like_any_other(many) -> None
     assert _searched(many, long)[0] == []
     assert _searched(many, "*" + long[5:] + "*")[0] == []
     with Session(many) as session:
-        assert len(search._rare_trigrams(session, [long])) <= search._MOST_TRIGRAMS
+        assert len(search_query.rare_trigrams(CoreReader(session), [long])) <= search_query._MOST_TRIGRAMS
 
 
 def test_a_pattern_in_most_paths_is_found_by_a_scan(many, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Walking the lists of trigrams every path has, then reading every row, costs more than reading the table."""
-    monkeypatch.setattr(search, "_RARE", 10)
+    monkeypatch.setattr(search_query, "_RARE", 10)
     found, statements = _searched(many, "/srv/home/user")
     assert found == _scan(many, "/srv/home/user") and len(found) == COUNT
     assert FTS_TABLE not in statements[-1]
@@ -197,16 +198,16 @@ def test_a_pattern_in_most_paths_is_found_by_a_scan(many, monkeypatch) -> None: 
 def test_the_rarest_trigrams_of_each_run_are_chosen(many, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     with Session(many) as session:
         # A trigram under the exact count: the rarest are taken as counted.
-        assert set(search._rare_trigrams(session, ["004321."])) <= {"004", "043", "432", "321", "21."}
+        assert set(search_query.rare_trigrams(CoreReader(session), ["004321."])) <= {"004", "043", "432", "321", "21."}
         # No path has "qqq" (nor the others): one trigram says so, at once.
-        assert len(search._rare_trigrams(session, ["zzzqqq"])) == 1
-        monkeypatch.setattr(search, "_RARE", 10)
+        assert len(search_query.rare_trigrams(CoreReader(session), ["zzzqqq"])) == 1
+        monkeypatch.setattr(search_query, "_RARE", 10)
         # Shares on a sample: each run's rarest first, so both runs narrow.
-        chosen = search._rare_trigrams(session, ["/project-delta/", ".pdf"])
+        chosen = search_query.rare_trigrams(CoreReader(session), ["/project-delta/", ".pdf"])
         assert any(t in "/project-delta/" for t in chosen) and any(t in ".pdf" for t in chosen)
-        assert len(chosen) <= search._MOST_TRIGRAMS
+        assert len(chosen) <= search_query._MOST_TRIGRAMS
         # A run in every path narrows nothing: not asked for.
-        assert search._rare_trigrams(session, ["/srv/home/"]) == []
+        assert search_query.rare_trigrams(CoreReader(session), ["/srv/home/"]) == []
 
 
 NAMES = [

@@ -2,10 +2,10 @@
 
 Drive and changer commands must never import the catalog stack (sqlmodel,
 sqlalchemy, alembic, pydantic): importing it costs several times the command
-itself.  Neither do the listings (``tapes``, ``jobs``, ``pools``) of a SQLite
+itself.  Neither do the listings (``tapes``, ``jobs``, ``pools``, ``search``) of a SQLite
 catalog at the head: they read it with stdlib sqlite3 (``light_sql``), and
 take the full open only to create the catalog, refuse a stale one or close a
-job whose process is gone.  Other catalog commands open a catalog that is
+job whose process is gone.  Nor does ``search`` (but ``search --as-of``).  Other catalog commands open a catalog that is
 already at the head without alembic: the schema version is read with one
 plain query and compared with the head read from the migration files, which
 must agree with alembic's own.
@@ -32,6 +32,7 @@ import pytest
 
 from pytp.catalog.database import alembic_config, head_revision
 from pytp.catalog.schema_head import revisions
+from pytp.tapeio.exitcodes import EXIT_NOT_FOUND
 from pytp.tapeio.procinfo import host_name, process_identity
 
 #: the catalog stack: none of it may be imported by a drive or changer command
@@ -171,7 +172,8 @@ def test_raw_ls_lists_what_the_backup_wrote_without_the_catalog(default_site: di
 
 
 @pytest.mark.parametrize(
-    ("command", "shown"), [(["search", "note.txt"], "note.txt"), (["jobs", "1"], "status:     ok")]
+    ("command", "shown"),
+    [(["search", "note.txt", "--as-of", "1"], "note.txt"), (["jobs", "1"], "status:     ok")],
 )
 def test_catalog_commands_check_the_schema_without_alembic(
     default_site: dict[str, str], tmp_path: Path, command: list[str], shown: str
@@ -197,6 +199,10 @@ LISTINGS = [
     (["jobs", "--limit", "1", "--host", "all", "--format", "csv"], ",ok,"),
     (["pools"], "default"),
     (["pools", "--format", "json"], '"appendable": 1'),
+    (["search", "note.txt"], "note.txt"),
+    (["search", "/*/note.*", "--format", "json"], 'note.txt",'),
+    (["search", r"note\.txt$", "--regex", "--format", "csv"], "note.txt,"),
+    (["search", "note", "--all-versions", "--job", "1", "--host", "all"], "note.txt"),
 ]
 
 
@@ -209,6 +215,18 @@ def test_listings_of_a_sqlite_catalog_at_the_head_import_no_catalog_stack(
     assert proc.returncode == 0, proc.stderr
     assert stack == set()
     assert shown in proc.stdout
+
+
+def test_a_search_that_finds_nothing_says_so_without_the_catalog_stack(
+    default_site: dict[str, str], tmp_path: Path
+) -> None:
+    for pattern, regex in (("no-such-name", []), ("zzz[0-9]+", ["--regex"])):
+        proc, stack = pytp(default_site, "search", pattern, *regex, cwd=tmp_path)
+        assert proc.returncode == EXIT_NOT_FOUND and f"Error: No backed-up file matches '{pattern}'." in proc.stderr
+        assert stack == set()
+    proc, stack = pytp(default_site, "search", "x(", "--regex", cwd=tmp_path)
+    assert proc.returncode != 0 and "is not a valid regular expression" in proc.stderr
+    assert stack == set()
 
 
 def test_one_tape_in_detail_imports_no_catalog_stack(default_site: dict[str, str], tmp_path: Path) -> None:

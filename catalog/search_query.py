@@ -1,0 +1,428 @@
+"""What ``pytp search`` asks the catalog, as plain SQL text (issue 9).
+
+A search is a few small queries and one streamed query of entries, all
+written here as SQL text with ``:name`` parameters, so the same statements
+run through stdlib ``sqlite3`` (:class:`.light_sql.SqliteReader`: no
+SQLAlchemy, sqlmodel or pydantic to import, ~0.6 s of a search's start) or
+through SQLAlchemy Core (:class:`.light_sql.CoreReader`: PostgreSQL, or a
+SQLite catalog that has to be opened the full way first).
+
+The pattern rules live here too, and ``search.py`` (restore selections,
+``versions``, ``ls-catalog``) builds its conditions from the same
+:func:`pattern_sql` and :func:`trigram_candidates`, so the two never read a
+pattern apart.
+
+A pattern without ``* ? [`` matches as a substring of the path; with them it
+is a glob over the whole path (``*`` also crosses ``/``); ``regex=True``
+takes it as a regular expression.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from . import search_hits
+from .errors import BadPattern, CatalogError
+from .light_sql import Condition, Reader
+from .search_hits import Hit
+from .statuses import DELETED
+
+GLOB_CHARS = set("*?[")
+#: the SQLite trigram index (``search_index.FTS_TABLE``; that module needs SQLAlchemy)
+FTS_TABLE = "entry_trigram"
+#: the escape character of every LIKE written here (SQLAlchemy's ``autoescape`` uses it too)
+LIKE_ESCAPE = "/"
+
+
+# --- patterns ------------------------------------------------------------------------------
+
+
+def glob_to_regex(pattern: str) -> str:
+    """Translate a shell glob into an anchored regular expression.
+
+    The result uses only syntax that Python's ``re`` (SQLite REGEXP) and
+    PostgreSQL's ``~`` read alike: ``.``, ``.*``, bracket classes, escapes.
+    """
+    out = ["^"]
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[":
+            end = pattern.find("]", i + 2 if i + 1 < len(pattern) and pattern[i + 1] in "!^" else i + 1)
+            if end == -1:
+                out.append(r"\[")
+            else:
+                body = pattern[i + 1 : end]
+                negate = body[:1] in ("!", "^")
+                body = body[1:] if negate else body
+                body = body.replace("\\", "\\\\")
+                out.append("[" + ("^" if negate else "") + body + "]")
+                i = end
+        elif c.isalnum() or c in "/_- ":
+            out.append(c)
+        else:
+            out.append("\\" + c)
+        i += 1
+    out.append("$")
+    return "".join(out)
+
+
+def sqlite_glob(pattern: str) -> str | None:
+    """``pattern`` for SQLite's ``GLOB``, matching what :func:`glob_to_regex` matches; None
+    where a bracket expression is unusual enough that the two might read it apart.
+
+    Both anchor the whole path, ``*`` crosses ``/``, ``?`` is one character, and
+    both are case-sensitive; a class's ``!`` is GLOB's ``^``; a lone ``[`` is a
+    literal (``[[]`` to GLOB).
+    """
+    out = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "[":
+            negate = pattern[i + 1 : i + 2] in ("!", "^")
+            end = pattern.find("]", i + 2 if negate else i + 1)
+            if end == -1:
+                out.append("[[]")
+            else:
+                body = pattern[i + 1 + negate : end]
+                if not body or any(ch in body for ch in "[]\\^!"):
+                    return None
+                out.append("[" + ("^" if negate else "") + body + "]")
+                i = end
+        else:
+            out.append(c)  # * and ? mean the same; anything else is itself (] too, outside a class)
+        i += 1
+    return "".join(out)
+
+
+def normalise(pattern: str, regex: bool) -> tuple[str, str]:
+    """The pattern in ``path_text`` form and how it matches: substring, glob or regex."""
+    if not pattern:
+        raise CatalogError("An empty pattern matches nothing; give part of a file name.")
+    # A name that is not UTF-8 arrives with surrogate escapes, which no database
+    # takes; path_text shows those bytes as \xNN, and so must the pattern.
+    pattern = os.fsencode(pattern).decode("utf-8", "backslashreplace")
+    if regex:
+        try:
+            re.compile(pattern)  # SQLite runs Python's re; a bad pattern would fail inside the query
+        except re.error as err:
+            raise BadPattern(f"'{pattern}' is not a valid regular expression: {err}.") from err
+        return pattern, "regex"
+    return pattern, "glob" if GLOB_CHARS & set(pattern) else "substring"
+
+
+def like_escaped(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern escaped with :data:`LIKE_ESCAPE`."""
+    return text.replace(LIKE_ESCAPE, 2 * LIKE_ESCAPE).replace("%", LIKE_ESCAPE + "%").replace("_", LIKE_ESCAPE + "_")
+
+
+def pattern_sql(pattern: str, regex: bool, dialect: str, name: str = "pattern") -> Condition:
+    """The condition on ``entry.path_text`` for one pattern, its value bound as ``:name``.
+
+    On SQLite, whose REGEXP calls Python once per row, a glob is checked by its
+    own ``GLOB`` operator (in C) where it reads the same (:func:`sqlite_glob`).
+    """
+    pattern, kind = normalise(pattern, regex)
+    regexp = "REGEXP" if dialect == "sqlite" else "~"
+    if kind == "regex":
+        return Condition(f"entry.path_text {regexp} :{name}", {name: pattern})
+    if kind == "glob":
+        native = sqlite_glob(pattern) if dialect == "sqlite" else None
+        if native is not None:
+            return Condition(f"entry.path_text GLOB :{name}", {name: native})
+        return Condition(f"entry.path_text {regexp} :{name}", {name: glob_to_regex(pattern)})
+    return Condition(f"entry.path_text LIKE :{name} ESCAPE '{LIKE_ESCAPE}'", {name: f"%{like_escaped(pattern)}%"})
+
+
+def under_sql(under: bytes) -> Condition:
+    """Paths equal to or below the absolute path ``under``."""
+    text = under.rstrip(b"/").decode("utf-8", "backslashreplace")
+    return Condition(
+        f"(entry.path_text = :under OR entry.path_text LIKE :under_below ESCAPE '{LIKE_ESCAPE}')",
+        {"under": text, "under_below": like_escaped(text + "/") + "%"},
+    )
+
+
+def under_literals(under: bytes) -> list[list[str]]:
+    """The literal run a search below ``under`` can ask the trigram index for (none: a scan)."""
+    text = under.rstrip(b"/").decode("utf-8", "backslashreplace")
+    run = max(_LIKE_WILDCARDS.split(text), key=len, default="")
+    return [[run]] if len(run) >= TRIGRAM else []
+
+
+#: the trigram index needs three characters in a row; LIKE's own wildcards break a run
+TRIGRAM = 3
+_LIKE_WILDCARDS = re.compile(r"[%_]")
+
+
+def required_literal(pattern: str, regex: bool = False) -> str | None:
+    """The longest run of at least three characters every match must contain, if any.
+
+    It feeds the trigram index, which narrows the entries to check; the exact
+    pattern is then checked on those alone.  A glob is read through its regular
+    expression.  Anything optional (``x?``, ``x*``, ``x{0,}``), inside a group,
+    or after an alternation ``|`` gives no literal: a wrong guess here would
+    lose matches, a missing one only costs a scan.
+    """
+    best = max(required_literals(pattern, regex), key=len, default="")
+    return best or None
+
+
+def required_literals(pattern: str, regex: bool = False) -> list[str]:
+    """Every run of at least three characters every match must contain (see
+    :func:`required_literal`): ``*/project-delta/*.pdf`` gives ``/project-delta/``
+    and ``.pdf``, whose trigrams together narrow far more than either's."""
+    pattern, kind = normalise(pattern, regex)
+    if kind == "substring":
+        runs = _LIKE_WILDCARDS.split(pattern)
+    else:
+        runs = [
+            r
+            for run in _regex_literals(glob_to_regex(pattern) if kind == "glob" else pattern)
+            for r in _LIKE_WILDCARDS.split(run)
+        ]
+    return [run for run in runs if len(run) >= TRIGRAM]
+
+
+def _regex_literals(pattern: str) -> list[str]:
+    """Literal runs outside groups that any match of ``pattern`` contains (conservative)."""
+    if "|" in pattern or "(?" in pattern:  # alternatives, inline flags (?i): no guarantee
+        return []
+    runs: list[str] = []
+    current: list[str] = []
+    depth = 0
+    i = 0
+
+    def flush() -> None:
+        if current:
+            runs.append("".join(current))
+            current.clear()
+
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            escaped = pattern[i + 1 : i + 2]
+            i += 2
+            if escaped and not escaped.isalnum():
+                if depth == 0:
+                    current.append(escaped)  # \. \/ \* and the like are the character itself
+                continue
+            flush()  # \d \w \b \x41 …: a class or an assertion
+        elif c == "(":
+            flush()
+            depth += 1
+            i += 1
+        elif c == ")":
+            flush()
+            depth = max(0, depth - 1)
+            i += 1
+        elif c == "[":
+            flush()
+            end = i + 2 if pattern[i + 1 : i + 2] in ("^",) else i + 1
+            end += 1 if pattern[end : end + 1] == "]" else 0
+            while end < len(pattern) and pattern[end] != "]":
+                end += 2 if pattern[end] == "\\" else 1
+            i = end + 1
+        elif c in "*?{":
+            if current:
+                current.pop()  # the character before may be absent
+            flush()
+            i = pattern.index("}", i) + 1 if c == "{" and "}" in pattern[i:] else i + 1
+        elif c in "+":
+            flush()
+            i += 1
+        elif c in ".^$":
+            flush()
+            i += 1
+        else:
+            if depth == 0:
+                current.append(c)
+            i += 1
+    flush()
+    return runs
+
+
+# --- the trigram index (SQLite) --------------------------------------------------------------
+
+#: rows of one trigram counted exactly (a walk of this many costs ~0.1 ms)
+_RARE = 5_000
+#: paths looked at to rank common trigrams: their shares, to 1/512
+_SAMPLE = 512
+#: a run's trigram in more than this share of the paths narrows too little for its walk
+_TOO_COMMON = 0.5
+#: other trigrams of a run are added when in less than this share of the paths
+_SELECTIVE = 0.05
+#: at most this many trigrams are asked for together: each costs a walk of its rows
+_MOST_TRIGRAMS = 3
+#: at most this many are counted (SQLite takes 2,000 columns in a statement)
+_MOST_PROBED = 64
+
+
+def trigram_candidates(reader: Reader, patterns: list[list[str]]) -> Condition | None:
+    """``entry.id IN`` the rows the SQLite trigram index offers for any of
+    ``patterns`` (each: the literal runs one pattern requires); None where
+    the index would not narrow (a scan then).
+
+    PostgreSQL needs no such help: its planner takes the ``pg_trgm`` index
+    for ``LIKE`` and ``~`` on ``path_text`` by itself.
+    """
+    if reader.dialect != "sqlite":
+        return None
+    selects = []
+    params: dict[str, Any] = {}
+    for i, runs in enumerate(patterns):
+        chosen = rare_trigrams(reader, runs)
+        if not chosen:
+            # Every trigram is in most paths: so are the matches, and reading the
+            # table in order costs less than walking those lists, then every row.
+            return None
+        selects.append(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :trigrams{i}")
+        params[f"trigrams{i}"] = " AND ".join(_phrase(t) for t in chosen)
+    return Condition(f"entry.id IN ({' UNION '.join(selects)})", params)
+
+
+def _phrase(trigram: str) -> str:
+    return '"' + trigram.replace('"', '""') + '"'
+
+
+def rare_trigrams(reader: Reader, runs: list[str]) -> list[str]:
+    """The trigrams of ``runs`` that narrow most, if some are not common.
+
+    Asked ``LIKE '%literal%'``, FTS5 (``detail=none``) walks the whole row
+    list of every trigram of it, and ``/us`` or ``.tx`` is in millions of
+    paths: at 10M entries ``/user042/`` cost 196 ms that way, against 4 ms for
+    its rare trigrams ``042`` and ``r04`` (issue 9, docs/performance.md).
+    So: each trigram's rows are counted up to a few thousand (a walk that
+    stops there); if some are that rare, the rarest are matched together.
+    Otherwise their shares are estimated on a sample of paths, and the
+    rarest of each run is matched (runs lie apart in a path, so they narrow
+    independently), with the run's other selective ones.  The candidates are
+    checked against the pattern after: this chooses how few rows to check,
+    never which rows match.
+    """
+    per_run = [list(dict.fromkeys(run[i : i + TRIGRAM] for i in range(len(run) - TRIGRAM + 1))) for run in runs]
+    total = sum(len(run) for run in per_run)
+    if total > _MOST_PROBED:  # a long pattern: every k-th trigram still finds rare ones, in one statement
+        step = -(-total // _MOST_PROBED)
+        per_run = [run[::step] for run in per_run]
+    trigrams = sorted({t for run in per_run for t in run})
+    counts = _count_rows(reader, trigrams, _RARE)
+    rare = sorted((n, t) for t, n in counts.items() if n < _RARE)
+    if rare:
+        if rare[0][0] == 0:
+            return [rare[0][1]]  # a trigram no path has: nothing matches, and one says so at once
+        return [t for _, t in rare[:_MOST_TRIGRAMS]]
+    shares = _sampled_shares(reader, trigrams)
+    firsts: list[str] = []  # each run's rarest
+    extras: list[str] = []  # the runs' other selective ones
+    for run in per_run:
+        ranked = sorted(run, key=lambda t: shares[t])
+        if shares[ranked[0]] <= _TOO_COMMON:
+            firsts.append(ranked[0])
+            extras.extend(t for t in ranked[1:_MOST_TRIGRAMS] if shares[t] < _SELECTIVE)
+    chosen = sorted(set(firsts), key=lambda t: shares[t])
+    chosen += sorted(set(extras) - set(chosen), key=lambda t: shares[t])
+    return chosen[:_MOST_TRIGRAMS]
+
+
+def _sampled_shares(reader: Reader, trigrams: list[str]) -> dict[str, float]:
+    """The share of paths holding each trigram (folded to lower case, as the index
+    matches), estimated on paths spread evenly over the entry ids."""
+    # two subqueries: min() and max() together would scan the table
+    (bounds,) = reader.rows("SELECT (SELECT min(id) FROM entry) AS low, (SELECT max(id) FROM entry) AS high")
+    low, high = bounds["low"], bounds["high"]
+    if low is None:
+        return dict.fromkeys(trigrams, 0.0)
+    step = max(1, (high - low) // _SAMPLE)
+    ids = ",".join(str(i) for i in range(low, high + 1, step))  # integers of our own: safe to inline
+    paths = [row["path_text"].lower() for row in reader.rows(f"SELECT path_text FROM entry WHERE id IN ({ids})")]
+    return {t: sum(t.lower() in p for p in paths) / max(1, len(paths)) for t in trigrams}
+
+
+def _count_rows(reader: Reader, trigrams: list[str], cap: int) -> dict[str, int]:
+    """Each trigram's rows in the index, counted up to ``cap``, in one statement."""
+    counts = ", ".join(
+        f"(SELECT count(*) FROM (SELECT 1 FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :t{i} LIMIT :cap)) AS n{i}"
+        for i in range(len(trigrams))
+    )
+    params: dict[str, Any] = {f"t{i}": _phrase(t) for i, t in enumerate(trigrams)}
+    (row,) = reader.rows(f"SELECT {counts}", **params, cap=cap)
+    return {t: row[f"n{i}"] for i, t in enumerate(trigrams)}
+
+
+# --- the search -----------------------------------------------------------------------------
+
+
+def search_rows(
+    reader: Reader,
+    patterns: list[str] | None = None,
+    *,
+    regex: bool = False,
+    job_id: int | None = None,
+    tape: str | None = None,
+    all_versions: bool = False,
+    under: bytes | None = None,
+    include_deleted: bool = False,
+    roots: dict[bytes, tuple[int, ...]] | None = None,
+    host: str | None = None,
+    limit: int | None = None,
+) -> Iterator[Hit]:
+    """The entries matching any of ``patterns`` (all entries when there are
+    none), as plain rows streamed from the database (:class:`Hit`), sorted
+    by path, newest first: by default the newest version of each path.
+    Only entries of good jobs (``ok``/``partial``) in complete tape files
+    are offered.
+
+    The entries are read without joins, as the driver's tuples, sorted by
+    path only; their jobs and tapes come from two small queries, and the
+    newest version of each path is picked as they stream by
+    (:mod:`.search_hits`; issue 9, docs/performance.md).
+
+    :param job_id: only this job's entries.
+    :param tape: only entries on the tape with this label.
+    :param all_versions: every version, not only the newest of each path.
+    :param under: only paths equal to or below this absolute path.
+    :param include_deleted: with ``all_versions``, also the markers of paths
+        deleted since an earlier backup; otherwise, also paths whose newest
+        record is a deletion, as their last version with ``deleted_by`` set.
+    :param roots: a point in time (``search.resolve_as_of``'s ``AsOf.roots``):
+        per source root, the jobs whose entries made up its tree then.
+    :param host: only jobs of this host (None: every host).
+    :param limit: at most this many hits: the first ones of the whole
+        search, found without sorting or making the others.
+    """
+    found = search_hits.sources(reader, job_id=job_id, tape=tape, host=host, roots=roots)
+    where = [found.condition()]
+    if all_versions and not include_deleted:
+        where.append(Condition("entry.kind != :deleted", {"deleted": DELETED}))
+    literals: list[list[str]] = []  # for each pattern, the runs it requires
+    if patterns:
+        where.append(any_pattern(reader.dialect, patterns, regex))
+        required = [required_literals(p, regex) for p in patterns]
+        if all(required):  # one pattern without a literal needs a scan anyway
+            literals = required
+    if under is not None:
+        where.append(under_sql(under))
+        literals = literals or under_literals(under)
+    candidates = trigram_candidates(reader, literals) if literals else None
+    if candidates is not None:
+        where.append(candidates)
+    yield from search_hits.stream(
+        reader, where, found, all_versions=all_versions, include_deleted=include_deleted, limit=limit
+    )
+
+
+def any_pattern(dialect: str, patterns: list[str], regex: bool) -> Condition:
+    """Entries matching any of ``patterns``."""
+    conditions = [pattern_sql(p, regex, dialect, f"pattern{i}") for i, p in enumerate(patterns)]
+    return Condition(
+        "(" + " OR ".join(c.sql for c in conditions) + ")", {k: v for c in conditions for k, v in c.params.items()}
+    )
