@@ -25,11 +25,13 @@ class Figure:
     goal: str = ""
     #: the same ratio over CPU seconds: steadier than wall time on a loaded machine
     cpu_ratio: float | None = None
+    #: what was timed against the reference (a design probe is not pytp)
+    side: str = "pytp"
 
     def line(self) -> str:
         ratio = "—" if self.ratio is None else f"{self.ratio:.3f}"
         cpu = "" if self.cpu_ratio is None else f" | CPU ratio {self.cpu_ratio:.3f}"
-        return f"{self.work:<44} pytp {self.pytp} | {self.reference}{cpu} | ratio {ratio}"
+        return f"{self.work:<44} {self.side} {self.pytp} | {self.reference}{cpu} | ratio {ratio}"
 
 
 def timing(series: Series) -> str:
