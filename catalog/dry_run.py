@@ -189,9 +189,7 @@ def choose_tape(session: Session, config: Config, selection: Selection, pool: st
     changer = open_changer(library)
     status = changer.status()
     volumes = {
-        v.barcode: v
-        for v in session.exec(select(Volume)).all()
-        if v.barcode and (v.library in (None, library.name))
+        v.barcode: v for v in session.exec(select(Volume)).all() if v.barcode and (v.library in (None, library.name))
     }
     if selection.element is not None:
         element = status.drive(selection.element)

@@ -10,7 +10,24 @@ process ends), not in a Python set of the whole tape.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from .spool_file import TempSpaceFull
+
+#: what the keys are, for the message of a full temporary directory
+WHAT = "the keys a catalog rebuild has seen"
+
+
+@contextmanager
+def _room() -> Iterator[None]:
+    """SQLite's "database or disk is full" for this private database is the temporary directory's."""
+    try:
+        yield
+    except sqlite3.OperationalError as err:
+        if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            raise TempSpaceFull(WHAT, err) from err
+        raise
 
 
 class KeySet:
@@ -40,10 +57,12 @@ class KeySet:
         self._db.close()
 
     def add(self, group: int, offset: int, name: bytes = b"") -> None:
-        self._db.execute("INSERT OR IGNORE INTO k VALUES (?, ?, ?)", (group, offset, name))
+        with _room():
+            self._db.execute("INSERT OR IGNORE INTO k VALUES (?, ?, ?)", (group, offset, name))
 
     def update(self, keys: Iterable[tuple[int, int, bytes]]) -> None:
-        self._db.executemany("INSERT OR IGNORE INTO k VALUES (?, ?, ?)", keys)
+        with _room():
+            self._db.executemany("INSERT OR IGNORE INTO k VALUES (?, ?, ?)", keys)
 
     def __contains__(self, key: tuple[int, int, bytes]) -> bool:
         return self._db.execute("SELECT 1 FROM k WHERE g = ? AND o = ? AND n = ?", key).fetchone() is not None

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
@@ -32,6 +31,7 @@ from .manifest import ENTRY_COLUMNS, MANIFEST_MEMBER, _bytes_fields, entry_line,
 from .media import Media
 from .models import Entry, EntryPart, Job, TapeFile, Volume, path_text, table_of, utcnow
 from .spanning import Part
+from .spool_file import SpoolFile
 
 #: rows fetched from the catalog at a time
 FETCH_ROWS = 2000
@@ -41,7 +41,7 @@ class Spool:
     """Manifest lines in a temporary file: written once, read as often as a retry needs."""
 
     def __init__(self, lines: Iterable[bytes]) -> None:
-        self._file: IO[bytes] = tempfile.TemporaryFile()
+        self._file = SpoolFile("the job's manifest", prefix="pytp-manifest-")
         self._file.writelines(lines)  # the loop in C: a job's manifest has a line per file
         self.size = self._file.tell()
 

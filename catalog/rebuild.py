@@ -56,6 +56,7 @@ from .rebuild_import import (
 )
 from .rebuild_scan import DATA, EMPTY, MANIFEST, MAX_LINES_REPORTED, SNAPSHOT, TapeScan, scan_tape
 from .record_spool import RecordSpool
+from .spool_file import TempSpaceFull
 
 
 @dataclass(frozen=True)
@@ -368,6 +369,8 @@ def _import_scan(
             session.rollback()
             _restore_counters(report, saved)
             report.kinds.pop(label.label, None)
+            if isinstance(err, TempSpaceFull):
+                raise  # every tape after this one would fail alike: the rebuild stops, and says why
             if isinstance(err, _SkipTape):
                 problem(0, str(err))
             elif isinstance(err, (TapeIOError, CatalogError)):
@@ -541,6 +544,7 @@ def rebuild(
     events = progress if progress is not None else NULL
     with open_media(config, selection) as media:
         events.start("rebuild", None, None, unit="tapes")
+        full: TempSpaceFull | None = None
         for place, barcode, where in _places(config, media, tape, all_tapes, report):
             events.note(f"reading tape {barcode or '(in drive)'} in {where}")
             events.file("", 0)
@@ -548,6 +552,12 @@ def rebuild(
                 _read_tape(engine, place, barcode, where, tape if not all_tapes else None, report)
             except NotFound:
                 raise
+            except TempSpaceFull as err:
+                # Every tape after this one would fail alike: stop, keep what the tapes
+                # before it gave (each is one transaction), and say why.  Run again, the
+                # tapes already imported are recognised.
+                full = err
+                break
             except (TapeIOError, CatalogError) as err:
                 # A changer or drive failure on this tape: the next one may still work.
                 report.problems.append(RebuildProblem(barcode or where, None, None, f"tape not read: {err}"))
@@ -560,6 +570,8 @@ def rebuild(
             for spool in report.spools:
                 spool.close()
             report.spools = []
+        if full is not None:
+            raise full
         _recover_unclaimed(engine, media, report)
         _settle_volumes(engine, report)
         events.done()

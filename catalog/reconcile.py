@@ -65,9 +65,7 @@ def reconcile_jobs(engine: Engine) -> list[ReconciledJob]:
     """
     closed: list[ReconciledJob] = []
     with Session(engine) as session:
-        running = session.exec(
-            select(Job).where(Job.status == JobStatus.RUNNING, Job.host == host_name())
-        ).all()
+        running = session.exec(select(Job).where(Job.status == JobStatus.RUNNING, Job.host == host_name())).all()
         for job in running:
             if not process_gone(job):
                 continue

@@ -15,10 +15,11 @@ from __future__ import annotations
 import marshal
 import os
 import struct
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from .spool_file import SpoolFile
 
 _LENGTH = struct.Struct("<I")
 #: bytes written or read at a time
@@ -26,10 +27,13 @@ _CHUNK = 1 << 20
 
 
 class RecordSpool:
-    """An anonymous temporary file of records; :meth:`segment` marks where a run of them starts."""
+    """An anonymous temporary file of records; :meth:`segment` marks where a run of them starts.
 
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="pytp-spool-")
+    :param what: what the records are, for the message of a full temporary directory.
+    """
+
+    def __init__(self, what: str = "what a catalog rebuild read of a tape") -> None:
+        self._file = SpoolFile(what, prefix="pytp-spool-")
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         #: bytes of the file, the pending ones included

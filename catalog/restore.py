@@ -17,12 +17,10 @@ checked against the catalog afterwards.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -46,6 +44,7 @@ from .progress import NULL
 from .progress import Progress as ProgressEvents
 from .restore_selection import Query, SelectionSpool, spool_selection
 from .search import FoundEntry, resolve_as_of
+from .spool_file import SpoolFile
 from .tape_reading import TapeFileAccess, feed_bytes, read_tape_files
 
 
@@ -204,14 +203,14 @@ class _SplitMember:
         self.done = False
         self.next_part = 1
         self.fed = 0
-        self.spooled: dict[int, IO[bytes]] = {}
+        self.spooled: dict[int, SpoolFile] = {}
 
     def take(self, part: EntryPart, reader: TapeFileReader) -> None:
         if self.done:
             return
         header = _read_exactly(reader, part.header_size, self.entry.path_text)
         if part.part != self.next_part:
-            spool = tempfile.TemporaryFile()
+            spool = SpoolFile("a piece of a member cut across tapes", prefix="pytp-piece-")
             spool.write(header if part.part == 1 else b"")
             _copy(reader, part.data_size, spool.write, self.entry.path_text)
             self.spooled[part.part] = spool

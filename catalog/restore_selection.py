@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import heapq
 import pickle
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 from sqlmodel import Session, col, func, select
 
@@ -34,6 +33,7 @@ from .models import Entry, EntryPart, TapeFile, Volume, row_id
 from .parts import Piece, load_parts
 from .plan import FilePlan, Item, RestorePlan, TapePlan, extend_ranges, merge_ranges, tape_order
 from .search import AsOf, Found, FoundEntry, Related, _selection, find_exact, found_columns
+from .spool_file import SpoolFile
 
 #: rows pickled together in the spool (and entry ids per query for their parts)
 BATCH = 2_000
@@ -116,7 +116,7 @@ class SelectionSpool:
         self.session = session
         self.block_size = block_size
         self.related = Related(session)
-        self.file: IO[bytes] = tempfile.TemporaryFile(prefix="pytp-restore-")
+        self.file = SpoolFile("the restore's selection", prefix="pytp-restore-")
         self.segments: dict[int, _Segment] = {}
         #: rows added after the query (hard-link targets outside it), by tape file, in offset order
         self.extra: dict[int, list[tuple[Any, ...]]] = {}
