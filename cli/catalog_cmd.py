@@ -83,7 +83,7 @@ def search(
     )
     # Deleted files are found too (they are what people look for most), each marked
     # with the job that recorded the deletion; --as-of shows only what existed then.
-    with _search_reader(app, as_of) as (reader, roots):
+    with search_reader(app, as_of) as (reader, roots):
         include_deleted = not all_versions and roots is None
         hits = search_rows(reader, [pattern], roots=roots, include_deleted=include_deleted, **options)
         shown = (hit_row(h) for h in islice(hits, limit or None))
@@ -109,8 +109,9 @@ def search(
 
 
 @contextmanager
-def _search_reader(app: App, as_of: str | None) -> Iterator[tuple[Reader, dict[bytes, tuple[int, ...]] | None]]:
-    """Where a search reads, and the point in time ``--as-of`` names (None: now).
+def search_reader(app: App, as_of: str | None) -> Iterator[tuple[Reader, dict[bytes, tuple[int, ...]] | None]]:
+    """Where a search (or ``versions``, ``ls-catalog``) reads, and the point in time
+    ``--as-of`` names (None: now).
 
     A plain SQLite catalog at the schema's head is read through ``sqlite3``
     (:func:`.light_sql.listing_reader`): a search no longer imports the ORM
@@ -157,7 +158,7 @@ def print_csv(rows: Iterator[dict[str, object]]) -> int:
 
 
 def hit_row(h) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """One search/versions/ls-catalog row from the values of a catalog entry (``search_rows``)."""
+    """One search/versions/ls-catalog row of a hit (``search_query.search_rows``)."""
     return {
         "path": h.path,
         "type": h.type,
@@ -174,31 +175,6 @@ def hit_row(h) -> dict[str, object]:  # type: ignore[no-untyped-def]
         #: the job that recorded the path as deleted (search, ls-catalog --include-deleted)
         "deleted_by": h.deleted_by,
     }
-
-
-def found_row(f) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """One versions/ls-catalog row of a catalog entry found with ``find``."""
-    from types import SimpleNamespace
-
-    e = f.entry
-    deleted_by = f.deleted_by.id if getattr(f, "deleted_by", None) is not None else None
-    return hit_row(
-        SimpleNamespace(
-            path=e.path_text,
-            type=e.kind,
-            size=e.size,
-            mode=e.mode,
-            mtime_ns=e.mtime_ns,
-            xxh3=e.xxh3,
-            host=f.job.host,
-            job=f.job.id,
-            level=f.job.level,
-            tape=f.volume.label,
-            tape_file=f.tape_file.file_number,
-            offset=e.offset,
-            deleted_by=deleted_by,
-        )
-    )
 
 
 @click.command()
@@ -316,8 +292,11 @@ def _show_tape(detail: dict, fmt: str) -> None:  # type: ignore[type-arg]
         return
     if fmt == "csv":
         # One table per CSV: the tape files, which say the tape (label) on every row.
-        emit([{"label": detail["label"], **f} for f in detail["tape_file_list"]], fmt,
-             ["label", "file_number", "kind", "job", "source", "blocks", "bytes", "status"])
+        emit(
+            [{"label": detail["label"], **f} for f in detail["tape_file_list"]],
+            fmt,
+            ["label", "file_number", "kind", "job", "source", "blocks", "bytes", "status"],
+        )
         return
     for key, value in detail.items():
         if key not in ("job_list", "tape_file_list"):
@@ -325,9 +304,7 @@ def _show_tape(detail: dict, fmt: str) -> None:  # type: ignore[type-arg]
     click.echo("\nJobs:")
     emit([{**j, "bytes": human_bytes(j["bytes"])} for j in detail["job_list"]], "table", empty="No jobs.")
     click.echo("\nTape files:")
-    emit(
-        [{**f, "bytes": human_bytes(f["bytes"])} for f in detail["tape_file_list"]], "table", empty="No tape files."
-    )
+    emit([{**f, "bytes": human_bytes(f["bytes"])} for f in detail["tape_file_list"]], "table", empty="No tape files.")
 
 
 @click.command()

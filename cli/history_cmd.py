@@ -1,4 +1,9 @@
-"""History from the catalog, no tape needed: `pytp versions` and `pytp ls-catalog`."""
+"""History from the catalog, no tape needed: `pytp versions` and `pytp ls-catalog`.
+
+Both read through search's statements (``catalog/search_query.py``): a SQLite
+catalog at the schema's head with stdlib ``sqlite3``, without importing the
+catalog stack; ``--as-of`` through the ORM (``catalog_cmd.search_reader``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import os
 import click
 
 from .app import App, emit, output_option, pass_app
-from .catalog_cmd import found_row
+from .catalog_cmd import hit_row, search_reader
 from .host_option import chosen_host, host_option
 
 
@@ -23,24 +28,17 @@ def versions(app: App, path: str, host: str | None, fmt: str) -> None:
     Example:
         pytp versions /home/alice/report.odt
     """
-    from sqlmodel import Session
-
     from pytp.catalog.errors import NotFound
-    from pytp.catalog.search import iter_found
+    from pytp.catalog.search_query import search_rows
 
-    target = os.path.normpath(os.path.abspath(path))
-    with Session(app.engine) as session:
-        found = [
-            f
-            for f in iter_found(
-                session, under=os.fsencode(target), all_versions=True, include_deleted=True, host=chosen_host(host)
-            )
-            if f.entry.path == os.fsencode(target)
-        ]
+    target = os.fsencode(os.path.normpath(os.path.abspath(path)))
+    with search_reader(app, None) as (reader, _):
+        hits = search_rows(reader, under=target, all_versions=True, include_deleted=True, host=chosen_host(host))
+        found = [hit_row(h) for h in hits if h.path_bytes == target]
     if not found:
-        raise NotFound(f"The catalog has no version of {target}.")
+        raise NotFound(f"The catalog has no version of {os.fsdecode(target)}.")
     columns = None if fmt != "table" else ["type", "size", "mtime", "xxh3", "host", "job", "level", "tape", "tape_file"]
-    emit([found_row(f) for f in found], fmt, columns)
+    emit(found, fmt, columns)
 
 
 @click.command(name="ls-catalog")
@@ -61,21 +59,19 @@ def ls_catalog(app: App, path: str, as_of: str | None, include_deleted: bool, ho
         pytp ls-catalog /home/alice
         pytp ls-catalog /home/alice --as-of 12
     """
-    from sqlmodel import Session
-
     from pytp.catalog.errors import NotFound
-    from pytp.catalog.search import iter_found, resolve_as_of
+    from pytp.catalog.search_query import search_rows
 
     target = os.fsencode(os.path.normpath(os.path.abspath(path)))
     prefix = target.rstrip(b"/") + b"/"
     children, itself = [], False
-    with Session(app.engine) as session:
-        view = resolve_as_of(session, as_of) if as_of else None
+    with search_reader(app, as_of) as (reader, roots):
         # Streamed: only the directory's own children are kept, not the whole tree below it.
-        for f in iter_found(session, under=target, as_of=view, include_deleted=include_deleted, host=chosen_host(host)):
-            name = f.entry.path
+        hits = search_rows(reader, under=target, roots=roots, include_deleted=include_deleted, host=chosen_host(host))
+        for h in hits:
+            name = h.path_bytes
             if name.startswith(prefix) and b"/" not in name[len(prefix) :]:
-                children.append(f)
+                children.append(hit_row(h))
             elif name == target:
                 itself = True
     if not children and not itself:
@@ -83,7 +79,7 @@ def ls_catalog(app: App, path: str, as_of: str | None, include_deleted: bool, ho
     columns = None if fmt != "table" else ["path", "type", "mode", "size", "mtime", "host", "job", "tape"]
     if columns and include_deleted:
         columns.append("deleted_by")
-    emit([found_row(f) for f in children], fmt, columns, empty="(empty directory)")
+    emit(children, fmt, columns, empty="(empty directory)")
 
 
 COMMANDS = [versions, ls_catalog]

@@ -80,6 +80,17 @@ def test_search_rows_gives_what_find_gives(two_hosts, all_versions: bool, includ
             ]  # type: ignore[arg-type]
             got = [(h.path_bytes, h.job, h.deleted_by) for h in search_rows(session, ["docs"], **options)]  # type: ignore[arg-type]
             assert got == expected and got, options
+        # a directory or one path and no pattern: what `ls-catalog` and `versions` ask
+        report = next(search_rows(session, ["report.txt"])).path_bytes
+        for under in (report, report.rsplit(b"/", 1)[0], b"/"):
+            for host in (None, "a"):
+                options = dict(under=under, all_versions=all_versions, include_deleted=include_deleted, host=host)
+                expected = [
+                    (f.entry.path, f.job.id, f.deleted_by.id if f.deleted_by else None)
+                    for f in find(session, None, **options)  # type: ignore[arg-type]
+                ]
+                got = [(h.path_bytes, h.job, h.deleted_by) for h in search_rows(session, None, **options)]  # type: ignore[arg-type]
+                assert got == expected and got, options
         # the cases that matter, spelled out: each host's newest version, the deletion on a only
         newest = [(h.host, h.job, h.deleted_by) for h in search_rows(session, ["gone"], include_deleted=True)]
         assert newest == [("b", 2, None), ("a", 1, 3)]

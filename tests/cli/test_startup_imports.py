@@ -2,10 +2,11 @@
 
 Drive and changer commands must never import the catalog stack (sqlmodel,
 sqlalchemy, alembic, pydantic): importing it costs several times the command
-itself.  Neither do the listings (``tapes``, ``jobs``, ``pools``, ``search``) of a SQLite
+itself.  Neither do the listings (``tapes``, ``jobs``, ``pools``, ``search``, ``versions``, ``ls-catalog``) of a SQLite
 catalog at the head: they read it with stdlib sqlite3 (``light_sql``), and
 take the full open only to create the catalog, refuse a stale one or close a
-job whose process is gone.  Nor does ``search`` (but ``search --as-of``).  Other catalog commands open a catalog that is
+job whose process is gone.  Nor do ``search``, ``versions`` and ``ls-catalog``
+(but with ``--as-of``).  Other catalog commands open a catalog that is
 already at the head without alembic: the schema version is read with one
 plain query and compared with the head read from the migration files, which
 must agree with alembic's own.
@@ -173,7 +174,11 @@ def test_raw_ls_lists_what_the_backup_wrote_without_the_catalog(default_site: di
 
 @pytest.mark.parametrize(
     ("command", "shown"),
-    [(["search", "note.txt", "--as-of", "1"], "note.txt"), (["jobs", "1"], "status:     ok")],
+    [
+        (["search", "note.txt", "--as-of", "1"], "note.txt"),
+        (["ls-catalog", "src", "--as-of", "1"], "note.txt"),
+        (["jobs", "1"], "status:     ok"),
+    ],
 )
 def test_catalog_commands_check_the_schema_without_alembic(
     default_site: dict[str, str], tmp_path: Path, command: list[str], shown: str
@@ -203,6 +208,9 @@ LISTINGS = [
     (["search", "/*/note.*", "--format", "json"], 'note.txt",'),
     (["search", r"note\.txt$", "--regex", "--format", "csv"], "note.txt,"),
     (["search", "note", "--all-versions", "--job", "1", "--host", "all"], "note.txt"),
+    (["versions", "src/note.txt", "--format", "json"], 'note.txt",'),
+    (["ls-catalog", "src"], "note.txt"),
+    (["ls-catalog", "src", "--include-deleted", "--format", "csv"], "note.txt,"),
 ]
 
 
