@@ -181,13 +181,8 @@ def _filtered(
         query = query.where(as_of.condition())
     if all_versions and not include_deleted:
         query = query.where(Entry.kind != DELETED)
-    reader = CoreReader(session)
-    literals: list[list[str]] = []  # for each pattern, the runs it requires
-    if patterns:
-        query = query.where(_core(search_query.any_pattern(reader.dialect, patterns, regex)))
-        found = [required_literals(p, regex) for p in patterns]
-        if all(found):  # one pattern without a literal needs a scan anyway
-            literals = found
+    for condition in search_query.matching(CoreReader(session), patterns, regex, under):
+        query = query.where(_core(condition))
     if job_id is not None:
         query = query.where(Entry.job_id == job_id)
     if host is not None:
@@ -196,12 +191,6 @@ def _filtered(
         query = query.where((Job.host == host) | col(Job.host).is_(None))
     if tape is not None:
         query = query.where(Volume.label == tape)
-    if under is not None:
-        query = query.where(_core(search_query.under_sql(under)))
-        literals = literals or search_query.under_literals(under)
-    candidates = search_query.trigram_candidates(reader, literals) if literals else None
-    if candidates is not None:
-        query = query.where(_core(candidates))
     return query
 
 

@@ -124,8 +124,14 @@ def like_escaped(text: str) -> str:
     return text.replace(LIKE_ESCAPE, 2 * LIKE_ESCAPE).replace("%", LIKE_ESCAPE + "%").replace("_", LIKE_ESCAPE + "_")
 
 
-def pattern_sql(pattern: str, regex: bool, dialect: str, name: str = "pattern") -> Condition:
-    """The condition on ``entry.path_text`` for one pattern, its value bound as ``:name``.
+#: ``path_text`` as the PostgreSQL planner cannot match to the ``pg_trgm`` index (see :func:`pg_candidates`)
+UNINDEXED = "(entry.path_text || '')"
+
+
+def pattern_sql(
+    pattern: str, regex: bool, dialect: str, name: str = "pattern", column: str = "entry.path_text"
+) -> Condition:
+    """The condition on ``column`` (``path_text``) for one pattern, its value bound as ``:name``.
 
     On SQLite, whose REGEXP calls Python once per row, a glob is checked by its
     own ``GLOB`` operator (in C) where it reads the same (:func:`sqlite_glob`).
@@ -133,13 +139,13 @@ def pattern_sql(pattern: str, regex: bool, dialect: str, name: str = "pattern") 
     pattern, kind = normalise(pattern, regex)
     regexp = "REGEXP" if dialect == "sqlite" else "~"
     if kind == "regex":
-        return Condition(f"entry.path_text {regexp} :{name}", {name: pattern})
+        return Condition(f"{column} {regexp} :{name}", {name: pattern})
     if kind == "glob":
         native = sqlite_glob(pattern) if dialect == "sqlite" else None
         if native is not None:
-            return Condition(f"entry.path_text GLOB :{name}", {name: native})
-        return Condition(f"entry.path_text {regexp} :{name}", {name: glob_to_regex(pattern)})
-    return Condition(f"entry.path_text LIKE :{name} ESCAPE '{LIKE_ESCAPE}'", {name: f"%{like_escaped(pattern)}%"})
+            return Condition(f"{column} GLOB :{name}", {name: native})
+        return Condition(f"{column} {regexp} :{name}", {name: glob_to_regex(pattern)})
+    return Condition(f"{column} LIKE :{name} ESCAPE '{LIKE_ESCAPE}'", {name: f"%{like_escaped(pattern)}%"})
 
 
 def under_sql(under: bytes) -> Condition:
@@ -271,8 +277,7 @@ def trigram_candidates(reader: Reader, patterns: list[list[str]]) -> Condition |
     ``patterns`` (each: the literal runs one pattern requires); None where
     the index would not narrow (a scan then).
 
-    PostgreSQL needs no such help: its planner takes the ``pg_trgm`` index
-    for ``LIKE`` and ``~`` on ``path_text`` by itself.
+    PostgreSQL's are :func:`pg_candidates`.
     """
     if reader.dialect != "sqlite":
         return None
@@ -287,6 +292,50 @@ def trigram_candidates(reader: Reader, patterns: list[list[str]]) -> Condition |
         selects.append(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :trigrams{i}")
         params[f"trigrams{i}"] = " AND ".join(_phrase(t) for t in chosen)
     return Condition(f"entry.id IN ({' UNION '.join(selects)})", params)
+
+
+#: what ``pg_trgm`` makes trigrams of: runs of letters and digits (it folds case and
+#: splits words at anything else); only ASCII here, where no locale can read them apart
+_PG_WORD = re.compile(r"[A-Za-z0-9]{3,}")
+#: a trigram in more than this share of the paths is left out: walking its list costs more than it narrows
+_PG_COMMON = 0.25
+#: at most this many trigrams are asked for by one pattern
+_PG_MOST = 6
+
+
+def pg_candidates(reader: Reader, patterns: list[list[str]]) -> Condition | None:
+    """On PostgreSQL, the rows holding each pattern's less common trigrams, as ``LIKE``s
+    the ``pg_trgm`` index serves; None to leave the choice to the planner.
+
+    Asked ``LIKE '%/user042/%'`` the ``pg_trgm`` GIN index walks the list of every
+    trigram of it, ``use`` and ``ser`` (in every path) as much as ``042``:
+    ~210 ms at 10M entries, where SQLite, asked for the rare ones only, took
+    ~40 (issue 9, docs/performance.md).  Here each trigram's share of the paths
+    is estimated on a sample of pages (:func:`_pg_paths`) and those
+    in more than a quarter of them are left out; ``LIKE '%042%'`` asks the index
+    for exactly that trigram.  The pattern is then checked on an expression of
+    ``path_text`` (:data:`UNINDEXED`), so the planner does not ask the index
+    for all its trigrams anyway.  A row that matches holds every trigram of the
+    pattern's literal runs, so the candidates never lose a match.
+    """
+    per_pattern = [
+        list(
+            dict.fromkeys(w[i : i + TRIGRAM] for run in runs for w in _PG_WORD.findall(run) for i in range(len(w) - 2))
+        )
+        for runs in patterns
+    ]
+    if not all(per_pattern):
+        return None  # a pattern whose trigrams pg_trgm would not index alike: the planner's way
+    shares = _sampled_shares(reader, sorted({t for trigrams in per_pattern for t in trigrams}), _pg_paths(reader))
+    terms, params = [], {}
+    for i, trigrams in enumerate(per_pattern):
+        chosen = sorted((t for t in trigrams if shares[t] <= _PG_COMMON), key=lambda t: shares[t])[:_PG_MOST]
+        if not chosen:
+            return None  # every trigram is common: so are the matches, a scan reads less
+        names = [f"pg_trigram{i}_{j}" for j in range(len(chosen))]
+        terms.append("(" + " AND ".join(f"entry.path_text LIKE :{n}" for n in names) + ")")
+        params.update({n: f"%{t}%" for n, t in zip(names, chosen)})  # letters and digits: nothing to escape
+    return Condition("(" + " OR ".join(terms) + ")", params)
 
 
 def _phrase(trigram: str) -> str:
@@ -333,18 +382,47 @@ def rare_trigrams(reader: Reader, runs: list[str]) -> list[str]:
     return chosen[:_MOST_TRIGRAMS]
 
 
-def _sampled_shares(reader: Reader, trigrams: list[str]) -> dict[str, float]:
+def _sampled_shares(reader: Reader, trigrams: list[str], paths: list[str] | None = None) -> dict[str, float]:
     """The share of paths holding each trigram (folded to lower case, as the index
-    matches), estimated on paths spread evenly over the entry ids."""
+    matches), estimated on ``paths`` (default: paths spread evenly over the entry ids)."""
+    if paths is None:
+        paths = _paths_by_id(reader)
+    folded = [p.lower() for p in paths]
+    return {t: sum(t.lower() in p for p in folded) / max(1, len(folded)) for t in trigrams}
+
+
+def _paths_by_id(reader: Reader) -> list[str]:
+    """About :data:`_SAMPLE` paths, spread evenly over the entry ids."""
     # two subqueries: min() and max() together would scan the table
     (bounds,) = reader.rows("SELECT (SELECT min(id) FROM entry) AS low, (SELECT max(id) FROM entry) AS high")
     low, high = bounds["low"], bounds["high"]
     if low is None:
-        return dict.fromkeys(trigrams, 0.0)
+        return []
     step = max(1, (high - low) // _SAMPLE)
     ids = ",".join(str(i) for i in range(low, high + 1, step))  # integers of our own: safe to inline
-    paths = [row["path_text"].lower() for row in reader.rows(f"SELECT path_text FROM entry WHERE id IN ({ids})")]
-    return {t: sum(t.lower() in p for p in paths) / max(1, len(paths)) for t in trigrams}
+    return _column(reader, f"SELECT path_text FROM entry WHERE id IN ({ids})")
+
+
+#: rows a PostgreSQL sample aims at: whole pages are read, so more rows than by id for less time
+_PG_SAMPLE = 500
+
+
+def _pg_paths(reader: Reader) -> list[str]:
+    """Paths of a few random pages of ``entry`` (``TABLESAMPLE SYSTEM``, ~1 ms at 1M entries,
+    where :func:`_paths_by_id` took 4–12 ms); by id while the table has no statistics yet."""
+    (size,) = reader.rows("SELECT reltuples AS n FROM pg_class WHERE oid = 'entry'::regclass")
+    rows = float(size["n"] or 0)
+    if rows <= 0:  # never analysed: its size is unknown (-1, or 0 before PostgreSQL 14)
+        return _paths_by_id(reader)
+    percent = min(100.0, 100.0 * _PG_SAMPLE / rows)
+    # REPEATABLE: the same pages while the table stays the same, so a search chooses alike
+    sample = f"SELECT path_text FROM entry TABLESAMPLE SYSTEM ({percent:.6f}) REPEATABLE (1)"
+    return _column(reader, sample)
+
+
+def _column(reader: Reader, sql: str) -> list[str]:
+    """The one column of ``sql``'s rows, as the driver gives them (no dict per row)."""
+    return [row[0] for batch in reader.batches(sql, {}) for row in batch]
 
 
 def _count_rows(reader: Reader, trigrams: list[str], cap: int) -> dict[str, int]:
@@ -403,26 +481,42 @@ def search_rows(
     where = [found.condition()]
     if all_versions and not include_deleted:
         where.append(Condition("entry.kind != :deleted", {"deleted": DELETED}))
-    literals: list[list[str]] = []  # for each pattern, the runs it requires
-    if patterns:
-        where.append(any_pattern(reader.dialect, patterns, regex))
-        required = [required_literals(p, regex) for p in patterns]
-        if all(required):  # one pattern without a literal needs a scan anyway
-            literals = required
-    if under is not None:
-        where.append(under_sql(under))
-        literals = literals or under_literals(under)
-    candidates = trigram_candidates(reader, literals) if literals else None
-    if candidates is not None:
-        where.append(candidates)
+    where += matching(reader, patterns, regex, under)
     yield from search_hits.stream(
         reader, where, found, all_versions=all_versions, include_deleted=include_deleted, limit=limit
     )
 
 
-def any_pattern(dialect: str, patterns: list[str], regex: bool) -> Condition:
+def matching(reader: Reader, patterns: list[str] | None, regex: bool, under: bytes | None) -> list[Condition]:
+    """The conditions on the entries that match any of ``patterns`` (below ``under``), and
+    the trigram index's candidates for them: SQLite's (:func:`trigram_candidates`), or on
+    PostgreSQL the rarer trigrams (:func:`pg_candidates`), the patterns then checked on an
+    expression the index does not serve."""
+    where: list[Condition] = []
+    literals: list[list[str]] = []  # for each pattern, the runs it requires
+    if patterns:
+        required = [required_literals(p, regex) for p in patterns]
+        if all(required):  # one pattern without a literal needs a scan anyway
+            literals = required
+    candidates = None
+    if reader.dialect == "postgresql":
+        candidates = pg_candidates(reader, literals) if literals else None
+    if patterns:
+        column = UNINDEXED if candidates is not None else "entry.path_text"
+        where.append(any_pattern(reader.dialect, patterns, regex, column))
+    if under is not None:
+        where.append(under_sql(under))
+        literals = literals or under_literals(under)
+    if reader.dialect == "sqlite" and literals:
+        candidates = trigram_candidates(reader, literals)
+    if candidates is not None:
+        where.append(candidates)
+    return where
+
+
+def any_pattern(dialect: str, patterns: list[str], regex: bool, column: str = "entry.path_text") -> Condition:
     """Entries matching any of ``patterns``."""
-    conditions = [pattern_sql(p, regex, dialect, f"pattern{i}") for i, p in enumerate(patterns)]
+    conditions = [pattern_sql(p, regex, dialect, f"pattern{i}", column) for i, p in enumerate(patterns)]
     return Condition(
         "(" + " OR ".join(c.sql for c in conditions) + ")", {k: v for c in conditions for k, v in c.params.items()}
     )

@@ -317,3 +317,36 @@ def test_damage_found_mid_search_is_the_catalogs_error(history: Path, catalog_ur
     connection.close()  # the catalog goes away under a search
     with pytest.raises(DBAPIError):
         list(hits)
+
+
+# --- PostgreSQL: the index is asked for the less common trigrams only -----------------------------
+
+
+@pytest.mark.parametrize("catalog_url", ["postgres"], indirect=True)
+def test_on_postgresql_common_trigrams_are_not_asked_of_the_index(two_hosts) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Every path of this catalog is under ``docs/``: ``doc``/``ocs`` would make the pg_trgm
+    index walk the list of every entry, so only ``report``'s trigrams are asked for, and the
+    pattern itself is checked on an expression the index does not serve."""
+    from pytp.catalog import search_query
+    from pytp.catalog.light_sql import CoreReader
+
+    with Session(two_hosts) as session:
+        reader = CoreReader(session)
+        chosen = search_query.pg_candidates(reader, [search_query.required_literals("docs/report")])
+        assert chosen is not None
+        assert set(chosen.params.values()) <= {"%rep%", "%epo%", "%por%", "%ort%"} and chosen.params
+        # a pattern whose every trigram is in every path: the planner's own way
+        assert search_query.pg_candidates(reader, [search_query.required_literals("/docs/")]) is None
+        statements = executed(two_hosts, lambda: list(search_rows(session, ["docs/report"])))
+        statement, parameters = next((s, p) for s, p in statements if "ORDER BY entry.path_text" in s)
+        connection = session.connection()
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a handful of rows: a scan is cheaper
+        plan = "\n".join(r[0] for r in connection.exec_driver_sql("EXPLAIN " + statement, parameters))
+        session.rollback()
+    index_conditions = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert index_conditions and all("docs" not in line for line in index_conditions), plan
+    assert "'%rep%'" in plan or "'%ort%'" in plan, plan
+    assert "|| ''::text) ~~ '%docs" in plan, plan  # the pattern (its / escaped), checked as a filter
+    with Session(two_hosts) as session:
+        hits = [(h.host, h.job) for h in search_rows(session, ["docs/report"], all_versions=True)]
+    assert sorted(hits) == [("a", 1), ("a", 3), ("b", 2)]
