@@ -11,7 +11,7 @@ which the planner uses for ``LIKE`` and ``~`` by itself.
 Measured at 1M entries (``bench/search_scale.py``, docs/performance.md): the
 index costs less than the btree it replaces.  ``search`` asks it for the
 rarest few trigrams of a pattern (``MATCH '"042" AND "r04"'``), not ``LIKE``,
-which walks every trigram's rows (``search._rare_trigrams``).
+which walks every trigram's rows (``search_query.rare_trigrams``).
 
 Note for later migrations: an SQLite ``batch_alter_table`` on ``entry``
 recreates the table and drops its triggers; call :func:`install` again after it.
