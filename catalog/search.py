@@ -272,20 +272,11 @@ def iter_found(
     """Entries matching any of ``patterns`` (all entries when there are none),
     sorted by path, newest first, streamed: one query of plain rows; the newest
     version of each path is picked as they pass (:func:`_newest_found`), each job,
-    tape file and tape loaded once.
+    tape file and tape loaded once.  The options are those of
+    :func:`.search_query.search_rows` (what ``pytp search`` streams), but:
 
-    :param job_id: only this job's entries.
-    :param tape: only entries on the tape with this label.
-    :param all_versions: every version, not only the newest of each path.
-    :param under: only paths equal to or below this absolute path.
-    :param include_deleted: with ``all_versions``, also the markers of paths
-        deleted since an earlier backup; otherwise, also paths whose newest
-        record is a deletion, as their last version with ``deleted_by`` set.
-        Without it, a path a later backup recorded as deleted is left out
-        (issue 8, defect 10: deleted files must not come back).
     :param as_of: the tree as a point in time left it (``resolve_as_of``):
         newest versions at or before it, without the paths deleted by then.
-    :param host: only jobs of this host (None: every host).
     """
     query = _filtered(
         session,

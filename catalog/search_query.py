@@ -471,6 +471,8 @@ def search_rows(
     :param include_deleted: with ``all_versions``, also the markers of paths
         deleted since an earlier backup; otherwise, also paths whose newest
         record is a deletion, as their last version with ``deleted_by`` set.
+        Without it, a path a later backup recorded as deleted is left out
+        (issue 8, defect 10: deleted files must not come back).
     :param roots: a point in time (``search.resolve_as_of``'s ``AsOf.roots``):
         per source root, the jobs whose entries made up its tree then.
     :param host: only jobs of this host (None: every host).
