@@ -91,35 +91,33 @@ class SqliteReader:
         connection.execute("PRAGMA case_sensitive_like=ON")
 
     def rows(self, sql: str, **params: object) -> list[Row]:
-        try:
+        with self._errors(sql, params):
             cursor = self.connection.execute(sql, params)
             names = [column[0] for column in cursor.description]
             return [dict(zip(names, row)) for row in cursor.fetchall()]
-        except sqlite3.Error as err:
-            if self.raw:
-                raise
-            raise _as_sqlalchemy(err, sql, params) from err
 
     def batches(self, sql: str, params: dict[str, Any]) -> Iterator[list[tuple[Any, ...]]]:
-        try:
+        with self._errors(sql, params):
             cursor = self.connection.execute(sql, params)
             try:
                 while chunk := cursor.fetchmany(FETCH):
                     yield chunk
             finally:
                 cursor.close()
+
+    def run(self, sql: str) -> None:
+        with self._errors(sql, {}):
+            self.connection.execute(sql).close()
+
+    @contextmanager
+    def _errors(self, sql: str, params: object) -> Iterator[None]:
+        """``sqlite3.Error`` as SQLAlchemy's (:func:`_as_sqlalchemy`), unless ``raw``."""
+        try:
+            yield
         except sqlite3.Error as err:
             if self.raw:
                 raise
             raise _as_sqlalchemy(err, sql, params) from err
-
-    def run(self, sql: str) -> None:
-        try:
-            self.connection.execute(sql).close()
-        except sqlite3.Error as err:
-            if self.raw:
-                raise
-            raise _as_sqlalchemy(err, sql, {}) from err
 
 
 def _as_sqlalchemy(err: sqlite3.Error, sql: str, params: object) -> Exception:
@@ -136,8 +134,8 @@ class CoreReader:
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
-        bind = connection.get_bind() if hasattr(connection, "get_bind") else connection
-        self.dialect: str = bind.dialect.name
+        self._session = hasattr(connection, "get_bind")
+        self.dialect: str = (connection.get_bind() if self._session else connection).dialect.name
 
     def rows(self, sql: str, **params: object) -> list[Row]:
         from sqlalchemy import text
@@ -161,7 +159,7 @@ class CoreReader:
 
     def _core(self) -> Any:
         """The Core ``Connection`` (a ``Session``'s, in its transaction)."""
-        return self.connection.connection() if hasattr(self.connection, "get_bind") else self.connection
+        return self.connection.connection() if self._session else self.connection
 
 
 def as_datetime(value: datetime | str | None) -> datetime | None:
