@@ -127,16 +127,11 @@ def sources(
     return Sources(
         {row["id"]: _Job(row["level"], row["host"], rank) for rank, row in enumerate(reader.rows(jobs, **params))},
         {
-            row["id"]: (row["label"], row["file_number"], _bytes(row["source_root"]))
+            row["id"]: (row["label"], row["file_number"], row["source_root"])
             for row in reader.rows(files, complete=TapeFileStatus.COMPLETE, tape=tape)
         },
         roots,
     )
-
-
-def _bytes(value: bytes | memoryview | None) -> bytes | None:
-    """A binary column as ``bytes`` (psycopg may hand back a ``memoryview``)."""
-    return bytes(value) if isinstance(value, memoryview) else value
 
 
 #: what is read of each entry, in this order (the indexes below name them): the path
