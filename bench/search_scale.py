@@ -9,7 +9,9 @@ honest way, which takes minutes per million entries.  To see search and
 catalog size at ten million entries, this fills a new catalog directly with
 ``executemany`` of rows as a backup stores them (the same synthetic paths as
 :mod:`bench.search`, realistic sizes, modes, owners and checksums), then times
-each pattern of :mod:`bench.search` in-process three ways: ``rows``
+each pattern of :mod:`bench.search` in-process, through the reader ``pytp
+search`` takes (``sqlite3`` for a SQLite catalog, SQLAlchemy Core for
+PostgreSQL: ``light_sql.listing_reader``), three ways: ``rows``
 (``search_rows``, every hit), ``table`` (what ``pytp search`` does on a
 terminal: the first 1,000 hits in a table) and ``csv`` (``--format csv``:
 every hit), the last two printed to /dev/null; and, if installed, plocate
@@ -31,9 +33,10 @@ import time
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session
+if TYPE_CHECKING:
+    from pytp.catalog.light_sql import Reader
 
 from .search import patterns, synthetic_path
 
@@ -161,16 +164,18 @@ def time_search(db: Path | str, count: int, repeat: int) -> None:
     :param db: a SQLite catalog file, or the URL of a PostgreSQL catalog.
     """
     from pytp.catalog.database import make_engine
-    from pytp.catalog.search import search_rows
+    from pytp.catalog.light_sql import listing_reader
+    from pytp.catalog.search_query import search_rows
     from pytp.cli.catalog_cmd import DEFAULT_LIMIT
 
     if isinstance(db, str):
-        engine = make_engine(db)
+        url = db
         # plocate's files beside nothing of the server's: in the temp dir, named by the count
         base = Path(tempfile.gettempdir()) / f"pytp-search-scale-{count}.db"
     else:
-        engine = make_engine(f"sqlite:///{db}")
+        url = f"sqlite:///{db.absolute()}"
         base = db
+    engine = make_engine(url)
     paths = base.with_suffix(".paths")
     plocate_db = base.with_suffix(".plocate")
     builder = shutil.which("plocate-build", path="/usr/sbin:/sbin:/usr/bin:/bin")
@@ -186,6 +191,8 @@ def time_search(db: Path | str, count: int, repeat: int) -> None:
     else:
         size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
     print(f"catalog {size / count:.0f} B per entry ({size >> 20} MiB)")
+    with listing_reader(url, lambda: engine) as reader:
+        print(f"read through {type(reader).__name__}, as pytp search reads this catalog")
     if plocate_db.exists():
         print(f"plocate {plocate_db.stat().st_size / count:.0f} B per path")
     for kind, pattern in patterns(count):
@@ -199,15 +206,15 @@ def time_search(db: Path | str, count: int, repeat: int) -> None:
             plo = statistics.median(times)
             ref = f", plocate {plo * 1000:.1f} ms"
         for mode, run in (
-            ("rows", lambda session: sum(1 for _ in search_rows(session, [pattern]))),
-            ("table", lambda session: cli_output(session, pattern, DEFAULT_LIMIT)),
-            ("csv", lambda session: cli_output(session, pattern, None)),
+            ("rows", lambda reader: sum(1 for _ in search_rows(reader, [pattern]))),
+            ("table", lambda reader: cli_output(reader, pattern, DEFAULT_LIMIT)),
+            ("csv", lambda reader: cli_output(reader, pattern, None)),
         ):
             seconds, cpu, hits = [], [], 0
             for _ in range(repeat + 1):
                 start, start_cpu = time.perf_counter(), time.process_time()
-                with Session(engine) as session:
-                    hits = run(session)
+                with listing_reader(url, lambda: engine) as reader:
+                    hits = run(reader)
                 seconds.append(time.perf_counter() - start)
                 cpu.append(time.process_time() - start_cpu)
             # The first run warms the page cache; the CPU time is the steadier figure on a loaded machine.
@@ -219,17 +226,17 @@ def time_search(db: Path | str, count: int, repeat: int) -> None:
             )
 
 
-def cli_output(session: Session, pattern: str, limit: int | None) -> int:
+def cli_output(reader: Reader, pattern: str, limit: int | None) -> int:
     """What ``pytp search PATTERN`` does after opening the catalog: a table of the first
     ``limit`` hits (a terminal's default) or, without a limit, every hit as CSV; printed
     to /dev/null.  Returns the hits shown."""
     from itertools import islice
 
-    from pytp.catalog.search import search_rows
+    from pytp.catalog.search_query import search_rows
     from pytp.cli.catalog_cmd import hit_row, print_csv
     from pytp.cli.hit_table import print_table
 
-    hits = search_rows(session, [pattern], include_deleted=True, limit=limit + 1 if limit else None)
+    hits = search_rows(reader, [pattern], include_deleted=True, limit=limit + 1 if limit else None)
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
         if not limit:
             return print_csv(hit_row(h) for h in hits)

@@ -143,8 +143,6 @@ ENTRY_COLUMNS = (
     ' entry.job_id, entry."offset", entry.tape_file_id, entry.id'
 )
 _TEXT, _PATH, _KIND, _XXH3, _JOB, _OFFSET, _TAPE_FILE, _ID = 0, 1, 2, 6, 7, 8, 9, 10
-#: SQLite maps at most this much of the catalog (its own limit is 2 GiB unless built otherwise)
-MMAP_SIZE = 1 << 34
 #: PostgreSQL's memory for one search's bitmap and sort, in this transaction only
 PG_WORK_MEM = "64MB"
 #: a limited search reads twice the hits it needs and this many rows more at first
@@ -184,11 +182,12 @@ def stream(
     if not found.jobs or not found.tape_files:
         return
     pick = _Picker(found, all_versions, include_deleted)
-    if reader.dialect == "sqlite":
-        # The candidates are rows spread over the whole table, read by id: through
-        # a memory map instead of a read() per page, a third less (glob at 10M).
-        reader.run(f"PRAGMA mmap_size={MMAP_SIZE}")
-    elif reader.dialect == "postgresql":
+    # No memory map on SQLite: the candidates are rows spread over the whole table,
+    # and a process that maps the file pays a page fault for each page it touches
+    # (~4 µs here), which costs more than SQLite's read() of it.  A search is one
+    # process; a map pays only when one connection searches twice (issue 9: the glob
+    # at 10M entries, 250 against 170 ms in a new process; docs/performance.md).
+    if reader.dialect == "postgresql":
         # The pg_trgm index hands over its candidates as a bitmap; in the server's
         # default 4 MB it turns lossy at about a hundred thousand rows, and every row
         # of a lossy page is read and checked again: the glob at 10M entries read
