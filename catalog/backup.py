@@ -21,7 +21,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from types import FrameType
 from typing import NoReturn
 
@@ -132,8 +132,10 @@ def _run(
             tapes = TapeChange(record, media, sink, pool, options.ask_for_tape)
             out = SourceWriter(record, sink, media, tapes, options, reporter)
             try:
-                with _interrupt_as_exception():
+                with _interrupt_as_exception(), ExitStack() as cleanup:
                     references = record.references(sources)
+                    for reference in references.values():
+                        cleanup.callback(reference.close)  # their states' temporary databases
                     tapes.first_tape()
                     if reporter.active:  # drawn once the tape is mounted and data is about to flow
                         reporter.events.start("backup", *previous_totals(engine, record.job))

@@ -15,10 +15,11 @@ per-file row is held longer than a batch or two.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -35,7 +36,6 @@ from .entry_insert import insert_rows, stored_row
 from .levels import DELETED, Reference, reference_for
 from .media import Media, position_at_end_of_data
 from .models import (
-    Entry,
     Job,
     JobProblem,
     JobStatus,
@@ -275,27 +275,19 @@ class JobRecord:
         with self.session() as session:
             place_entries(session, self.job_id, parts, cuts)
 
-    def record_deleted(self, tape_file: TapeFile, paths: list[bytes]) -> None:
-        """Paths the chain had and this backup did not see: deleted since."""
-        empty = dict(size=0, mode=0, uid=0, gid=0, uname="", gname="", mtime_ns=0, ctime_ns=0, inode=0, device=0)
-        rows = [
-            dict(
-                empty,
-                job_id=self.job_id,
-                tape_file_id=tape_file.id,
-                path=path,
-                path_text=path_text(path),
-                kind=DELETED,
-                offset=-1,
-                header_size=0,
-            )
-            for path in paths
-        ]
-        if rows:
-            with self.session() as session:
-                session.execute(insert(Entry), rows)
-                session.commit()
-        self.deleted += len(rows)
+    def record_deleted(self, tape_file: TapeFile, paths: Iterable[bytes]) -> None:
+        """Paths the chain had and this backup did not see: deleted since.
+
+        A marker row each, a batch at a time: a deleted tree can be millions of paths.
+        """
+        tape_file_id = row_id(tape_file)
+        with self.session() as session:
+            connection = session.connection()
+            rows = (stored_row(self.job_id, tape_file_id, _deletion(path)) for path in paths)
+            while batch := list(itertools.islice(rows, _DELETED_BATCH)):
+                insert_rows(connection, batch)
+                self.deleted += len(batch)
+            session.commit()
 
     def close(self, sink: EntrySink, status: str | None = None, message: str | None = None) -> None:
         """Record the job's end: its status (default: ok, or partial with problems), totals, problem paths."""
@@ -339,3 +331,12 @@ class JobRecord:
                         pass
                 session.commit()
         self.close(sink, JobStatus.FAILED, message)
+
+
+#: deletion markers inserted at a time
+_DELETED_BATCH = 2000
+
+
+def _deletion(path: bytes) -> MemberRecord:
+    """The entry that says ``path`` was gone when the job ran (no data, offset -1)."""
+    return MemberRecord(path, DELETED, 0, 0, 0, 0, "", "", 0, 0, 0, 0, None, None, -1, 0, None)

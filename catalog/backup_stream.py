@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,10 +22,11 @@ from pytp.tapeio.blockio import BlockAssembler, ChunkPool, blocks_per_transfer
 from pytp.tapeio.buffer import DriveWriter
 from pytp.tapeio.continuation import Resume
 from pytp.tapeio.tarformat import END_OF_ARCHIVE
-from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord, Seen
+from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord
 
 from .backup_job import EntrySink, JobRecord
 from .backup_options import BackupOptions
+from .chain_state import ChainState
 from .levels import Reference, has_changed
 from .media import Media
 from .models import TapeFile, path_text
@@ -136,7 +137,7 @@ class SourceWriter:
         self.progress.writer = writer
         return writer
 
-    def end(self, opened: OpenSource, reference: Reference | None, seen: Seen, writer: DriveWriter | None) -> None:
+    def end(self, opened: OpenSource, reference: Reference | None, writer: DriveWriter | None) -> None:
         """The stream is done: close the tape file, put the rows in place, note deleted paths."""
         blocks = opened.spanning.finish()
         if writer is not None:
@@ -149,7 +150,7 @@ class SourceWriter:
         self.record.place(opened.spanning.parts, opened.spanning.cuts)
         if reference is not None:
             # What was excluded is not part of the tree: not deleted (issue 11).
-            self.record.record_deleted(opened.first, seen.missing())
+            self.record.record_deleted(opened.first, reference.state.missing())
         self.progress.report(force=True)
 
     def select(self, reference: Reference | None) -> Select | None:
@@ -160,9 +161,9 @@ class SourceWriter:
         return lambda path, st: has_changed(state.get(path), path, st, checksum)
 
 
-def known_paths(reference: Reference | None) -> Iterable[bytes] | None:
-    """The paths a walk must report unseen (deleted since): the reference's, if any."""
-    return reference.state.keys() if reference is not None else None
+def seen_paths(reference: Reference | None) -> ChainState | None:
+    """What the walk tells of the paths it finds (to find the deleted ones): the reference's state, if any."""
+    return reference.state if reference is not None else None
 
 
 class Stream(Protocol):
@@ -196,14 +197,14 @@ class DirectStream:
             blocks, out.sink.add, record.problems.append, out.progress.bytes, opened.spanning.starts.append
         )
         try:
-            seen = archive.add_tree(source, out.select(reference), out.options.exclude, known_paths(reference))
+            archive.add_tree(source, out.select(reference), out.options.exclude, seen_paths(reference))
             blocks.write(END_OF_ARCHIVE)
             blocks.finish()
             writer.close()
         except BaseException:
             writer.abort()
             raise
-        out.end(opened, reference, seen, writer)
+        out.end(opened, reference, writer)
 
 
 class StagedStream:
@@ -232,7 +233,7 @@ class StagedStream:
                         out.select(references.get(source)),
                         out.progress.bytes,
                         out.options.exclude,
-                        known_paths(references.get(source)),
+                        seen_paths(references.get(source)),
                     )
                     for index, source in enumerate(sources)
                 ]
@@ -269,7 +270,7 @@ class StagedStream:
             for spool in (staged.records, staged.starts):
                 if isinstance(spool, RecordSpool):
                     spool.remove()
-        out.end(opened, reference, staged.seen, writer)
+        out.end(opened, reference, writer)
 
 
 def make_stream(strategy: str, out: SourceWriter) -> Stream:

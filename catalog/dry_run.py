@@ -128,8 +128,12 @@ def dry_run_backup(
                     references[source] = reference
             if not references:
                 report.level = "full"
-        for source in sources:
-            report.sources.append(_walk_source(source, references.get(source), options, report, list_paths))
+        try:
+            for source in sources:
+                report.sources.append(_walk_source(source, references.get(source), options, report, list_paths))
+        finally:
+            for reference in references.values():
+                reference.close()
         report.tape = choose_tape(session, config, selection, pool)
     if report.tape.free is not None and report.archive_bytes > report.tape.free:
         # Only a warning: compression and the real end of medium decide (docs/format.md, spanning).
@@ -155,7 +159,6 @@ def _walk_source(
         else:
             report.problems.append((path_text(p.path), p.message))
 
-    state, checksum = (reference.state, options.checksum) if reference is not None else ({}, False)
     for path, st in walk(source, problem, options.exclude):
         mode = st.st_mode
         if stat.S_ISDIR(mode):
@@ -163,7 +166,7 @@ def _walk_source(
         elif stat.S_ISSOCK(mode):
             report.notes.append(f"{path_text(path)} is a socket or other special file that tar cannot store; skipped")
             continue
-        elif reference is not None and not has_changed(state.get(path), path, st, checksum):
+        elif reference is not None and not has_changed(reference.state.get(path), path, st, options.checksum):
             continue
         elif stat.S_ISREG(mode):
             plan.files += 1

@@ -10,24 +10,12 @@ process ends), not in a Python set of the whole tape.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
-from .spool_file import TempSpaceFull
+from .spool_file import sqlite_room_for
 
 #: what the keys are, for the message of a full temporary directory
 WHAT = "the keys a catalog rebuild has seen"
-
-
-@contextmanager
-def _room() -> Iterator[None]:
-    """SQLite's "database or disk is full" for this private database is the temporary directory's."""
-    try:
-        yield
-    except sqlite3.OperationalError as err:
-        if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-            raise TempSpaceFull(WHAT, err) from err
-        raise
 
 
 class KeySet:
@@ -57,11 +45,11 @@ class KeySet:
         self._db.close()
 
     def add(self, group: int, offset: int, name: bytes = b"") -> None:
-        with _room():
+        with sqlite_room_for(WHAT):
             self._db.execute("INSERT OR IGNORE INTO k VALUES (?, ?, ?)", (group, offset, name))
 
     def update(self, keys: Iterable[tuple[int, int, bytes]]) -> None:
-        with _room():
+        with sqlite_room_for(WHAT):
             self._db.executemany("INSERT OR IGNORE INTO k VALUES (?, ?, ?)", keys)
 
     def __contains__(self, key: tuple[int, int, bytes]) -> bool:

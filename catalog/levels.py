@@ -17,30 +17,17 @@ import os
 import stat
 from dataclasses import dataclass
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from pytp.tapeio.hashing import hash_file
 
-from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, row_id
+from .chain_state import KNOWN_COLUMNS, ChainState, Known
+from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, row_id, table_of
 from .statuses import DELETED  # noqa: F401 - re-exported: listings read it without the ORM
 
-
-@dataclass(frozen=True)
-class Known:
-    """What the catalog knows of a path's newest version in the chain."""
-
-    kind: str
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    inode: int
-    mode: int
-    uid: int
-    gid: int
-    link_target: bytes | None
-    xxh3: str | None
-    #: a file stored sparse: the map its xxh3 was computed with
-    sparse_map: str | None = None
+#: rows read from the catalog at a time
+FETCH_ROWS = 2000
 
 
 @dataclass
@@ -51,7 +38,11 @@ class Reference:
     """
 
     base_job: int
-    state: dict[bytes, Known]
+    state: ChainState
+
+    def close(self) -> None:
+        """Remove the state's temporary database."""
+        self.state.close()
 
 
 def chain_jobs(
@@ -94,33 +85,25 @@ def reference_for(
     return Reference(row_id(base), newest_state(session, used, root))
 
 
-def newest_state(session: Session, job_ids: list[int], root: bytes) -> dict[bytes, Known]:
-    """For each path under ``root``, its newest entry in ``job_ids`` (deleted paths left out)."""
-    rows = session.exec(
-        select(Entry)
-        .join(TapeFile, col(TapeFile.id) == Entry.tape_file_id)
-        .join(Job, col(Job.id) == Entry.job_id)
-        .where(col(Entry.job_id).in_(job_ids), TapeFile.source_root == root)
-        .order_by(col(Job.started_at), col(Entry.job_id), col(Entry.id))
+def newest_state(session: Session, job_ids: list[int], root: bytes) -> ChainState:
+    """For each path under ``root``, its newest entry in ``job_ids`` (deleted paths left out),
+    on disk (:class:`.ChainState`): rows streamed from the catalog, no object per entry."""
+    entry = table_of(Entry)
+    statement = (
+        sa_select(entry.c.path, *(entry.c[name] for name in KNOWN_COLUMNS))
+        .join(table_of(TapeFile), col(TapeFile.id) == entry.c.tape_file_id)
+        .join(table_of(Job), col(Job.id) == entry.c.job_id)
+        .where(entry.c.job_id.in_(job_ids), TapeFile.source_root == root)
+        .order_by(col(Job.started_at), entry.c.job_id, entry.c.id)
     )
-    state: dict[bytes, Known] = {}
-    for entry in rows:
-        if entry.kind == DELETED:
-            state.pop(entry.path, None)
-            continue
-        state[entry.path] = Known(
-            entry.kind,
-            entry.size,
-            entry.mtime_ns,
-            entry.ctime_ns,
-            entry.inode,
-            entry.mode,
-            entry.uid,
-            entry.gid,
-            entry.link_target,
-            entry.xxh3,
-            entry.sparse_map,
-        )
+    state = ChainState(root)
+    try:
+        # a server-side cursor on PostgreSQL: the chain's rows are not all in memory at once
+        rows = session.connection().execution_options(yield_per=FETCH_ROWS).execute(statement)
+        state.load(tuple(row) for row in rows)
+    except BaseException:
+        state.close()
+        raise
     return state
 
 

@@ -1,8 +1,9 @@
 """Anonymous temporary files for pytp's spools, and the error a full temporary directory gives.
 
-A backup spools its manifest, a restore its selection and the pieces of
-members cut across tapes, a rebuild what it read of a tape and the keys it
-has seen (issue 9: bounded memory).  They all live in the temporary
+A backup spools its manifest (and, for an incremental, the chain's state),
+a restore its selection and the pieces of members cut across tapes, a
+rebuild what it read of a tape and the keys it has seen (issue 9: bounded
+memory).  They all live in the temporary
 directory (``$TMPDIR``, else ``/tmp``), which is often a small disk or a
 tmpfs of its own: the catalog rebuild needs about 0.4 GB there per million
 members.  When it fills up, the system's "No space left on device" names
@@ -14,6 +15,7 @@ and what was being spooled.
 from __future__ import annotations
 
 import errno
+import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -55,6 +57,18 @@ def room_for(what: str) -> Iterator[None]:
         yield
     except OSError as err:
         if err.errno in NO_ROOM and err.filename is None:
+            raise TempSpaceFull(what, err) from err
+        raise
+
+
+@contextmanager
+def sqlite_room_for(what: str) -> Iterator[None]:
+    """Raise :class:`TempSpaceFull` for ``what`` where a private temporary SQLite database
+    (``sqlite3.connect("")``, kept in the temporary directory) finds no room."""
+    try:
+        yield
+    except sqlite3.OperationalError as err:
+        if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
             raise TempSpaceFull(what, err) from err
         raise
 

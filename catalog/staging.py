@@ -31,7 +31,7 @@ from pytp.tapeio.exclude import Exclusions
 from pytp.tapeio.procinfo import pid_alive
 from pytp.tapeio.sparse import stored_size_bound
 from pytp.tapeio.tarformat import END_OF_ARCHIVE, padded
-from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord, Problem, Seen, walk
+from pytp.tapeio.tarwriter import ArchiveWriter, MemberRecord, Problem, SeenPaths, walk
 
 from .errors import ConfigError
 
@@ -90,7 +90,6 @@ class Staged:
     #: where each member begins, for spanning (spooled like the records)
     starts: Iterable[MemberStart] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    seen: Seen = field(default_factory=Seen)
 
 
 def estimate_archive_size(source: bytes) -> int:
@@ -161,11 +160,11 @@ def stage_source(
     select: Callable[[bytes, os.stat_result], bool] | None,
     on_bytes: Callable[[int], None] | None = None,
     exclude: Exclusions | None = None,
-    known: Iterable[bytes] | None = None,
+    seen: SeenPaths | None = None,
 ) -> Staged:
     """Write the archive of ``source`` into the staging area, block-padded as on tape.
 
-    :param known: the paths an earlier backup had (``ArchiveWriter.add_tree``).
+    :param seen: told what the walk finds (``ArchiveWriter.add_tree``).
     """
     records: RecordSpool[MemberRecord] = RecordSpool(area.path / f"{index:04d}.records")
     starts: RecordSpool[MemberStart] = RecordSpool(area.path / f"{index:04d}.starts")
@@ -181,7 +180,7 @@ def stage_source(
         with open(staged.path, "wb") as out_file:
             out = BlockAssembler(out_file.write, block_size)
             archive = ArchiveWriter(out, records.append, staged.problems.append, progress, starts.append)
-            staged.seen = archive.add_tree(source, select, exclude, known)
+            archive.add_tree(source, select, exclude, seen)
             out.write(END_OF_ARCHIVE)
             out.finish()
     finally:

@@ -30,10 +30,10 @@ import grp
 import os
 import pwd
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from .blockio import BlockAssembler
 from .continuation import MemberStart
@@ -112,42 +112,18 @@ class Problem:
     note: bool = False
 
 
-class Seen:
-    """What a walk saw of the paths an earlier backup knew, and the subtrees it did not enter.
+class SeenPaths(Protocol):
+    """What an incremental or differential backup learns from the walk: the paths it
+    found and the subtrees it left out (``catalog.chain_state.ChainState``), to tell
+    which paths of the chain are gone."""
 
-    Only an incremental or differential backup asks (``known``: the chain's
-    paths), to find the deleted ones; it keeps the known paths not seen yet,
-    never every path of the tree (issue 9: a full backup of a million files
-    held them all).  Without ``known`` nothing is kept.
-    """
-
-    def __init__(self, known: Iterable[bytes] | None = None) -> None:
-        self._unseen: set[bytes] | None = set(known) if known is not None else None
-        #: excluded paths and mount points not entered: what is below them was not looked at
-        self.pruned: set[bytes] = set()
-
-    def add(self, path: bytes) -> None:
-        if self._unseen:
-            self._unseen.discard(path)
+    def add(self, path: bytes, is_dir: bool) -> None:
+        """The walk found ``path``."""
+        ...
 
     def prune(self, path: bytes) -> None:
-        """``path`` and what is below it were left out (not deleted)."""
-        if self._unseen:
-            self.pruned.add(path)
-
-    def missing(self) -> list[bytes]:
-        """The ``known`` paths this walk did not see and did not leave out: deleted since, sorted."""
-        return sorted(p for p in self._unseen or () if not self._below_pruned(p))
-
-    def _below_pruned(self, path: bytes) -> bool:
-        if not self.pruned:
-            return False
-        while path not in self.pruned:
-            parent = path.rsplit(b"/", 1)[0]
-            if parent == path or not parent:
-                return False
-            path = parent
-        return True
+        """``path`` and what is below it were left out (excluded, or a mount point not entered)."""
+        ...
 
 
 def member_data_size(kind: str, size: int, sparse_map: str | None) -> int:
@@ -306,23 +282,24 @@ class ArchiveWriter:
         root: bytes,
         select: Callable[[bytes, os.stat_result], bool] | None = None,
         exclude: Exclusions | None = None,
-        known: Iterable[bytes] | None = None,
-    ) -> Seen:
+        seen: SeenPaths | None = None,
+    ) -> None:
         """Add ``root`` (an absolute path) and everything below it.
 
         :param select: for an incremental backup, says which members to store;
             directories are always stored (their metadata is part of the tree).
+            Called right after ``seen.add`` of the same path.
         :param exclude: what to leave out (``--exclude``, ``--one-file-system``).
-        :param known: the paths an earlier backup had (incremental, differential).
-        :returns: which of ``known`` the walk neither saw nor left out: the
-            deleted ones (``Seen.missing``); nothing is kept without ``known``.
+        :param seen: told of every path found and every subtree left out
+            (incremental, differential: to find the deleted paths).
         """
-        seen = Seen(known)
-        for path, st in walk(root, self.on_problem, exclude, seen.prune):
-            seen.add(path)
-            if select is None or stat.S_ISDIR(st.st_mode) or select(path, st):
+        on_prune = seen.prune if seen is not None else None
+        for path, st in walk(root, self.on_problem, exclude, on_prune):
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if seen is not None:
+                seen.add(path, is_dir)
+            if select is None or is_dir or select(path, st):
                 self.add(path, st)
-        return seen
 
     def add(self, path: bytes, st: os.stat_result) -> None:
         kind = _kind(st.st_mode)

@@ -1,0 +1,240 @@
+"""The chain state an incremental compares with, on disk (``catalog/chain_state.py``, issue 9).
+
+It must say what the in-memory set said: every known path the walk did not
+find and did not leave out is deleted; its memory holds the directories on
+the walk's path, not the tree.  The walks here are ``tarwriter.walk`` over
+real trees that changed after the state was taken; the expected answer is
+the rule itself, computed the naive way.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytp.catalog.chain_state import ChainState, Known
+from pytp.catalog.spool_file import TempSpaceFull
+from pytp.tapeio.exclude import Exclusions
+from pytp.tapeio.tarwriter import walk
+
+
+def _kind(st: os.stat_result) -> str:
+    return "dir" if stat.S_ISDIR(st.st_mode) else "symlink" if stat.S_ISLNK(st.st_mode) else "file"
+
+
+def _row(path: bytes, kind: str, size: int = 0) -> tuple[object, ...]:
+    return (path, kind, size, 1, 2, 3, 0o644, 0, 0, None, None, None)
+
+
+def _snapshot(root: Path) -> list[tuple[object, ...]]:
+    """The tree as a full backup records it: a row per path, in walk order."""
+    return [_row(path, _kind(st), st.st_size) for path, st in walk(os.fsencode(root), lambda p: None)]
+
+
+def _walk_with(state: ChainState, root: Path, exclude: Exclusions | None = None) -> tuple[set[bytes], set[bytes]]:
+    """Walk ``root`` telling ``state``; what was found and what was left out."""
+    found: set[bytes] = set()
+    pruned: set[bytes] = set()
+
+    def prune(path: bytes) -> None:
+        pruned.add(path)
+        state.prune(path)
+
+    for path, st in walk(os.fsencode(root), lambda p: None, exclude, prune):
+        found.add(path)
+        state.add(path, stat.S_ISDIR(st.st_mode))
+        known = state.get(path)  # what the backup's select asks, right after
+        assert (known is None) == (path not in state_paths(state)), path
+    return found, pruned
+
+
+def state_paths(state: ChainState) -> set[bytes]:
+    rows = state._db.execute("SELECT parent, name FROM state")
+    return {parent + b"/" + name for parent, name in rows}
+
+
+def _naive_missing(known: set[bytes], found: set[bytes], pruned: set[bytes]) -> list[bytes]:
+    def below_pruned(path: bytes) -> bool:
+        return any(path == p or path.startswith(p + b"/") for p in pruned)
+
+    return sorted(p for p in known - found if not below_pruned(p))
+
+
+def _random_tree(root: Path, rng: random.Random, depth: int = 0) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(rng.randint(0, 6)):
+        name = rng.choice(["a", "a.txt", "a-b", "b", "cache", "x.tmp", "z", "ä"]) + str(i)
+        if depth < 3 and rng.random() < 0.35:
+            _random_tree(root / name, rng, depth + 1)
+        else:
+            (root / name).write_text(name)
+
+
+def _mutate(root: Path, rng: random.Random) -> None:
+    """Delete files and subtrees, turn directories into files and back, empty directories, add paths."""
+    for path in sorted(root.rglob("*"), reverse=True):
+        if not path.exists() and not path.is_symlink():
+            continue
+        roll = rng.random()
+        if path.is_dir():
+            if roll < 0.12:
+                shutil.rmtree(path)
+            elif roll < 0.2:
+                shutil.rmtree(path)
+                path.write_text("a file now")
+            elif roll < 0.26:
+                for child in path.iterdir():
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        elif roll < 0.2:
+            path.unlink()
+        elif roll < 0.25:
+            path.unlink()
+            (path / "inner").mkdir(parents=True)
+    (root / "new-dir").mkdir(exist_ok=True)
+    (root / "new-dir" / "new-file").write_text("new")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_missing_is_every_known_path_not_found_and_not_left_out(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    root = tmp_path / "src"
+    _random_tree(root, rng)
+    (root / "cache").mkdir(exist_ok=True)
+    (root / "cache" / "kept-out").write_text("excluded later")
+    rows = _snapshot(root)
+    _mutate(root, rng)
+    exclude = Exclusions.build(["cache*", "*.tmp*"]) if seed % 2 else None
+    with ChainState(os.fsencode(root)) as state:
+        state.load(rows)
+        known = state_paths(state)
+        found, pruned = _walk_with(state, root, exclude)
+        assert list(state.missing()) == _naive_missing(known, found, pruned)
+
+
+def test_a_root_the_walk_never_found_is_missing_with_everything_below_it(tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "f").write_text("f")
+    rows = _snapshot(root)
+    shutil.rmtree(root)
+    with ChainState(os.fsencode(root)) as state:
+        state.load(rows)
+        assert list(walk(os.fsencode(root), lambda p: None)) == []
+        assert list(state.missing()) == sorted(os.fsencode(p) for p in (root, root / "d", root / "d" / "f"))
+
+
+def test_the_root_of_the_file_system_is_its_own_parent_key() -> None:
+    rows = [_row(b"/", "dir"), _row(b"/etc", "dir"), _row(b"/etc/hosts", "file"), _row(b"/srv", "dir")]
+    with ChainState(b"/") as state:
+        state.load(rows)
+        for path, is_dir in ((b"/", True), (b"/etc", True)):
+            state.add(path, is_dir)
+            assert state.get(path) == Known("dir", 0, 1, 2, 3, 0o644, 0, 0, None, None, None)
+        assert list(state.missing()) == [b"/etc/hosts", b"/srv"]
+    with ChainState(b"/") as state:
+        state.load(rows)
+        assert list(state.missing()) == [b"/", b"/etc", b"/etc/hosts", b"/srv"]
+
+
+def test_the_newest_row_of_a_path_wins_and_a_deletion_marker_removes_it() -> None:
+    rows = [
+        _row(b"/s", "dir"),
+        _row(b"/s/a", "file", 1),
+        _row(b"/s/b", "file", 1),
+        _row(b"/s/a", "file", 2),  # a later job's version
+        (b"/s/b", "deleted", 0, 0, 0, 0, 0, 0, 0, None, None, None),
+    ]
+    with ChainState(b"/s") as state:
+        state.load(rows)
+        assert state.get(b"/s/a") is not None and state.get(b"/s/a").size == 2  # type: ignore[union-attr]
+        assert state.get(b"/s/b") is None
+        state.add(b"/s", True)
+        assert list(state.missing()) == [b"/s/a"]
+
+
+def test_memory_holds_the_directories_on_the_walks_path_not_the_tree(tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    for d in range(30):
+        (root / f"d{d:02d}" / "sub").mkdir(parents=True)
+        for i in range(100):
+            (root / f"d{d:02d}" / f"f{i:03d}").write_text("x")
+        (root / f"d{d:02d}" / "sub" / "deep").write_text("y")
+    rows = _snapshot(root)
+    assert len(rows) > 3000
+    with ChainState(os.fsencode(root)) as state:
+        state.load(rows)
+        _walk_with(state, root)
+        assert list(state.missing()) == []
+        # the root's 30 children, one directory's 101, its sub's one, the root itself
+        assert state.peak_held <= 30 + 101 + 1 + 1
+
+
+def test_a_full_temporary_directory_is_named() -> None:
+    with ChainState(b"/s") as state:
+        state._db.execute("PRAGMA max_page_count = 8")
+        with pytest.raises(TempSpaceFull) as raised:
+            state.load(_row(b"/s/f%06d" % i, "file") for i in range(20_000))
+        assert "the state of the backup chain" in str(raised.value)
+        assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+
+
+def test_a_mount_point_not_entered_keeps_what_was_below_it() -> None:
+    rows = [_row(b"/s", "dir"), _row(b"/s/mnt", "dir"), _row(b"/s/mnt/x", "file"), _row(b"/s/gone", "file")]
+    for entered in (False, True):
+        with ChainState(b"/s") as state:
+            state.load(rows)
+            state.add(b"/s", True)
+            state.add(b"/s/mnt", True)
+            if not entered:
+                state.prune(b"/s/mnt")  # --one-file-system: found, not entered
+            expected = [b"/s/gone"] if not entered else [b"/s/gone", b"/s/mnt/x"]
+            assert list(state.missing()) == expected
+
+
+# --- end to end, on the embedded default site (virtual library, 512 KiB blocks, SQLite) -----------
+
+
+@pytest.mark.parametrize("strategy", ["direct", "tar"])
+def test_an_incremental_on_the_default_site_records_exactly_what_is_gone(tmp_path: Path, strategy: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTP_")}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"), HOME=str(tmp_path))
+    src = tmp_path / "src"
+    for d in ("gone", "becomes-a-file", "emptied", "kept", "excluded"):
+        (src / d / "sub").mkdir(parents=True)
+        for i in range(300):
+            (src / d / f"f{i:03d}").write_text(f"{d} {i}\n")
+        (src / d / "sub" / "deep").write_text("deep\n")
+
+    def pytp(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "pytp.cli.main", *args], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    pytp("backup", str(src), "-q")
+    shutil.rmtree(src / "gone")
+    shutil.rmtree(src / "becomes-a-file")
+    (src / "becomes-a-file").write_text("a file now\n")
+    shutil.rmtree(src / "emptied" / "sub")
+    for child in (src / "emptied").iterdir():
+        child.unlink()
+    (src / "kept" / "f000").unlink()
+    pytp("backup", str(src), "--incremental", "--exclude", "excluded", "--strategy", strategy, "-q")
+
+    catalog = sqlite3.connect(tmp_path / "data" / "pytp" / "catalog.db")
+    deleted = {
+        os.fsdecode(path)[len(str(src)) + 1 :]
+        for (path,) in catalog.execute(
+            "SELECT coalesce(path, CAST(path_text AS BLOB)) FROM entry WHERE job_id = 2 AND kind = 'deleted'"
+        )
+    }
+    tree = {f"{d}/f{i:03d}" for d in ("gone", "becomes-a-file", "emptied") for i in range(300)}
+    tree |= {f"{d}/sub{tail}" for d in ("gone", "becomes-a-file", "emptied") for tail in ("", "/deep")}
+    assert deleted == tree | {"gone", "kept/f000"}  # not the excluded tree, nor what is still there
