@@ -129,12 +129,15 @@ class ChainState:
 
     # -- filling ---------------------------------------------------------------
 
-    def load(self, rows: Iterable[tuple[Any, ...]]) -> None:
+    def load(self, rows: Iterable[tuple[Any, ...]]) -> int:
         """Rows ``(path, *KNOWN_COLUMNS)`` of the chain's entries, oldest first:
-        each replaces the path's state, a deletion marker removes it."""
+        each replaces the path's state, a deletion marker removes it.  Returns
+        how many rows there were."""
         batch: list[tuple[Any, ...]] = []
+        count = 0
         with sqlite_room_for(WHAT):
             for path, kind, *rest in rows:
+                count += 1
                 parent, name = split(path)
                 if kind == DELETED:
                     if batch:
@@ -148,6 +151,7 @@ class ChainState:
                     batch = []
             if batch:
                 self._db.executemany(self._upsert, batch)
+        return count
 
     # -- asking ----------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from pytp.tapeio.errors import BlankTape, MediumError
 from pytp.tapeio.hashing import ContentHasher, hash_file
 from pytp.tapeio.tarwriter import walk
 
+from .chain_state import KNOWN_COLUMNS, ChainState
 from .config import Config
 from .copy_read import copies_to_read
 from .devices import Selection
@@ -33,7 +34,7 @@ from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, Vol
 from .parts import Piece, load_parts, read_split_member
 from .progress import NULL
 from .progress import Progress as ProgressEvents
-from .search import find
+from .search import FoundEntry, iter_found
 from .tape_reading import read_tape_files
 from .verify_batch import check_tape_file
 
@@ -343,33 +344,40 @@ def verify_disk(engine: Engine, directory: str, checksum: bool = True) -> DiskRe
     """
     root = os.path.normpath(os.path.abspath(os.fsencode(directory)))
     report = DiskReport()
-    with Session(engine) as session:
-        known = {f.entry.path: f.entry for f in find(session, under=root)}
-    if not known:
-        raise NotFound(f"The catalog holds no backup of {directory}.")
-    seen: set[bytes] = set()
-    for path, st in walk(
-        root, lambda problem: report.changed.append(f"{problem.path.decode(errors='replace')}: {problem.message}")
-    ):
-        seen.add(path)
-        entry = known.get(path)
-        text = path.decode("utf-8", "backslashreplace")
-        if entry is None:
-            report.new.append(text)
-            continue
-        report.checked += 1
-        kind = _kind_of(st.st_mode)
-        expected_kind = "file" if entry.kind == "hardlink" else entry.kind
-        if kind != expected_kind:
-            report.changed.append(f"{text}: was a {expected_kind}, is a {kind}")
-        elif kind == "symlink" and os.readlink(path) != entry.link_target:
-            report.changed.append(f"{text}: link target changed")
-        elif kind == "file" and entry.kind == "file":
-            if st.st_size != entry.size:
-                report.changed.append(f"{text}: size {entry.size} → {st.st_size}")
-            elif st.st_mtime_ns != entry.mtime_ns:
-                report.changed.append(f"{text}: modification time changed")
-            elif checksum and entry.xxh3 is not None and hash_file(path, entry.sparse_map) != entry.xxh3:
-                report.changed.append(f"{text}: content differs (same size and time)")
-    report.missing = sorted(p.decode("utf-8", "backslashreplace") for p in known if p not in seen)
+    # The newest versions on disk, not in memory: a dict of every path's entry and a
+    # set of every path seen grew ~2 KiB a file (issue 9, as an incremental's state did).
+    with ChainState(root) as known:
+        with Session(engine) as session:
+            loaded = known.load(_known_row(found.entry) for found in iter_found(session, under=root))
+        if not loaded:
+            raise NotFound(f"The catalog holds no backup of {directory}.")
+        for path, st in walk(
+            root, lambda problem: report.changed.append(f"{problem.path.decode(errors='replace')}: {problem.message}")
+        ):
+            known.add(path, stat.S_ISDIR(st.st_mode))
+            entry = known.get(path)
+            text = path.decode("utf-8", "backslashreplace")
+            if entry is None:
+                report.new.append(text)
+                continue
+            report.checked += 1
+            kind = _kind_of(st.st_mode)
+            expected_kind = "file" if entry.kind == "hardlink" else entry.kind
+            if kind != expected_kind:
+                report.changed.append(f"{text}: was a {expected_kind}, is a {kind}")
+            elif kind == "symlink" and os.readlink(path) != entry.link_target:
+                report.changed.append(f"{text}: link target changed")
+            elif kind == "file" and entry.kind == "file":
+                if st.st_size != entry.size:
+                    report.changed.append(f"{text}: size {entry.size} → {st.st_size}")
+                elif st.st_mtime_ns != entry.mtime_ns:
+                    report.changed.append(f"{text}: modification time changed")
+                elif checksum and entry.xxh3 is not None and hash_file(path, entry.sparse_map) != entry.xxh3:
+                    report.changed.append(f"{text}: content differs (same size and time)")
+        report.missing = [p.decode("utf-8", "backslashreplace") for p in known.missing()]
     return report
+
+
+def _known_row(entry: FoundEntry) -> tuple[object, ...]:
+    """``ChainState.load``'s row of a found entry."""
+    return (entry.path, *(getattr(entry, name) for name in KNOWN_COLUMNS))

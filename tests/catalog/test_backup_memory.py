@@ -45,6 +45,14 @@ engine = open_catalog(config.catalog_url)
 options = BackupOptions([source], strategy=strategy, buffer_bytes=4 << 20, level=level)
 if level != "full":  # the full job it compares with, not measured
     assert run_backup(engine, config, select(config), BackupOptions([source], buffer_bytes=4 << 20)).status == "ok"
+if level == "verify-disk":  # pytp verify --against-disk SOURCE
+    from pytp.catalog.verify import verify_disk
+    tracemalloc.start(1)
+    report = verify_disk(engine, source)
+    peak = tracemalloc.get_traced_memory()[1]
+    status = "ok" if report.ok else "differs"
+    print(json.dumps({"status": status, "level": level, "files": report.checked, "peak": peak}))
+    sys.exit(0)
 tracemalloc.start(1)
 result = run_backup(engine, config, select(config), options)
 peak = tracemalloc.get_traced_memory()[1]
@@ -77,16 +85,25 @@ def _peak_of_backup(tmp_path: Path, count: int, strategy: str, level: str = "ful
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == "ok" and result["level"] == level
-    assert result["files"] >= (count if level == "full" else count // 1000)  # an incremental stores the directories
+    # an incremental stores the directories; a verify against disk checks every path
+    assert result["files"] >= (count if level in ("full", "verify-disk") else count // 1000)
     return int(result["peak"])
 
 
 @pytest.mark.parametrize(
-    ("strategy", "level"), [("direct", "full"), ("tar", "full"), ("direct", "incremental"), ("tar", "differential")]
+    ("strategy", "level"),
+    [
+        ("direct", "full"),
+        ("tar", "full"),
+        ("direct", "incremental"),
+        ("tar", "differential"),
+        ("direct", "verify-disk"),
+    ],
 )
 def test_peak_memory_does_not_grow_with_the_file_count(tmp_path: Path, strategy: str, level: str) -> None:
     """An incremental or differential of an unchanged tree too: the chain's state was a
-    dict and a set of every path, ~1.3 KiB a file (``catalog/chain_state.py``)."""
+    dict and a set of every path, ~1.3 KiB a file (``catalog/chain_state.py``); and
+    ``verify --against-disk`` of it, which held the same."""
     small = _peak_of_backup(tmp_path, SMALL, strategy, level)
     large = _peak_of_backup(tmp_path, LARGE, strategy, level)
     growth = (large - small) / 2**20
