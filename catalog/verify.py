@@ -89,7 +89,9 @@ def _listed_in(report: VerifyReport) -> Callable[[Volume], None]:
     return lambda volume: report.tapes.append(volume.label)
 
 
-def _tape_files(session: Session, job_id: int | None, tape: str | None) -> list[tuple[TapeFile, Volume, Job]]:
+def _tape_files(
+    session: Session, job_id: int | None, tape: str | None, host: str | None = None
+) -> list[tuple[TapeFile, Volume, Job]]:
     query = (
         select(TapeFile, Volume, Job)
         .join(Volume, col(Volume.id) == TapeFile.volume_id)
@@ -101,11 +103,11 @@ def _tape_files(session: Session, job_id: int | None, tape: str | None) -> list[
     elif tape is not None:
         query = query.where(Volume.label == tape, col(Job.status).in_(JobStatus.GOOD))
     else:
-        newest = session.exec(
-            select(Job)
-            .where(col(Job.status).in_(JobStatus.GOOD))
-            .order_by(col(Job.started_at).desc(), col(Job.id).desc())
-        ).first()
+        newest_query = select(Job).where(col(Job.status).in_(JobStatus.GOOD))
+        if host is not None:
+            # another host's newest job is not this one's (jobs from before hosts were belong to all)
+            newest_query = newest_query.where((col(Job.host) == host) | col(Job.host).is_(None))
+        newest = session.exec(newest_query.order_by(col(Job.started_at).desc(), col(Job.id).desc())).first()
         if newest is None:
             raise NotFound("There is no finished backup job to verify yet.")
         query = query.where(TapeFile.job_id == newest.id)
@@ -161,9 +163,10 @@ def verify_tape(
     progress: ProgressEvents | None = None,
     phases: tuple[str, str] = JOB_PHASES,
     keep_loaded: bool | None = None,
+    host: str | None = None,
 ) -> VerifyReport:
-    """Read back the data of a job (default: the newest good one) or a tape and
-    compare every member with the catalog.
+    """Read back the data of a job (default: the newest good one, of ``host`` when
+    given) or a tape and compare every member with the catalog.
 
     Health readings are taken before and after (``health_log.HealthWatch``,
     with ``phases``); a tape whose every good job was read gets its
@@ -178,7 +181,7 @@ def verify_tape(
     report = VerifyReport()
     split: list[tuple[Entry, list[Piece]]] = []
     with Session(engine, expire_on_commit=False) as session:
-        rows = _tape_files(session, job_id, tape)
+        rows = _tape_files(session, job_id, tape, host)
         report.jobs = sorted({row_id(job) for _, _, job in rows})
         whole_tapes = _whole_tapes(session, rows)
         with (
@@ -337,10 +340,12 @@ def _kind_of(mode: int) -> str:
     return {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink"}.get(stat.S_IFMT(mode), "other")
 
 
-def verify_disk(engine: Engine, directory: str, checksum: bool = True) -> DiskReport:
+def verify_disk(engine: Engine, directory: str, checksum: bool = True, host: str | None = None) -> DiskReport:
     """Compare the files under ``directory`` with the catalog's newest versions.
 
     :param checksum: also compare xxh3 of files whose size and mtime agree.
+    :param host: the newest versions of this host's jobs (None: of every host's,
+        the last one read where two hosts have a path).
     """
     root = os.path.normpath(os.path.abspath(os.fsencode(directory)))
     report = DiskReport()
@@ -348,7 +353,8 @@ def verify_disk(engine: Engine, directory: str, checksum: bool = True) -> DiskRe
     # set of every path seen grew ~2 KiB a file (issue 9, as an incremental's state did).
     with ChainState(root) as known:
         with Session(engine) as session:
-            loaded = known.load(_known_row(found.entry) for found in iter_found(session, under=root))
+            found = iter_found(session, under=root, host=host)
+            loaded = known.load(_known_row(hit.entry) for hit in found)
         if not loaded:
             raise NotFound(f"The catalog holds no backup of {directory}.")
         for path, st in walk(

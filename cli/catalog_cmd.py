@@ -324,6 +324,7 @@ def _show_tape(detail: dict, fmt: str) -> None:  # type: ignore[type-arg]
 @click.option(
     "--keep-loaded", is_flag=True, help="Leave the tape in the drive after the job (default: back to its slot)."
 )
+@host_option
 @job_options
 @pass_app
 def verify(
@@ -339,6 +340,7 @@ def verify(
     verbose: bool,
     show_progress: bool | None,
     keep_loaded: bool,
+    host: str | None,
     fmt: str,
     log_file: str | None,
 ) -> None:
@@ -346,6 +348,8 @@ def verify(
 
     DIRS (the original form) is the same as --against-disk for each.  A
     verify of tape adds a line to the log of each job it read (`pytp jobs JOB`).
+    --host: whose newest job, or newest versions on disk, are compared
+    (default: this host's; 'all': every host's).
 
     \b
     Examples:
@@ -362,7 +366,7 @@ def verify(
         failed = False
         for directory in disk_dirs:
             with job_run(app, "verify", fmt, log_file) as run:
-                report = verify_disk(app.engine, directory, checksum=not quick)
+                report = verify_disk(app.engine, directory, checksum=not quick, host=chosen_host(host))
                 run.done(
                     "ok" if report.ok else "failed",
                     EXIT_SUCCESS if report.ok else EXIT_VERIFY_FAILED,
@@ -390,6 +394,7 @@ def verify(
             tape=tape,
             progress=make_progress(quiet, verbose, show_progress),
             keep_loaded=keep_loaded,
+            host=chosen_host(host) if job_id is None and tape is None else None,
         )
         run.log_jobs.extend(result.jobs)
         run.done(

@@ -225,3 +225,36 @@ def test_a_restore_puts_a_borrowed_cartridge_back(tmp_path: Path, sqlite_url: st
     drive = next(r for r in listing if r["element"].startswith("drive"))
     assert drive["barcode"] == "PYT002L9"  # the tape found in the drive is back in it
     assert next(r for r in listing if r["element"] == "slot 1")["barcode"] == "PYT001L9"
+
+
+def test_verify_compares_with_this_hosts_backups(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``verify --against-disk`` and ``verify`` without ``--job`` look at this host's jobs:
+    B's disk is not compared with A's files, nor is A's newest job B's (issue 9)."""
+    from click.testing import CliRunner
+
+    from pytp.cli.main import cli
+    from pytp.tapeio.exitcodes import EXIT_VERIFY_FAILED
+    from tests.conftest import write_library_config
+
+    config = write_library_config(tmp_path / "site", sqlite_url, block_size=512 << 10)
+    source = tmp_path / "etc"
+    source.mkdir()
+
+    def pytp(host: str, *args: str, expect: int = 0) -> str:
+        monkeypatch.setenv("PYTP_HOSTNAME", host)
+        result = CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+        assert result.exit_code == expect, result.output
+        return result.stdout
+
+    (source / "hostname").write_text("a\n")
+    pytp("hosta", "backup", str(source))  # job 1
+    (source / "hostname").write_text("host b\n")
+    pytp("hostb", "backup", str(source))  # job 2: the same path, B's content, now on disk
+    assert "0 changed" in pytp("hostb", "verify", "--against-disk", str(source))
+    changed = pytp("hosta", "verify", "--against-disk", str(source), expect=EXIT_VERIFY_FAILED)
+    assert f"changed: {source}/hostname: size 2 → 7" in changed
+    assert "0 changed" in pytp("hosta", "verify", "--against-disk", str(source), "--host", "hostb")
+    assert json.loads(pytp("hosta", "verify", "--format", "json"))["jobs"] == [1]
+    assert json.loads(pytp("hostb", "verify", "--format", "json"))["jobs"] == [2]
