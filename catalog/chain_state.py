@@ -109,7 +109,7 @@ class ChainState:
         self._db.execute("BEGIN")
         self._upsert = f"INSERT OR REPLACE INTO state VALUES (?, ?, {', '.join('?' for _ in KNOWN_COLUMNS)})"
         self._select = f"SELECT {columns} FROM state WHERE parent = ? AND name = ?"
-        self._children_sql = f"SELECT name, {columns} FROM state WHERE parent = ?"
+        self.children_sql = f"SELECT name, {columns} FROM state WHERE parent = ?"
         #: the directories the walk is in, outermost first: key and the known children not seen yet
         self._open: list[tuple[bytes, dict[bytes, tuple[Any, ...]]]] = []
         #: the path :meth:`add` took last, and its known state
@@ -210,7 +210,7 @@ class ChainState:
             yield from (row[0] for row in rows)
 
     def _enter(self, key: bytes) -> None:
-        children = {row[0]: row[1:] for row in self._db.execute(self._children_sql, (key,))}
+        children = {row[0]: row[1:] for row in self._db.execute(self.children_sql, (key,))}
         self._open.append((key, children))
         held = sum(len(c) for _, c in self._open)
         if held > self.peak_held:
@@ -234,12 +234,11 @@ class ChainState:
 
     def _record_below(self, key: bytes) -> None:
         """Every known path below the directory ``key`` is missing."""
-        cursor = self._db.execute(
-            "SELECT parent, name FROM state WHERE parent = ? OR (parent >= ? AND parent < ?)",
-            (key, key + b"/", key + b"0"),  # "0" follows "/": the parents below ``key``
-        )
+        cursor = self._db.execute(BELOW_SQL, (key, key + b"/", key + b"0"))  # "0" follows "/"
         while rows := cursor.fetchmany(BATCH):
             self._db.executemany(_INSERT_MISSING, ((p + b"/" + n,) for p, n in rows))
 
 
 _INSERT_MISSING = "INSERT OR IGNORE INTO missing VALUES (?)"
+#: the known paths below a directory: its own children, and those of every directory below it
+BELOW_SQL = "SELECT parent, name FROM state WHERE parent = ? OR (parent >= ? AND parent < ?)"

@@ -238,3 +238,12 @@ def test_an_incremental_on_the_default_site_records_exactly_what_is_gone(tmp_pat
     tree = {f"{d}/f{i:03d}" for d in ("gone", "becomes-a-file", "emptied") for i in range(300)}
     tree |= {f"{d}/sub{tail}" for d in ("gone", "becomes-a-file", "emptied") for tail in ("", "/deep")}
     assert deleted == tree | {"gone", "kept/f000"}  # not the excluded tree, nor what is still there
+
+
+def test_a_directory_and_what_is_below_it_are_read_through_the_key_not_a_scan() -> None:
+    from pytp.catalog.chain_state import BELOW_SQL
+
+    with ChainState(b"/s") as state:
+        for sql, params in ((state.children_sql, (b"/s",)), (BELOW_SQL, (b"/s", b"/s/", b"/s0"))):
+            plan = " | ".join(row[3] for row in state._db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+            assert "USING PRIMARY KEY" in plan and "SCAN" not in plan, plan
