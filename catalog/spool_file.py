@@ -41,6 +41,13 @@ class TempSpaceFull(CatalogError):
                 f"{what[:1].upper()}{what[1:]} outgrew this process's file size limit (`ulimit -f`) in the "
                 f"temporary directory {where}: raise the limit and run the command again."
             )
+        elif getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_IOERR_WRITE:
+            # SQLite says "disk I/O error" for a file size limit (and a quota) where the system said EFBIG.
+            message = (
+                f"Could not write {what} in the temporary directory {where} (disk I/O error): it is full, over a "
+                "quota or over this process's file size limit (`ulimit -f`). Free space there, set TMPDIR to "
+                "a directory on a larger disk or raise the limit, and run the command again."
+            )
         else:
             reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
             message = (
@@ -64,11 +71,12 @@ def room_for(what: str) -> Iterator[None]:
 @contextmanager
 def sqlite_room_for(what: str) -> Iterator[None]:
     """Raise :class:`TempSpaceFull` for ``what`` where a private temporary SQLite database
-    (``sqlite3.connect("")``, kept in the temporary directory) finds no room."""
+    (``sqlite3.connect("")``, kept in the temporary directory) finds no room: "full", or
+    the "disk I/O error" SQLite reports for a file size limit or a quota."""
     try:
         yield
     except sqlite3.OperationalError as err:
-        if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        if getattr(err, "sqlite_errorcode", None) in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR_WRITE):
             raise TempSpaceFull(what, err) from err
         raise
 

@@ -247,3 +247,26 @@ def test_a_directory_and_what_is_below_it_are_read_through_the_key_not_a_scan() 
         for sql, params in ((state.children_sql, (b"/s",)), (BELOW_SQL, (b"/s", b"/s/", b"/s0"))):
             plan = " | ".join(row[3] for row in state._db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
             assert "USING PRIMARY KEY" in plan and "SCAN" not in plan, plan
+
+
+_LIMITED_LOAD = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 10, 256 << 10))
+from pytp.catalog.chain_state import ChainState
+from pytp.catalog.spool_file import TempSpaceFull
+state = ChainState(b"/s")
+try:
+    state.load((b"/s/d%03d/f%07d" % (i % 100, i), "file", 1, 2, 3, 4, 5, 6, 7, None, "ab" * 16, None)
+               for i in range(100_000))
+except TempSpaceFull as err:
+    print(err)
+    sys.exit(3)
+"""
+
+
+def test_a_file_size_limit_on_the_temporary_database_is_named() -> None:
+    """SQLite reports ``ulimit -f`` as a "disk I/O error" (SQLITE_IOERR_WRITE), not as "full"."""
+    done = subprocess.run([sys.executable, "-c", _LIMITED_LOAD], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert "Could not write the state of the backup chain" in done.stdout
+    assert "file size limit (`ulimit -f`)" in done.stdout
