@@ -19,6 +19,9 @@ walk itself holds (it sorts each directory's names).
 
 Excluded paths and mount points not entered (``prune``) are not deleted, nor
 is anything below them: they were not looked at.
+
+``verify --against-disk`` compares a directory with the newest versions the
+catalog has of it in the same way (it held them in a dict as well).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 from .spool_file import sqlite_room_for
 from .statuses import DELETED
 
-#: what is kept, for the message of a full temporary directory
+#: what is kept, for the message of a full temporary directory (an incremental's, by default)
 WHAT = "the state of the backup chain an incremental compares with"
 #: rows written or read at a time
 BATCH = 2000
@@ -96,8 +99,10 @@ class ChainState:
     reads what is missing).
     """
 
-    def __init__(self, root: bytes) -> None:
+    def __init__(self, root: bytes, what: str = WHAT) -> None:
+        """:param what: what the state is, for the message of a full temporary directory."""
         self.root = root
+        self.what = what
         self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
@@ -135,7 +140,7 @@ class ChainState:
         how many rows there were."""
         batch: list[tuple[Any, ...]] = []
         count = 0
-        with sqlite_room_for(WHAT):
+        with sqlite_room_for(self.what):
             for path, kind, *rest in rows:
                 count += 1
                 parent, name = split(path)
@@ -179,7 +184,7 @@ class ChainState:
                 self._enter(key)
         elif known is not None and known[0] == "dir":
             # A directory that is something else now: what the chain had below it is gone.
-            with sqlite_room_for(WHAT):
+            with sqlite_room_for(self.what):
                 self._record_below(directory_key(path))
 
     def prune(self, path: bytes) -> None:
@@ -225,7 +230,7 @@ class ChainState:
 
     def _record_missing(self, parent: bytes, children: dict[bytes, tuple[Any, ...]]) -> None:
         prefix = parent + b"/"
-        with sqlite_room_for(WHAT):
+        with sqlite_room_for(self.what):
             self._db.executemany(_INSERT_MISSING, ((prefix + name,) for name in children))
             for name, row in children.items():
                 if row[0] == "dir":

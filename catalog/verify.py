@@ -351,7 +351,7 @@ def verify_disk(engine: Engine, directory: str, checksum: bool = True, host: str
     report = DiskReport()
     # The newest versions on disk, not in memory: a dict of every path's entry and a
     # set of every path seen grew ~2 KiB a file (issue 9, as an incremental's state did).
-    with ChainState(root) as known:
+    with ChainState(root, "the newest versions verify --against-disk compares with") as known:
         with Session(engine) as session:
             found = iter_found(session, under=root, host=host)
             loaded = known.load(_known_row(hit.entry) for hit in found)
