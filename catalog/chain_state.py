@@ -17,8 +17,19 @@ them (one range query each), and go to a table of their own.  Memory holds
 the known children of the directories on the current path, no more than the
 walk itself holds (it sorts each directory's names).
 
-Excluded paths and mount points not entered (``prune``) are not deleted, nor
-is anything below them: they were not looked at.
+Excluded paths, mount points not entered and what the walk could not look
+at (a directory it may not list, a name it may not ``lstat``, the root
+itself) are not deleted (``prune``), nor is anything below them: a ``partial``
+job counts only for what it stored and saw.
+
+A differential backup compares each file with the chain's full job, not with
+its newest version (:meth:`ChainState.load_reference`), and records as deleted
+every path of the full job *or* of the newest state that it did not find: a
+file that only an incremental since the full stored, and that is gone now, is
+deleted too (or a restore of the newest state, and ``--as-of`` the
+differential, would bring it back), and a deletion an incremental recorded is
+recorded again, so that the full job and the differential alone still give
+the tree.
 
 ``verify --against-disk`` compares a directory with the newest versions the
 catalog has of it in the same way (it held them in a dict as well).
@@ -26,6 +37,7 @@ catalog has of it in the same way (it held them in a dict as well).
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -114,12 +126,17 @@ class ChainState:
         self._db.execute("BEGIN")
         self._upsert = f"INSERT OR REPLACE INTO state VALUES (?, ?, {', '.join('?' for _ in KNOWN_COLUMNS)})"
         self._select = f"SELECT {columns} FROM state WHERE parent = ? AND name = ?"
+        self._select_reference = f"SELECT {columns} FROM reference WHERE parent = ? AND name = ?"
         self.children_sql = f"SELECT name, {columns} FROM state WHERE parent = ?"
+        self._reference_children_sql = self.children_sql.replace("FROM state", "FROM reference")
+        #: a differential's: :meth:`get` answers with the full job's row, and its paths may be missing too
+        self._has_reference = False
         #: the directories the walk is in, outermost first: key and the known children not seen yet
         self._open: list[tuple[bytes, dict[bytes, tuple[Any, ...]]]] = []
         #: the path :meth:`add` took last, and its known state
         self._last: tuple[bytes, tuple[Any, ...] | None] | None = None
         self._finished = False
+        self._root_pruned = False
         #: the most known children held in memory at once (tests: the bound)
         self.peak_held = 0
 
@@ -158,11 +175,35 @@ class ChainState:
                 self._db.executemany(self._upsert, batch)
         return count
 
+    def load_reference(self, rows: Iterable[tuple[Any, ...]]) -> int:
+        """A differential's: rows ``(path, *KNOWN_COLUMNS)`` of the full job it compares with.
+
+        :meth:`load` still gets the newest state of the chain since that job.
+        :meth:`get` then answers with the full job's row (None: new since), and
+        a path of either that the walk does not find is missing.
+        """
+        columns = ", ".join(KNOWN_COLUMNS)
+        self._db.execute(
+            f"CREATE TABLE reference (parent BLOB, name BLOB, {columns}, PRIMARY KEY (parent, name)) WITHOUT ROWID"
+        )
+        self._has_reference = True
+        insert = f"INSERT OR REPLACE INTO reference VALUES (?, ?, {', '.join('?' for _ in KNOWN_COLUMNS)})"
+        count = 0
+        rows = iter(rows)
+        with sqlite_room_for(self.what):
+            while batch := list(itertools.islice(rows, BATCH)):
+                count += len(batch)
+                self._db.executemany(insert, ((*split(path), *rest) for path, *rest in batch if rest[0] != DELETED))
+        return count
+
     # -- asking ----------------------------------------------------------------
 
     def get(self, path: bytes) -> Known | None:
-        """What the chain knows of ``path`` (its newest version), or None."""
-        if self._last is not None and self._last[0] == path:
+        """What ``path`` is compared with: its newest version in the chain (a differential's:
+        its version in the full job), or None."""
+        if self._has_reference:
+            row = self._db.execute(self._select_reference, split(path)).fetchone()
+        elif self._last is not None and self._last[0] == path:
             row = self._last[1]
         else:
             row = self._db.execute(self._select, split(path)).fetchone()
@@ -188,7 +229,11 @@ class ChainState:
                 self._record_below(directory_key(path))
 
     def prune(self, path: bytes) -> None:
-        """``path`` and what is below it were left out (excluded, or a mount point not entered): not deleted."""
+        """``path`` and what is below it were left out (excluded, a mount point not entered)
+        or could not be looked at: not deleted."""
+        if not self._open and self._last is None:
+            self._root_pruned = True  # the root itself (it could not be read)
+            return
         key = directory_key(path)
         if self._open and self._open[-1][0] == key and key != split(path)[0]:
             self._open[-1] = (key, {})  # a directory just found, not entered
@@ -207,7 +252,7 @@ class ChainState:
         if not self._finished:
             self._finished = True
             root_parent = split(self.root.rstrip(b"/") or b"/")[0]
-            if not self._open and self._last is None:
+            if not self._open and self._last is None and not self._root_pruned:
                 self._enter(root_parent)  # the root itself was never seen
             self._leave_all_but(None)
         cursor = self._db.execute("SELECT path FROM missing ORDER BY path")
@@ -216,6 +261,12 @@ class ChainState:
 
     def _enter(self, key: bytes) -> None:
         children = {row[0]: row[1:] for row in self._db.execute(self.children_sql, (key,))}
+        if self._has_reference:
+            for name, *row in self._db.execute(self._reference_children_sql, (key,)):
+                newest = children.get(name)
+                if newest is None or (row[0] == "dir" and newest[0] != "dir"):
+                    # a directory in the full job: what it had below is gone with it
+                    children[name] = tuple(row)
         self._open.append((key, children))
         held = sum(len(c) for _, c in self._open)
         if held > self.peak_held:
@@ -239,9 +290,11 @@ class ChainState:
 
     def _record_below(self, key: bytes) -> None:
         """Every known path below the directory ``key`` is missing."""
-        cursor = self._db.execute(BELOW_SQL, (key, key + b"/", key + b"0"))  # "0" follows "/"
-        while rows := cursor.fetchmany(BATCH):
-            self._db.executemany(_INSERT_MISSING, ((p + b"/" + n,) for p, n in rows))
+        for table in ("state", "reference") if self._has_reference else ("state",):
+            sql = BELOW_SQL.replace("FROM state", f"FROM {table}")
+            cursor = self._db.execute(sql, (key, key + b"/", key + b"0"))  # "0" follows "/"
+            while rows := cursor.fetchmany(BATCH):
+                self._db.executemany(_INSERT_MISSING, ((p + b"/" + n,) for p, n in rows))
 
 
 _INSERT_MISSING = "INSERT OR IGNORE INTO missing VALUES (?)"

@@ -3,7 +3,10 @@
 A backup chain is the jobs with the same name (``--job``) and label
 (``--label``) that backed up the same source root.  An incremental backup
 stores what changed since the state left by the chain's good jobs since its
-last full one; a differential one what changed since that full one.  The state
+last full one; a differential one what changed since that full one (and, as
+an incremental, records as deleted every path of the full job or of the
+chain's newest state that is gone, one an incremental since the full stored
+included).  The state
 is built per path from the entries the jobs really stored, so a ``partial``
 job never hides a file it did not store, and ``failed`` jobs do not count.
 Change is: a new path, or a different type, size, mtime, ctime, inode, mode,
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import select as sa_select
@@ -81,13 +85,33 @@ def reference_for(
     if not fulls:
         return None
     base = fulls[-1]
-    used = [row_id(base)] if level == "differential" else [row_id(job) for job in jobs[jobs.index(base) :]]
-    return Reference(row_id(base), newest_state(session, used, root))
+    since_base = [row_id(job) for job in jobs[jobs.index(base) :]]
+    # A differential compares with the full job, but what is gone is every path of it or
+    # of the newest state, an incremental's files since the full included (the
+    # newest-version rule of search and restore reads them).
+    reference = [row_id(base)] if level == "differential" else None
+    return Reference(row_id(base), newest_state(session, since_base, root, reference))
 
 
-def newest_state(session: Session, job_ids: list[int], root: bytes) -> ChainState:
+def newest_state(session: Session, job_ids: list[int], root: bytes, reference: list[int] | None = None) -> ChainState:
     """For each path under ``root``, its newest entry in ``job_ids`` (deleted paths left out),
-    on disk (:class:`.ChainState`): rows streamed from the catalog, no object per entry."""
+    on disk (:class:`.ChainState`): rows streamed from the catalog, no object per entry.
+
+    :param reference: the jobs whose entries a differential compares with, if not the newest.
+    """
+    state = ChainState(root)
+    try:
+        state.load(_rows(session, job_ids, root))
+        if reference is not None:
+            state.load_reference(_rows(session, reference, root))
+    except BaseException:
+        state.close()
+        raise
+    return state
+
+
+def _rows(session: Session, job_ids: list[int], root: bytes) -> Iterator[tuple[object, ...]]:
+    """``ChainState``'s rows of ``job_ids`` under ``root``, oldest first."""
     entry = table_of(Entry)
     statement = (
         sa_select(entry.c.path, *(entry.c[name] for name in KNOWN_COLUMNS))
@@ -96,15 +120,9 @@ def newest_state(session: Session, job_ids: list[int], root: bytes) -> ChainStat
         .where(entry.c.job_id.in_(job_ids), TapeFile.source_root == root)
         .order_by(col(Job.started_at), entry.c.job_id, entry.c.id)
     )
-    state = ChainState(root)
-    try:
-        # a server-side cursor on PostgreSQL: the chain's rows are not all in memory at once
-        rows = session.connection().execution_options(yield_per=FETCH_ROWS).execute(statement)
-        state.load(tuple(row) for row in rows)
-    except BaseException:
-        state.close()
-        raise
-    return state
+    # a server-side cursor on PostgreSQL: the chain's rows are not all in memory at once
+    rows = session.connection().execution_options(yield_per=FETCH_ROWS).execute(statement)
+    return (tuple(row) for row in rows)
 
 
 def has_changed(known: Known | None, path: bytes, st: os.stat_result, checksum: bool) -> bool:

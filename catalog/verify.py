@@ -19,9 +19,9 @@ from sqlmodel import Session, col, func, select
 
 from pytp.tapeio.errors import BlankTape, MediumError
 from pytp.tapeio.hashing import ContentHasher, hash_file
-from pytp.tapeio.tarwriter import walk
+from pytp.tapeio.tarwriter import member_kind, walk
 
-from .chain_state import KNOWN_COLUMNS, ChainState
+from .chain_state import KNOWN_COLUMNS, ChainState, Known
 from .config import Config
 from .copy_read import copies_to_read
 from .devices import Selection
@@ -336,10 +336,6 @@ class DiskReport:
         return not (self.changed or self.missing or self.new)
 
 
-def _kind_of(mode: int) -> str:
-    return {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink"}.get(stat.S_IFMT(mode), "other")
-
-
 def verify_disk(engine: Engine, directory: str, checksum: bool = True, host: str | None = None) -> DiskReport:
     """Compare the files under ``directory`` with the catalog's newest versions.
 
@@ -358,16 +354,20 @@ def verify_disk(engine: Engine, directory: str, checksum: bool = True, host: str
         if not loaded:
             raise NotFound(f"The catalog holds no backup of {directory}.")
         for path, st in walk(
-            root, lambda problem: report.changed.append(f"{problem.path.decode(errors='replace')}: {problem.message}")
+            root,
+            lambda problem: report.changed.append(f"{problem.path.decode(errors='replace')}: {problem.message}"),
+            on_prune=known.prune,  # what it could not look at is not missing
         ):
             known.add(path, stat.S_ISDIR(st.st_mode))
+            kind = member_kind(st.st_mode)
+            if kind is None:
+                continue  # a socket: no backup stores one (GNU tar neither)
             entry = known.get(path)
             text = path.decode("utf-8", "backslashreplace")
             if entry is None:
                 report.new.append(text)
                 continue
             report.checked += 1
-            kind = _kind_of(st.st_mode)
             expected_kind = "file" if entry.kind == "hardlink" else entry.kind
             if kind != expected_kind:
                 report.changed.append(f"{text}: was a {expected_kind}, is a {kind}")
@@ -380,8 +380,22 @@ def verify_disk(engine: Engine, directory: str, checksum: bool = True, host: str
                     report.changed.append(f"{text}: modification time changed")
                 elif checksum and entry.xxh3 is not None and hash_file(path, entry.sparse_map) != entry.xxh3:
                     report.changed.append(f"{text}: content differs (same size and time)")
+            if kind == expected_kind:
+                report.changed.extend(f"{text}: {change}" for change in _attribute_changes(entry, st, kind))
         report.missing = [p.decode("utf-8", "backslashreplace") for p in known.missing()]
     return report
+
+
+def _attribute_changes(entry: Known, st: os.stat_result, kind: str) -> list[str]:
+    """Permission bits and owner that differ from the catalog's (as ``tar --compare`` reports
+    them; an incremental stores such a file again): a symlink's own mode means nothing."""
+    changes = []
+    mode = stat.S_IMODE(st.st_mode)
+    if kind != "symlink" and mode != entry.mode:
+        changes.append(f"mode {entry.mode:04o} → {mode:04o}")
+    if (st.st_uid, st.st_gid) != (entry.uid, entry.gid):
+        changes.append(f"owner {entry.uid}:{entry.gid} → {st.st_uid}:{st.st_gid}")
+    return changes
 
 
 def _known_row(entry: FoundEntry) -> tuple[object, ...]:

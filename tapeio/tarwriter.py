@@ -122,7 +122,8 @@ class SeenPaths(Protocol):
         ...
 
     def prune(self, path: bytes) -> None:
-        """``path`` and what is below it were left out (excluded, or a mount point not entered)."""
+        """``path`` and what is below it were left out (excluded, a mount point not
+        entered) or could not be looked at."""
         ...
 
 
@@ -160,7 +161,8 @@ def _group_name(gid: int) -> str:
         return ""
 
 
-def _kind(mode: int) -> str | None:
+def member_kind(mode: int) -> str | None:
+    """The catalog's kind of a file with ``st_mode`` ``mode`` (a hard link's first name is a "file"), or None."""
     if stat.S_ISREG(mode):
         return "file"
     if stat.S_ISDIR(mode):
@@ -191,12 +193,17 @@ def walk(
     :param exclude: paths to leave out: an excluded path is neither yielded
         nor entered (nor even stat'ed); with ``one_file_system`` a directory on
         another file system is yielded but not entered, with a note.
-    :param on_prune: called with each path whose subtree is left out.
+    :param on_prune: called with each path whose subtree is left out or could
+        not be looked at (a directory that cannot be listed, a name whose
+        ``lstat`` fails other than by its being gone): an incremental must not
+        take what is below it for deleted.
     """
     try:
         root_stat = os.stat(root)
     except OSError as err:
         on_problem(Problem(root, f"cannot read: {err.strerror}"))
+        if on_prune is not None and not isinstance(err, FileNotFoundError):
+            on_prune(root)
         return
     stack: list[tuple[bytes, os.stat_result]] = [(root, root_stat)]
     prefix = len(root.rstrip(b"/")) + 1
@@ -216,6 +223,8 @@ def walk(
                 names = sorted(entry.name for entry in it)
         except OSError as err:
             on_problem(Problem(path, f"cannot list directory: {err.strerror}"))
+            if on_prune is not None:
+                on_prune(path)  # not looked at: what was below it is not gone
             continue
         children = []
         # Without patterns there is nothing to match per name (--one-file-system is checked above).
@@ -233,6 +242,8 @@ def walk(
                 on_problem(Problem(child, "vanished before it could be read"))
             except OSError as err:
                 on_problem(Problem(child, f"cannot read: {err.strerror}"))
+                if on_prune is not None:
+                    on_prune(child)  # there, but not looked at: not deleted
         stack.extend(reversed(children))
 
 
@@ -302,7 +313,7 @@ class ArchiveWriter:
                 self.add(path, st)
 
     def add(self, path: bytes, st: os.stat_result) -> None:
-        kind = _kind(st.st_mode)
+        kind = member_kind(st.st_mode)
         if kind is None:
             self.on_problem(Problem(path, "is a socket or other special file that tar cannot store; skipped", True))
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -162,6 +163,29 @@ def test_verify_against_disk_reports_changed_missing_new(lib_config, source_tree
     assert any("report.txt" in c for c in report.changed)
     assert [m.rsplit("/", 1)[-1] for m in report.missing] == ["empty.txt"]
     assert [n.rsplit("/", 1)[-1] for n in report.new] == ["new.txt"]
+
+
+def test_verify_against_disk_names_mode_and_owner_changes_and_not_unchanged_special_files(
+    lib_config, source_tree: Path
+) -> None:
+    import socket
+
+    os.mkfifo(source_tree / "fifo")
+    os.mknod(source_tree / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    engine, _ = backup(lib_config, [source_tree])
+    with socket.socket(socket.AF_UNIX) as sock:  # no backup stores a socket: not "new"
+        sock.bind(str(source_tree / "sock"))
+        report = verify_disk(engine, str(source_tree))
+    assert report.ok, (report.changed, report.missing, report.new)  # a fifo is a fifo, not "other"
+    (source_tree / "docs" / "report.txt").chmod(0o600)
+    os.chown(source_tree / "empty.txt", 1234, 5678)
+    report = verify_disk(engine, str(source_tree))
+    changed = sorted(c.split(str(source_tree) + "/", 1)[1] for c in report.changed)
+    assert changed == [
+        "docs/report.txt: mode 0640 → 0600",
+        "empty.txt: owner 0:0 → 1234:5678",
+        "hardlink-report.txt: mode 0640 → 0600",  # the same inode
+    ]
 
 
 def test_two_jobs_append_and_search_offers_newest_version(lib_config, source_tree: Path) -> None:
