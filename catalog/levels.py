@@ -25,6 +25,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from pytp.tapeio.hashing import hash_file
+from pytp.tapeio.tarwriter import catalog_inode, catalog_ns
 
 from .chain_state import KNOWN_COLUMNS, ChainState, Known
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, row_id, table_of
@@ -133,7 +134,11 @@ def has_changed(known: Known | None, path: bytes, st: os.stat_result, checksum: 
     known_kind = "file" if known.kind == "hardlink" else known.kind
     if kind != known_kind and not (kind == "other" and known_kind not in ("file", "symlink")):
         return True
-    if (known.mtime_ns, known.ctime_ns, known.inode) != (st.st_mtime_ns, st.st_ctime_ns, st.st_ino):
+    if (known.mtime_ns, known.ctime_ns, known.inode) != (
+        catalog_ns(st.st_mtime_ns),
+        catalog_ns(st.st_ctime_ns),
+        catalog_inode(st.st_ino),
+    ):
         return True
     if (known.mode, known.uid, known.gid) != (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid):
         return True

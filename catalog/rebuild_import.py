@@ -26,7 +26,7 @@ from pytp.tapeio.drive import Drive
 from pytp.tapeio.errors import TapeIOError, TarFormatError
 from pytp.tapeio.tarformat import padded
 from pytp.tapeio.tarwalk import Damage, walk_headers
-from pytp.tapeio.tarwriter import member_data_size
+from pytp.tapeio.tarwriter import catalog_ns, member_data_size
 
 from .backup_job import ENTRY_BATCH
 from .entry_insert import insert_rows, member_values, stored_row
@@ -700,8 +700,8 @@ def _recovered_row(h: Any, offset: int, header_size: int) -> dict[str, Any] | st
         gid=h.gid,
         uname=h.uname,
         gname=h.gname,
-        mtime_ns=h.mtime_ns,
-        ctime_ns=h.mtime_ns,
+        mtime_ns=catalog_ns(h.mtime_ns),
+        ctime_ns=catalog_ns(h.mtime_ns),
         inode=0,
         device=0,
         link_target=link,

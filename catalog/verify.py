@@ -19,7 +19,7 @@ from sqlmodel import Session, col, func, select
 
 from pytp.tapeio.errors import BlankTape, MediumError
 from pytp.tapeio.hashing import ContentHasher, hash_file
-from pytp.tapeio.tarwriter import member_kind, walk
+from pytp.tapeio.tarwriter import catalog_ns, member_kind, walk
 
 from .chain_state import KNOWN_COLUMNS, ChainState, Known
 from .config import Config
@@ -376,7 +376,7 @@ def verify_disk(engine: Engine, directory: str, checksum: bool = True, host: str
             elif kind == "file" and entry.kind == "file":
                 if st.st_size != entry.size:
                     report.changed.append(f"{text}: size {entry.size} → {st.st_size}")
-                elif st.st_mtime_ns != entry.mtime_ns:
+                elif catalog_ns(st.st_mtime_ns) != entry.mtime_ns:
                     report.changed.append(f"{text}: modification time changed")
                 elif checksum and entry.xxh3 is not None and hash_file(path, entry.sparse_map) != entry.xxh3:
                     report.changed.append(f"{text}: content differs (same size and time)")

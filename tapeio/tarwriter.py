@@ -161,6 +161,23 @@ def _group_name(gid: int) -> str:
         return ""
 
 
+#: the largest value of a signed 64-bit column (SQLite's INTEGER, PostgreSQL's BIGINT)
+_INT64_MAX = (1 << 63) - 1
+
+
+def catalog_ns(ns: int) -> int:
+    """A time in nanoseconds as the catalog and the manifest keep it: clamped to what a
+    signed 64-bit count holds (1677-09-21 to 2262-04-11).  The tar header keeps the
+    exact time; a file dated 2300 must not cost the whole job (an integer overflow)."""
+    return ns if -_INT64_MAX - 1 <= ns <= _INT64_MAX else max(-_INT64_MAX - 1, min(ns, _INT64_MAX))
+
+
+def catalog_inode(inode: int) -> int:
+    """An inode number as a signed 64-bit column holds it: the low 63 bits (NFS and some
+    file systems give numbers up to 2**64 - 1)."""
+    return inode & _INT64_MAX
+
+
 def member_kind(mode: int) -> str | None:
     """The catalog's kind of a file with ``st_mode`` ``mode`` (a hard link's first name is a "file"), or None."""
     if stat.S_ISREG(mode):
@@ -386,9 +403,9 @@ class ArchiveWriter:
             st.st_gid,
             _user_name(st.st_uid),
             _group_name(st.st_gid),
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-            st.st_ino,
+            catalog_ns(st.st_mtime_ns),
+            catalog_ns(st.st_ctime_ns),
+            catalog_inode(st.st_ino),
             st.st_dev,
             link_target,
             xxh3,

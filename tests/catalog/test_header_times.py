@@ -6,6 +6,7 @@ restore of what that rebuild recovered.  Default 512 KiB blocks, SQLite."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -70,3 +71,38 @@ def test_times_come_back_exactly_through_tar_a_rebuild_from_headers_and_a_restor
     site.run("restore", str(restored), "--job", "1", "--host", "all")
     for path, mtime in times.items():
         assert (restored / path.lstrip("/")).stat().st_mtime_ns == mtime, path
+
+
+def test_a_time_beyond_what_the_catalog_holds_is_clamped_there_and_exact_on_tape(tmp_path: Path) -> None:
+    """A file dated 2300 (or 1600) overflowed the catalog's 64-bit nanoseconds: the job
+    failed with 'Python int too large to convert to SQLite INTEGER' after its tape file
+    was written.  The catalog keeps the nearest time it can hold, the tape the exact one."""
+    int64 = (1 << 63) - 1
+    site = Site(tmp_path, pools=[{"name": "default", "retention_days": 30}], tapes=2)
+    source = tmp_path / "src"
+    source.mkdir()
+    times = {"2300.txt": 10_413_792_000 * SECOND + 5, "1600.txt": -11_676_096_000 * SECOND}
+    for name, mtime in times.items():
+        (source / name).write_text(name)
+        os.utime(source / name, ns=(mtime, mtime))
+        times[name] = (source / name).stat().st_mtime_ns  # a file system may hold less (ext4: 1901 at the earliest)
+    assert times["2300.txt"] > int64, "this file system cannot hold a time past 2262"
+    site.run("backup", str(source))
+    with sqlite3.connect(site.database) as db:
+        stored = dict(db.execute("SELECT path_text, mtime_ns FROM entry WHERE kind = 'file'").fetchall())
+    assert stored == {str(source / name): max(-int64 - 1, min(mtime, int64)) for name, mtime in times.items()}
+
+    tape = library_tape(site.library, "PYT001L9")
+    by_tar = tmp_path / "by-tar"
+    by_tar.mkdir()
+    subprocess.run(["tar", "-b", "1024", "-xf", str(tape / "file-00001"), "-C", str(by_tar)], check=True)
+    restored = tmp_path / "restored"
+    site.run("restore", str(restored), "--job", "1")
+    for name, mtime in times.items():
+        for tree in (by_tar, restored):
+            assert (tree / str(source / name).lstrip("/")).stat().st_mtime_ns == mtime, (tree, name)
+
+    # unchanged is unchanged: compared in the catalog's terms
+    site.run("verify", "--against-disk", str(source))
+    out = site.run("backup", str(source), "--incremental", "--format", "json").stdout
+    assert json.loads(out)["files"] == 1, out  # the root directory only
