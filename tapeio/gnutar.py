@@ -162,6 +162,11 @@ class TarProcess:
         self.process.wait()
 
 
+def _cut_complaint(line: str) -> bool:
+    """Whether ``line`` is GNU tar's complaint about an input ended inside a member."""
+    return any(text in line for text in ("Unexpected EOF", "Error is not recoverable", "Exiting with failure"))
+
+
 @dataclass
 class _Written:
     """A file handed to tar, and what was at its place before (to clean up after Ctrl-C)."""
@@ -305,17 +310,17 @@ class GuardedExtraction:
         """Give tar ``member``: its header, then its data taken from ``read``.
 
         :returns: False if the member was not given to tar (its data was not read).
-        :raises MediumError, BlankTape: reading failed; the member was completed
-            with zeros so tar stays in step, and the caller names it damaged.
+        :raises MediumError, BlankTape: reading failed; what tar wrote of the
+            member is removed (:meth:`_cut_short`) and the caller names it damaged.
         """
         self._admitted = None
         if not self.admit(member):
             return False
         self._feed(member.header)
-        if self._admitted is not None:
-            self._admitted.end = self._fed + member.data_length
-            self._written.append(self._admitted)
-            self._admitted = None
+        written, self._admitted = self._admitted, None  # a regular file's
+        if written is not None:
+            written.end = self._fed + member.data_length
+            self._written.append(written)
         remaining = member.data_length
         try:
             while remaining:
@@ -325,13 +330,30 @@ class GuardedExtraction:
                 self._feed(data)
                 remaining -= len(data)
         except (MediumError, BlankTape):
-            while remaining:
-                self._feed(b"\0" * min(remaining, _CHUNK))
-                remaining -= min(remaining, _CHUNK)
+            self._cut_short(written)
             raise
         self.extracted += 1
         self._forget_finished()
         return True
+
+    def _cut_short(self, written: _Written | None) -> None:
+        """The member being fed could not be read whole: end tar's input inside it and
+        remove what tar wrote of it; the next member goes to a new tar.
+
+        Its header says how long it is, and a hostile one says anything: making
+        the rest up with zeros, to keep tar in step, wrote an 8 GiB file from a
+        1.5 MiB tape file, and fed a pax size of 10**20 to tar after tar forever.
+        tar finishes the members before this one, then meets the end of its
+        input inside this one ("Unexpected EOF": the caller names the damage).
+        """
+        tar, self._tar = self._tar, None
+        if tar is not None:
+            status, _, err = tar.close()
+            if status != 0:
+                self.tar_errors.extend(line for line in err.splitlines() if line and not _cut_complaint(line))
+        if written is not None:
+            self._remove_if_half_written(written)
+        self._written.clear()
 
     def open_member(self, member: Member) -> TarProcess | None:
         """A tar of its own for a member whose data comes in parts (cut across tapes).
@@ -401,15 +423,20 @@ class GuardedExtraction:
         if self.tree.fd < 0:
             return
         for written in [*self._written, *self._written_apart]:
-            try:
-                st = self.tree.lstat(written.name)
-            except (UnsafeMember, OSError):
-                continue
-            if st is None or not stat.S_ISREG(st.st_mode):
-                continue
-            if (st.st_dev, st.st_ino) != written.before and st.st_size != written.size:
-                self.tree.remove_file(written.name)
+            self._remove_if_half_written(written)
         self.tree.close()
+
+    def _remove_if_half_written(self, written: _Written) -> None:
+        """Remove ``written`` if tar left it half-written: not what was there before
+        (another inode) and not the member's size."""
+        try:
+            st = self.tree.lstat(written.name)
+        except (UnsafeMember, OSError):
+            return
+        if st is None or not stat.S_ISREG(st.st_mode):
+            return
+        if (st.st_dev, st.st_ino) != written.before and st.st_size != written.size:
+            self.tree.remove_file(written.name)
 
     def notes(self) -> list[str]:
         """What the user should know although nothing failed."""

@@ -360,3 +360,39 @@ def test_raw_restore_overwrite_with_a_directory_twice_in_the_archive(run, site: 
     run("ff", "1")
     run("restore", str(out), "--overwrite")
     assert (out / "a" / "f.txt").read_text() == "one\n" and (out / "a" / "old.txt").read_text() == "kept\n"
+
+
+def _member_bytes(info: tarfile.TarInfo, data: bytes) -> bytes:
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") + data + b"\0" * (-len(data) % 512)
+
+
+@pytest.mark.parametrize("claim", [(8 << 30) - 1, 10**20], ids=["ustar-8GiB", "pax-1e20"])
+def test_a_member_claiming_more_than_its_tape_file_holds_is_named_and_nothing_is_made_up(  # type: ignore[no-untyped-def]
+    run, site: Path, tmp_path: Path, claim: int
+) -> None:
+    """A hostile header's size: the rest was fed to tar as zeros, an 8 GiB file made from
+    a tape file of one block (the target's disk filled), and a pax size of 10**20 fed
+    tar after tar forever."""
+    intact, data = file_member("ok/a", b"intact\n")
+    liar = tarfile.TarInfo("ok/liar")
+    liar.size, liar.mtime = claim, 1_700_000_000
+    write_tape(
+        library_tape(site.parent / "lib", TAPE),
+        [_member_bytes(intact, data) + _member_bytes(liar, b"x" * 1024)],
+        label=TAPE,
+    )
+    run("load", "1")
+    run("rewind")
+    run("ff", "1")
+    out = tmp_path / "out"
+    # a process of its own, with a time limit: the old code never ended on the second claim
+    done = subprocess.run(
+        [sys.executable, "-m", "pytp.cli.main", "--config", str(site), "restore", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == exitcodes.EXIT_VERIFY_FAILED, done.stdout + done.stderr
+    assert "ok/liar" in done.stderr and "before the end of" in done.stderr
+    assert (out / "ok" / "a").read_bytes() == b"intact\n"
+    assert not (out / "ok" / "liar").exists()  # what tar wrote of it is removed, nothing made up
