@@ -28,6 +28,7 @@ from sqlalchemy.exc import (
 )
 
 from .errors import CatalogError, CatalogUnavailable, StaleCatalog
+from .light_sql import regexp
 from .schema_head import head_revision, known_revision
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     # LIKE must be case-sensitive, as on PostgreSQL and as file names are.
     cursor.execute("PRAGMA case_sensitive_like=ON")
     cursor.close()
+    # SQLAlchemy's own REGEXP, replaced by the one the light reader uses: Ctrl-C inside it is named
+    dbapi_connection.create_function("regexp", 2, regexp, deterministic=True)
 
 
 def make_engine(url: str) -> Engine:

@@ -70,9 +70,25 @@ class Reader(Protocol):
         ...
 
 
-def _regexp(pattern: str, value: str | None) -> bool | None:
-    """SQLite's ``value REGEXP pattern``, as SQLAlchemy's SQLite dialect defines it."""
-    return None if value is None else re.search(pattern, value) is not None
+#: Ctrl-C came while SQLite was calling :func:`regexp`: SQLite reports any exception of a
+#: function as "user-defined function raised exception", which is not the catalog's fault
+_interrupted_in_regexp = False
+
+
+def regexp(pattern: str, value: str | None) -> bool | None:
+    """SQLite's ``value REGEXP pattern``, as SQLAlchemy's SQLite dialect defines it, on
+    every connection pytp opens (``light_sql`` and ``database``)."""
+    global _interrupted_in_regexp
+    try:
+        return None if value is None else re.search(pattern, value) is not None
+    except KeyboardInterrupt:
+        _interrupted_in_regexp = True  # a long pattern over many rows: the user gave up
+        raise
+
+
+def interrupted_in_regexp() -> bool:
+    """Whether a query failed because Ctrl-C came while it was matching a pattern (exit 130)."""
+    return _interrupted_in_regexp
 
 
 class SqliteReader:
@@ -87,7 +103,7 @@ class SqliteReader:
         self.connection = connection
         self.raw = raw
         # What the full open sets on every connection (``database``) that decides a query's answer.
-        connection.create_function("regexp", 2, _regexp, deterministic=True)
+        connection.create_function("regexp", 2, regexp, deterministic=True)
         connection.execute("PRAGMA case_sensitive_like=ON")
 
     def rows(self, sql: str, **params: object) -> list[Row]:

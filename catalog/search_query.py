@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import search_hits
-from .errors import BadPattern, CatalogError
+from .errors import BadPattern
 from .light_sql import Condition, Reader
 from .search_hits import Hit
 from .statuses import DELETED
@@ -40,38 +40,92 @@ LIKE_ESCAPE = "/"
 # --- patterns ------------------------------------------------------------------------------
 
 
-def glob_to_regex(pattern: str) -> str:
+def _bracket(pattern: str, i: int) -> tuple[int, bool, str] | None:
+    """The bracket expression at ``pattern[i]`` (a ``[``) as the shell reads it: the index
+    of its closing ``]``, whether ``!`` or ``^`` negates it, and its members.  A ``]``
+    first is a member (``[]a]``, ``[!]a]``).  None: nothing closes it, the ``[`` is itself."""
+    j = i + 1
+    negate = pattern[j : j + 1] in ("!", "^")
+    j += negate
+    start = j
+    if pattern[j : j + 1] == "]":
+        j += 1
+    end = pattern.find("]", j)
+    return None if end < 0 else (end, negate, pattern[start:end])
+
+
+def _ranges(members: str) -> list[tuple[str, str]]:
+    """The ``a-z`` ranges of a bracket expression's members (a ``-`` first or last is itself)."""
+    return [(members[k - 1], members[k + 1]) for k in range(1, len(members) - 1) if members[k] == "-"]
+
+
+def _class_regex(members: str) -> str:
+    """A bracket expression's members as a regular expression's, each special character escaped."""
+    for low, high in _ranges(members):
+        if low > high:
+            raise BadPattern(f"[{members}] holds the range {low}-{high}, whose end comes before its start.")
+    out = []
+    for k, ch in enumerate(members):
+        if ch == "-" and 0 < k < len(members) - 1:
+            out.append(ch)  # a range
+        else:
+            # \ and ] end or escape; [ ^ - & ~ | begin sets, negations and ranges in one regex dialect or another
+            out.append("\\" + ch if ch in "\\][^-&~|" else ch)
+    return "".join(out)
+
+
+def glob_to_regex(pattern: str, atomic: bool = False) -> str:
     """Translate a shell glob into an anchored regular expression.
 
     The result uses only syntax that Python's ``re`` (SQLite REGEXP) and
     PostgreSQL's ``~`` read alike: ``.``, ``.*``, bracket classes, escapes.
+    With ``atomic`` (Python's ``re`` only), each ``*`` and the text after it
+    up to the next ``*`` is an atomic group, as ``fnmatch`` does it: ``.*a.*a``
+    … backtracked ~n^k steps on a long path (``*a*a*a*a*a*a*a*a*a*a*[c^]``
+    ran for minutes), the atomic form stays linear in the stars; and ``.``
+    crosses a newline in a name, as PostgreSQL's does.
+
+    :raises BadPattern: a range whose end comes before its start (``[z-a]``).
     """
-    out = ["^"]
+    parts: list[str] = []
     i = 0
     while i < len(pattern):
         c = pattern[i]
         if c == "*":
-            out.append(".*")
+            parts.append("*")
         elif c == "?":
-            out.append(".")
+            parts.append(".")
         elif c == "[":
-            end = pattern.find("]", i + 2 if i + 1 < len(pattern) and pattern[i + 1] in "!^" else i + 1)
-            if end == -1:
-                out.append(r"\[")
+            bracket = _bracket(pattern, i)
+            if bracket is None:
+                parts.append(r"\[")
             else:
-                body = pattern[i + 1 : end]
-                negate = body[:1] in ("!", "^")
-                body = body[1:] if negate else body
-                body = body.replace("\\", "\\\\")
-                out.append("[" + ("^" if negate else "") + body + "]")
+                end, negate, members = bracket
+                parts.append("[" + ("^" if negate else "") + _class_regex(members) + "]")
                 i = end
         elif c.isalnum() or c in "/_- ":
-            out.append(c)
+            parts.append(c)
         else:
-            out.append("\\" + c)
+            parts.append("\\" + c)
         i += 1
-    out.append("$")
-    return "".join(out)
+    if not atomic:
+        return "^" + "".join(".*" if part == "*" else part for part in parts) + "$"
+    # fnmatch's translation: the text before the first star is fixed, each star and what
+    # follows up to the next one is (?>.*?TEXT), the last star is a plain .*
+    pieces: list[list[str]] = [[]]
+    for part in parts:
+        if part == "*":
+            pieces.append([])
+        else:
+            pieces[-1].append(part)
+    texts = ["".join(piece) for piece in pieces]
+    # (?s): a name may hold a newline, which . and .* must cross; \Z: $ also matches before a last newline
+    out = ["(?s)^", texts[0]]
+    for middle in texts[1:-1]:
+        out.append(f"(?>.*?{middle})")
+    if len(texts) > 1:
+        out.append(".*" + texts[-1])
+    return "".join(out) + r"\Z"
 
 
 def sqlite_glob(pattern: str) -> str | None:
@@ -87,15 +141,14 @@ def sqlite_glob(pattern: str) -> str | None:
     while i < len(pattern):
         c = pattern[i]
         if c == "[":
-            negate = pattern[i + 1 : i + 2] in ("!", "^")
-            end = pattern.find("]", i + 2 if negate else i + 1)
-            if end == -1:
+            bracket = _bracket(pattern, i)
+            if bracket is None:
                 out.append("[[]")
             else:
-                body = pattern[i + 1 + negate : end]
-                if not body or any(ch in body for ch in "[]\\^!"):
+                end, negate, members = bracket
+                if any(ch in members for ch in "[]\\^!") or any(low > high for low, high in _ranges(members)):
                     return None
-                out.append("[" + ("^" if negate else "") + body + "]")
+                out.append("[" + ("^" if negate else "") + members + "]")
                 i = end
         else:
             out.append(c)  # * and ? mean the same; anything else is itself (] too, outside a class)
@@ -106,7 +159,7 @@ def sqlite_glob(pattern: str) -> str | None:
 def normalise(pattern: str, regex: bool) -> tuple[str, str]:
     """The pattern in ``path_text`` form and how it matches: substring, glob or regex."""
     if not pattern:
-        raise CatalogError("An empty pattern matches nothing; give part of a file name.")
+        raise BadPattern("An empty pattern matches nothing; give part of a file name.")
     # A name that is not UTF-8 arrives with surrogate escapes, which no database
     # takes; path_text shows those bytes as \xNN, and so must the pattern.
     pattern = os.fsencode(pattern).decode("utf-8", "backslashreplace")
@@ -144,7 +197,7 @@ def pattern_sql(
         native = sqlite_glob(pattern) if dialect == "sqlite" else None
         if native is not None:
             return Condition(f"{column} GLOB :{name}", {name: native})
-        return Condition(f"{column} {regexp} :{name}", {name: glob_to_regex(pattern)})
+        return Condition(f"{column} {regexp} :{name}", {name: glob_to_regex(pattern, atomic=dialect == "sqlite")})
     return Condition(f"{column} LIKE :{name} ESCAPE '{LIKE_ESCAPE}'", {name: f"%{like_escaped(pattern)}%"})
 
 
@@ -198,6 +251,29 @@ def required_literals(pattern: str, regex: bool = False) -> list[str]:
     return [run for run in runs if len(run) >= TRIGRAM]
 
 
+#: digits an escape ``\\x``, ``\\u``, ``\\U`` takes (Python's ``re``)
+_CODE_DIGITS = {"x": 2, "u": 4, "U": 8}
+
+
+def _escape_end(pattern: str, i: int) -> int:
+    """Where the escape of a letter or digit at ``pattern[i]`` (a backslash) ends.
+
+    Its arguments are not literal text: ``\\x52`` is ``R``, not ``52`` (taking
+    them for text lost every match of ``\\x52EADME``).
+    """
+    letter = pattern[i + 1 : i + 2]
+    end = i + 2
+    if letter in _CODE_DIGITS:
+        return end + _CODE_DIGITS[letter]
+    if letter == "N" and pattern[end : end + 1] == "{":
+        close = pattern.find("}", end)
+        return close + 1 if close >= 0 else len(pattern)
+    if letter.isdigit():  # an octal code (\\0, \\012, \\146) or a group (\\1 … \\99)
+        while end < min(len(pattern), i + 4) and pattern[end].isdigit():
+            end += 1
+    return end
+
+
 def _regex_literals(pattern: str) -> list[str]:
     """Literal runs outside groups that any match of ``pattern`` contains (conservative)."""
     if "|" in pattern or "(?" in pattern:  # alternatives, inline flags (?i): no guarantee
@@ -216,12 +292,13 @@ def _regex_literals(pattern: str) -> list[str]:
         c = pattern[i]
         if c == "\\":
             escaped = pattern[i + 1 : i + 2]
-            i += 2
             if escaped and not escaped.isalnum():
+                i += 2
                 if depth == 0:
                     current.append(escaped)  # \. \/ \* and the like are the character itself
                 continue
-            flush()  # \d \w \b \x41 …: a class or an assertion
+            i = _escape_end(pattern, i)
+            flush()  # \d \w \b \x41 \u00e9 \012 \1 …: a class, an assertion, a code or a group
         elif c == "(":
             flush()
             depth += 1

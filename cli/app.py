@@ -131,6 +131,9 @@ def describe_error(err: Exception) -> tuple[str, int]:
         return str(err), err.exit_code
     if isinstance(err, click.ClickException):
         return err.format_message(), EXIT_ERROR if err.exit_code == EXIT_WARNING else err.exit_code
+    light_sql = sys.modules.get("pytp.catalog.light_sql")
+    if light_sql is not None and light_sql.interrupted_in_regexp():
+        return "interrupted.", EXIT_INTERRUPTED  # SQLite reported Ctrl-C inside REGEXP as its own error
     if "sqlalchemy" in sys.modules:  # only a command that opened the catalog can raise these
         from pytp.catalog.database import catalog_error
 

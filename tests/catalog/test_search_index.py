@@ -141,6 +141,9 @@ PATTERNS = [
     (r"deep/er/.*\.md$", True),
     (r"re(po)?rt", True),
     (r"f{90}\.txt", True),
+    ("*/docs/[]r]eport.txt", False),  # a ] first in a class is a member (exit 5 before: a broken regex)
+    ("*/[!]a]mpty.txt", False),
+    (r"\u0072eport", True),  # an escape's digits are not literal text (it found nothing before)
 ]
 
 
