@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,7 @@ from sqlalchemy.exc import (
 from .errors import CatalogError, CatalogUnavailable, StaleCatalog
 from .light_sql import regexp
 from .schema_head import head_revision, known_revision
+from .spool_file import TempSpaceFull, sqlite_temp_directory
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -293,6 +295,10 @@ def catalog_error(err: BaseException, where: str = "") -> CatalogError | None:
             f"{catalog} is damaged ({detail}). Restore it from a catalog snapshot (`pytp catalog restore`) "
             "or rebuild it from the tapes (`pytp catalog rebuild`); SQLite's `.recover` may save the rest."
         )
+    if "database or disk is full" in lowered and _sqlite_read(err):
+        # A query that writes nothing fills only SQLite's temporary files (a sort, a
+        # large intermediate result) in the temporary directory, not the catalog's disk.
+        return TempSpaceFull("a sort or temporary result of a catalog query", err, sqlite_temp_directory())
     if "database or disk is full" in lowered or "no space left" in lowered or "disk i/o error" in lowered:
         # SQLite reports a write refused by a full disk or a file size limit
         # (EFBIG) as "disk I/O error" when it happens in the WAL
@@ -308,6 +314,13 @@ def catalog_error(err: BaseException, where: str = "") -> CatalogError | None:
     if "database is locked" in lowered:
         return CatalogUnavailable(f"{catalog} stayed locked by another pytp process ({detail}); try again.")
     return CatalogUnavailable(f"{catalog} refused an operation: {detail}.")
+
+
+def _sqlite_read(err: SQLAlchemyError) -> bool:
+    """Whether ``err`` is SQLite's, from a statement that only reads."""
+    if not isinstance(err, DBAPIError) or not isinstance(err.orig, sqlite3.Error):
+        return False
+    return (err.statement or "").lstrip().upper().startswith(("SELECT", "WITH"))
 
 
 def _detail(err: SQLAlchemyError) -> str:

@@ -15,6 +15,7 @@ and what was being spooled.
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -34,8 +35,9 @@ class TempSpaceFull(CatalogError):
 
     exit_code = exitcodes.EXIT_ERROR
 
-    def __init__(self, what: str, err: BaseException) -> None:
-        where = tempfile.gettempdir()
+    def __init__(self, what: str, err: BaseException, where: str | None = None) -> None:
+        """:param where: the directory that is full (default: Python's temporary directory)."""
+        where = where or tempfile.gettempdir()
         if isinstance(err, OSError) and err.errno == errno.EFBIG:
             message = (
                 f"{what[:1].upper()}{what[1:]} outgrew this process's file size limit (`ulimit -f`) in the "
@@ -68,6 +70,20 @@ def room_for(what: str) -> Iterator[None]:
         raise
 
 
+def sqlite_temp_directory() -> str:
+    """Where SQLite puts its temporary files: the first of ``$SQLITE_TMPDIR``, ``$TMPDIR``,
+    ``/var/tmp``, ``/usr/tmp``, ``/tmp`` that is a directory this process may write (its
+    unix VFS's order), else the current directory.
+
+    Python's ``tempfile.gettempdir()`` is not the same answer: asked only once the
+    directory is full, it finds no room to try a file there and says ``/tmp``.
+    """
+    for candidate in (os.environ.get("SQLITE_TMPDIR"), os.environ.get("TMPDIR"), "/var/tmp", "/usr/tmp", "/tmp"):
+        if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return candidate
+    return "."
+
+
 @contextmanager
 def sqlite_room_for(what: str) -> Iterator[None]:
     """Raise :class:`TempSpaceFull` for ``what`` where a private temporary SQLite database
@@ -77,7 +93,7 @@ def sqlite_room_for(what: str) -> Iterator[None]:
         yield
     except sqlite3.OperationalError as err:
         if getattr(err, "sqlite_errorcode", None) in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR_WRITE):
-            raise TempSpaceFull(what, err) from err
+            raise TempSpaceFull(what, err, sqlite_temp_directory()) from err
         raise
 
 

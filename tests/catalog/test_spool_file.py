@@ -155,3 +155,74 @@ def test_restore_and_rebuild_stop_with_the_reason_and_succeed_once_there_is_room
     assert rebuilt.returncode == 0, rebuilt.stderr
     (job,) = json.loads(_pytp(env, "jobs", "--format", "json", "--host", "all").stdout)
     assert job["status"] == "ok" and job["files"] >= FILES
+
+
+_SPILLING_QUERY = """
+import sys
+from sqlalchemy import text
+from pytp.catalog.database import catalog_error, make_engine
+
+engine = make_engine(sys.argv[1])
+with engine.connect() as connection:
+    connection.exec_driver_sql("PRAGMA cache_size = -64")  # 64 KiB: the sort spills to a temporary file
+    try:
+        connection.execute(text("SELECT x FROM t ORDER BY x")).fetchall()
+    except Exception as err:
+        mapped = catalog_error(err)
+        print(mapped)
+        sys.exit(mapped.exit_code)
+"""
+
+
+def test_a_catalog_query_whose_sort_fills_the_temporary_directory_names_it_not_the_catalog(tmp_path: Path) -> None:
+    """A read fills no catalog disk: SQLite's sort spilled into a small $TMPDIR, and pytp said
+    "The catalog could not be written … its disk is full" (exit 5), naming /tmp besides."""
+    import sqlite3
+
+    from tests.conftest import small_filesystem
+
+    catalog = tmp_path / "catalog.db"
+    with sqlite3.connect(catalog) as db:
+        db.execute("CREATE TABLE t (x TEXT)")
+        db.executemany("INSERT INTO t VALUES (?)", ((f"{i:09d}" + "x" * 200,) for i in range(50_000, 0, -1)))
+    with small_filesystem(tmp_path / "tiny", "64k") as tiny:
+        env = {**os.environ, "TMPDIR": str(tiny)}
+        env.pop("SQLITE_TMPDIR", None)
+        done = subprocess.run(
+            [sys.executable, "-c", _SPILLING_QUERY, f"sqlite:///{catalog}"], env=env, capture_output=True, text=True
+        )
+    assert done.returncode == EXIT_ERROR, done.stdout + done.stderr
+    assert f"No room in the temporary directory {tiny} for a sort or temporary result of a catalog query" in done.stdout
+
+
+_FILLED_STATE = """
+import sys
+from pytp.catalog.chain_state import ChainState
+from pytp.catalog.spool_file import TempSpaceFull
+
+try:
+    with ChainState(b"/s") as state:
+        state.load((b"/s/f%07d" % i, "file", 1, 2, 3, 4, 5, 6, 7, None, "ab" * 16, None) for i in range(100_000))
+except TempSpaceFull as err:
+    print(err)
+    sys.exit(err.exit_code)
+"""
+
+
+def test_a_full_temporary_directory_is_named_even_when_python_would_fall_back_to_another(tmp_path: Path) -> None:
+    """Python's gettempdir(), first asked once $TMPDIR was full, tried a file there, found
+    no room and answered /tmp, which had plenty: the message sent the administrator there."""
+    from tests.conftest import small_filesystem
+
+    with small_filesystem(tmp_path / "tiny", "256k") as tiny:
+        with open(tiny / "filler", "wb", buffering=0) as filler:  # the directory is full before pytp starts
+            try:
+                while True:
+                    filler.write(b"\0" * 4096)
+            except OSError:
+                pass
+        env = {**os.environ, "TMPDIR": str(tiny)}
+        env.pop("SQLITE_TMPDIR", None)
+        done = subprocess.run([sys.executable, "-c", _FILLED_STATE], env=env, capture_output=True, text=True)
+    assert done.returncode == EXIT_ERROR, done.stdout + done.stderr
+    assert f"temporary directory {tiny} " in done.stdout, done.stdout
