@@ -211,7 +211,20 @@ def emit(rows: list[dict[str, Any]], fmt: str, columns: list[str] | None = None,
     # cost of click itself, and most commands print no table (issue 9).
     from tabulate import tabulate
 
-    click.echo(tabulate([[_cell(row.get(c)) for c in columns] for row in rows], headers=columns, tablefmt="simple"))
+    table = [[_table_cell(row.get(c)) for c in columns] for row in rows]
+    click.echo(tabulate(table, headers=columns, tablefmt="simple"))
+
+
+#: control characters as a table shows them: a name with a newline or a tab must not break its row
+_VISIBLE_CONTROLS = {
+    code: "\\n" if code == 10 else "\\t" if code == 9 else "\\r" if code == 13 else f"\\x{code:02x}"
+    for code in [*range(32), 127]
+}
+
+
+def _table_cell(value: Any) -> Any:
+    cell = _cell(value)
+    return cell.translate(_VISIBLE_CONTROLS) if isinstance(cell, str) else cell
 
 
 def _cell(value: Any) -> Any:

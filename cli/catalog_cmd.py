@@ -228,7 +228,12 @@ def _show_job(app: App, job_id: int, fmt: str) -> None:
     click.echo("")
     emit(detail["tape_files"], "table", empty="No tape files.")
     click.echo("\nLog:")
-    click.echo(detail["log"] or "(none: the job was written by a pytp without job logs, or is still running)", nl=False)
+    click.echo(
+        detail["log"]
+        or "(none: the job is still running, its process ended before it could store one, "
+        "or a pytp without job logs wrote it)",
+        nl=False,
+    )
     if detail["log"] is None:
         click.echo("")
 

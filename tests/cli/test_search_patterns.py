@@ -108,3 +108,12 @@ def test_required_literals_never_hold_what_a_match_may_lack() -> None:
     assert required_literals(r"\x52EADME", regex=True) == ["EADME"]
     assert required_literals(r"caf\u00e9 au lait", regex=True) == ["caf", " au lait"]
     assert required_literals(r"(ab)\1cde", regex=True) == ["cde"]
+
+
+def test_a_name_with_a_newline_stays_on_its_row_in_a_table(site) -> None:  # type: ignore[no-untyped-def]
+    env, src = site
+    argv = [sys.executable, "-m", "pytp.cli.main", "search", "line", "--format", "table"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = done.stdout.splitlines()[2:]  # after the header and its rule
+    assert len(rows) == 1 and f"{src}/new\\nline" in rows[0], done.stdout
