@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from base64 import b64encode
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -174,6 +175,9 @@ def hit_row(h) -> dict[str, object]:  # type: ignore[no-untyped-def]
         "offset": h.offset,
         #: the job that recorded the path as deleted (search, ls-catalog --include-deleted)
         "deleted_by": h.deleted_by,
+        #: a name that is not UTF-8, exactly (``path`` shows its bytes as \xNN, as a name
+        #: holding those four characters would be shown): base64, as the manifest has it
+        "path_b64": b64encode(h.path_bytes).decode() if h.path_bytes != h.path.encode() else None,
     }
 
 

@@ -5,6 +5,7 @@ search is exact, bad input is exit 2, Ctrl-C is exit 130."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -31,6 +32,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], Path
     src.mkdir()
     for name in NAMES:
         (src / name).write_text(name)
+    (src / "bad\\xff").write_text("a name of seven characters, a backslash among them")
+    with open(os.fsencode(src) + b"/bad\xff", "w") as raw:
+        raw.write("a name of four bytes, not UTF-8")
     done = subprocess.run(
         [sys.executable, "-m", "pytp.cli.main", "backup", str(src), "-q"], env=env, capture_output=True
     )
@@ -117,3 +121,13 @@ def test_a_name_with_a_newline_stays_on_its_row_in_a_table(site) -> None:  # typ
     assert done.returncode == 0, done.stderr
     rows = done.stdout.splitlines()[2:]  # after the header and its rule
     assert len(rows) == 1 and f"{src}/new\\nline" in rows[0], done.stdout
+
+
+def test_a_name_that_is_not_utf8_is_told_apart_from_one_that_shows_the_same(site) -> None:  # type: ignore[no-untyped-def]
+    env, src = site
+    argv = [sys.executable, "-m", "pytp.cli.main", "search", "bad", "--format", "json"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    rows = json.loads(done.stdout)
+    assert [row["path"] for row in rows] == [f"{src}/bad\\xff"] * 2  # shown alike
+    names = {base64.b64decode(row["path_b64"]) if row["path_b64"] else row["path"].encode() for row in rows}
+    assert names == {os.fsencode(src) + b"/bad\xff", os.fsencode(src) + b"/bad\\xff"}
