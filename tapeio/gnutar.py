@@ -32,7 +32,7 @@ from .drive import Drive
 from .errors import BlankTape, MediumError, TapeIOError
 from .extract_guard import DamagedMember, Member, SafeTree, UnsafeMember, judge
 from .fsmeta import tar_metadata_options
-from .tarformat import END_OF_ARCHIVE, RECORD
+from .tarformat import END_OF_ARCHIVE, RECORD, parse_pax_records
 
 #: GNU tar reads stdin in records of 20 x 512 bytes; the stream is padded to a
 #: whole record so tar never sees a short last record.
@@ -275,6 +275,23 @@ class GuardedExtraction:
     def refuse(self, name: str, why: str) -> None:
         self.refused.append((name, why))
 
+    def global_records(self, offset: int, data: bytes) -> None:
+        """A global pax header, which is left out: named when it says more than a comment
+        (``git archive`` writes one with the commit id), since GNU tar would apply it."""
+        records: dict[bytes, bytes] = {}
+        try:
+            parse_pax_records(data, records)
+        except ValueError as err:
+            self.refuse(f"global pax header at byte {offset}", f"damaged ({err}); left out")
+            return
+        keys = sorted(key.decode("utf-8", "backslashreplace") for key in records if key != b"comment")
+        if keys:
+            self.refuse(
+                f"global pax header at byte {offset}",
+                f"its records ({', '.join(keys)}) are not applied: each member is restored as its own "
+                "header describes it, where GNU tar would apply them to every later member",
+            )
+
     def admit(self, member: Member) -> bool:
         """Whether tar gets ``member`` now; links are kept for :meth:`finish`, refusals recorded."""
         if member.kind == "root":
@@ -473,24 +490,32 @@ def _read_exactly(reader: TapeFileReader, size: int) -> bytes:
     return data
 
 
-def _next_header(reader: TapeFileReader) -> tuple[int, bytes] | None:
+def _next_header(
+    reader: TapeFileReader, on_global: Callable[[int, bytes], None] | None = None
+) -> tuple[int, bytes] | None:
     """The next member's header bytes (prefix headers included) and their offset; None at the end.
 
-    Global pax headers (``g``) are left out: pytp never writes them and they
-    would change every later member behind the guard's back.
+    Global pax headers (``g``) are left out, and handed to ``on_global`` with
+    their offset: pytp never writes them and they would change every later
+    member behind the guard's back.
     """
     headers = b""
     start = reader.position
     while True:
+        at = reader.position
         block = reader.read(RECORD)
         if len(block) < RECORD or (not headers and block == b"\0" * RECORD):
             return None
         if block[156:157] in _PREFIX_TYPES:
-            data = _read_exactly(reader, -(-_octal_size(block) // RECORD) * RECORD)
+            size = _octal_size(block)
+            data = _read_exactly(reader, -(-size // RECORD) * RECORD)
             if block[156:157] != tarfile.XGLTYPE:
                 headers += block + data
-            elif not headers:
+                continue
+            if not headers:
                 start = reader.position
+            if on_global is not None:
+                on_global(at, data[:size])
             continue
         return start, headers + block
 
@@ -538,7 +563,7 @@ def extract_here(
 
 def _extract_stream(reader: TapeFileReader, extraction: GuardedExtraction) -> None:
     searching = False
-    while (found := _next_header(reader)) is not None:
+    while (found := _next_header(reader, extraction.global_records)) is not None:
         offset, header = found
         try:
             member = judge(header, extraction.allow_special)

@@ -396,3 +396,35 @@ def test_a_member_claiming_more_than_its_tape_file_holds_is_named_and_nothing_is
     assert "ok/liar" in done.stderr and "before the end of" in done.stderr
     assert (out / "ok" / "a").read_bytes() == b"intact\n"
     assert not (out / "ok" / "liar").exists()  # what tar wrote of it is removed, nothing made up
+
+
+def _pax_record(key: str, value: str) -> bytes:
+    """``LENGTH key=value\\n``, LENGTH counting itself."""
+    text = f" {key}={value}\n".encode()
+    length = len(text) + 1
+    while len(str(length)) + len(text) != length:
+        length += 1
+    return str(length).encode() + text
+
+
+@pytest.mark.parametrize("records", [{"path": "../../tmp/EVIL_global"}, {"comment": "git archive's commit id"}])
+def test_a_global_pax_header_is_not_applied_and_named_unless_it_is_a_comment(  # type: ignore[no-untyped-def]
+    run, site: Path, tmp_path: Path, records: dict[str, str]
+) -> None:
+    """GNU tar applies a global header's records to every later member; the guard leaves them
+    out, so the user is told when that changes what tar would have made (docs/format.md)."""
+    before, before_data = file_member("ok/a", b"a\n")
+    after, after_data = file_member("ok/g", b"g\n")
+    body = b"".join(_pax_record(key, value) for key, value in records.items())
+    header = tarfile.TarInfo("pax_global_header")
+    header.type, header.size = tarfile.XGLTYPE, len(body)
+    global_header = header.tobuf(tarfile.USTAR_FORMAT) + body + b"\0" * (-len(body) % 512)
+    archive = _member_bytes(before, before_data) + global_header + _member_bytes(after, after_data)
+    write_tape(library_tape(site.parent / "lib", TAPE), [archive + b"\0" * 1024], label=TAPE)
+    run("load", "1")
+    out = tmp_path / "out"
+    named = "path" in records
+    result = raw_restore(run, out, 1, exitcodes.EXIT_RESTORE_REFUSED if named else 0)
+    assert (out / "ok" / "g").read_bytes() == b"g\n"  # under its own name
+    assert ("global pax header" in result.stderr) == named, result.stderr
+    assert not (tmp_path / "tmp").exists() and not (out / "tmp").exists()
