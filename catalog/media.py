@@ -140,6 +140,12 @@ class Media:
                 if isinstance(place, DriveElement):
                     place = self._fetch_from_drive(volume, place.index)
                 if place is None:
+                    elsewhere = self._library_holding(volume.barcode)
+                    if elsewhere is not None:
+                        raise WrongTape(
+                            f"Tape {volume.label} (barcode {volume.barcode}) is in library {elsewhere}, not in "
+                            f"{self.changer.name}: run the command again with -l {elsewhere}."  # type: ignore[union-attr]
+                        )
                     # An exported tape says which vault to fetch it from (``pytp vault``).
                     vault = f", in vault {volume.vault}" if volume.vault else ""
                     raise WrongTape(
@@ -156,6 +162,20 @@ class Media:
                 f"Load tape {volume.label} (barcode {volume.barcode or 'none'})."
             )
         self.check_barcode(label)
+
+    def _library_holding(self, barcode: str | None) -> str | None:
+        """Another configured library whose changer holds ``barcode`` (for the message), if any."""
+        if not barcode:
+            return None
+        for library in self.config.libraries:
+            if self.selection.library is not None and library.name == self.selection.library.name:
+                continue
+            try:
+                if open_changer(library).status().find_barcode(barcode) is not None:
+                    return library.name
+            except (TapeIOError, OSError):
+                continue  # a changer that cannot answer now: the message stays the plain one
+        return None
 
     def _fetch_from_drive(self, volume: Volume, index: int) -> StorageElement:
         """Return ``volume`` from another drive of the library to a slot, if no one uses that drive.

@@ -129,6 +129,11 @@ def test_library_add_virtual_and_use_it(tmp_path: Path, sqlite_url: str, source_
     assert re.fullmatch(r"S[A-Z]{2}", prefix) and barcodes == [f"{prefix}001L9", f"{prefix}002L9"]
     assert f"on tape {prefix}001L9" in invoke(config, "backup", str(source_tree / "docs"), "-l", "small").stdout
     invoke(config, "library", "add-virtual", "small", expect=exitcodes.EXIT_CONFIG)
+    # a restore that looks in the first library is told where the tape is, and how to say so
+    failed = invoke(config, "restore", str(tmp_path / "out"), "--job", "1", expect=exitcodes.EXIT_WRONG_TAPE)
+    assert "is in library small, not in" in failed.stderr and "-l small" in failed.stderr, failed.stderr
+    invoke(config, "restore", str(tmp_path / "out"), "--job", "1", "-l", "small")
+    assert (tmp_path / "out" / str(source_tree / "docs" / "report.txt").lstrip("/")).exists()
 
 
 def test_move_cartridge_carries_a_tape_into_another_librarys_import_export_slot(
