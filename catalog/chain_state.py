@@ -119,12 +119,10 @@ class ChainState:
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
         columns = ", ".join(KNOWN_COLUMNS)
-        self._db.execute(
-            f"CREATE TABLE state (parent BLOB, name BLOB, {columns}, PRIMARY KEY (parent, name)) WITHOUT ROWID"
-        )
+        self._db.execute(_create_sql("state"))
         self._db.execute("CREATE TABLE missing (path BLOB PRIMARY KEY) WITHOUT ROWID")
         self._db.execute("BEGIN")
-        self._upsert = f"INSERT OR REPLACE INTO state VALUES (?, ?, {', '.join('?' for _ in KNOWN_COLUMNS)})"
+        self._upsert = _upsert_sql("state")
         self._select = f"SELECT {columns} FROM state WHERE parent = ? AND name = ?"
         self._select_reference = f"SELECT {columns} FROM reference WHERE parent = ? AND name = ?"
         self.children_sql = f"SELECT name, {columns} FROM state WHERE parent = ?"
@@ -182,12 +180,9 @@ class ChainState:
         :meth:`get` then answers with the full job's row (None: new since), and
         a path of either that the walk does not find is missing.
         """
-        columns = ", ".join(KNOWN_COLUMNS)
-        self._db.execute(
-            f"CREATE TABLE reference (parent BLOB, name BLOB, {columns}, PRIMARY KEY (parent, name)) WITHOUT ROWID"
-        )
+        self._db.execute(_create_sql("reference"))
         self._has_reference = True
-        insert = f"INSERT OR REPLACE INTO reference VALUES (?, ?, {', '.join('?' for _ in KNOWN_COLUMNS)})"
+        insert = _upsert_sql("reference")
         count = 0
         rows = iter(rows)
         with sqlite_room_for(self.what):
@@ -295,6 +290,18 @@ class ChainState:
             cursor = self._db.execute(sql, (key, key + b"/", key + b"0"))  # "0" follows "/"
             while rows := cursor.fetchmany(BATCH):
                 self._db.executemany(_INSERT_MISSING, ((p + b"/" + n,) for p, n in rows))
+
+
+def _create_sql(table: str) -> str:
+    """A table of known paths: ``(parent, name)`` and :data:`KNOWN_COLUMNS`."""
+    return (
+        f"CREATE TABLE {table} (parent BLOB, name BLOB, {', '.join(KNOWN_COLUMNS)}, "
+        "PRIMARY KEY (parent, name)) WITHOUT ROWID"
+    )
+
+
+def _upsert_sql(table: str) -> str:
+    return f"INSERT OR REPLACE INTO {table} VALUES (?, ?, {', '.join('?' for _ in KNOWN_COLUMNS)})"
 
 
 _INSERT_MISSING = "INSERT OR IGNORE INTO missing VALUES (?)"
