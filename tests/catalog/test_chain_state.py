@@ -222,19 +222,16 @@ class DefaultSite:
 
     def deleted(self, job: int, src: Path) -> set[str]:
         """The paths (relative to ``src``) that ``job`` recorded as deleted."""
-        with sqlite3.connect(self.catalog) as catalog:
-            rows = catalog.execute(
-                "SELECT coalesce(path, CAST(path_text AS BLOB)) FROM entry WHERE job_id = ? AND kind = 'deleted'",
-                (job,),
-            ).fetchall()
-        return {os.fsdecode(path)[len(str(src)) + 1 :] for (path,) in rows}
+        return self._paths(job, src, "kind = 'deleted'")
 
     def stored(self, job: int, src: Path) -> set[str]:
         """The paths (relative to ``src``, the root as "") that ``job`` stored."""
+        return self._paths(job, src, "kind != 'deleted'")
+
+    def _paths(self, job: int, src: Path, kind: str) -> set[str]:
         with sqlite3.connect(self.catalog) as catalog:
             rows = catalog.execute(
-                "SELECT coalesce(path, CAST(path_text AS BLOB)) FROM entry WHERE job_id = ? AND kind != 'deleted'",
-                (job,),
+                f"SELECT coalesce(path, CAST(path_text AS BLOB)) FROM entry WHERE job_id = ? AND {kind}", (job,)
             ).fetchall()
         return {os.fsdecode(path)[len(str(src)) + 1 :] for (path,) in rows}
 
