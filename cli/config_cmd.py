@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 
 import click
 
 from .app import App, emit, pass_app, warn
+
+#: ``scheme://user:password@`` in a database URL
+_PASSWORD = re.compile(r"^([A-Za-z][\w+.-]*://[^/@:]*):[^@/]*@")
+
+
+def hide_password(url: str) -> str:
+    """``url`` with its password as ``***`` (as SQLAlchemy renders it), without importing SQLAlchemy."""
+    return _PASSWORD.sub(r"\1:***@", url)
 
 
 @click.command()
@@ -34,10 +43,14 @@ def config(app: App, fmt: str, as_json: bool) -> None:
         fmt = "json"
     cfg = app.config
     if fmt == "json":
-        click.echo(json.dumps(cfg.raw, indent=4))
+        raw = cfg.raw
+        url = raw.get("catalog", {}).get("url") if isinstance(raw.get("catalog"), dict) else None
+        if isinstance(url, str):  # what is printed gets pasted into tickets: never the password
+            raw = {**raw, "catalog": {**raw["catalog"], "url": hide_password(url)}}
+        click.echo(json.dumps(raw, indent=4))
         return
     click.echo(f"Configuration: {cfg.path} ({cfg.source})")
-    click.echo(f"Catalog: {cfg.catalog_url}")
+    click.echo(f"Catalog: {hide_password(cfg.catalog_url)}")
     click.echo(f"Default pool: {cfg.default_pool}")
     click.echo(f"tar_dir: {cfg.tar_dir or '-'}   snapshot_dir: {cfg.snapshot_dir or '-'}")
     click.echo("\nDrives:")

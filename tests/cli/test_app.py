@@ -79,3 +79,12 @@ def test_second_pytp_on_the_same_drive_is_busy(run, source_tree: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_pytp_config_never_prints_the_catalog_password(tmp_path: Path) -> None:
+    """The first command an administrator runs and pastes into a ticket printed it in clear."""
+    config = tmp_path / "pg.json"
+    config.write_text(json.dumps({"catalog": {"url": "postgresql+psycopg://backup:s3cret@db.example:5432/pytp"}}))
+    for args in ((), ("--format", "json")):
+        out = invoke(config, "config", *args).stdout
+        assert "s3cret" not in out and "backup:***@db.example:5432/pytp" in out, out
