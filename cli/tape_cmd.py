@@ -3,9 +3,14 @@ retension, ff, bb, ls."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from .app import App, emit, output_option, pass_app
+
+if TYPE_CHECKING:
+    from pytp.tapeio.drive import Drive, DriveStatus
 
 drive_option = click.option("-d", "--drive", help="Drive name from the configuration (default: $PYTP_DEV).")
 library_option = click.option("-l", "--library", help="Library name (default: $PYTP_LIB, then the first one).")
@@ -70,7 +75,7 @@ def position(app: App, drive: str | None) -> None:
         pytp position
     """
     with app.open_drive(drive) as handle:
-        click.echo(handle.status().file_number)
+        click.echo(_loaded_status(handle).file_number)
 
 
 @click.command()
@@ -90,11 +95,21 @@ def goto(app: App, block: int | None, drive: str | None) -> None:
 
     with app.open_drive(drive) as handle:
         if block is not None:
-            current = handle.status().file_number
+            current = _loaded_status(handle).file_number
             goto_file(handle, max(current, 0))
             if block:
                 handle.fsr(block)
-        click.echo(handle.status().block_number)
+        click.echo(_loaded_status(handle).block_number)
+
+
+def _loaded_status(handle: Drive) -> DriveStatus:
+    """The drive's status; an empty drive is an error (exit 6), as for ``rewind``, not a position of -1."""
+    from pytp.tapeio.errors import NoMedium
+
+    status = handle.status()
+    if not status.online:
+        raise NoMedium(f"No tape in drive {handle.name}: load one with `pytp load SLOT`.")
+    return status
 
 
 @click.command()

@@ -57,3 +57,12 @@ def test_goto_retension_status_exit_codes_config(tmp_path: Path, sqlite_url: str
     shown = invoke(config, "config").stdout
     assert f"Configuration: {config} (--config)" in shown and "d0" in shown
     assert json.loads(invoke(config, "config", "--json").stdout)["tape_libraries"][0]["name"] == "lib"
+
+
+def test_position_and_goto_of_an_empty_drive_are_errors_not_minus_one(tmp_path: Path, sqlite_url: str) -> None:
+    from pytp.tapeio import exitcodes
+
+    config = write_library_config(tmp_path / "site", sqlite_url)
+    for command in (("position",), ("goto",), ("goto", "3")):
+        failed = invoke(config, *command, "-d", "d1", expect=exitcodes.EXIT_DRIVE)
+        assert "No tape in drive" in failed.stderr and failed.stdout == "", (command, failed.stdout)
