@@ -21,7 +21,7 @@ import click
 
 from pytp.catalog.errors import CatalogError
 from pytp.tapeio.errors import TapeIOError
-from pytp.tapeio.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_WARNING
+from pytp.tapeio.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE, EXIT_WARNING
 
 from .help_format import GroupedHelp
 
@@ -117,12 +117,31 @@ class PytpGroup(GroupedHelp):
             raise  # a command's own exit code; click's usage errors (exit 2)
         except KeyboardInterrupt:
             fail(ctx, "interrupted.", EXIT_INTERRUPTED)
+        except BrokenPipeError as err:
+            if not _stdout_closed():
+                message, code = describe_error(err)
+                fail(ctx, message, code)
+            # `pytp jobs | head -1`: quiet, like a shell tool, and nothing more to flush at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(EXIT_PIPE)
         except click.Abort:
             # click.prompt/confirm on Ctrl-C or end of input
             fail(ctx, "aborted.", EXIT_INTERRUPTED)
         except Exception as err:  # noqa: BLE001 - see above
             message, code = describe_error(err)
             fail(ctx, message, code)
+
+
+def _stdout_closed() -> bool:
+    """Whether nothing reads standard output any more (a pipe whose reader has gone)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 def describe_error(err: Exception) -> tuple[str, int]:

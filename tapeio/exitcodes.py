@@ -39,6 +39,9 @@ EXIT_NOT_FOUND = 11
 EXIT_RESTORE_REFUSED = 12
 #: The command was interrupted (Ctrl-C); what was running is marked failed.
 EXIT_INTERRUPTED = 130
+#: What read the output went away first (``pytp jobs | head -1``), as a shell tool ended
+#: by SIGPIPE reports it (128 + 13); pytp itself is not killed by the signal.
+EXIT_PIPE = 141
 
 #: (code, name, meaning) rows for ``pytp exit-codes`` and the README test.
 TABLE: list[tuple[int, str, str]] = [
@@ -60,4 +63,5 @@ TABLE: list[tuple[int, str, str]] = [
     (EXIT_NOT_FOUND, "not-found", "nothing matched the selection"),
     (EXIT_RESTORE_REFUSED, "restore-refused", "restore would escape its target or overwrite files"),
     (EXIT_INTERRUPTED, "interrupted", "interrupted; the running job was marked failed"),
+    (EXIT_PIPE, "pipe-closed", "what read the output stopped reading (as `head` does); nothing else failed"),
 ]
