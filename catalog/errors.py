@@ -44,7 +44,14 @@ class NotFound(CatalogError):
     exit_code = exitcodes.EXIT_NOT_FOUND
 
 
-class BadPattern(CatalogError):
+class BadArgument(CatalogError):
+    """A command's argument cannot be used (an ``--as-of`` that is neither a job nor a date,
+    a restore target that cannot be a directory): a bad command line."""
+
+    exit_code = exitcodes.EXIT_USAGE
+
+
+class BadPattern(BadArgument):
     """A search or match pattern is not valid (a bad --regex)."""
 
     exit_code = exitcodes.EXIT_USAGE

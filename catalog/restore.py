@@ -34,7 +34,7 @@ from pytp.tapeio.tarwriter import member_name
 
 from .config import Config
 from .devices import Selection, take_instead
-from .errors import CatalogError, RestoreRefused, VerifyFailed, WrongTape
+from .errors import BadArgument, CatalogError, RestoreRefused, VerifyFailed, WrongTape
 from .health_log import HealthWatch
 from .inventory import locate_barcodes
 from .media import open_media
@@ -305,7 +305,7 @@ def run_restore(
         try:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise RestoreRefused(f"Cannot create the restore target {target}: {err.strerror}.") from err
+            raise BadArgument(f"Cannot create the restore target {target}: {err.strerror}.") from err
         check_target(target, entries.entries(), options.overwrite)
         plan = entries.plan(config, selection)
         holder = _drive_holding_first_tape(config, selection, plan)

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from pytp.tapeio.tarwriter import member_data_size
 
 from . import search_query
-from .errors import CatalogError, NotFound
+from .errors import BadArgument, NotFound
 from .levels import DELETED
 from .light_sql import Condition, CoreReader
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, row_id, table_of
@@ -352,7 +352,7 @@ def resolve_as_of(session: Session, spec: str) -> AsOf:
     that full backup stay deleted.
 
     :raises NotFound: the job does not exist or did not finish.
-    :raises CatalogError: the text is neither a job id nor a date.
+    :raises BadArgument: the text is neither a job id nor a date.
     """
     good = select(Job).where(col(Job.status).in_(JobStatus.GOOD))
     if spec.isdigit():
@@ -367,7 +367,7 @@ def resolve_as_of(session: Session, spec: str) -> AsOf:
         try:
             when = datetime.fromisoformat(spec)
         except ValueError:
-            raise CatalogError(
+            raise BadArgument(
                 f"'{spec}' is neither a job id nor a date like 2026-11-26 or 2026-11-26T18:00."
             ) from None
         if when.tzinfo is None:

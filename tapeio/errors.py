@@ -86,6 +86,12 @@ class BufferAborted(TapeIOError):
     exit_code = exitcodes.EXIT_ERROR
 
 
+class TargetError(TapeIOError):
+    """A restore target that cannot be made a directory (a file is in its path): a bad argument."""
+
+    exit_code = exitcodes.EXIT_USAGE
+
+
 class ForeignTape(TapeIOError):
     """The tape holds data but no pytp volume label."""
 

@@ -29,7 +29,7 @@ from typing import IO
 from . import exitcodes
 from .blockio import TapeFileReader
 from .drive import Drive
-from .errors import BlankTape, MediumError, TapeIOError
+from .errors import BlankTape, MediumError, TapeIOError, TargetError
 from .extract_guard import DamagedMember, Member, SafeTree, UnsafeMember, judge
 from .fsmeta import tar_metadata_options
 from .tarformat import END_OF_ARCHIVE, RECORD, parse_pax_records
@@ -536,7 +536,7 @@ def extract_here(
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UnsafeMember(f"Cannot create the restore target {target}: {err.strerror}.") from err
+        raise TargetError(f"Cannot create the restore target {target}: {err.strerror}.") from err
     extraction = GuardedExtraction(Path(os.path.realpath(target)), overwrite, allow_special)
     reader = TapeFileReader(drive, block_size)
     try:

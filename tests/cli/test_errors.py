@@ -117,7 +117,15 @@ def test_a_restore_target_below_a_regular_file(site: Path, tmp_path: Path) -> No
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory\n")
     result = run(site, "restore", str(blocker / "out"), "--match", "f1.txt")
-    assert_error(result, exitcodes.EXIT_RESTORE_REFUSED, "Cannot create the restore target", str(blocker))
+    # a target that cannot be a directory is a bad argument (as a target that is a file), not a refusal
+    assert_error(result, exitcodes.EXIT_USAGE, "Cannot create the restore target", str(blocker))
+
+
+@pytest.mark.parametrize("command", [("search", "f1"), ("ls-catalog", "/"), ("restore", "OUT", "--match", "f1")])
+def test_an_as_of_that_is_neither_a_job_nor_a_date_is_a_usage_error(site: Path, tmp_path: Path, command) -> None:  # type: ignore[no-untyped-def]
+    backed_up(site, tmp_path)
+    args = [str(tmp_path / "out") if arg == "OUT" else arg for arg in command]
+    assert_error(run(site, *args, "--as-of", "banana"), exitcodes.EXIT_USAGE, "neither a job id nor a date")
 
 
 def test_raw_restore_below_a_regular_file_and_the_traceback_only_under_debug(site: Path, tmp_path: Path) -> None:
@@ -128,10 +136,10 @@ def test_raw_restore_below_a_regular_file_and_the_traceback_only_under_debug(sit
     assert run(site, "ff", "1", "-d", "d0").exit_code == 0
     args = ("restore", str(blocker / "out"), "-d", "d0")
     expected = "Error: Cannot create the restore target"
-    assert_error(run(site, *args), exitcodes.EXIT_RESTORE_REFUSED, expected[7:], str(blocker))
+    assert_error(run(site, *args), exitcodes.EXIT_USAGE, expected[7:], str(blocker))
     with_flag = CliRunner().invoke(cli, ["--debug", "--config", str(site), *args])
     for debug in (with_flag, run(site, *args, env={"PYTP_DEBUG": "1"})):
-        assert debug.exit_code == exitcodes.EXIT_RESTORE_REFUSED
+        assert debug.exit_code == exitcodes.EXIT_USAGE
         assert "Traceback (most recent call last)" in debug.stderr
         assert debug.stderr.rstrip().splitlines()[-1].startswith(expected)
 
