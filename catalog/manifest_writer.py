@@ -102,7 +102,9 @@ def manifest_header(
             {"tape": tape, "file": number, "source": source, "blocks": blocks}
             for tape, number, source, blocks in tape_files
         ],
-        "problems": [{"path": path_text(p.path), "message": p.message} for p in problems],
+        "problems": [{"path": path_text(p.path), "message": p.message} for p in problems if not p.note],
+        # a skipped socket, a mount point not entered: the job stays ok, and so does a rebuilt one
+        "notes": [{"path": path_text(p.path), "message": p.message} for p in problems if p.note],
     }
     if describes is not None:
         # A part manifest on the tape after the full one it describes.

@@ -106,3 +106,21 @@ def test_a_time_beyond_what_the_catalog_holds_is_clamped_there_and_exact_on_tape
     site.run("verify", "--against-disk", str(source))
     out = site.run("backup", str(source), "--incremental", "--format", "json").stdout
     assert json.loads(out)["files"] == 1, out  # the root directory only
+
+
+def test_a_job_whose_only_problems_were_notes_is_ok_after_a_rebuild(tmp_path: Path) -> None:
+    """A skipped socket is a note (the job stays ok); the manifest listed it with the problems,
+    so a catalog rebuilt from the tapes made the job partial."""
+    import socket
+
+    site = Site(tmp_path, pools=[{"name": "default", "retention_days": 30}], tapes=2)
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "data.txt").write_text("data\n")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(source / "sock"))
+        site.run("backup", str(source))
+    site.forget_catalog()
+    site.run("catalog", "rebuild", "--all", "-d", "d0")
+    jobs = json.loads(site.run("jobs", "--format", "json", "--host", "all").stdout)
+    assert [job["status"] for job in jobs] == ["ok"], jobs
