@@ -146,7 +146,10 @@ class Config:
             if library.name == name:
                 return library
         known = ", ".join(lib.name for lib in self.libraries) or "none"
-        raise ConfigError(f"Unknown library '{name}' (configured: {known}). Check --library or PYTP_LIB.")
+        raise ConfigError(
+            f"Unknown library '{name}' (configured: {known}). Check -l/--library or PYTP_LIB "
+            "(the original pytp's -l LABEL is --label now)."
+        )
 
     def pool(self, name: str) -> PoolConfig:
         for pool in self.pools:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -60,7 +61,13 @@ if TYPE_CHECKING:
     "--one-file-system", is_flag=True, help="Do not enter mount points below a source root (they are stored empty)."
 )
 @click.option("-m", "--max-concurrent-tars", type=int, default=2, show_default=True, help="For --strategy tar.")
-@click.option("-mem", "--memory_buffer", "memory_buffer", type=float, help="Memory buffer in GiB.")
+@click.option(
+    "-mem",
+    "--memory_buffer",
+    "memory_buffer",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Memory buffer in GiB (at most three quarters of this host's memory).",
+)
 @click.option(
     "-memp",
     "--memory_buffer_percent",
@@ -128,6 +135,7 @@ def backup(
 
     config = app.config
     buffer_gib = memory_buffer if memory_buffer is not None else config.buffer.memory_gib
+    _check_buffer_fits(buffer_gib, None if memory_buffer is not None else str(config.path))
     options = BackupOptions(
         sources=list(dirs),
         job_name=job_name,
@@ -219,7 +227,8 @@ def _dry_run(
             rows = [{k: v for k, v in asdict(s).items() if k != "paths"} for s in report.sources]
             emit(rows, "csv")
         return
-    click.echo(f"Dry run: nothing was written. A {report.level} backup to pool '{report.pool}' would store:")
+    article = "An" if report.level[:1] in "aeiou" else "A"
+    click.echo(f"Dry run: nothing was written. {article} {report.level} backup to pool '{report.pool}' would store:")
     for source in report.sources:
         click.echo(
             f"  {source.source} ({source.level}): {source.files} files, {source.directories} directories"
@@ -233,6 +242,29 @@ def _dry_run(
         click.echo(f"Note: {note}", err=True)
     for path, message in report.problems:
         warn(f"{path}: {message}")
+
+
+def _check_buffer_fits(gib: float, config_file: str | None) -> None:
+    """Refuse a memory buffer the host cannot hold: the original pytp let mbuffer take 48 GB
+    on a 50 GB host, and the kernel's OOM killer ended the backup.
+
+    :param config_file: where the size came from, if not ``-mem`` (exit 4 rather than 2).
+    """
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return  # not known here: nothing to compare with
+    if gib * (1 << 30) <= total * 3 // 4:
+        return
+    why = (
+        f"a {gib:g} GiB memory buffer is more than three quarters of this host's memory "
+        f"({total / (1 << 30):.1f} GiB); give a smaller one."
+    )
+    if config_file is None:
+        raise click.BadParameter(why, param_hint="-mem")
+    from pytp.catalog.errors import ConfigError
+
+    raise ConfigError(f"buffer.memory_buffer in {config_file}: {why}")
 
 
 def _ask_operator(request: str) -> bool:

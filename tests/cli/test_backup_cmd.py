@@ -34,7 +34,15 @@ def test_exit_codes_for_bad_input(run, source_tree: Path, tmp_path: Path) -> Non
     r = run("backup", str(source_tree), "-d", "nope", expect=exitcodes.EXIT_CONFIG)
     assert "Error: Unknown drive 'nope'" in r.stderr
     r = run("backup", str(source_tree), "-l", "nolib", expect=exitcodes.EXIT_CONFIG)
-    assert "Error: Unknown library 'nolib'" in r.stderr
+    assert "Error: Unknown library 'nolib'" in r.stderr and "-l LABEL is --label now" in r.stderr
+    for size in ("0", "-1", "100000"):  # nothing, or more than any test machine has: the OOM killer's
+        r = run("backup", str(source_tree), "-mem", size, expect=exitcodes.EXIT_USAGE)
+        assert "-mem" in r.stderr, r.stderr
+    assert "three quarters of this host's memory" in r.stderr
+    config = json.loads(run.config.read_text())
+    run.config.write_text(json.dumps({**config, "buffer": {"memory_buffer": 100000}}))
+    r = run("backup", str(source_tree), expect=exitcodes.EXIT_CONFIG)
+    assert "buffer.memory_buffer" in r.stderr and "three quarters" in r.stderr
     r = run("backup", "--level", "weekly", str(source_tree), expect=exitcodes.EXIT_USAGE)
     assert "Invalid value for '--level'" in r.stderr
     r = run("search", "no-such-thing", expect=exitcodes.EXIT_NOT_FOUND)
