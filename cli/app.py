@@ -105,6 +105,8 @@ class PytpGroup(GroupedHelp):
     def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
         # Show the real name in usage messages when an alias was typed.
         _, cmd, rest = super().resolve_command(ctx, args)
+        if cmd is not None and not isinstance(cmd, click.Group):
+            refuse_repeated_options(cmd, rest, ctx)
         return cmd.name if cmd else None, cmd, rest
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -130,6 +132,34 @@ class PytpGroup(GroupedHelp):
         except Exception as err:  # noqa: BLE001 - see above
             message, code = describe_error(err)
             fail(ctx, message, code)
+
+
+def refuse_repeated_options(cmd: click.Command, args: list[str], ctx: click.Context) -> None:
+    """An option that takes one value, given twice, is a usage error: click keeps the last,
+    so `restore --job 1 --job 14` restored job 14 alone and said nothing of job 1.
+
+    Flags (``--keep-loaded`` twice says the same) and options that take several are let through.
+    """
+    takes_value: dict[str, click.Option] = {}
+    for param in cmd.params:
+        if isinstance(param, click.Option) and not (param.count or param.is_flag):
+            takes_value.update((name, param) for name in param.opts)
+    seen: dict[str, str] = {}
+    values = iter(args)
+    for arg in values:
+        if arg == "--":
+            break
+        name, joined, _ = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        param = takes_value.get(name)
+        if param is None:
+            continue
+        if not joined:
+            next(values, None)  # its value, whatever it looks like
+        if param.multiple:
+            continue
+        if param.name in seen:
+            raise click.UsageError(f"{seen[param.name]} was given twice; give it once.", ctx)
+        seen[param.name or name] = name
 
 
 def _stdout_closed() -> bool:

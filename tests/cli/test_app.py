@@ -102,3 +102,21 @@ def test_output_into_a_pipe_nobody_reads_ends_quietly_with_its_own_code() -> Non
         os.close(write)
     assert done.returncode == exitcodes.EXIT_PIPE, done.stderr
     assert done.stderr == ""
+
+
+def test_an_option_of_one_value_given_twice_is_a_usage_error(tmp_path: Path) -> None:
+    """click kept the last: `restore --job 1 --job 14` restored job 14 and said nothing of job 1."""
+    config = tmp_path / "none.json"  # never read: the command line is refused first
+    for args in (
+        ("restore", str(tmp_path / "out"), "--job", "1", "--job", "14"),
+        ("verify", "--job", "1", "--job=5"),
+        ("search", "x", "--limit", "1", "--limit", "2"),
+    ):
+        result = CliRunner().invoke(cli, ["--config", str(config), *args])
+        assert result.exit_code == exitcodes.EXIT_USAGE, (args, result.output)
+        assert "was given twice" in result.stderr
+    # repeatable options and flags, and a value that looks like an option, are fine
+    parsed = CliRunner().invoke(
+        cli, ["--config", str(config), "backup", "--exclude", "--job", "--exclude", "b", "-q", "-q", "/nonexistent"]
+    )
+    assert "given twice" not in parsed.stderr
