@@ -158,6 +158,17 @@ def print_csv(rows: Iterator[dict[str, object]]) -> int:
     return count
 
 
+def _why_no_log(detail: dict[str, object]) -> str:
+    """What ``jobs JOB`` says of a job without a log, from what the job row tells."""
+    if str(detail["message"] or "").startswith("rebuilt from tape"):
+        return "(none: the job was rebuilt from its tapes, which do not hold its log)"
+    if detail["status"] == "running":
+        return "(none yet: the job is still running)"
+    if detail["status"] == "failed":
+        return "(none: its process ended before it could store one)"
+    return "(none: a pytp without job logs wrote the job)"
+
+
 def hit_row(h) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """One search/versions/ls-catalog row of a hit (``search_query.search_rows``)."""
     return {
@@ -232,12 +243,7 @@ def _show_job(app: App, job_id: int, fmt: str) -> None:
     click.echo("")
     emit(detail["tape_files"], "table", empty="No tape files.")
     click.echo("\nLog:")
-    click.echo(
-        detail["log"]
-        or "(none: the job is still running, its process ended before it could store one, "
-        "or a pytp without job logs wrote it)",
-        nl=False,
-    )
+    click.echo(detail["log"] or _why_no_log(detail), nl=False)
     if detail["log"] is None:
         click.echo("")
 

@@ -21,3 +21,12 @@ def test_tour_backup_search_restore_verify_tapes_jobs(run, source_tree: Path, tm
     jobs = json.loads(run("jobs", "--format", "json").stdout)
     assert jobs[0]["name"] == "tour" and jobs[0]["status"] == "ok" and jobs[0]["tapes"] == [tapes[0]["label"]]
     assert "label,barcode" in run("inventory", "--format", "csv").stdout
+
+
+def test_a_job_without_a_log_is_explained_by_what_the_job_row_tells() -> None:
+    from pytp.cli.catalog_cmd import _why_no_log
+
+    assert "rebuilt from its tapes" in _why_no_log({"message": "rebuilt from tape; 2 members lost", "status": "ok"})
+    assert "still running" in _why_no_log({"message": None, "status": "running"})
+    assert "ended before" in _why_no_log({"message": "interrupted: its process ended", "status": "failed"})
+    assert "without job logs" in _why_no_log({"message": None, "status": "ok"})
