@@ -179,20 +179,31 @@ def _create_sqlite_file(path: Path) -> None:
     winner's file.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    wal = tmp.with_name(tmp.name + "-wal")
     engine = make_engine(f"sqlite:///{tmp}")
     try:
         try:
             with engine.begin() as connection:
                 _create_schema(connection)
+            # The schema is in the WAL: copy it into the file now, where a full disk is an
+            # error. Left to the last close, a failed checkpoint is silent, and the half-written
+            # file went into place without the WAL that held the only whole copy (a catalog
+            # "damaged" for good, though the disk had only been full).
+            with engine.connect() as connection:
+                busy, frames, copied = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+            if busy or frames != copied:
+                raise CatalogUnavailable(f"Cannot create the catalog {path}: its new file could not be completed.")
         finally:
-            engine.dispose()  # the last connection's close checkpoints the WAL into the file
+            engine.dispose()
+        if wal.exists() and wal.stat().st_size:
+            raise CatalogUnavailable(f"Cannot create the catalog {path}: its new file could not be completed.")
         _link_into_place(tmp, path)
     except SQLAlchemyError as err:
         raise catalog_error(err, str(path)) or CatalogUnavailable(f"Cannot create the catalog {path}.") from err
     except OSError as err:
         raise CatalogUnavailable(f"Cannot create the catalog {path}: {err.strerror}.") from err
     finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+        for leftover in (tmp, wal, tmp.with_name(tmp.name + "-shm")):
             leftover.unlink(missing_ok=True)
 
 

@@ -354,3 +354,21 @@ def test_exit_code_table_is_documented() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     for code, name, _ in exitcodes.TABLE:
         assert f"| {code} | {name} |" in readme, f"exit code {code} ({name}) missing from README"
+
+
+def test_a_new_catalog_on_a_nearly_full_disk_is_not_left_damaged(tmp_path: Path) -> None:
+    """The schema went into the WAL; the checkpoint at close failed silently on the full
+    disk, the half-written file was linked into place and the WAL deleted: 'damaged' for good."""
+    from tests.conftest import small_filesystem, write_library_config
+
+    with small_filesystem(tmp_path / "small", "2m") as small:
+        with open(small / "filler", "wb", buffering=0) as filler:
+            filler.write(b"\0" * (1500 << 10))  # leaves ~0.5 MiB: the WAL fits, the file then does not
+        catalog = small / "catalog.db"
+        site = write_library_config(tmp_path / "site", f"sqlite:///{catalog}")
+        failed = run(site, "jobs")
+        assert failed.exit_code == exitcodes.EXIT_CATALOG, failed.output
+        assert "damaged" not in failed.stderr and "full" in failed.stderr, failed.stderr
+        assert not catalog.exists() and [p.name for p in small.iterdir()] == ["filler"]
+        (small / "filler").unlink()
+        assert run(site, "jobs").exit_code == 0  # room again: the catalog is made whole
