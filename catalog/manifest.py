@@ -309,6 +309,32 @@ class _Problems:
             self.result.problems.append(ManifestProblem(line, message))
 
 
+def _source_roots(job: dict[str, Any] | None) -> dict[tuple[object, object], bytes]:
+    """Each tape file's source root, by ``(tape, file number)``, from a checked header."""
+    if not job:
+        return {}
+    return {
+        (piece["tape"], piece["file"]): piece["source"].encode("utf-8", "surrogateescape").rstrip(b"/")
+        for piece in job.get("tape_files", [])
+    }
+
+
+def _outside_its_source(line: dict[str, Any], roots: dict[tuple[object, object], bytes]) -> str | None:
+    """Why a member line names a path (or a hard link target) outside the source its tape
+    file backed up, which no backup writes: a lying manifest would put ``/etc/…`` into a
+    job of ``/home`` (None: inside, or its tape file is not in the header)."""
+    root = roots.get((line.get("tape"), line.get("tape_file")))
+    if root is None:
+        return None
+    for name, what in (("path", "path"), ("link", "hard link target")):
+        if name == "link" and line.get("type") != "hardlink":
+            continue
+        value = _raw_checked(line, name)
+        if value is not None and value != root and not value.startswith(root + b"/") and root:
+            return f"{what} {path_text_of(value)!r} is outside the source {path_text_of(root)!r} of its tape file"
+    return None
+
+
 def read_manifest(pieces: Iterable[bytes], spool: SegmentWriter, keep_problems: int = 1 << 62) -> ReadManifest:
     """Parse and check a manifest read from tape; never raises on its content.
 
@@ -323,9 +349,11 @@ def read_manifest(pieces: Iterable[bytes], spool: SegmentWriter, keep_problems: 
     """
     result = ReadManifest(job=None)
     problems = _Problems(result, keep_problems)
+    roots: dict[tuple[object, object], bytes] = {}
     for number, raw, length in split_lines(pieces):
         if number == 1:
             _read_header(raw, result, problems)
+            roots = _source_roots(result.job)
             continue
         if raw is None:
             problems.add(number, f"is {length} bytes long, not a member line")
@@ -339,7 +367,7 @@ def read_manifest(pieces: Iterable[bytes], spool: SegmentWriter, keep_problems: 
             continue
         if isinstance(line, dict) and "cut" in line and "type" not in line:
             continue  # a part manifest's note of the member continued on the next tape
-        why = check_member_line(line)
+        why = check_member_line(line) or _outside_its_source(line, roots)
         if why:
             problems.add(number, why)
             result.bad_lines += 1

@@ -39,7 +39,7 @@ COUNT = 2 * ENTRY_BATCH + 500
 #: (the first line out of offset order: the key set is made then, the batch inserted first)
 DUPLICATE, TAKEN = ENTRY_BATCH + 700, ENTRY_BATCH + 100
 #: deleted paths after the members, one of them twice
-GONE = ["/gone/a", "/gone/b", "/gone/a"]
+GONE = ["/srv/gone/a", "/srv/gone/b", "/srv/gone/a"]
 
 
 def _line(i: int) -> dict[str, Any]:
@@ -98,7 +98,7 @@ def test_batches_keep_the_whole_manifest_checks_and_rebuild_again_adds_nothing(
     engine = make_engine(catalog_url)
     with engine.connect() as connection:
         gone = connection.execute(text("SELECT path_text FROM entry WHERE kind = 'deleted' ORDER BY path_text"))
-        assert [path for (path,) in gone] == ["/gone/a", "/gone/b"]
+        assert [path for (path,) in gone] == ["/srv/gone/a", "/srv/gone/b"]
     engine.dispose()
 
     again = run("catalog", "rebuild", "--tape", TAPE, "-d", "d0", expect=EXIT_VERIFY_FAILED).stdout

@@ -99,6 +99,8 @@ def test_hostile_manifest_lines_are_each_reported_and_none_is_trusted(tmp_path: 
         {"cut": {"path": "/data/two.txt"}},  # a part manifest's note: not a member, not a problem
         by_name["/data/link"],  # line 18: good
         {**one, "path": "/data/huge", "size": 1 << 62},  # line 19: absurd size
+        {**one, "path": "/etc/pytp-evil"},  # line 20: outside the tape file's source
+        {**one, "type": "hardlink", "path": "/data/hl2", "link": "/etc/shadow"},  # line 21: a link out of it
     ]
     payload = manifest_payload(manifest_job(tape_files=[(TAPE, 1, "/data", archive)], name="hostile"), hostile)
     write_tape(library_tape(library, TAPE), [archive, Manifest(payload)], label=TAPE)
@@ -122,6 +124,8 @@ def test_hostile_manifest_lines_are_each_reported_and_none_is_trusted(tmp_path: 
         (15, "names tape file 7, which is not a data file of this job"),
         (16, "'parts' is not a list of parts"),
         (19, f"size {1 << 62} reach past the end of tape file 1"),
+        (20, "path '/etc/pytp-evil' is outside the source '/data' of its tape file"),
+        (21, "hard link target '/etc/shadow' is outside the source '/data'"),
     ]:
         assert f"{TAPE} file 2 line {line}: " in out and text in out, (line, text, out)
         assert any(f"{TAPE} file 2 line {line}: " in row and text in row for row in out.splitlines()), (line, text)
