@@ -129,20 +129,23 @@ def _space(used: int, capacity: int | None) -> dict[str, Any]:
     return {"free": free, "used_pct": round(100 * used / capacity, 1), "free_pct": round(100 * free / capacity, 1)}
 
 
+#: a tape file that counts: not overwritten, and a copy only once it is whole (a copy
+#: killed part-way, then run again, counted the source's entries twice)
+_COUNTED = "tf.status != :overwritten AND (tf.copy_of_id IS NULL OR tf.status = :complete)"
 #: by tape, the jobs with data on it; a copy tape's rows name no job of their own (``pytp
 #: copy``): they count the jobs of the tape files they mirror
-TAPE_JOBS = """
+TAPE_JOBS = f"""
 SELECT tf.volume_id AS volume_id, COUNT(DISTINCT COALESCE(tf.job_id, source.job_id)) AS jobs
 FROM tape_file tf LEFT JOIN tape_file source ON source.id = tf.copy_of_id
-WHERE tf.status != :overwritten
+WHERE {_COUNTED}
 GROUP BY tf.volume_id
 """
 #: by tape, the entries it holds (deletions recorded by a job are not on tape); a copy
 #: tape holds the entries of the tape files it mirrors
-TAPE_ENTRIES = """
+TAPE_ENTRIES = f"""
 SELECT tf.volume_id AS volume_id, COUNT(e.id) AS files
 FROM tape_file tf JOIN entry e ON e.tape_file_id = COALESCE(tf.copy_of_id, tf.id)
-WHERE tf.status != :overwritten AND e.kind != :deleted
+WHERE {_COUNTED} AND e.kind != :deleted
 GROUP BY tf.volume_id
 """
 #: the columns of every tape that a ``pytp tapes`` row shows or decides with
@@ -160,7 +163,7 @@ def tape_rows(reader: Reader, config: Config, now: datetime | None = None) -> li
     does not know); none is loaded to look.  Cleaning cartridges are left out.
     """
     contents = _library_contents(config)
-    counted = {"overwritten": TapeFileStatus.OVERWRITTEN, "deleted": DELETED}
+    counted = {"overwritten": TapeFileStatus.OVERWRITTEN, "complete": TapeFileStatus.COMPLETE, "deleted": DELETED}
     jobs = {row["volume_id"]: row["jobs"] for row in reader.rows(TAPE_JOBS, **counted)}
     files = {row["volume_id"]: row["files"] for row in reader.rows(TAPE_ENTRIES, **counted)}
     snapshot = newest_snapshot_volume(reader)

@@ -453,3 +453,23 @@ def test_a_source_sitting_in_the_writing_drive_is_moved_to_the_reading_one(site:
     assert filecmp.cmp(
         _tape_dir(site, "PYT001L9") / "file-00001", _tape_dir(site, "PYT002L9") / "file-00001", shallow=False
     )
+
+
+def test_tapes_counts_a_copy_only_once_it_is_whole(site: Path, tmp_path: Path) -> None:
+    """A copy stopped part-way counted the source's files as if on the copy tape, and
+    again for the row of the copy run after it (14 files for 7)."""
+    job = _backup(site, _tree(tmp_path / "a", "alpha"))
+    blank = "PYT002L9"
+    configure_tape(_tape_dir(site, blank), write_errors=[(1, 3)])  # inside the first data file
+    with pytest.raises(MediumError):
+        _copy(site, pool="offsite", job_ids=[job])
+
+    def counts() -> dict[str, tuple[int, int]]:
+        rows = json.loads(invoke(site, "tapes", "--format", "json").stdout)
+        return {t["label"]: (t["jobs"], t["files"]) for t in rows if t["barcode"] in ("PYT001L9", blank)}
+
+    source = counts()["PYT001L9"]
+    assert source[1] > 0 and counts()[_volume(site, blank).label] == (0, 0)
+    configure_tape(_tape_dir(site, blank), write_errors=[])
+    _copy(site, pool="offsite", job_ids=[job])
+    assert counts()[_volume(site, blank).label] == source
