@@ -29,7 +29,7 @@ from .devices import Selection
 from .errors import NotFound
 from .integrity import check_offsets
 from .inventory import locate_barcodes
-from .models import Entry, EntryPart, TapeFile, Volume, row_id
+from .models import Entry, EntryPart, Job, JobStatus, TapeFile, Volume, row_id
 from .parts import Piece, load_parts
 from .plan import FilePlan, Item, RestorePlan, TapePlan, extend_ranges, merge_ranges, tape_order
 from .search import AsOf, Found, FoundEntry, Related, _selection, find_exact, found_columns
@@ -382,7 +382,7 @@ def _fill(spool: SelectionSpool, query: Query, notes: list[str] | None) -> None:
     spool.fill(rows)
     if spool.count or query.include_deleted or query.as_of is not None:
         if not spool.count:
-            _nothing(query)
+            _nothing(session, query)
         return
     deleted = session.connection().execute(query.statement(session, True).limit(2)).all()
     if len(deleted) == 1 and deleted[0][-1] is not None:
@@ -397,9 +397,23 @@ def _fill(spool: SelectionSpool, query: Query, notes: list[str] | None) -> None:
         hint = f"{query.count(session, True)} deleted file(s) match; add --include-deleted to restore them."
         raise NotFound(f"No backed-up file that still exists matches {', '.join(query.patterns or [])}. {hint}")
     else:
-        _nothing(query)
+        _nothing(session, query)
 
 
-def _nothing(query: Query) -> None:
+def _nothing(session: Session, query: Query) -> None:
+    if query.job_id is not None:
+        _explain_job(session, query.job_id)
     what = ", ".join(query.patterns) if query.patterns else f"job {query.job_id}"
     raise NotFound(f"No backed-up file matches {what}. Try `pytp search` with part of the name.")
+
+
+def _explain_job(session: Session, job_id: int) -> None:
+    """Nothing was found in job ``job_id``: say so when the job is why (none such, or not good)."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"No job {job_id} in the catalog; `pytp jobs` lists them.")
+    if job.status not in JobStatus.GOOD:
+        raise NotFound(
+            f"Job {job_id} is {job.status}: search and restore never offer its files "
+            f"(`pytp jobs {job_id}` says why)."
+        )

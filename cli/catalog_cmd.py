@@ -95,6 +95,9 @@ def search(
             printed = len(rows)
         more = next(hits, None) is not None
     if not printed:
+        if job_id is not None:
+            with search_reader(app, None) as (reader, _):
+                _explain_job(reader, job_id)
         raise NotFound(f"No backed-up file matches '{pattern}'.")
     if fmt == "table":
         from .hit_table import print_table
@@ -156,6 +159,21 @@ def print_csv(rows: Iterator[dict[str, object]]) -> int:
     if count:
         click.echo(buffer.getvalue(), nl=False)
     return count
+
+
+def _explain_job(reader: Reader, job_id: int) -> None:
+    """Nothing was found in job ``job_id``: say so when the job is why (none such, or not good)."""
+    from pytp.catalog.errors import NotFound
+    from pytp.catalog.statuses import JobStatus
+
+    rows = reader.rows("SELECT status FROM job WHERE id = :id", id=job_id)
+    if not rows:
+        raise NotFound(f"No job {job_id} in the catalog; `pytp jobs` lists them.")
+    status = rows[0]["status"]
+    if status not in JobStatus.GOOD:
+        raise NotFound(
+            f"Job {job_id} is {status}: search and restore never offer its files (`pytp jobs {job_id}` says why)."
+        )
 
 
 def _why_no_log(detail: dict[str, object]) -> str:

@@ -372,3 +372,16 @@ def test_a_new_catalog_on_a_nearly_full_disk_is_not_left_damaged(tmp_path: Path)
         assert not catalog.exists() and [p.name for p in small.iterdir()] == ["filler"]
         (small / "filler").unlink()
         assert run(site, "jobs").exit_code == 0  # room again: the catalog is made whole
+
+
+def test_nothing_found_in_a_job_says_when_the_job_is_why(site: Path, tmp_path: Path, sqlite_url: str) -> None:
+    """`search --job 999` and a restore of a failed job said only 'No backed-up file matches'."""
+    import sqlite3
+
+    backed_up(site, tmp_path)
+    for args in (("search", "f1", "--job", "999"), ("restore", str(tmp_path / "out"), "--job", "999")):
+        assert_error(run(site, *args), exitcodes.EXIT_NOT_FOUND, "No job 999 in the catalog")
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE job SET status = 'failed' WHERE id = 1")
+    for args in (("search", "f1", "--job", "1"), ("restore", str(tmp_path / "out"), "--job", "1")):
+        assert_error(run(site, *args), exitcodes.EXIT_NOT_FOUND, "Job 1 is failed", "`pytp jobs 1`")
