@@ -85,3 +85,15 @@ class SourceError(CatalogError):
     """A backup source is missing or unreadable."""
 
     exit_code = exitcodes.EXIT_ERROR
+
+
+def job_not_offered(job_id: int, status: str | None, good: frozenset[str] | tuple[str, ...]) -> NotFound | None:
+    """Why nothing was found in job ``job_id`` when the job is the reason: there is no
+    such job (``status`` None), or it is not one of the ``good`` ones; else None."""
+    if status is None:
+        return NotFound(f"No job {job_id} in the catalog; `pytp jobs` lists them.")
+    if status not in good:
+        return NotFound(
+            f"Job {job_id} is {status}: search and restore never offer its files (`pytp jobs {job_id}` says why)."
+        )
+    return None

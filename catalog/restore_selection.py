@@ -26,7 +26,7 @@ from pytp.tapeio.tarformat import padded
 from .config import Config
 from .copy_read import use_copies
 from .devices import Selection
-from .errors import NotFound
+from .errors import NotFound, job_not_offered
 from .integrity import check_offsets
 from .inventory import locate_barcodes
 from .models import Entry, EntryPart, Job, JobStatus, TapeFile, Volume, row_id
@@ -410,10 +410,6 @@ def _nothing(session: Session, query: Query) -> None:
 def _explain_job(session: Session, job_id: int) -> None:
     """Nothing was found in job ``job_id``: say so when the job is why (none such, or not good)."""
     job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"No job {job_id} in the catalog; `pytp jobs` lists them.")
-    if job.status not in JobStatus.GOOD:
-        raise NotFound(
-            f"Job {job_id} is {job.status}: search and restore never offer its files "
-            f"(`pytp jobs {job_id}` says why)."
-        )
+    reason = job_not_offered(job_id, job.status if job is not None else None, JobStatus.GOOD)
+    if reason is not None:
+        raise reason

@@ -163,17 +163,13 @@ def print_csv(rows: Iterator[dict[str, object]]) -> int:
 
 def _explain_job(reader: Reader, job_id: int) -> None:
     """Nothing was found in job ``job_id``: say so when the job is why (none such, or not good)."""
-    from pytp.catalog.errors import NotFound
+    from pytp.catalog.errors import job_not_offered
     from pytp.catalog.statuses import JobStatus
 
     rows = reader.rows("SELECT status FROM job WHERE id = :id", id=job_id)
-    if not rows:
-        raise NotFound(f"No job {job_id} in the catalog; `pytp jobs` lists them.")
-    status = rows[0]["status"]
-    if status not in JobStatus.GOOD:
-        raise NotFound(
-            f"Job {job_id} is {status}: search and restore never offer its files (`pytp jobs {job_id}` says why)."
-        )
+    reason = job_not_offered(job_id, rows[0]["status"] if rows else None, JobStatus.GOOD)
+    if reason is not None:
+        raise reason
 
 
 def _why_no_log(detail: dict[str, object]) -> str:
