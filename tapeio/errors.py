@@ -86,6 +86,12 @@ class BufferAborted(TapeIOError):
     exit_code = exitcodes.EXIT_ERROR
 
 
+class NothingHere(TapeIOError):
+    """No tape file data at the head: an empty tape file, or the end of the recorded data."""
+
+    exit_code = exitcodes.EXIT_NOT_FOUND
+
+
 class TargetError(TapeIOError):
     """A restore target that cannot be made a directory (a file is in its path): a bad argument."""
 

@@ -29,7 +29,7 @@ from typing import IO
 from . import exitcodes
 from .blockio import TapeFileReader
 from .drive import Drive
-from .errors import BlankTape, MediumError, TapeIOError, TargetError
+from .errors import BlankTape, MediumError, NothingHere, TapeIOError, TargetError
 from .extract_guard import DamagedMember, Member, SafeTree, UnsafeMember, judge
 from .fsmeta import tar_metadata_options
 from .tarformat import END_OF_ARCHIVE, RECORD, parse_pax_records
@@ -146,7 +146,8 @@ class TarProcess:
         """Close stdin, wait; return stdout.  :raises TarFailed: on a non-zero exit."""
         status, out, err = self.close()
         if status != 0:
-            raise TarFailed(f"tar failed (exit {status}): {err}")
+            lines = [line for line in err.splitlines() if line and "Exiting with failure status" not in line]
+            raise TarFailed(f"tar failed (exit {status}): {'; '.join(lines) or 'no message'}")
         return out
 
     def kill(self) -> None:
@@ -543,6 +544,8 @@ def extract_here(
         try:
             _extract_stream(reader, extraction)
             reader.drain()  # tar stops at the end-of-archive marker; pass the filemark anyway
+            if reader.position == 0:
+                raise NothingHere(NOTHING_HERE)  # not "Extracted 0 member(s)", as if that were all
         except (MediumError, BlankTape) as err:
             extraction.damaged.append((f"tape file at byte {reader.position}", f"{err}; the rest was not read"))
         extraction.finish()
@@ -605,7 +608,18 @@ def list_here(drive: Drive, block_size: int) -> str:
     try:
         while not tar.stopped and (chunk := reader.read(_CHUNK)):
             tar.feed(chunk)
-    finally:
         reader.drain()
-        output = tar.finish()
-    return output
+    except BaseException:
+        tar.kill()
+        raise
+    if reader.position == 0:
+        tar.kill()  # tar would say "This does not look like a tar archive"
+        raise NothingHere(NOTHING_HERE)
+    return tar.finish()
+
+
+#: what ``ls`` and the raw ``restore`` say where the head is at no tape file's data
+NOTHING_HERE = (
+    "No tape file data at the head: it is at an empty tape file or at the end of the recorded "
+    "data. `pytp position` says which tape file it is in; `pytp rewind` and `pytp ff N` move it."
+)

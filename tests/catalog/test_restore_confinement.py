@@ -428,3 +428,22 @@ def test_a_global_pax_header_is_not_applied_and_named_unless_it_is_a_comment(  #
     assert (out / "ok" / "g").read_bytes() == b"g\n"  # under its own name
     assert ("global pax header" in result.stderr) == named, result.stderr
     assert not (tmp_path / "tmp").exists() and not (out / "tmp").exists()
+
+
+def test_ls_and_raw_restore_where_there_is_no_tape_file_data_say_so_in_one_line(  # type: ignore[no-untyped-def]
+    run, site: Path, tmp_path: Path
+) -> None:
+    """At the end of the data `ls` printed tar's two-line complaint (exit 3) and the raw
+    restore 'Extracted 0 member(s)' with exit 0, as if that were the tape file."""
+    write_tape(library_tape(site.parent / "lib", TAPE), [os.urandom(4096)], label=TAPE)
+    run("load", "1")
+    for args in (("ls",), ("restore", str(tmp_path / "out"))):
+        run("rewind")
+        run("ff", "2")  # past the one tape file: the end of the recorded data
+        result = run(*args, expect=exitcodes.EXIT_NOT_FOUND)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+        assert len(errors) == 1 and "No tape file data at the head" in errors[0], result.stderr
+    run("rewind")
+    run("ff", "1")  # random bytes: tar's complaint, in one line
+    result = run("ls", expect=exitcodes.EXIT_ERROR)
+    assert len(result.stderr.strip().splitlines()) == 1 and "does not look like a tar archive" in result.stderr
