@@ -128,11 +128,12 @@ COMMAND_TABLE: tuple[CommandEntry, ...] = (
     lazy_commands=COMMAND_TABLE,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+# $PYTP_CONFIG is read by catalog.config.load_config, not click: messages then name where
+# the file came from, and a wrong one is a configuration error (exit 4), not a usage one.
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False),
-    envvar="PYTP_CONFIG",
+    type=click.Path(),
     help="Configuration file (default: $PYTP_CONFIG, then ~/.config/pytp/config.json).",
 )
 @click.option(

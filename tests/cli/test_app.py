@@ -120,3 +120,11 @@ def test_an_option_of_one_value_given_twice_is_a_usage_error(tmp_path: Path) -> 
         cli, ["--config", str(config), "backup", "--exclude", "--job", "--exclude", "b", "-q", "-q", "/nonexistent"]
     )
     assert "given twice" not in parsed.stderr
+
+
+def test_pytp_config_is_named_as_such_and_a_wrong_one_is_a_configuration_error(tmp_path: Path) -> None:
+    """click read $PYTP_CONFIG as if --config had been typed, and a directory there was exit 2."""
+    for value, text in ((tmp_path / "none.json", "($PYTP_CONFIG) does not exist"), (tmp_path, "Is a directory")):
+        result = CliRunner().invoke(cli, ["tapes"], env={"PYTP_CONFIG": str(value)})
+        assert result.exit_code == exitcodes.EXIT_CONFIG, result.output
+        assert text in result.stderr, result.stderr
