@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,15 @@ from pytp.tapeio.atomicfile import write_atomically
 from .config_schema import Checker, reject_duplicate_keys
 from .errors import ConfigError
 from .notify import NotifyConfig
+
+#: ``scheme://user:password@`` in a database URL
+_PASSWORD = re.compile(r"^([A-Za-z][\w+.-]*://[^/@:]*):[^@/]*@")
+
+
+def hide_password(url: str) -> str:
+    """``url`` with its password as ``***`` (as SQLAlchemy renders it), for what is printed,
+    without importing SQLAlchemy (``pytp config`` does not)."""
+    return _PASSWORD.sub(r"\1:***@", url)
 
 DEFAULT_BLOCK_SIZE = 524288  # the original pytp's LTO setting (512 KiB)
 #: every block is held in memory several times over; LTO drives take at most 8 MiB

@@ -516,6 +516,12 @@ def _count_rows(reader: Reader, trigrams: list[str], cap: int) -> dict[str, int]
 # --- the search -----------------------------------------------------------------------------
 
 
+def job_status(reader: Reader, job_id: int) -> str | None:
+    """Job ``job_id``'s status, or None when there is no such job (why a search found nothing)."""
+    rows = reader.rows("SELECT status FROM job WHERE id = :id", id=job_id)
+    return rows[0]["status"] if rows else None
+
+
 def search_rows(
     reader: Reader,
     patterns: list[str] | None = None,

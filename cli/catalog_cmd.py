@@ -164,10 +164,10 @@ def print_csv(rows: Iterator[dict[str, object]]) -> int:
 def _explain_job(reader: Reader, job_id: int) -> None:
     """Nothing was found in job ``job_id``: say so when the job is why (none such, or not good)."""
     from pytp.catalog.errors import job_not_offered
+    from pytp.catalog.search_query import job_status
     from pytp.catalog.statuses import JobStatus
 
-    rows = reader.rows("SELECT status FROM job WHERE id = :id", id=job_id)
-    reason = job_not_offered(job_id, rows[0]["status"] if rows else None, JobStatus.GOOD)
+    reason = job_not_offered(job_id, job_status(reader, job_id), JobStatus.GOOD)
     if reason is not None:
         raise reason
 

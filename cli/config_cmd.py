@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 
 import click
 
+from pytp.catalog.config import hide_password
+
 from .app import App, emit, pass_app, warn
-
-#: ``scheme://user:password@`` in a database URL
-_PASSWORD = re.compile(r"^([A-Za-z][\w+.-]*://[^/@:]*):[^@/]*@")
-
-
-def hide_password(url: str) -> str:
-    """``url`` with its password as ``***`` (as SQLAlchemy renders it), without importing SQLAlchemy."""
-    return _PASSWORD.sub(r"\1:***@", url)
 
 
 @click.command()
