@@ -54,7 +54,16 @@ from .rebuild_import import (
     recovered_job,
     settle_totals,
 )
-from .rebuild_scan import DATA, EMPTY, MANIFEST, MAX_LINES_REPORTED, SNAPSHOT, TapeScan, scan_tape
+from .rebuild_scan import (
+    DATA,
+    EMPTY,
+    MANIFEST,
+    MAX_LINES_REPORTED,
+    SNAPSHOT,
+    TapeScan,
+    first_pytp_file,
+    scan_tape,
+)
 from .record_spool import RecordSpool
 from .spool_file import TempSpaceFull
 
@@ -303,8 +312,17 @@ def _read_tape(
 
     try:
         found = media.read_label()
-    except ForeignTape:
-        report.notes.append(f"{name}: not a pytp tape, skipped")
+    except ForeignTape as err:
+        pytp_file = first_pytp_file(media.drive, media.block_size)
+        if pytp_file is None and "label is damaged" not in str(err):
+            report.notes.append(f"{name}: not a pytp tape, skipped")
+        else:
+            what = f"; tape file {pytp_file[0]} holds a pytp {pytp_file[1]}" if pytp_file else ""
+            problem(
+                0,
+                f"{str(err).removesuffix(' Use another tape.')}{what}: a pytp tape whose label cannot be read; "
+                "tape not read, its jobs are not in the catalog (GNU tar still reads its tape files)",
+            )
         return
     except TapeIOError as err:
         problem(0, f"the volume label cannot be read ({err}); tape not read")

@@ -147,6 +147,30 @@ def scan_tape(drive: Drive, block_size: int) -> TapeScan:
         number += 1
 
 
+def first_pytp_file(drive: Drive, block_size: int) -> tuple[int, str] | None:
+    """The first tape file after the label that holds a pytp manifest or catalog snapshot, and which.
+
+    A tape whose label cannot be read is either another program's tape or a
+    pytp tape whose label was damaged; only the second holds pytp manifests,
+    and its jobs would be lost from a rebuild without a word.  One block of
+    each tape file is read, as :func:`scan_tape` does; anything the drive
+    cannot read at ``block_size`` ends the look.
+    """
+    number = 1
+    while True:
+        try:
+            goto_file(drive, number)
+            first = drive.read(block_size)
+        except TapeIOError:
+            return None
+        if not first:
+            if drive.status().file_number != number + 1:
+                return None  # end of data
+        elif (kind := peek_member_name(first)) in (MANIFEST_MEMBER, SNAPSHOT_MEMBER):
+            return number, "manifest" if kind == MANIFEST_MEMBER else "catalog snapshot"
+        number += 1
+
+
 def _read_manifest_file(drive: Drive, block_size: int, number: int, first: bytes, scan: TapeScan) -> SeenFile:
     try:
         _, pieces = stream_small_archive(

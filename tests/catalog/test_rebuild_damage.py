@@ -311,3 +311,34 @@ def test_recovery_skips_a_damaged_header_to_the_next_member(tmp_path: Path) -> N
     target = tmp_path / "out"
     site.run("restore", str(target), "--match", "/data/last.txt", "--host", "all")
     assert (target / "data" / "last.txt").read_text() == "last\n"
+
+
+def test_a_pytp_tape_whose_label_is_zeroed_is_a_problem_not_a_foreign_tape(tmp_path: Path) -> None:
+    """A disaster that took the label block too must not lose the tape's jobs without a word."""
+    site = Site(tmp_path)
+    before = _three_tapes(site)
+    label = library_tape(site.library, "PYT002L9") / "file-00000"
+    label.write_bytes(bytes(label.stat().st_size))
+    # Another program's tape in the library is still only a note.
+    foreign = library_tape(site.library, "PYT003L9")
+    write_tape(foreign, [tar_bytes([file_member("someone/else.txt", b"not pytp\n")])], label=None)
+    site.forget_catalog()
+
+    result = site.run("catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED)
+
+    assert "problem: PYT002L9 file 0: " in result.stdout
+    assert "tape file 2 holds a pytp manifest" in result.stdout
+    assert "its jobs are not in the catalog" in result.stdout
+    assert "note: PYT003L9: not a pytp tape, skipped" in result.stdout
+    assert "PYT002L9" in result.stderr and "PYT003L9" not in result.stderr
+    assert "Traceback" not in result.output
+    assert site.search() == [row for row in before if row[2] == "PYT001L9"]
+
+
+def test_a_damaged_label_member_is_a_problem_even_on_an_otherwise_empty_tape(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    write_tape(library_tape(site.library, "PYT001L9"), [], label=b'{"pytp_volume_label": {"label": 5}')
+
+    result = site.run("catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED)
+
+    assert "problem: PYT001L9 file 0: The tape's volume label is damaged" in result.stdout
