@@ -92,6 +92,8 @@ class ReadManifest:
     problems: list[ManifestProblem] = field(default_factory=list)
     problem_count: int = 0
     bad_lines: int = 0
+    #: parts of the header refused or dropped (its tape files, problems, times…)
+    header_problems: int = 0
 
     @property
     def final(self) -> bool:
@@ -387,6 +389,7 @@ def _read_header(raw: bytes | None, result: ReadManifest, problems: _Problems) -
         problems.add(1, f"the header line is not a version {MANIFEST_VERSION} manifest header")
         return
     result.job, messages = _check_job(header.get("job"))
+    result.header_problems = len(messages)
     for message in messages:
         problems.add(1, message)
 

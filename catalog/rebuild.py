@@ -33,7 +33,7 @@ from sqlmodel import Session, col, select
 
 from pytp.tapeio.changer import DriveElement, StorageElement
 from pytp.tapeio.drive import Drive, ensure_block_size
-from pytp.tapeio.errors import ForeignTape, TapeIOError
+from pytp.tapeio.errors import ForeignTape, MediumError, TapeIOError
 from pytp.tapeio.volume_label import VolumeLabel
 
 from .config import Config
@@ -45,10 +45,14 @@ from .models import Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id,
 from .progress import NULL
 from .progress import Progress as ProgressEvents
 from .rebuild_import import (
+    FROM_TAPE,
     GONE,
+    UNREAD_FINAL,
+    UNREAD_MEMBERS,
     ImportCounts,
     Problem,
     import_manifest,
+    mark_partial,
     record_snapshot,
     recover_from_headers,
     recovered_job,
@@ -62,6 +66,7 @@ from .rebuild_scan import (
     SNAPSHOT,
     TapeScan,
     first_pytp_file,
+    goto_file,
     scan_tape,
 )
 from .record_spool import RecordSpool
@@ -96,7 +101,6 @@ class RebuildReport(ImportCounts):
     empty_files: int = 0
     #: damaged, skipped or distrusted items; any makes ``pytp catalog rebuild`` exit non-zero
     problems: list[RebuildProblem] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     #: manifests with lines on tapes not read yet: (volume id, label, file, blocks, manifest)
     pending: list[tuple[int, str, int, int, ReadManifest]] = field(default_factory=list)
     #: the kind of each tape file after the label, for every tape read
@@ -242,6 +246,7 @@ def import_tape(
         ).all()
     )
     to_recover: list[tuple[int, list[int]]] = []  # (job id, data file numbers)
+    lengths_to_check: set[int] = set()
     jobs: dict[int, Job] = {}
     for seen in scan.files:
         if seen.kind == MANIFEST and seen.manifest is not None and seen.manifest.job is not None:
@@ -249,6 +254,7 @@ def import_tape(
                 session, volume, seen.number, seen.blocks, seen.manifest, report.kinds, report, problem
             )
             claimed.update(outcome.data_files)
+            lengths_to_check.update(outcome.data_files)
             claimed.add(seen.number)
             jobs[outcome.job.id] = outcome.job
             if outcome.damaged and outcome.data_files:
@@ -263,6 +269,7 @@ def import_tape(
             report.data_files_skipped += 1
         elif seen.kind == EMPTY:
             report.empty_files += 1
+    _check_lengths(session, drive, volume, lengths_to_check, problem)
     for run, lost_header in _orphan_runs(scan, claimed):
         if lost_header is None and run[-1] == len(scan.files):
             # At the end of the tape: the job may go on on another tape, whose
@@ -292,6 +299,62 @@ def import_tape(
     volume.bytes_written = sum(t.total_bytes for t in files if t.status != TapeFileStatus.OVERWRITTEN)
     session.add(volume)
     session.flush()
+
+
+def _check_lengths(session: Session, drive: Drive, volume: Volume, numbers: set[int], problem: Problem) -> None:
+    """Each data file a manifest claims on this tape holds the blocks the manifest says.
+
+    A rebuild passes data files by filemark, so a tape file cut short (a
+    damaged or truncated tape, a manifest that lies) would otherwise come in
+    whole: its job ``ok`` and its last members missing until a restore fails.
+    Spacing over the blocks (``fsr``) and finding the filemark right after
+    them costs one positioning and one read per data file.
+    """
+    if not numbers:
+        return
+    rows = session.exec(
+        select(TapeFile).where(
+            TapeFile.volume_id == volume.id,
+            col(TapeFile.file_number).in_(sorted(numbers)),
+            TapeFile.kind == "data",
+            col(TapeFile.status).not_in(GONE),
+        )
+    ).all()
+    for tape_file in sorted(rows, key=lambda t: t.file_number):
+        length = _length_against(drive, tape_file.file_number, tape_file.blocks, volume.block_size)
+        if length == "longer":
+            message = f"holds more blocks than the {tape_file.blocks} its manifest names"
+            problem(tape_file.file_number, message, None)
+        elif length == "shorter":
+            message = (
+                f"holds fewer than the {tape_file.blocks} blocks its manifest names (or they cannot be spaced "
+                "over): members past its end are lost"
+            )
+            problem(tape_file.file_number, message, None)
+            # Its rows stay (search offers them): the members before the cut
+            # restore, and a restore or verify names each one that does not.
+            job = session.get(Job, tape_file.job_id)
+            if job is not None:
+                mark_partial(job, f"data file {tape_file.file_number} of tape {volume.label} is cut short")
+                session.add(job)
+    session.flush()
+
+
+def _length_against(drive: Drive, number: int, blocks: int, block_size: int) -> str | None:
+    """Whether tape file ``number`` is "shorter" or "longer" than ``blocks`` blocks; None when it is not."""
+    try:
+        goto_file(drive, number)
+        if blocks:
+            drive.fsr(blocks)
+    except MediumError:
+        # st and the virtual drive stop at the filemark, past it.  An
+        # unreadable block on the way ends up here too: its members are lost alike.
+        return "shorter"
+    try:
+        after = drive.read(block_size)
+    except TapeIOError:
+        return None  # a read error right after the data: the data itself is there
+    return "longer" if after else None
 
 
 def _read_tape(
@@ -441,7 +504,7 @@ def _restore_counters(report: RebuildReport, saved: tuple[int, ...]) -> None:
     del report.pending[saved[5] :]
 
 
-def _second_pass(engine: Engine, report: RebuildReport) -> None:
+def _second_pass(engine: Engine, report: RebuildReport) -> list[tuple[int, str, int, int, ReadManifest]]:
     """Manifests naming tape files of tapes read after them, merged again now (idempotent).
 
     One manifest's tape files can be what another one waits for (a part
@@ -466,10 +529,56 @@ def _second_pass(engine: Engine, report: RebuildReport) -> None:
         if len(waiting) == len(pending):
             break
         pending = waiting
-    if pending:
-        report.notes.append(
-            f"{len(pending)} manifest(s) name members on tapes not read; rebuild those tapes too (or use --all)"
+    return pending
+
+
+def _settle_unresolved(
+    engine: Engine, report: RebuildReport, unresolved: list[tuple[int, str, int, int, ReadManifest]], all_tapes: bool
+) -> None:
+    """Jobs that are not whole once every tape of this rebuild was read: ``partial``, and said so.
+
+    A job whose tape is lost must not look whole: its manifest names tape
+    files of tapes not read, or its final manifest (on its last tape) was
+    never found.  After ``--all`` the library holds no other tape, so that is
+    a problem; after ``--tape`` the others may simply not have been read yet:
+    a note.
+    """
+    with Session(engine) as session:
+        known = set(session.exec(select(Volume.label)).all())
+        missing: dict[str, tuple[str, int, set[str]]] = {}  # job uuid: (tape, file, labels not read)
+        for _, tape, number, _, manifest in unresolved:
+            assert manifest.job is not None
+            labels = {piece["tape"] for piece in manifest.job["tape_files"]} - known
+            missing.setdefault(manifest.job["uuid"], (tape, number, set()))[2].update(labels)
+        unsettled = session.exec(
+            select(Job).where(
+                col(Job.id).in_(sorted(report.jobs_seen)),
+                col(Job.ended_at).is_(None),
+                col(Job.message).startswith(FROM_TAPE),
+            )
+        ).all()
+        jobs = {job.uuid: job for job in unsettled}
+        jobs.update(
+            (job.uuid, job) for job in session.exec(select(Job).where(col(Job.uuid).in_(sorted(missing)))).all()
         )
+        for uuid, job in sorted(jobs.items(), key=lambda item: row_id(item[1])):
+            tape, number, labels = missing.get(uuid, ("", 0, set()))
+            if job.ended_at is None:
+                what = "its final manifest was not found (on a tape not read, or lost)"
+                note = UNREAD_FINAL
+                settle_totals(session, job)
+            else:
+                what = f"its manifest names tape files on {', '.join(sorted(labels)) or 'tapes not read'}"
+                note = UNREAD_MEMBERS + ", ".join(sorted(labels))
+            mark_partial(job, note)
+            session.add(job)
+            message = f"job {job.id} ({job.name or job.uuid}): {what}; the job is partial"
+            if all_tapes:
+                message += ": those members are not in the catalog"
+                report.problems.append(RebuildProblem(tape or "(library)", number or None, None, message))
+            else:
+                report.notes.append(f"{message} until those tapes are read too (`pytp catalog rebuild --all`)")
+        session.commit()
 
 
 def _recover_unclaimed(engine: Engine, media: Media, report: RebuildReport) -> None:
@@ -583,7 +692,7 @@ def rebuild(
                 message = f"tape not read: unexpected {type(err).__name__}: {err}"
                 report.problems.append(RebuildProblem(barcode or where, None, None, message))
         try:
-            _second_pass(engine, report)
+            unresolved = _second_pass(engine, report)
         finally:
             for spool in report.spools:
                 spool.close()
@@ -591,6 +700,7 @@ def rebuild(
         if full is not None:
             raise full
         _recover_unclaimed(engine, media, report)
+        _settle_unresolved(engine, report, unresolved, all_tapes)
         _settle_volumes(engine, report)
         events.done()
     return report

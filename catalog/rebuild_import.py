@@ -12,6 +12,7 @@ manifest lost is recovered from the data files' own tar headers
 from __future__ import annotations
 
 import json
+import re
 import uuid as uuidlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class ImportCounts:
     recovered_entries: int = 0
     recovered_jobs: list[int] = field(default_factory=list)
     pending_parts: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 #: ``problem(file, message, line)``: report a problem on the tape being imported.
@@ -98,7 +100,7 @@ def job_for(session: Session, info: dict[str, Any], counts: ImportCounts) -> tup
             sources=json.dumps(info.get("sources", [])),
             started_at=_when(info.get("started_at")) or utcnow(),
             status=JobStatus.RUNNING,
-            message="rebuilt from tape",
+            message=FROM_TAPE,
         )
         session.add(job)
         session.flush()
@@ -118,15 +120,48 @@ def job_for(session: Session, info: dict[str, Any], counts: ImportCounts) -> tup
     return job, created
 
 
-def settle_job(job: Job, info: dict[str, Any], final: bool, created: bool) -> None:
-    """A final manifest settles its job's status; until it is read, only parts of the job are known."""
+#: the message of every job a rebuild made from tape (``job_for``)
+FROM_TAPE = "rebuilt from tape"
+#: the notes ``rebuild`` adds to a job whose tapes were not all read
+UNREAD_FINAL = "final manifest not read"
+UNREAD_MEMBERS = "members on tapes not read: "
+_UNREAD_NOTES = re.compile(f"; (?:{UNREAD_FINAL}|{UNREAD_MEMBERS}[^;]*)")
+
+
+def settle_job(job: Job, info: dict[str, Any], final: bool, created: bool) -> str | None:
+    """A final manifest settles its job's status; until it is read, only parts of the job are known.
+
+    A job the catalog had from its backup keeps the status the backup gave it:
+    a backup killed after its manifest reached tape stays ``failed`` (the
+    rows of its last tape file say so too).
+
+    :returns: a note when the tape disagrees with such a job's status.
+    """
     problems = info.get("problems", [])
+    if not (created or (job.message or "").startswith(FROM_TAPE)):
+        said = JobStatus.PARTIAL if problems else JobStatus.OK
+        if final and job.status not in (said, JobStatus.RUNNING):
+            return (
+                f"job {job.id} is {job.status} in the catalog, though its manifest on tape is complete "
+                f"and says {said}: left {job.status} (`pytp verify --job {job.id}` reads it)"
+            )
+        return None
     if final:
         job.status = JobStatus.PARTIAL if problems else JobStatus.OK
-        job.ended_at = _when(info.get("written_at"))
+        job.ended_at = _when(info.get("written_at")) or job.started_at or utcnow()
         job.problems = len(problems)
+        # What an earlier rebuild could not read is decided again at this one's end.
+        job.message = _UNREAD_NOTES.sub("", job.message or FROM_TAPE)
     elif created:
         job.status = JobStatus.PARTIAL
+
+
+def mark_partial(job: Job, note: str) -> None:
+    """The job lost something on tape or in its manifest: ``partial``, and its message says what."""
+    if job.status != JobStatus.FAILED:
+        job.status = JobStatus.PARTIAL
+    if note not in (job.message or ""):
+        job.message = f"{job.message or FROM_TAPE}; {note}"
 
 
 def _known_tape_files(session: Session, job: Job) -> dict[tuple[str, int], TapeFile]:
@@ -195,6 +230,7 @@ def import_manifest(
     outcome = ManifestOutcome(job, damaged=manifest.damaged)
     known = _known_tape_files(session, job)
     volumes: dict[str, Volume | None] = {volume.label: volume}
+    header_lies = 0
     for piece in info["tape_files"]:
         label, file_number = piece["tape"], piece["file"]
         if (label, file_number) in known:
@@ -212,6 +248,7 @@ def import_manifest(
             found = "not on the tape" if kind is None else f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} tape file"
             message = f"the job's data file {file_number} of tape {label} is {found}; its members are left out"
             problem(number, message, 1)
+            header_lies += 1
             continue
         tape_file = _tape_file_owner(session, owner_volume, file_number)
         if tape_file is None:
@@ -224,6 +261,7 @@ def import_manifest(
         else:
             if tape_file.job_id != job.id:
                 problem(number, f"the job's data file {file_number} of tape {label} belongs to another job", 1)
+                header_lies += 1
             continue
         known[(label, file_number)] = tape_file
         if label == volume.label:
@@ -250,12 +288,11 @@ def import_manifest(
             job.files = members.files
             job.total_bytes = members.bytes
         _import_parts(session, job, known, with_parts.finish(), counts, outcome)
-    settle_job(job, info, manifest.final, created)
-    if outcome.damaged:
-        job.status = JobStatus.PARTIAL
-        note = f"manifest on tape {volume.label} file {number} is damaged"
-        if note not in (job.message or ""):
-            job.message = f"{job.message or 'rebuilt from tape'}; {note}"
+    disagreement = settle_job(job, info, manifest.final, created)
+    if disagreement and disagreement not in counts.notes:
+        counts.notes.append(disagreement)
+    if outcome.damaged or manifest.header_problems or header_lies:
+        mark_partial(job, f"manifest on tape {volume.label} file {number} is damaged")
     session.add(job)
     session.flush()
     return outcome

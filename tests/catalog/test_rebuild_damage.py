@@ -7,6 +7,7 @@ All at pytp's default 512 KiB blocks."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -34,7 +35,9 @@ POOLS = [{"name": f"p{i}", "retention_days": 30} for i in (1, 2, 3)]
 class Site:
     """A virtual library at the default block size, one pool per tape, and the CLI on it."""
 
-    def __init__(self, tmp_path: Path, pools: list[dict] | None = None, tapes: int = 3, url: str = "") -> None:
+    def __init__(
+        self, tmp_path: Path, pools: list[dict] | None = None, tapes: int = 3, url: str = "", tape_size: int = 64 << 20
+    ) -> None:
         self.database = tmp_path / "catalog.db"
         self.config = write_library_config(
             tmp_path / "site",
@@ -42,6 +45,7 @@ class Site:
             tapes=tapes,
             block_size=DEFAULT_BLOCK_SIZE,
             pools=pools or POOLS,
+            tape_size=tape_size,
         )
         self.library = tmp_path / "site" / "lib"
         self.tmp = tmp_path
@@ -342,3 +346,97 @@ def test_a_damaged_label_member_is_a_problem_even_on_an_otherwise_empty_tape(tmp
     result = site.run("catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED)
 
     assert "problem: PYT001L9 file 0: The tape's volume label is damaged" in result.stdout
+
+
+def _job(site: Site) -> dict:
+    (job,) = json.loads(site.run("jobs", "--host", "all", "--format", "json").stdout)
+    return job
+
+
+def test_a_data_file_shorter_than_its_manifest_says_makes_the_job_partial(tmp_path: Path) -> None:
+    """A tape file cut short (a damaged tape) must not come back whole: the rebuild spaces over its blocks."""
+    site = Site(tmp_path)
+    src = tmp_path / "src" / "big"
+    src.mkdir(parents=True)
+    for i in range(4):
+        (src / f"f{i}.bin").write_bytes(bytes([i]) * 400_000)
+    site.run("backup", str(src), "--pool", "p1")
+    data = library_tape(site.library, "PYT001L9") / "file-00001"
+    assert data.stat().st_size == 4 * DEFAULT_BLOCK_SIZE
+    with open(data, "r+b") as f:
+        f.truncate(DEFAULT_BLOCK_SIZE)
+    site.forget_catalog()
+
+    result = site.run("catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED)
+
+    assert "problem: PYT001L9 file 1: holds fewer than the 4 blocks its manifest names" in result.stdout
+    job = _job(site)
+    assert job["status"] == "partial"
+    assert "data file 1 of tape PYT001L9 is cut short" in site.run("jobs", str(job["id"])).stdout
+    # What is before the cut restores; the rest is named, not passed over.
+    out = tmp_path / "out"
+    restore = site.run("restore", str(out), "--job", str(job["id"]), expect=EXIT_VERIFY_FAILED)
+    assert "f3.bin" in restore.output
+    assert (out / str(src).lstrip("/") / "f0.bin").read_bytes() == bytes([0]) * 400_000
+
+
+def _spanned(site: Site) -> tuple[Path, list[str]]:
+    src = site.tmp / "src" / "span"
+    src.mkdir(parents=True)
+    for i in range(40):
+        (src / f"s{i:02d}.bin").write_bytes(os.urandom(1 << 20))
+    site.run("backup", str(src), "--pool", "p1", "--job", "span")
+    tapes = _job(site)["tapes"]
+    assert len(tapes) >= 3, tapes
+    return src, tapes
+
+
+def test_a_spanned_job_whose_first_tape_is_lost_is_partial_and_a_problem(tmp_path: Path) -> None:
+    site = Site(tmp_path, tapes=4, tape_size=16 << 20)
+    _, tapes = _spanned(site)
+    for tape_file in library_tape(site.library, tapes[0]).glob("file-*"):
+        tape_file.unlink()  # the first tape is destroyed: it reads blank
+    site.forget_catalog()
+
+    result = site.run("catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED)
+
+    assert f"its manifest names tape files on {tapes[0]}" in result.stdout
+    assert "the job is partial: those members are not in the catalog" in result.stdout
+    assert "or use --all" not in result.output
+    job = _job(site)
+    assert job["status"] == "partial"
+    assert f"members on tapes not read: {tapes[0]}" in site.run("jobs", str(job["id"])).stdout
+
+
+def test_a_spanned_job_is_partial_until_all_its_tapes_are_read_and_then_ok(tmp_path: Path) -> None:
+    site = Site(tmp_path, tapes=4, tape_size=16 << 20)
+    _, tapes = _spanned(site)
+    before = site.search()
+    site.forget_catalog()
+
+    last = site.run("catalog", "rebuild", "--tape", tapes[-1], "-d", "d0")  # the final manifest: a note
+
+    others = ", ".join(tapes[:-1])
+    assert f"its manifest names tape files on {others}; the job is partial until those tapes are read" in last.stdout
+    job = _job(site)
+    assert job["status"] == "partial"
+    assert f"members on tapes not read: {others}" in site.run("jobs", str(job["id"])).stdout
+
+    site.run("catalog", "rebuild", "--all", "-d", "d0")
+
+    job = _job(site)
+    assert job["status"] == "ok", site.run("jobs", str(job["id"])).stdout
+    assert "not read" not in site.run("jobs", str(job["id"])).stdout
+    assert site.search() == before
+
+
+def test_a_failed_backup_whose_manifest_reached_tape_stays_failed_with_a_note(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.run("backup", str(_tree(site.tmp / "src", "t1")), "--job", "job1", "--pool", "p1")
+    with sqlite3.connect(site.database) as db:
+        db.execute("UPDATE job SET status = 'failed', message = 'interrupted'")
+
+    result = site.run("catalog", "rebuild", "--tape", "PYT001L9", "-d", "d0")
+
+    assert "job 1 is failed in the catalog, though its manifest on tape is complete and says ok" in result.stdout
+    assert _job(site)["status"] == "failed"

@@ -230,6 +230,12 @@ def test_manifest_header_lies_and_broken_manifests(tmp_path: Path) -> None:
     assert f"{TAPE} file 7: manifest unreadable (member 'PYTP-MANIFEST.jsonl' is {5 << 30} bytes" in out
     assert f"{TAPE} file 8: manifest unreadable (member 'PYTP-MANIFEST.jsonl' is cut short on tape)" in out
     assert len(_paths(database)) == 5  # the liar's good lines
+    # A job whose header lied is not shown as whole (issue 9 probe: it was 'ok', 0 problems).
+    liar = next(
+        j for j in json.loads(_run(config, "jobs", "--host", "all", "--format", "json").stdout) if j["name"] == "liar"
+    )
+    assert liar["status"] == "partial"
+    assert f"manifest on tape {TAPE} file 2 is damaged" in _run(config, "jobs", str(liar["id"])).stdout
     # 500 bad lines: the first 50 are listed, then a count.
     assert out.count(f"{TAPE} file 9 line ") == 50
     assert f"{TAPE} file 9: and 450 more bad line(s), not listed" in out

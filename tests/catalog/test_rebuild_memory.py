@@ -90,6 +90,8 @@ def _listed_tape(library: Path, count: int) -> None:
         for i in range(count)
     )
     payload = manifest_payload(manifest_job(tape_files=[(TAPE, 1, "/srv", blocks)]), lines)
+    # The data file is as long as the manifest says: a rebuild checks that by spacing over it.
+    archive = archive.ljust(blocks * DEFAULT_BLOCK_SIZE, b"\0")
     write_tape(library_tape(library, TAPE), [archive, Manifest(payload)], label=TAPE)
 
 
