@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def test_every_timer_has_its_service_and_install_section() -> None:
 
 def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
-    pytp = shutil.which("pytp")
+    # The pytp of the environment running the tests (the venv of `.ci/test`), on PATH or not.
+    pytp = shutil.which("pytp", path=str(Path(sys.executable).parent)) or shutil.which("pytp")
     if analyze is None or pytp is None:
         message = "SKIPPED LOUDLY: systemd-analyze (systemd) or the installed pytp is missing; units not verified"
         warnings.warn(message, stacklevel=1)
