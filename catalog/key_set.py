@@ -28,11 +28,14 @@ class KeySet:
     #: :meth:`find`'s answers
     ABSENT, PRESENT, OTHER_NAME = 0, 1, 2
 
-    def __init__(self) -> None:
+    def __init__(self, by_name: bool = False) -> None:
+        """:param by_name: also index the names, for :meth:`place_of`."""
         self._db = sqlite3.connect("", isolation_level=None)
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("CREATE TABLE k (g INTEGER, o INTEGER, n BLOB, PRIMARY KEY (g, o, n)) WITHOUT ROWID")
+        if by_name:
+            self._db.execute("CREATE INDEX k_n ON k (n)")
         self._db.execute("BEGIN")
 
     def __enter__(self) -> KeySet:
@@ -59,3 +62,7 @@ class KeySet:
         """Whether ``(group, offset, name)`` is in the set, or another name is at that group and offset."""
         found = self._db.execute("SELECT max(n = ?) FROM k WHERE g = ? AND o = ?", (name, group, offset)).fetchone()[0]
         return self.ABSENT if found is None else self.PRESENT if found else self.OTHER_NAME
+
+    def place_of(self, name: bytes) -> tuple[int, int] | None:
+        """A ``(group, offset)`` where ``name`` is (made with ``by_name``, else a scan), or None."""
+        return self._db.execute("SELECT g, o FROM k WHERE n = ? LIMIT 1", (name,)).fetchone()

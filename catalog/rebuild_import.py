@@ -229,6 +229,13 @@ def import_manifest(
     job, created = job_for(session, info, counts)
     outcome = ManifestOutcome(job, damaged=manifest.damaged)
     known = _known_tape_files(session, job)
+    if not created and (clash := _clash_with_known_members(session, job, known, manifest)):
+        # A forged tape (or another tape's manifest copied onto it) must not
+        # slip its members into a job the catalog knows; its data files are
+        # claimed by this refusal, so they are not recovered from headers either.
+        problem(number, f"{clash}: a forged or mixed-up manifest, nothing of it imported", None)
+        mine = [piece["file"] for piece in info["tape_files"] if piece["tape"] == volume.label]
+        return ManifestOutcome(job, data_files=mine)
     volumes: dict[str, Volume | None] = {volume.label: volume}
     header_lies = 0
     for piece in info["tape_files"]:
@@ -296,6 +303,45 @@ def import_manifest(
     session.add(job)
     session.flush()
     return outcome
+
+
+def _clash_with_known_members(
+    session: Session, job: Job, known: dict[tuple[str, int], TapeFile], manifest: ReadManifest
+) -> str | None:
+    """Why the manifest of a known job describes that job's members somewhere else; None when it does not.
+
+    A job stores each path once, so a line that puts a path of the job in a
+    tape file the job did not have is a lie (lines in its known tape files are
+    checked offset by offset by ``_add_members``).  Only such lines are
+    looked at: reading a manifest again, or the next tape of a spanned job,
+    costs nothing here.
+    """
+    paths: KeySet | None = None
+    labels = {row_id(t): label for (label, _), t in known.items()}
+    try:
+        for _, line in manifest.lines:
+            if line["type"] == "deleted" or (line["tape"], line["tape_file"]) in known:
+                continue
+            if paths is None:
+                paths = KeySet(by_name=True)
+                query = select(Entry.tape_file_id, Entry.offset, Entry.path).where(
+                    Entry.job_id == job.id, Entry.kind != "deleted"
+                )
+                for chunk in session.execute(query.execution_options(yield_per=_FETCH)).partitions():
+                    paths.update((t, o, bytes(p)) for t, o, p in chunk)
+            path = entry_fields(line)["path"]
+            place = paths.place_of(path)
+            if place is not None:
+                tape_file = next((t for t in known.values() if row_id(t) == place[0]), None)
+                where = f"tape {labels.get(place[0], '?')} file {tape_file.file_number if tape_file else '?'}"
+                return (
+                    f"it puts {path_text_of(path)!r} of job {job.id} on tape {line['tape']} file "
+                    f"{line['tape_file']}, where the catalog has it on {where}"
+                )
+    finally:
+        if paths is not None:
+            paths.close()
+    return None
 
 
 def _new_data_file(session: Session, job: Job, volume: Volume, piece: dict[str, Any]) -> TapeFile:

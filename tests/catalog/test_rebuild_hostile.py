@@ -283,3 +283,34 @@ def test_labels_that_lie(tmp_path: Path) -> None:
     _run(config, "restore", str(target), "--match", "/data/two.txt", "--host", "all")  # crafted by host "crafted"
     assert (target / "data" / "two.txt").read_bytes() == b"two\n" * 1000
     assert os.listdir(target) == ["data"]
+
+
+def test_a_forged_tape_claiming_a_known_job_is_refused_not_merged(tmp_path: Path) -> None:
+    """A second tape that copies a job's manifest (its uuid) to slip other content into it (issue 9 probe)."""
+    config, library, database = _site(tmp_path, tapes=2)
+    job_uuid = "0f0f0f0f-1111-2222-3333-444444444444"
+    write_tape(
+        library_tape(library, "PYT001L9"),
+        job_files("PYT001L9", 1, [("/data", _archive())], job_uuid=job_uuid, name="real"),
+        label="PYT001L9",
+    )
+    evil = tar_bytes([dir_member("data/"), file_member("data/one.txt", b"EVIL\n")])
+    write_tape(
+        library_tape(library, "PYT002L9"),
+        job_files("PYT002L9", 1, [("/data", evil)], job_uuid=job_uuid, name="real"),
+        label="PYT002L9",
+    )
+
+    for _ in range(2):  # from an empty catalog, then into one that has the job
+        out = _run(config, "catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED).stdout
+        assert (
+            "PYT002L9 file 2: it puts '/data' of job 1 on tape PYT002L9 file 1, where the catalog has it on tape "
+            "PYT001L9 file 1: a forged or mixed-up manifest, nothing of it imported"
+        ) in out
+
+    (job,) = json.loads(_run(config, "jobs", "--host", "all", "--format", "json").stdout)
+    assert job["status"] == "ok" and job["tapes"] == ["PYT001L9"]
+    assert len(_paths(database)) == 5  # the real members, once; nothing recovered from the forged headers
+    target = tmp_path / "target"
+    _run(config, "restore", str(target), "--match", "/data/one.txt", "--host", "all")
+    assert (target / "data" / "one.txt").read_bytes() == b"one\n"
