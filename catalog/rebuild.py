@@ -34,6 +34,7 @@ from sqlmodel import Session, col, select
 from pytp.tapeio.changer import DriveElement, StorageElement
 from pytp.tapeio.drive import Drive, ensure_block_size
 from pytp.tapeio.errors import ForeignTape, MediumError, TapeIOError
+from pytp.tapeio.procinfo import host_name
 from pytp.tapeio.volume_label import VolumeLabel
 
 from .config import Config
@@ -532,6 +533,27 @@ def _second_pass(engine: Engine, report: RebuildReport) -> list[tuple[int, str, 
     return pending
 
 
+def _note_other_hosts(engine: Engine, report: RebuildReport) -> None:
+    """Say when jobs came back under other host names: `pytp jobs` and search show only this host's.
+
+    Rebuilding on a replacement machine with another name is how a disaster
+    recovery often goes; without this, the catalog looks empty afterwards.
+    """
+    if not report.jobs_added:
+        return
+    here = host_name()
+    with Session(engine) as session:
+        hosts = session.exec(
+            select(Job.host).where(col(Job.id).in_(report.jobs_added), col(Job.host).is_not(None), Job.host != here)
+        ).all()
+    if hosts:
+        named = ", ".join(f"{host} ({hosts.count(host)} job(s))" for host in sorted(set(hosts)))
+        report.notes.append(
+            f"jobs added of other hosts than this one ({here}): {named}; `pytp jobs`, `search`, `restore` "
+            "and `verify` show them with --host all or --host NAME"
+        )
+
+
 def _settle_unresolved(
     engine: Engine, report: RebuildReport, unresolved: list[tuple[int, str, int, int, ReadManifest]], all_tapes: bool
 ) -> None:
@@ -701,6 +723,7 @@ def rebuild(
             raise full
         _recover_unclaimed(engine, media, report)
         _settle_unresolved(engine, report, unresolved, all_tapes)
+        _note_other_hosts(engine, report)
         _settle_volumes(engine, report)
         events.done()
     return report

@@ -29,10 +29,12 @@ from .devices import Selection
 from .errors import NotFound, job_not_offered
 from .integrity import check_offsets
 from .inventory import locate_barcodes
+from .light_sql import CoreReader
 from .models import Entry, EntryPart, Job, JobStatus, TapeFile, Volume, row_id
 from .parts import Piece, load_parts
 from .plan import FilePlan, Item, RestorePlan, TapePlan, extend_ranges, merge_ranges, tape_order
 from .search import AsOf, Found, FoundEntry, Related, _selection, find_exact, found_columns
+from .search_query import other_hosts_hint
 from .spool_file import SpoolFile
 
 #: rows pickled together in the spool (and entry ids per query for their parts)
@@ -404,7 +406,8 @@ def _nothing(session: Session, query: Query) -> None:
     if query.job_id is not None:
         _explain_job(session, query.job_id)
     what = ", ".join(query.patterns) if query.patterns else f"job {query.job_id}"
-    raise NotFound(f"No backed-up file matches {what}. Try `pytp search` with part of the name.")
+    hint = other_hosts_hint(CoreReader(session), query.host) or " Try `pytp search` with part of the name."
+    raise NotFound(f"No backed-up file matches {what}.{hint}")
 
 
 def _explain_job(session: Session, job_id: int) -> None:

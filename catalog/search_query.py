@@ -522,6 +522,25 @@ def job_status(reader: Reader, job_id: int) -> str | None:
     return rows[0]["status"] if rows else None
 
 
+def other_hosts_hint(reader: Reader, host: str | None) -> str:
+    """What to add when a command that looked only at ``host``'s jobs found nothing but others have some.
+
+    A catalog rebuilt on a replacement machine (another host name), or one
+    that several hosts share, would otherwise look empty: "No jobs yet.".
+    """
+    if host is None:
+        return ""
+    rows = reader.rows(
+        "SELECT host, count(*) AS jobs FROM job WHERE host IS NOT NULL AND host <> :host "
+        "GROUP BY host ORDER BY host LIMIT 4",
+        host=host,
+    )
+    if not rows:
+        return ""
+    named = ", ".join(f"{r['host']} ({r['jobs']} job(s))" for r in rows[:3]) + (", …" if len(rows) > 3 else "")
+    return f" Only host {host}'s jobs were looked at; other hosts have some: {named}. Add --host all or --host NAME."
+
+
 def search_rows(
     reader: Reader,
     patterns: list[str] | None = None,

@@ -29,12 +29,14 @@ from .errors import CatalogError, NotFound
 from .health_log import JOB_PHASES, HealthWatch
 from .integrity import check_offsets
 from .levels import DELETED
+from .light_sql import CoreReader
 from .media import Media, open_media
 from .models import Entry, Job, JobStatus, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id, utcnow
 from .parts import Piece, load_parts, read_split_member
 from .progress import NULL
 from .progress import Progress as ProgressEvents
 from .search import FoundEntry, iter_found
+from .search_query import other_hosts_hint
 from .tape_reading import read_tape_files
 from .verify_batch import check_tape_file
 
@@ -109,7 +111,8 @@ def _tape_files(
             newest_query = newest_query.where((col(Job.host) == host) | col(Job.host).is_(None))
         newest = session.exec(newest_query.order_by(col(Job.started_at).desc(), col(Job.id).desc())).first()
         if newest is None:
-            raise NotFound("There is no finished backup job to verify yet.")
+            hint = other_hosts_hint(CoreReader(session), host)
+            raise NotFound(f"There is no finished backup job to verify yet.{hint}")
         query = query.where(TapeFile.job_id == newest.id)
     rows = list(session.exec(query.order_by(col(Volume.label), col(TapeFile.file_number))).all())
     if tape is not None and job_id is None:

@@ -66,7 +66,7 @@ def search(
     from itertools import islice
 
     from pytp.catalog.errors import NotFound
-    from pytp.catalog.search_query import search_rows
+    from pytp.catalog.search_query import other_hosts_hint, search_rows
 
     if limit is None and fmt == "table" and sys.stdout.isatty():
         limit = DEFAULT_LIMIT  # a screenful of a million hits helps no one
@@ -95,10 +95,11 @@ def search(
             printed = len(rows)
         more = next(hits, None) is not None
     if not printed:
-        if job_id is not None:
-            with search_reader(app, None) as (reader, _):
+        with search_reader(app, None) as (reader, _):
+            if job_id is not None:
                 _explain_job(reader, job_id)
-        raise NotFound(f"No backed-up file matches '{pattern}'.")
+            hint = other_hosts_hint(reader, options["host"])
+        raise NotFound(f"No backed-up file matches '{pattern}'.{hint}")
     if fmt == "table":
         from .hit_table import print_table
 
@@ -225,16 +226,18 @@ def jobs(app: App, job_id: int | None, limit: int | None, host: str | None, fmt:
     """
     from pytp.catalog.inventory import job_rows
     from pytp.catalog.light_sql import listing_reader
+    from pytp.catalog.search_query import other_hosts_hint
 
     if job_id is not None:
         _show_job(app, job_id, fmt)
         return
     with listing_reader(app.config.catalog_url, lambda: app.engine) as reader:
         rows = job_rows(reader, limit, chosen_host(host))
+        hint = "" if rows else other_hosts_hint(reader, chosen_host(host))
     if fmt == "table":
         rows = [{**r, "bytes": human_bytes(r["bytes"])} for r in rows]
         columns = ["id", "host", "name", "label", "level", "status", "start", "duration", "files", "bytes", "tapes"]
-        emit(rows, fmt, columns, empty="No jobs yet.")
+        emit(rows, fmt, columns, empty=f"No jobs yet.{hint}")
     else:
         emit(rows, fmt)
 

@@ -314,3 +314,20 @@ def test_a_forged_tape_claiming_a_known_job_is_refused_not_merged(tmp_path: Path
     target = tmp_path / "target"
     _run(config, "restore", str(target), "--match", "/data/one.txt", "--host", "all")
     assert (target / "data" / "one.txt").read_bytes() == b"one\n"
+
+
+def test_jobs_rebuilt_under_another_host_name_are_pointed_at_not_hidden(tmp_path: Path, monkeypatch) -> None:
+    """A catalog rebuilt on a replacement machine: its jobs are another host's (issue 9 probe: 'No jobs yet.')."""
+    monkeypatch.setenv("PYTP_HOSTNAME", "newbox")
+    config, library, _ = _site(tmp_path)
+    write_tape(library_tape(library, TAPE), job_files(TAPE, 1, [("/data", _archive())]), label=TAPE)  # host "crafted"
+
+    out = _run(config, "catalog", "rebuild", "--all", "-d", "d0").stdout
+
+    assert "note: jobs added of other hosts than this one (newbox): crafted (1 job(s))" in out
+    hint = "Only host newbox's jobs were looked at; other hosts have some: crafted (1 job(s)). Add --host all"
+    assert hint in _run(config, "jobs").stdout
+    assert hint in _run(config, "search", "one.txt", expect=11).stderr
+    assert hint in _run(config, "restore", str(tmp_path / "t"), "--match", "/data/one.txt", expect=11).stderr
+    assert hint in _run(config, "verify", expect=11).stderr
+    assert "crafted" in _run(config, "jobs", "--host", "all").stdout
