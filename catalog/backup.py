@@ -132,7 +132,7 @@ def _run(
             tapes = TapeChange(record, media, sink, pool, options.ask_for_tape)
             out = SourceWriter(record, sink, media, tapes, options, reporter)
             try:
-                with _interrupt_as_exception(), ExitStack() as cleanup:
+                with interrupt_as_exception(), ExitStack() as cleanup:
                     references = record.references(sources)
                     for reference in references.values():
                         cleanup.callback(reference.close)  # their states' temporary databases
@@ -224,7 +224,7 @@ def _describe(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
-class _interrupt_as_exception:
+class interrupt_as_exception:
     """Turn SIGTERM into KeyboardInterrupt so a killed job is marked failed too."""
 
     def __enter__(self) -> None:

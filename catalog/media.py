@@ -514,6 +514,8 @@ def position_at_end_of_data(session: Session, drive: Drive, volume: Volume) -> i
     A job that died before its first block reached tape left a tape-file row
     that is not on tape; that row is marked absent.  Any other difference
     stops the write: something else wrote to this tape, or data is missing.
+    A catalog snapshot still ``writing`` here is marked incomplete
+    (:func:`_settle_snapshots_left_writing`).
 
     :returns: the file number the next tape file gets.
     :raises WrongTape: the tape and the catalog disagree.
@@ -522,6 +524,7 @@ def position_at_end_of_data(session: Session, drive: Drive, volume: Volume) -> i
     actual = drive.status().file_number
     expected = volume.file_count
     if actual == expected:
+        _settle_snapshots_left_writing(session, volume)
         return actual
     if actual == expected - 1:
         last = session.exec(
@@ -532,6 +535,7 @@ def position_at_end_of_data(session: Session, drive: Drive, volume: Volume) -> i
             volume.file_count = actual
             session.add_all([last, volume])
             session.commit()
+            _settle_snapshots_left_writing(session, volume)
             return actual
     if actual < 0:
         raise CatalogError(f"Drive cannot tell its position at end of data on tape {volume.label}; not writing.")
@@ -539,3 +543,25 @@ def position_at_end_of_data(session: Session, drive: Drive, volume: Volume) -> i
         f"Tape {volume.label} holds {actual} tape files but the catalog expects {expected}. "
         "Something else wrote to it, or it is not the tape the catalog knows; pytp will not append to it."
     )
+
+
+def _settle_snapshots_left_writing(session: Session, volume: Volume) -> None:
+    """Mark incomplete the catalog snapshots on ``volume`` still ``writing``: their process is gone.
+
+    A `catalog backup` has no job row, so ``reconcile.reconcile_jobs`` cannot
+    see one killed with SIGKILL.  This tape is in the drive this command holds
+    at end of data, so no other process is writing a snapshot to it any more.
+    """
+    stale = session.exec(
+        select(TapeFile).where(
+            TapeFile.volume_id == volume.id,
+            col(TapeFile.job_id).is_(None),
+            TapeFile.kind == "catalog",
+            TapeFile.status == TapeFileStatus.WRITING,
+        )
+    ).all()
+    for tape_file in stale:
+        tape_file.status = TapeFileStatus.INCOMPLETE
+        session.add(tape_file)
+    if stale:
+        session.commit()

@@ -147,28 +147,48 @@ def scan_tape(drive: Drive, block_size: int) -> TapeScan:
         number += 1
 
 
-def first_pytp_file(drive: Drive, block_size: int) -> tuple[int, str] | None:
-    """The first tape file after the label that holds a pytp manifest or catalog snapshot, and which.
+def first_blocks(drive: Drive, block_size: int) -> Iterator[tuple[int, bytes | MediumError]]:
+    """``(tape file number, its first block)`` of each tape file after the label that has one.
 
-    A tape whose label cannot be read is either another program's tape or a
-    pytp tape whose label was damaged; only the second holds pytp manifests,
-    and its jobs would be lost from a rebuild without a word.  One block of
-    each tape file is read, as :func:`scan_tape` does; anything the drive
-    cannot read at ``block_size`` ends the look.
+    A tape file whose first block cannot be read comes with the error
+    instead; zero-byte tape files are passed.  The walk ends at end of data,
+    or where the drive cannot space on or read at ``block_size`` (a tape of
+    other blocks).  :func:`scan_tape` walks the same way, keeping what it finds.
     """
     number = 1
     while True:
         try:
             goto_file(drive, number)
-            first = drive.read(block_size)
         except TapeIOError:
-            return None
-        if not first:
-            if drive.status().file_number != number + 1:
-                return None  # end of data
-        elif (kind := peek_member_name(first)) in (MANIFEST_MEMBER, SNAPSHOT_MEMBER):
-            return number, "manifest" if kind == MANIFEST_MEMBER else "catalog snapshot"
+            return
+        try:
+            first = drive.read(block_size)
+        except BlankTape:
+            first = b""
+        except MediumError as err:
+            yield number, err
+            number += 1
+            continue
+        except TapeIOError:
+            return
+        if first:
+            yield number, first
+        elif drive.status().file_number != number + 1:
+            return  # end of data: only a filemark moves the drive on
         number += 1
+
+
+def first_pytp_file(drive: Drive, block_size: int) -> tuple[int, str] | None:
+    """The first tape file after the label that holds a pytp manifest or catalog snapshot, and which.
+
+    A tape whose label cannot be read is either another program's tape or a
+    pytp tape whose label was damaged; only the second holds pytp manifests,
+    and its jobs would be lost from a rebuild without a word.
+    """
+    for number, first in first_blocks(drive, block_size):
+        if isinstance(first, bytes) and (kind := peek_member_name(first)) in (MANIFEST_MEMBER, SNAPSHOT_MEMBER):
+            return number, "manifest" if kind == MANIFEST_MEMBER else "catalog snapshot"
+    return None
 
 
 def _read_manifest_file(drive: Drive, block_size: int, number: int, first: bytes, scan: TapeScan) -> SeenFile:

@@ -6,6 +6,11 @@ appended to a tape of the pool like a job.  It is read in one transaction, so
 it is consistent; and it is in JSON, so a SQLite catalog can come back as a
 PostgreSQL one and the other way round.  Disaster recovery: restore the newest
 snapshot, then ``pytp catalog rebuild`` the tapes written after it.
+
+A snapshot cut short (its ``catalog backup`` was killed) or damaged on tape
+must not stand between the administrator and the good ones beside it: a
+restore takes the newest snapshot on the tape that reads back whole, and
+names each one it passed over.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,19 +30,25 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.types import DateTime
 from sqlmodel import Session, SQLModel, select
 
-from pytp.tapeio.drive import ensure_block_size
-from pytp.tapeio.errors import BlankTape
-from pytp.tapeio.smallarchive import peek_member_name, read_small_archive, write_small_archive
+from pytp.tapeio.drive import Drive, ensure_block_size
+from pytp.tapeio.errors import MediumError, TapeIOError, TarFormatError
+from pytp.tapeio.smallarchive import peek_member_name, stream_small_archive, write_small_archive
+from pytp.tapeio.tarformat import END_OF_ARCHIVE, padded
+from pytp.tapeio.volume_label import VolumeLabel
 
+from .backup import interrupt_as_exception
 from .config import Config
 from .database import head_revision
 from .devices import Selection
-from .errors import CatalogError, NotFound
+from .errors import CatalogError, NotFound, VerifyFailed
 from .manifest import SNAPSHOT_MEMBER
 from .media import open_media, position_at_end_of_data
 from .models import TapeFile, TapeFileStatus, Volume, utcnow
+from .rebuild_scan import first_blocks, goto_file
 
 SNAPSHOT_VERSION = 1
+#: the largest snapshot read back (``read_small_archive``'s own limit)
+MAX_SNAPSHOT = 1 << 30
 #: parents before children, so foreign keys hold while importing
 TABLES = ("volume", "job", "tape_file", "entry", "entry_part", "job_problem", "health_reading", "cleaning_cartridge")
 
@@ -67,24 +79,53 @@ def export_catalog(engine: Engine) -> bytes:
     return gzip.compress(b"\n".join(lines) + b"\n", compresslevel=6)
 
 
-def import_catalog(engine: Engine, payload: bytes) -> dict[str, int]:
-    """Load a snapshot into an empty catalog; return the row count per table.
+class _UnusableSnapshot(Exception):
+    """A snapshot tape file that cannot be loaded: cut short, unreadable, or damaged."""
 
-    :raises CatalogError: the catalog is not empty, or the snapshot is of
-        another schema version.
+
+def _snapshot_lines(payload: bytes) -> list[bytes]:
+    """The JSON lines of a snapshot, its header checked.
+
+    :raises _UnusableSnapshot: not gzip, a failed gzip checksum, or no snapshot header.
+    :raises CatalogError: a snapshot of another schema revision (not damage: another pytp reads it).
     """
-    lines = gzip.decompress(payload).splitlines()
-    header = json.loads(lines[0])
-    if header.get("pytp_catalog_snapshot") != SNAPSHOT_VERSION:
-        raise CatalogError("The tape file is not a pytp catalog snapshot this version can read.")
+    try:
+        lines = gzip.decompress(payload).splitlines()
+        header = json.loads(lines[0]) if lines else None
+    except (OSError, EOFError, zlib.error, ValueError) as err:  # gzip's BadGzipFile is an OSError
+        raise _UnusableSnapshot(f"damaged: {err}") from err
+    if not isinstance(header, dict) or header.get("pytp_catalog_snapshot") != SNAPSHOT_VERSION:
+        raise _UnusableSnapshot("not a pytp catalog snapshot this version can read")
     if header.get("schema") != head_revision():
         raise CatalogError(
             f"The snapshot has catalog schema {header.get('schema')}, this pytp {head_revision()}: "
             "restore it with the pytp version that wrote it, then `pytp db upgrade`."
         )
+    return lines
+
+
+def _require_empty(engine: Engine) -> None:
     with Session(engine) as session:
         if session.exec(select(func.count()).select_from(Volume)).one():
             raise CatalogError("The catalog is not empty; restore a snapshot into a new catalog only.")
+
+
+def import_catalog(engine: Engine, payload: bytes) -> dict[str, int]:
+    """Load a snapshot into an empty catalog; return the row count per table.
+
+    :raises CatalogError: the catalog is not empty, the payload is not a
+        snapshot, or the snapshot is of another schema version.
+    """
+    try:
+        lines = _snapshot_lines(payload)
+    except _UnusableSnapshot as err:
+        raise CatalogError(f"The tape file is not a pytp catalog snapshot this version can read ({err}).") from err
+    _require_empty(engine)
+    return _load_lines(engine, lines)
+
+
+def _load_lines(engine: Engine, lines: list[bytes]) -> dict[str, int]:
+    """Insert a snapshot's rows (``lines`` as :func:`_snapshot_lines` returns them), in one transaction."""
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     for line in lines[1:]:
         item = json.loads(line)
@@ -128,9 +169,13 @@ class SnapshotResult:
 
 
 def backup_catalog(engine: Engine, config: Config, selection: Selection, pool: str | None = None) -> SnapshotResult:
-    """Write a snapshot of the catalog to the end of data of a tape of ``pool``."""
-    payload = export_catalog(engine)
-    rows = gzip.decompress(payload).count(b"\n") - 1
+    """Write a snapshot of the catalog to the end of data of a tape of ``pool``.
+
+    Interrupted (Ctrl-C, SIGTERM) or failing once its tape-file row exists, the
+    row is marked incomplete, as an interrupted backup job's tape file is; a
+    process killed outright leaves it ``writing``, and the next command that
+    appends to the tape marks it incomplete (``media.position_at_end_of_data``).
+    """
     pool = pool or config.default_pool
     with (
         open_media(config, selection) as media,
@@ -139,6 +184,11 @@ def backup_catalog(engine: Engine, config: Config, selection: Selection, pool: s
         volume = media.mount_for_append(session, pool)
         ensure_block_size(media.drive, media.block_size)
         number = position_at_end_of_data(session, media.drive, volume)
+        session.commit()
+        # Exported after positioning, so that a snapshot row an earlier killed
+        # `catalog backup` left `writing` is already settled in this snapshot.
+        payload = export_catalog(engine)
+        rows = gzip.decompress(payload).count(b"\n") - 1
         tape_file = TapeFile(
             volume_id=volume.id,
             file_number=number,
@@ -148,43 +198,167 @@ def backup_catalog(engine: Engine, config: Config, selection: Selection, pool: s
         volume.file_count = number + 1
         session.add_all([tape_file, volume])
         session.commit()
-        blocks = write_small_archive(media.drive, media.block_size, SNAPSHOT_MEMBER, payload)
-        tape_file.blocks = blocks
-        tape_file.total_bytes = blocks * media.block_size
-        tape_file.status = TapeFileStatus.COMPLETE
-        volume.bytes_written += tape_file.total_bytes
-        volume.last_written_at = utcnow()
-        session.add_all([tape_file, volume])
-        session.commit()
+        with interrupt_as_exception():
+            try:
+                blocks = write_small_archive(media.drive, media.block_size, SNAPSHOT_MEMBER, payload)
+            except BaseException:
+                _mark_incomplete(session, tape_file)
+                raise
+            tape_file.blocks = blocks
+            tape_file.total_bytes = blocks * media.block_size
+            tape_file.status = TapeFileStatus.COMPLETE
+            volume.bytes_written += tape_file.total_bytes
+            volume.last_written_at = utcnow()
+            session.add_all([tape_file, volume])
+            session.commit()
         return SnapshotResult(volume.label, number, len(payload), rows)
+
+
+def _mark_incomplete(session: Session, tape_file: TapeFile) -> None:
+    """Record that the snapshot being written did not reach tape whole; the original error matters more."""
+    try:
+        session.rollback()
+        tape_file.status = TapeFileStatus.INCOMPLETE
+        session.add(tape_file)
+        session.commit()
+    except Exception:  # noqa: BLE001 - left `writing`, the next append to the tape settles it
+        pass
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What ``restore_catalog`` loaded: from which tape file, how many rows per table.
+
+    :param notes: one line per snapshot tape file passed over, newest first.
+    """
+
+    tape: str
+    file_number: int
+    counts: dict[str, int]
+    notes: list[str]
 
 
 def restore_catalog(
     engine: Engine, config: Config, selection: Selection, tape: str, progress: Callable[[str], None] | None = None
-) -> dict[str, int]:
-    """Find the newest snapshot on ``tape`` and load it into the (empty) catalog.
+) -> RestoreResult:
+    """Load the newest complete snapshot on ``tape`` into the (empty) catalog.
+
+    The tape alone decides, not the catalog: every tape file after the label
+    is looked at by its first block (data files are passed by filemark), then
+    the snapshots are read newest first until one reads back whole and its
+    gzip checksum holds.  Each one passed over (cut short, unreadable,
+    damaged) is named in the result's notes; those older than the one loaded
+    are not read.
 
     :raises NotFound: the tape holds no snapshot.
+    :raises VerifyFailed: it holds snapshots, but none can be loaded.
+    :raises CatalogError: the catalog is not empty, or the newest good
+        snapshot is of another schema revision.
     """
     from .rebuild import load_tape_for_rebuild
 
-    newest: bytes | None = None
+    _require_empty(engine)  # before the tape is read, not after
+    passed: list[tuple[int, str]] = []
     with open_media(config, selection) as media:
         label = load_tape_for_rebuild(media, tape)
         drive = media.drive
         ensure_block_size(drive, label.block_size)
-        while True:
-            drive.fsf(1)
+        snapshots, unreadable, last = _snapshot_files(drive, label.block_size)
+        for number in reversed(snapshots):
             try:
-                first = drive.read(label.block_size)
-            except BlankTape:
-                break
-            if not first:
-                break
-            if peek_member_name(first) == SNAPSHOT_MEMBER:
-                _, newest = read_small_archive(drive, label.block_size, first_block=first, expect=SNAPSHOT_MEMBER)
-                if progress:
-                    progress("found a catalog snapshot")
-    if newest is None:
-        raise NotFound(f"Tape {tape} holds no catalog snapshot (`pytp catalog backup` writes one).")
-    return import_catalog(engine, newest)
+                lines, size = _read_snapshot(drive, label.block_size, number)
+            except _UnusableSnapshot as err:
+                passed.append((number, f"snapshot {err}"))
+                continue
+            if progress:
+                progress(f"loading the catalog snapshot in tape file {number}")
+            notes = [f"{label.label} file {n}: {why}; skipped" for n, why in passed]
+            break
+        else:
+            reasons = "; ".join(f"file {n}: {why}" for n, why in sorted(passed + unreadable))
+            if not snapshots:
+                raise NotFound(
+                    f"Tape {tape} holds no catalog snapshot (`pytp catalog backup` writes one)"
+                    + (f"; {reasons}" if reasons else "")
+                    + "."
+                )
+            raise VerifyFailed(
+                f"Tape {tape} holds no usable catalog snapshot: {reasons}. Restore one from another tape, "
+                "or rebuild the catalog from the tapes (`pytp catalog rebuild --all`)."
+            )
+    counts = _load_lines(engine, lines)
+    _record_itself(engine, label, number, size)
+    if last > number:
+        notes.append(
+            f"{label.label} holds tape files after this snapshot (up to file {last}), written after it: "
+            f"`pytp catalog rebuild --tape {label.label}` adds them"
+        )
+    return RestoreResult(label.label, number, counts, notes)
+
+
+def _record_itself(engine: Engine, label: VolumeLabel, number: int, size: int) -> None:
+    """Record the snapshot's own tape file, which the snapshot could not hold.
+
+    Without it the tape's file count stops one short, and the next append to
+    the tape (a backup, another snapshot) would refuse it as written by
+    someone else.
+    """
+    blocks = -(-(512 + padded(size) + len(END_OF_ARCHIVE)) // label.block_size)
+    with Session(engine) as session:
+        volume = session.exec(select(Volume).where(Volume.uuid == label.uuid)).first()
+        if volume is None:
+            return
+        recorded = session.exec(
+            select(TapeFile).where(TapeFile.volume_id == volume.id, TapeFile.file_number == number)
+        ).first()
+        if recorded is None:
+            session.add(
+                TapeFile(
+                    volume_id=volume.id,
+                    file_number=number,
+                    kind="catalog",  # type: ignore[arg-type]
+                    status=TapeFileStatus.COMPLETE,
+                    block_size=label.block_size,
+                    blocks=blocks,
+                    total_bytes=blocks * label.block_size,
+                )
+            )
+        volume.file_count = max(volume.file_count, number + 1)
+        session.add(volume)
+        session.commit()
+
+
+def _snapshot_files(drive: Drive, block_size: int) -> tuple[list[int], list[tuple[int, str]], int]:
+    """The tape files that start with a snapshot header, those whose first block could not be read, and the last.
+
+    One block of each tape file is read, as a rebuild's scan does.
+    """
+    snapshots: list[int] = []
+    unreadable: list[tuple[int, str]] = []
+    last = 0
+    for number, first in first_blocks(drive, block_size):
+        last = number
+        if isinstance(first, MediumError):
+            unreadable.append((number, f"first block unreadable ({first})"))
+        elif peek_member_name(first) == SNAPSHOT_MEMBER:
+            snapshots.append(number)
+    return snapshots, unreadable, last
+
+
+def _read_snapshot(drive: Drive, block_size: int, number: int) -> tuple[list[bytes], int]:
+    """Read the snapshot in tape file ``number`` whole and check it: its lines, and its size in bytes.
+
+    :raises _UnusableSnapshot: cut short, unreadable, or damaged.
+    """
+    try:
+        goto_file(drive, number)
+        _, pieces = stream_small_archive(drive, block_size, max_size=MAX_SNAPSHOT, expect=SNAPSHOT_MEMBER)
+    except TapeIOError as err:
+        raise _UnusableSnapshot(f"unreadable ({err})") from err
+    try:
+        payload = b"".join(pieces)
+    except TarFormatError as err:  # its header was read: the tape file ends before the member does
+        raise _UnusableSnapshot(f"cut short (the tape file ends before the member does: {err})") from err
+    except TapeIOError as err:
+        raise _UnusableSnapshot(f"unreadable ({err})") from err
+    return _snapshot_lines(payload), len(payload)

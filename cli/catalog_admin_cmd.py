@@ -118,7 +118,10 @@ def backup_snapshot(app: App, pool: str | None, drive: str | None, library: str 
 @click.option("-l", "--library", help="Library to load the tape from.")
 @pass_app
 def restore_snapshot(app: App, tape: str, drive: str | None, library: str | None) -> None:
-    """Load the newest catalog snapshot on a tape into an empty catalog.
+    """Load the newest complete catalog snapshot on a tape into an empty catalog.
+
+    A snapshot cut short (its `catalog backup` was killed) or damaged is
+    skipped with a note, and the next older one is loaded.
 
     \b
     Example:
@@ -126,5 +129,11 @@ def restore_snapshot(app: App, tape: str, drive: str | None, library: str | None
     """
     from pytp.catalog.snapshot import restore_catalog
 
-    counts = restore_catalog(app.engine, app.config, app.select(drive, library), tape)
-    click.echo("Catalog restored: " + ", ".join(f"{n} {table}" for table, n in counts.items()) + ".")
+    result = restore_catalog(app.engine, app.config, app.select(drive, library), tape)
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    click.echo(
+        f"Catalog restored from tape {result.tape} file {result.file_number}: "
+        + ", ".join(f"{n} {table}" for table, n in result.counts.items())
+        + "."
+    )
