@@ -11,12 +11,16 @@ only receives files and directories, and symlinks and hard links are placed
 after the whole restore, with no symlink followed on the way, so nothing lands
 outside the target whatever the tapes hold.  A damaged or unreadable member is
 named and the restore goes on with the next one; every restored file's xxh3 is
-checked against the catalog afterwards.
+checked against the catalog afterwards.  A full target file system is the
+exception: the restore stops at the first member that did not fit (going on
+would only fail member after member), removes what tar wrote of it, and says
+how many files are in place (``RestoreTargetFull``).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -25,10 +29,11 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from pytp.tapeio import exitcodes
 from pytp.tapeio.blockio import TapeFileReader
 from pytp.tapeio.errors import BlankTape, MediumError
 from pytp.tapeio.extract_guard import DamagedMember, Member, SafeTree, UnsafeMember, judge, safe_name
-from pytp.tapeio.gnutar import GuardedExtraction, TarProcess
+from pytp.tapeio.gnutar import GuardedExtraction, TargetFull, TarProcess
 from pytp.tapeio.hashing import ContentHasher
 from pytp.tapeio.tarwriter import member_name
 
@@ -46,6 +51,12 @@ from .restore_selection import Query, SelectionSpool, spool_selection
 from .search import FoundEntry, resolve_as_of
 from .spool_file import SpoolFile
 from .tape_reading import TapeFileAccess, feed_bytes, read_tape_files
+
+
+class RestoreTargetFull(CatalogError):
+    """The restore target's file system is full: the restore stopped at the first member that did not fit."""
+
+    exit_code = exitcodes.EXIT_ERROR
 
 
 @dataclass
@@ -293,10 +304,15 @@ def run_restore(
         through a symlink, or members were refused (named, after the rest was restored).
     :raises WrongTape: a tape the restore needs is not in the library (all are listed).
     :raises VerifyFailed: members were damaged or a restored file's checksum differs from the catalog.
+    :raises RestoreTargetFull: the target's file system filled up (no space, no inode,
+        over quota): the restore stopped there; the files restored before stay, verified.
     """
     if options.allow_special and os.geteuid() != 0:
         raise RestoreRefused("--allow-special creates device nodes and setuid files: run the restore as root.")
     target = Path(os.path.realpath(options.target))
+    # Files changed before this (ctime, which tar cannot set) were not written by this restore;
+    # a second of margin for the file system's coarser clock.
+    started_ns = time.time_ns() - 1_000_000_000
     notes: list[str] = []
     with (
         Session(engine, expire_on_commit=False) as session,
@@ -331,6 +347,7 @@ def run_restore(
             )
         extraction = GuardedExtraction(target, options.overwrite, options.allow_special)
         splits: dict[int, _SplitMember] = {}
+        full: TargetFull | None = None
         try:
             with (
                 open_media(config, selection, borrow=True, keep_loaded=options.keep_loaded) as media,
@@ -344,13 +361,22 @@ def run_restore(
                     events.note(f"tape {volume.label}: {members[volume.id]} member(s)")
 
                 wanted = [(t.volume, f.tape_file, f) for t in plan.tapes for f in t.files]
-                for file_plan, access in read_tape_files(media, session, wanted, on_mount=mounting):
-                    _restore_file(access, file_plan, extraction, splits, events)
-                for split in splits.values():
-                    split.finish()
+                try:
+                    for file_plan, access in read_tape_files(media, session, wanted, on_mount=mounting):
+                        _restore_file(access, file_plan, extraction, splits, events)
+                    for split in splits.values():
+                        split.finish()
+                except TargetFull as err:
+                    full = err  # the tape goes home as after any restore
                 events.done()
                 loads = media.loads
-            extraction.finish()
+            if full is None:
+                try:
+                    extraction.finish()
+                except TargetFull as err:
+                    full = err
+            if full is not None:
+                extraction.abort()  # a member cut across tapes may still have its own tar
         except BaseException:
             # Ctrl-C or a failure of the drive itself: stop tar, remove what it left half-written.
             extraction.abort()
@@ -358,9 +384,20 @@ def run_restore(
         finally:
             extraction.close()
         notes += extraction.notes()
-        # Refused and damaged members are named already; the checksum pass checks the rest.
+        # Refused, damaged and unwritten members are named already; the checksum pass checks the rest.
         left_out = {name.lstrip("/") for name, _ in extraction.refused + extraction.damaged}
-        kept = (e for e in entries.entries() if e.path_text.lstrip("/") not in left_out)
+        kept = (
+            e
+            for e in entries.entries()
+            if e.path_text.lstrip("/") not in left_out and not _failed(e, extraction.failed)
+        )
+        if full is not None:
+            # Only what this restore wrote before the disk filled is checked; the rest is not there.
+            verified, mismatches = verify_restored(target, kept, written_since_ns=started_ns)
+            files = sum(1 for e in entries.entries() if e.kind == "file")
+            raise RestoreTargetFull(
+                _full_message(full, target, (verified, files), options.overwrite, extraction.problems() + mismatches)
+            )
         verified, mismatches = verify_restored(target, kept)
         result = RestoreResult(
             files=entries.count,
@@ -380,6 +417,40 @@ def run_restore(
             f"({verified} file checksum(s) verified):\n  " + "\n  ".join(problems)
         )
     return result
+
+
+def _failed(entry: FoundEntry, failed: set[bytes]) -> bool:
+    """Whether tar complained about ``entry`` (its line names it: not checked again)."""
+    if not failed or entry.kind != "file":
+        return False
+    try:
+        return _destination_name(entry) in failed
+    except UnsafeMember:
+        return False
+
+
+def _full_message(full: TargetFull, target: Path, counts: tuple[int, int], overwrite: bool, others: list[str]) -> str:
+    """One line for a full target (which member, how many files are in place, how to go on),
+    then any other problem met before it filled, one line each.
+
+    :param counts: files restored and verified, files selected.
+    """
+    verified, files = counts
+    what = f"; tar could not write /{full.member}, and what it wrote of it was removed" if full.member else ""
+    # Without --overwrite a rerun refuses the files restored now (never an existing file replaced).
+    again = (
+        "run the same restore again"
+        if overwrite or not verified
+        else f"run the same restore again with --overwrite (it replaces the {verified} file(s) restored now)"
+    )
+    message = (
+        f"No space left on device in {target}: restored {verified} of {files} file(s) (checksums verified) "
+        f"before it filled{what}; the rest were not restored. Free space and {again}, "
+        "or restore into a target with room for all of it."
+    )
+    if others:
+        message += f" Also {len(others)} problem(s) before it filled:\n  " + "\n  ".join(others)
+    return message
 
 
 def _restore_file(
@@ -435,8 +506,15 @@ def _give_up_split(splits: dict[int, _SplitMember], item: Item) -> None:
         split.finish()
 
 
-def verify_restored(target: Path, entries: Iterable[FoundEntry]) -> tuple[int, list[str]]:
-    """Hash each restored regular file and compare with the catalog (no symlink followed)."""
+def verify_restored(
+    target: Path, entries: Iterable[FoundEntry], written_since_ns: int | None = None
+) -> tuple[int, list[str]]:
+    """Hash each restored regular file and compare with the catalog (no symlink followed).
+
+    :param written_since_ns: check only files changed since then (a restore stopped by a
+        full disk): a missing file or one that was there before is not counted.
+    :returns: how many matched, and a line for each one that did not.
+    """
     checked, mismatches = 0, []
     tree = SafeTree(target)
     try:
@@ -444,16 +522,22 @@ def verify_restored(target: Path, entries: Iterable[FoundEntry]) -> tuple[int, l
             if entry.kind != "file" or entry.xxh3 is None:
                 continue
             try:
-                digest = _hash_restored(tree, _destination_name(entry), entry.sparse_map)
+                name = _destination_name(entry)
+                if written_since_ns is not None:
+                    st = tree.lstat(name)
+                    if st is None or st.st_ctime_ns < written_since_ns:
+                        continue
+                digest = _hash_restored(tree, name, entry.sparse_map)
             except UnsafeMember as err:
                 mismatches.append(f"{entry.path_text}: not checked ({err})")
                 continue
             except OSError as err:
                 mismatches.append(f"{entry.path_text}: not restored ({err.strerror})")
                 continue
-            checked += 1
             if digest != entry.xxh3:
                 mismatches.append(f"{entry.path_text}: checksum differs from the catalog")
+            else:
+                checked += 1
     finally:
         tree.close()
     return checked, mismatches

@@ -79,7 +79,9 @@ def restore(
     after everything else, no symlink is followed on the way, and absolute
     names, '..', links out, device nodes and setuid bits from tape are refused
     or cleared (unless --allow-special, as root).  Damaged members are named
-    and the rest is restored (exit 10); refused ones exit 12.
+    and the rest is restored (exit 10); refused ones exit 12.  A full target
+    stops the restore at the first file that does not fit, which is removed
+    (exit 3).
 
     \b
     Examples:

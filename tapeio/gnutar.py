@@ -13,6 +13,7 @@ commands do not load it.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import stat
@@ -54,6 +55,18 @@ class ExtractionProblems(TapeIOError):
     exit_code = exitcodes.EXIT_VERIFY_FAILED
 
 
+class TargetFull(TapeIOError):
+    """The file system of the restore target is full (no space, no inode, or over quota)."""
+
+    exit_code = exitcodes.EXIT_ERROR
+
+    def __init__(self, message: str | None = None, member: str = "", target: Path | None = None) -> None:
+        super().__init__(message)
+        #: the member tar could not write (tar's own quoting undone, decoded for display)
+        self.member = member
+        self.target = target
+
+
 def end_of_stream(fed: int) -> bytes:
     """The end-of-archive marker, padded so tar sees whole records."""
     return END_OF_ARCHIVE + b"\0" * (-(fed + len(END_OF_ARCHIVE)) % TAR_RECORD)
@@ -91,9 +104,16 @@ class TarProcess:
 
     :param track: a list the process adds itself to before tar starts, so an
         owner interrupted at any moment can still stop it (see ``kill``).
+    :param on_error: called (on the reading thread) with each line tar writes
+        to stderr, as it comes, so an owner can react while still feeding.
     """
 
-    def __init__(self, command: list[str], track: list[TarProcess] | None = None) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        track: list[TarProcess] | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
         self.stopped = False
         self._out: list[bytes] = []
         self._err: list[bytes] = []
@@ -113,13 +133,21 @@ class TarProcess:
             self.capacity = _pipe_capacity(self.process.stdin)
             self._threads = [
                 threading.Thread(target=lambda: self._out.append(stdout.read()), daemon=True),
-                threading.Thread(target=lambda: self._err.append(stderr.read()), daemon=True),
+                threading.Thread(target=self._read_errors, args=(stderr, on_error), daemon=True),
             ]
             for thread in self._threads:
                 thread.start()
         finally:
             if blocked is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def _read_errors(self, stderr: IO[bytes], on_error: Callable[[str], None] | None) -> None:
+        if on_error is None:
+            self._err.append(stderr.read())
+            return
+        for line in stderr:  # a line as soon as tar has written it
+            self._err.append(line)
+            on_error(line.decode("utf-8", "backslashreplace").rstrip("\n"))
 
     def feed(self, data: bytes) -> None:
         """Send ``data``; sets ``stopped`` when tar has stopped reading."""
@@ -161,6 +189,88 @@ class TarProcess:
         except (BrokenPipeError, OSError):
             pass
         self.process.wait()
+
+
+#: GNU tar's escape quoting of names in its messages (``quotearg_colon``, style escape)
+_ESCAPES = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11}
+
+
+def _unquote(text: str) -> bytes:
+    """A name as GNU tar quotes it in a message (``a\\: b``, ``\\303\\251``), back to its bytes."""
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char != "\\" or i + 1 == len(text):
+            out += char.encode("utf-8", "surrogateescape")
+            i += 1
+            continue
+        nxt = text[i + 1]
+        digits = len(text[i + 1 : i + 4]) - len(text[i + 1 : i + 4].lstrip("01234567"))
+        if digits:
+            out.append(int(text[i + 1 : i + 1 + digits], 8) & 0xFF)
+            i += 1 + digits
+        else:
+            out += bytes([_ESCAPES[nxt]]) if nxt in _ESCAPES else nxt.encode("utf-8", "surrogateescape")
+            i += 2
+    return bytes(out)
+
+
+#: tar's lines with a ": " that name no member
+_NO_MEMBER = ("Error is not recoverable: ", "Exiting with failure status")
+
+
+def tar_complaint(line: str) -> tuple[bytes, str] | None:
+    """The member name (bytes) and the message of a GNU tar line ``tar: NAME: MESSAGE``.
+
+    tar quotes the name (a ``:`` in it is ``\\:``), so the first unescaped
+    ``": "`` ends it.  None for a line about no member ("tar: Unexpected EOF in archive").
+    """
+    text = line.removeprefix("tar: ")
+    if text.startswith(_NO_MEMBER):
+        return None
+    i = 0
+    while i < len(text) - 1:
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == ":" and text[i + 1] == " ":
+            return (_unquote(text[:i]), text[i + 2 :]) if i else None
+        i += 1
+    return None
+
+
+def write_failure(message: str) -> bool:
+    """Whether tar's ``message`` about a member says it could not write the member's data
+    (the file is there, created by tar, but short: ``--keep-old-files`` opens with
+    ``O_EXCL``, ``--unlink-first`` removes the old file first)."""
+    return message.startswith(("Wrote only ", "Cannot write: "))
+
+
+#: strerror texts that say the file system is full (tar prints them untranslated in
+#: the C and English locales; other locales are caught by ``_no_room``)
+_FULL_TEXTS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
+#: below this much free space, a write tar could not complete is taken for a full disk
+_NEARLY_FULL = 1 << 20
+
+
+def says_full(message: str) -> bool:
+    """Whether tar's ``message`` names a full file system (ENOSPC, EDQUOT)."""
+    return any(text in message for text in _FULL_TEXTS)
+
+
+def _no_room(directory: Path) -> bool:
+    """Whether the file system of ``directory`` is (nearly) out of space or inodes.
+
+    tar's "Wrote only N of M bytes" does not say why (write(2) returned short,
+    then ENOSPC or EDQUOT or EIO), so the file system is asked.
+    """
+    try:
+        fs = os.statvfs(directory)
+    except OSError:
+        return False
+    free = fs.f_bfree if os.geteuid() == 0 else fs.f_bavail  # root writes into the reserved blocks
+    return free * fs.f_frsize < _NEARLY_FULL or (fs.f_files > 0 and fs.f_favail == 0)
 
 
 def _cut_complaint(line: str) -> bool:
@@ -236,19 +346,93 @@ class GuardedExtraction:
         #: files given to tars of their own (members cut across tapes): few, kept
         self._written_apart: list[_Written] = []
         self._admitted: _Written | None = None
+        #: members tar named in a complaint (its line names each once); of a file it could
+        #: not write, what it wrote was removed
+        self.failed: set[bytes] = set()
+        #: tar's first line saying the target is full (set on tar's stderr thread)
+        self._full: str | None = None
 
     # ------------------------------------------------------------ feeding
+    def _tar_for(self) -> TarProcess:
+        return TarProcess(self.command, self._processes, on_error=self._watch)
+
+    def _watch(self, line: str) -> None:
+        """On tar's stderr thread: note the first line that says the target is full."""
+        if self._full is not None:
+            return
+        complaint = tar_complaint(line)
+        if says_full(line) or (complaint is not None and _no_room(self.target)):
+            self._full = line
+
+    def _take_errors(self, err: str, cut: bool = False) -> None:
+        """tar's stderr after it exited: keep each complaint once, and remove what tar
+        wrote of each file it could not write.  Once the target is full, what follows
+        the first such line is its consequence and is not kept.
+
+        :param cut: tar's input was ended inside a member on purpose: its complaint is dropped.
+        """
+        consequence = False
+        for line in err.splitlines():
+            if not line or "Exiting with failure status" in line or (cut and _cut_complaint(line)):
+                continue
+            complaint = tar_complaint(line)
+            if complaint is not None:
+                self.failed.add(complaint[0])
+                if write_failure(complaint[1]):
+                    self._remove_unwritten(complaint[0])
+            consequence = consequence or (self._full is not None and line == self._full)
+            if not consequence:
+                self.tar_errors.append(line)
+
+    def _remove_unwritten(self, name: bytes) -> None:
+        """Remove the regular file ``name`` that tar could not write whole (tar created it)."""
+        try:
+            st = self.tree.lstat(name)
+        except (UnsafeMember, OSError):
+            return
+        if st is not None and stat.S_ISREG(st.st_mode):
+            self.tree.remove_file(name)
+
+    def _full_stop(self, written: list[_Written]) -> None:
+        """The target is full: remove what tar left half-written of ``written`` and stop."""
+        for one in written:
+            self._remove_if_half_written(one)
+        self._written.clear()
+        line = self._full or ""
+        complaint = tar_complaint(line)
+        member = complaint[0].decode("utf-8", "backslashreplace") if complaint else ""
+        raise TargetFull(
+            f"No space left on device in {self.target}"
+            + (f": tar could not write {member} (what it wrote of it was removed)" if member else "")
+            + "; the members before it were extracted, the rest were not. "
+            "Free space, or extract into a target with more room.",
+            member=member,
+            target=self.target,
+        )
+
+    def _check_room(self) -> None:
+        """Stop at the first member that did not fit: going on only makes more failures."""
+        if self._full is None:
+            return
+        tar, self._tar = self._tar, None
+        if tar is not None:
+            # tar finishes what it was given, then meets the end of its input.
+            _, _, err = tar.close()
+            self._take_errors(err, cut=True)
+        self._full_stop(list(self._written))
+
     def _process(self) -> TarProcess:
         if self._tar is not None and self._tar.stopped:
             self._close_tar()  # tar gave up (its complaint is kept); go on with a new one
         if self._tar is None:
             self._fed = 0
-            self._tar = TarProcess(self.command, self._processes)
+            self._tar = self._tar_for()
         return self._tar
 
     def _feed(self, data: bytes) -> None:
         self._process().feed(data)
         self._fed += len(data)
+        self._check_room()
 
     def _forget_finished(self) -> None:
         """Drop the files tar has certainly finished: a later member's header is in
@@ -268,10 +452,14 @@ class GuardedExtraction:
         self._tar.feed(end_of_stream(self._fed))
         status, _, err = self._tar.close()
         self._tar = None
-        self._written.clear()  # tar has exited: every file it was given is finished
         if status != 0:
-            lines = [line for line in err.splitlines() if line and "Exiting with failure status" not in line]
-            self.tar_errors.extend(lines or [f"tar exited with status {status}"])
+            before = len(self.tar_errors)
+            self._take_errors(err)
+            if len(self.tar_errors) == before and self._full is None:
+                self.tar_errors.append(f"tar exited with status {status}")
+        if self._full is not None:
+            self._full_stop(list(self._written))
+        self._written.clear()  # tar has exited: every file it was given is finished
 
     def refuse(self, name: str, why: str) -> None:
         self.refused.append((name, why))
@@ -332,6 +520,7 @@ class GuardedExtraction:
             member is removed (:meth:`_cut_short`) and the caller names it damaged.
         """
         self._admitted = None
+        self._check_room()
         if not self.admit(member):
             return False
         self._feed(member.header)
@@ -368,7 +557,7 @@ class GuardedExtraction:
         if tar is not None:
             status, _, err = tar.close()
             if status != 0:
-                self.tar_errors.extend(line for line in err.splitlines() if line and not _cut_complaint(line))
+                self._take_errors(err, cut=True)
         if written is not None:
             self._remove_if_half_written(written)
         self._written.clear()
@@ -384,7 +573,8 @@ class GuardedExtraction:
         if self._admitted is not None:
             self._written_apart.append(self._admitted)
             self._admitted = None
-        tar = TarProcess(self.command, self._processes)
+        self._check_room()
+        tar = self._tar_for()
         tar.feed(member.header)
         return tar
 
@@ -394,8 +584,10 @@ class GuardedExtraction:
         tar.feed(end_of_stream(len(member.header) + member.data_length))
         status, _, err = tar.close()
         if status != 0:
-            self.tar_errors.extend(line for line in err.splitlines() if "Exiting with failure" not in line)
-        else:
+            self._take_errors(err)
+        if self._full is not None:
+            self._full_stop(list(self._written_apart))
+        if status == 0:
             self.extracted += 1
 
     # ------------------------------------------------------------ the end
