@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
-from sqlalchemy import insert
+from sqlalchemy import case, delete, func, insert
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from pytp.tapeio.drive import Drive
 from pytp.tapeio.errors import EndOfMedium, TapeIOError
@@ -36,6 +36,7 @@ from .entry_insert import insert_rows, stored_row
 from .levels import DELETED, Reference, reference_for
 from .media import Media, position_at_end_of_data
 from .models import (
+    Entry,
     Job,
     JobProblem,
     JobStatus,
@@ -131,6 +132,9 @@ class JobRecord:
         self.tape_files: list[tuple[str, int, str, int]] = []
         self.notes: list[str] = []
         self.deleted = 0
+        #: while a source's stream is written: (bytes of the current tape file on
+        #: tape, stream offset of the next byte), read if the job fails
+        self.on_tape: Callable[[], tuple[int, int]] | None = None
         self._lock = threading.RLock()
 
     @classmethod
@@ -290,7 +294,11 @@ class JobRecord:
             session.commit()
 
     def close(self, sink: EntrySink, status: str | None = None, message: str | None = None) -> None:
-        """Record the job's end: its status (default: ok, or partial with problems), totals, problem paths."""
+        """Record the job's end: its status (default: ok, or partial with problems), totals, problem paths.
+
+        A failed job's totals are those of its entries (what reached tape, ``fail``),
+        not of every member read: the buffer held more than the drive took.
+        """
         job = self.job
         # Skipped sockets and mount points not entered are notes: they do not make the job partial (issue 11).
         self.notes.extend(f"{path_text(p.path)}: {p.message}" for p in self.problems if p.note)
@@ -299,8 +307,10 @@ class JobRecord:
             job.status = status or (JobStatus.PARTIAL if self.problems else JobStatus.OK)
             job.message = message
             job.ended_at = utcnow()
-            job.files = sink.files
-            job.total_bytes = sink.bytes
+            if job.status == JobStatus.FAILED:
+                job.files, job.total_bytes = entry_totals(session, self.job_id)
+            else:
+                job.files, job.total_bytes = sink.files, sink.bytes
             job.problems = len(self.problems)
             if self.problems:
                 session.execute(
@@ -312,6 +322,42 @@ class JobRecord:
                 )
             session.commit()
 
+    def _keep_what_reached_tape(self, session: Session, drive: Drive, sink: EntrySink) -> None:
+        """Record how much of the cut tape file is on tape, and drop the rows of members that are not.
+
+        The buffer held members the drive never took; their rows would count
+        them in the failed job (``pytp jobs``) though nothing of them is on
+        tape.  The writer's own count says what reached tape (after a write
+        error ``st`` no longer knows the block number); rows of the source
+        being written still hold offsets in its stream (``spanning``).
+        """
+        current = self.current
+        assert current is not None
+        if self.on_tape is not None:
+            written, position = self.on_tape()
+            blocks = written // self.block_size
+        else:  # a manifest: only the drive can tell
+            try:
+                status = drive.status()
+            except TapeIOError:
+                return
+            if status.file_number != current.file_number or status.block_number < 0:
+                return
+            blocks, position = status.block_number, None
+        current.blocks = blocks
+        current.total_bytes = blocks * self.block_size
+        if position is None:
+            return
+        stored = Entry.offset + Entry.header_size + case((col(Entry.sparse_map).is_(None), Entry.size), else_=0)
+        session.execute(
+            delete(Entry).where(
+                Entry.job_id == self.job_id,
+                Entry.tape_file_id == sink.tape_file_id,
+                Entry.kind != DELETED,
+                stored > position,
+            )
+        )
+
     def fail(self, cause: BaseException, message: str, sink: EntrySink, media: Media) -> None:
         """Mark the job failed and the tape file incomplete; keep what reached the catalog."""
         try:
@@ -321,6 +367,7 @@ class JobRecord:
         if self.current is not None:
             with self.session() as session:
                 self.current.status = TapeFileStatus.INCOMPLETE
+                self._keep_what_reached_tape(session, media.drive, sink)
                 if isinstance(cause, EndOfMedium) and self.volume is not None:
                     self.volume.status = VolumeStatus.FULL
                     try:
@@ -331,6 +378,16 @@ class JobRecord:
                         pass
                 session.commit()
         self.close(sink, JobStatus.FAILED, message)
+
+
+def entry_totals(session: Session, job_id: int) -> tuple[int, int]:
+    """A job's file count and bytes as its entries hold them (deleted-path markers aside)."""
+    files, total = session.execute(
+        select(func.count(), func.coalesce(func.sum(Entry.size), 0)).where(
+            Entry.job_id == job_id, Entry.kind != DELETED
+        )
+    ).one()
+    return int(files), int(total)
 
 
 #: deletion markers inserted at a time

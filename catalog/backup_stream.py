@@ -120,6 +120,7 @@ class SourceWriter:
             return self.tapes.on_end_of_tape(event)
 
         spanning = SpanningSink(self.media.drive, block_size, first, end_of_tape)
+        self.record.on_tape = lambda: (spanning.written, spanning.stream_position)
         return OpenSource(source, first, spanning)
 
     def buffer(self, opened: OpenSource, pool: ChunkPool | None = None) -> DriveWriter:
@@ -147,6 +148,7 @@ class SourceWriter:
         self.media.drive.weof(1)
         self.sink.flush()
         self.record.complete(opened.spanning.parts[-1].tape_file, blocks, opened.source)
+        self.record.on_tape = None
         self.record.place(opened.spanning.parts, opened.spanning.cuts)
         if reference is not None:
             # What was excluded is not part of the tree: not deleted (issue 11).

@@ -196,6 +196,13 @@ def job_of_this_process(engine: Engine, since: datetime) -> int | None:
         ).first()
 
 
+def recorded_totals(engine: Engine, job_id: int) -> tuple[int, int]:
+    """The files and bytes the catalog records for job ``job_id`` (of a failed job: what reached tape)."""
+    with Session(engine) as session:
+        row = session.exec(select(Job.files, Job.total_bytes).where(Job.id == job_id)).first()
+    return (int(row[0]), int(row[1])) if row is not None else (0, 0)
+
+
 def backup_details(result: BackupResult) -> dict[str, Any]:
     """The backup-only fields of a summary."""
     return {

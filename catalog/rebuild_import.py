@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert
+from sqlalchemy import delete, insert
 from sqlmodel import Session, col, select
 
 from pytp.tapeio.blockio import TapeFileReader
@@ -29,7 +29,7 @@ from pytp.tapeio.tarformat import padded
 from pytp.tapeio.tarwalk import Damage, walk_headers
 from pytp.tapeio.tarwriter import catalog_ns, member_data_size
 
-from .backup_job import ENTRY_BATCH
+from .backup_job import ENTRY_BATCH, entry_totals
 from .entry_insert import insert_rows, member_values, stored_row
 from .key_set import KeySet
 from .manifest import ReadManifest, entry_fields, path_text_of, safe_path
@@ -744,12 +744,7 @@ def settle_totals(session: Session, job: Job) -> None:
 
     A recovered job, ``running`` while its entries went in, is ``partial`` from now on.
     """
-    files, total = session.execute(
-        select(func.count(), func.coalesce(func.sum(Entry.size), 0)).where(
-            Entry.job_id == job.id, Entry.kind != "deleted"
-        )
-    ).one()
-    job.files, job.total_bytes = int(files), int(total)
+    job.files, job.total_bytes = entry_totals(session, row_id(job))
     if job.status == JobStatus.RUNNING:
         job.status = JobStatus.PARTIAL
     session.add(job)

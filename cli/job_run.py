@@ -101,17 +101,20 @@ class JobRun:
             message, code = "interrupted.", EXIT_INTERRUPTED
         else:
             message, code = describe_error(err)  # type: ignore[arg-type]
-        from pytp.catalog.joblog import job_of_this_process
+        from pytp.catalog.joblog import job_of_this_process, recorded_totals
 
-        job_id = None
+        job_id, files, size = None, 0, 0
         if self.kind == "backup":
             try:
                 job_id = job_of_this_process(self.app.engine, self.started)
+                if job_id is not None:
+                    # the log says what `pytp jobs` says: the members that reached tape
+                    files, size = recorded_totals(self.app.engine, job_id)
             except Exception:  # noqa: BLE001 - the catalog may be what failed
-                job_id = None
+                pass
             if job_id is not None:
                 self.log_jobs.append(job_id)
-        return self.done("failed", code, job_id=job_id, error=message)
+        return self.done("failed", code, job_id=job_id, error=message, files=files, bytes=size)
 
     def report(self) -> None:
         """Log to the catalog and ``--log-file``, run the hook, print the summary as data."""
