@@ -16,6 +16,7 @@ from typing import Any
 
 from pytp.tapeio.sparse import parse_map
 
+from .backup_options import LEVELS, STRATEGIES
 from .record_spool import Segment, SegmentWriter
 
 MANIFEST_MEMBER = "PYTP-MANIFEST.jsonl"
@@ -254,9 +255,9 @@ def _check_job(job: Any) -> tuple[dict[str, Any] | None, list[str]]:
         if not _opt_str(clean.get(name)):
             problems.append(f"the job's '{name}' is {clean[name]!r}, not text")
             clean[name] = None
-    for name, default in (("level", "full"), ("strategy", "direct")):
-        if not isinstance(clean.get(name, default), str):
-            problems.append(f"the job's '{name}' is {clean[name]!r}, not text")
+    for name, default, known in (("level", "full", LEVELS), ("strategy", "direct", STRATEGIES)):
+        if clean.get(name, default) not in known:
+            problems.append(f"the job's '{name}' is {clean[name]!r}, not one of {', '.join(known)}")
             clean[name] = default
     for name in ("started_at", "written_at"):
         value = clean.get(name)

@@ -35,7 +35,7 @@ from pytp.tapeio.changer import DriveElement, StorageElement
 from pytp.tapeio.drive import Drive, ensure_block_size
 from pytp.tapeio.errors import ForeignTape, MediumError, TapeIOError
 from pytp.tapeio.procinfo import host_name
-from pytp.tapeio.volume_label import VolumeLabel
+from pytp.tapeio.volume_label import FORMAT_VERSION, VolumeLabel
 
 from .config import Config
 from .devices import Selection
@@ -135,6 +135,11 @@ def _check_label(label: VolumeLabel, read_at: int) -> tuple[VolumeLabel, list[st
         value = getattr(label, name)
         if not isinstance(value, str) or not value.strip() or len(value) > 128:
             raise _SkipTape(f"the volume label's '{name}' is {value!r}: not a usable label, tape not read")
+    if label.format_version != FORMAT_VERSION:
+        raise _SkipTape(
+            f"the volume label says on-tape format {label.format_version!r}; this pytp reads format "
+            f"{FORMAT_VERSION} only: tape not read (a newer pytp wrote it?)"
+        )
     lies = []
     if not isinstance(label.barcode, (str, type(None))):
         lies.append(f"the volume label's barcode {label.barcode!r} is not text")

@@ -204,6 +204,7 @@ def test_manifest_header_lies_and_broken_manifests(tmp_path: Path) -> None:
         ],
         name="liar",
         problems="not a list",
+        level="bogus",
     )
     files = [
         archive,
@@ -224,6 +225,7 @@ def test_manifest_header_lies_and_broken_manifests(tmp_path: Path) -> None:
     assert f"{TAPE} file 2 line 1: the job's data file 99 of tape {TAPE} is not on the tape" in out
     assert f"{TAPE} file 2 line 1: the job's tape file entry" in out
     assert f"{TAPE} file 2 line 1: the job's problem entry 'not a list'" in out
+    assert f"{TAPE} file 2 line 1: the job's 'level' is 'bogus', not one of full, incremental, differential" in out
     assert f"{TAPE} file 3 line 1: the header line is not JSON" in out
     assert f"{TAPE} file 5 line 1: the header's job uuid 42 is not a uuid" in out
     assert f"{TAPE} file 6 line 1: the header line is not a version 1 manifest header" in out
@@ -251,7 +253,7 @@ def _claims_size(name: str, size: int) -> bytes:
 
 
 def test_labels_that_lie(tmp_path: Path) -> None:
-    config, library, database = _site(tmp_path, tapes=3)
+    config, library, database = _site(tmp_path, tapes=4)
     archive = _archive()
     honest = make_label("PYT001L9")
     write_tape(library_tape(library, "PYT001L9"), job_files("PYT001L9", 1, [("/data", archive)]), label=honest)
@@ -270,11 +272,19 @@ def test_labels_that_lie(tmp_path: Path) -> None:
         label=json.dumps({"pytp_volume_label": {**odd.__dict__, "block_size": 65536, "created": 17}}).encode(),
     )
 
+    newer = make_label("PYT004L9")
+    write_tape(
+        library_tape(library, "PYT004L9"),
+        job_files("PYT004L9", 1, [("/data", archive)]),
+        label=type(newer)(**{**newer.__dict__, "format_version": 2}),
+    )
+
     out = _run(config, "catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED).stdout
 
     assert "PYT002L9 file 0: its label 'PYT002L9' carries the uuid of tape PYT001L9" in out
     assert "PYT003L9 file 0: the volume label says block size 65536, but the tape reads at 524288" in out
     assert "PYT003L9 file 0: the volume label's creation time 17 is not a time" in out
+    assert "PYT004L9 file 0: the volume label says on-tape format 2; this pytp reads format 1 only" in out
     tapes = {t["label"]: t for t in json.loads(_run(config, "tapes", "--format", "json").stdout) if t["label"]}
     assert sorted(tapes) == ["PYT001L9", "PYT003L9"]
     assert len(json.loads(_run(config, "jobs", "--host", "all", "--format", "json").stdout)) == 2
