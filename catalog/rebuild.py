@@ -269,8 +269,12 @@ def import_tape(
                 pending = (volume.id, volume.label, seen.number, seen.blocks, seen.manifest)
                 report.pending.append(pending)  # type: ignore[arg-type]
         elif seen.kind == SNAPSHOT:
-            record_snapshot(session, volume, seen.number)
-            report.snapshots += 1
+            whole = _length_against(drive, seen.number, seen.blocks, volume.block_size) is None
+            record_snapshot(session, volume, seen.number, seen.blocks, whole)
+            if whole:
+                report.snapshots += 1
+            else:
+                report.notes.append(f"{problem_name} file {seen.number}: a catalog snapshot cut short, not counted")
         elif seen.kind == DATA:
             report.data_files_skipped += 1
         elif seen.kind == EMPTY:
@@ -331,6 +335,10 @@ def _check_lengths(session: Session, drive: Drive, volume: Volume, numbers: set[
         if length == "longer":
             message = f"holds more blocks than the {tape_file.blocks} its manifest names"
             problem(tape_file.file_number, message, None)
+            job = session.get(Job, tape_file.job_id)
+            if job is not None:
+                mark_partial(job, f"manifest on tape {volume.label} understates data file {tape_file.file_number}")
+                session.add(job)
         elif length == "shorter":
             message = (
                 f"holds fewer than the {tape_file.blocks} blocks its manifest names (or they cannot be spaced "
@@ -383,10 +391,15 @@ def _read_tape(
         found = media.read_label()
     except ForeignTape as err:
         pytp_file = first_pytp_file(media.drive, media.block_size)
-        if pytp_file is None and "label is damaged" not in str(err):
-            report.notes.append(f"{name}: not a pytp tape, skipped")
+        known = _known_barcode(engine, barcode)
+        if pytp_file is None and not known and "label is damaged" not in str(err):
+            if wanted:  # asked for by name: reading nothing of it is not a success
+                problem(0, f"{str(err).removesuffix(' Use another tape.')}: not a pytp tape, nothing rebuilt")
+            else:
+                report.notes.append(f"{name}: not a pytp tape, skipped")
         else:
             what = f"; tape file {pytp_file[0]} holds a pytp {pytp_file[1]}" if pytp_file else ""
+            what += f"; the catalog has it as tape {known}" if known else ""
             problem(
                 0,
                 f"{str(err).removesuffix(' Use another tape.')}{what}: a pytp tape whose label cannot be read; "
@@ -559,6 +572,25 @@ def _note_other_hosts(engine: Engine, report: RebuildReport) -> None:
         )
 
 
+def _known_barcode(engine: Engine, barcode: str | None) -> str | None:
+    """The label the catalog gives the cartridge of ``barcode``, if it knows it."""
+    if not barcode:
+        return None
+    with Session(engine) as session:
+        return session.exec(select(Volume.label).where(Volume.barcode == barcode)).first()
+
+
+def _first_tape(session: Session, job: Job) -> str:
+    """The label of the first tape holding a tape file of ``job`` (where its problem is reported)."""
+    label = session.exec(
+        select(Volume.label)
+        .join(TapeFile, col(TapeFile.volume_id) == Volume.id)
+        .where(TapeFile.job_id == job.id)
+        .order_by(col(TapeFile.id))
+    ).first()
+    return label or "(library)"
+
+
 def _settle_unresolved(
     engine: Engine, report: RebuildReport, unresolved: list[tuple[int, str, int, int, ReadManifest]], all_tapes: bool
 ) -> None:
@@ -594,15 +626,20 @@ def _settle_unresolved(
                 what = "its final manifest was not found (on a tape not read, or lost)"
                 note = UNREAD_FINAL
                 settle_totals(session, job)
-            else:
-                what = f"its manifest names tape files on {', '.join(sorted(labels)) or 'tapes not read'}"
+            elif labels:
+                what = f"its manifest names tape files on {', '.join(sorted(labels))}"
                 note = UNREAD_MEMBERS + ", ".join(sorted(labels))
+            else:
+                # Its tapes were read, but tape files it names were refused (the problems say why).
+                mark_partial(job, "tape files its manifest names were not imported")
+                session.add(job)
+                continue
             mark_partial(job, note)
             session.add(job)
             message = f"job {job.id} ({job.name or job.uuid}): {what}; the job is partial"
             if all_tapes:
                 message += ": those members are not in the catalog"
-                report.problems.append(RebuildProblem(tape or "(library)", number or None, None, message))
+                report.problems.append(RebuildProblem(tape or _first_tape(session, job), number or None, None, message))
             else:
                 report.notes.append(f"{message} until those tapes are read too (`pytp catalog rebuild --all`)")
         session.commit()

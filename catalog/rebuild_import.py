@@ -362,18 +362,20 @@ def _new_data_file(session: Session, job: Job, volume: Volume, piece: dict[str, 
 
 
 def _recovered_owner(session: Session, volume: Volume, tape_file: TapeFile) -> Job | None:
-    """The job of ``tape_file`` if a rebuild made it up from tar headers (``recovered_job``)."""
+    """The job of ``tape_file`` if a rebuild made it up from tar headers (``recovered_job``).
+
+    Its uuid was made from its first data file on ``volume`` when it was
+    recovered; a manifest read since may have taken that file over, so every
+    file up to this one is a candidate.
+    """
     if tape_file.job_id is None:
         return None
-    first = session.exec(
-        select(TapeFile.file_number)
-        .where(TapeFile.job_id == tape_file.job_id, TapeFile.volume_id == volume.id, TapeFile.kind == "data")
-        .order_by(col(TapeFile.file_number))
-    ).first()
     job = session.get(Job, tape_file.job_id)
-    if job is None or first is None or job.uuid != _recovered_uuid(volume, first):
+    if job is None:
         return None
-    return job
+    if any(job.uuid == _recovered_uuid(volume, first) for first in range(1, tape_file.file_number + 1)):
+        return job
+    return None
 
 
 def _take_over(session: Session, tape_file: TapeFile, job: Job, piece: dict[str, Any]) -> None:
@@ -600,15 +602,18 @@ def _import_parts(
             )
 
 
-def record_snapshot(session: Session, volume: Volume, number: int) -> None:
+def record_snapshot(session: Session, volume: Volume, number: int, blocks: int, whole: bool) -> None:
+    """A catalog snapshot's tape file; one cut short (its `catalog backup` was killed) is ``incomplete``."""
     if _tape_file_owner(session, volume, number) is None:
         session.add(
             TapeFile(
                 volume_id=row_id(volume),
                 file_number=number,
                 kind="catalog",
-                status=TapeFileStatus.COMPLETE,
+                status=TapeFileStatus.COMPLETE if whole else TapeFileStatus.INCOMPLETE,
                 block_size=volume.block_size,
+                blocks=blocks if whole else 0,
+                total_bytes=blocks * volume.block_size if whole else 0,
             )
         )
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from pytp.tapeio.drive import UNKNOWN, Drive
 from pytp.tapeio.errors import BlankTape, BlockSizeError, MediumError, TapeIOError
-from pytp.tapeio.smallarchive import peek_member_name, stream_small_archive
+from pytp.tapeio.smallarchive import peek_member_name, small_archive_blocks, stream_small_archive
 from pytp.tapeio.tarformat import END_OF_ARCHIVE, padded
 
 from .manifest import MANIFEST_MEMBER, SNAPSHOT_MEMBER, ReadManifest, read_manifest
@@ -141,7 +141,8 @@ def scan_tape(drive: Drive, block_size: int) -> TapeScan:
         if kind == MANIFEST_MEMBER:
             scan.files.append(_read_manifest_file(drive, block_size, number, first, scan))
         elif kind == SNAPSHOT_MEMBER:
-            scan.files.append(SeenFile(number, SNAPSHOT))
+            # Its length from its header: a rebuild checks the tape file holds it whole.
+            scan.files.append(SeenFile(number, SNAPSHOT, small_archive_blocks(first, block_size) or 0))
         else:
             scan.files.append(SeenFile(number, DATA))  # the rest of it is passed by the next fsf
         number += 1

@@ -73,6 +73,16 @@ def peek_member_name(first_block: bytes) -> str | None:
     return found[0].name.decode("utf-8", "replace") if found else None
 
 
+def small_archive_blocks(first_block: bytes, block_size: int) -> int | None:
+    """The blocks a one-member archive takes on tape (as :func:`write_small_archive` writes it),
+    from its first block; None when that block does not start with a tar header."""
+    found = _leading_header(first_block)
+    if found is None:
+        return None
+    header, length = found
+    return -(-(length + padded(header.size) + len(END_OF_ARCHIVE)) // block_size)
+
+
 def read_small_archive(
     drive: Drive, block_size: int, max_size: int = 1 << 30, first_block: bytes = b"", expect: str | None = None
 ) -> tuple[str, bytes]:

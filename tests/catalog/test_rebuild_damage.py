@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from pytp.cli.main import cli
@@ -380,12 +381,14 @@ def test_a_data_file_shorter_than_its_manifest_says_makes_the_job_partial(tmp_pa
     assert (out / str(src).lstrip("/") / "f0.bin").read_bytes() == bytes([0]) * 400_000
 
 
-def _spanned(site: Site) -> tuple[Path, list[str]]:
+def _spanned(site: Site, sources: int = 1) -> tuple[Path, list[str]]:
+    """A job of ``sources`` directories, 40 MiB in all, on 16 MiB tapes: it spans three."""
     src = site.tmp / "src" / "span"
-    src.mkdir(parents=True)
-    for i in range(40):
-        (src / f"s{i:02d}.bin").write_bytes(os.urandom(1 << 20))
-    site.run("backup", str(src), "--pool", "p1", "--job", "span")
+    for n in range(sources):
+        (src / f"d{n}").mkdir(parents=True)
+        for i in range(40 // sources):
+            (src / f"d{n}" / f"s{i:02d}.bin").write_bytes(os.urandom(1 << 20))
+    site.run("backup", *(str(src / f"d{n}") for n in range(sources)), "--pool", "p1", "--job", "span")
     tapes = _job(site)["tapes"]
     assert len(tapes) >= 3, tapes
     return src, tapes
@@ -440,3 +443,39 @@ def test_a_failed_backup_whose_manifest_reached_tape_stays_failed_with_a_note(tm
 
     assert "job 1 is failed in the catalog, though its manifest on tape is complete and says ok" in result.stdout
     assert _job(site)["status"] == "failed"
+
+
+@pytest.mark.parametrize("sources", [1, 2])
+def test_a_spanned_job_rebuilt_tape_by_tape_comes_back_whole(tmp_path: Path, sources: int) -> None:
+    """README's recipe: `catalog rebuild --tape X` for each tape; a spanned job's first tapes have no manifest."""
+    site = Site(tmp_path, tapes=4, tape_size=16 << 20)
+    _, tapes = _spanned(site, sources)
+    before = site.search()
+    site.forget_catalog()
+
+    for tape in tapes:
+        site.run("catalog", "rebuild", "--tape", tape, "-d", "d0", expect=None)
+
+    (job,) = json.loads(site.run("jobs", "--host", "all", "--format", "json").stdout)  # no recovered job is left
+    assert job["name"] == "span" and job["status"] == "ok", site.run("jobs", str(job["id"])).stdout
+    assert site.search() == before
+    again = site.run("catalog", "rebuild", "--all", "-d", "d0")
+    assert "problem" not in again.stdout and _job(site)["status"] == "ok"
+
+
+def test_a_tape_the_catalog_knows_with_a_zeroed_label_and_no_manifest_is_a_problem(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    _three_tapes(site)
+    tape = library_tape(site.library, "PYT002L9")
+    (tape / "file-00000").write_bytes(bytes(DEFAULT_BLOCK_SIZE))
+    (tape / "file-00002").write_bytes(b"")  # its manifest lost too
+
+    result = site.run("catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED)
+
+    assert "problem: PYT002L9 file 0: " in result.stdout and "the catalog has it as tape PYT002L9" in result.stdout
+    # Asked for by name, a tape nothing can be read of is not a success either.
+    foreign = library_tape(site.library, "PYT003L9")
+    write_tape(foreign, [tar_bytes([file_member("someone/else.txt", b"not pytp\n")])], label=None)
+    site.forget_catalog()
+    named = site.run("catalog", "rebuild", "--tape", "PYT003L9", "-d", "d0", expect=EXIT_VERIFY_FAILED)
+    assert "problem: PYT003L9 file 0: " in named.stdout and "not a pytp tape, nothing rebuilt" in named.stdout

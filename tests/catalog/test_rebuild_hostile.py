@@ -341,3 +341,17 @@ def test_jobs_rebuilt_under_another_host_name_are_pointed_at_not_hidden(tmp_path
     assert hint in _run(config, "restore", str(tmp_path / "t"), "--match", "/data/one.txt", expect=11).stderr
     assert hint in _run(config, "verify", expect=11).stderr
     assert "crafted" in _run(config, "jobs", "--host", "all").stdout
+
+
+def test_a_data_file_longer_than_its_manifest_says_is_a_problem_and_the_job_partial(tmp_path: Path) -> None:
+    config, library, _ = _site(tmp_path)
+    archive = _archive()
+    files = job_files(TAPE, 1, [("/data", archive)], name="understated")  # the manifest says one block
+    files[0] = archive.ljust(2 * DEFAULT_BLOCK_SIZE, b"\0")  # the tape file has two
+    write_tape(library_tape(library, TAPE), files, label=TAPE)
+
+    out = _run(config, "catalog", "rebuild", "--all", "-d", "d0", expect=EXIT_VERIFY_FAILED).stdout
+
+    assert f"{TAPE} file 1: holds more blocks than the 1 its manifest names" in out
+    (job,) = json.loads(_run(config, "jobs", "--host", "all", "--format", "json").stdout)
+    assert job["status"] == "partial"

@@ -234,3 +234,19 @@ def test_a_killed_catalog_backup_is_settled_by_the_next_append(site: Site, sourc
     result, restored = site.restore()
     assert f"Catalog restored from tape {TAPE} file 4:" in result.stdout
     assert site.statuses(restored)[3] == "incomplete"
+
+
+def test_a_rebuild_records_a_cut_short_snapshot_as_incomplete(site: Site, source_tree: Path) -> None:
+    site.run("backup", str(source_tree / "docs"), "--job", "one")
+    site.run("catalog", "backup")  # file 3
+    site.run("catalog", "backup")  # file 4, then cut short as a killed `catalog backup` leaves it
+    site.tape_file(4).write_bytes(cut_snapshot_block())
+    for suffix in ("", "-wal", "-shm"):
+        (site.tmp_path / f"catalog.db{suffix}").unlink(missing_ok=True)
+
+    out = site.run("catalog", "rebuild", "--tape", TAPE).stdout
+
+    assert f"note: {TAPE} file 4: a catalog snapshot cut short, not counted" in out
+    assert "1 catalog snapshot(s) found" in out
+    statuses = site.statuses()
+    assert statuses[3] == "complete" and statuses[4] == "incomplete"
