@@ -35,7 +35,7 @@ from .errors import CatalogError
 from .levels import Reference, has_changed, reference_for
 from .models import Volume, VolumeStatus, path_text, utcnow
 from .pool_choice import pool_candidates
-from .volumes import pool_accepts, protection, retention_end
+from .volumes import pool_accepts, protection, retention_ends_of
 
 #: tar header bytes per member (one 512-byte record; long names need more)
 HEADER_BYTES = 512
@@ -209,7 +209,7 @@ def choose_tape(session: Session, config: Config, selection: Selection, pool: st
                 )
     now = utcnow()
     ours = [v for v in volumes.values() if v.pool == pool]
-    ends = {v.id: retention_end(session, config, v) for v in ours}
+    ends = retention_ends_of(session, config, ours)
     protected = {
         v.id for v in ours if (end := ends[v.id]) is not None and end <= now and protection(session, config, v)
     }

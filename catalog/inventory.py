@@ -19,11 +19,9 @@ from .errors import ConfigError, NotFound
 from .health_rows import flags, newest_per_volume
 from .light_sql import Reader, Row, as_datetime
 from .retention import (
-    end_of_retention,
-    newest_good_ends,
     newest_snapshot_volume,
     pool_accepts,
-    pool_retention_days,
+    retention_ends,
     status_shown,
 )
 from .statuses import DELETED, TapeFileStatus, VolumeStatus
@@ -167,7 +165,7 @@ def tape_rows(reader: Reader, config: Config, now: datetime | None = None) -> li
     jobs = {row["volume_id"]: row["jobs"] for row in reader.rows(TAPE_JOBS, **counted)}
     files = {row["volume_id"]: row["files"] for row in reader.rows(TAPE_ENTRIES, **counted)}
     snapshot = newest_snapshot_volume(reader)
-    newest = newest_good_ends(reader)
+    ends = retention_ends(reader, config)
     # The error counts and flags of each tape's newest health reading (health_log, issue 11).
     readings = newest_per_volume(reader)
     now = now or datetime.now(timezone.utc)
@@ -179,9 +177,7 @@ def tape_rows(reader: Reader, config: Config, now: datetime | None = None) -> li
         if volume["barcode"]:
             known.add(volume["barcode"])
         location = contents.get(volume["barcode"] or "", (None, False))[0]
-        end = end_of_retention(
-            newest.get(volume["id"]), pool_retention_days(config, volume["pool"], volume["retention_days"])
-        )
+        end = ends.get(volume["id"])
         status = status_shown(volume["status"], end, volume["id"] == snapshot, now)
         rows.append(
             {

@@ -26,7 +26,7 @@ from .devices import Selection, drive_lock, open_changer, open_drive
 from .errors import CatalogError, WrongTape
 from .models import TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
 from .pool_choice import Candidate, pool_candidates
-from .volumes import LabelClash, mark_error, pool_accepts, protection, retention_end, write_volume_label
+from .volumes import LabelClash, mark_error, pool_accepts, protection, retention_ends_of, write_volume_label
 
 #: how many made-up labels a blank without barcode tries before giving up
 GENERATED_LABEL_TRIES = 5
@@ -276,7 +276,7 @@ class Media:
         now = utcnow()
         stored = [known[s.barcode] for s in status.slots if s.full and not s.import_export and s.barcode in known]
         ours = [v for v in stored if v.pool == pool]
-        ends = {v.id: retention_end(session, self.config, v) for v in ours}
+        ends = retention_ends_of(session, self.config, ours)
         protected = {
             v.id
             for v in ours

@@ -21,15 +21,15 @@ from pytp.tapeio.drive import Drive
 from pytp.tapeio.volume_label import VolumeLabel, write_label
 
 from .config import Config
+from .copy_promote import promote_copies
 from .errors import WrongTape
 from .light_sql import CoreReader
-from .models import TapeFile, TapeFileStatus, Volume, VolumeStatus, utcnow
+from .models import TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id, utcnow
 from .retention import (  # noqa: F401 - pool_accepts and newest_snapshot_volume are re-exported
-    end_of_retention,
-    newest_good_ends,
     newest_snapshot_volume,
     pool_accepts,
     pool_retention_days,
+    retention_ends,
     status_shown,
 )
 
@@ -40,13 +40,18 @@ def retention_days(config: Config, volume: Volume) -> int | None:
 
 
 def retention_end(session: Session, config: Config, volume: Volume) -> datetime | None:
-    """When the newest good data on ``volume`` leaves retention (None: no data, or kept forever).
+    """When the good data on ``volume`` leaves retention (None: it holds none; ``FOREVER``: kept forever).
 
-    A copy tape (``pytp copy``) is kept as long as its original's jobs are,
-    by its own pool's retention (``retention.GOOD_ENDS``).
+    The rules are ``retention.retention_ends``: its own jobs, the later jobs
+    of their chains that need them, and for a copy tape its original's jobs.
     """
-    newest = None if volume.id is None else newest_good_ends(CoreReader(session), volume.id).get(volume.id)
-    return end_of_retention(newest, retention_days(config, volume))
+    return None if volume.id is None else retention_ends(CoreReader(session), config, volume.id).get(volume.id)
+
+
+def retention_ends_of(session: Session, config: Config, volumes: list[Volume]) -> dict[int, datetime | None]:
+    """:func:`retention_end` of each of ``volumes``, by id, from one reading of the catalog."""
+    ends = retention_ends(CoreReader(session), config)
+    return {row_id(v): ends.get(row_id(v)) for v in volumes}
 
 
 def _until(end: datetime | None) -> str:
@@ -179,6 +184,7 @@ def write_volume_label(
             session.commit()
         raise
     if reuse is not None:
+        promote_copies(session, reuse)  # a copy of what this tape held stays restorable
         session.exec(  # type: ignore[call-overload]
             update(TapeFile).where(col(TapeFile.volume_id) == reuse.id).values(status=TapeFileStatus.OVERWRITTEN)
         )

@@ -1,0 +1,121 @@
+"""Retention keeps what restores still need (issue 9 probe: two ways recycling lost data).
+
+A full job must stay while an incremental of its chain that needs it is in
+retention, and an offsite copy must stay restorable once its original tape is
+recycled.  At pytp's default block size, on the embedded virtual library,
+with time moved by ageing the jobs in the SQLite catalog.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+from sqlmodel import Session, select
+
+from pytp.catalog.database import open_catalog
+from pytp.catalog.models import Job, Volume, VolumeStatus
+from pytp.cli.main import cli
+from pytp.tapeio import exitcodes
+from tests.conftest import write_library_config
+from tests.crafted_tape import DEFAULT_BLOCK_SIZE
+
+POOLS = [
+    {"name": "default", "retention_days": 30, "barcodes": ["PYT001L9", "PYT002L9"]},
+    {"name": "offsite", "retention_days": 365, "barcodes": ["PYT003L9"]},
+]
+
+
+class Site:
+    def __init__(self, tmp_path: Path) -> None:
+        self.url = f"sqlite:///{tmp_path / 'catalog.db'}"
+        self.config = write_library_config(
+            tmp_path / "site", self.url, tapes=3, block_size=DEFAULT_BLOCK_SIZE, pools=POOLS
+        )
+        self.tmp = tmp_path
+
+    def run(self, *args: str, expect: int = 0) -> Result:
+        result = CliRunner().invoke(cli, ["--config", str(self.config), *args])
+        assert result.exit_code == expect, result.output
+        assert "Traceback" not in result.output
+        return result
+
+    def tapes(self) -> dict[str, dict]:
+        return {t["label"]: t for t in json.loads(self.run("tapes", "--format", "json").stdout) if t["label"]}
+
+    def age(self, job_id: int, days: int) -> None:
+        with Session(open_catalog(self.url)) as session:
+            job = session.get(Job, job_id)
+            assert job is not None and job.ended_at is not None
+            job.started_at -= timedelta(days=days)
+            job.ended_at -= timedelta(days=days)
+            session.add(job)
+            session.commit()
+
+    def fill(self, *labels: str) -> None:
+        """Mark tapes full, so that the next backup of their pool must recycle one."""
+        with Session(open_catalog(self.url)) as session:
+            for volume in session.exec(select(Volume).where(Volume.label.in_(labels))).all():  # type: ignore[attr-defined]
+                volume.status = VolumeStatus.FULL
+                session.add(volume)
+            session.commit()
+
+
+def _tree(root: Path) -> Path:
+    root.mkdir(parents=True)
+    for name in ("a", "b"):
+        (root / name).write_text(f"{name}\n")
+    return root
+
+
+def test_a_full_stays_in_retention_while_an_incremental_that_needs_it_does(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    src = _tree(tmp_path / "src")
+    site.run("backup", str(src), "--job", "c")  # job 1, full, on PYT001L9
+    site.run("tape", "retire", "PYT001L9")  # so that the incremental goes to the other tape
+    (src / "c").write_text("c\n")
+    site.run("backup", str(src), "--job", "c", "--incremental")  # job 2 on PYT002L9
+    site.run("tape", "unretire", "PYT001L9")
+    site.age(1, 40)  # the full's own retention (30 days) is over; the incremental's is not
+
+    tapes = site.tapes()
+    assert tapes["PYT001L9"]["status"] != "expired"
+    assert tapes["PYT001L9"]["retention_end"] == tapes["PYT002L9"]["retention_end"]
+    # Nothing may recycle it: the backup that needs a tape finds none rather than losing the chain.
+    site.fill("PYT001L9", "PYT002L9")
+    other = _tree(tmp_path / "other")
+    refused = site.run("backup", str(other), "--job", "other", expect=exitcodes.EXIT_WRONG_TAPE)
+    assert "No appendable, blank or expired tape for pool 'default'" in refused.stderr
+    target = tmp_path / "out"
+    site.run("restore", str(target), "--as-of", "2", "--match", str(src))
+    assert sorted(p.name for p in (target / str(src).lstrip("/")).iterdir()) == ["a", "b", "c"]
+
+    site.age(2, 40)  # now the whole chain is out of retention
+
+    assert site.tapes()["PYT001L9"]["status"] == "expired"
+    assert "on tape PYT001L9" in site.run("backup", str(other), "--job", "other").stdout
+
+
+def test_an_offsite_copy_stays_restorable_when_its_original_is_recycled(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    src = _tree(tmp_path / "src")
+    site.run("backup", str(src), "--job", "kept")  # job 1 on PYT001L9 (30 days)
+    site.run("copy", "--job", "1", "--pool", "offsite")  # its copy on PYT003L9 (365 days)
+    site.run("label", "--barcode", "PYT002L9")
+    site.fill("PYT001L9", "PYT002L9")
+    site.age(1, 40)
+
+    other = _tree(tmp_path / "other")
+    assert "on tape PYT001L9" in site.run("backup", str(other), "--job", "other").stdout  # recycled
+
+    tapes = site.tapes()
+    assert tapes["PYT003L9"]["jobs"] == 1 and tapes["PYT003L9"]["status"] == "full"
+    assert tapes["PYT003L9"]["retention_end"] is not None
+    found = json.loads(site.run("search", str(src / "a"), "--format", "json").stdout)
+    assert [(hit["job"], hit["tape"]) for hit in found] == [(1, "PYT003L9")]
+    target = tmp_path / "out"
+    site.run("restore", str(target), "--job", "1")
+    assert (target / str(src).lstrip("/") / "b").read_text() == "b\n"
+    assert "0 problem(s)" in site.run("verify", "--job", "1").stdout
