@@ -176,6 +176,19 @@ class Config:
         return None
 
 
+def _one_drive_per_device(check: Checker, drives: list[DriveConfig]) -> None:
+    """Refuse two drives on one device: each would take the other's tape (and lock) as its own."""
+    seen: dict[str, str] = {}
+    for drive in drives:
+        device = os.path.realpath(drive.device_path)
+        if device in seen:
+            raise check.fail(
+                f"drives '{seen[device]}' and '{drive.name}' (tape_drives) use the same device "
+                f"{drive.device_path}; each drive needs its own."
+            )
+        seen[device] = drive.name
+
+
 def _resolve(base: Path, value: str) -> str:
     """Paths in a config file are relative to the file (device paths under /dev stay)."""
     path = Path(os.path.expanduser(value))
@@ -242,6 +255,7 @@ def parse_config(data: dict[str, Any], path: Path, source: str) -> Config:
             )
         )
     check.unique([d.name for d in drives], "drives (tape_drives)")
+    _one_drive_per_device(check, drives)
     check.unique([lib.name for lib in libraries], "libraries (tape_libraries)")
     check.unique([p.name for p in pools], "pools")
     buffer_raw = check.section(data.get("buffer", {}), "buffer", "buffer")

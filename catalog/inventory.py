@@ -248,12 +248,15 @@ def _health_fields(reading: Row | None) -> dict[str, Any]:
 
 #: the tape ``pytp tapes TAPE`` names, by label or barcode
 TAPE_BY_NAME = "SELECT id, label FROM volume WHERE label = :name OR barcode = :name"
-#: a tape's tape files in order, each with the job that wrote it (none for a label or catalog file)
+#: a tape's tape files in order, each with the job that wrote it (none for a label or catalog
+#: file); a copy tape's rows name their job through the source's row (``copy_of_id``)
 TAPE_FILES = """
-SELECT tf.file_number, tf.kind, tf.job_id, tf.source_root, tf.blocks, tf.total_bytes, tf.status,
+SELECT tf.file_number, tf.kind, j.id AS job_id, tf.source_root, tf.blocks, tf.total_bytes, tf.status,
        j.id AS job_row, j.name AS job_name, j.level AS job_level, j.status AS job_status, j.started_at AS job_start,
        j.ended_at AS job_end, j.files AS job_files, j.total_bytes AS job_bytes
-FROM tape_file tf LEFT JOIN job j ON j.id = tf.job_id
+FROM tape_file tf
+LEFT JOIN tape_file source ON source.id = tf.copy_of_id
+LEFT JOIN job j ON j.id = COALESCE(tf.job_id, source.job_id)
 WHERE tf.volume_id = :volume_id
 ORDER BY tf.file_number
 """

@@ -139,6 +139,10 @@ def test_a_key_nothing_resembles_lists_the_valid_keys(site: Path) -> None:
             "two libraries (tape_libraries) are named 'lib'",
         ),
         (lambda c: c["pools"].append({"name": "offsite"}), "two pools are named 'offsite'"),
+        (  # two drives on one device would each take the other's tape (and lock) as their own
+            lambda c: c["tape_drives"][1].update(device_path=c["tape_drives"][0]["device_path"]),
+            "drives 'd0' and 'd1' (tape_drives) use the same device",
+        ),
     ],
 )
 def test_duplicate_names_are_errors(site: Path, change, fragment: str) -> None:  # type: ignore[no-untyped-def]

@@ -473,3 +473,7 @@ def test_tapes_counts_a_copy_only_once_it_is_whole(site: Path, tmp_path: Path) -
     configure_tape(_tape_dir(site, blank), write_errors=[])
     _copy(site, pool="offsite", job_ids=[job])
     assert counts()[_volume(site, blank).label] == source
+    # `pytp tapes COPY` names the jobs it holds, as its row counts them.
+    (detail,) = json.loads(invoke(site, "tapes", _volume(site, blank).label, "--format", "json").stdout)
+    assert [j["id"] for j in detail["job_list"]] == [job]
+    assert {f["job"] for f in detail["tape_file_list"] if f["kind"] == "data"} == {job}
