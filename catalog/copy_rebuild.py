@@ -28,6 +28,10 @@ class CopyNotImported(CatalogError):
     """A copy tape could not be recorded by a rebuild."""
 
 
+class SourceNotInCatalog(CopyNotImported):
+    """The copy's source tape is not in the catalog (not read yet, lost, or recycled)."""
+
+
 def import_copy_tape(
     session: Session, drive: Drive, label: VolumeLabel, barcode: str | None, library: str | None
 ) -> str:
@@ -42,7 +46,7 @@ def import_copy_tape(
     """
     source = session.exec(select(Volume).where(Volume.uuid == label.copy_of_uuid)).first()
     if source is None:
-        raise CopyNotImported(
+        raise SourceNotInCatalog(
             f"it is a copy of tape {label.copy_of_label}, which is not in the catalog: rebuild from "
             f"{label.copy_of_label} first, then from this copy (tape not read; a second `pytp catalog rebuild "
             "--all` reads it once its source is in)"

@@ -95,6 +95,8 @@ class ReadManifest:
     bad_lines: int = 0
     #: parts of the header refused or dropped (its tape files, problems, times…)
     header_problems: int = 0
+    #: tape labels read as others (``alias_tapes``)
+    tape_aliases: dict[str, str] = field(default_factory=dict)
 
     @property
     def final(self) -> bool:
@@ -103,7 +105,23 @@ class ReadManifest:
     @property
     def lines(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """The checked member lines, read again from the spool on each call."""
-        return iter(self.spooled) if self.spooled is not None else iter(())
+        lines: Iterator[tuple[int, dict[str, Any]]] = iter(self.spooled) if self.spooled is not None else iter(())
+        if not self.tape_aliases:
+            return lines
+        return ((number, _aliased(line, self.tape_aliases)) for number, line in lines)
+
+    def alias_tapes(self, aliases: dict[str, str]) -> None:
+        """Read the tape labels of ``aliases`` as the labels they map to, in the header and every line.
+
+        A copy tape holds its source's manifests byte for byte, naming the
+        source's label; imported as the original of its jobs (its source is
+        lost), they must name the copy.
+        """
+        self.tape_aliases = dict(aliases)
+        if self.job is not None:
+            self.job["tape_files"] = [
+                {**piece, "tape": aliases.get(piece["tape"], piece["tape"])} for piece in self.job["tape_files"]
+            ]
 
     @property
     def line_count(self) -> int:
@@ -113,6 +131,13 @@ class ReadManifest:
     def damaged(self) -> bool:
         """Some member lines were refused: members they described are missing."""
         return self.bad_lines > 0
+
+
+def _aliased(line: dict[str, Any], aliases: dict[str, str]) -> dict[str, Any]:
+    line = {**line, "tape": aliases.get(line["tape"], line["tape"])}
+    if line.get("parts"):
+        line["parts"] = [{**part, "tape": aliases.get(part["tape"], part["tape"])} for part in line["parts"]]
+    return line
 
 
 def _is_int(value: Any, low: int = -_INT64, high: int = _INT64 - 1) -> bool:

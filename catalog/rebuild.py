@@ -111,6 +111,8 @@ class RebuildReport(ImportCounts):
     unclaimed: list[_Unclaimed] = field(default_factory=list)
     #: spools of the tapes whose manifests ``pending`` holds, closed at the end
     spools: list[RecordSpool] = field(default_factory=list)
+    #: copy tapes whose source the catalog did not hold when they were read: (barcode, name, label)
+    orphan_copies: list[tuple[str | None, str, VolumeLabel]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -376,17 +378,7 @@ def _read_tape(
 ) -> None:
     """Read the tape in ``media``'s drive and import it in one transaction."""
     name = barcode or where
-    listed: dict[int | None, int] = {}  # bad lines listed, by tape file
-    unlisted: dict[int | None, int] = {}
-
-    def problem(file: int | None, message: str, line: int | None = None) -> None:
-        if line is not None:
-            if listed.get(file, 0) >= MAX_LINES_REPORTED:
-                unlisted[file] = unlisted.get(file, 0) + 1
-                return
-            listed[file] = listed.get(file, 0) + 1
-        report.problems.append(RebuildProblem(name, file, line, message))
-
+    problem, unlisted = _problem_collector(report, name)
     try:
         found = media.read_label()
     except ForeignTape as err:
@@ -489,13 +481,17 @@ def _read_copy_tape(
     engine: Engine, media: Media, label: VolumeLabel, barcode: str | None, name: str, report: RebuildReport
 ) -> None:
     """A copy tape (``pytp copy``) is recorded as a copy of its source, never imported as a second original."""
-    from .copy_rebuild import import_copy_tape
+    from .copy_rebuild import SourceNotInCatalog, import_copy_tape
 
     library = media.selection.library.name if media.selection.library else None
     with Session(engine) as session:
         try:
             note = import_copy_tape(session, media.drive, label, barcode, library)
             session.commit()
+        except SourceNotInCatalog:
+            session.rollback()
+            report.orphan_copies.append((barcode, name, label))  # decided once every tape is read
+            return
         except (CatalogError, TapeIOError) as err:
             session.rollback()
             report.problems.append(RebuildProblem(name, 0, None, str(err)))
@@ -675,7 +671,7 @@ def _recover_unclaimed(engine: Engine, media: Media, report: RebuildReport) -> N
             volume = session.get(Volume, item.volume_id)
             assert volume is not None
             try:
-                drive = _mount_again(media, volume, item.barcode)
+                drive = _load_again(media, volume.label, volume.uuid, volume.block_size, item.barcode)
             except (TapeIOError, CatalogError) as err:
                 problem(remaining[0], f"data file(s) {remaining}: {why}; not recovered: {err}")
                 continue
@@ -687,18 +683,88 @@ def _recover_unclaimed(engine: Engine, media: Media, report: RebuildReport) -> N
     report.unclaimed = []
 
 
-def _mount_again(media: Media, volume: Volume, barcode: str | None) -> Drive:
-    """Put ``volume`` back under this drive's head, checked by its label."""
+def _import_orphan_copies(engine: Engine, media: Media, report: RebuildReport, all_tapes: bool) -> None:
+    """Copy tapes whose source no tape of this rebuild brought: after ``--all``, their jobs come from the copy.
+
+    A copy is recorded as a copy of its source (``copy_rebuild``), but after a
+    fire took the originals, or once the original was recycled (its copy took
+    over, ``copy_promote``), the copy is all there is: its manifests, which
+    name the source's label, are read as naming the copy, and it becomes the
+    original of its jobs, closed to new data.  Only when every tape of the
+    library was read: after ``--tape`` the source may just not be read yet.
+    A source read later in this rebuild makes it an ordinary copy.
+    """
+    for barcode, name, label in report.orphan_copies:
+        problem, unlisted = _problem_collector(report, name)
+        if not all_tapes:
+            problem(
+                0,
+                f"it is a copy of tape {label.copy_of_label}, which is not in the catalog: rebuild from "
+                f"{label.copy_of_label} first, then from this copy (tape not read); if {label.copy_of_label} is "
+                "lost or was recycled, `pytp catalog rebuild --all` imports this copy as the original of its jobs",
+            )
+            continue
+        try:
+            _load_again(media, label.label, label.uuid, label.block_size, barcode)
+        except (TapeIOError, CatalogError) as err:
+            problem(None, f"a copy of tape {label.copy_of_label}; not read again: {err}")
+            continue
+        with Session(engine) as session:
+            source = session.exec(select(Volume).where(Volume.uuid == label.copy_of_uuid)).first()
+        if source is not None:
+            _read_copy_tape(engine, media, label, barcode, name, report)
+            continue
+        original = VolumeLabel(**{**label.__dict__, "copy_of_uuid": None, "copy_of_label": None})
+        scan = scan_tape(media.drive, label.block_size)
+        try:
+            for seen in scan.files:
+                if seen.manifest is not None and label.copy_of_label:
+                    seen.manifest.alias_tapes({label.copy_of_label: label.label})
+            _import_scan(engine, media, original, barcode, name, scan, report, problem, unlisted)
+        finally:
+            scan.spool.close()
+        with Session(engine) as session:
+            volume = session.exec(select(Volume).where(Volume.uuid == label.uuid)).first()
+            if volume is not None and volume.status == VolumeStatus.APPENDABLE:
+                volume.status = VolumeStatus.FULL  # it mirrors a tape that is gone: nothing is appended
+                session.add(volume)
+                session.commit()
+        report.notes.append(
+            f"{name}: a copy of tape {label.copy_of_label}, which no tape read and the catalog do not hold "
+            "(lost or recycled): imported as the original of its jobs"
+        )
+    report.orphan_copies = []
+
+
+def _problem_collector(report: RebuildReport, name: str) -> tuple[Problem, dict[int | None, int]]:
+    """A ``problem(file, message, line)`` for tape ``name`` that lists at most
+    ``MAX_LINES_REPORTED`` bad lines per tape file, and the count of the others by file."""
+    listed: dict[int | None, int] = {}
+    unlisted: dict[int | None, int] = {}
+
+    def problem(file: int | None, message: str, line: int | None = None) -> None:
+        if line is not None:
+            if listed.get(file, 0) >= MAX_LINES_REPORTED:
+                unlisted[file] = unlisted.get(file, 0) + 1
+                return
+            listed[file] = listed.get(file, 0) + 1
+        report.problems.append(RebuildProblem(name, file, line, message))
+
+    return problem, unlisted
+
+
+def _load_again(media: Media, label: str, uuid: str, block_size: int, barcode: str | None) -> Drive:
+    """Put the tape ``label`` back under this drive's head, checked by its label's ``uuid``."""
     if media.changer is not None:
         place = media.changer.status().find_barcode(barcode) if barcode else None
         if isinstance(place, StorageElement):
             media.load(place.number)
         elif not (isinstance(place, DriveElement) and place.index == media.selection.element):
-            raise NotFound(f"tape {volume.label} is not in a slot of library {media.changer.name} or in this drive")
+            raise NotFound(f"tape {label} is not in a slot of library {media.changer.name} or in this drive")
     found = media.read_label()
-    if found is None or found.uuid != volume.uuid:
-        raise NotFound(f"the drive no longer holds tape {volume.label}")
-    ensure_block_size(media.drive, volume.block_size)
+    if found is None or found.uuid != uuid:
+        raise NotFound(f"the drive no longer holds tape {label}")
+    ensure_block_size(media.drive, block_size)
     return media.drive
 
 
@@ -763,6 +829,7 @@ def rebuild(
             report.spools = []
         if full is not None:
             raise full
+        _import_orphan_copies(engine, media, report, all_tapes)
         _recover_unclaimed(engine, media, report)
         _settle_unresolved(engine, report, unresolved, all_tapes)
         _note_other_hosts(engine, report)

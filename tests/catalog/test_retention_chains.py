@@ -119,3 +119,27 @@ def test_an_offsite_copy_stays_restorable_when_its_original_is_recycled(tmp_path
     site.run("restore", str(target), "--job", "1")
     assert (target / str(src).lstrip("/") / "b").read_text() == "b\n"
     assert "0 problem(s)" in site.run("verify", "--job", "1").stdout
+
+
+def test_after_a_fire_the_offsite_copy_alone_rebuilds_the_catalog(tmp_path: Path) -> None:
+    """The originals and the catalog are gone: `catalog rebuild --all` of the copy gives the jobs back."""
+    site = Site(tmp_path)
+    src = _tree(tmp_path / "src")
+    site.run("backup", str(src), "--job", "kept")  # job 1 on PYT001L9
+    site.run("copy", "--job", "1", "--pool", "offsite")  # its copy on PYT003L9
+    original = tmp_path / "site" / "lib" / "tapes" / "PYT001L9"
+    for tape_file in original.glob("file-*"):
+        tape_file.unlink()  # burnt: it reads blank
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"catalog.db{suffix}").unlink(missing_ok=True)
+
+    out = site.run("catalog", "rebuild", "--all").stdout
+
+    assert "PYT003L9: a copy of tape PYT001L9, which no tape read and the catalog do not hold" in out
+    assert "1 job(s) added" in out
+    tapes = site.tapes()
+    assert tapes["PYT003L9"]["jobs"] == 1 and tapes["PYT003L9"]["status"] == "full"
+    target = tmp_path / "out"
+    site.run("restore", str(target), "--match", str(src / "a"), "--host", "all")
+    assert (target / str(src).lstrip("/") / "a").read_text() == "a\n"
+    assert "0 problem(s)" in site.run("verify", "--job", "1").stdout
