@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
@@ -34,7 +33,6 @@ from sqlmodel import Session, col, select
 from pytp.tapeio.changer import DriveElement, StorageElement
 from pytp.tapeio.drive import Drive, ensure_block_size
 from pytp.tapeio.errors import ForeignTape, MediumError, TapeIOError
-from pytp.tapeio.procinfo import host_name
 from pytp.tapeio.volume_label import FORMAT_VERSION, VolumeLabel
 
 from .config import Config
@@ -46,11 +44,7 @@ from .models import Job, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id,
 from .progress import NULL
 from .progress import Progress as ProgressEvents
 from .rebuild_import import (
-    FROM_TAPE,
     GONE,
-    UNREAD_FINAL,
-    UNREAD_MEMBERS,
-    ImportCounts,
     Problem,
     import_manifest,
     mark_partial,
@@ -59,6 +53,7 @@ from .rebuild_import import (
     recovered_job,
     settle_totals,
 )
+from .rebuild_report import RebuildProblem, RebuildReport, Unclaimed
 from .rebuild_scan import (
     DATA,
     EMPTY,
@@ -70,57 +65,8 @@ from .rebuild_scan import (
     goto_file,
     scan_tape,
 )
-from .record_spool import RecordSpool
+from .rebuild_settle import note_other_hosts, second_pass, settle_unresolved, settle_volumes
 from .spool_file import TempSpaceFull
-
-
-@dataclass(frozen=True)
-class RebuildProblem:
-    """Something a rebuild could not read or would not trust, and where."""
-
-    tape: str
-    file: int | None
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = self.tape
-        if self.file is not None:
-            where += f" file {self.file}"
-        if self.line is not None:
-            where += f" line {self.line}"
-        return f"{where}: {self.message}"
-
-
-@dataclass
-class RebuildReport(ImportCounts):
-    """What a rebuild read, added and found wrong (``pytp catalog rebuild`` prints it)."""
-
-    tapes: list[str] = field(default_factory=list)
-    data_files_skipped: int = 0
-    snapshots: int = 0
-    empty_files: int = 0
-    #: damaged, skipped or distrusted items; any makes ``pytp catalog rebuild`` exit non-zero
-    problems: list[RebuildProblem] = field(default_factory=list)
-    #: manifests with lines on tapes not read yet: (volume id, label, file, blocks, manifest)
-    pending: list[tuple[int, str, int, int, ReadManifest]] = field(default_factory=list)
-    #: the kind of each tape file after the label, for every tape read
-    kinds: dict[str, list[str]] = field(default_factory=dict)
-    #: data files at the end of a tape no manifest has claimed yet: its
-    #: manifest may be on a tape read later (a job that spanned tapes)
-    unclaimed: list[_Unclaimed] = field(default_factory=list)
-    #: spools of the tapes whose manifests ``pending`` holds, closed at the end
-    spools: list[RecordSpool] = field(default_factory=list)
-    #: copy tapes whose source the catalog did not hold when they were read: (barcode, name, label)
-    orphan_copies: list[tuple[str | None, str, VolumeLabel]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Unclaimed:
-    volume_id: int
-    name: str
-    barcode: str | None
-    files: list[int]
 
 
 class _SkipTape(Exception):
@@ -286,7 +232,7 @@ def import_tape(
         if lost_header is None and run[-1] == len(scan.files):
             # At the end of the tape: the job may go on on another tape, whose
             # manifest describes these files too.  Decided once all tapes are read.
-            report.unclaimed.append(_Unclaimed(row_id(volume), problem_name, barcode, run))
+            report.unclaimed.append(Unclaimed(row_id(volume), problem_name, barcode, run))
             continue
         job = _recovered(session, volume, run, "its manifest is unreadable", report, problem)
         jobs[job.id] = job
@@ -519,126 +465,12 @@ def _restore_counters(report: RebuildReport, saved: tuple[int, ...]) -> None:
     del report.pending[saved[5] :]
 
 
-def _second_pass(engine: Engine, report: RebuildReport) -> list[tuple[int, str, int, int, ReadManifest]]:
-    """Manifests naming tape files of tapes read after them, merged again now (idempotent).
-
-    One manifest's tape files can be what another one waits for (a part
-    manifest on the next tape creates the full tape's files), so rounds go on
-    while they resolve something.
-    """
-    pending, report.pending = report.pending, []
-    while pending:
-        report.pending_parts = 0
-        waiting = []
-        for item in pending:
-            volume_id, _, number, blocks, manifest = item
-            with Session(engine) as session:
-                volume = session.get(Volume, volume_id)
-                assert volume is not None
-                outcome = import_manifest(
-                    session, volume, number, blocks, manifest, report.kinds, report, lambda *_: None
-                )
-                session.commit()
-            if outcome.pending:
-                waiting.append(item)
-        if len(waiting) == len(pending):
-            break
-        pending = waiting
-    return pending
-
-
-def _note_other_hosts(engine: Engine, report: RebuildReport) -> None:
-    """Say when jobs came back under other host names: `pytp jobs` and search show only this host's.
-
-    Rebuilding on a replacement machine with another name is how a disaster
-    recovery often goes; without this, the catalog looks empty afterwards.
-    """
-    if not report.jobs_added:
-        return
-    here = host_name()
-    with Session(engine) as session:
-        hosts = session.exec(
-            select(Job.host).where(col(Job.id).in_(report.jobs_added), col(Job.host).is_not(None), Job.host != here)
-        ).all()
-    if hosts:
-        named = ", ".join(f"{host} ({hosts.count(host)} job(s))" for host in sorted(set(hosts)))
-        report.notes.append(
-            f"jobs added of other hosts than this one ({here}): {named}; `pytp jobs`, `search`, `restore` "
-            "and `verify` show them with --host all or --host NAME"
-        )
-
-
 def _known_barcode(engine: Engine, barcode: str | None) -> str | None:
     """The label the catalog gives the cartridge of ``barcode``, if it knows it."""
     if not barcode:
         return None
     with Session(engine) as session:
         return session.exec(select(Volume.label).where(Volume.barcode == barcode)).first()
-
-
-def _first_tape(session: Session, job: Job) -> str:
-    """The label of the first tape holding a tape file of ``job`` (where its problem is reported)."""
-    label = session.exec(
-        select(Volume.label)
-        .join(TapeFile, col(TapeFile.volume_id) == Volume.id)
-        .where(TapeFile.job_id == job.id)
-        .order_by(col(TapeFile.id))
-    ).first()
-    return label or "(library)"
-
-
-def _settle_unresolved(
-    engine: Engine, report: RebuildReport, unresolved: list[tuple[int, str, int, int, ReadManifest]], all_tapes: bool
-) -> None:
-    """Jobs that are not whole once every tape of this rebuild was read: ``partial``, and said so.
-
-    A job whose tape is lost must not look whole: its manifest names tape
-    files of tapes not read, or its final manifest (on its last tape) was
-    never found.  After ``--all`` the library holds no other tape, so that is
-    a problem; after ``--tape`` the others may simply not have been read yet:
-    a note.
-    """
-    with Session(engine) as session:
-        known = set(session.exec(select(Volume.label)).all())
-        missing: dict[str, tuple[str, int, set[str]]] = {}  # job uuid: (tape, file, labels not read)
-        for _, tape, number, _, manifest in unresolved:
-            assert manifest.job is not None
-            labels = {piece["tape"] for piece in manifest.job["tape_files"]} - known
-            missing.setdefault(manifest.job["uuid"], (tape, number, set()))[2].update(labels)
-        unsettled = session.exec(
-            select(Job).where(
-                col(Job.id).in_(sorted(report.jobs_seen)),
-                col(Job.ended_at).is_(None),
-                col(Job.message).startswith(FROM_TAPE),
-            )
-        ).all()
-        jobs = {job.uuid: job for job in unsettled}
-        jobs.update(
-            (job.uuid, job) for job in session.exec(select(Job).where(col(Job.uuid).in_(sorted(missing)))).all()
-        )
-        for uuid, job in sorted(jobs.items(), key=lambda item: row_id(item[1])):
-            tape, number, labels = missing.get(uuid, ("", 0, set()))
-            if job.ended_at is None:
-                what = "its final manifest was not found (on a tape not read, or lost)"
-                note = UNREAD_FINAL
-                settle_totals(session, job)
-            elif labels:
-                what = f"its manifest names tape files on {', '.join(sorted(labels))}"
-                note = UNREAD_MEMBERS + ", ".join(sorted(labels))
-            else:
-                # Its tapes were read, but tape files it names were refused (the problems say why).
-                mark_partial(job, "tape files its manifest names were not imported")
-                session.add(job)
-                continue
-            mark_partial(job, note)
-            session.add(job)
-            message = f"job {job.id} ({job.name or job.uuid}): {what}; the job is partial"
-            if all_tapes:
-                message += ": those members are not in the catalog"
-                report.problems.append(RebuildProblem(tape or _first_tape(session, job), number or None, None, message))
-            else:
-                report.notes.append(f"{message} until those tapes are read too (`pytp catalog rebuild --all`)")
-        session.commit()
 
 
 def _recover_unclaimed(engine: Engine, media: Media, report: RebuildReport) -> None:
@@ -768,16 +600,6 @@ def _load_again(media: Media, label: str, uuid: str, block_size: int, barcode: s
     return media.drive
 
 
-def _settle_volumes(engine: Engine, report: RebuildReport) -> None:
-    """Bytes written per tape read, now that manifests on other tapes added their tape files."""
-    with Session(engine) as session:
-        for volume in session.exec(select(Volume).where(col(Volume.label).in_(report.tapes))).all():
-            files = session.exec(select(TapeFile).where(TapeFile.volume_id == volume.id)).all()
-            volume.bytes_written = sum(t.total_bytes for t in files if t.status != TapeFileStatus.OVERWRITTEN)
-            session.add(volume)
-        session.commit()
-
-
 def rebuild(
     engine: Engine,
     config: Config,
@@ -822,7 +644,7 @@ def rebuild(
                 message = f"tape not read: unexpected {type(err).__name__}: {err}"
                 report.problems.append(RebuildProblem(barcode or where, None, None, message))
         try:
-            unresolved = _second_pass(engine, report)
+            unresolved = second_pass(engine, report)
         finally:
             for spool in report.spools:
                 spool.close()
@@ -831,9 +653,9 @@ def rebuild(
             raise full
         _import_orphan_copies(engine, media, report, all_tapes)
         _recover_unclaimed(engine, media, report)
-        _settle_unresolved(engine, report, unresolved, all_tapes)
-        _note_other_hosts(engine, report)
-        _settle_volumes(engine, report)
+        settle_unresolved(engine, report, unresolved, all_tapes)
+        note_other_hosts(engine, report)
+        settle_volumes(engine, report)
         events.done()
     return report
 
