@@ -28,7 +28,7 @@ from .devices import open_changer
 from .errors import CatalogError
 from .models import Job, JobProblem, JobStatus, Volume, VolumeStatus, utcnow
 from .vault_report import DUE_BACK, ONE_PLACE, vault_report
-from .volumes import retention_end, shown_status
+from .volumes import retention_ends_of, shown_status
 
 #: How many problem paths of one partial job the report names (the rest is a count).
 PROBLEM_PATHS_SHOWN = 3
@@ -176,13 +176,15 @@ class Report:
 
 def _tapes(session: Session, config: Config, where: dict[str, str], now: datetime) -> list[TapeInfo]:
     tapes = []
-    for volume in session.exec(select(Volume).order_by(col(Volume.label))).all():
+    volumes = list(session.exec(select(Volume).order_by(col(Volume.label))).all())
+    ends = retention_ends_of(session, config, volumes)  # one reading of the chains for all tapes
+    for volume in volumes:
         tapes.append(
             TapeInfo(
                 label=volume.label,
                 barcode=volume.barcode,
                 pool=volume.pool,
-                status=shown_status(session, config, volume, now),
+                status=shown_status(session, config, volume, now, ends[volume.id]),
                 used=volume.bytes_written,
                 capacity=volume.capacity,
                 location=where.get(volume.barcode or "") or where.get(volume.label),
@@ -191,7 +193,7 @@ def _tapes(session: Session, config: Config, where: dict[str, str], now: datetim
                 # is to add ``last_verified_at``); until it does, every tape with
                 # data counts as never verified, which is the truth it knows.
                 last_verified=aware(getattr(volume, "last_verified_at", None)),
-                retention_end=aware(retention_end(session, config, volume)),
+                retention_end=aware(ends[volume.id]),
                 reason=volume.status_reason if volume.status == VolumeStatus.ERROR else None,
                 vault=volume.vault,
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +38,10 @@ from .retention import (  # noqa: F401 - pool_accepts and newest_snapshot_volume
 def retention_days(config: Config, volume: Volume) -> int | None:
     """The pool's retention as configured now, else what was recorded at labelling."""
     return pool_retention_days(config, volume.pool, volume.retention_days)
+
+
+#: ``shown_status``'s ``end`` when the caller has not looked it up
+UNKNOWN: Any = object()
 
 
 def retention_end(session: Session, config: Config, volume: Volume) -> datetime | None:
@@ -75,14 +80,19 @@ def protection(session: Session, config: Config, volume: Volume, now: datetime |
     return None
 
 
-def shown_status(session: Session, config: Config, volume: Volume, now: datetime | None = None) -> str:
+def shown_status(
+    session: Session, config: Config, volume: Volume, now: datetime | None = None, end: datetime | None = UNKNOWN
+) -> str:
     """The status to show: the stored one, or ``expired`` once its good data left retention.
 
     The rule is ``retention.status_shown``; the snapshot is looked up only for a tape past its retention.
+
+    :param end: its :func:`retention_end`, when the caller has it (``retention_ends_of``).
     """
     if volume.status in (VolumeStatus.ERROR, VolumeStatus.RETIRED):
         return volume.status
-    end = retention_end(session, config, volume)
+    if end is UNKNOWN:
+        end = retention_end(session, config, volume)
     now = now or utcnow()
     if end is None or end > now:
         return volume.status
