@@ -50,7 +50,7 @@ from .joblog import store_log
 from .models import Job, JobStatus, TapeFile, TapeFileStatus, Volume, VolumeStatus, row_id, utcnow
 from .progress import Progress as ProgressEvents
 from .verify import SCRUB_FAILED, verify_tape
-from .volumes import shown_status
+from .volumes import retention_ends_of, shown_status
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
@@ -297,11 +297,12 @@ def run_scrub(
     with Session(engine) as session:
         every = candidates(session, options, now)
         result.not_due = sum(1 for c in every if c.tier is None)
+        ends = retention_ends_of(session, config, list(session.exec(select(Volume)).all()))
         for candidate in rank(every):
             volume = session.get(Volume, candidate.volume_id)
             assert volume is not None
             why = _skip_reason(volume, places.get(volume.barcode or ""), selection)
-            if why is None and shown_status(session, config, volume, now) == VolumeStatus.EXPIRED:
+            if why is None and shown_status(session, config, volume, now, ends[volume.id]) == VolumeStatus.EXPIRED:
                 why = "expired: nothing on it is kept any more"
             if why is not None:
                 result.skipped.append((candidate.label, why))

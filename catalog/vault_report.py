@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from .config import Config
 from .models import Job, JobStatus, TapeFile, TapeFileStatus, Volume, row_id, utcnow
 from .vault import iso
-from .volumes import protection, retention_days, retention_end
+from .volumes import protection, retention_days, retention_ends_of
 
 #: the fields of every ``pytp vault report`` row, in every format
 REPORT_FIELDS = ("problem", "job", "name", "tape", "vault", "copies", "places", "detail")
@@ -114,8 +114,9 @@ def retention(session: Session, config: Config, now: datetime) -> Retention:
             held.setdefault(tape, set()).add(job_id)
     ends: dict[int, datetime | None] = {}
     kept: set[int] = set()
+    own = retention_ends_of(session, config, list(volumes.values()))  # one reading of the chains for all tapes
     for vid, volume in volumes.items():
-        end = retention_end(session, config, volume)
+        end = own[vid]
         days = retention_days(config, volume)
         for job_id in held.get(vid, set()):
             job = good.get(job_id)
@@ -125,7 +126,7 @@ def retention(session: Session, config: Config, now: datetime) -> Retention:
             candidate = FOREVER if days is None else ended + timedelta(days=days)
             end = candidate if end is None else max(end, candidate)
         ends[vid] = end
-        if protection(session, config, volume, now) is not None or (end is not None and end > now):
+        if protection(session, config, volume, now, own[vid]) is not None or (end is not None and end > now):
             kept.add(vid)
     return Retention(ends, kept, copies)
 

@@ -63,7 +63,9 @@ def _until(end: datetime | None) -> str:
     return "forever" if end is None or end.year == 9999 else f"until {end:%Y-%m-%d %H:%M} UTC"
 
 
-def protection(session: Session, config: Config, volume: Volume, now: datetime | None = None) -> str | None:
+def protection(
+    session: Session, config: Config, volume: Volume, now: datetime | None = None, end: datetime | None = UNKNOWN
+) -> str | None:
     """Why ``volume`` must not be overwritten, or None when nothing on it needs keeping.
 
     A tape is protected while it holds a good job in retention or the newest
@@ -72,7 +74,8 @@ def protection(session: Session, config: Config, volume: Volume, now: datetime |
     """
     if volume.status == VolumeStatus.RETIRED:
         return f"Tape '{volume.label}' is retired (`pytp tape unretire {volume.label}` to use it again)."
-    end = retention_end(session, config, volume)
+    if end is UNKNOWN:
+        end = retention_end(session, config, volume)
     if end is not None and end > (now or utcnow()):
         return f"Tape '{volume.label}' holds data in retention {_until(end)}."
     if newest_snapshot_volume(CoreReader(session)) == volume.id:
