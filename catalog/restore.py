@@ -13,15 +13,16 @@ outside the target whatever the tapes hold.  A damaged or unreadable member is
 named and the restore goes on with the next one; every restored file's xxh3 is
 checked against the catalog afterwards.  A full target file system is the
 exception: the restore stops at the first member that did not fit (going on
-would only fail member after member), removes what tar wrote of it, and says
-how many files are in place (``RestoreTargetFull``).
+would only fail member after member), removes what tar wrote of it and of any
+later member, puts back the files they were to replace (``--overwrite``), and
+says how many files are in place (``RestoreTargetFull``).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,6 +216,8 @@ class _SplitMember:
         self.next_part = 1
         self.fed = 0
         self.spooled: dict[int, SpoolFile] = {}
+        #: its tar finished it (a full target stops a restore before that)
+        self.closed = False
 
     def take(self, part: EntryPart, reader: TapeFileReader) -> None:
         if self.done:
@@ -253,8 +256,9 @@ class _SplitMember:
 
     def finish(self) -> None:
         if self.tar is not None and self.member is not None:
-            self.extraction.close_member(self.tar, self.member, self.fed)
-            self.tar = None
+            tar, self.tar = self.tar, None
+            self.extraction.close_member(tar, self.member, self.fed)
+            self.closed = True
         self.done = True
 
 
@@ -310,9 +314,6 @@ def run_restore(
     if options.allow_special and os.geteuid() != 0:
         raise RestoreRefused("--allow-special creates device nodes and setuid files: run the restore as root.")
     target = Path(os.path.realpath(options.target))
-    # Files changed before this (ctime, which tar cannot set) were not written by this restore;
-    # a second of margin for the file system's coarser clock.
-    started_ns = time.time_ns() - 1_000_000_000
     notes: list[str] = []
     with (
         Session(engine, expire_on_commit=False) as session,
@@ -348,6 +349,7 @@ def run_restore(
         extraction = GuardedExtraction(target, options.overwrite, options.allow_special)
         splits: dict[int, _SplitMember] = {}
         full: TargetFull | None = None
+        reached: list[tuple[FilePlan, list[int]]] = []
         try:
             with (
                 open_media(config, selection, borrow=True, keep_loaded=options.keep_loaded) as media,
@@ -363,7 +365,9 @@ def run_restore(
                 wanted = [(t.volume, f.tape_file, f) for t in plan.tapes for f in t.files]
                 try:
                     for file_plan, access in read_tape_files(media, session, wanted, on_mount=mounting):
-                        _restore_file(access, file_plan, extraction, splits, events)
+                        done = [0]
+                        reached.append((file_plan, done))
+                        _restore_file(access, file_plan, extraction, splits, events, done)
                     for split in splits.values():
                         split.finish()
                 except TargetFull as err:
@@ -384,21 +388,23 @@ def run_restore(
         finally:
             extraction.close()
         notes += extraction.notes()
-        # Refused, damaged and unwritten members are named already; the checksum pass checks the rest.
+        # Refused, damaged and unwritten members are named already, and a file put back in
+        # place of a member is not the member; the checksum pass checks the rest.
         left_out = {name.lstrip("/") for name, _ in extraction.refused + extraction.damaged}
-        kept = (
-            e
-            for e in entries.entries()
-            if e.path_text.lstrip("/") not in left_out and not _failed(e, extraction.failed)
-        )
+        skip = extraction.failed | extraction.kept
+
+        def checked(found: Iterable[FoundEntry]) -> Iterator[FoundEntry]:
+            return (e for e in found if e.path_text.lstrip("/") not in left_out and not _failed(e, skip))
+
         if full is not None:
-            # Only what this restore wrote before the disk filled is checked; the rest is not there.
-            verified, mismatches = verify_restored(target, kept, written_since_ns=started_ns)
+            # Only the members this restore gave tar before it stopped are checked (a file
+            # it removed is not there); the rest were not restored, whatever is in their place.
+            verified, mismatches = verify_restored(target, checked(_reached(reached, splits)), missing_ok=True)
             files = sum(1 for e in entries.entries() if e.kind == "file")
             raise RestoreTargetFull(
                 _full_message(full, target, (verified, files), options.overwrite, extraction.problems() + mismatches)
             )
-        verified, mismatches = verify_restored(target, kept)
+        verified, mismatches = verify_restored(target, checked(entries.entries()))
         result = RestoreResult(
             files=entries.count,
             bytes=entries.bytes,
@@ -419,6 +425,19 @@ def run_restore(
     return result
 
 
+def _reached(reached: list[tuple[FilePlan, list[int]]], splits: dict[int, _SplitMember]) -> Iterator[FoundEntry]:
+    """The entries whose members the restore went through before it stopped, in plan order:
+    the first ``done`` items of each tape file it read (a member cut across tapes: if its tar
+    finished it)."""
+    for file_plan, done in reached:
+        for item in itertools.islice(file_plan.items, done[0]):
+            if item.part is None:
+                yield item.entry
+    for split in splits.values():
+        if split.closed:
+            yield split.entry
+
+
 def _failed(entry: FoundEntry, failed: set[bytes]) -> bool:
     """Whether tar complained about ``entry`` (its line names it: not checked again)."""
     if not failed or entry.kind != "file":
@@ -436,7 +455,8 @@ def _full_message(full: TargetFull, target: Path, counts: tuple[int, int], overw
     :param counts: files restored and verified, files selected.
     """
     verified, files = counts
-    what = f"; tar could not write /{full.member}, and what it wrote of it was removed" if full.member else ""
+    done = "the file that was there is kept unchanged" if full.kept else "what it wrote of it was removed"
+    what = f"; tar could not write /{full.member}, and {done}" if full.member else ""
     # Without --overwrite a rerun refuses the files restored now (never an existing file replaced).
     again = (
         "run the same restore again"
@@ -459,11 +479,15 @@ def _restore_file(
     extraction: GuardedExtraction,
     splits: dict[int, _SplitMember],
     events: ProgressEvents = NULL,
+    done: list[int] | None = None,
 ) -> None:
     """Extract the planned members of one tape file, going on after damage.
 
     After an unreadable block the head's place is unknown, so the next member
     is reached again from the start of the tape file by spacing.
+
+    :param done: its one number counts the items gone through (a full target stops
+        the restore inside one: ``TargetFull`` is raised before it is counted).
     """
     paths = events.wants_paths
     for item in file_plan.items:
@@ -487,6 +511,8 @@ def _restore_file(
             extraction.damaged.append((entry.path_text, f"unreadable: {err}"))
             _give_up_split(splits, item)
             access.lost()
+        if done is not None:
+            done[0] += 1
 
 
 def _restore_member(reader: TapeFileReader, item: Item, extraction: GuardedExtraction) -> None:
@@ -506,13 +532,11 @@ def _give_up_split(splits: dict[int, _SplitMember], item: Item) -> None:
         split.finish()
 
 
-def verify_restored(
-    target: Path, entries: Iterable[FoundEntry], written_since_ns: int | None = None
-) -> tuple[int, list[str]]:
+def verify_restored(target: Path, entries: Iterable[FoundEntry], missing_ok: bool = False) -> tuple[int, list[str]]:
     """Hash each restored regular file and compare with the catalog (no symlink followed).
 
-    :param written_since_ns: check only files changed since then (a restore stopped by a
-        full disk): a missing file or one that was there before is not counted.
+    :param missing_ok: a missing file is not counted (a restore stopped by a full disk
+        removed what tar made of the member that did not fit and of those after it).
     :returns: how many matched, and a line for each one that did not.
     """
     checked, mismatches = 0, []
@@ -523,10 +547,8 @@ def verify_restored(
                 continue
             try:
                 name = _destination_name(entry)
-                if written_since_ns is not None:
-                    st = tree.lstat(name)
-                    if st is None or st.st_ctime_ns < written_since_ns:
-                        continue
+                if missing_ok and tree.lstat(name) is None:
+                    continue
                 digest = _hash_restored(tree, name, entry.sparse_map)
             except UnsafeMember as err:
                 mismatches.append(f"{entry.path_text}: not checked ({err})")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import secrets
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -347,6 +348,46 @@ class SafeTree:
             pass
         finally:
             os.close(parent)
+
+    def set_aside(self, name: bytes) -> bytes:
+        """Rename ``name`` (never followed if a symlink) to a hidden free name in its own
+        directory, and return that name's last component (for :meth:`put_back`).
+
+        :raises OSError: it could not be renamed (or ``name``'s directory is gone).
+        :raises UnsafeMember: a parent is a symlink.
+        """
+        parent = self.open_parent(name)
+        if parent is None:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+        base = name.rsplit(b"/", 1)[-1]
+        try:
+            while True:
+                aside = b"." + base[:100] + b".pytp-old-" + secrets.token_hex(6).encode()
+                try:
+                    os.lstat(aside, dir_fd=parent)
+                except FileNotFoundError:
+                    break  # rename would replace whatever has the name: a free one only
+            os.rename(base, aside, src_dir_fd=parent, dst_dir_fd=parent)
+            return aside
+        finally:
+            os.close(parent)
+
+    def put_back(self, name: bytes, aside: bytes) -> None:
+        """Rename the file :meth:`set_aside` moved back to ``name`` (replacing a file there).
+
+        :raises OSError: it could not (a directory is at ``name``, or the way is gone).
+        """
+        parent = self.open_parent(name)
+        if parent is None:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+        try:
+            os.rename(aside, name.rsplit(b"/", 1)[-1], src_dir_fd=parent, dst_dir_fd=parent)
+        finally:
+            os.close(parent)
+
+    def remove_aside(self, name: bytes, aside: bytes) -> None:
+        """Unlink the file :meth:`set_aside` moved away from ``name`` (it was replaced)."""
+        self.remove_file(name.rsplit(b"/", 1)[0] + b"/" + aside if b"/" in name else aside)
 
     def place_link(self, member: Member, overwrite: bool, same_owner: bool) -> None:
         """Create the symlink or hard link ``member``, after everything else is extracted.

@@ -60,11 +60,15 @@ class TargetFull(TapeIOError):
 
     exit_code = exitcodes.EXIT_ERROR
 
-    def __init__(self, message: str | None = None, member: str = "", target: Path | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, member: str = "", target: Path | None = None, kept: bool = False
+    ) -> None:
         super().__init__(message)
         #: the member tar could not write (tar's own quoting undone, decoded for display)
         self.member = member
         self.target = target
+        #: the file that was at that member's place (``--overwrite``) is there again, unchanged
+        self.kept = kept
 
 
 def end_of_stream(fed: int) -> bytes:
@@ -280,13 +284,22 @@ def _cut_complaint(line: str) -> bool:
 
 @dataclass
 class _Written:
-    """A file handed to tar, and what was at its place before (to clean up after Ctrl-C)."""
+    """A file handed to tar, and what was at its place before (``GuardedExtraction._settle``)."""
 
     name: bytes
-    size: int
+    #: its size once written (None: a sparse member, whose size on tape is not its size)
+    size: int | None
     before: tuple[int, int] | None
     #: where its data ends in the stream of the tar it was fed to (None: a tar of its own)
     end: int | None = None
+    #: the hidden name, in the same directory, of the file it replaces (``--overwrite``),
+    #: kept until tar has finished the member
+    aside: bytes | None = None
+
+
+def _sparse(member: Member) -> bool:
+    """Whether ``member`` is a sparse file (pax ``GNU.sparse.*`` records, or old GNU type S)."""
+    return b"GNU.sparse." in member.header or member.header[-RECORD + 156 : -RECORD + 157] == b"S"
 
 
 #: bytes fed to a tar that it may not have read yet besides the pipe's own
@@ -349,6 +362,11 @@ class GuardedExtraction:
         #: members tar named in a complaint (its line names each once); of a file it could
         #: not write, what it wrote was removed
         self.failed: set[bytes] = set()
+        #: files that were in the place of a member (``--overwrite``) and are there again,
+        #: unchanged, because tar did not write the member whole or the restore stopped first
+        self.kept: set[bytes] = set()
+        #: members tar said it could not write, as it says so (set on tar's stderr thread)
+        self._unwritten: set[bytes] = set()
         #: tar's first line saying the target is full (set on tar's stderr thread)
         self._full: str | None = None
 
@@ -357,11 +375,12 @@ class GuardedExtraction:
         return TarProcess(self.command, self._processes, on_error=self._watch)
 
     def _watch(self, line: str) -> None:
-        """On tar's stderr thread: note the first line that says the target is full."""
-        if self._full is not None:
-            return
+        """On tar's stderr thread: note the first line that says the target is full, and
+        each member tar could not write (not to be taken for whole by ``_settle``)."""
         complaint = tar_complaint(line)
-        if says_full(line) or (complaint is not None and _no_room(self.target)):
+        if complaint is not None and write_failure(complaint[1]):
+            self._unwritten.add(complaint[0])
+        if self._full is None and (says_full(line) or (complaint is not None and _no_room(self.target))):
             self._full = line
 
     def _take_errors(self, err: str, cut: bool = False) -> None:
@@ -385,7 +404,10 @@ class GuardedExtraction:
                 self.tar_errors.append(line)
 
     def _remove_unwritten(self, name: bytes) -> None:
-        """Remove the regular file ``name`` that tar could not write whole (tar created it)."""
+        """Remove the regular file ``name`` that tar could not write whole (tar created it;
+        an old file put back in its place by ``_settle`` is left)."""
+        if name in self.kept:
+            return
         try:
             st = self.tree.lstat(name)
         except (UnsafeMember, OSError):
@@ -394,20 +416,31 @@ class GuardedExtraction:
             self.tree.remove_file(name)
 
     def _full_stop(self, written: list[_Written]) -> None:
-        """The target is full: remove what tar left half-written of ``written`` and stop."""
-        for one in written:
-            self._remove_if_half_written(one)
-        self._written.clear()
+        """The target is full and tar is done with ``written`` (no longer tracked): keep the
+        files before the member that did not fit, remove what tar made of it and of every
+        later one, put back the files they were to replace, and stop.
+
+        tar goes member by member, so the files before that member are finished; but it
+        may have created the next file (mode 0600, empty) before this restore learnt the
+        target was full.  That member not among ``written`` means tar was past it already.
+        """
         line = self._full or ""
         complaint = tar_complaint(line)
+        names = [one.name for one in written]
+        first = names.index(complaint[0]) if complaint is not None and complaint[0] in names else 0
+        for index, one in enumerate(written):
+            self._settle(one, whole_ok=index < first)
         member = complaint[0].decode("utf-8", "backslashreplace") if complaint else ""
+        kept = complaint is not None and complaint[0] in self.kept
+        what = "the file that was there is kept unchanged" if kept else "what it wrote of it was removed"
         raise TargetFull(
             f"No space left on device in {self.target}"
-            + (f": tar could not write {member} (what it wrote of it was removed)" if member else "")
+            + (f": tar could not write {member} ({what})" if member else "")
             + "; the members before it were extracted, the rest were not. "
             "Free space, or extract into a target with more room.",
             member=member,
             target=self.target,
+            kept=kept,
         )
 
     def _check_room(self) -> None:
@@ -419,7 +452,9 @@ class GuardedExtraction:
             # tar finishes what it was given, then meets the end of its input.
             _, _, err = tar.close()
             self._take_errors(err, cut=True)
-        self._full_stop(list(self._written))
+        written = list(self._written)
+        self._written.clear()
+        self._full_stop(written)
 
     def _process(self) -> TarProcess:
         if self._tar is not None and self._tar.stopped:
@@ -440,11 +475,11 @@ class GuardedExtraction:
         tar can hold has been read (a write returns once its bytes are in the pipe),
         and GNU tar writes a file whole before it reads the next header."""
         tar = self._tar
-        if tar is None:
-            return
+        if tar is None or self._full is not None:
+            return  # a full target: ``_full_stop`` decides, knowing which member did not fit
         read = self._fed - tar.capacity - _UNREAD_MARGIN
         while self._written and self._written[0].end is not None and self._written[0].end <= read:
-            self._written.popleft()
+            self._settle(self._written.popleft())
 
     def _close_tar(self) -> None:
         if self._tar is None:
@@ -457,9 +492,12 @@ class GuardedExtraction:
             self._take_errors(err)
             if len(self.tar_errors) == before and self._full is None:
                 self.tar_errors.append(f"tar exited with status {status}")
+        written = list(self._written)
+        self._written.clear()
         if self._full is not None:
-            self._full_stop(list(self._written))
-        self._written.clear()  # tar has exited: every file it was given is finished
+            self._full_stop(written)
+        for one in written:  # tar has exited: every file it was given is finished
+            self._settle(one)
 
     def refuse(self, name: str, why: str) -> None:
         self.refused.append((name, why))
@@ -503,13 +541,25 @@ class GuardedExtraction:
             if not self.overwrite:
                 self.refuse(member.text, "exists; not replaced (use --overwrite)")
                 return False
+        written = None
+        if member.kind == "file":
+            before = (existing.st_dev, existing.st_ino) if existing is not None else None
+            written = _Written(member.name, None if _sparse(member) else member.size, before)
+            if existing is not None:
+                # tar's --unlink-first removes the old file before it writes a byte of the new
+                # one, so a replacement that does not fit (a full target) would lose both.
+                # The old file waits under a hidden name until tar is done (``_settle``).
+                try:
+                    written.aside = self.tree.set_aside(member.name)
+                except (OSError, UnsafeMember) as err:
+                    why = err.strerror if isinstance(err, OSError) else str(err)
+                    self.refuse(member.text, f"exists and could not be moved aside to be replaced safely ({why})")
+                    return False
         if member.cleared:
             self.cleared.append(member.text)
         if member.kind == "dir":
             self._dirs[member.name] = member.mtime_ns
-        elif member.kind == "file":
-            before = (existing.st_dev, existing.st_ino) if existing is not None else None
-            self._admitted = _Written(member.name, member.size, before)
+        self._admitted = written
         return True
 
     def extract(self, member: Member, read: Callable[[int], bytes]) -> bool:
@@ -520,14 +570,19 @@ class GuardedExtraction:
             member is removed (:meth:`_cut_short`) and the caller names it damaged.
         """
         self._admitted = None
+        if self._tar is not None and self._tar.stopped:
+            self._close_tar()  # tar gave up (its complaint is kept); go on with a new one
         self._check_room()
         if not self.admit(member):
             return False
-        self._feed(member.header)
         written, self._admitted = self._admitted, None  # a regular file's
         if written is not None:
-            written.end = self._fed + member.data_length
+            # Tracked before tar has its header: tar may create the file before this
+            # restore learns that the target is full (``_full_stop`` removes it then).
             self._written.append(written)
+        self._feed(member.header)
+        if written is not None:
+            written.end = self._fed + member.data_length
         remaining = member.data_length
         try:
             while remaining:
@@ -558,9 +613,10 @@ class GuardedExtraction:
             status, _, err = tar.close()
             if status != 0:
                 self._take_errors(err, cut=True)
-        if written is not None:
-            self._remove_if_half_written(written)
+        finished = list(self._written)
         self._written.clear()
+        for one in finished:
+            self._settle(one, whole_ok=one is not written)
 
     def open_member(self, member: Member) -> TarProcess | None:
         """A tar of its own for a member whose data comes in parts (cut across tapes).
@@ -568,12 +624,12 @@ class GuardedExtraction:
         The header is fed; the caller feeds the data and calls :meth:`close_member`.
         """
         self._admitted = None
+        self._check_room()
         if not self.admit(member):
             return None
         if self._admitted is not None:
             self._written_apart.append(self._admitted)
             self._admitted = None
-        self._check_room()
         tar = self._tar_for()
         tar.feed(member.header)
         return tar
@@ -585,8 +641,13 @@ class GuardedExtraction:
         status, _, err = tar.close()
         if status != 0:
             self._take_errors(err)
+        mine = [one for one in self._written_apart if one.name == member.name][:1]
+        for one in mine:
+            self._written_apart.remove(one)
         if self._full is not None:
-            self._full_stop(list(self._written_apart))
+            self._full_stop(mine)
+        for one in mine:
+            self._settle(one)
         if status == 0:
             self.extracted += 1
 
@@ -632,21 +693,59 @@ class GuardedExtraction:
         self._tar = None
         if self.tree.fd < 0:
             return
-        for written in [*self._written, *self._written_apart]:
-            self._remove_if_half_written(written)
+        written = [*self._written, *self._written_apart]
+        self._written.clear()
+        self._written_apart.clear()
+        for one in written:
+            self._settle(one)
         self.tree.close()
 
-    def _remove_if_half_written(self, written: _Written) -> None:
-        """Remove ``written`` if tar left it half-written: not what was there before
-        (another inode) and not the member's size."""
+    def _settle(self, written: _Written, whole_ok: bool = True) -> None:
+        """tar is done with ``written``: keep the file it made if that is whole (and
+        ``whole_ok``); otherwise remove it and put back the file that was there.
+
+        A file counts as whole when tar made it (another inode than what was there),
+        it has the member's size, and tar did not say it could not write it.  Only a
+        file tar made is removed, never one that was there and not being replaced.
+        """
         try:
             st = self.tree.lstat(written.name)
         except (UnsafeMember, OSError):
+            st = None
+        made = st is not None and stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) != written.before
+        if (
+            made
+            and whole_ok
+            and written.name not in self._unwritten
+            and (written.size is None or (st is not None and st.st_size == written.size))
+        ):
+            if (aside := written.aside) is not None:
+                self._quietly(lambda: self.tree.remove_aside(written.name, aside))
             return
-        if st is None or not stat.S_ISREG(st.st_mode):
+        if made:
+            self._quietly(lambda: self.tree.remove_file(written.name))
+        if (aside := written.aside) is None:
             return
-        if (st.st_dev, st.st_ino) != written.before and st.st_size != written.size:
-            self.tree.remove_file(written.name)
+        why = self._quietly(lambda: self.tree.put_back(written.name, aside))
+        if why is None:
+            self.kept.add(written.name)
+            return
+        where = written.name.rsplit(b"/", 1)[0] + b"/" + aside if b"/" in written.name else aside
+        self.tar_errors.append(
+            f"{written.name.decode('utf-8', 'backslashreplace')}: the file that was there could not be put "
+            f"back ({why}); it is {where.decode('utf-8', 'backslashreplace')}"
+        )
+
+    @staticmethod
+    def _quietly(action: Callable[[], None]) -> str | None:
+        """Run a clean-up step; what went wrong, or None."""
+        try:
+            action()
+        except UnsafeMember as err:
+            return str(err)
+        except OSError as err:
+            return err.strerror or str(err)
+        return None
 
     def notes(self) -> list[str]:
         """What the user should know although nothing failed."""

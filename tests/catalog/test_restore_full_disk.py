@@ -11,6 +11,7 @@ mismatch.  The full disk is a real tmpfs (root; skipped loudly elsewhere).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -112,6 +113,41 @@ def test_after_freeing_space_a_rerun_is_not_blocked_by_what_was_removed(site: Pa
         assert again.exit_code == 0, again.output
         assert "13 file checksum(s) verified" in again.output
         assert restored_files(out) == source_files(src)
+
+
+def test_overwrite_into_a_full_target_keeps_each_old_file_not_replaced_whole(site: Path, tmp_path: Path) -> None:
+    """--overwrite stops at the replacement that does not fit: that file and every one after
+    it keep their old content (tar's --unlink-first must not have removed it), and the
+    untouched old files are not listed as checksum problems."""
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    for i in range(1, 21):
+        (src / "a" / f"f{i}").write_bytes(os.urandom(100_000))
+    (src / "a" / "x.txt").write_bytes(b"small\n")
+    assert invoke(site, "backup", str(src)).exit_code == 0
+    with small_filesystem(tmp_path / "out", "2600k") as out:
+        assert invoke(site, "restore", str(out), "--job", "1").exit_code == 0
+        here = out / str(src / "a").lstrip("/")
+        old = {p.name: f"OLD {p.name}\n".encode() for p in here.iterdir()}
+        for name, content in old.items():
+            (here / name).write_bytes(content)
+        (out / "filler").write_bytes(b"\0" * (2300 << 10))
+        result = invoke(site, "restore", str(out), "--job", "1", "--overwrite")
+        assert result.exit_code == exitcodes.EXIT_ERROR, result.output
+        line = one_error_line(result.stderr)  # no untouched old file listed as a checksum problem
+        found = re.search(r"restored (\d+) of 21 file\(s\).*tar could not write (\S+), and (.*?);", line)
+        assert found, line
+        failed = Path(found.group(2))
+        assert failed.parent == src / "a" and found.group(3) == "the file that was there is kept unchanged", line
+        assert sorted(os.listdir(here)) == sorted(old)  # nothing left aside under a hidden name
+        replaced = 0
+        for name, content in old.items():
+            data = (here / name).read_bytes()
+            if data != content:
+                assert data == (src / "a" / name).read_bytes(), f"{name}: neither old nor whole"
+                replaced += 1
+        assert (here / failed.name).read_bytes() == old[failed.name]
+        assert replaced == int(found.group(1)) < 21
 
 
 def test_a_file_tar_cannot_create_is_named_once(site: Path, tmp_path: Path) -> None:

@@ -1,0 +1,102 @@
+"""Guarded extraction into a target that fills up, fed crafted members directly.
+
+tar may create the next member's file (mode 0600, empty) before the restore
+learns from tar's stderr that the target is full; that file must go as well.
+With ``--overwrite``, a file whose replacement does not fit must stay as it was.
+The full target is a real tmpfs (root; skipped loudly elsewhere).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from pytp.tapeio.extract_guard import Member, judge
+from pytp.tapeio.gnutar import GuardedExtraction, TargetFull
+from tests.conftest import small_filesystem
+
+
+def member(name: str, size: int, comment_bytes: int = 0) -> Member:
+    """A regular file member; a long pax comment makes its header that many bytes longer."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o644, 1_700_000_000
+    if comment_bytes:
+        info.pax_headers = {"comment": "c" * comment_bytes}
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        archive.addfile(info, io.BytesIO(b"d" * size))
+    data = out.getvalue()
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        first = archive.next()
+        assert first is not None
+        return judge(data[: first.offset_data])
+
+
+def reader(size: int) -> io.BytesIO:
+    return io.BytesIO(b"d" * (-(-size // 512) * 512))
+
+
+def fill(directory: Path) -> None:
+    """Fill the file system of ``directory`` to the last byte."""
+    with open(directory / "filler", "wb", buffering=0) as out:
+        try:
+            while True:
+                out.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
+def files_in(directory: Path) -> dict[str, tuple[int, int]]:
+    """name: (size, permission bits) of every file under ``directory``."""
+    return {
+        str(p.relative_to(directory)): (p.stat().st_size, stat.S_IMODE(p.stat().st_mode))
+        for p in directory.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_the_file_tar_made_for_the_next_member_is_removed(tmp_path: Path) -> None:
+    """The member that does not fit is small (its data still in the pipe's buffer when the
+    next header goes out); the next member's header is long, so tar has read past it, made
+    that file and complained about the first by the time it is fed: the stop comes there."""
+    with small_filesystem(tmp_path / "out", "1m") as out:
+        fill(out)
+        before = files_in(out)
+        extraction = GuardedExtraction(out)
+        first, second = member("a/first", 4096), member("a/second", 100_000, comment_bytes=300_000)
+        try:
+            with pytest.raises(TargetFull) as stopped:
+                extraction.extract(first, reader(first.size).read)
+                extraction.extract(second, reader(second.size).read)
+                extraction.finish()
+            assert stopped.value.member == "a/first"
+        finally:
+            extraction.abort()
+        assert files_in(out) == before  # no empty mode-0600 a/second, nothing of a/first
+
+
+def test_a_replacement_that_does_not_fit_leaves_the_old_file(tmp_path: Path) -> None:
+    with small_filesystem(tmp_path / "out", "1m") as out:
+        (out / "a").mkdir()
+        (out / "a" / "old").write_bytes(b"OLD\n")
+        (out / "a" / "later").write_bytes(b"LATER\n")
+        fill(out)
+        extraction = GuardedExtraction(out, overwrite=True)
+        big, later = member("a/old", 300_000), member("a/later", 10)
+        try:
+            with pytest.raises(TargetFull) as stopped:
+                extraction.extract(big, reader(big.size).read)
+                extraction.extract(later, reader(later.size).read)
+                extraction.finish()
+        finally:
+            extraction.abort()
+        assert (out / "a" / "old").read_bytes() == b"OLD\n"
+        assert (out / "a" / "later").read_bytes() == b"LATER\n"
+        assert sorted(os.listdir(out / "a")) == ["later", "old"]  # no file left aside
+        assert stopped.value.member == "a/old" and getattr(stopped.value, "kept", False)
+        assert "the file that was there is kept unchanged" in str(stopped.value)
