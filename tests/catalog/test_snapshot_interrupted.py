@@ -250,3 +250,25 @@ def test_a_rebuild_records_a_cut_short_snapshot_as_incomplete(site: Site, source
     assert "1 catalog snapshot(s) found" in out
     statuses = site.statuses()
     assert statuses[3] == "complete" and statuses[4] == "incomplete"
+
+
+def test_a_crafted_snapshot_row_is_named_and_nothing_is_loaded(site: Site, source_tree: Path) -> None:
+    """Its gzip checksum holds, but a row names a column no table has (issue 9 probe: 'unexpected KeyError')."""
+    import gzip
+    import io
+    import tarfile
+
+    site.run("backup", str(source_tree / "docs"), "--job", "one")
+    site.run("catalog", "backup")  # file 3
+    with tarfile.open(fileobj=io.BytesIO(site.tape_file(3).read_bytes())) as archive:
+        payload = archive.extractfile(SNAPSHOT_MEMBER).read()  # type: ignore[union-attr]
+    crafted = gzip.compress(gzip.decompress(payload) + b'{"t": "entry", "r": {"bogus": 1}}\n')
+    out = _Blocks()
+    write_small_archive(out, DEFAULT_BLOCK_SIZE, SNAPSHOT_MEMBER, crafted)  # type: ignore[arg-type]
+    site.tape_file(3).write_bytes(bytes(out.data))
+
+    result, restored = site.restore(expect=10)
+
+    assert "Error: The catalog snapshot's line" in result.stderr and "KeyError" in result.stderr
+    assert "nothing was loaded" in result.stderr
+    assert json.loads(site.run("jobs", "--format", "json", config=restored).stdout) == []
