@@ -236,6 +236,27 @@ def _check(parsed: MemberHeader, flag: bytes, pax: dict[bytes, bytes], allow_spe
     return kind, name, linkname
 
 
+#: what a file moved aside while it is replaced is called: ``.NAME.pytp-old-RANDOM``
+ASIDE_MARK = b".pytp-old-"
+
+
+def _set_aside_at(parent: int, base: bytes) -> bytes:
+    """Rename ``base`` in the directory ``parent`` (never followed if a symlink) to a hidden
+    free name there, and return that name."""
+    while True:
+        aside = b"." + base[:100] + ASIDE_MARK + secrets.token_hex(6).encode()
+        try:
+            os.lstat(aside, dir_fd=parent)
+        except FileNotFoundError:
+            break  # rename would replace whatever has the name: a free one only
+    os.rename(base, aside, src_dir_fd=parent, dst_dir_fd=parent)
+    return aside
+
+
+def _put_back_at(parent: int, aside: bytes, base: bytes) -> None:
+    os.rename(aside, base, src_dir_fd=parent, dst_dir_fd=parent)
+
+
 class SafeTree:
     """The restore target, opened once; paths below it are reached without following symlinks.
 
@@ -359,16 +380,8 @@ class SafeTree:
         parent = self.open_parent(name)
         if parent is None:
             raise FileNotFoundError(errno.ENOENT, "No such file or directory")
-        base = name.rsplit(b"/", 1)[-1]
         try:
-            while True:
-                aside = b"." + base[:100] + b".pytp-old-" + secrets.token_hex(6).encode()
-                try:
-                    os.lstat(aside, dir_fd=parent)
-                except FileNotFoundError:
-                    break  # rename would replace whatever has the name: a free one only
-            os.rename(base, aside, src_dir_fd=parent, dst_dir_fd=parent)
-            return aside
+            return _set_aside_at(parent, name.rsplit(b"/", 1)[-1])
         finally:
             os.close(parent)
 
@@ -381,7 +394,7 @@ class SafeTree:
         if parent is None:
             raise FileNotFoundError(errno.ENOENT, "No such file or directory")
         try:
-            os.rename(aside, name.rsplit(b"/", 1)[-1], src_dir_fd=parent, dst_dir_fd=parent)
+            _put_back_at(parent, aside, name.rsplit(b"/", 1)[-1])
         finally:
             os.close(parent)
 
@@ -412,20 +425,34 @@ class SafeTree:
                     )
                 if not overwrite:
                     raise FileExistsError(errno.EEXIST, f"{member.text} exists")
-                os.unlink(base, dir_fd=parent)
-            if member.kind == "symlink":
-                os.symlink(member.linkname, base, dir_fd=parent)
-                if same_owner:
-                    os.chown(base, member.uid, member.gid, dir_fd=parent, follow_symlinks=False)
-                os.utime(base, ns=(member.mtime_ns, member.mtime_ns), dir_fd=parent, follow_symlinks=False)
-                return
-            source_parent = self.open_parent(member.linkname)
-            if source_parent is None:
-                raise FileNotFoundError(errno.ENOENT, f"{member.linkname.decode('utf-8', 'replace')} was not restored")
-            source = member.linkname.rsplit(b"/", 1)[-1]
-            if not stat.S_ISREG(os.lstat(source, dir_fd=source_parent).st_mode):
-                raise UnsafeMember(f"{member.text}: a hard link may only point to a regular file; refused.")
-            os.link(source, base, src_dir_fd=source_parent, dst_dir_fd=parent, follow_symlinks=False)
+            source = b""
+            if member.kind == "hardlink":
+                # Checked before anything is moved: a refused link leaves what is in its place.
+                source_parent = self.open_parent(member.linkname)
+                if source_parent is None:
+                    raise FileNotFoundError(
+                        errno.ENOENT, f"{member.linkname.decode('utf-8', 'replace')} was not restored"
+                    )
+                source = member.linkname.rsplit(b"/", 1)[-1]
+                if not stat.S_ISREG(os.lstat(source, dir_fd=source_parent).st_mode):
+                    raise UnsafeMember(f"{member.text}: a hard link may only point to a regular file; refused.")
+            # What is in its place waits under a hidden name until the link is made, and
+            # comes back if it cannot be (a name too long, the source gone…).
+            aside = _set_aside_at(parent, base) if existing is not None else None
+            try:
+                if member.kind == "symlink":
+                    os.symlink(member.linkname, base, dir_fd=parent)
+                    if same_owner:
+                        os.chown(base, member.uid, member.gid, dir_fd=parent, follow_symlinks=False)
+                    os.utime(base, ns=(member.mtime_ns, member.mtime_ns), dir_fd=parent, follow_symlinks=False)
+                else:
+                    os.link(source, base, src_dir_fd=source_parent, dst_dir_fd=parent, follow_symlinks=False)
+            except BaseException:
+                if aside is not None:
+                    _put_back_at(parent, aside, base)
+                raise
+            if aside is not None:
+                os.unlink(aside, dir_fd=parent)
         finally:
             os.close(parent)
             if source_parent is not None:

@@ -195,62 +195,6 @@ class TarProcess:
         self.process.wait()
 
 
-#: GNU tar's escape quoting of names in its messages (``quotearg_colon``, style escape)
-_ESCAPES = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11}
-
-
-def _unquote(text: str) -> bytes:
-    """A name as GNU tar quotes it in a message (``a\\: b``, ``\\303\\251``), back to its bytes."""
-    out = bytearray()
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char != "\\" or i + 1 == len(text):
-            out += char.encode("utf-8", "surrogateescape")
-            i += 1
-            continue
-        nxt = text[i + 1]
-        digits = len(text[i + 1 : i + 4]) - len(text[i + 1 : i + 4].lstrip("01234567"))
-        if digits:
-            out.append(int(text[i + 1 : i + 1 + digits], 8) & 0xFF)
-            i += 1 + digits
-        else:
-            out += bytes([_ESCAPES[nxt]]) if nxt in _ESCAPES else nxt.encode("utf-8", "surrogateescape")
-            i += 2
-    return bytes(out)
-
-
-#: tar's lines with a ": " that name no member
-_NO_MEMBER = ("Error is not recoverable: ", "Exiting with failure status")
-
-
-def tar_complaint(line: str) -> tuple[bytes, str] | None:
-    """The member name (bytes) and the message of a GNU tar line ``tar: NAME: MESSAGE``.
-
-    tar quotes the name (a ``:`` in it is ``\\:``), so the first unescaped
-    ``": "`` ends it.  None for a line about no member ("tar: Unexpected EOF in archive").
-    """
-    text = line.removeprefix("tar: ")
-    if text.startswith(_NO_MEMBER):
-        return None
-    i = 0
-    while i < len(text) - 1:
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text[i] == ":" and text[i + 1] == " ":
-            return (_unquote(text[:i]), text[i + 2 :]) if i else None
-        i += 1
-    return None
-
-
-def write_failure(message: str) -> bool:
-    """Whether tar's ``message`` about a member says it could not write the member's data
-    (the file is there, created by tar, but short: ``--keep-old-files`` opens with
-    ``O_EXCL``, ``--unlink-first`` removes the old file first)."""
-    return message.startswith(("Wrote only ", "Cannot write: "))
-
-
 #: strerror texts that say the file system is full (tar prints them untranslated in
 #: the C and English locales; other locales are caught by ``_no_room``)
 _FULL_TEXTS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
@@ -359,14 +303,12 @@ class GuardedExtraction:
         #: files given to tars of their own (members cut across tapes): few, kept
         self._written_apart: list[_Written] = []
         self._admitted: _Written | None = None
-        #: members tar named in a complaint (its line names each once); of a file it could
-        #: not write, what it wrote was removed
+        #: files tar did not write whole (what it wrote of them was removed): named by
+        #: tar's own lines, not to be named again by a checksum pass
         self.failed: set[bytes] = set()
         #: files that were in the place of a member (``--overwrite``) and are there again,
         #: unchanged, because tar did not write the member whole or the restore stopped first
         self.kept: set[bytes] = set()
-        #: members tar said it could not write, as it says so (set on tar's stderr thread)
-        self._unwritten: set[bytes] = set()
         #: tar's first line saying the target is full (set on tar's stderr thread)
         self._full: str | None = None
 
@@ -375,18 +317,19 @@ class GuardedExtraction:
         return TarProcess(self.command, self._processes, on_error=self._watch)
 
     def _watch(self, line: str) -> None:
-        """On tar's stderr thread: note the first line that says the target is full, and
-        each member tar could not write (not to be taken for whole by ``_settle``)."""
-        complaint = tar_complaint(line)
-        if complaint is not None and write_failure(complaint[1]):
-            self._unwritten.add(complaint[0])
-        if self._full is None and (says_full(line) or (complaint is not None and _no_room(self.target))):
+        """On tar's stderr thread: note the first line that says the target is full.
+
+        Which member a line is about is not read from it: GNU tar prints names
+        unquoted in its write errors, so a member named ``x: Cannot write: y``
+        would make any name up.  What tar did to each file is looked at on disk
+        (``_settle``), for the files this restore gave it.
+        """
+        if self._full is None and (says_full(line) or (line.startswith("tar: ") and _no_room(self.target))):
             self._full = line
 
     def _take_errors(self, err: str, cut: bool = False) -> None:
-        """tar's stderr after it exited: keep each complaint once, and remove what tar
-        wrote of each file it could not write.  Once the target is full, what follows
-        the first such line is its consequence and is not kept.
+        """tar's stderr after it exited: keep each complaint once.  Once the target is
+        full, what follows the first such line is its consequence and is not kept.
 
         :param cut: tar's input was ended inside a member on purpose: its complaint is dropped.
         """
@@ -394,26 +337,9 @@ class GuardedExtraction:
         for line in err.splitlines():
             if not line or "Exiting with failure status" in line or (cut and _cut_complaint(line)):
                 continue
-            complaint = tar_complaint(line)
-            if complaint is not None:
-                self.failed.add(complaint[0])
-                if write_failure(complaint[1]):
-                    self._remove_unwritten(complaint[0])
             consequence = consequence or (self._full is not None and line == self._full)
             if not consequence:
                 self.tar_errors.append(line)
-
-    def _remove_unwritten(self, name: bytes) -> None:
-        """Remove the regular file ``name`` that tar could not write whole (tar created it;
-        an old file put back in its place by ``_settle`` is left)."""
-        if name in self.kept:
-            return
-        try:
-            st = self.tree.lstat(name)
-        except (UnsafeMember, OSError):
-            return
-        if st is not None and stat.S_ISREG(st.st_mode):
-            self.tree.remove_file(name)
 
     def _full_stop(self, written: list[_Written]) -> None:
         """The target is full and tar is done with ``written`` (no longer tracked): keep the
@@ -424,14 +350,12 @@ class GuardedExtraction:
         may have created the next file (mode 0600, empty) before this restore learnt the
         target was full.  That member not among ``written`` means tar was past it already.
         """
-        line = self._full or ""
-        complaint = tar_complaint(line)
-        names = [one.name for one in written]
-        first = names.index(complaint[0]) if complaint is not None and complaint[0] in names else 0
+        first = next((index for index, one in enumerate(written) if not self._whole(one)), len(written))
         for index, one in enumerate(written):
             self._settle(one, whole_ok=index < first)
-        member = complaint[0].decode("utf-8", "backslashreplace") if complaint else ""
-        kept = complaint is not None and complaint[0] in self.kept
+        failed = written[first].name if first < len(written) else None
+        member = failed.decode("utf-8", "backslashreplace") if failed is not None else ""
+        kept = failed is not None and failed in self.kept
         what = "the file that was there is kept unchanged" if kept else "what it wrote of it was removed"
         raise TargetFull(
             f"No space left on device in {self.target}"
@@ -543,6 +467,11 @@ class GuardedExtraction:
                 return False
         written = None
         if member.kind == "file":
+            if any(one.name == member.name for one in (*self._written, *self._written_apart)):
+                # tar may still be writing the first: a second one in its place would be taken
+                # for it, or the file put back for one taken for the other's.
+                self.refuse(member.text, "appears again before the first of that name was written; not extracted")
+                return False
             before = (existing.st_dev, existing.st_ino) if existing is not None else None
             written = _Written(member.name, None if _sparse(member) else member.size, before)
             if existing is not None:
@@ -708,20 +637,12 @@ class GuardedExtraction:
         it has the member's size, and tar did not say it could not write it.  Only a
         file tar made is removed, never one that was there and not being replaced.
         """
-        try:
-            st = self.tree.lstat(written.name)
-        except (UnsafeMember, OSError):
-            st = None
-        made = st is not None and stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) != written.before
-        if (
-            made
-            and whole_ok
-            and written.name not in self._unwritten
-            and (written.size is None or (st is not None and st.st_size == written.size))
-        ):
+        made, whole = self._made(written)
+        if whole and whole_ok:
             if (aside := written.aside) is not None:
                 self._quietly(lambda: self.tree.remove_aside(written.name, aside))
             return
+        self.failed.add(written.name)
         if made:
             self._quietly(lambda: self.tree.remove_file(written.name))
         if (aside := written.aside) is None:
@@ -735,6 +656,19 @@ class GuardedExtraction:
             f"{written.name.decode('utf-8', 'backslashreplace')}: the file that was there could not be put "
             f"back ({why}); it is {where.decode('utf-8', 'backslashreplace')}"
         )
+
+    def _made(self, written: _Written) -> tuple[bool, bool]:
+        """Whether tar made a regular file for ``written`` (another inode than what was
+        there), and whether that file is whole (the member's size)."""
+        try:
+            st = self.tree.lstat(written.name)
+        except (UnsafeMember, OSError):
+            return False, False
+        made = st is not None and stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) != written.before
+        return made, made and (written.size is None or (st is not None and st.st_size == written.size))
+
+    def _whole(self, written: _Written) -> bool:
+        return self._made(written)[1]
 
     @staticmethod
     def _quietly(action: Callable[[], None]) -> str | None:

@@ -100,3 +100,64 @@ def test_a_replacement_that_does_not_fit_leaves_the_old_file(tmp_path: Path) -> 
         assert sorted(os.listdir(out / "a")) == ["later", "old"]  # no file left aside
         assert stopped.value.member == "a/old" and getattr(stopped.value, "kept", False)
         assert "the file that was there is kept unchanged" in str(stopped.value)
+
+
+def test_a_member_named_like_a_tar_complaint_removes_nothing_that_was_there(tmp_path: Path) -> None:
+    """tar prints names unquoted in its write errors: ``tar: precious.txt: Cannot write: x: Wrote only…``
+    once named the existing ``precious.txt`` as the file to remove (issue 9 probe), without --overwrite."""
+    with small_filesystem(tmp_path / "out", "1m") as out:
+        (out / "precious.txt").write_bytes(b"PRECIOUS\n")
+        big = member("precious.txt: Cannot write: x", 3 << 20)
+        extraction = GuardedExtraction(out)
+        try:
+            with pytest.raises(TargetFull) as stopped:
+                extraction.extract(big, reader(big.size).read)
+                extraction.finish()
+        finally:
+            extraction.abort()
+        assert (out / "precious.txt").read_bytes() == b"PRECIOUS\n"
+        assert sorted(os.listdir(out)) == ["precious.txt"]
+        assert stopped.value.member == "precious.txt: Cannot write: x"
+
+
+def test_a_name_repeated_on_the_tape_loses_no_existing_file(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "a").write_bytes(b"ORIG\n")
+    extraction = GuardedExtraction(target, overwrite=True)
+    first, second = member("a", 1), member("a", 2)
+    try:
+        extraction.extract(first, reader(first.size).read)
+        extraction.extract(second, reader(second.size).read)
+        extraction.finish()
+    finally:
+        extraction.close()
+    assert (target / "a").read_bytes() == b"d"  # the first one, whole
+    assert sorted(os.listdir(target)) == ["a"]
+    assert extraction.refused == [("a", "appears again before the first of that name was written; not extracted")]
+
+
+def test_a_link_that_cannot_be_made_leaves_the_file_in_its_place(tmp_path: Path) -> None:
+    from tests.crafted_tape import dir_member, link_member, tar_bytes
+
+    target = tmp_path / "out"
+    target.mkdir()
+    for name in ("h1", "h2", "s1"):
+        (target / name).write_bytes(f"PRECIOUS {name}\n".encode())
+    archive = tar_bytes(
+        [dir_member("d"), link_member("h1", "missing", hard=True), link_member("h2", "d", hard=True)]
+        + [link_member("s1", "x" * 5000)]
+    )
+    extraction = GuardedExtraction(target, overwrite=True)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            for info in tar.getmembers():
+                header = archive[info.offset : info.offset_data]
+                extraction.extract(judge(header), io.BytesIO(b"").read)
+        extraction.finish()
+    finally:
+        extraction.close()
+    for name in ("h1", "h2", "s1"):
+        assert (target / name).read_bytes() == f"PRECIOUS {name}\n".encode(), name
+    assert sorted(os.listdir(target)) == ["d", "h1", "h2", "s1"]
+    assert len(extraction.problems()) == 3
