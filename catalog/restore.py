@@ -35,7 +35,6 @@ from pytp.tapeio.blockio import TapeFileReader
 from pytp.tapeio.errors import BlankTape, MediumError
 from pytp.tapeio.extract_guard import DamagedMember, Member, SafeTree, UnsafeMember, judge, safe_name
 from pytp.tapeio.gnutar import GuardedExtraction, TargetFull, TarProcess
-from pytp.tapeio.hashing import ContentHasher
 from pytp.tapeio.tarwriter import member_name
 
 from .config import Config
@@ -523,7 +522,10 @@ def _restore_member(reader: TapeFileReader, item: Item, extraction: GuardedExtra
         raise UnsafeMember(f"{entry.path_text}: {str(err).split(': ', 1)[-1]}") from None
     header = _read_exactly(reader, entry.header_size, entry.path_text)
     member = _member_of(entry, header, extraction.allow_special, expected)
-    extraction.extract(member, reader.read)
+    # With --overwrite, a file whose new content does not match the catalog must not stay in
+    # place of the one it replaced: checked before that one is let go (``GuardedExtraction._settle``).
+    digest = (entry.xxh3, entry.sparse_map) if entry.kind == "file" and entry.xxh3 else None
+    extraction.extract(member, reader.read, digest)
 
 
 def _give_up_split(splits: dict[int, _SplitMember], item: Item) -> None:
@@ -549,7 +551,7 @@ def verify_restored(target: Path, entries: Iterable[FoundEntry], missing_ok: boo
                 name = _destination_name(entry)
                 if missing_ok and tree.lstat(name) is None:
                     continue
-                digest = _hash_restored(tree, name, entry.sparse_map)
+                digest = tree.digest(name, entry.sparse_map)
             except UnsafeMember as err:
                 mismatches.append(f"{entry.path_text}: not checked ({err})")
                 continue
@@ -563,20 +565,3 @@ def verify_restored(target: Path, entries: Iterable[FoundEntry], missing_ok: boo
     finally:
         tree.close()
     return checked, mismatches
-
-
-def _hash_restored(tree: SafeTree, name: bytes, sparse_map: str | None) -> str:
-    fd = tree.open_file(name)
-    try:
-        if sparse_map is not None:
-            # hash_file knows how a sparse member is hashed; /proc/self/fd
-            # names this very descriptor, so no path is resolved again.
-            from pytp.tapeio.hashing import hash_file
-
-            return hash_file(f"/proc/self/fd/{fd}", sparse_map)
-        hasher = ContentHasher()
-        while chunk := os.read(fd, 1 << 20):
-            hasher.update(chunk)
-        return hasher.hexdigest()
-    finally:
-        os.close(fd)

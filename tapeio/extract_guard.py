@@ -33,6 +33,7 @@ from pathlib import Path
 
 from . import exitcodes
 from .errors import TapeIOError
+from .hashing import ContentHasher, hash_file
 from .tarformat import RECORD, MemberHeader, read_member
 
 #: setuid, setgid and sticky: what a foreign tape must not plant by default
@@ -369,6 +370,25 @@ class SafeTree:
             pass
         finally:
             os.close(parent)
+
+    def digest(self, name: bytes, sparse_map: str | None = None) -> str:
+        """The xxh3 of the regular file ``name`` as pytp's catalog records it (no symlink followed).
+
+        :raises OSError: it cannot be opened or read.
+        :raises UnsafeMember: the way to it is not safe.
+        """
+        fd = self.open_file(name)
+        try:
+            if sparse_map is not None:
+                # hash_file knows how a sparse member is hashed; /proc/self/fd
+                # names this very descriptor, so no path is resolved again.
+                return hash_file(f"/proc/self/fd/{fd}", sparse_map)
+            hasher = ContentHasher()
+            while chunk := os.read(fd, 1 << 20):
+                hasher.update(chunk)
+            return hasher.hexdigest()
+        finally:
+            os.close(fd)
 
     def set_aside(self, name: bytes) -> bytes:
         """Rename ``name`` (never followed if a symlink) to a hidden free name in its own

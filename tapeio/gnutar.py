@@ -239,6 +239,9 @@ class _Written:
     #: the hidden name, in the same directory, of the file it replaces (``--overwrite``),
     #: kept until tar has finished the member
     aside: bytes | None = None
+    #: the catalog's (xxh3, sparse map) of the member: a replacement that does not match
+    #: gives its place back to the file it replaced
+    digest: tuple[str, str | None] | None = None
 
 
 def _sparse(member: Member) -> bool:
@@ -491,8 +494,13 @@ class GuardedExtraction:
         self._admitted = written
         return True
 
-    def extract(self, member: Member, read: Callable[[int], bytes]) -> bool:
+    def extract(
+        self, member: Member, read: Callable[[int], bytes], digest: tuple[str, str | None] | None = None
+    ) -> bool:
         """Give tar ``member``: its header, then its data taken from ``read``.
+
+        :param digest: the catalog's (xxh3, sparse map) of a regular file: with
+            ``overwrite``, the file it replaces comes back if the new one does not match.
 
         :returns: False if the member was not given to tar (its data was not read).
         :raises MediumError, BlankTape: reading failed; what tar wrote of the
@@ -506,6 +514,7 @@ class GuardedExtraction:
             return False
         written, self._admitted = self._admitted, None  # a regular file's
         if written is not None:
+            written.digest = digest
             # Tracked before tar has its header: tar may create the file before this
             # restore learns that the target is full (``_full_stop`` removes it then).
             self._written.append(written)
@@ -638,7 +647,7 @@ class GuardedExtraction:
         file tar made is removed, never one that was there and not being replaced.
         """
         made, whole = self._made(written)
-        if whole and whole_ok:
+        if whole and whole_ok and not self._replaced_by_damage(written):
             if (aside := written.aside) is not None:
                 self._quietly(lambda: self.tree.remove_aside(written.name, aside))
             return
@@ -666,6 +675,25 @@ class GuardedExtraction:
             return False, False
         made = st is not None and stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) != written.before
         return made, made and (written.size is None or (st is not None and st.st_size == written.size))
+
+    def _replaced_by_damage(self, written: _Written) -> bool:
+        """Whether the whole new file that replaces one (``--overwrite``) differs from the
+        catalog's checksum: the tape's copy is damaged, the old file is worth more."""
+        if written.aside is None or written.digest is None:
+            return False
+        xxh3, sparse_map = written.digest
+        try:
+            differs = self.tree.digest(written.name, sparse_map) != xxh3
+        except (UnsafeMember, OSError):
+            differs = True
+        if differs:
+            self.damaged.append(
+                (
+                    written.name.decode("utf-8", "backslashreplace"),
+                    "checksum differs from the catalog; the file that was there is kept",
+                )
+            )
+        return differs
 
     def _whole(self, written: _Written) -> bool:
         return self._made(written)[1]

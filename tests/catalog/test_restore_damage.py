@@ -185,3 +185,28 @@ def test_ctrl_c_during_restore_exits_130_and_leaves_no_half_written_file(site, t
     restored = out / str(src).lstrip("/")
     for path in restored.iterdir() if restored.exists() else []:
         assert path.read_bytes() == (src / path.name).read_bytes(), f"{path.name} was left half-written"
+
+
+def test_overwrite_never_replaces_a_file_with_data_that_fails_its_checksum(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A flipped data byte on tape: restored in place with --overwrite, the good file on disk
+    was replaced by the damaged copy (issue 9 probe); it now stays, and the damage is named."""
+    config, url = site
+    first, second = two_roots(tmp_path)
+    assert invoke(config, "backup", str(first), str(second)).exit_code == 0
+    victim, number = next((e, n) for e, n in entries(url) if e.path.endswith(b"/f20.bin"))
+    tape = next(p for p in (config.parent / "lib").rglob("tape.json") if "PYT001" in p.read_text()).parent
+    with open(tape_file_path(tape, number), "r+b") as f:
+        f.seek(victim.offset + victim.header_size + 100)  # a byte of its data
+        byte = f.read(1)
+        f.seek(victim.offset + victim.header_size + 100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    good = (first / "f20.bin").read_bytes()
+    (first / "f21.bin").write_bytes(b"changed since\n")  # replaced by the tape's good copy
+
+    result = invoke(config, "restore", "/", "--job", "1", "--match", f"{first}/*", "--overwrite")
+
+    assert result.exit_code == exitcodes.EXIT_VERIFY_FAILED, result.output
+    assert "f20.bin: checksum differs from the catalog; the file that was there is kept" in result.stderr
+    assert (first / "f20.bin").read_bytes() == good
+    assert (first / "f21.bin").read_bytes() != b"changed since\n"
+    assert not [p.name for p in first.iterdir() if ".pytp-old-" in p.name]
