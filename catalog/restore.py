@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -97,7 +98,7 @@ class RestoreResult:
     tapes: list[str]
     target: str
     verified: int
-    mismatches: list[str] = field(default_factory=list)
+    mismatches: list[tuple[str, str]] = field(default_factory=list)
     #: tapes loaded through the changer
     loads: int = 0
     #: things the user should know (a deleted file restored from its last version)
@@ -400,9 +401,12 @@ def run_restore(
             # it removed is not there); the rest were not restored, whatever is in their place.
             verified, mismatches = verify_restored(target, checked(_reached(reached, splits)), missing_ok=True)
             files = sum(1 for e in entries.entries() if e.kind == "file")
-            raise RestoreTargetFull(
-                _full_message(full, target, (verified, files), options.overwrite, extraction.problems() + mismatches)
+            pairs = extraction.problem_pairs() + mismatches
+            stopped = RestoreTargetFull(
+                _full_message(full, target, (verified, files), options.overwrite, [f"{p}: {m}" for p, m in pairs])
             )
+            stopped.summary = _summary(entries, plan, target, verified, loads, pairs)
+            raise stopped
         verified, mismatches = verify_restored(target, checked(entries.entries()))
         result = RestoreResult(
             files=entries.count,
@@ -414,14 +418,32 @@ def run_restore(
             loads=loads,
             notes=notes,
         )
-    problems = extraction.problems() + [f"{m}" for m in mismatches]
-    if problems:
-        error = RestoreRefused if extraction.refused else VerifyFailed
-        raise error(
-            f"Restored into {target}, but {len(problems)} member(s) were not restored intact "
-            f"({verified} file checksum(s) verified):\n  " + "\n  ".join(problems)
+    pairs = extraction.problem_pairs() + mismatches
+    if pairs:
+        # Damage outranks a refusal: a script reading the exit code must not take a damaged
+        # file for a fifo that was skipped (exit 10 before 12).
+        kind = VerifyFailed if extraction.damaged or mismatches or extraction.tar_errors else RestoreRefused
+        error = kind(
+            f"Restored into {target}, but {len(pairs)} member(s) were not restored intact "
+            f"({verified} file checksum(s) verified):\n  " + "\n  ".join(f"{p}: {m}" for p, m in pairs)
         )
+        # The job log and the notify hook get what was restored and each problem, not an empty summary.
+        error.summary = _summary(entries, plan, target, verified, loads, pairs)
+        raise error
     return result
+
+
+def _summary(
+    entries: SelectionSpool, plan: RestorePlan, target: Path, verified: int, loads: int, pairs: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """``JobSummary`` fields of a restore that ends with an error: what it restored, and each problem."""
+    return {
+        "files": entries.count,
+        "bytes": entries.bytes,
+        "tapes": [t.volume.label for t in plan.tapes],
+        "problems": pairs,
+        "details": {"target": str(target), "verified": verified, "loads": loads},
+    }
 
 
 def _reached(reached: list[tuple[FilePlan, list[int]]], splits: dict[int, _SplitMember]) -> Iterator[FoundEntry]:
@@ -541,7 +563,7 @@ def verify_restored(target: Path, entries: Iterable[FoundEntry], missing_ok: boo
         removed what tar made of the member that did not fit and of those after it).
     :returns: how many matched, and a line for each one that did not.
     """
-    checked, mismatches = 0, []
+    checked, mismatches = 0, []  # mismatches: (path, what)
     tree = SafeTree(target)
     try:
         for entry in entries:
@@ -553,13 +575,13 @@ def verify_restored(target: Path, entries: Iterable[FoundEntry], missing_ok: boo
                     continue
                 digest = tree.digest(name, entry.sparse_map)
             except UnsafeMember as err:
-                mismatches.append(f"{entry.path_text}: not checked ({err})")
+                mismatches.append((entry.path_text, f"not checked ({err})"))
                 continue
             except OSError as err:
-                mismatches.append(f"{entry.path_text}: not restored ({err.strerror})")
+                mismatches.append((entry.path_text, f"not restored ({err.strerror})"))
                 continue
             if digest != entry.xxh3:
-                mismatches.append(f"{entry.path_text}: checksum differs from the catalog")
+                mismatches.append((entry.path_text, "checksum differs from the catalog"))
             else:
                 checked += 1
     finally:

@@ -114,7 +114,9 @@ class JobRun:
                 pass
             if job_id is not None:
                 self.log_jobs.append(job_id)
-        return self.done("failed", code, job_id=job_id, error=message, files=files, bytes=size)
+        # A restore that ended with problems says what it restored and each problem (its error's ``summary``).
+        fields: dict[str, Any] = {"files": files, "bytes": size, **(getattr(err, "summary", None) or {})}
+        return self.done("failed", code, job_id=job_id, error=message, **fields)
 
     def report(self) -> None:
         """Log to the catalog and ``--log-file``, run the hook, print the summary as data."""
@@ -156,8 +158,11 @@ def _print_health(health: dict[str, Any]) -> None:
     if not health["available"]:
         click.echo(f"Note: {health_text(health)}", err=True)
         return
-    grew = any((counts or {}).get(k) for counts in (health["read_errors"], health["write_errors"])
-               for k in ("corrected", "uncorrected"))
+    grew = any(
+        (counts or {}).get(k)
+        for counts in (health["read_errors"], health["write_errors"])
+        for k in ("corrected", "uncorrected")
+    )
     if health["tapealert"] or grew or health.get("cleaning"):
         click.echo(f"Drive health: {health_text(health)}")
 

@@ -721,11 +721,16 @@ class GuardedExtraction:
 
     def problems(self) -> list[str]:
         """Every refused, damaged and tar-reported member, one line each."""
+        return [f"{name}: {why}" if name else why for name, why in self.problem_pairs()]
+
+    def problem_pairs(self) -> list[tuple[str, str]]:
+        """:meth:`problems` as (member, what) pairs; tar's own lines, whose member is not
+        read from them (``_watch``), have an empty member."""
         # Each reason says what happened ("…; refused", "unreadable: …", "damaged tar header …").
         return (
-            [f"{name}: {why}" for name, why in self.refused]
-            + [f"{name}: {what}" for name, what in self.damaged]
-            + [f"tar: {line.removeprefix('tar: ')}" for line in self.tar_errors]
+            list(self.refused)
+            + list(self.damaged)
+            + [("", f"tar: {line.removeprefix('tar: ')}") for line in self.tar_errors]
         )
 
 

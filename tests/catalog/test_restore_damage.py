@@ -4,6 +4,7 @@ every intact file is restored, each damaged one named, exit 10."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -210,3 +211,31 @@ def test_overwrite_never_replaces_a_file_with_data_that_fails_its_checksum(site,
     assert (first / "f20.bin").read_bytes() == good
     assert (first / "f21.bin").read_bytes() != b"changed since\n"
     assert not [p.name for p in first.iterdir() if ".pytp-old-" in p.name]
+
+
+def test_a_restore_with_problems_reports_them_in_its_summary_and_damage_outranks_a_refusal(  # type: ignore[no-untyped-def]
+    site, tmp_path: Path
+) -> None:
+    """Its JSON summary (the log, the notify hook) said 'files 0, problems []', and a refused
+    fifo made the exit code 12 though a file was damaged (issue 9 probe)."""
+    config, url = site
+    first, second = two_roots(tmp_path)
+    os.mkfifo(first / "pipe")
+    assert invoke(config, "backup", str(first), str(second)).exit_code == 0
+    victim, number = next((e, n) for e, n in entries(url) if e.path.endswith(b"/f20.bin"))
+    tape = next(p for p in (config.parent / "lib").rglob("tape.json") if "PYT001" in p.read_text()).parent
+    with open(tape_file_path(tape, number), "r+b") as f:
+        f.seek(victim.offset + victim.header_size + 100)
+        byte = f.read(1)
+        f.seek(victim.offset + victim.header_size + 100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+    result = invoke(config, "restore", str(tmp_path / "out"), "--job", "1", "--format", "json")
+
+    assert result.exit_code == exitcodes.EXIT_VERIFY_FAILED, result.output
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "failed" and summary["files"] > 40 and summary["tapes"] == ["PYT001L9"]
+    assert summary["verified"] == 44 and summary["target"] == str(tmp_path / "out")
+    problems = {p["path"]: p["message"] for p in summary["problems"]}
+    assert problems[f"{first}/f20.bin"] == "checksum differs from the catalog"
+    assert any(path.endswith("pipe") for path in problems)

@@ -190,4 +190,4 @@ def test_verified_counts_only_the_files_that_match(tmp_path: Path) -> None:
 
     verified, mismatches = verify_restored(tmp_path, [entry("good", b"good\n"), entry("bad", b"half of it\n")])
     assert verified == 1
-    assert mismatches == ["/x/bad: checksum differs from the catalog"]
+    assert mismatches == [("/x/bad", "checksum differs from the catalog")]
