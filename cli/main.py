@@ -134,7 +134,7 @@ COMMAND_TABLE: tuple[CommandEntry, ...] = (
     "--config",
     "config_path",
     type=click.Path(),
-    help="Configuration file (default: $PYTP_CONFIG, then ~/.config/pytp/config.json).",
+    help="Configuration file (default: $PYTP_CONFIG, then $XDG_CONFIG_HOME/pytp/config.json, ~/.config when unset).",
 )
 @click.option(
     "--debug",
