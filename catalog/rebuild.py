@@ -400,6 +400,8 @@ def _import_scan(
     with Session(engine) as session:
         try:
             volume = _volume_for(session, label, barcode, library)
+            if volume.capacity is None:
+                volume.capacity = media.drive.capacity()  # what `pytp tapes` and `pools` count free space with
             report.kinds[label.label] = [seen.kind for seen in scan.files]
             import_tape(session, media.drive, volume, scan, report, problem, name, barcode)
             session.commit()

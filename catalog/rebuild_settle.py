@@ -134,10 +134,17 @@ def settle_unresolved(
 
 
 def settle_volumes(engine: Engine, report: RebuildReport) -> None:
-    """Bytes written per tape read, now that manifests on other tapes added their tape files."""
+    """Bytes written per tape read, now that manifests on other tapes added their tape files,
+    and when it was last written: its newest job's end, as the manifests say."""
     with Session(engine) as session:
         for volume in session.exec(select(Volume).where(col(Volume.label).in_(report.tapes))).all():
             files = session.exec(select(TapeFile).where(TapeFile.volume_id == volume.id)).all()
             volume.bytes_written = sum(t.total_bytes for t in files if t.status != TapeFileStatus.OVERWRITTEN)
+            if volume.last_written_at is None:
+                jobs = [t.job_id for t in files if t.job_id is not None]
+                ends = session.exec(
+                    select(Job.ended_at).where(col(Job.id).in_(jobs), col(Job.ended_at).is_not(None))
+                ).all()
+                volume.last_written_at = max(ends, default=None)
             session.add(volume)
         session.commit()

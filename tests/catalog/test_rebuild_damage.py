@@ -479,3 +479,19 @@ def test_a_tape_the_catalog_knows_with_a_zeroed_label_and_no_manifest_is_a_probl
     site.forget_catalog()
     named = site.run("catalog", "rebuild", "--tape", "PYT003L9", "-d", "d0", expect=EXIT_VERIFY_FAILED)
     assert "problem: PYT003L9 file 0: " in named.stdout and "not a pytp tape, nothing rebuilt" in named.stdout
+
+
+def test_a_rebuilt_tape_knows_its_capacity_and_when_it_was_last_written(tmp_path: Path) -> None:
+    """`pytp pools` said 0 B free for every rebuilt tape (issue 9 probe)."""
+    site = Site(tmp_path)
+    _three_tapes(site)
+    before = {t["label"]: t for t in json.loads(site.run("tapes", "--format", "json").stdout) if t["label"]}
+    site.forget_catalog()
+
+    site.run("catalog", "rebuild", "--all", "-d", "d0")
+
+    after = {t["label"]: t for t in json.loads(site.run("tapes", "--format", "json").stdout) if t["label"]}
+    for label in ("PYT001L9", "PYT002L9", "PYT003L9"):
+        assert after[label]["capacity"] == before[label]["capacity"] is not None
+        assert after[label]["free"] == before[label]["free"]
+        assert after[label]["last_written"] is not None
