@@ -148,14 +148,14 @@ def _load_lines(engine: Engine, lines: list[bytes]) -> dict[str, int]:
             for name in TABLES:
                 if rows[name]:
                     connection.execute(insert(SQLModel.metadata.tables[name]), rows[name])
-            if engine.dialect.name == "postgresql":
-                # Explicit ids leave the serial sequence behind: move it past them.
-                connection.execute(
-                    text(
-                        f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), COALESCE(MAX(id), 0) + 1, false) "
-                        f"FROM {name}"
+                if engine.dialect.name == "postgresql":
+                    # Explicit ids leave the serial sequence behind: move it past them.
+                    connection.execute(
+                        text(
+                            f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), COALESCE(MAX(id), 0) + 1, "
+                            f"false) FROM {name}"
+                        )
                     )
-                )
     except (IntegrityError, DataError, StatementError) as err:
         raise VerifyFailed(
             f"The catalog snapshot holds rows the catalog refuses ({str(err.orig or err)[:200]}); nothing was loaded."
