@@ -704,6 +704,11 @@ def _places(
         return
     # Labels default to barcodes; any other label must already be in the drive.
     if not media.has_tape_in_drive():
+        if tape is None:
+            raise NotFound(
+                f"Drive {media.selection.drive.name} is empty: give --tape LABEL, or --all for every tape "
+                f"of library {media.changer.name}."
+            )
         raise NotFound(f"No cartridge with barcode {tape} in library {media.changer.name}, and the drive is empty.")
     yield media, media.current_barcode(), here
 

@@ -495,3 +495,10 @@ def test_a_rebuilt_tape_knows_its_capacity_and_when_it_was_last_written(tmp_path
         assert after[label]["capacity"] == before[label]["capacity"] is not None
         assert after[label]["free"] == before[label]["free"]
         assert after[label]["last_written"] is not None
+
+
+def test_a_rebuild_with_neither_tape_nor_all_and_an_empty_drive_says_what_to_give(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    result = site.run("catalog", "rebuild", "-d", "d0", expect=11)
+    assert "Error: Drive d0 is empty: give --tape LABEL, or --all for every tape of library lib." in result.stderr
+    assert "None" not in result.stderr
