@@ -422,9 +422,9 @@ def run_restore(
     if pairs:
         # Damage outranks a refusal: a script reading the exit code must not take a damaged
         # file for a fifo that was skipped (exit 10 before 12).
-        kind = VerifyFailed if extraction.damaged or mismatches or extraction.tar_errors else RestoreRefused
+        kind = VerifyFailed if extraction.has_damage or mismatches else RestoreRefused
         error = kind(
-            f"Restored into {target}, but {len(pairs)} member(s) were not restored intact "
+            f"Restored into {target}, but with {len(pairs)} problem(s) "
             f"({verified} file checksum(s) verified):\n  " + "\n  ".join(f"{p}: {m}" for p, m in pairs)
         )
         # The job log and the notify hook get what was restored and each problem, not an empty summary.

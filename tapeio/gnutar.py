@@ -110,6 +110,7 @@ class TarProcess:
         owner interrupted at any moment can still stop it (see ``kill``).
     :param on_error: called (on the reading thread) with each line tar writes
         to stderr, as it comes, so an owner can react while still feeding.
+    :param pass_fds: descriptors tar inherits (the target directory it works in).
     """
 
     def __init__(
@@ -117,6 +118,7 @@ class TarProcess:
         command: list[str],
         track: list[TarProcess] | None = None,
         on_error: Callable[[str], None] | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.stopped = False
         self._out: list[bytes] = []
@@ -130,7 +132,7 @@ class TarProcess:
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if main else None
         try:
             self.process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=pass_fds
             )
             stdout, stderr = _piped(self.process.stdout), _piped(self.process.stderr)
             #: bytes of ours the pipe to tar can hold, not yet read by tar
@@ -292,7 +294,10 @@ class GuardedExtraction:
 
     def __post_init__(self) -> None:
         self.tree = SafeTree(self.target)
-        self.command = extract_command(self.target, self.overwrite, self.allow_special)
+        # tar works in the directory this restore opened, by its descriptor: a target
+        # renamed and replaced by a symlink meanwhile (its parent writable by someone
+        # else) is never looked up by path again, by any tar of this restore.
+        self.command = extract_command(Path(f"/proc/self/fd/{self.tree.fd}"), self.overwrite, self.allow_special)
         self._tar: TarProcess | None = None
         #: every tar started, so an interrupted restore stops them all
         self._processes: list[TarProcess] = []
@@ -306,9 +311,11 @@ class GuardedExtraction:
         #: files given to tars of their own (members cut across tapes): few, kept
         self._written_apart: list[_Written] = []
         self._admitted: _Written | None = None
-        #: files tar did not write whole (what it wrote of them was removed): named by
-        #: tar's own lines, not to be named again by a checksum pass
+        #: files tar did not write whole (what it wrote of them was removed): named in
+        #: the problems, not to be named again by a checksum pass
         self.failed: set[bytes] = set()
+        #: (member, what) of those, each named unless a line of tar's names it already
+        self.unwritten: list[tuple[str, str]] = []
         #: files that were in the place of a member (``--overwrite``) and are there again,
         #: unchanged, because tar did not write the member whole or the restore stopped first
         self.kept: set[bytes] = set()
@@ -317,7 +324,7 @@ class GuardedExtraction:
 
     # ------------------------------------------------------------ feeding
     def _tar_for(self) -> TarProcess:
-        return TarProcess(self.command, self._processes, on_error=self._watch)
+        return TarProcess(self.command, self._processes, on_error=self._watch, pass_fds=(self.tree.fd,))
 
     def _watch(self, line: str) -> None:
         """On tar's stderr thread: note the first line that says the target is full.
@@ -355,7 +362,7 @@ class GuardedExtraction:
         """
         first = next((index for index, one in enumerate(written) if not self._whole(one)), len(written))
         for index, one in enumerate(written):
-            self._settle(one, whole_ok=index < first)
+            self._settle(one, whole_ok=index < first, report=False)  # the stop names the member
         failed = written[first].name if first < len(written) else None
         member = failed.decode("utf-8", "backslashreplace") if failed is not None else ""
         kept = failed is not None and failed in self.kept
@@ -460,6 +467,11 @@ class GuardedExtraction:
             return False
         if member.kind == "dir" and member.name in self._dirs:
             return False  # given to tar already (tar may not have made it yet): never twice
+        if member.kind == "dir" and existing is not None and not stat.S_ISDIR(existing.st_mode):
+            # tar's --unlink-first would remove it to make the directory: a file is never
+            # destroyed for a directory (nor a directory for a file, below).
+            self.refuse(member.text, "a file or link is in the place of this directory; not replaced")
+            return False
         if existing is not None:
             if stat.S_ISDIR(existing.st_mode):
                 if member.kind != "dir":
@@ -554,7 +566,7 @@ class GuardedExtraction:
         finished = list(self._written)
         self._written.clear()
         for one in finished:
-            self._settle(one, whole_ok=one is not written)
+            self._settle(one, whole_ok=one is not written, report=one is not written)  # the caller names it
 
     def open_member(self, member: Member) -> TarProcess | None:
         """A tar of its own for a member whose data comes in parts (cut across tapes).
@@ -600,6 +612,10 @@ class GuardedExtraction:
             same_owner = os.geteuid() == 0
         touched: set[bytes] = set()
         for member in self._links:
+            if member.kind == "hardlink" and member.linkname in self.failed:
+                # It would link to whatever is there: the file put back, or nothing.
+                self.refuse(member.text, "its target was not restored whole; not linked")
+                continue
             try:
                 self.tree.place_link(member, self.overwrite, same_owner)
             except UnsafeMember as err:
@@ -635,10 +651,10 @@ class GuardedExtraction:
         self._written.clear()
         self._written_apart.clear()
         for one in written:
-            self._settle(one)
+            self._settle(one, report=False)  # interrupted: nothing more is reported
         self.tree.close()
 
-    def _settle(self, written: _Written, whole_ok: bool = True) -> None:
+    def _settle(self, written: _Written, whole_ok: bool = True, report: bool = True) -> None:
         """tar is done with ``written``: keep the file it made if that is whole (and
         ``whole_ok``); otherwise remove it and put back the file that was there.
 
@@ -647,10 +663,16 @@ class GuardedExtraction:
         file tar made is removed, never one that was there and not being replaced.
         """
         made, whole = self._made(written)
-        if whole and whole_ok and not self._replaced_by_damage(written):
-            if (aside := written.aside) is not None:
-                self._quietly(lambda: self.tree.remove_aside(written.name, aside))
-            return
+        if whole and whole_ok:
+            if not self._replaced_by_damage(written):  # which names the damage itself
+                if (aside := written.aside) is not None:
+                    self._quietly(lambda: self.tree.remove_aside(written.name, aside))
+                return
+        elif report:
+            kept = ", the file that was there is kept" if written.aside is not None else ""
+            self.unwritten.append(
+                (written.name.decode("utf-8", "backslashreplace"), f"not written whole by tar; removed{kept}")
+            )
         self.failed.add(written.name)
         if made:
             self._quietly(lambda: self.tree.remove_file(written.name))
@@ -727,11 +749,16 @@ class GuardedExtraction:
         """:meth:`problems` as (member, what) pairs; tar's own lines, whose member is not
         read from them (``_watch``), have an empty member."""
         # Each reason says what happened ("…; refused", "unreadable: …", "damaged tar header …").
-        return (
-            list(self.refused)
-            + list(self.damaged)
-            + [("", f"tar: {line.removeprefix('tar: ')}") for line in self.tar_errors]
-        )
+        lines = [line.removeprefix("tar: ") for line in self.tar_errors]
+        # A file tar did not write whole is named once: by tar's line when one starts with its
+        # name (tar says why), else here (tar said nothing: it wrote somewhere else, say).
+        unnamed = [(name, what) for name, what in self.unwritten if not any(x.startswith(f"{name}: ") for x in lines)]
+        return list(self.refused) + list(self.damaged) + unnamed + [("", f"tar: {line}") for line in lines]
+
+    @property
+    def has_damage(self) -> bool:
+        """Whether anything went wrong besides members refused (exit 10 rather than 12)."""
+        return bool(self.damaged or self.unwritten or self.tar_errors)
 
 
 # -------------------------------------------------------------- raw tape files
@@ -814,7 +841,8 @@ def extract_here(
         extraction.close()
     problems = extraction.problems()
     if problems:
-        error = UnsafeMember if extraction.refused else ExtractionProblems
+        # Damage outranks a refusal: exit 10 before 12.
+        error = ExtractionProblems if extraction.has_damage else UnsafeMember
         raise error(
             f"Extracted {extraction.extracted} member(s) into {target}; {len(problems)} problem(s):\n  "
             + "\n  ".join(problems)

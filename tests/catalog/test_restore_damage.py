@@ -96,11 +96,15 @@ def test_raw_restore_of_a_damaged_tape_file_names_the_damage_and_extracts_the_re
     assert invoke(config, "rewind").exit_code == 0
     assert invoke(config, "ff", "1").exit_code == 0
     out = tmp_path / "out"
+    # A file already in the target is refused as well: damage still decides the exit code (10, not 12).
+    (out / str(first).lstrip("/")).mkdir(parents=True)
+    (out / str(first).lstrip("/") / "f03.bin").write_bytes(b"mine\n")
     result = invoke(config, "restore", str(out))
     assert result.exit_code == exitcodes.EXIT_VERIFY_FAILED, result.output
-    assert "damaged tar header" in result.stderr
+    assert "damaged tar header" in result.stderr and "f03.bin: exists; not replaced" in result.stderr
     expected = files_of(first)
     del expected["f20.bin"]
+    expected["f03.bin"] = b"mine\n"
     assert files_of(out / str(first).lstrip("/")) == expected
 
 

@@ -161,3 +161,68 @@ def test_a_link_that_cannot_be_made_leaves_the_file_in_its_place(tmp_path: Path)
         assert (target / name).read_bytes() == f"PRECIOUS {name}\n".encode(), name
     assert sorted(os.listdir(target)) == ["d", "h1", "h2", "s1"]
     assert len(extraction.problems()) == 3
+
+
+def test_tar_works_in_the_directory_opened_even_if_its_path_is_swapped_for_a_symlink(tmp_path: Path) -> None:
+    """Someone who may rename entries beside the target swaps it for a symlink while the
+    tape loads: every file went through it, and the restore said ok (issue 9 probe)."""
+    target, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    target.mkdir()
+    elsewhere.mkdir()
+    extraction = GuardedExtraction(target)
+    (tmp_path / "out").rename(tmp_path / "out.real")
+    (tmp_path / "out").symlink_to(elsewhere)
+    one = member("d/one", 10)
+    try:
+        extraction.extract(one, reader(one.size).read)
+        extraction.finish()
+    finally:
+        extraction.close()
+    assert os.listdir(elsewhere) == []
+    assert (tmp_path / "out.real" / "d" / "one").read_bytes() == b"d" * 10
+
+
+def test_a_directory_member_never_replaces_a_file(tmp_path: Path) -> None:
+    from tests.crafted_tape import dir_member, tar_bytes
+
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "a").write_bytes(b"PRECIOUS\n")
+    archive = tar_bytes([dir_member("a")])
+    extraction = GuardedExtraction(target, overwrite=True)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            (info,) = tar.getmembers()
+            assert extraction.extract(judge(archive[info.offset : info.offset_data]), io.BytesIO(b"").read) is False
+        extraction.finish()
+    finally:
+        extraction.close()
+    assert (target / "a").read_bytes() == b"PRECIOUS\n"
+    assert extraction.refused == [("a", "a file or link is in the place of this directory; not replaced")]
+
+
+def test_a_hard_link_to_a_file_put_back_is_not_made(tmp_path: Path) -> None:
+    """Its target's new content was cut short and the old file put back: linking to it
+    replaced another existing file with the old one's content (issue 9 probe)."""
+    from pytp.tapeio.errors import BlankTape
+    from tests.crafted_tape import link_member, tar_bytes
+
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "a").write_bytes(b"OLD_A\n")
+    (target / "b").write_bytes(b"OLD_B\n")
+    archive = tar_bytes([link_member("b", "a", hard=True)])
+    extraction = GuardedExtraction(target, overwrite=True)
+    big = member("a", 100_000)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            (info,) = tar.getmembers()
+            extraction.extract(judge(archive[info.offset : info.offset_data]), io.BytesIO(b"").read)
+        with pytest.raises(BlankTape):
+            extraction.extract(big, io.BytesIO(b"d" * 1024).read)  # the tape file ends inside it
+        extraction.finish()
+    finally:
+        extraction.close()
+    assert (target / "a").read_bytes() == b"OLD_A\n" and (target / "b").read_bytes() == b"OLD_B\n"
+    assert (target / "a").stat().st_ino != (target / "b").stat().st_ino
+    assert ("b", "its target was not restored whole; not linked") in extraction.refused
