@@ -45,7 +45,8 @@ def promote_copies(session: Session, volume: Volume) -> list[str]:
             )
         heir.copy_of_id = None
         heir.job_id = source.job_id
-        session.add(heir)
+        source.job_id = None  # the job's data is on the heir now: the recycled tape no longer holds it
+        session.add_all([heir, source])
         for other in others:
             other.copy_of_id = row_id(heir)
             session.add(other)

@@ -101,61 +101,58 @@ def retention_ends(reader: Reader, config: Config, volume_id: int | None = None)
     """By volume id, when the good data on the tape leaves retention (tapes without any are left out).
 
     A tape's own jobs keep it ``retention_days`` (its pool's) after the newest
-    of them ended.  A job also stays as long as the later jobs of its chain
-    segment do (the incrementals and differentials after the same full, with
-    their own tapes' retention): they are restored, and ``--as-of`` reads
-    them, together with it, so a full must not be recycled while an
-    incremental that needs it is kept.  Originals and copies are counted
-    apart: an incremental's offsite copy keeps the full's offsite copy, not
-    its original.
+    of them ended.  A job is also needed as long as the later jobs of its
+    chain segment are kept (the incrementals and differentials after the same
+    full, each on its longest-kept tape): they are restored, and ``--as-of``
+    reads them, together with it.  So the tape that keeps the job longest
+    (an offsite copy, say) is kept that long too; its other tapes go by their
+    own retention.
 
     :param volume_id: only this tape's end (the chains are read whole all the same).
     """
     ok, partial = JobStatus.GOOD
     status = {"overwritten": TapeFileStatus.OVERWRITTEN, "ok": ok, "partial": partial}
     volumes = {row["id"]: row for row in reader.rows(_VOLUMES)}
-    on_tapes = reader.rows(_JOBS_ON_TAPES, **status)
-    own: dict[tuple[int, bool], datetime] = {}  # (job, on a copy tape): its own latest end
-    for row in on_tapes:
+    own: dict[int, dict[int, datetime]] = {}  # job: {volume: when it leaves retention there}
+    for row in reader.rows(_JOBS_ON_TAPES, **status):
         volume = volumes[row["volume_id"]]
         end = end_of_retention(
             as_datetime(row["ended_at"]), pool_retention_days(config, volume["pool"], volume["retention_days"])
         )
-        key = (row["job_id"], volume["copy_of_id"] is not None)
-        if end is not None and (key not in own or end > own[key]):
-            own[key] = end
-    kept = _kept_by_chains(reader.rows(_CHAINS, **status), own)
+        if end is not None:
+            held = own.setdefault(row["job_id"], {})
+            held[row["volume_id"]] = max(end, held.get(row["volume_id"], end))
+    longest = {job: max(held.values()) for job, held in own.items()}
+    needed = _needed_by_chains(reader.rows(_CHAINS, **status), longest)
     ends: dict[int, datetime] = {}
-    for row in on_tapes:
-        if volume_id is not None and row["volume_id"] != volume_id:
-            continue
-        key = (row["job_id"], volumes[row["volume_id"]]["copy_of_id"] is not None)
-        end = max((e for e in (own.get(key), kept.get(key)) if e is not None), default=None)
-        if end is not None and (row["volume_id"] not in ends or end > ends[row["volume_id"]]):
-            ends[row["volume_id"]] = end
+    for job, held in own.items():
+        keeper = max(held, key=lambda v: (held[v], -v))  # the tape that keeps the job longest
+        for volume, end in held.items():
+            if volume == keeper and job in needed and needed[job] > end:
+                end = needed[job]
+            if (volume_id is None or volume == volume_id) and (volume not in ends or end > ends[volume]):
+                ends[volume] = end
     return ends
 
 
-def _kept_by_chains(rows: list[dict], own: dict[tuple[int, bool], datetime]) -> dict[tuple[int, bool], datetime]:
-    """For each job (and kind of tape), the latest own end of the jobs after it in its chain segment."""
+def _needed_by_chains(rows: list[dict], longest: dict[int, datetime]) -> dict[int, datetime]:
+    """For each job, the latest end (``longest``) of the jobs from it to the end of its chain segment."""
     chains: dict[tuple, list[dict]] = {}
     for row in rows:
         chains.setdefault((row["name"], row["label"], row["host"], row["root"]), []).append(row)
-    kept: dict[tuple[int, bool], datetime] = {}
+    needed: dict[int, datetime] = {}
     for jobs in chains.values():
-        jobs.sort(key=lambda r: (as_datetime(r["started_at"]) or datetime.min, r["job_id"]))
-        for copy in (False, True):
-            latest: datetime | None = None  # walking back: the latest end from here to the segment's end
-            for row in reversed(jobs):
-                end = own.get((row["job_id"], copy))
-                if end is not None and (latest is None or end > latest):
-                    latest = end
-                if latest is not None:
-                    key = (row["job_id"], copy)
-                    kept[key] = max(kept.get(key, latest), latest)
-                if row["level"] == "full":
-                    latest = None  # what came before this full does not serve what comes after it
-    return kept
+        jobs.sort(key=lambda r: (as_datetime(r["started_at"]), r["job_id"]))
+        latest: datetime | None = None  # walking back: the latest end from here to the segment's end
+        for row in reversed(jobs):
+            end = longest.get(row["job_id"])
+            if end is not None and (latest is None or end > latest):
+                latest = end
+            if latest is not None and (row["job_id"] not in needed or latest > needed[row["job_id"]]):
+                needed[row["job_id"]] = latest
+            if row["level"] == "full":
+                latest = None  # what came before this full does not serve what comes after it
+    return needed
 
 
 #: the tape of the newest complete catalog snapshot

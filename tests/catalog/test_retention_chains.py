@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from pytp.catalog.database import open_catalog
 from pytp.catalog.models import Job, Volume, VolumeStatus
+from pytp.catalog.vault_report import job_copies
 from pytp.cli.main import cli
 from pytp.tapeio import exitcodes
 from tests.conftest import write_library_config
@@ -29,10 +30,10 @@ POOLS = [
 
 
 class Site:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, tapes: int = 3, pools: list[dict] = POOLS) -> None:
         self.url = f"sqlite:///{tmp_path / 'catalog.db'}"
         self.config = write_library_config(
-            tmp_path / "site", self.url, tapes=3, block_size=DEFAULT_BLOCK_SIZE, pools=POOLS
+            tmp_path / "site", self.url, tapes=tapes, block_size=DEFAULT_BLOCK_SIZE, pools=pools
         )
         self.tmp = tmp_path
 
@@ -119,6 +120,13 @@ def test_an_offsite_copy_stays_restorable_when_its_original_is_recycled(tmp_path
     site.run("restore", str(target), "--job", "1")
     assert (target / str(src).lstrip("/") / "b").read_text() == "b\n"
     assert "0 problem(s)" in site.run("verify", "--job", "1").stdout
+    # The vault report counts the copy that took over as the job's one copy (it said "0 of 2").
+    with Session(open_catalog(site.url)) as session:
+        copies, holders = job_copies(session)[1]
+        labels = {v.label for v in session.exec(select(Volume)).all() if v.id in holders}
+    assert (copies, labels) == (1, {"PYT003L9"})
+    (job,) = [j for j in json.loads(site.run("jobs", "--format", "json").stdout) if j["id"] == 1]
+    assert job["tapes"] == ["PYT003L9"]  # not the recycled tape any more
 
 
 def test_after_a_fire_the_offsite_copy_alone_rebuilds_the_catalog(tmp_path: Path) -> None:
@@ -143,3 +151,35 @@ def test_after_a_fire_the_offsite_copy_alone_rebuilds_the_catalog(tmp_path: Path
     site.run("restore", str(target), "--match", str(src / "a"), "--host", "all")
     assert (target / str(src).lstrip("/") / "a").read_text() == "a\n"
     assert "0 problem(s)" in site.run("verify", "--job", "1").stdout
+
+
+def test_the_longest_kept_copy_of_a_full_stays_while_an_incrementals_copy_needs_it(tmp_path: Path) -> None:
+    """Both jobs copied offsite; the full's copy must last as long as the incremental's copy (issue 9 probe:
+    it expired, was recycled, and `--as-of` of the incremental lost the full's files with exit 0)."""
+    pools = [
+        {"name": "default", "retention_days": 30, "barcodes": ["PYT001L9", "PYT002L9"]},
+        {"name": "offsite", "retention_days": 365, "barcodes": ["PYT003L9", "PYT004L9"]},
+    ]
+    site = Site(tmp_path, tapes=4, pools=pools)
+    src = _tree(tmp_path / "src")
+    site.run("backup", str(src), "--job", "c")  # job 1 on PYT001L9
+    site.run("tape", "retire", "PYT001L9")
+    (src / "c").write_text("c\n")
+    site.run("backup", str(src), "--job", "c", "--incremental")  # job 2 on PYT002L9
+    site.run("tape", "unretire", "PYT001L9")
+    site.run("copy", "--job", "1", "--pool", "offsite")  # PYT003L9
+    site.run("copy", "--job", "2", "--pool", "offsite")  # PYT004L9
+    site.age(1, 400)  # its copy's own 365 days are over
+    site.age(2, 300)  # the incremental's copy has 65 days left
+    assert site.tapes()["PYT001L9"]["status"] == "expired"  # the onsite originals go by their own 30 days
+    site.fill("PYT001L9", "PYT002L9")
+    other = _tree(tmp_path / "other")
+    assert "on tape PYT001L9" in site.run("backup", str(other), "--job", "other").stdout  # the full's copy takes over
+
+    tapes = site.tapes()
+
+    assert tapes["PYT003L9"]["status"] != "expired"
+    assert tapes["PYT003L9"]["retention_end"] == tapes["PYT004L9"]["retention_end"]
+    target = tmp_path / "out"
+    site.run("restore", str(target), "--as-of", "2", "--match", str(src))
+    assert sorted(p.name for p in (target / str(src).lstrip("/")).iterdir()) == ["a", "b", "c"]
