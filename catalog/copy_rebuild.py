@@ -33,7 +33,12 @@ class SourceNotInCatalog(CopyNotImported):
 
 
 def import_copy_tape(
-    session: Session, drive: Drive, label: VolumeLabel, barcode: str | None, library: str | None
+    session: Session,
+    drive: Drive,
+    label: VolumeLabel,
+    barcode: str | None,
+    library: str | None,
+    source: Volume | None = None,
 ) -> str:
     """Record the copy tape in ``drive`` (its ``label`` read already) and what it holds; nothing is committed.
 
@@ -41,10 +46,13 @@ def import_copy_tape(
     (spacing over the blocks, then expecting the filemark): a file cut short
     by an interrupted copy ends the tape files recorded.
 
+    :param source: the tape it mirrors, when not the one its label names (that one is
+        gone, and another copy of it became the original of its jobs).
     :returns: a note for the rebuild report.
     :raises CopyNotImported: the source is not in the catalog, or the label clashes with another tape.
     """
-    source = session.exec(select(Volume).where(Volume.uuid == label.copy_of_uuid)).first()
+    if source is None:
+        source = session.exec(select(Volume).where(Volume.uuid == label.copy_of_uuid)).first()
     if source is None:
         raise SourceNotInCatalog(
             f"it is a copy of tape {label.copy_of_label}, which is not in the catalog: rebuild from "

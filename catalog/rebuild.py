@@ -528,6 +528,7 @@ def _import_orphan_copies(engine: Engine, media: Media, report: RebuildReport, a
     library was read: after ``--tape`` the source may just not be read yet.
     A source read later in this rebuild makes it an ordinary copy.
     """
+    heirs: dict[str | None, str] = {}  # the lost source's uuid: the copy that stands for it now
     for barcode, name, label in report.orphan_copies:
         problem, unlisted = _problem_collector(report, name)
         if not all_tapes:
@@ -545,8 +546,23 @@ def _import_orphan_copies(engine: Engine, media: Media, report: RebuildReport, a
             continue
         with Session(engine) as session:
             source = session.exec(select(Volume).where(Volume.uuid == label.copy_of_uuid)).first()
+            heir = session.exec(select(Volume).where(Volume.uuid == heirs.get(label.copy_of_uuid))).first()
+            mirrors = session.exec(
+                select(TapeFile.id)
+                .join(Volume, col(Volume.id) == TapeFile.volume_id)
+                .where(Volume.uuid == label.uuid, col(TapeFile.copy_of_id).is_not(None))
+            ).first()
         if source is not None:
             _read_copy_tape(engine, media, label, barcode, name, report)
+            continue
+        if mirrors is not None:
+            # The catalog has it as a copy of the copy that took over when its source was recycled.
+            report.notes.append(f"{name}: known as a copy of a tape that stands for {label.copy_of_label}")
+            report.tapes.append(label.label)
+            continue
+        if heir is not None:
+            # A second copy of the same lost tape: it mirrors the one that became the original.
+            _record_copy_of(engine, media, label, barcode, name, heir, report)
             continue
         original = VolumeLabel(**{**label.__dict__, "copy_of_uuid": None, "copy_of_label": None})
         scan = scan_tape(media.drive, label.block_size)
@@ -567,7 +583,37 @@ def _import_orphan_copies(engine: Engine, media: Media, report: RebuildReport, a
             f"{name}: a copy of tape {label.copy_of_label}, which no tape read and the catalog do not hold "
             "(lost or recycled): imported as the original of its jobs"
         )
+        heirs[label.copy_of_uuid] = label.uuid
     report.orphan_copies = []
+
+
+def _record_copy_of(
+    engine: Engine,
+    media: Media,
+    label: VolumeLabel,
+    barcode: str | None,
+    name: str,
+    heir: Volume,
+    report: RebuildReport,
+) -> None:
+    """Record the copy tape under the head as a copy of ``heir``, the copy of the same lost tape
+    that became the original of its jobs (their tape files are block-exact alike)."""
+    from .copy_rebuild import import_copy_tape
+
+    library = media.selection.library.name if media.selection.library else None
+    with Session(engine) as session:
+        try:
+            note = import_copy_tape(session, media.drive, label, barcode, library, source=heir)
+            session.commit()
+        except (CatalogError, TapeIOError) as err:
+            session.rollback()
+            report.problems.append(RebuildProblem(name, 0, None, str(err)))
+            return
+    report.notes.append(
+        f"{name}: a copy of tape {label.copy_of_label}, like {heir.label}, which stands for it now: "
+        f"recorded as a copy of {heir.label} ({note})"
+    )
+    report.tapes.append(label.label)
 
 
 def _problem_collector(report: RebuildReport, name: str) -> tuple[Problem, dict[int | None, int]]:

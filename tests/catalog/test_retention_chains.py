@@ -183,3 +183,36 @@ def test_the_longest_kept_copy_of_a_full_stays_while_an_incrementals_copy_needs_
     target = tmp_path / "out"
     site.run("restore", str(target), "--as-of", "2", "--match", str(src))
     assert sorted(p.name for p in (target / str(src).lstrip("/")).iterdir()) == ["a", "b", "c"]
+
+
+def test_two_copies_of_a_recycled_tape_rebuild_as_an_original_and_its_copy(tmp_path: Path) -> None:
+    """After the original was recycled, `catalog rebuild --all` called the second copy forged and
+    left it unprotected: `pytp label` then relabelled it without --force (issue 9 probe)."""
+    pools = [
+        {"name": "default", "retention_days": 30, "barcodes": ["PYT001L9", "PYT002L9"]},
+        {"name": "offsite", "retention_days": 365, "barcodes": ["PYT003L9", "PYT004L9"]},
+    ]
+    site = Site(tmp_path, tapes=4, pools=pools)
+    src = _tree(tmp_path / "src")
+    site.run("backup", str(src), "--job", "kept")  # job 1 on PYT001L9
+    site.run("copy", "--job", "1", "--pool", "offsite")  # PYT003L9
+    site.run("copy", "--tape", "PYT003L9", "--pool", "offsite")  # PYT004L9, a copy of the copy
+    site.run("label", "--barcode", "PYT002L9")
+    site.fill("PYT001L9", "PYT002L9")
+    site.age(1, 40)
+    site.run("backup", str(_tree(tmp_path / "other")), "--job", "other")  # recycles PYT001L9
+    for _ in range(2):  # into the catalog that has them, then after losing it
+        out = site.run("catalog", "rebuild", "--all").stdout
+        assert "forged" not in out
+        for suffix in ("", "-wal", "-shm"):
+            (tmp_path / f"catalog.db{suffix}").unlink(missing_ok=True)
+        out = site.run("catalog", "rebuild", "--all").stdout
+        assert "forged" not in out and "problem" not in out
+        # one of them is the original of job 1 now, the other its copy (which depends on the order read)
+        assert "imported as the original of its jobs" in out and "recorded as a copy of PYT00" in out
+
+    tapes = site.tapes()
+    assert tapes["PYT003L9"]["jobs"] == 1 and tapes["PYT004L9"]["jobs"] == 1
+    assert tapes["PYT004L9"]["retention_end"] is not None
+    refused = site.run("label", "--barcode", "PYT004L9", expect=exitcodes.EXIT_WRONG_TAPE)
+    assert "holds data in retention" in refused.stderr
