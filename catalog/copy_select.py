@@ -18,8 +18,11 @@ from sqlalchemy import and_, exists
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from .config import Config
 from .errors import CatalogError, NotFound
-from .models import Job, JobStatus, TapeFile, TapeFileStatus, Volume, row_id
+from .light_sql import CoreReader
+from .models import Job, JobStatus, TapeFile, TapeFileStatus, Volume, row_id, utcnow
+from .retention import retention_ends
 
 
 class CopyRefused(CatalogError):
@@ -54,11 +57,15 @@ class SourceTape:
         return self.files[-1].file_number if self.files else 0
 
 
-def uncopied_jobs(session: Session, pool: str, since: datetime | None = None) -> list[int]:
+def uncopied_jobs(
+    session: Session, pool: str, since: datetime | None = None, config: Config | None = None
+) -> list[int]:
     """Good jobs with a tape file that has no complete copy on a tape of ``pool``: what a scheduled copy takes.
 
     Jobs on tapes of ``pool`` itself and on copy tapes are not candidates.
     :param since: only jobs started at or after this time.
+    :param config: leave out jobs whose tapes are all out of retention (``retention``):
+        their data is due to be recycled, and a copy would spend offsite tapes on it.
     """
     copy_row = aliased(TapeFile)
     copy_tape = aliased(Volume)
@@ -86,7 +93,21 @@ def uncopied_jobs(session: Session, pool: str, since: datetime | None = None) ->
     )
     if since is not None:
         query = query.where(col(Job.started_at) >= since)
-    return [job_id for job_id in session.exec(query).all() if job_id is not None]
+    jobs = [job_id for job_id in session.exec(query).all() if job_id is not None]
+    if config is None or not jobs:
+        return jobs
+    ends = retention_ends(CoreReader(session), config)
+    now = utcnow()
+    kept = set(
+        session.exec(
+            select(TapeFile.job_id).where(
+                col(TapeFile.job_id).in_(jobs),
+                TapeFile.status == TapeFileStatus.COMPLETE,
+                col(TapeFile.volume_id).in_([v for v, end in ends.items() if end > now]),
+            )
+        ).all()
+    )
+    return [job_id for job_id in jobs if job_id in kept]
 
 
 def away_in_vaults(session: Session, job_ids: list[int]) -> dict[int, list[str]]:

@@ -147,7 +147,7 @@ def _uncopied(app: App, pool: str, since: str | None) -> list[int]:
             raise click.BadParameter(str(err), param_hint="--since") from None
         start = utcnow() - age
     with Session(app.engine) as session:
-        jobs = uncopied_jobs(session, pool, start)
+        jobs = uncopied_jobs(session, pool, start, app.config)
         away = away_in_vaults(session, jobs)
     for job_id, tapes in sorted(away.items()):
         click.echo(f"Note: job {job_id} is not copied now: {', '.join(tapes)} is away (`pytp vault import` first).")

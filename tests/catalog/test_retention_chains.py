@@ -216,3 +216,18 @@ def test_two_copies_of_a_recycled_tape_rebuild_as_an_original_and_its_copy(tmp_p
     assert tapes["PYT004L9"]["retention_end"] is not None
     refused = site.run("label", "--barcode", "PYT004L9", expect=exitcodes.EXIT_WRONG_TAPE)
     assert "holds data in retention" in refused.stderr
+
+
+def test_a_scheduled_copy_leaves_out_jobs_whose_tapes_are_out_of_retention(tmp_path: Path) -> None:
+    """`pytp copy --uncopied` spent offsite tapes on expired jobs first (issue 9 probe)."""
+    site = Site(tmp_path)
+    site.run("backup", str(_tree(tmp_path / "old")), "--job", "old")  # job 1
+    site.age(1, 40)  # out of its 30 days
+    site.run("tape", "retire", "PYT001L9")
+    site.run("backup", str(_tree(tmp_path / "new")), "--job", "new")  # job 2, on PYT002L9, in retention
+    site.run("tape", "unretire", "PYT001L9")
+
+    out = site.run("copy", "--uncopied", "--pool", "offsite").stdout
+
+    copied = json.loads(site.run("tapes", "PYT003L9", "--format", "json").stdout)[0]["job_list"]
+    assert [job["id"] for job in copied] == [2], out
