@@ -245,7 +245,9 @@ class _SplitMember:
 
     def _start(self, header: bytes) -> None:
         self.member = _member_of(self.entry, header, self.extraction.allow_special)
-        self.tar = self.extraction.open_member(self.member)
+        entry = self.entry
+        digest = (entry.xxh3, entry.sparse_map) if entry.kind == "file" and entry.xxh3 else None
+        self.tar = self.extraction.open_member(self.member, digest)
         if self.tar is None:
             self.done = True
 

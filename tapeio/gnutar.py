@@ -316,6 +316,10 @@ class GuardedExtraction:
         self.failed: set[bytes] = set()
         #: (member, what) of those, each named unless a line of tar's names it already
         self.unwritten: list[tuple[str, str]] = []
+        #: file members refused (in the way, unsafe): not restored, so never linked to
+        self.not_restored: set[bytes] = set()
+        #: (member, what) of files whose way in the target became a symlink while tar wrote
+        self.escaped: list[tuple[str, str]] = []
         #: files that were in the place of a member (``--overwrite``) and are there again,
         #: unchanged, because tar did not write the member whole or the restore stopped first
         self.kept: set[bytes] = set()
@@ -453,6 +457,11 @@ class GuardedExtraction:
                 "header describes it, where GNU tar would apply them to every later member",
             )
 
+    def _refuse_member(self, member: Member, why: str) -> None:
+        self.refuse(member.text, why)
+        if member.kind == "file":
+            self.not_restored.add(member.name)  # a hard link to it is not made (``finish``)
+
     def admit(self, member: Member) -> bool:
         """Whether tar gets ``member`` now; links are kept for :meth:`finish`, refusals recorded."""
         if member.kind == "root":
@@ -463,29 +472,29 @@ class GuardedExtraction:
         try:
             existing = self.tree.lstat(member.name)
         except UnsafeMember as err:
-            self.refuse(member.text, str(err))
+            self._refuse_member(member, str(err).removeprefix(f"{member.text}: "))
             return False
         if member.kind == "dir" and member.name in self._dirs:
             return False  # given to tar already (tar may not have made it yet): never twice
         if member.kind == "dir" and existing is not None and not stat.S_ISDIR(existing.st_mode):
             # tar's --unlink-first would remove it to make the directory: a file is never
             # destroyed for a directory (nor a directory for a file, below).
-            self.refuse(member.text, "a file or link is in the place of this directory; not replaced")
+            self._refuse_member(member, "a file or link is in the place of this directory; not replaced")
             return False
         if existing is not None:
             if stat.S_ISDIR(existing.st_mode):
                 if member.kind != "dir":
-                    self.refuse(member.text, f"a directory is in the place of this {member.kind}; not replaced")
+                    self._refuse_member(member, f"a directory is in the place of this {member.kind}; not replaced")
                 return False  # an existing directory is kept as it is
             if not self.overwrite:
-                self.refuse(member.text, "exists; not replaced (use --overwrite)")
+                self._refuse_member(member, "exists; not replaced (use --overwrite)")
                 return False
         written = None
         if member.kind == "file":
             if any(one.name == member.name for one in (*self._written, *self._written_apart)):
                 # tar may still be writing the first: a second one in its place would be taken
                 # for it, or the file put back for one taken for the other's.
-                self.refuse(member.text, "appears again before the first of that name was written; not extracted")
+                self._refuse_member(member, "appears again before the first of that name was written; not extracted")
                 return False
             before = (existing.st_dev, existing.st_ino) if existing is not None else None
             written = _Written(member.name, None if _sparse(member) else member.size, before)
@@ -497,7 +506,7 @@ class GuardedExtraction:
                     written.aside = self.tree.set_aside(member.name)
                 except (OSError, UnsafeMember) as err:
                     why = err.strerror if isinstance(err, OSError) else str(err)
-                    self.refuse(member.text, f"exists and could not be moved aside to be replaced safely ({why})")
+                    self._refuse_member(member, f"exists and could not be moved aside to be replaced safely ({why})")
                     return False
         if member.cleared:
             self.cleared.append(member.text)
@@ -568,16 +577,19 @@ class GuardedExtraction:
         for one in finished:
             self._settle(one, whole_ok=one is not written, report=one is not written)  # the caller names it
 
-    def open_member(self, member: Member) -> TarProcess | None:
+    def open_member(self, member: Member, digest: tuple[str, str | None] | None = None) -> TarProcess | None:
         """A tar of its own for a member whose data comes in parts (cut across tapes).
 
         The header is fed; the caller feeds the data and calls :meth:`close_member`.
+
+        :param digest: as for :meth:`extract`.
         """
         self._admitted = None
         self._check_room()
         if not self.admit(member):
             return None
         if self._admitted is not None:
+            self._admitted.digest = digest
             self._written_apart.append(self._admitted)
             self._admitted = None
         tar = self._tar_for()
@@ -612,9 +624,9 @@ class GuardedExtraction:
             same_owner = os.geteuid() == 0
         touched: set[bytes] = set()
         for member in self._links:
-            if member.kind == "hardlink" and member.linkname in self.failed:
-                # It would link to whatever is there: the file put back, or nothing.
-                self.refuse(member.text, "its target was not restored whole; not linked")
+            if member.kind == "hardlink" and (member.linkname in self.failed or member.linkname in self.not_restored):
+                # It would link to whatever is there: the file put back, one refused, or nothing.
+                self.refuse(member.text, "its target was not restored (whole); not linked")
                 continue
             try:
                 self.tree.place_link(member, self.overwrite, same_owner)
@@ -693,7 +705,20 @@ class GuardedExtraction:
         there), and whether that file is whole (the member's size)."""
         try:
             st = self.tree.lstat(written.name)
-        except (UnsafeMember, OSError):
+        except UnsafeMember as err:
+            # Its directory was checked when tar got it; now the way is a symlink: someone
+            # who may write in the target swapped it while tar was behind, and GNU tar
+            # follows a symlink in the middle of a path.  Said loudly: the file may be
+            # outside the target, where pytp neither looks nor removes.
+            self.escaped.append(
+                (
+                    written.name.decode("utf-8", "backslashreplace"),
+                    f"its way in the target was replaced during the restore ({err}): tar may have "
+                    "written it outside the target; check, and restore into a directory only you can write to",
+                )
+            )
+            return False, False
+        except OSError:
             return False, False
         made = st is not None and stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) != written.before
         return made, made and (written.size is None or (st is not None and st.st_size == written.size))
@@ -753,12 +778,19 @@ class GuardedExtraction:
         # A file tar did not write whole is named once: by tar's line when one starts with its
         # name (tar says why), else here (tar said nothing: it wrote somewhere else, say).
         unnamed = [(name, what) for name, what in self.unwritten if not any(x.startswith(f"{name}: ") for x in lines)]
-        return list(self.refused) + list(self.damaged) + unnamed + [("", f"tar: {line}") for line in lines]
+        unnamed = [(name, what) for name, what in unnamed if not any(name == e for e, _ in self.escaped)]
+        return (
+            list(self.escaped)
+            + list(self.refused)
+            + list(self.damaged)
+            + unnamed
+            + [("", f"tar: {line}") for line in lines]
+        )
 
     @property
     def has_damage(self) -> bool:
         """Whether anything went wrong besides members refused (exit 10 rather than 12)."""
-        return bool(self.damaged or self.unwritten or self.tar_errors)
+        return bool(self.escaped or self.damaged or self.unwritten or self.tar_errors)
 
 
 # -------------------------------------------------------------- raw tape files

@@ -243,3 +243,30 @@ def test_a_restore_with_problems_reports_them_in_its_summary_and_damage_outranks
     problems = {p["path"]: p["message"] for p in summary["problems"]}
     assert problems[f"{first}/f20.bin"] == "checksum differs from the catalog"
     assert any(path.endswith("pipe") for path in problems)
+
+
+def test_overwrite_keeps_a_good_file_when_its_copy_cut_across_tapes_is_damaged(tmp_path: Path, sqlite_url: str) -> None:
+    """A member cut across tapes is fed to a tar of its own: it was not checked against the
+    catalog before the file it replaced was let go (issue 9 probe)."""
+    config = write_library_config(
+        tmp_path / "site", sqlite_url, tapes=4, drives=1, block_size=DEFAULT_BLOCK_SIZE, tape_size=16 << 20
+    )
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big").write_bytes(os.urandom(24_000_000))  # 16 MiB tapes: cut across two
+    assert invoke(config, "backup", str(src)).exit_code == 0
+    middle = config.parent / "lib" / "tapes" / "PYT002L9"
+    cut = max(middle.glob("file-*"), key=lambda p: p.stat().st_size)  # the continuation of big
+    with open(cut, "r+b") as f:
+        f.seek(5_000_000)
+        byte = f.read(1)
+        f.seek(5_000_000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    (src / "big").write_bytes(b"GOOD OLD CONTENT\n")
+
+    result = invoke(config, "restore", "/", "--job", "1", "--match", str(src / "big"), "--overwrite")
+
+    assert result.exit_code == exitcodes.EXIT_VERIFY_FAILED, result.output
+    assert "checksum differs from the catalog; the file that was there is kept" in result.stderr
+    assert (src / "big").read_bytes() == b"GOOD OLD CONTENT\n"
+    assert not [p.name for p in src.iterdir() if ".pytp-old-" in p.name]

@@ -225,4 +225,55 @@ def test_a_hard_link_to_a_file_put_back_is_not_made(tmp_path: Path) -> None:
         extraction.close()
     assert (target / "a").read_bytes() == b"OLD_A\n" and (target / "b").read_bytes() == b"OLD_B\n"
     assert (target / "a").stat().st_ino != (target / "b").stat().st_ino
-    assert ("b", "its target was not restored whole; not linked") in extraction.refused
+    assert ("b", "its target was not restored (whole); not linked") in extraction.refused
+
+
+def test_a_way_turned_into_a_symlink_while_tar_is_behind_is_named_loudly(tmp_path: Path) -> None:
+    """GNU tar follows a symlink in the middle of a path: a subdirectory swapped after pytp
+    checked it, before tar reached the member, was reported as 'not written whole; removed'
+    (issue 9 probe).  It is named as a possible escape, and the restore fails (exit 10)."""
+    import signal
+
+    target, outside = tmp_path / "out", tmp_path / "outside"
+    (target / "sub").mkdir(parents=True)
+    outside.mkdir()
+    extraction = GuardedExtraction(target)
+    first, evil = member("first", 10), member("sub/evil", 6)
+    try:
+        extraction.extract(first, reader(first.size).read)
+        tar = extraction._tar
+        assert tar is not None
+        os.kill(tar.process.pid, signal.SIGSTOP)
+        try:
+            assert extraction.extract(evil, reader(evil.size).read)
+            (target / "sub").rename(target / "sub.old")
+            (target / "sub").symlink_to(outside)
+        finally:
+            os.kill(tar.process.pid, signal.SIGCONT)
+        extraction.finish()
+    finally:
+        extraction.close()
+    assert extraction.has_damage
+    (named,) = [(name, what) for name, what in extraction.problem_pairs() if name == "sub/evil"]
+    assert "replaced during the restore" in named[1] and "outside the target" in named[1]
+
+
+def test_a_hard_link_to_a_file_refused_is_not_made(tmp_path: Path) -> None:
+    from tests.crafted_tape import link_member, tar_bytes
+
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "f").write_bytes(b"the user's own file\n")
+    archive = tar_bytes([link_member("h", "f", hard=True)])
+    extraction = GuardedExtraction(target)  # no --overwrite: f is refused
+    f = member("f", 4)
+    try:
+        assert not extraction.extract(f, reader(f.size).read)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            (info,) = tar.getmembers()
+            extraction.extract(judge(archive[info.offset : info.offset_data]), io.BytesIO(b"").read)
+        extraction.finish()
+    finally:
+        extraction.close()
+    assert sorted(os.listdir(target)) == ["f"]
+    assert ("h", "its target was not restored (whole); not linked") in extraction.refused
