@@ -28,6 +28,12 @@ POOLS = [
     {"name": "offsite", "retention_days": 365, "barcodes": ["PYT003L9"]},
 ]
 
+#: two tapes onsite (30 days), two offsite (365 days)
+TWO_AND_TWO = [
+    {"name": "default", "retention_days": 30, "barcodes": ["PYT001L9", "PYT002L9"]},
+    {"name": "offsite", "retention_days": 365, "barcodes": ["PYT003L9", "PYT004L9"]},
+]
+
 
 class Site:
     def __init__(self, tmp_path: Path, tapes: int = 3, pools: list[dict] = POOLS) -> None:
@@ -156,11 +162,7 @@ def test_after_a_fire_the_offsite_copy_alone_rebuilds_the_catalog(tmp_path: Path
 def test_the_longest_kept_copy_of_a_full_stays_while_an_incrementals_copy_needs_it(tmp_path: Path) -> None:
     """Both jobs copied offsite; the full's copy must last as long as the incremental's copy (issue 9 probe:
     it expired, was recycled, and `--as-of` of the incremental lost the full's files with exit 0)."""
-    pools = [
-        {"name": "default", "retention_days": 30, "barcodes": ["PYT001L9", "PYT002L9"]},
-        {"name": "offsite", "retention_days": 365, "barcodes": ["PYT003L9", "PYT004L9"]},
-    ]
-    site = Site(tmp_path, tapes=4, pools=pools)
+    site = Site(tmp_path, tapes=4, pools=TWO_AND_TWO)
     src = _tree(tmp_path / "src")
     site.run("backup", str(src), "--job", "c")  # job 1 on PYT001L9
     site.run("tape", "retire", "PYT001L9")
@@ -188,11 +190,7 @@ def test_the_longest_kept_copy_of_a_full_stays_while_an_incrementals_copy_needs_
 def test_two_copies_of_a_recycled_tape_rebuild_as_an_original_and_its_copy(tmp_path: Path) -> None:
     """After the original was recycled, `catalog rebuild --all` called the second copy forged and
     left it unprotected: `pytp label` then relabelled it without --force (issue 9 probe)."""
-    pools = [
-        {"name": "default", "retention_days": 30, "barcodes": ["PYT001L9", "PYT002L9"]},
-        {"name": "offsite", "retention_days": 365, "barcodes": ["PYT003L9", "PYT004L9"]},
-    ]
-    site = Site(tmp_path, tapes=4, pools=pools)
+    site = Site(tmp_path, tapes=4, pools=TWO_AND_TWO)
     src = _tree(tmp_path / "src")
     site.run("backup", str(src), "--job", "kept")  # job 1 on PYT001L9
     site.run("copy", "--job", "1", "--pool", "offsite")  # PYT003L9
