@@ -15,13 +15,12 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from pytp.tapeio.drive import Drive
-from pytp.tapeio.errors import BlankTape, MediumError
-from pytp.tapeio.positioning import goto_file
 from pytp.tapeio.volume_label import VolumeLabel
 
 from .errors import CatalogError
 from .models import TapeFile, TapeFileStatus, Volume, row_id
 from .rebuild import volume_from_label
+from .rebuild_scan import length_against
 
 
 class CopyNotImported(CatalogError):
@@ -87,7 +86,7 @@ def import_copy_tape(
     last = 0
     for number in range(1, max(files, 1)):
         original = originals.get(number)
-        if original is None or not _holds_exactly(drive, number, original.blocks):
+        if original is None or length_against(drive, number, original.blocks, original.block_size) is not None:
             break
         last = number
         if number in held:
@@ -125,14 +124,3 @@ def import_copy_tape(
     session.add(copy)
     session.flush()
     return f"copy of {source.label}: tape files 1-{last} mirror it ({recorded} recorded now)"
-
-
-def _holds_exactly(drive: Drive, number: int, blocks: int) -> bool:
-    """Whether tape file ``number`` has ``blocks`` blocks: space over them, then the filemark must follow."""
-    try:
-        goto_file(drive, number)
-        if blocks:
-            drive.fsr(blocks)
-        return drive.read(drive.status().block_size or 1) == b""
-    except (MediumError, BlankTape):
-        return False

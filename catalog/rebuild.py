@@ -32,7 +32,7 @@ from sqlmodel import Session, col, select
 
 from pytp.tapeio.changer import DriveElement, StorageElement
 from pytp.tapeio.drive import Drive, ensure_block_size
-from pytp.tapeio.errors import ForeignTape, MediumError, TapeIOError
+from pytp.tapeio.errors import ForeignTape, TapeIOError
 from pytp.tapeio.volume_label import FORMAT_VERSION, VolumeLabel
 
 from .config import Config
@@ -60,9 +60,10 @@ from .rebuild_scan import (
     MANIFEST,
     MAX_LINES_REPORTED,
     SNAPSHOT,
+    UNENDED,
     TapeScan,
     first_pytp_file,
-    goto_file,
+    length_against,
     scan_tape,
 )
 from .rebuild_settle import note_other_hosts, second_pass, settle_unresolved, settle_volumes
@@ -217,7 +218,7 @@ def import_tape(
                 pending = (volume.id, volume.label, seen.number, seen.blocks, seen.manifest)
                 report.pending.append(pending)  # type: ignore[arg-type]
         elif seen.kind == SNAPSHOT:
-            whole = _length_against(drive, seen.number, seen.blocks, volume.block_size) is None
+            whole = length_against(drive, seen.number, seen.blocks, volume.block_size) in (None, UNENDED)
             record_snapshot(session, volume, seen.number, seen.blocks, whole)
             if whole:
                 report.snapshots += 1
@@ -279,7 +280,7 @@ def _check_lengths(session: Session, drive: Drive, volume: Volume, numbers: set[
         )
     ).all()
     for tape_file in sorted(rows, key=lambda t: t.file_number):
-        length = _length_against(drive, tape_file.file_number, tape_file.blocks, volume.block_size)
+        length = length_against(drive, tape_file.file_number, tape_file.blocks, volume.block_size)
         if length == "longer":
             message = f"holds more blocks than the {tape_file.blocks} its manifest names"
             problem(tape_file.file_number, message, None)
@@ -300,23 +301,6 @@ def _check_lengths(session: Session, drive: Drive, volume: Volume, numbers: set[
                 mark_partial(job, f"data file {tape_file.file_number} of tape {volume.label} is cut short")
                 session.add(job)
     session.flush()
-
-
-def _length_against(drive: Drive, number: int, blocks: int, block_size: int) -> str | None:
-    """Whether tape file ``number`` is "shorter" or "longer" than ``blocks`` blocks; None when it is not."""
-    try:
-        goto_file(drive, number)
-        if blocks:
-            drive.fsr(blocks)
-    except MediumError:
-        # st and the virtual drive stop at the filemark, past it.  An
-        # unreadable block on the way ends up here too: its members are lost alike.
-        return "shorter"
-    try:
-        after = drive.read(block_size)
-    except TapeIOError:
-        return None  # a read error right after the data: the data itself is there
-    return "longer" if after else None
 
 
 def _read_tape(

@@ -148,6 +148,32 @@ def scan_tape(drive: Drive, block_size: int) -> TapeScan:
         number += 1
 
 
+#: what :func:`length_against` says of a tape file whose blocks are all there, but no filemark after them
+UNENDED = "unended"
+
+
+def length_against(drive: Drive, number: int, blocks: int, block_size: int) -> str | None:
+    """Whether tape file ``number`` holds exactly ``blocks`` blocks: None when it does, else
+    "shorter", "longer" or :data:`UNENDED` (no filemark after them: a write cut at its end).
+
+    The blocks are spaced over (``fsr``) and the filemark read right after them: one
+    positioning and one read, whatever the file's size.
+    """
+    try:
+        goto_file(drive, number)
+        if blocks:
+            drive.fsr(blocks)
+    except MediumError:
+        # st and the virtual drive stop at the filemark, past it.  An
+        # unreadable block on the way ends up here too: its data is lost alike.
+        return "shorter"
+    try:
+        after = drive.read(block_size)
+    except TapeIOError:
+        return UNENDED
+    return "longer" if after else None
+
+
 def first_blocks(drive: Drive, block_size: int) -> Iterator[tuple[int, bytes | MediumError]]:
     """``(tape file number, its first block)`` of each tape file after the label that has one.
 
