@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 
 from pytp.tapeio.drive import UNKNOWN, Drive
 from pytp.tapeio.errors import BlankTape, BlockSizeError, MediumError, TapeIOError
-from pytp.tapeio.smallarchive import peek_member_name, small_archive_blocks, stream_small_archive
-from pytp.tapeio.tarformat import END_OF_ARCHIVE, padded
+from pytp.tapeio.smallarchive import archive_blocks, peek_member_name, small_archive_blocks, stream_small_archive
 
 from .manifest import MANIFEST_MEMBER, SNAPSHOT_MEMBER, ReadManifest, read_manifest
 from .record_spool import RecordSpool, SegmentWriter
@@ -234,7 +233,7 @@ def _read_manifest_file(drive: Drive, block_size: int, number: int, first: bytes
         more = manifest.problem_count - MAX_LINES_REPORTED
         scan.findings.append(Finding(number, f"and {more} more bad line(s), not listed"))
     # One ustar header, the padded content, the end-of-archive marker.
-    blocks = -(-(512 + padded(counted.bytes) + len(END_OF_ARCHIVE)) // block_size)
+    blocks = archive_blocks(counted.bytes, block_size)
     return SeenFile(number, MANIFEST, blocks, manifest)
 
 

@@ -34,8 +34,7 @@ from sqlmodel import Session, SQLModel, select
 
 from pytp.tapeio.drive import Drive, ensure_block_size
 from pytp.tapeio.errors import MediumError, TapeIOError, TarFormatError
-from pytp.tapeio.smallarchive import peek_member_name, stream_small_archive, write_small_archive
-from pytp.tapeio.tarformat import END_OF_ARCHIVE, padded
+from pytp.tapeio.smallarchive import archive_blocks, peek_member_name, stream_small_archive, write_small_archive
 from pytp.tapeio.volume_label import VolumeLabel
 
 from .backup import interrupt_as_exception
@@ -317,7 +316,7 @@ def _record_itself(engine: Engine, label: VolumeLabel, number: int, size: int) -
     the tape (a backup, another snapshot) would refuse it as written by
     someone else.
     """
-    blocks = -(-(512 + padded(size) + len(END_OF_ARCHIVE)) // label.block_size)
+    blocks = archive_blocks(size, label.block_size)
     with Session(engine) as session:
         volume = session.exec(select(Volume).where(Volume.uuid == label.uuid)).first()
         if volume is None:

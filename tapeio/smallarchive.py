@@ -80,7 +80,13 @@ def small_archive_blocks(first_block: bytes, block_size: int) -> int | None:
     if found is None:
         return None
     header, length = found
-    return -(-(length + padded(header.size) + len(END_OF_ARCHIVE)) // block_size)
+    return archive_blocks(header.size, block_size, length)
+
+
+def archive_blocks(size: int, block_size: int, header_length: int = 512) -> int:
+    """The blocks :func:`write_small_archive` writes for ``size`` bytes of content: its
+    header (one ustar record), the padded content and the end-of-archive marker."""
+    return -(-(header_length + padded(size) + len(END_OF_ARCHIVE)) // block_size)
 
 
 def read_small_archive(
