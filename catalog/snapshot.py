@@ -111,20 +111,6 @@ def _require_empty(engine: Engine) -> None:
             raise CatalogError("The catalog is not empty; restore a snapshot into a new catalog only.")
 
 
-def import_catalog(engine: Engine, payload: bytes) -> dict[str, int]:
-    """Load a snapshot into an empty catalog; return the row count per table.
-
-    :raises CatalogError: the catalog is not empty, the payload is not a
-        snapshot, or the snapshot is of another schema version.
-    """
-    try:
-        lines = _snapshot_lines(payload)
-    except _UnusableSnapshot as err:
-        raise CatalogError(f"The tape file is not a pytp catalog snapshot this version can read ({err}).") from err
-    _require_empty(engine)
-    return _load_lines(engine, lines)
-
-
 def _load_lines(engine: Engine, lines: list[bytes]) -> dict[str, int]:
     """Insert a snapshot's rows (``lines`` as :func:`_snapshot_lines` returns them), in one transaction."""
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
