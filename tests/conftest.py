@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +23,16 @@ def pytest_configure(config: pytest.Config) -> None:
     """Refuse to test an installed pytp other than this checkout's code.
 
     An editable install made from another clone would silently test that
-    clone instead; `pip install -e .` here fixes it.
+    clone instead; `pip install -e .` here fixes it.  A Python without pytp
+    (and its packages) is told the command that installs them.
     """
-    import pytp.catalog
+    try:
+        import pytp.catalog
+    except ModuleNotFoundError as err:
+        raise pytest.UsageError(
+            f"{err.msg} in this Python ({sys.executable}): run the README's test command, `bash .ci/test` "
+            f"(it installs pytp and its test packages into {REPO / '.venv'}), or `pip install -e '{REPO}[test]'`"
+        ) from None
 
     installed = Path(pytp.catalog.__file__).resolve().parent
     if installed != REPO / "catalog":
